@@ -1,0 +1,1 @@
+"""licet's provider side: licenses, activation keys, the ledger and the license server."""

@@ -1,0 +1,1 @@
+"""``issuer``: placeholder until the issuer lands."""

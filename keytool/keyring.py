@@ -1,0 +1,342 @@
+"""The provider's signing keys: a keyring of Ed25519 keys with a status each.
+
+The folder holds ``keyring.json`` (public: every key's id, public key, status
+and dates) and one ``<kid>.pem`` per key (private: PKCS#8, mode 0600, created
+with O_EXCL so it is never overwritten, optionally encrypted). Exactly one key
+is ``active`` and signs; ``retired`` keys still verify tokens they signed
+before retirement; ``revoked`` keys verify nothing.
+
+Example:
+    >>> ring = Keyring("keys")  # doctest: +SKIP
+    >>> first = ring.new()  # doctest: +SKIP
+    >>> second = ring.rotate()  # first is now retired  # doctest: +SKIP
+    >>> ring.export("trusted_keys.json")  # what panels ship  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, PrivateKeyError
+from keytool.signing import TokenSigner
+from verifier._encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
+from verifier._files import LockTimeout, atomic_write, create_exclusive, file_lock
+from verifier.clock import Clock, now_from, utc_now
+from verifier.keys import UnsafeKeyError, key_id, load_public_key
+from verifier.trust import KeyStatus, TrustedKey, TrustedKeys
+
+__all__ = ["KeyRecord", "Keyring", "MIN_PASSPHRASE", "TRUSTED_KEYS_FILE"]
+
+KEYRING_FILE = "keyring.json"
+TRUSTED_KEYS_FILE = "trusted_keys.json"
+_LOCK_FILE = ".keyring.lock"
+_MAX_KEY_FILE = 64 * 1024
+MIN_PASSPHRASE = 8
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One key in the keyring (public facts only).
+
+    Attributes:
+        kid: the key id (derived from the public key).
+        public_bytes: the raw Ed25519 public key.
+        status: ``active``, ``retired`` or ``revoked``.
+        created_at: start of the key's validity window.
+        retired_at: end of its window once rotated out.
+        revoked_at: when it was revoked.
+    """
+
+    kid: str
+    public_bytes: bytes
+    status: str
+    created_at: _dt.datetime
+    retired_at: _dt.datetime | None = None
+    revoked_at: _dt.datetime | None = None
+
+    def trusted(self) -> TrustedKey:
+        """The panel-side view of this key."""
+        return TrustedKey(
+            kid=self.kid,
+            public_bytes=self.public_bytes,
+            status=self.status,
+            not_before=self.created_at.replace(microsecond=0),
+            not_after=self.retired_at,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (keyring file and ``keytool list --json``)."""
+        return {
+            "kid": self.kid,
+            "public": b64url_encode(self.public_bytes),
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "retired_at": _iso(self.retired_at),
+            "revoked_at": _iso(self.revoked_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> KeyRecord:
+        """Parse and check one keyring entry.
+
+        Raises:
+            KeyringError: malformed, unsafe key, or kid not derived from the key.
+        """
+        if not isinstance(data, dict):
+            raise KeyringError("keyring entry is not an object")
+        try:
+            raw = b64url_decode(str(data["public"]))
+            load_public_key(raw)
+            record = cls(
+                kid=str(data["kid"]),
+                public_bytes=raw,
+                status=str(data["status"]),
+                created_at=_parse_time(data["created_at"]),
+                retired_at=_parse_time(data.get("retired_at")),
+                revoked_at=_parse_time(data.get("revoked_at")),
+            )
+        except (KeyError, TypeError, ValueError, EncodingError) as err:
+            raise KeyringError(f"keyring entry is malformed ({err})") from err
+        except UnsafeKeyError as err:
+            raise KeyringError(f"keyring entry {data.get('kid')!r}: {err.message}") from err
+        if record.kid != key_id(raw) or record.status not in KeyStatus.ALL:
+            raise KeyringError(f"keyring entry {record.kid!r} is inconsistent")
+        return record
+
+
+def _iso(moment: _dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _parse_time(value: object) -> Any:
+    if value is None:
+        return None
+    moment = _dt.datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return moment
+
+
+class Keyring:
+    """The signing keys in one folder.
+
+    Args:
+        folder: the keys folder (created by the first :meth:`new`).
+        clock: time source for key dates.
+        lock_timeout: seconds to wait for another keytool process.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike[str], *, clock: Clock = utc_now, lock_timeout: float = 10.0
+    ) -> None:
+        self.folder = Path(folder)
+        self._clock = clock
+        self._lock_timeout = lock_timeout
+
+    # -- reading -------------------------------------------------------------
+
+    def records(self) -> list[KeyRecord]:
+        """Every key, oldest first.
+
+        Raises:
+            KeyringError: no keyring in the folder, or it is damaged.
+        """
+        path = self.folder / KEYRING_FILE
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(_MAX_KEY_FILE * 16)
+        except FileNotFoundError:
+            raise KeyringError(f"no keyring in {self.folder} — run 'keytool new'") from None
+        except OSError as err:
+            raise KeyringError(f"cannot read {path}: {err.strerror}") from err
+        try:
+            doc = json_loads_strict(data)
+        except EncodingError as err:
+            raise KeyringError(f"keyring {path} is damaged ({err})") from err
+        if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("keys"), list):
+            raise KeyringError(f"keyring {path} has an unknown layout")
+        records = [KeyRecord.from_dict(entry) for entry in doc["keys"]]
+        if len({r.kid for r in records}) != len(records):
+            raise KeyringError(f"keyring {path} lists a key twice")
+        if sum(r.status == KeyStatus.ACTIVE for r in records) > 1:
+            raise KeyringError(f"keyring {path} has more than one active key")
+        return records
+
+    def active(self) -> KeyRecord:
+        """The key that signs new tokens.
+
+        Raises:
+            NoActiveKeyError: there is none.
+        """
+        for record in self.records():
+            if record.status == KeyStatus.ACTIVE:
+                return record
+        raise NoActiveKeyError()
+
+    def trusted_keys(self) -> TrustedKeys:
+        """The trust set panels should use (every key, with status and window)."""
+        return TrustedKeys(record.trusted() for record in self.records())
+
+    def signer(self, passphrase: bytes | None = None) -> TokenSigner:
+        """Load the active private key and return a signer for it.
+
+        Raises:
+            NoActiveKeyError: no active key.
+            PrivateKeyError: the key file is missing, readable by others, or damaged.
+            PassphraseError: wrong or missing passphrase.
+        """
+        record = self.active()
+        return TokenSigner(self._load_private(record, passphrase), record.kid)
+
+    # -- changing ------------------------------------------------------------
+
+    def new(self, passphrase: bytes | None = None) -> KeyRecord:
+        """Create the first key (it becomes active).
+
+        Raises:
+            KeyringError: an active key exists already (use :meth:`rotate`).
+        """
+        with self._locked():
+            records = self._records_or_empty()
+            if any(r.status == KeyStatus.ACTIVE for r in records):
+                raise KeyringError("keyring already has an active key — use 'keytool rotate'")
+            record = self._generate(passphrase)
+            self._save([*records, record])
+            return record
+
+    def rotate(self, passphrase: bytes | None = None) -> KeyRecord:
+        """Make a new active key and retire the previous one.
+
+        Raises:
+            KeyringError: no keyring yet.
+        """
+        with self._locked():
+            records = self.records()
+            now = now_from(self._clock)
+            updated = [
+                replace(r, status=KeyStatus.RETIRED, retired_at=now)
+                if r.status == KeyStatus.ACTIVE
+                else r
+                for r in records
+            ]
+            record = self._generate(passphrase)
+            self._save([*updated, record])
+            return record
+
+    def revoke(self, kid: str) -> KeyRecord:
+        """Revoke a key: tokens it signed no longer verify anywhere the new trust set reaches.
+
+        Raises:
+            KeyringError: no such key, or already revoked.
+        """
+        with self._locked():
+            records = self.records()
+            matches = [r for r in records if r.kid == kid]
+            if not matches:
+                raise KeyringError(f"no key {kid!r} in the keyring")
+            if matches[0].status == KeyStatus.REVOKED:
+                raise KeyringError(f"key {kid} is already revoked")
+            revoked = replace(matches[0], status=KeyStatus.REVOKED, revoked_at=now_from(self._clock))
+            self._save([revoked if r.kid == kid else r for r in records])
+            return revoked
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """Write the trust set as a JWKS file (public, mode 0644) and return its path."""
+        out = Path(path)
+        body = _json_bytes(self.trusted_keys().to_jwks())
+        atomic_write(out, body, mode=0o644)
+        return out
+
+    # -- internals -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            with file_lock(self.folder / _LOCK_FILE, self._lock_timeout):
+                yield
+        except LockTimeout:
+            raise KeyringError("keyring is busy (another keytool is running)") from None
+
+    def _records_or_empty(self) -> list[KeyRecord]:
+        if not (self.folder / KEYRING_FILE).exists():
+            return []
+        return self.records()
+
+    def _save(self, records: list[KeyRecord]) -> None:
+        doc = {"version": 1, "keys": [r.to_dict() for r in records]}
+        atomic_write(self.folder / KEYRING_FILE, _json_bytes(doc), mode=0o644)
+
+    def _generate(self, passphrase: bytes | None) -> KeyRecord:
+        private = Ed25519PrivateKey.generate()
+        raw = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+        if passphrase is not None:
+            if len(passphrase) < MIN_PASSPHRASE:
+                raise PassphraseError(f"passphrase must be at least {MIN_PASSPHRASE} characters")
+            encryption = serialization.BestAvailableEncryption(passphrase)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        kid = key_id(raw)
+        try:
+            create_exclusive(self._key_path(kid), pem)
+        except FileExistsError:  # pragma: no cover - needs a SHA-256 prefix collision
+            raise KeyringError(f"key file for {kid} exists already; not overwritten") from None
+        return KeyRecord(kid=kid, public_bytes=raw, status=KeyStatus.ACTIVE, created_at=now_from(self._clock))
+
+    def _key_path(self, kid: str) -> Path:
+        return self.folder / f"{kid}.pem"
+
+    def _load_private(self, record: KeyRecord, passphrase: bytes | None) -> Ed25519PrivateKey:
+        path = self._key_path(record.kid)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise PrivateKeyError(f"private key file {path} is missing") from None
+        except OSError as err:
+            raise PrivateKeyError(f"cannot open private key {path}: {err.strerror}") from err
+        with os.fdopen(fd, "rb") as handle:
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            if mode & 0o077:
+                raise PrivateKeyError(
+                    f"private key {path} is readable by others (mode {mode:o}); run chmod 600"
+                )
+            pem = handle.read(_MAX_KEY_FILE)
+        try:
+            key = serialization.load_pem_private_key(pem, password=passphrase)
+        except TypeError as err:  # cryptography: password given but not needed, or vice versa
+            needs = b"ENCRYPTED" in pem
+            raise PassphraseError(
+                f"private key {record.kid} "
+                + ("is encrypted — give its passphrase" if needs else "is not encrypted")
+            ) from err
+        except ValueError as err:
+            if b"ENCRYPTED" in pem:
+                raise PassphraseError(f"wrong passphrase for private key {record.kid}") from err
+            raise PrivateKeyError(f"private key {path} is damaged") from err
+        except Exception as err:  # unsupported algorithms surface as other cryptography errors
+            raise PrivateKeyError(f"private key {path} is not usable") from err
+        if not isinstance(key, Ed25519PrivateKey):
+            raise PrivateKeyError(f"private key {path} is not an Ed25519 key")
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        if raw != record.public_bytes:
+            raise PrivateKeyError(f"private key {path} does not match key {record.kid}")
+        return key
+
+
+def _json_bytes(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()

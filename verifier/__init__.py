@@ -1,0 +1,86 @@
+"""licet's panel side: offline verification of activation tokens.
+
+Panels ship this package. It imports only the standard library, PyJWT and
+cryptography — never a CLI, storage or web library.
+
+Example:
+    >>> from verifier import Verifier, TrustedKeys
+    >>> v = Verifier(product="ispmanager",
+    ...              trusted_keys=TrustedKeys.from_file("trusted_keys.json"))  # doctest: +SKIP
+    >>> lic = v.verify(token)  # doctest: +SKIP
+    >>> lic.license_id, lic.features, lic.expires_at, lic.has("dns")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from verifier.activation_key import normalize_key
+from verifier.claims import License
+from verifier.errors import (
+    ActivationKeyFormatError,
+    ActivationRequiredError,
+    AlreadyActivatedError,
+    BadInputError,
+    InvalidActivationKeyError,
+    InvalidTokenError,
+    LicenseError,
+    LicenseExpiredError,
+    LicenseRevokedError,
+    NoLicenseForAddressError,
+    ProductMismatchError,
+    RateLimitedError,
+    RegenerationTooSoonError,
+    RequestCodeError,
+    ServerUnavailableError,
+    TokenExpiredError,
+    TokenNotYetValidError,
+    TokenStoreError,
+    TokenTooLargeError,
+    TrustedKeysError,
+    UntrustedKeyError,
+    WrongServerError,
+)
+from verifier.fingerprint import fingerprint
+from verifier.keys import UnsafeKeyError
+from verifier.request import ActivationRequest, parse_request_code, request_code
+from verifier.store import TokenStore
+from verifier.trust import TrustedKey, TrustedKeys
+from verifier.verify import Status, TokenState, Verifier, VerifierConfig
+
+__all__ = [
+    "ActivationKeyFormatError",
+    "ActivationRequest",
+    "ActivationRequiredError",
+    "AlreadyActivatedError",
+    "BadInputError",
+    "InvalidActivationKeyError",
+    "InvalidTokenError",
+    "License",
+    "LicenseError",
+    "LicenseExpiredError",
+    "LicenseRevokedError",
+    "NoLicenseForAddressError",
+    "ProductMismatchError",
+    "RateLimitedError",
+    "RegenerationTooSoonError",
+    "RequestCodeError",
+    "ServerUnavailableError",
+    "Status",
+    "TokenExpiredError",
+    "TokenNotYetValidError",
+    "TokenState",
+    "TokenStore",
+    "TokenStoreError",
+    "TokenTooLargeError",
+    "TrustedKey",
+    "TrustedKeys",
+    "TrustedKeysError",
+    "UnsafeKeyError",
+    "UntrustedKeyError",
+    "Verifier",
+    "VerifierConfig",
+    "WrongServerError",
+    "fingerprint",
+    "normalize_key",
+    "parse_request_code",
+    "request_code",
+]

@@ -1,0 +1,108 @@
+"""Durable file writes, shared by the token store, the keyring and the ledger.
+
+``atomic_write`` writes a temporary file in the same folder, fsyncs it,
+renames it over the target and fsyncs the folder: after a crash the target
+holds either the old bytes or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+PRIVATE_MODE = 0o600
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
+    """Replace ``path`` with ``data`` atomically and durably; the file gets ``mode``.
+
+    Raises:
+        OSError: the write failed; ``path`` still holds its previous content.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask; this is not
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
+    """Create ``path`` with ``data``; never overwrite an existing file.
+
+    Raises:
+        FileExistsError: ``path`` exists.
+        OSError: any other failure (a partial file is removed).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(fd)
+    fsync_dir(path.parent)
+
+
+class LockTimeout(Exception):
+    """Private: the lock stayed taken for the whole timeout."""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive inter-process lock on ``path`` (created if absent).
+
+    ``flock`` locks belong to the open file, so the kernel releases them when
+    a holder dies — a SIGKILLed process never leaves a stale lock behind.
+    Each call opens its own descriptor, so threads of one process exclude
+    each other too.
+
+    Raises:
+        LockTimeout: not acquired within ``timeout`` seconds.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(str(path)) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -1,0 +1,212 @@
+"""The activation token's header and claims, defined once for minting and checking.
+
+The issuer builds claims with :func:`build_claims` and the verifier checks
+them with :func:`license_from_claims`; nothing else in licet spells a claim
+name.
+
+Example:
+    >>> import datetime as dt
+    >>> t = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+    >>> c = build_claims(issuer="acme", license_id="L1", product="panel", activation_id="A1",
+    ...                  issued_at=t, expires_at=t + dt.timedelta(days=30),
+    ...                  fingerprint=("mid:" + "0" * 32,), features=["dns"], limits={})
+    >>> sorted(c) == sorted(REQUIRED_CLAIMS)
+    True
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from verifier.clock import from_epoch
+from verifier.errors import BadInputError, InvalidTokenError
+from verifier.fingerprint import Fingerprint, parse_fingerprint
+
+__all__ = [
+    "ALGORITHM",
+    "CLAIM_FEATURES",
+    "CLAIM_FINGERPRINT",
+    "CLAIM_IP",
+    "CLAIM_LIMITS",
+    "License",
+    "REQUIRED_CLAIMS",
+    "TOKEN_TYPE",
+    "build_claims",
+    "license_from_claims",
+]
+
+ALGORITHM = "EdDSA"
+TOKEN_TYPE = "licet+jwt"
+
+CLAIM_FINGERPRINT = "fpr"
+CLAIM_FEATURES = "features"
+CLAIM_LIMITS = "limits"
+CLAIM_IP = "ip"
+REQUIRED_CLAIMS = (
+    "iss",
+    "sub",
+    "aud",
+    "jti",
+    "iat",
+    "nbf",
+    "exp",
+    CLAIM_FINGERPRINT,
+    CLAIM_FEATURES,
+    CLAIM_LIMITS,
+)
+_MAX_TEXT = 256
+_MAX_ITEMS = 64
+
+
+@dataclass(frozen=True)
+class License:
+    """A verified license, as the panel sees it.
+
+    Attributes:
+        license_id: the provider's license id (``sub``).
+        product: the product it licenses (``aud``).
+        issuer: the provider (``iss``).
+        activation_id: this activation (``jti``); stays the same when a server re-activates.
+        features: enabled features.
+        limits: numeric limits (e.g. ``{"domains": 100}``).
+        issued_at: when the token was signed.
+        not_before: start of validity.
+        expires_at: end of validity (the license's expiry or the token-lifetime cap).
+        fingerprint: the server fingerprint the token is bound to.
+        ip: the IP address of an IP-bound license, else ``None``.
+    """
+
+    license_id: str
+    product: str
+    issuer: str
+    activation_id: str
+    features: frozenset[str]
+    limits: Mapping[str, int]
+    issued_at: _dt.datetime
+    not_before: _dt.datetime
+    expires_at: _dt.datetime
+    fingerprint: Fingerprint = field(repr=False)
+    ip: str | None = None
+
+    def has(self, feature: str) -> bool:
+        """Return whether ``feature`` is enabled."""
+        return feature in self.features
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (used by ``verifier status --json``)."""
+        return {
+            "license_id": self.license_id,
+            "product": self.product,
+            "issuer": self.issuer,
+            "activation_id": self.activation_id,
+            "features": sorted(self.features),
+            "limits": dict(self.limits),
+            "issued_at": self.issued_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "ip": self.ip,
+        }
+
+
+def _epoch(moment: _dt.datetime) -> int:
+    if moment.tzinfo is None:
+        raise BadInputError("datetimes must be timezone-aware")
+    return int(moment.timestamp())
+
+
+def build_claims(
+    *,
+    issuer: str,
+    license_id: str,
+    product: str,
+    activation_id: str,
+    issued_at: _dt.datetime,
+    expires_at: _dt.datetime,
+    fingerprint: Sequence[str],
+    features: Sequence[str],
+    limits: Mapping[str, int],
+    ip: str | None = None,
+) -> dict[str, Any]:
+    """Return the claims of an activation token (the issuer signs these)."""
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": license_id,
+        "aud": product,
+        "jti": activation_id,
+        "iat": _epoch(issued_at),
+        "nbf": _epoch(issued_at),
+        "exp": _epoch(expires_at),
+        CLAIM_FINGERPRINT: list(parse_fingerprint(list(fingerprint))),
+        CLAIM_FEATURES: sorted(set(features)),
+        CLAIM_LIMITS: dict(limits),
+    }
+    if ip is not None:
+        claims[CLAIM_IP] = ip
+    return claims
+
+
+def _text(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
+        raise InvalidTokenError(f"activation token claim '{name}' is missing or malformed")
+    return value
+
+
+def _time(claims: Mapping[str, Any], name: str) -> _dt.datetime:
+    moment = from_epoch(claims.get(name))
+    if moment is None:
+        raise InvalidTokenError(f"activation token claim '{name}' is missing or not a timestamp")
+    return moment
+
+
+def license_from_claims(claims: Mapping[str, Any]) -> License:
+    """Check the shape of every required claim and build a :class:`License`.
+
+    Time, audience and fingerprint *policy* is the verifier's; this only
+    refuses claims of the wrong type or shape.
+
+    Raises:
+        InvalidTokenError: a claim is missing or malformed.
+    """
+    missing = [name for name in REQUIRED_CLAIMS if name not in claims]
+    if missing:
+        raise InvalidTokenError(f"activation token lacks required claim '{missing[0]}'")
+    features = claims[CLAIM_FEATURES]
+    if (
+        not isinstance(features, list)
+        or len(features) > _MAX_ITEMS
+        or not all(isinstance(f, str) and 0 < len(f) <= _MAX_TEXT for f in features)
+    ):
+        raise InvalidTokenError(f"activation token claim '{CLAIM_FEATURES}' is malformed")
+    limits = claims[CLAIM_LIMITS]
+    if (
+        not isinstance(limits, dict)
+        or len(limits) > _MAX_ITEMS
+        or not all(type(v) is int and 0 < len(k) <= _MAX_TEXT for k, v in limits.items())
+    ):
+        raise InvalidTokenError(f"activation token claim '{CLAIM_LIMITS}' is malformed")
+    try:
+        bound = parse_fingerprint(claims[CLAIM_FINGERPRINT])
+    except BadInputError as err:
+        raise InvalidTokenError(
+            f"activation token claim '{CLAIM_FINGERPRINT}' is malformed"
+        ) from err
+    ip = claims.get(CLAIM_IP)
+    if ip is not None and (not isinstance(ip, str) or len(ip) > _MAX_TEXT):
+        raise InvalidTokenError(f"activation token claim '{CLAIM_IP}' is malformed")
+    return License(
+        license_id=_text(claims, "sub"),
+        product=_text(claims, "aud"),
+        issuer=_text(claims, "iss"),
+        activation_id=_text(claims, "jti"),
+        features=frozenset(features),
+        limits=MappingProxyType(dict(limits)),
+        issued_at=_time(claims, "iat"),
+        not_before=_time(claims, "nbf"),
+        expires_at=_time(claims, "exp"),
+        fingerprint=bound,
+        ip=ip,
+    )

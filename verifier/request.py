@@ -1,0 +1,186 @@
+"""Activation request codes: what an air-gapped panel hands to the provider.
+
+One line of text: the version prefix ``LICET1.``, then base64url of a compact
+JSON object (product, activation key, fingerprint, hostname, nonce, creation
+time) followed by the first 4 bytes of its SHA-256, so a truncated or altered
+copy is refused with a clear message instead of reaching the ledger.
+
+Example:
+    >>> code = request_code("ispmanager", "0123-4567-89AB-CDEF-GHJK-MNPQ", machine_id="vm-1")  # doctest: +SKIP
+    >>> parse_request_code(code).product  # doctest: +SKIP
+    'ispmanager'
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import hmac
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from verifier._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps_compact
+from verifier._encoding import json_loads_strict
+from verifier.activation_key import normalize_key
+from verifier.clock import Clock, from_epoch, now_from, utc_now
+from verifier.errors import BadInputError, RequestCodeError
+from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
+
+__all__ = ["ActivationRequest", "MAX_REQUEST_CODE", "REQUEST_PREFIX", "parse_request_code", "request_code"]
+
+REQUEST_PREFIX = "LICET1."
+MAX_REQUEST_CODE = 4096
+_CHECKSUM_BYTES = 4
+_MAX_TEXT = 253  # a hostname's maximum length; products and nonces are shorter
+
+
+@dataclass(frozen=True)
+class ActivationRequest:
+    """The content of a request code (or of an online manual activation).
+
+    Attributes:
+        product: the product to activate.
+        activation_key: the key in canonical form (its check character already verified).
+        fingerprint: the server's fingerprint.
+        hostname: shown to the provider only; never trusted.
+        nonce: makes every request code unique.
+        created_at: when the panel made the request (informational).
+    """
+
+    product: str
+    activation_key: str
+    fingerprint: Fingerprint
+    hostname: str
+    nonce: str
+    created_at: _dt.datetime
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON object inside the code."""
+        return {
+            "v": 1,
+            "product": self.product,
+            "key": self.activation_key,
+            "fp": list(self.fingerprint),
+            "host": self.hostname,
+            "nonce": self.nonce,
+            "ts": int(self.created_at.timestamp()),
+        }
+
+    def encode(self) -> str:
+        """The one-line request code."""
+        body = json_dumps_compact(self.to_payload())
+        return REQUEST_PREFIX + b64url_encode(body + hashlib.sha256(body).digest()[:_CHECKSUM_BYTES])
+
+
+def request_code(
+    product: str,
+    key: str,
+    *,
+    machine_id: str | None = None,
+    hostname: str | None = None,
+    clock: Clock = utc_now,
+) -> str:
+    """Make the request code this server prints for an air-gapped activation.
+
+    Args:
+        product: the product to activate.
+        key: the activation key as the customer typed it.
+        machine_id: the stable-id override for containers and cloned VMs.
+        hostname: shown to the provider; defaults to this host's name.
+        clock: the time source.
+
+    Raises:
+        ActivationKeyFormatError: the key has a typo (caught here, before anything is sent).
+        BadInputError: the product is empty or the server has no identifier.
+    """
+    _check_text("product", product)
+    request = ActivationRequest(
+        product=product,
+        activation_key=normalize_key(key),
+        fingerprint=fingerprint(product, machine_id),
+        hostname=(hostname or socket.gethostname())[:_MAX_TEXT],
+        nonce=secrets.token_urlsafe(12),
+        created_at=now_from(clock),
+    )
+    return request.encode()
+
+
+def _check_text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
+        raise BadInputError(f"{name} must be a non-empty string of at most {_MAX_TEXT} characters")
+    return value
+
+
+def parse_request_code(text: object) -> ActivationRequest:
+    """Parse and check a request code.
+
+    Raises:
+        RequestCodeError: not a request code, another version, truncated, altered, or malformed.
+        ActivationKeyFormatError: the code carries a key with a typo.
+    """
+    if not isinstance(text, str):
+        raise RequestCodeError("activation request code must be text")
+    code = "".join(text.split())  # copy/paste across terminals may wrap or indent the line
+    if len(code) > MAX_REQUEST_CODE:
+        raise RequestCodeError("activation request code is too long")
+    if not code.startswith(REQUEST_PREFIX):
+        if code.startswith("LICET") and "." in code:
+            version = code.split(".", 1)[0]
+            raise RequestCodeError(f"activation request code version {version!r} is not supported")
+        raise RequestCodeError(
+            f"not an activation request code (it should start with {REQUEST_PREFIX!r})"
+        )
+    try:
+        raw = b64url_decode(code[len(REQUEST_PREFIX) :])
+    except EncodingError as err:
+        raise RequestCodeError(
+            "activation request code is truncated or altered — copy the whole line"
+        ) from err
+    body, checksum = raw[:-_CHECKSUM_BYTES], raw[-_CHECKSUM_BYTES:]
+    if len(raw) <= _CHECKSUM_BYTES or not hmac.compare_digest(
+        hashlib.sha256(body).digest()[:_CHECKSUM_BYTES], checksum
+    ):
+        raise RequestCodeError(
+            "activation request code is truncated or altered — copy the whole line"
+        )
+    try:
+        payload = json_loads_strict(body)
+    except EncodingError as err:
+        raise RequestCodeError("activation request code does not contain valid JSON") from err
+    return request_from_payload(payload, RequestCodeError)
+
+
+def request_from_payload(
+    payload: object, error: type[RequestCodeError] | type[BadInputError] = BadInputError
+) -> ActivationRequest:
+    """Validate a request object (from a code, or an HTTP body) field by field.
+
+    Raises:
+        RequestCodeError | BadInputError: (the class given as ``error``) any field missing or
+            of the wrong type.
+        ActivationKeyFormatError: the key has a typo.
+    """
+    if not isinstance(payload, dict) or payload.get("v") != 1:
+        raise error("activation request has an unknown layout")
+    try:
+        product = _check_text("product", payload.get("product"))
+        hostname = payload.get("host", "")
+        if not isinstance(hostname, str) or len(hostname) > _MAX_TEXT:
+            raise BadInputError("host must be a string of at most 253 characters")
+        nonce = _check_text("nonce", payload.get("nonce"))
+        created = from_epoch(payload.get("ts"))
+        if created is None:
+            raise BadInputError("ts must be a timestamp")
+        fp = parse_fingerprint(payload.get("fp"))
+    except BadInputError as err:
+        raise error(f"activation request is malformed: {err.message}") from err
+    return ActivationRequest(
+        product=product,
+        activation_key=normalize_key(payload.get("key")),
+        fingerprint=fp,
+        hostname=hostname,
+        nonce=nonce,
+        created_at=created,
+    )

@@ -1,0 +1,72 @@
+"""Where a panel keeps its activation token.
+
+Example:
+    >>> store = TokenStore("/var/lib/mypanel/license.token")  # doctest: +SKIP
+    >>> store.save(token); store.load() == token  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from verifier._files import atomic_write
+from verifier.errors import TokenStoreError
+
+__all__ = ["TokenStore", "default_store_path"]
+
+_MAX_STORED = 64 * 1024
+
+
+def default_store_path(product: str) -> Path:
+    """The CLI's default store: ``licet-<product>.token`` in the current folder."""
+    return Path(f"licet-{product}.token")
+
+
+class TokenStore:
+    """A token kept in one file, replaced atomically, mode 0600."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> str | None:
+        """Return the stored token, or ``None`` when there is none.
+
+        An oversized file is returned cut short: the verifier's size limit
+        then reports it as invalid instead of this reading it whole.
+
+        Raises:
+            TokenStoreError: the file exists but cannot be read.
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                data = handle.read(_MAX_STORED + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise TokenStoreError(f"cannot read {self.path}: {err.strerror}") from err
+        text = data.decode("utf-8", errors="replace").strip()
+        return text or None
+
+    def save(self, token: str) -> None:
+        """Store ``token``, replacing any previous one atomically.
+
+        Raises:
+            TokenStoreError: the folder is missing or not writable.
+        """
+        try:
+            atomic_write(self.path, token.strip().encode("ascii", errors="strict") + b"\n")
+        except UnicodeEncodeError as err:
+            raise TokenStoreError("an activation token is ASCII text") from err
+        except OSError as err:
+            raise TokenStoreError(f"cannot write {self.path}: {err.strerror}") from err
+
+    def delete(self) -> None:
+        """Forget the stored token (no error if there is none)."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise TokenStoreError(f"cannot remove {self.path}: {err.strerror}") from err
