@@ -48,7 +48,10 @@ def list_keys(keys: KeysDir = Path("keys"), json: Json = False) -> None:
         return
     for r in records:
         until = r.retired_at or r.revoked_at
-        print(f"{r.kid}  {r.status:<8} since {r.created_at:%Y-%m-%d}" + (f" until {until:%Y-%m-%d}" if until else ""))
+        print(
+            f"{r.kid}  {r.status:<8} since {r.created_at:%Y-%m-%d}"
+            + (f" until {until:%Y-%m-%d}" if until else "")
+        )
 
 
 @app.command()
@@ -60,7 +63,9 @@ def rotate(keys: KeysDir = Path("keys"), passphrase_file: PassphraseFile = None)
 
 
 @app.command()
-def revoke(kid: Annotated[str, typer.Argument(help="Key id.")], keys: KeysDir = Path("keys")) -> None:
+def revoke(
+    kid: Annotated[str, typer.Argument(help="Key id.")], keys: KeysDir = Path("keys")
+) -> None:
     """Revoke a key: tokens it signed stop verifying wherever the new trust set goes."""
     Keyring(keys).revoke(kid)
     print(f"revoked key {kid}; run 'keytool export' and ship the new trusted keys to panels")
@@ -70,7 +75,10 @@ def revoke(kid: Annotated[str, typer.Argument(help="Key id.")], keys: KeysDir = 
 def export(
     keys: KeysDir = Path("keys"),
     out: Annotated[
-        Path | None, typer.Option("--out", help=f"Output file (default KEYS/{TRUSTED_KEYS_FILE}; - for stdout).")
+        Path | None,
+        typer.Option(
+            "--out", help=f"Output file (default KEYS/{TRUSTED_KEYS_FILE}; - for stdout)."
+        ),
     ] = None,
 ) -> None:
     """Write the public trust set (JWKS) that panels verify tokens with."""

@@ -164,7 +164,11 @@ class Keyring:
             doc = json_loads_strict(data)
         except EncodingError as err:
             raise KeyringError(f"keyring {path} is damaged ({err})") from err
-        if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("keys"), list):
+        if (
+            not isinstance(doc, dict)
+            or doc.get("version") != 1
+            or not isinstance(doc.get("keys"), list)
+        ):
             raise KeyringError(f"keyring {path} has an unknown layout")
         records = [KeyRecord.from_dict(entry) for entry in doc["keys"]]
         if len({r.kid for r in records}) != len(records):
@@ -247,7 +251,9 @@ class Keyring:
                 raise KeyringError(f"no key {kid!r} in the keyring")
             if matches[0].status == KeyStatus.REVOKED:
                 raise KeyringError(f"key {kid} is already revoked")
-            revoked = replace(matches[0], status=KeyStatus.REVOKED, revoked_at=now_from(self._clock))
+            revoked = replace(
+                matches[0], status=KeyStatus.REVOKED, revoked_at=now_from(self._clock)
+            )
             self._save([revoked if r.kid == kid else r for r in records])
             return revoked
 
@@ -296,7 +302,9 @@ class Keyring:
             create_exclusive(self._key_path(kid), pem)
         except FileExistsError:  # pragma: no cover - needs a SHA-256 prefix collision
             raise KeyringError(f"key file for {kid} exists already; not overwritten") from None
-        return KeyRecord(kid=kid, public_bytes=raw, status=KeyStatus.ACTIVE, created_at=now_from(self._clock))
+        return KeyRecord(
+            kid=kid, public_bytes=raw, status=KeyStatus.ACTIVE, created_at=now_from(self._clock)
+        )
 
     def _key_path(self, kid: str) -> Path:
         return self.folder / f"{kid}.pem"
@@ -332,7 +340,9 @@ class Keyring:
             raise PrivateKeyError(f"private key {path} is not usable") from err
         if not isinstance(key, Ed25519PrivateKey):
             raise PrivateKeyError(f"private key {path} is not an Ed25519 key")
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         if raw != record.public_bytes:
             raise PrivateKeyError(f"private key {path} does not match key {record.kid}")
         return key

@@ -14,20 +14,24 @@ from keytool.errors import PassphraseError
 
 __all__ = ["PASSPHRASE_ENV", "PASSPHRASE_FILE_ENV", "read_passphrase"]
 
-PASSPHRASE_ENV = "LICET_KEY_PASSPHRASE"
-PASSPHRASE_FILE_ENV = "LICET_KEY_PASSPHRASE_FILE"
+PASSPHRASE_ENV = "LICET_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+PASSPHRASE_FILE_ENV = "LICET_KEY_PASSPHRASE_FILE"  # noqa: S105 - a variable name
 _MAX_PASSPHRASE_FILE = 4096
 
 
 def read_passphrase(file: Path | None, environ: Mapping[str, str] = os.environ) -> bytes | None:
-    """Return the passphrase from ``file``, else ``$LICET_KEY_PASSPHRASE_FILE``, else ``$LICET_KEY_PASSPHRASE``.
+    """Return the passphrase from ``file``, else from the environment.
+
+    Order: ``file``, ``$LICET_KEY_PASSPHRASE_FILE``, ``$LICET_KEY_PASSPHRASE``.
 
     One trailing newline is dropped from a file. ``None`` means no passphrase.
 
     Raises:
         PassphraseError: the file cannot be read or is empty.
     """
-    path = file or (Path(environ[PASSPHRASE_FILE_ENV]) if environ.get(PASSPHRASE_FILE_ENV) else None)
+    path = file or (
+        Path(environ[PASSPHRASE_FILE_ENV]) if environ.get(PASSPHRASE_FILE_ENV) else None
+    )
     if path is not None:
         try:
             data = path.read_bytes()[:_MAX_PASSPHRASE_FILE]

@@ -36,5 +36,8 @@ class TokenSigner:
     def sign(self, claims: Mapping[str, Any]) -> str:
         """Return the signed token for ``claims``."""
         return jwt.encode(
-            dict(claims), self._key, algorithm=ALGORITHM, headers={"typ": TOKEN_TYPE, "kid": self.kid}
+            dict(claims),
+            self._key,
+            algorithm=ALGORITHM,
+            headers={"typ": TOKEN_TYPE, "kid": self.kid},
         )

@@ -11,10 +11,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from typing import Any
 
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Characters allowed last in a segment of length ≡ 2 or 3 (mod 4): the bits
+# past the final byte must be zero, or two spellings would decode alike.
+_CANONICAL_LAST = {
+    2: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0xF == 0),
+    3: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x3 == 0),
+}
 
 
 class EncodingError(ValueError):
@@ -28,15 +34,17 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Decode unpadded base64url, refusing padding, whitespace and non-canonical tails."""
-    if len(text) % 4 == 1 or _B64URL.fullmatch(text) is None:
+    tail = len(text) % 4
+    if tail == 1 or "+" in text or "/" in text or "=" in text or not text.isascii():
         raise EncodingError("not base64url")
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as err:  # pragma: no cover - regex already guards
-        raise EncodingError("not base64url") from err
-    if b64url_encode(data) != text:
+    if tail and text[-1] not in _CANONICAL_LAST[tail]:
         raise EncodingError("non-canonical base64url")
-    return data
+    try:
+        # strict_mode refuses whitespace and every character outside the alphabet.
+        data = text.encode("ascii").translate(_URLSAFE_TO_STD) + b"=" * (-tail % 4)
+        return binascii.a2b_base64(data, strict_mode=True)
+    except binascii.Error as err:
+        raise EncodingError("not base64url") from err
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -50,6 +58,9 @@ def _no_constants(name: str) -> Any:
     raise EncodingError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def json_loads_strict(data: bytes | str) -> Any:
     """Parse JSON refusing duplicate members and NaN/Infinity.
 
@@ -57,7 +68,8 @@ def json_loads_strict(data: bytes | str) -> Any:
     nested input cheap (CPython's parser raises RecursionError, caught here).
     """
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return _DECODER.decode(text)
     except EncodingError:
         raise
     except (ValueError, RecursionError, UnicodeDecodeError) as err:

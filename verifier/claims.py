@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 ALGORITHM = "EdDSA"
-TOKEN_TYPE = "licet+jwt"
+TOKEN_TYPE = "licet+jwt"  # noqa: S105 - the JOSE typ, not a secret
 
 CLAIM_FINGERPRINT = "fpr"
 CLAIM_FEATURES = "features"
@@ -62,7 +62,7 @@ _MAX_TEXT = 256
 _MAX_ITEMS = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class License:
     """A verified license, as the panel sees it.
 
@@ -148,10 +148,14 @@ def build_claims(
     return claims
 
 
+def _bad(name: str) -> InvalidTokenError:
+    return InvalidTokenError(f"activation token claim '{name}' is missing or malformed")
+
+
 def _text(claims: Mapping[str, Any], name: str) -> str:
     value = claims.get(name)
-    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
-        raise InvalidTokenError(f"activation token claim '{name}' is missing or malformed")
+    if type(value) is not str or not value or len(value) > _MAX_TEXT:
+        raise _bad(name)
     return value
 
 
@@ -160,6 +164,24 @@ def _time(claims: Mapping[str, Any], name: str) -> _dt.datetime:
     if moment is None:
         raise InvalidTokenError(f"activation token claim '{name}' is missing or not a timestamp")
     return moment
+
+
+def _names(value: object, name: str) -> frozenset[str]:
+    if type(value) is not list or len(value) > _MAX_ITEMS:
+        raise _bad(name)
+    for item in value:
+        if type(item) is not str or not 0 < len(item) <= _MAX_TEXT:
+            raise _bad(name)
+    return frozenset(value)
+
+
+def _limits(value: object, name: str) -> Mapping[str, int]:
+    if type(value) is not dict or len(value) > _MAX_ITEMS:
+        raise _bad(name)
+    for key, number in value.items():
+        if type(number) is not int or not 0 < len(key) <= _MAX_TEXT:
+            raise _bad(name)
+    return MappingProxyType(dict(value))
 
 
 def license_from_claims(claims: Mapping[str, Any]) -> License:
@@ -171,39 +193,23 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
     Raises:
         InvalidTokenError: a claim is missing or malformed.
     """
-    missing = [name for name in REQUIRED_CLAIMS if name not in claims]
-    if missing:
-        raise InvalidTokenError(f"activation token lacks required claim '{missing[0]}'")
-    features = claims[CLAIM_FEATURES]
-    if (
-        not isinstance(features, list)
-        or len(features) > _MAX_ITEMS
-        or not all(isinstance(f, str) and 0 < len(f) <= _MAX_TEXT for f in features)
-    ):
-        raise InvalidTokenError(f"activation token claim '{CLAIM_FEATURES}' is malformed")
-    limits = claims[CLAIM_LIMITS]
-    if (
-        not isinstance(limits, dict)
-        or len(limits) > _MAX_ITEMS
-        or not all(type(v) is int and 0 < len(k) <= _MAX_TEXT for k, v in limits.items())
-    ):
-        raise InvalidTokenError(f"activation token claim '{CLAIM_LIMITS}' is malformed")
+    for name in REQUIRED_CLAIMS:
+        if name not in claims:
+            raise InvalidTokenError(f"activation token lacks required claim '{name}'")
     try:
         bound = parse_fingerprint(claims[CLAIM_FINGERPRINT])
     except BadInputError as err:
-        raise InvalidTokenError(
-            f"activation token claim '{CLAIM_FINGERPRINT}' is malformed"
-        ) from err
+        raise _bad(CLAIM_FINGERPRINT) from err
     ip = claims.get(CLAIM_IP)
-    if ip is not None and (not isinstance(ip, str) or len(ip) > _MAX_TEXT):
-        raise InvalidTokenError(f"activation token claim '{CLAIM_IP}' is malformed")
+    if ip is not None and (type(ip) is not str or len(ip) > _MAX_TEXT):
+        raise _bad(CLAIM_IP)
     return License(
         license_id=_text(claims, "sub"),
         product=_text(claims, "aud"),
         issuer=_text(claims, "iss"),
         activation_id=_text(claims, "jti"),
-        features=frozenset(features),
-        limits=MappingProxyType(dict(limits)),
+        features=_names(claims[CLAIM_FEATURES], CLAIM_FEATURES),
+        limits=_limits(claims[CLAIM_LIMITS], CLAIM_LIMITS),
         issued_at=_time(claims, "iat"),
         not_before=_time(claims, "nbf"),
         expires_at=_time(claims, "exp"),

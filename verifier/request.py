@@ -6,7 +6,7 @@ time) followed by the first 4 bytes of its SHA-256, so a truncated or altered
 copy is refused with a clear message instead of reaching the ledger.
 
 Example:
-    >>> code = request_code("ispmanager", "0123-4567-89AB-CDEF-GHJK-MNPQ", machine_id="vm-1")  # doctest: +SKIP
+    >>> code = request_code("ispmanager", key, machine_id="vm-1")  # doctest: +SKIP
     >>> parse_request_code(code).product  # doctest: +SKIP
     'ispmanager'
 """
@@ -21,14 +21,25 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from verifier._encoding import EncodingError, b64url_decode, b64url_encode, json_dumps_compact
-from verifier._encoding import json_loads_strict
+from verifier._encoding import (
+    EncodingError,
+    b64url_decode,
+    b64url_encode,
+    json_dumps_compact,
+    json_loads_strict,
+)
 from verifier.activation_key import normalize_key
 from verifier.clock import Clock, from_epoch, now_from, utc_now
 from verifier.errors import BadInputError, RequestCodeError
 from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
 
-__all__ = ["ActivationRequest", "MAX_REQUEST_CODE", "REQUEST_PREFIX", "parse_request_code", "request_code"]
+__all__ = [
+    "ActivationRequest",
+    "MAX_REQUEST_CODE",
+    "REQUEST_PREFIX",
+    "parse_request_code",
+    "request_code",
+]
 
 REQUEST_PREFIX = "LICET1."
 MAX_REQUEST_CODE = 4096
@@ -71,7 +82,9 @@ class ActivationRequest:
     def encode(self) -> str:
         """The one-line request code."""
         body = json_dumps_compact(self.to_payload())
-        return REQUEST_PREFIX + b64url_encode(body + hashlib.sha256(body).digest()[:_CHECKSUM_BYTES])
+        return REQUEST_PREFIX + b64url_encode(
+            body + hashlib.sha256(body).digest()[:_CHECKSUM_BYTES]
+        )
 
 
 def request_code(

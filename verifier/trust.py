@@ -22,8 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verifier.clock import from_epoch
 from verifier._encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
+from verifier.clock import from_epoch
 from verifier.errors import TrustedKeysError, UntrustedKeyError
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
@@ -164,7 +164,9 @@ class TrustedKeys:
             with open(path, "rb") as handle:
                 data = handle.read(MAX_TRUST_FILE_BYTES + 1)
         except OSError as err:
-            raise TrustedKeysError(f"cannot read trusted keys {os.fspath(path)!r}: {err.strerror}") from err
+            raise TrustedKeysError(
+                f"cannot read trusted keys {os.fspath(path)!r}: {err.strerror}"
+            ) from err
         return cls.from_json(data)
 
     @property

@@ -7,7 +7,8 @@ read from the token to decide *how* to check it (RFC 8725 §3.1). Headers that
 name keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are never looked at.
 
 Example:
-    >>> v = Verifier(product="ispmanager", trusted_keys=TrustedKeys.from_file("trusted_keys.json"))  # doctest: +SKIP
+    >>> keys = TrustedKeys.from_file("trusted_keys.json")  # doctest: +SKIP
+    >>> v = Verifier(product="ispmanager", trusted_keys=keys)  # doctest: +SKIP
     >>> lic = v.verify(token)  # doctest: +SKIP
     >>> lic.has("dns")  # doctest: +SKIP
     True
@@ -40,6 +41,8 @@ from verifier.trust import TrustedKeys
 __all__ = ["Status", "TokenState", "Verifier", "VerifierConfig"]
 
 _SIGNATURE_BYTES = 64
+_HEADER_CACHE = 16
+_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class Status:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Verified:
     license: License
     not_before: float
@@ -153,10 +156,12 @@ class Verifier:
         self._fingerprint = server_fingerprint
         self._leeway = self.config.leeway.total_seconds()
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._headers: dict[str, object] = {}
+        self._matched: dict[Fingerprint, bool] = {}
 
     @property
     def server_fingerprint(self) -> Fingerprint:
-        """This server's fingerprint for the product (computed once)."""
+        """The fingerprint of the server this runs on, for the product (computed once)."""
         if self._fingerprint is None:
             self._fingerprint = fingerprint(self.product, self._machine_id)
         return self._fingerprint
@@ -190,7 +195,11 @@ class Verifier:
         return verified.license
 
     def status(self, token: str | None) -> Status:
-        """Classify ``token`` for a status screen: valid, expired, missing, invalid, wrong_server."""
+        """Classify ``token`` for a status screen.
+
+        Returns one of valid, expired, missing, invalid, wrong_server; never raises
+        for a bad token.
+        """
         if token is None or not token.strip():
             return Status(TokenState.MISSING)
         try:
@@ -216,41 +225,62 @@ class Verifier:
         parts = token.split(".")
         if len(parts) != 3:
             raise InvalidTokenError("activation token is not a compact JWS (three parts)")
-        header = _json_segment(parts[0], "header")
-        if header.get("alg") != ALGORITHM:
-            raise InvalidTokenError(f"activation token must be signed with {ALGORITHM}")
-        if header.get("typ") != TOKEN_TYPE:
-            raise InvalidTokenError(f"activation token type must be {TOKEN_TYPE}")
-        if "crit" in header:
-            raise InvalidTokenError("activation token requires extensions this verifier lacks")
-        lic = license_from_claims(_json_segment(parts[1], "payload"))
+        kid = self._header_kid(parts[0])
+        claims = _json_segment(parts[1], "payload")
+        lic = license_from_claims(claims)
         try:
             signature = b64url_decode(parts[2])
         except EncodingError as err:
             raise InvalidTokenError("activation token signature is not base64url") from err
         if len(signature) != _SIGNATURE_BYTES:
             raise InvalidTokenError("activation token signature has the wrong length")
-        key = self._keys.key_for(header.get("kid"), lic.issued_at)
+        key = self._keys.key_for(kid, lic.issued_at)
         try:
-            key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+            key.verify(signature, token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii"))
         except InvalidSignature as err:
             raise InvalidTokenError("activation token signature is invalid") from err
-        return self._check_claims(lic, now)
+        return self._check_claims(lic, claims, now)
 
-    def _check_claims(self, lic: License, now: float) -> _Verified:
+    def _header_kid(self, segment: str) -> object:
+        """Check a header segment and return its kid (as found: the keyring judges it)."""
+        kid = self._headers.get(segment, _UNSEEN)
+        if kid is not _UNSEEN:
+            return kid
+        header = _json_segment(segment, "header")
+        if header.get("alg") != ALGORITHM:
+            raise InvalidTokenError(f"activation token must be signed with {ALGORITHM}")
+        if header.get("typ") != TOKEN_TYPE:
+            raise InvalidTokenError(f"activation token type must be {TOKEN_TYPE}")
+        if "crit" in header:
+            raise InvalidTokenError("activation token requires extensions this verifier lacks")
+        kid = header.get("kid")
+        # Every token signed by one key shares one header; a few accepted ones are remembered.
+        if len(self._headers) < _HEADER_CACHE:
+            self._headers[segment] = kid
+        return kid
+
+    def _check_claims(self, lic: License, claims: dict[str, Any], now: float) -> _Verified:
         if lic.product != self.product:
             raise InvalidTokenError(
                 f"activation token is for product {lic.product!r}, not {self.product!r}"
             )
         if self.issuer is not None and lic.issuer != self.issuer:
             raise InvalidTokenError(f"activation token was not issued by {self.issuer!r}")
-        if lic.issued_at.timestamp() > now + self._leeway:
+        if claims["iat"] > now + self._leeway:
             raise TokenNotYetValidError("activation token was issued in the future")
-        verified = _Verified(lic, lic.not_before.timestamp(), lic.expires_at.timestamp())
+        verified = _Verified(lic, claims["nbf"], claims["exp"])
         self._check_window(verified.not_before, verified.expires, now)
-        if not matches(lic.fingerprint, self.server_fingerprint):
+        if not self._matches_this_server(lic.fingerprint):
             raise WrongServerError()
         return verified
+
+    def _matches_this_server(self, bound: Fingerprint) -> bool:
+        known = self._matched.get(bound)
+        if known is None:
+            known = matches(bound, self.server_fingerprint)
+            if len(self._matched) < _HEADER_CACHE:
+                self._matched[bound] = known
+        return known
 
 
 def _json_segment(segment: str, name: str) -> dict[str, Any]:
