@@ -1,1 +1,38 @@
-"""licet's provider side: licenses, activation keys, the ledger and the license server."""
+"""licet's provider side: licenses, activation keys, the ledger, token issuing.
+
+Example:
+    >>> from issuer import Issuer
+    >>> iss = Issuer(ledger="ledger", keys="keys")  # doctest: +SKIP
+    >>> created = iss.create_license(product="ispmanager", days=365)  # doctest: +SKIP
+    >>> token = iss.activate(request_code_text)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from issuer.errors import (
+    LedgerBusyError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerExistsError,
+    LedgerMissingError,
+    LedgerWriteError,
+)
+from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from issuer.service import Activated, Issuer, IssuerConfig, LicenseView
+
+__all__ = [
+    "Activated",
+    "Activation",
+    "Event",
+    "Issuer",
+    "IssuerConfig",
+    "LedgerBusyError",
+    "LedgerCorruptError",
+    "LedgerError",
+    "LedgerExistsError",
+    "LedgerMissingError",
+    "LedgerWriteError",
+    "LicenseRecord",
+    "LicenseStatus",
+    "LicenseView",
+]

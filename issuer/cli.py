@@ -1,1 +1,206 @@
-"""``issuer``: placeholder until the issuer lands."""
+"""``issuer``: licenses, activation keys, air-gapped activation (and the license server)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from issuer.service import Issuer, LicenseView
+from keytool.passphrase import read_passphrase
+from verifier._cli import print_json, run
+from verifier.errors import BadInputError
+
+app = typer.Typer(
+    help="Issue licenses and activation keys; redeem activation requests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+license_app = typer.Typer(
+    help="Create, show, list, regenerate and revoke licenses.", no_args_is_help=True
+)
+app.add_typer(license_app, name="license")
+
+KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
+LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file", help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE])."
+    ),
+]
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _issuer(ledger: Path, keys: Path, passphrase_file: Path | None = None) -> Issuer:
+    return Issuer(ledger, keys, passphrase=read_passphrase(passphrase_file), actor=_actor())
+
+
+def _print_license(view: LicenseView, json: bool) -> None:
+    if json:
+        print_json(view.to_dict())
+        return
+    d = view.to_dict()
+    print(f"license        {d['license_id']}  ({d['status']})")
+    print(f"product        {d['product']}")
+    if d["customer"]:
+        print(f"customer       {d['customer']}")
+    if d["ip"]:
+        print(f"ip             {d['ip']}")
+    print(f"activation key {d['activation_key']}  (generation {d['key_generation']})")
+    print(f"expires        {d['expires_at'] or 'never'}")
+    print(f"features       {', '.join(d['features']) or '-'}")
+    if d["limits"]:
+        print(f"limits         {', '.join(f'{k}={v}' for k, v in d['limits'].items())}")
+    activation = view.record.activation
+    if activation is None:
+        print("activated      no")
+    else:
+        print(
+            f"activated      {activation.activated_at.isoformat()} on {activation.hostname or '?'}"
+            f" ({activation.method}, {activation.activation_id})"
+        )
+    print(f"regenerate     possible from {d['next_regeneration']}")
+    for event in view.record.history:
+        print(f"  {event.at.isoformat()}  {event.action:<12} {event.actor}  {event.detail}")
+
+
+def _limits(items: list[str]) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise BadInputError(f"--limit takes NAME=NUMBER, got {item!r}")
+        limits[name.strip()] = int(value)
+    return limits
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+) -> None:
+    """Create a new ledger (and the activation-key secret); never overwrites one."""
+    Issuer.init(ledger, keys, name=name, actor=_actor())
+    print(f"created ledger in {ledger} for provider {name!r}")
+
+
+@license_app.command("create")
+def license_create(
+    product: Annotated[str, typer.Option("--product", help="Product name.")],
+    ip: Annotated[
+        str | None, typer.Option("--ip", help="Assigned public IP (automatic activation).")
+    ] = None,
+    days: Annotated[int | None, typer.Option("--days", help="Valid for N days.")] = None,
+    expires: Annotated[
+        _dt.datetime | None,
+        typer.Option("--expires", formats=["%Y-%m-%d"], help="Valid through YYYY-MM-DD."),
+    ] = None,
+    feature: Annotated[
+        list[str] | None, typer.Option("--feature", help="Enabled feature (repeatable).")
+    ] = None,
+    limit: Annotated[
+        list[str] | None, typer.Option("--limit", help="NAME=NUMBER (repeatable).")
+    ] = None,
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Customer (free text).")
+    ] = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Create a license and print its activation key."""
+    view = _issuer(ledger, keys).create_license(
+        product,
+        ip=ip,
+        days=days,
+        expires=None if expires is None else expires.date(),
+        features=feature or [],
+        limits=_limits(limit or []),
+        customer=customer,
+    )
+    _print_license(view, json)
+
+
+@license_app.command("show")
+def license_show(
+    license_id: Annotated[str, typer.Argument(help="License id.")],
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Show a license: current key, activation, next regeneration date, history."""
+    _print_license(_issuer(ledger, keys).show(license_id), json)
+
+
+@license_app.command("list")
+def license_list(
+    ledger: LedgerDir = Path("ledger"), keys: KeysDir = Path("keys"), json: Json = False
+) -> None:
+    """List every license."""
+    views = _issuer(ledger, keys).licenses()
+    if json:
+        print_json([v.to_dict() for v in views])
+        return
+    for v in views:
+        r = v.record
+        host = r.activation.hostname if r.activation else "-"
+        print(f"{r.license_id}  {r.product:<14} {v.state:<9} {v.activation_key}  {host}")
+
+
+@license_app.command("regenerate")
+def license_regenerate(
+    license_id: Annotated[str, typer.Argument(help="License id.")],
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Issue a new activation key (at most once a month); the old one stops working."""
+    _print_license(_issuer(ledger, keys).regenerate(license_id), json)
+
+
+@license_app.command("revoke")
+def license_revoke(
+    license_id: Annotated[str, typer.Argument(help="License id.")],
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+) -> None:
+    """Revoke a license: no further activation succeeds."""
+    _issuer(ledger, keys).revoke(license_id)
+    print(f"revoked {license_id}")
+
+
+@app.command()
+def activate(
+    code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Redeem an air-gapped activation request code and print the token."""
+    text = sys.stdin.read(8192) if code == "-" else code
+    token = _issuer(ledger, keys, passphrase_file).activate(text)
+    if out is None:
+        print(token)
+    else:
+        out.write_text(token + "\n")
+        print(f"wrote token to {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run("issuer", app)

@@ -38,6 +38,7 @@ __all__ = [
     "fingerprint_from_sources",
     "matches",
     "parse_fingerprint",
+    "probe_components",
 ]
 
 Fingerprint = tuple[str, ...]
@@ -116,6 +117,21 @@ def fingerprint(product: str, machine_id: str | None = None) -> Fingerprint:
             raise BadInputError("machine id must not be empty")
         return fingerprint_from_sources(product, machine_id)
     return fingerprint_from_sources(product, _read_machine_id(), _read(_DMI_UUID), _read_macs())
+
+
+def probe_components(machine_id: str | None = None) -> list[tuple[str, str]]:
+    """Say which identifiers this server offers (for ``verifier fingerprint``), without values."""
+    if machine_id is not None:
+        return [("machine-id", "given on the command line (hardware ignored)")]
+    macs = _read_macs()
+    return [
+        ("machine-id", "found" if _read_machine_id() else "missing"),
+        (
+            "dmi-uuid",
+            "found" if _read(_DMI_UUID) else "not readable (needs root, or a VM without DMI)",
+        ),
+        ("nics", f"{len(macs)} physical NIC(s)"),
+    ]
 
 
 def _read(path: Path) -> str | None:

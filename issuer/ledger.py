@@ -1,0 +1,384 @@
+"""The activation ledger: TinyDB files that never lose a record.
+
+Layout of a ledger folder (the files are the ledger's own business)::
+
+    ledger.json        what this is: format, version, provider, key-secret check
+    ledger.lock        the inter-process lock (flock)
+    journal.json       present only while a multi-file change is being applied
+    licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ (4096 shards)
+    keys/XYZ.json      TinyDB shard: key hash -> license id
+    ips/XYZ.json       TinyDB shard: assigned IP -> license id
+
+Why shards: TinyDB rewrites a whole file on every write, so one big file costs
+O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
+few dozen licenses whether the ledger holds a thousand licenses or a hundred
+thousand.
+
+Durability: every change runs under an exclusive ``flock`` on ``ledger.lock``,
+re-reads its files under that lock (a TinyDB instance lives for one
+transaction, so its query cache never answers with stale data), and writes
+each file atomically (temporary file, fsync, rename, fsync of the folder).
+A change that touches several files (creating a license, regenerating a key)
+first writes them all to ``journal.json`` the same way; the journal is
+replayed by the next transaction if the process died half-way, so the indexes
+and the licenses always agree. A missing, empty, truncated or foreign ledger
+is refused — never treated as empty, which would make used keys usable again.
+
+Example:
+    >>> ledger = Ledger("ledger")  # doctest: +SKIP
+    >>> ledger.get("LIC-7K3QM9XW2D")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Table
+
+from issuer.errors import (
+    LedgerBusyError,
+    LedgerCorruptError,
+    LedgerExistsError,
+    LedgerMissingError,
+    LedgerWriteError,
+)
+from issuer.records import LicenseRecord
+from verifier._files import LockTimeout, atomic_write, create_exclusive, file_lock, fsync_dir
+from verifier.errors import InvalidActivationKeyError, LicenseNotFoundError
+
+__all__ = ["Ledger", "LedgerInfo"]
+
+FORMAT = "licet-ledger"
+VERSION = 1
+META_FILE = "ledger.json"
+LOCK_FILE = "ledger.lock"
+JOURNAL_FILE = "journal.json"
+_LICENSES, _KEYS, _IPS = "licenses", "keys", "ips"
+_SHARD_HEX = 3  # 16**3 = 4096 shards per kind
+_MAX_FILE = 64 * 1024 * 1024
+
+T = TypeVar("T")
+Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
+
+
+class LedgerInfo:
+    """The ledger's identity, from ``ledger.json``."""
+
+    def __init__(self, provider: str, created_at: _dt.datetime, secret_check: str) -> None:
+        self.provider = provider
+        self.created_at = created_at
+        self.secret_check = secret_check
+
+
+def _shard(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:_SHARD_HEX]
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """Read a ledger file: ``None`` if absent; damage of any kind is an error."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_MAX_FILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise LedgerCorruptError(f"cannot read ledger {what} {path}: {err.strerror}") from err
+    if not data.strip():
+        raise LedgerCorruptError(f"ledger {what} {path} is empty — restore it from a backup")
+    if len(data) > _MAX_FILE:
+        raise LedgerCorruptError(f"ledger {what} {path} is too large")
+    try:
+        return json.loads(data)
+    except ValueError as err:
+        raise LedgerCorruptError(
+            f"ledger {what} {path} is truncated or not JSON — restore it from a backup"
+        ) from err
+
+
+class _ShardStorage(Storage):
+    """TinyDB storage for one shard within one transaction.
+
+    Reads the file once; writes stay in memory until the transaction commits
+    them all together.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dirty = False
+        self._data: dict[str, Any] | None = None
+        self._loaded = False
+
+    def read(self) -> dict[str, Any] | None:
+        if not self._loaded:
+            data = _read_json(self.path, "shard")
+            if data is not None and not (
+                isinstance(data, dict) and all(isinstance(t, dict) for t in data.values())
+            ):
+                raise LedgerCorruptError(f"ledger shard {self.path} is not a TinyDB document")
+            self._data, self._loaded = data, True
+        return self._data
+
+    def write(self, data: dict[str, Any]) -> None:
+        self._data, self.dirty = data, True
+
+    def serialized(self) -> bytes:
+        return json.dumps(self._data, separators=(",", ":"), sort_keys=True).encode()
+
+    def close(self) -> None:
+        pass
+
+
+class _Transaction:
+    """The shards one locked operation reads and writes, committed together."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dbs: dict[str, TinyDB] = {}
+
+    def table(self, kind: str, shard: str) -> Table:
+        rel = f"{kind}/{shard}.json"
+        db = self._dbs.get(rel)
+        if db is None:
+            db = self._dbs[rel] = TinyDB(self.root / rel, storage=_ShardStorage)
+        return db.table(kind)
+
+    def commit(self) -> None:
+        dirty = {
+            rel: db.storage
+            for rel, db in self._dbs.items()
+            if isinstance(db.storage, _ShardStorage) and db.storage.dirty
+        }
+        if len(dirty) > 1:
+            journal = {rel: storage.serialized().decode() for rel, storage in dirty.items()}
+            atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": journal}).encode())
+        for storage in dirty.values():
+            atomic_write(storage.path, storage.serialized())
+        if len(dirty) > 1:
+            os.unlink(self.root / JOURNAL_FILE)
+            fsync_dir(self.root)
+
+
+class Ledger:
+    """The provider's licenses and activations in one ledger folder.
+
+    Args:
+        folder: the ledger folder (made by :meth:`create`).
+        lock_timeout: seconds to wait for another process before giving up.
+
+    Raises:
+        LedgerMissingError: no ledger in ``folder``.
+        LedgerCorruptError: ``ledger.json`` is damaged or not a licet ledger.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
+        self.folder = Path(folder)
+        self._lock_timeout = lock_timeout
+        self.info = self._read_info()
+
+    @classmethod
+    def create(
+        cls, folder: str | os.PathLike[str], *, provider: str, secret_check: str, now: _dt.datetime
+    ) -> Ledger:
+        """Create a new, empty ledger; never overwrites one.
+
+        Raises:
+            LedgerExistsError: ``folder`` already holds a ledger or other files.
+        """
+        root = Path(folder)
+        if (root / META_FILE).exists():
+            raise LedgerExistsError(f"a ledger exists in {root} already; it is never overwritten")
+        if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
+            raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for kind in (_LICENSES, _KEYS, _IPS):
+            (root / kind).mkdir(mode=0o700, exist_ok=True)
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "provider": provider,
+            "created_at": now.isoformat(),
+            "secret_check": secret_check,
+        }
+        try:
+            create_exclusive(root / META_FILE, json.dumps(meta, indent=2).encode())
+        except FileExistsError:
+            raise LedgerExistsError(f"a ledger exists in {root} already") from None
+        return cls(root)
+
+    # -- reads ------------------------------------------------------------------
+
+    def get(self, license_id: str) -> LicenseRecord:
+        """The license with this id.
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+        with self._transaction() as txn:
+            return self._load(txn, license_id)
+
+    def licenses(self) -> list[LicenseRecord]:
+        """Every license, oldest first."""
+        with self._transaction() as txn:
+            records: list[LicenseRecord] = []
+            for path in sorted((self.folder / _LICENSES).glob("*.json")):
+                records.extend(
+                    LicenseRecord.from_doc(doc) for doc in txn.table(_LICENSES, path.stem).all()
+                )
+        return sorted(records, key=lambda r: (r.created_at, r.license_id))
+
+    def license_ids_for_ip(self, ip: str) -> list[str]:
+        """Ids of the licenses assigned to ``ip`` (for automatic activation)."""
+        with self._transaction() as txn:
+            ids = [
+                doc["license_id"] for doc in txn.table(_IPS, _shard(ip)).search(Query().ip == ip)
+            ]
+            return [i for i in ids if self._load(txn, i).ip == ip]
+
+    # -- changes ----------------------------------------------------------------
+
+    def add(self, record: LicenseRecord) -> None:
+        """Store a new license and index its key (and IP).
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+        with self._transaction() as txn:
+            table = txn.table(_LICENSES, _shard(record.license_id))
+            if table.contains(Query().license_id == record.license_id):
+                raise LedgerExistsError(f"license {record.license_id} exists already")
+            table.insert(record.to_doc())
+            self._index_key(txn, record)
+            if record.ip is not None:
+                txn.table(_IPS, _shard(record.ip)).insert(
+                    {"ip": record.ip, "license_id": record.license_id}
+                )
+            txn.commit()
+
+    def update(
+        self, decide: Decision[T], *, license_id: str | None = None, key_hash: str | None = None
+    ) -> T:
+        """Apply ``decide`` to one license under the lock, reading it fresh.
+
+        The license is named by id, or found by the hash of an activation key
+        (which must be its *current* key). ``decide`` returns ``(new_record,
+        result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
+        raised by ``decide`` writes nothing either.
+
+        Raises:
+            InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
+            LicenseNotFoundError: no license with ``license_id``.
+        """
+        with self._transaction() as txn:
+            if key_hash is not None:
+                record = self._record_for_key(txn, key_hash)
+            elif license_id is not None:
+                record = self._load(txn, license_id)
+            else:
+                raise LicenseNotFoundError()
+            new_record, result = decide(record)
+            if new_record is not None:
+                if new_record.key_hash != record.key_hash:
+                    self._index_key(txn, new_record)
+                table = txn.table(_LICENSES, _shard(record.license_id))
+                table.update(
+                    _replace_with(new_record.to_doc()), Query().license_id == record.license_id
+                )
+                txn.commit()
+            return result
+
+    # -- internals ----------------------------------------------------------------
+
+    def _read_info(self) -> LedgerInfo:
+        meta = _read_json(self.folder / META_FILE, "file")
+        if meta is None:
+            raise LedgerMissingError(f"no ledger in {self.folder} — run 'issuer init' first")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise LedgerCorruptError(f"{self.folder / META_FILE} is not a licet ledger")
+        if meta.get("version") != VERSION:
+            raise LedgerCorruptError(f"ledger version {meta.get('version')!r} is not supported")
+        try:
+            return LedgerInfo(
+                provider=str(meta["provider"]),
+                created_at=_dt.datetime.fromisoformat(str(meta["created_at"])),
+                secret_check=str(meta["secret_check"]),
+            )
+        except (KeyError, ValueError) as err:
+            raise LedgerCorruptError(f"{self.folder / META_FILE} is damaged ({err})") from err
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[_Transaction]:
+        try:
+            with file_lock(self.folder / LOCK_FILE, self._lock_timeout):
+                self._read_info()  # the ledger may have been removed since we opened it
+                self._replay_journal()
+                try:
+                    yield _Transaction(self.folder)
+                except OSError as err:
+                    raise LedgerWriteError(
+                        f"could not write the ledger ({err.strerror or err}); nothing was changed"
+                    ) from err
+        except LockTimeout:
+            raise LedgerBusyError(
+                f"ledger is busy: another process held the lock for {self._lock_timeout:g} s"
+            ) from None
+
+    def _replay_journal(self) -> None:
+        journal = _read_json(self.folder / JOURNAL_FILE, "journal")
+        if journal is None:
+            return
+        files = journal.get("files") if isinstance(journal, dict) else None
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise LedgerCorruptError("ledger journal is damaged — restore the ledger from a backup")
+        for rel, text in files.items():
+            target = (self.folder / rel).resolve()
+            if self.folder.resolve() not in target.parents:
+                raise LedgerCorruptError("ledger journal names a file outside the ledger")
+            atomic_write(target, text.encode())
+        os.unlink(self.folder / JOURNAL_FILE)
+        fsync_dir(self.folder)
+
+    def _load(self, txn: _Transaction, license_id: str) -> LicenseRecord:
+        doc = txn.table(_LICENSES, _shard(license_id)).get(Query().license_id == license_id)
+        if doc is None:
+            raise LicenseNotFoundError(f"no license {license_id!r}")
+        return LicenseRecord.from_doc(doc)
+
+    def _record_for_key(self, txn: _Transaction, key_hash: str) -> LicenseRecord:
+        doc = txn.table(_KEYS, key_hash[:_SHARD_HEX]).get(Query().key_hash == key_hash)
+        if doc is None:
+            raise InvalidActivationKeyError()
+        license_id = doc.get("license_id")
+        if not isinstance(license_id, str):
+            raise LedgerCorruptError("ledger is damaged: a key index entry is malformed")
+        try:
+            record = self._load(txn, license_id)
+        except LicenseNotFoundError:
+            # Index and licenses are written in one journaled step, so this is damage.
+            raise LedgerCorruptError(
+                f"ledger is damaged: license {license_id} is indexed but missing"
+            ) from None
+        if record.key_hash != key_hash:  # a key of an earlier generation
+            raise InvalidActivationKeyError()
+        return record
+
+    def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
+        txn.table(_KEYS, record.key_hash[:_SHARD_HEX]).insert(
+            {"key_hash": record.key_hash, "license_id": record.license_id}
+        )
+
+
+def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], None]:
+    def transform(stored: MutableMapping[Any, Any]) -> None:
+        stored.clear()
+        stored.update(doc)
+
+    return transform

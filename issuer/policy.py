@@ -1,0 +1,169 @@
+"""The license state machine: activation outcomes and monthly regeneration.
+
+Pure functions over :class:`~issuer.records.LicenseRecord` values: the ledger
+calls them under its lock with freshly read records and writes what they
+return. Refusals are raised as LicenseError subclasses, and nothing is
+written.
+
+Example:
+    >>> import datetime as dt
+    >>> add_months(dt.datetime(2027, 1, 31, tzinfo=dt.timezone.utc), 1).date()
+    datetime.date(2027, 2, 28)
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as _dt
+from dataclasses import replace
+
+from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from verifier.errors import (
+    AlreadyActivatedError,
+    LicenseExpiredError,
+    LicenseRevokedError,
+    ProductMismatchError,
+    RegenerationTooSoonError,
+)
+from verifier.fingerprint import Fingerprint, matches
+
+__all__ = ["add_months", "check_usable", "next_regeneration", "redeem", "regenerate", "revoke"]
+
+
+def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:
+    """The same day and time ``months`` calendar months later, clamped to the month's end.
+
+    Jan 15 → Feb 15; Jan 31 → Feb 28 (Feb 29 in a leap year).
+    """
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> _dt.datetime:
+    """When the activation key may next be regenerated (``now`` if already allowed).
+
+    The key issued with the license is not a regeneration, so the first
+    regeneration is allowed at once.
+    """
+    if record.regenerated_at is None:
+        return now
+    return max(now, add_months(record.regenerated_at, months))
+
+
+def check_usable(record: LicenseRecord, product: str, now: _dt.datetime) -> None:
+    """Refuse a revoked or expired license, or one for another product."""
+    if record.status == LicenseStatus.REVOKED:
+        raise LicenseRevokedError()
+    if record.expires_at is not None and now >= record.expires_at:
+        raise LicenseExpiredError(f"license expired on {record.expires_at.date().isoformat()}")
+    if record.product != product:
+        raise ProductMismatchError(
+            f"this activation key is for product {record.product!r}, not {product!r}"
+        )
+
+
+def redeem(
+    record: LicenseRecord,
+    *,
+    product: str,
+    fingerprint: Fingerprint,
+    hostname: str,
+    method: str,
+    activation_id: str,
+    actor: str,
+    now: _dt.datetime,
+    months: int,
+) -> tuple[LicenseRecord | None, Activation]:
+    """Decide a redemption (SPEC §3 outcomes 2 to 5).
+
+    Returns:
+        ``(new_record, activation)``; ``new_record`` is ``None`` when nothing
+        changes (the same server activating again gets its same activation).
+
+    Raises:
+        LicenseRevokedError | LicenseExpiredError | ProductMismatchError: outcome 2.
+        AlreadyActivatedError: outcome 5, with the date from which regeneration is possible.
+    """
+    check_usable(record, product, now)
+    current = record.activation
+    if current is not None:
+        # Always compared with the fingerprint bound at activation, never a
+        # later one: re-binding would let a license walk to another server
+        # one component at a time.
+        if matches(current.fingerprint, fingerprint):
+            return None, current
+        allowed = next_regeneration(record, months, now)
+        raise AlreadyActivatedError(regenerate_after=allowed.date())
+    activation = Activation(
+        activation_id=activation_id,
+        fingerprint=fingerprint,
+        hostname=hostname,
+        method=method,
+        activated_at=now,
+    )
+    event = Event(
+        at=now,
+        action="activated",
+        actor=actor,
+        detail=f"{activation_id} on {hostname or '?'} ({method})",
+    )
+    return (
+        replace(
+            record,
+            status=LicenseStatus.ACTIVATED,
+            activation=activation,
+            history=(*record.history, event),
+        ),
+        activation,
+    )
+
+
+def regenerate(
+    record: LicenseRecord, *, new_key_hash: str, actor: str, now: _dt.datetime, months: int
+) -> LicenseRecord:
+    """Issue the next key generation and free the license for a new activation.
+
+    Raises:
+        LicenseRevokedError: the license is revoked.
+        RegenerationTooSoonError: less than ``months`` calendar months since the last one.
+    """
+    if record.status == LicenseStatus.REVOKED:
+        raise LicenseRevokedError()
+    allowed = next_regeneration(record, months, now)
+    if now < allowed:
+        raise RegenerationTooSoonError(allowed_from=allowed)
+    past = record.past_activations
+    if record.activation is not None:
+        past = (*past, replace(record.activation, superseded_at=now))
+    event = Event(
+        at=now,
+        action="regenerated",
+        actor=actor,
+        detail=f"activation key generation {record.generation + 1}; previous key invalidated",
+    )
+    return replace(
+        record,
+        generation=record.generation + 1,
+        key_hash=new_key_hash,
+        status=LicenseStatus.ISSUED,
+        activation=None,
+        past_activations=past,
+        regenerated_at=now,
+        history=(*record.history, event),
+    )
+
+
+def revoke(record: LicenseRecord, *, actor: str, now: _dt.datetime) -> LicenseRecord:
+    """Revoke the license: no activation succeeds any more.
+
+    Raises:
+        LicenseRevokedError: already revoked.
+    """
+    if record.status == LicenseStatus.REVOKED:
+        raise LicenseRevokedError("license is already revoked")
+    event = Event(at=now, action="revoked", actor=actor, detail="")
+    return replace(
+        record, status=LicenseStatus.REVOKED, revoked_at=now, history=(*record.history, event)
+    )

@@ -1,0 +1,256 @@
+"""What the ledger records: licenses, their activations, and their history.
+
+Records are frozen values. They turn into JSON documents for the ledger and
+back; a document of the wrong shape is reported as ledger damage, never
+half-read.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+from issuer.errors import LedgerCorruptError
+from verifier.errors import BadInputError
+from verifier.fingerprint import Fingerprint, parse_fingerprint
+
+__all__ = ["Activation", "Event", "LicenseRecord", "LicenseStatus"]
+
+
+class LicenseStatus:
+    """Stored states; ``expired`` is derived from the expiry date when shown."""
+
+    ISSUED = "issued"
+    ACTIVATED = "activated"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    STORED = (ISSUED, ACTIVATED, REVOKED)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a license's audit history: when, what, who, details."""
+
+    at: _dt.datetime
+    action: str
+    actor: str
+    detail: str
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {
+            "at": self.at.isoformat(),
+            "action": self.action,
+            "actor": self.actor,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Event:
+        """Parse a history entry."""
+        return cls(
+            at=_time(doc["at"]),
+            action=_str(doc["action"]),
+            actor=_str(doc["actor"]),
+            detail=_str(doc["detail"]),
+        )
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A license bound to one server.
+
+    Attributes:
+        activation_id: the token's ``jti``; stays the same when that server re-activates.
+        fingerprint: the server's fingerprint at activation (what tokens are bound to).
+        hostname: what the server called itself (display only).
+        method: ``air-gapped``, ``online`` or ``automatic``.
+        activated_at: when.
+        superseded_at: when a regeneration freed the license from this server.
+    """
+
+    activation_id: str
+    fingerprint: Fingerprint
+    hostname: str
+    method: str
+    activated_at: _dt.datetime
+    superseded_at: _dt.datetime | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {
+            "activation_id": self.activation_id,
+            "fingerprint": list(self.fingerprint),
+            "hostname": self.hostname,
+            "method": self.method,
+            "activated_at": self.activated_at.isoformat(),
+            "superseded_at": _iso(self.superseded_at),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Activation:
+        """Parse an activation document."""
+        return cls(
+            activation_id=_str(doc["activation_id"]),
+            fingerprint=parse_fingerprint(doc["fingerprint"]),
+            hostname=_str(doc["hostname"]),
+            method=_str(doc["method"]),
+            activated_at=_time(doc["activated_at"]),
+            superseded_at=_optional_time(doc.get("superseded_at")),
+        )
+
+
+@dataclass(frozen=True)
+class LicenseRecord:
+    """A license as the ledger holds it. The activation key itself is never stored.
+
+    Attributes:
+        license_id: the id.
+        product: the product it licenses.
+        customer: free text for the provider.
+        ip: assigned public IP (for automatic activation), or ``None``.
+        created_at: when it was created.
+        expires_at: end of the license, or ``None`` for no end.
+        features: enabled features.
+        limits: numeric limits.
+        generation: activation-key generation (1 for the key issued with the license).
+        key_hash: SHA-256 of the current key, for look-ups; the key is not recoverable from it.
+        status: ``issued``, ``activated`` or ``revoked``.
+        activation: the current activation, if any.
+        past_activations: activations superseded by regenerations.
+        regenerated_at: the last regeneration, or ``None``.
+        revoked_at: when it was revoked.
+        history: the audit trail.
+    """
+
+    license_id: str
+    product: str
+    customer: str | None
+    ip: str | None
+    created_at: _dt.datetime
+    expires_at: _dt.datetime | None
+    features: tuple[str, ...]
+    limits: dict[str, int]
+    generation: int
+    key_hash: str
+    status: str
+    activation: Activation | None = None
+    past_activations: tuple[Activation, ...] = ()
+    regenerated_at: _dt.datetime | None = None
+    revoked_at: _dt.datetime | None = None
+    history: tuple[Event, ...] = ()
+
+    def state(self, now: _dt.datetime) -> str:
+        """The status shown to people: ``expired`` once the expiry date has passed."""
+        if (
+            self.status != LicenseStatus.REVOKED
+            and self.expires_at is not None
+            and now >= self.expires_at
+        ):
+            return LicenseStatus.EXPIRED
+        return self.status
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {
+            "license_id": self.license_id,
+            "product": self.product,
+            "customer": self.customer,
+            "ip": self.ip,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": _iso(self.expires_at),
+            "features": list(self.features),
+            "limits": dict(self.limits),
+            "generation": self.generation,
+            "key_hash": self.key_hash,
+            "status": self.status,
+            "activation": None if self.activation is None else self.activation.to_doc(),
+            "past_activations": [a.to_doc() for a in self.past_activations],
+            "regenerated_at": _iso(self.regenerated_at),
+            "revoked_at": _iso(self.revoked_at),
+            "history": [e.to_doc() for e in self.history],
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> LicenseRecord:
+        """Parse a license document.
+
+        Raises:
+            LedgerCorruptError: anything missing or of the wrong type.
+        """
+        try:
+            record = cls(
+                license_id=_str(doc["license_id"]),
+                product=_str(doc["product"]),
+                customer=_optional_str(doc["customer"]),
+                ip=_optional_str(doc["ip"]),
+                created_at=_time(doc["created_at"]),
+                expires_at=_optional_time(doc["expires_at"]),
+                features=tuple(_str(f) for f in _list(doc["features"])),
+                limits={_str(k): _int(v) for k, v in _dict(doc["limits"]).items()},
+                generation=_int(doc["generation"]),
+                key_hash=_str(doc["key_hash"]),
+                status=_str(doc["status"]),
+                activation=None
+                if doc["activation"] is None
+                else Activation.from_doc(doc["activation"]),
+                past_activations=tuple(
+                    Activation.from_doc(a) for a in _list(doc["past_activations"])
+                ),
+                regenerated_at=_optional_time(doc["regenerated_at"]),
+                revoked_at=_optional_time(doc["revoked_at"]),
+                history=tuple(Event.from_doc(e) for e in _list(doc["history"])),
+            )
+        except (KeyError, TypeError, ValueError, BadInputError) as err:
+            raise LedgerCorruptError(
+                f"ledger is damaged: a license record is malformed ({err})"
+            ) from err
+        if record.status not in LicenseStatus.STORED or record.generation < 1:
+            raise LedgerCorruptError(
+                f"ledger is damaged: license {record.license_id} has an invalid state"
+            )
+        return record
+
+
+def _iso(moment: _dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _time(value: Any) -> _dt.datetime:
+    moment = _dt.datetime.fromisoformat(_str(value))
+    if moment.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return moment
+
+
+def _optional_time(value: Any) -> _dt.datetime | None:
+    return None if value is None else _time(value)

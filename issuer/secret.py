@@ -1,0 +1,94 @@
+"""The activation-key secret: how keys are derived, so none is stored usable.
+
+``activation-keys.secret`` lives beside the signing keys (mode 0600). A
+license's key for generation *g* is ``HMAC-SHA256(secret, license id ‖ g)``
+shown in the typable format of :mod:`verifier.activation_key`. The ledger
+keeps only SHA-256 of the key for look-ups, so a stolen ledger opens
+nothing, yet the provider can always display a license's current key.
+
+Example:
+    >>> secret = KeySecret(bytes(32))
+    >>> len(secret.key_for("LIC-1", 1))
+    29
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from keytool.errors import PrivateKeyError
+from verifier._files import create_exclusive
+from verifier.activation_key import key_from_bytes
+
+__all__ = ["KeySecret", "SECRET_FILE", "key_hash"]
+
+SECRET_FILE = "activation-keys.secret"  # noqa: S105 - a file name
+_SECRET_BYTES = 32
+
+
+def key_hash(canonical_key: str) -> str:
+    """The ledger's look-up value for a key (hex SHA-256 of its canonical form)."""
+    return hashlib.sha256(canonical_key.encode()).hexdigest()
+
+
+class KeySecret:
+    """The HMAC secret activation keys are derived from."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != _SECRET_BYTES:
+            raise PrivateKeyError("activation-key secret has the wrong length")
+        self._secret = secret
+
+    @classmethod
+    def create_or_load(cls, keys: Path) -> KeySecret:
+        """Load the secret in ``keys``, creating it (0600, O_EXCL) if there is none."""
+        keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # keep an existing secret: keys derive from it
+            create_exclusive(
+                keys / SECRET_FILE, base64.b64encode(secrets.token_bytes(_SECRET_BYTES)) + b"\n"
+            )
+        return cls.load(keys)
+
+    @classmethod
+    def load(cls, keys: Path) -> KeySecret:
+        """Load the secret from the keys folder.
+
+        Raises:
+            PrivateKeyError: missing, readable by others, or damaged.
+        """
+        path = keys / SECRET_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise PrivateKeyError(
+                f"activation-key secret {path} is missing — run 'issuer init'"
+            ) from None
+        except OSError as err:
+            raise PrivateKeyError(f"cannot open {path}: {err.strerror}") from err
+        with os.fdopen(fd, "rb") as handle:
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            if mode & 0o077:
+                raise PrivateKeyError(
+                    f"{path} is readable by others (mode {mode:o}); run chmod 600"
+                )
+            data = handle.read(1024)
+        try:
+            return cls(base64.b64decode(data.strip(), validate=True))
+        except ValueError as err:
+            raise PrivateKeyError(f"activation-key secret {path} is damaged") from err
+
+    def key_for(self, license_id: str, generation: int) -> str:
+        """The display key of ``license_id`` at ``generation``."""
+        message = f"licet/activation-key/v1\x00{license_id}\x00{generation}".encode()
+        return key_from_bytes(hmac.new(self._secret, message, hashlib.sha256).digest())
+
+    def check(self) -> str:
+        """A value that identifies this secret without revealing it (kept in the ledger)."""
+        return hmac.new(self._secret, b"licet/secret-check", hashlib.sha256).hexdigest()[:16]

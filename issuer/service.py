@@ -1,0 +1,464 @@
+"""The provider's façade: licenses, activation keys and the one activation function.
+
+Every activation path — air-gapped (``issuer activate``), online manual and
+automatic (``issuer serve``) — ends in :meth:`Issuer.redeem`, which asks the
+ledger to apply the policy of :mod:`issuer.policy` under its lock and signs a
+token for the resulting activation.
+
+Example:
+    >>> iss = Issuer(ledger="ledger", keys="keys")  # doctest: +SKIP
+    >>> created = iss.create_license(product="ispmanager", days=365)  # doctest: +SKIP
+    >>> token = iss.activate(request_code_text)  # doctest: +SKIP
+    >>> iss.regenerate(created.license_id)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from issuer import policy
+from issuer.ledger import Ledger
+from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from issuer.secret import KeySecret, key_hash
+from keytool.errors import PrivateKeyError
+from keytool.keyring import Keyring
+from keytool.signing import TokenSigner
+from verifier.activation_key import normalize_key
+from verifier.claims import build_claims
+from verifier.clock import Clock, now_from, utc_now
+from verifier.errors import BadInputError
+from verifier.fingerprint import Fingerprint
+from verifier.request import ActivationRequest, parse_request_code
+
+__all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_MAX_DAYS = 36500
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """Provider policy, with defaults.
+
+    Attributes:
+        max_token_lifetime: a token expires at the license's expiry or after
+            this long, whichever is first (default 365 days; 1 day to 10 years).
+            Panels renew by activating again, which returns the same activation.
+        regeneration_months: calendar months between key regenerations (default 1).
+        lock_timeout: seconds to wait for the ledger lock (default 10).
+    """
+
+    max_token_lifetime: _dt.timedelta = _dt.timedelta(days=365)
+    regeneration_months: int = 1
+    lock_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not _dt.timedelta(days=1) <= self.max_token_lifetime <= _dt.timedelta(days=3653):
+            raise BadInputError("max_token_lifetime must be between 1 day and 10 years")
+        if not 1 <= self.regeneration_months <= 12:
+            raise BadInputError("regeneration_months must be between 1 and 12")
+        if not 0.01 <= self.lock_timeout <= 300:
+            raise BadInputError("lock_timeout must be between 0.01 and 300 seconds")
+
+
+@dataclass(frozen=True)
+class LicenseView:
+    """A license as the provider sees it, with its current key and derived dates."""
+
+    record: LicenseRecord
+    activation_key: str
+    state: str
+    next_regeneration: _dt.datetime
+
+    @property
+    def license_id(self) -> str:
+        """The license id."""
+        return self.record.license_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (``issuer license show --json``)."""
+        r = self.record
+        activation = r.activation
+        return {
+            "license_id": r.license_id,
+            "product": r.product,
+            "customer": r.customer,
+            "ip": r.ip,
+            "status": self.state,
+            "activation_key": self.activation_key,
+            "key_generation": r.generation,
+            "created_at": r.created_at.isoformat(),
+            "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
+            "features": list(r.features),
+            "limits": dict(r.limits),
+            "activation": None if activation is None else activation.to_doc(),
+            "activated_fingerprint": None if activation is None else list(activation.fingerprint),
+            "activated_hostname": None if activation is None else activation.hostname,
+            "past_activations": [a.to_doc() for a in r.past_activations],
+            "next_regeneration": self.next_regeneration.date().isoformat(),
+            "history": [e.to_doc() for e in r.history],
+        }
+
+
+@dataclass(frozen=True)
+class Activated:
+    """The result of a redemption.
+
+    Attributes:
+        token: the signed activation token for the server.
+        license_id: the license.
+        activation_id: the activation (the same again for the same server).
+        new: whether this redemption created the activation.
+    """
+
+    token: str
+    license_id: str
+    activation_id: str
+    new: bool
+
+
+def _random_id(prefix: str, chars: int) -> str:
+    return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
+
+
+def _name(kind: str, value: str) -> str:
+    if not isinstance(value, str) or _NAME.fullmatch(value) is None:
+        raise BadInputError(
+            f"{kind} {value!r} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def normalize_ip(value: str) -> str:
+    """The canonical text of an IP address.
+
+    Raises:
+        BadInputError: not an IP address.
+    """
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise BadInputError(f"{value!r} is not an IP address") from None
+
+
+class Issuer:
+    """The provider's licensing operations over one ledger and one keys folder.
+
+    Args:
+        ledger: the ledger folder.
+        keys: the keys folder (signing keys and the activation-key secret).
+        clock: time source (aware UTC datetimes).
+        passphrase: for an encrypted signing key.
+        config: provider policy.
+        actor: who is acting, recorded in the audit history.
+
+    Raises:
+        LedgerMissingError | LedgerCorruptError: no usable ledger.
+        PrivateKeyError: the activation-key secret is missing or belongs to another ledger.
+    """
+
+    def __init__(
+        self,
+        ledger: str | os.PathLike[str],
+        keys: str | os.PathLike[str],
+        *,
+        clock: Clock = utc_now,
+        passphrase: bytes | None = None,
+        config: IssuerConfig | None = None,
+        actor: str = "library",
+    ) -> None:
+        self.config = config or IssuerConfig()
+        self.ledger = Ledger(ledger, lock_timeout=self.config.lock_timeout)
+        self.keys = Path(keys)
+        self.actor = actor
+        self._clock = clock
+        self._passphrase = passphrase
+        self._secret = KeySecret.load(self.keys)
+        if self._secret.check() != self.ledger.info.secret_check:
+            raise PrivateKeyError(
+                f"the activation-key secret in {self.keys} does not belong to this ledger"
+            )
+        self._signer: TokenSigner | None = None
+
+    @classmethod
+    def init(
+        cls,
+        ledger: str | os.PathLike[str],
+        keys: str | os.PathLike[str],
+        *,
+        name: str,
+        clock: Clock = utc_now,
+        **kwargs: Any,
+    ) -> Issuer:
+        """Create a new ledger (and the activation-key secret if the keys folder has none).
+
+        Raises:
+            LedgerExistsError: a ledger exists there already.
+        """
+        if not isinstance(name, str) or not name.strip() or len(name) > 128:
+            raise BadInputError("provider name must be 1-128 characters")
+        secret = KeySecret.create_or_load(Path(keys))
+        Ledger.create(
+            ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
+        )
+        return cls(ledger, keys, clock=clock, **kwargs)
+
+    @property
+    def provider(self) -> str:
+        """The provider name tokens are issued under (``iss``)."""
+        return self.ledger.info.provider
+
+    # -- licenses -----------------------------------------------------------------
+
+    def create_license(
+        self,
+        product: str,
+        *,
+        ip: str | None = None,
+        days: int | None = None,
+        expires: _dt.date | None = None,
+        features: Iterable[str] = (),
+        limits: Mapping[str, int] | None = None,
+        customer: str | None = None,
+    ) -> LicenseView:
+        """Create a license and its first activation key.
+
+        Args:
+            product: the product it licenses.
+            ip: the server's public IP, for automatic activation.
+            days: valid for this many days from now; or
+            expires: valid through this date (UTC); neither means no expiry.
+            features: enabled features.
+            limits: numeric limits.
+            customer: free text.
+
+        Raises:
+            BadInputError: a malformed argument.
+        """
+        now = now_from(self._clock)
+        if days is not None and expires is not None:
+            raise BadInputError("give --days or --expires, not both")
+        expires_at = None
+        if days is not None:
+            if type(days) is not int or not 1 <= days <= _MAX_DAYS:
+                raise BadInputError(f"days must be a whole number from 1 to {_MAX_DAYS}")
+            expires_at = now + _dt.timedelta(days=days)
+        elif expires is not None:
+            # "Expires 2027-01-31" means usable through that day.
+            expires_at = _dt.datetime.combine(expires, _dt.time(), _dt.UTC) + _dt.timedelta(days=1)
+            if expires_at <= now:
+                raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
+        limit_items = dict(limits or {})
+        for name, value in limit_items.items():
+            _name("limit", name)
+            if type(value) is not int or value < 0:
+                raise BadInputError(f"limit {name} must be a whole number ≥ 0")
+        if customer is not None and len(customer) > 256:
+            raise BadInputError("customer must be at most 256 characters")
+        license_id = _random_id("LIC-", 10)
+        key = self._secret.key_for(license_id, 1)
+        record = LicenseRecord(
+            license_id=license_id,
+            product=_name("product", product),
+            customer=customer,
+            ip=None if ip is None else normalize_ip(ip),
+            created_at=now,
+            expires_at=expires_at,
+            features=tuple(sorted({_name("feature", f) for f in features})),
+            limits=limit_items,
+            generation=1,
+            key_hash=key_hash(key),
+            status=LicenseStatus.ISSUED,
+            history=(
+                Event(
+                    at=now, action="created", actor=self.actor, detail="activation key generation 1"
+                ),
+            ),
+        )
+        self.ledger.add(record)
+        return self._view(record, now)
+
+    def show(self, license_id: str) -> LicenseView:
+        """The license with its current key, activation and next regeneration date.
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+        return self._view(self.ledger.get(license_id), now_from(self._clock))
+
+    def licenses(self) -> list[LicenseView]:
+        """Every license, oldest first."""
+        now = now_from(self._clock)
+        return [self._view(record, now) for record in self.ledger.licenses()]
+
+    def regenerate(self, license_id: str) -> LicenseView:
+        """Issue a new activation key, invalidate the old one, free the license.
+
+        Raises:
+            RegenerationTooSoonError: less than a calendar month since the last regeneration.
+            LicenseRevokedError: the license is revoked.
+            LicenseNotFoundError: no such license.
+        """
+        now = now_from(self._clock)
+
+        def decide(record: LicenseRecord) -> tuple[LicenseRecord, LicenseRecord]:
+            new_key = self._secret.key_for(record.license_id, record.generation + 1)
+            updated = policy.regenerate(
+                record,
+                new_key_hash=key_hash(new_key),
+                actor=self.actor,
+                now=now,
+                months=self.config.regeneration_months,
+            )
+            return updated, updated
+
+        return self._view(self.ledger.update(decide, license_id=license_id), now)
+
+    def revoke(self, license_id: str) -> LicenseView:
+        """Revoke a license (tokens already issued stay valid offline until they expire).
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+        now = now_from(self._clock)
+
+        def decide(record: LicenseRecord) -> tuple[LicenseRecord, LicenseRecord]:
+            updated = policy.revoke(record, actor=self.actor, now=now)
+            return updated, updated
+
+        return self._view(self.ledger.update(decide, license_id=license_id), now)
+
+    # -- activation -------------------------------------------------------------------
+
+    def activate(self, request_code: str, *, method: str = "air-gapped") -> str:
+        """Redeem an air-gapped request code and return the signed token.
+
+        Raises:
+            RequestCodeError | ActivationKeyFormatError: the code is damaged.
+            InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
+            ProductMismatchError, AlreadyActivatedError: the SPEC §3 refusals.
+        """
+        return self.redeem(parse_request_code(request_code), method=method).token
+
+    def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
+        """The one activation function: key + product + fingerprint → token (SPEC §3).
+
+        Raises:
+            InvalidActivationKeyError: unknown key, or a key of an earlier generation.
+            LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
+            AlreadyActivatedError: activated on another server.
+        """
+        canonical = normalize_key(request.activation_key)
+        return self._activate(
+            key_hash=key_hash(canonical),
+            product=request.product,
+            fingerprint=request.fingerprint,
+            hostname=request.hostname,
+            method=method,
+        )
+
+    def redeem_for_license(
+        self, license_id: str, *, product: str, fingerprint: Fingerprint, hostname: str, method: str
+    ) -> Activated:
+        """Activate a license found by other proof than its key (automatic activation by IP)."""
+        return self._activate(
+            license_id=license_id,
+            product=product,
+            fingerprint=fingerprint,
+            hostname=hostname,
+            method=method,
+        )
+
+    def _activate(
+        self,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        method: str,
+        key_hash: str | None = None,
+        license_id: str | None = None,
+    ) -> Activated:
+        signer = self._signing()  # before the ledger: a missing key must not burn an activation
+        now = now_from(self._clock)
+        decide = partial(
+            self._decide_redemption,
+            product=product,
+            fingerprint=fingerprint,
+            hostname=hostname[:253],
+            method=method,
+            now=now,
+        )
+        record, activation, new = self.ledger.update(
+            decide, key_hash=key_hash, license_id=license_id
+        )
+        lifetime_end = now + self.config.max_token_lifetime
+        claims = build_claims(
+            issuer=self.provider,
+            license_id=record.license_id,
+            product=record.product,
+            activation_id=activation.activation_id,
+            issued_at=now,
+            expires_at=lifetime_end
+            if record.expires_at is None
+            else min(record.expires_at, lifetime_end),
+            fingerprint=activation.fingerprint,
+            features=record.features,
+            limits=record.limits,
+            ip=record.ip,
+        )
+        return Activated(
+            token=signer.sign(claims),
+            license_id=record.license_id,
+            activation_id=activation.activation_id,
+            new=new,
+        )
+
+    def _decide_redemption(
+        self,
+        record: LicenseRecord,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        method: str,
+        now: _dt.datetime,
+    ) -> tuple[LicenseRecord | None, tuple[LicenseRecord, Activation, bool]]:
+        updated, activation = policy.redeem(
+            record,
+            product=product,
+            fingerprint=fingerprint,
+            hostname=hostname,
+            method=method,
+            activation_id=_random_id("ACT-", 12),
+            actor=self.actor,
+            now=now,
+            months=self.config.regeneration_months,
+        )
+        return updated, (updated or record, activation, updated is not None)
+
+    def _signing(self) -> TokenSigner:
+        if self._signer is None:
+            self._signer = Keyring(self.keys, clock=self._clock).signer(self._passphrase)
+        return self._signer
+
+    def _view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
+        return LicenseView(
+            record=record,
+            activation_key=self._secret.key_for(record.license_id, record.generation),
+            state=record.state(now),
+            next_regeneration=policy.next_regeneration(
+                record, self.config.regeneration_months, now
+            ),
+        )
