@@ -25,7 +25,7 @@ demo: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo.sh
 
 bench: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/verify.py
+	status=0; for b in bench/verify.py bench/ledger.py; do $(BIN)/python $$b || status=1; echo; done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

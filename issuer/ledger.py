@@ -151,18 +151,19 @@ class _Transaction:
             db = self._dbs[rel] = TinyDB(self.root / rel, storage=_ShardStorage)
         return db.table(kind)
 
-    def commit(self) -> None:
+    def commit(self, journal: bool = True) -> None:
         dirty = {
             rel: db.storage
             for rel, db in self._dbs.items()
             if isinstance(db.storage, _ShardStorage) and db.storage.dirty
         }
-        if len(dirty) > 1:
-            journal = {rel: storage.serialized().decode() for rel, storage in dirty.items()}
-            atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": journal}).encode())
+        journal = journal and len(dirty) > 1
+        if journal:
+            files = {rel: storage.serialized().decode() for rel, storage in dirty.items()}
+            atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": files}).encode())
         for storage in dirty.values():
             atomic_write(storage.path, storage.serialized())
-        if len(dirty) > 1:
+        if journal:
             os.unlink(self.root / JOURNAL_FILE)
             fsync_dir(self.root)
 
@@ -262,6 +263,32 @@ class Ledger:
                     {"ip": record.ip, "license_id": record.license_id}
                 )
             txn.commit()
+
+    def add_many(self, records: list[LicenseRecord]) -> None:
+        """Bulk import into a new ledger: one lock, each touched file written once.
+
+        Every file is still replaced atomically, but the import as a whole is
+        not journaled (a journal of a large import would be as large as the
+        ledger): run it on a fresh ledger and re-run it if it is interrupted.
+        License shards are written before the indexes, so an interrupted
+        import leaves unindexed licenses, never index entries without one.
+        """
+        with self._transaction() as txn:
+            by_kind: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for record in records:
+                by_kind.setdefault((_LICENSES, _shard(record.license_id)), []).append(
+                    record.to_doc()
+                )
+                key_doc = {"key_hash": record.key_hash, "license_id": record.license_id}
+                by_kind.setdefault((_KEYS, record.key_hash[:_SHARD_HEX]), []).append(key_doc)
+                if record.ip is not None:
+                    ip_doc = {"ip": record.ip, "license_id": record.license_id}
+                    by_kind.setdefault((_IPS, _shard(record.ip)), []).append(ip_doc)
+            for (kind, shard), docs in sorted(
+                by_kind.items(), key=lambda item: item[0][0] != _LICENSES
+            ):
+                txn.table(kind, shard).insert_multiple(docs)
+            txn.commit(journal=False)
 
     def update(
         self, decide: Decision[T], *, license_id: str | None = None, key_hash: str | None = None

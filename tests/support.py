@@ -96,3 +96,34 @@ class Provider:
         header = {"alg": "EdDSA", "typ": "licet+jwt", "kid": self.record.kid}
         header.update(overrides)
         return header
+
+
+def make_issuer(folder: Path, clock: FakeClock, **kwargs: Any) -> Any:
+    """A real keyring and ledger in ``folder``; returns the Issuer."""
+    from issuer import Issuer
+
+    Keyring(folder / "keys", clock=clock).new()
+    return Issuer.init(folder / "ledger", folder / "keys", name=ISSUER, clock=clock, **kwargs)
+
+
+def request_for(key: str, server: str, product: str = PRODUCT, clock: FakeClock | None = None) -> Any:
+    """The ActivationRequest a simulated server ``server`` would send."""
+    from verifier import parse_request_code, request_code
+
+    code = request_code(product, key, machine_id=f"machine-{server}", hostname=server, clock=clock or FakeClock())
+    return parse_request_code(code)
+
+
+def code_for(key: str, server: str, product: str = PRODUCT) -> str:
+    from verifier import request_code
+
+    return request_code(product, key, machine_id=f"machine-{server}", hostname=server, clock=FakeClock())
+
+
+def ledger_bytes(folder: Path) -> dict[str, bytes]:
+    """Every ledger file's bytes (the lock file aside), to prove a refusal changed nothing."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "ledger.lock"
+    }

@@ -1,0 +1,118 @@
+"""Single use under real concurrency: separate processes contend for one key."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from clirun import script
+from support import PRODUCT, FakeClock, code_for, make_issuer, request_for
+
+from issuer import Issuer
+from issuer.ledger import LOCK_FILE
+from verifier import LicenseError
+
+CTX = mp.get_context("fork")
+
+
+def _redeem(folder: str, key: str, server: str, barrier: Any, results: Any) -> None:
+    iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
+    request = request_for(key, server)
+    barrier.wait()
+    try:
+        results.put(("ok", server, iss.redeem(request, method="air-gapped").activation_id))
+    except LicenseError as err:
+        results.put(("refused", server, err.code))
+
+
+def _regenerate(folder: str, license_id: str, barrier: Any, results: Any) -> None:
+    iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
+    barrier.wait()
+    try:
+        results.put(("ok", iss.regenerate(license_id).record.generation))
+    except LicenseError as err:
+        results.put(("refused", err.code))
+
+
+def run_all(target: Any, args_list: list[tuple[Any, ...]]) -> list[Any]:
+    barrier, results = CTX.Barrier(len(args_list)), CTX.Queue()
+    procs = [CTX.Process(target=target, args=(*args, barrier, results)) for args in args_list]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    return out
+
+
+def test_eight_servers_racing_for_one_key_yield_one_activation(tmp_path: Path) -> None:
+    iss = make_issuer(tmp_path, FakeClock())
+    created = iss.create_license(PRODUCT)
+    servers = [f"server{i}" for i in range(8)]
+    results = run_all(_redeem, [(str(tmp_path), created.activation_key, s) for s in servers])
+    winners = [r for r in results if r[0] == "ok"]
+    assert len(winners) == 1, results
+    assert sorted(r[2] for r in results if r[0] == "refused") == ["already-activated"] * 7
+    record = iss.show(created.license_id).record
+    assert record.activation is not None and record.activation.activation_id == winners[0][2]
+    assert record.activation.hostname == winners[0][1]
+    assert [e.action for e in record.history].count("activated") == 1
+
+
+def test_two_regenerations_racing_yield_one(tmp_path: Path) -> None:
+    iss = make_issuer(tmp_path, FakeClock())
+    created = iss.create_license(PRODUCT)
+    results = run_all(_regenerate, [(str(tmp_path), created.license_id)] * 2)
+    assert sorted(results) == [("ok", 2), ("refused", "regeneration-too-soon")]
+    assert iss.show(created.license_id).record.generation == 2
+
+
+def _library_redeem(folder: str, key: str, go: Any, results: Any) -> None:
+    iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
+    go.wait()
+    try:
+        results.put(("ok", iss.redeem(request_for(key, "library-server"), method="air-gapped").activation_id))
+    except LicenseError as err:
+        results.put(("refused", err.code))
+
+
+def test_cli_and_library_racing_yield_one_activation(tmp_path: Path) -> None:
+    import subprocess
+
+    iss = make_issuer(tmp_path, FakeClock())
+    created = iss.create_license(PRODUCT)
+    # The library process is forked before the test takes the lock: a forked
+    # child would otherwise inherit the lock-holding descriptor.
+    go, results = CTX.Event(), CTX.Queue()
+    lib = CTX.Process(target=_library_redeem, args=(str(tmp_path), created.activation_key, go, results))
+    lib.start()
+    lock_fd = os.open(tmp_path / "ledger" / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)  # both contenders queue up behind this
+    try:
+        cli = subprocess.Popen(
+            [script("issuer"), "activate", code_for(created.activation_key, "cli-server")],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        go.set()
+        time.sleep(2.5)  # the CLI needs about a second to start and reach the lock
+    finally:
+        os.close(lock_fd)
+    out, err = cli.communicate(timeout=60)
+    library_result = results.get(timeout=60)
+    lib.join(timeout=30)
+    outcomes = ["ok" if cli.returncode == 0 else "refused", library_result[0]]
+    assert sorted(outcomes) == ["ok", "refused"], (out, err, library_result)
+    if cli.returncode != 0:
+        assert "already activated" in err
+    else:
+        assert library_result[1] == "already-activated"
+    record = iss.show(created.license_id).record
+    assert [e.action for e in record.history].count("activated") == 1

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import PRODUCT, FakeClock, ledger_bytes, make_issuer, request_for
+
+from issuer import Issuer, LedgerBusyError, LedgerCorruptError, LedgerMissingError
+from issuer.ledger import JOURNAL_FILE, LOCK_FILE, META_FILE, Ledger
+from verifier import InvalidActivationKeyError
+
+
+@pytest.fixture
+def env(tmp_path: Path, clock: FakeClock) -> tuple[Issuer, Path]:
+    iss = make_issuer(tmp_path, clock)
+    iss.create_license(PRODUCT)
+    return iss, tmp_path / "ledger"
+
+
+def reopen(tmp_path: Path) -> Issuer:
+    return Issuer(tmp_path / "ledger", tmp_path / "keys")
+
+
+def shard_files(ledger: Path) -> list[Path]:
+    return sorted((ledger / "licenses").glob("*.json"))
+
+
+def test_missing_ledger_is_refused(tmp_path: Path, clock: FakeClock) -> None:
+    make_issuer(tmp_path, clock)
+    (tmp_path / "ledger" / META_FILE).unlink()
+    with pytest.raises(LedgerMissingError, match="issuer init"):
+        reopen(tmp_path)
+    with pytest.raises(LedgerMissingError):
+        Ledger(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b'{"format": "licet-led', "truncated or not JSON"),
+        (b"\x00\xff garbage", "truncated or not JSON"),
+        (b'{"format": "something-else", "version": 1}', "not a licet ledger"),
+        (b'{"format": "licet-ledger", "version": 99}', "not supported"),
+        (b'{"format": "licet-ledger", "version": 1}', "damaged"),
+        (b"[]", "not a licet ledger"),
+    ],
+)
+def test_damaged_ledger_file_is_refused(env: tuple[Issuer, Path], tmp_path: Path, content: bytes, message: str) -> None:
+    (env[1] / META_FILE).write_bytes(content)
+    with pytest.raises(LedgerCorruptError, match=message):
+        reopen(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (None, "truncated"),  # the real shard cut in half
+        (b"not json at all", "truncated or not JSON"),
+        (b'["a", "list"]', "not a TinyDB document"),
+        (b'{"licenses": {"1": {"license_id": "LIC-X"}}}', "malformed"),
+        (b'{"licenses": {"1": {"license_id": 5}}}', "malformed"),
+    ],
+)
+def test_damaged_shard_is_refused_not_treated_as_empty(
+    env: tuple[Issuer, Path], tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    ledger = env[1]
+    (shard,) = shard_files(ledger)
+    shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2] if content is None else content)
+    with pytest.raises(LedgerCorruptError, match=message):
+        reopen(tmp_path).licenses()
+
+
+def test_key_of_a_license_in_a_damaged_shard_is_never_accepted(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    iss, ledger = env
+    key = iss.licenses()[0].activation_key
+    iss.redeem(request_for(key, "alpha"), method="air-gapped")
+    (shard,) = shard_files(ledger)
+    shard.write_bytes(b"")
+    with pytest.raises(LedgerCorruptError):
+        reopen(tmp_path).redeem(request_for(key, "beta"), method="air-gapped")
+
+
+def test_deleted_shard_is_detected_through_the_key_index(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    iss, ledger = env
+    key = iss.licenses()[0].activation_key
+    for shard in shard_files(ledger):
+        shard.unlink()
+    with pytest.raises(LedgerCorruptError, match="indexed but missing"):
+        reopen(tmp_path).redeem(request_for(key, "alpha"), method="air-gapped")
+
+
+def test_interrupted_multi_file_change_is_completed_from_the_journal(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    iss, ledger = env
+    before = ledger_bytes(ledger)
+    created = iss.create_license(PRODUCT)  # writes a key index shard and a license shard
+    after = ledger_bytes(ledger)
+    changed = {rel: data for rel, data in after.items() if before.get(rel) != data}
+    assert len(changed) == 2
+    # Simulate a crash after the journal was written but before any file was replaced.
+    for rel in changed:
+        if rel in before:
+            (ledger / rel).write_bytes(before[rel])
+        else:
+            (ledger / rel).unlink()
+    journal = {"files": {rel: data.decode() for rel, data in changed.items()}}
+    (ledger / JOURNAL_FILE).write_text(json.dumps(journal))
+    again = reopen(tmp_path)
+    assert again.show(created.license_id).activation_key == created.activation_key
+    assert not (ledger / JOURNAL_FILE).exists()
+    assert again.redeem(request_for(created.activation_key, "alpha"), method="air-gapped").new
+
+
+def test_damaged_journal_is_refused(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    (env[1] / JOURNAL_FILE).write_text('{"files": {"../../etc/x": "boom"}}')
+    with pytest.raises(LedgerCorruptError, match="outside the ledger"):
+        reopen(tmp_path).licenses()
+    (env[1] / JOURNAL_FILE).write_text("{")
+    with pytest.raises(LedgerCorruptError):
+        reopen(tmp_path).licenses()
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def hold_lock(ledger: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(ledger / LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_lock_contention_times_out_with_a_clear_message(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    from issuer import IssuerConfig
+
+    holder = hold_lock(env[1])
+    try:
+        impatient = Issuer(tmp_path / "ledger", tmp_path / "keys", config=IssuerConfig(lock_timeout=0.3))
+        start = time.monotonic()
+        with pytest.raises(LedgerBusyError, match=r"another process held the lock for 0\.3 s"):
+            impatient.licenses()
+        assert time.monotonic() - start < 3
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_lock_left_by_a_killed_process_is_recovered(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    holder = hold_lock(env[1])
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert (env[1] / LOCK_FILE).exists()
+    assert len(reopen(tmp_path).licenses()) == 1
+
+
+def test_a_long_lived_issuer_never_redeems_what_another_redeemed(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    first, _ = env
+    second = reopen(tmp_path)  # opened before the redemption below, kept open
+    key = first.licenses()[0].activation_key
+    assert second.licenses()[0].state == "issued"  # warm every cache it may have
+    first.redeem(request_for(key, "alpha"), method="air-gapped")
+    from verifier import AlreadyActivatedError
+
+    with pytest.raises(AlreadyActivatedError):
+        second.redeem(request_for(key, "beta"), method="air-gapped")
+    first.regenerate(first.licenses()[0].license_id)
+    with pytest.raises(InvalidActivationKeyError):
+        second.redeem(request_for(key, "alpha"), method="air-gapped")
