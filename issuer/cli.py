@@ -201,6 +201,48 @@ def activate(
         print(f"wrote token to {out}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8470,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
+    ] = 1,
+    allow_private_callbacks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-callbacks",
+            help="Allow automatic-activation callbacks to private addresses.",
+        ),
+    ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy", help="Believe X-Forwarded-For from this peer (repeatable)."
+        ),
+    ] = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Run the license server (online manual and automatic activation)."""
+    try:
+        from issuer.server import ServerConfig
+        from issuer.server import serve as run_server
+    except ImportError as err:
+        raise BadInputError(
+            "the license server needs the 'server' extra: pip install 'licet[server]'"
+        ) from err
+    config = ServerConfig(
+        ledger=str(ledger),
+        keys=str(keys),
+        allow_private_callbacks=allow_private_callbacks,
+        trusted_proxies=tuple(trusted_proxy or ()),
+    )
+    print(f"licet license server on http://{host}:{port} ({workers} worker(s))", flush=True)
+    run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)
+
+
 def main() -> None:
     """Console-script entry point."""
     run("issuer", app)

@@ -483,6 +483,10 @@ class Issuer:
         )
         return updated, (updated or record, activation, updated is not None)
 
+    def signing_key_id(self) -> str:
+        """Load the signing key now (checking file mode and passphrase) and return its kid."""
+        return self._signing().kid
+
     def _signing(self) -> TokenSigner:
         if self._signer is None:
             self._signer = Keyring(self.keys, clock=self._clock).signer(self._passphrase)

@@ -20,6 +20,7 @@ from verifier.errors import (
     ActivationRequiredError,
     AlreadyActivatedError,
     BadInputError,
+    CallbackError,
     InvalidActivationKeyError,
     InvalidTokenError,
     LicenseError,
@@ -48,11 +49,16 @@ from verifier.trust import TrustedKey, TrustedKeys
 from verifier.verify import Status, TokenState, Verifier, VerifierConfig
 
 __all__ = [
+    "Challenge",
+    "activate_automatic",
+    "activate_online",
+    "startup",
     "ActivationKeyFormatError",
     "ActivationRequest",
     "ActivationRequiredError",
     "AlreadyActivatedError",
     "BadInputError",
+    "CallbackError",
     "InvalidActivationKeyError",
     "InvalidTokenError",
     "License",
@@ -86,3 +92,15 @@ __all__ = [
     "parse_request_code",
     "request_code",
 ]
+
+# The online client pulls in http.server and urllib; panels that only verify
+# offline should not pay for importing them.
+_CLIENT_NAMES = ("Challenge", "activate_automatic", "activate_online", "startup")
+
+
+def __getattr__(name: str) -> object:
+    if name in _CLIENT_NAMES:
+        from verifier import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'verifier' has no attribute {name!r}")

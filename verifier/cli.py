@@ -76,6 +76,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status.valid else EXIT_REFUSED
 
 
+def cmd_activate(args: argparse.Namespace) -> int:
+    from verifier.client import activate_automatic, activate_online
+
+    verifier = _verifier(args)
+    if args.key is not None:
+        token = activate_online(
+            args.server, args.product, _stdin_or(args.key), machine_id=args.machine_id
+        )
+    else:
+        token = activate_automatic(
+            args.server,
+            args.product,
+            callback_port=args.callback_port,
+            machine_id=args.machine_id,
+            listen=args.listen,
+        )
+    lic = verifier.verify(token)  # never store what does not verify here
+    store = _store(args)
+    store.save(token)
+    how = "manually" if args.key is not None else "automatically"
+    until = lic.expires_at.date().isoformat()
+    print(f"activated {how}: license {lic.license_id} for {lic.product} until {until}")
+    print(f"token stored in {store.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -105,10 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text, handler in (
         ("install", "Verify an activation token and store it.", cmd_install),
         ("status", "Check the stored token offline (exit 0 when valid).", cmd_status),
+        ("activate", "Activate online: automatically by IP, or manually with --key.", cmd_activate),
     ):
         sub = command(name, help_text)
         if name == "install":
             sub.add_argument("token", help="The token, or - to read it from stdin.")
+        if name == "activate":
+            sub.add_argument("--server", required=True, help="License server URL.")
+            sub.add_argument("--key", help="Activation key (manual); without it, automatic by IP.")
+            sub.add_argument(
+                "--callback-port",
+                type=int,
+                default=8470,
+                help="Port for the license server's callback.",
+            )
+            sub.add_argument(
+                "--listen",
+                default="0.0.0.0",  # noqa: S104 - the license server calls back from outside
+                help="Address the callback responder listens on.",
+            )
         sub.add_argument("--product", required=True)
         sub.add_argument(
             "--trusted-keys", required=True, type=Path, help="JWKS from 'keytool export'."

@@ -25,6 +25,7 @@ __all__ = [
     "ActivationRequiredError",
     "AlreadyActivatedError",
     "BadInputError",
+    "CallbackError",
     "InvalidActivationKeyError",
     "InvalidTokenError",
     "LicenseError",
@@ -312,6 +313,15 @@ class NoLicenseForAddressError(LicenseError):
 
 
 @_register
+class CallbackError(LicenseError):
+    """The license server could not confirm the panel at the caller's address."""
+
+    code = "callback-failed"
+    default_message = "the license server could not confirm this panel through its callback"
+    http_status = 403
+
+
+@_register
 class RateLimitedError(LicenseError):
     """Too many failed attempts from one client address."""
 
@@ -331,7 +341,32 @@ class ServerUnavailableError(LicenseError):
 
 @_register
 class ActivationRequiredError(LicenseError):
-    """The panel holds no valid token and could not activate automatically."""
+    """The panel holds no valid token and could not activate automatically.
+
+    Attributes:
+        reason: why (the refusal that got us here), or ``None``.
+        buy_url: where the panel sends people to buy a license.
+        manual_fields: what the manual activation form must ask for.
+    """
 
     code = "activation-required"
-    default_message = "activation required"
+    manual_fields = ("activation_key",)
+
+    def __init__(self, reason: LicenseError | None = None, buy_url: str | None = None) -> None:
+        self.reason = reason
+        self.buy_url = buy_url
+        message = "activation required"
+        if reason is not None:
+            message += f": {reason.message}"
+        if buy_url:
+            message += f" — buy a license at {buy_url}"
+        super().__init__(message)
+
+    def details(self) -> dict[str, Any]:
+        """The reason, the buy link and the manual form's fields."""
+        return {
+            "reason_code": None if self.reason is None else self.reason.code,
+            "reason": None if self.reason is None else self.reason.message,
+            "buy_url": self.buy_url,
+            "manual_fields": list(self.manual_fields),
+        }

@@ -152,7 +152,7 @@ class Verifier:
         self.config = config or VerifierConfig()
         self._keys = trusted_keys
         self._clock = clock
-        self._machine_id = machine_id
+        self.machine_id = machine_id
         self._fingerprint = server_fingerprint
         self._leeway = self.config.leeway.total_seconds()
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
@@ -163,7 +163,7 @@ class Verifier:
     def server_fingerprint(self) -> Fingerprint:
         """The fingerprint of the server this runs on, for the product (computed once)."""
         if self._fingerprint is None:
-            self._fingerprint = fingerprint(self.product, self._machine_id)
+            self._fingerprint = fingerprint(self.product, self.machine_id)
         return self._fingerprint
 
     def verify(self, token: object) -> License:

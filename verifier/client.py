@@ -1,0 +1,265 @@
+"""The panel's side of online activation, and the panel's start-up flow.
+
+Standard-library HTTP only (the verifier gains no dependency). Answers from
+the license server come back as the same :class:`~verifier.errors.LicenseError`
+classes the issuer raised, rebuilt from the problem+json ``code``.
+
+Example:
+    >>> lic = startup(verifier, store, server_url="https://licenses.example.com",
+    ...               callback_port=8470, buy_url="https://example.com/buy")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import secrets
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from verifier.claims import License
+from verifier.errors import (
+    ActivationRequiredError,
+    BadInputError,
+    LicenseError,
+    ServerUnavailableError,
+    error_for_code,
+)
+from verifier.request import request_code
+from verifier.store import TokenStore
+from verifier.verify import Verifier
+
+__all__ = [
+    "CHALLENGE_PATH",
+    "Challenge",
+    "activate_automatic",
+    "activate_online",
+    "startup",
+]
+
+CHALLENGE_PATH = "/.well-known/licet-challenge"
+_MAX_RESPONSE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A fresh secret the license server must fetch back from this panel.
+
+    A panel that runs its own web server on the callback port answers
+    ``GET /.well-known/licet-challenge`` with :meth:`answer` instead of letting
+    :func:`activate_automatic` start a temporary responder.
+    """
+
+    value: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    @property
+    def hash(self) -> str:
+        """What goes to the license server: SHA-256 hex of the value."""
+        return hashlib.sha256(self.value.encode()).hexdigest()
+
+    def answer(self, path: str) -> bytes | None:
+        """The body to serve for ``path``, or ``None`` if it is not the challenge path."""
+        return self.value.encode() if path.split("?", 1)[0] == CHALLENGE_PATH else None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect is answered as the error it is, never followed
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}))
+
+
+def _post(server_url: str, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    if not server_url.startswith(("http://", "https://")):
+        raise BadInputError("license server URL must start with http:// or https://")
+    # The scheme was checked above: http(s) only, never file: or custom ones.
+    request = urllib.request.Request(  # noqa: S310
+        server_url.rstrip("/") + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="POST",
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return _json_reply(response.read(_MAX_RESPONSE + 1), server_url)
+    except urllib.error.HTTPError as err:
+        reply = _json_reply(err.read(_MAX_RESPONSE + 1), server_url, status=err.code)
+        code, detail = reply.get("code"), reply.get("detail")
+        if isinstance(code, str) and isinstance(detail, str):
+            raise error_for_code(code, detail, reply) from None
+        raise ServerUnavailableError(f"license server answered HTTP {err.code}") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ServerUnavailableError(
+            f"cannot reach the license server {server_url}: {reason}"
+        ) from None
+
+
+def _json_reply(data: bytes, server_url: str, status: int = 200) -> dict[str, Any]:
+    if len(data) > _MAX_RESPONSE:
+        raise ServerUnavailableError("license server answer is too large")
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise ServerUnavailableError(
+            f"license server {server_url} answered HTTP {status} without JSON"
+        ) from None
+    if not isinstance(reply, dict):
+        raise ServerUnavailableError("license server answered something other than a JSON object")
+    return reply
+
+
+def _token(reply: dict[str, Any]) -> str:
+    token = reply.get("token")
+    if not isinstance(token, str):
+        raise ServerUnavailableError("license server answered without a token")
+    return token
+
+
+def activate_online(
+    server_url: str,
+    product: str,
+    key: str,
+    *,
+    machine_id: str | None = None,
+    timeout: float = 15.0,
+) -> str:
+    """Manual online activation with an activation key; returns the token (not yet verified).
+
+    Raises:
+        ActivationKeyFormatError: a typo in the key (nothing is sent).
+        LicenseError: the server's refusal, e.g. ``AlreadyActivatedError``.
+        ServerUnavailableError: no answer, or nonsense.
+    """
+    code = request_code(product, key, machine_id=machine_id)
+    return _token(_post(server_url, "/v1/activations", {"request_code": code}, timeout))
+
+
+class _ChallengeHandler(http.server.BaseHTTPRequestHandler):
+    challenge: Challenge
+
+    def do_GET(self) -> None:
+        body = self.challenge.answer(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # the panel's log is not ours to fill
+
+
+@contextmanager
+def _responder(challenge: Challenge, host: str, port: int) -> Iterator[None]:
+    handler = type("Handler", (_ChallengeHandler,), {"challenge": challenge})
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server_class = type("Server", (http.server.ThreadingHTTPServer,), {"address_family": family})
+    try:
+        server = server_class((host, port), handler)
+    except OSError as err:
+        raise BadInputError(
+            f"cannot listen on {host}:{port} for the callback: {err.strerror}"
+        ) from None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def activate_automatic(
+    server_url: str,
+    product: str,
+    *,
+    callback_port: int,
+    machine_id: str | None = None,
+    hostname: str | None = None,
+    challenge: Challenge | None = None,
+    listen: str | None = "0.0.0.0",  # noqa: S104 - the license server must reach us from outside
+    timeout: float = 20.0,
+) -> str:
+    """Automatic activation by this server's IP; returns the token (not yet verified).
+
+    Args:
+        server_url: the license server.
+        product: the product.
+        callback_port: where the license server calls back.
+        machine_id: stable-id override for containers and cloned VMs.
+        hostname: shown to the provider; defaults to this host's name.
+        challenge: the challenge the panel's own web server answers; a fresh one otherwise.
+        listen: address for a temporary callback responder; ``None`` when the
+            panel's own web server answers the callback on ``callback_port``.
+        timeout: seconds for the whole exchange.
+
+    Raises:
+        NoLicenseForAddressError: no license for this address — show the manual form.
+        LicenseError: any other refusal.
+    """
+    from verifier.fingerprint import fingerprint
+
+    challenge = challenge or Challenge()
+    body = {
+        "product": product,
+        "fingerprint": list(fingerprint(product, machine_id)),
+        "callback_port": callback_port,
+        "challenge_hash": challenge.hash,
+        "hostname": hostname or socket.gethostname(),
+    }
+    if listen is None:
+        return _token(_post(server_url, "/v1/activations/auto", body, timeout))
+    with _responder(challenge, listen, callback_port):
+        return _token(_post(server_url, "/v1/activations/auto", body, timeout))
+
+
+def startup(
+    verifier: Verifier,
+    store: TokenStore,
+    *,
+    server_url: str | None = None,
+    callback_port: int | None = None,
+    buy_url: str | None = None,
+    challenge: Challenge | None = None,
+    listen: str | None = "0.0.0.0",  # noqa: S104 - see activate_automatic
+) -> License:
+    """The panel's start-up flow: run on a valid stored token, else try automatic activation.
+
+    1. The stored token verifies offline → its license.
+    2. Otherwise, with a license server configured, try automatic activation;
+       on success the token is stored and its license returned.
+    3. Otherwise raise :class:`ActivationRequiredError` with the reason, the
+       buy link and the fields the manual form needs.
+
+    Raises:
+        ActivationRequiredError: the panel must show the activation form.
+    """
+    status = verifier.status(store.load())
+    if status.license is not None:
+        return status.license
+    reason = status.error
+    if server_url is not None and callback_port is not None:
+        try:
+            token = activate_automatic(
+                server_url,
+                verifier.product,
+                callback_port=callback_port,
+                machine_id=verifier.machine_id,
+                challenge=challenge,
+                listen=listen,
+            )
+            lic = verifier.verify(token)
+            store.save(token)
+            return lic
+        except LicenseError as err:
+            reason = err
+    raise ActivationRequiredError(reason=reason, buy_url=buy_url)
