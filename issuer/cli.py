@@ -221,6 +221,16 @@ def serve(
             "--trusted-proxy", help="Believe X-Forwarded-For from this peer (repeatable)."
         ),
     ] = None,
+    callback_timeout: Annotated[
+        float,
+        typer.Option("--callback-timeout", min=0.1, max=30, help="Seconds for the whole callback."),
+    ] = 5.0,
+    failure_limit: Annotated[
+        int,
+        typer.Option(
+            "--failure-limit", min=1, help="Failed key attempts per address per 15 minutes."
+        ),
+    ] = 10,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
@@ -238,6 +248,8 @@ def serve(
         keys=str(keys),
         allow_private_callbacks=allow_private_callbacks,
         trusted_proxies=tuple(trusted_proxy or ()),
+        callback_timeout=callback_timeout,
+        failure_limit=failure_limit,
     )
     print(f"licet license server on http://{host}:{port} ({workers} worker(s))", flush=True)
     run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)

@@ -1,0 +1,104 @@
+"""Real servers for the tests: `issuer serve` in a subprocess, and panel callback responders."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from clirun import script
+
+from verifier.client import CHALLENGE_PATH, Challenge
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class LicenseServer:
+    """`issuer serve` on 127.0.0.1, started from the installed console script."""
+
+    def __init__(self, home: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [script("issuer"), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            cwd=home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"issuer serve exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("issuer serve did not come up")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class CallbackPanel:
+    """A panel's callback endpoint with a chosen behaviour."""
+
+    def __init__(self, challenge: Challenge, behaviour: str = "ok", host: str = "127.0.0.1") -> None:
+        self.challenge = challenge
+        self.behaviour = behaviour
+        self.hits = 0
+        panel = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                panel.hits += 1
+                if panel.behaviour == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", f"http://127.0.0.1:{panel.port}{CHALLENGE_PATH}?again")
+                    self.end_headers()
+                    return
+                if panel.behaviour == "slow":
+                    time.sleep(3)
+                body = {
+                    "ok": challenge.value.encode(),
+                    "wrong": b"not-the-challenge",
+                    "huge": challenge.value.encode() + b" " * (1 << 20),
+                    "slow": challenge.value.encode(),
+                }[panel.behaviour]
+                if self.path != CHALLENGE_PATH:
+                    body = b""
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                # The license server hangs up on an oversized answer, as it should.
+                with contextlib.suppress(OSError):
+                    self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
