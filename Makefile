@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check verifier keytool issuer tests bench
-	$(BIN)/ruff format --check verifier keytool issuer
+	$(BIN)/ruff check verifier keytool issuer tests bench examples
+	$(BIN)/ruff format --check verifier keytool issuer examples
 	$(BIN)/mypy
 
 test: lint

@@ -1,0 +1,209 @@
+"""A reference control panel that embeds licet's verifier the way a real panel would.
+
+Standard library only, like the verifier. On start it runs the start-up flow
+(stored token → automatic activation → activation form); while unlicensed
+every page shows the activation form; once activated it shows the license.
+Its own web server answers the license server's automatic-activation
+callback, so the callback port is the panel's port.
+
+    python examples/panel/panel.py --product ispmanager --trusted-keys keys/trusted_keys.json \\
+        --license-server http://127.0.0.1:8470 --port 8080 --buy-url https://example.com/buy
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import http.server
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from verifier import (
+    ActivationRequiredError,
+    License,
+    LicenseError,
+    NoLicenseForAddressError,
+    TokenStore,
+    TrustedKeys,
+    Verifier,
+)
+from verifier.client import Challenge, activate_online, startup
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+ body {{ font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; color: #222; }}
+ .box {{ border: 1px solid #ccc; border-radius: 8px; padding: 1.5rem; }}
+ .message {{ background: #fff4e5; border-left: 4px solid #e67e22; padding: .75rem; margin: 1rem 0; }}
+ .ok {{ background: #eafaf1; border-left-color: #27ae60; }}
+ input {{ font: 1.1rem monospace; width: 100%; padding: .5rem; box-sizing: border-box; }}
+ button {{ margin-top: 1rem; padding: .5rem 1.5rem; font-size: 1rem; }}
+ dt {{ font-weight: bold; }}
+</style></head>
+<body><h1>{title}</h1>{body}</body></html>
+"""
+
+
+class Panel:
+    """The panel's licensing state and actions."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.product = args.product
+        self.server_url = args.license_server
+        self.buy_url = args.buy_url
+        self.port = args.port
+        self.machine_id = args.machine_id
+        self.verifier = Verifier(
+            args.product, TrustedKeys.from_file(args.trusted_keys), machine_id=args.machine_id
+        )
+        self.store = TokenStore(args.store)
+        self.challenge = Challenge()  # what our web server answers during automatic activation
+        self.message: str | None = None
+        self.lock = threading.Lock()
+
+    def boot(self) -> None:
+        """The start-up flow: valid token → run; else automatic activation; else the form."""
+        try:
+            lic = startup(
+                self.verifier,
+                self.store,
+                server_url=self.server_url,
+                callback_port=self.port if self.server_url else None,
+                buy_url=self.buy_url,
+                challenge=self.challenge,
+                listen=None,  # our own web server answers the callback
+            )
+            self.message = f"Activated: license {lic.license_id}."
+        except ActivationRequiredError as err:
+            self.message = explain(err.reason)
+
+    def license(self) -> License | None:
+        """Checked on every page (a repeated check costs microseconds)."""
+        return self.verifier.status(self.store.load()).license
+
+    def activate(self, key: str) -> None:
+        """The Activate button: manual online activation with the typed key."""
+        with self.lock:
+            if not self.server_url:
+                self.message = "No license server is configured; use the air-gapped activation."
+                return
+            try:
+                token = activate_online(
+                    self.server_url, self.product, key, machine_id=self.machine_id
+                )
+                lic = self.verifier.verify(token)
+                self.store.save(token)
+                self.message = f"Activated: license {lic.license_id}."
+            except LicenseError as err:
+                self.message = explain(err)
+
+
+def explain(err: LicenseError | None) -> str:
+    """The server's answer in words a customer understands."""
+    if err is None:
+        return "This panel is not activated yet."
+    if isinstance(err, NoLicenseForAddressError):
+        return "No license is assigned to this server's address. Enter your activation key."
+    return err.message[:1].upper() + err.message[1:] + "."
+
+
+def render_form(panel: Panel) -> str:
+    message = (
+        f'<p class="message" id="message">{html.escape(panel.message)}</p>' if panel.message else ""
+    )
+    buy = f'<p><a id="buy" href="{html.escape(panel.buy_url or "#")}">Buy a license</a></p>'
+    return PAGE.format(
+        title="Activate this panel",
+        body=f"""<div class="box">{message}
+<form id="activation-form" method="post" action="/activate">
+ <label for="key">Activation key</label>
+ <input id="key" name="key" placeholder="XXXX-XXXX-XXXX-XXXX-XXXX-XXXX" autocomplete="off" required>
+ <button id="activate" type="submit">Activate</button>
+</form>{buy}</div>""",
+    )
+
+
+def render_license(panel: Panel, lic: License) -> str:
+    message = (
+        f'<p class="message ok" id="message">{html.escape(panel.message)}</p>'
+        if panel.message
+        else ""
+    )
+    features = ", ".join(sorted(lic.features)) or "none"
+    limits = ", ".join(f"{k}: {v}" for k, v in sorted(lic.limits.items())) or "none"
+    return PAGE.format(
+        title="Panel",
+        body=f"""{message}<div class="box" id="license"><h2>Licensed</h2><dl>
+<dt>Product</dt><dd id="product">{html.escape(lic.product)}</dd>
+<dt>License</dt><dd id="license-id">{html.escape(lic.license_id)}</dd>
+<dt>Features</dt><dd id="features">{html.escape(features)}</dd>
+<dt>Limits</dt><dd id="limits">{html.escape(limits)}</dd>
+<dt>Valid until</dt><dd id="expires">{lic.expires_at.date().isoformat()}</dd>
+</dl></div>""",
+    )
+
+
+def make_handler(panel: Panel) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _send(
+            self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8"
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            answer = panel.challenge.answer(self.path)
+            if answer is not None:
+                self._send(200, answer, "text/plain")
+                return
+            lic = panel.license()
+            page = render_form(panel) if lic is None else render_license(panel, lic)
+            self._send(200, page.encode())
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if self.path != "/activate" or length > 4096:
+                self._send(400, b"bad request", "text/plain")
+                return
+            fields = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            panel.activate(fields.get("key", [""])[0])
+            self.send_response(303)  # post/redirect/get: a reload does not re-submit the key
+            self.send_header("Location", "/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="licet reference panel")
+    parser.add_argument("--product", required=True)
+    parser.add_argument("--trusted-keys", required=True, type=Path)
+    parser.add_argument("--license-server", help="License server URL (online activation).")
+    parser.add_argument("--buy-url", default="https://example.com/buy-a-license")
+    parser.add_argument("--store", type=Path, default=Path("panel-license.token"))
+    parser.add_argument("--machine-id")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    panel = Panel(args)
+    server = http.server.ThreadingHTTPServer((args.host, args.port), make_handler(panel))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    panel.boot()  # after the server listens: it must answer the license server's callback
+    print(f"panel on http://{args.host}:{args.port}: {panel.message}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
