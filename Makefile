@@ -24,8 +24,11 @@ test: lint
 demo: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo.sh
 
+demo-online: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo-online.sh
+
 bench: $(STAMP)
-	status=0; for b in bench/verify.py bench/ledger.py; do $(BIN)/python $$b || status=1; echo; done; exit $$status
+	status=0; for b in bench/verify.py bench/ledger.py bench/server.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

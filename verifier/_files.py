@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,31 +79,48 @@ class LockTimeout(Exception):
     """Private: the lock stayed taken for the whole timeout."""
 
 
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    key = os.path.abspath(path)
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(key, threading.Lock())
+
+
 @contextlib.contextmanager
 def file_lock(path: Path, timeout: float) -> Iterator[None]:
     """Hold an exclusive inter-process lock on ``path`` (created if absent).
 
     ``flock`` locks belong to the open file, so the kernel releases them when
     a holder dies — a SIGKILLed process never leaves a stale lock behind.
-    Each call opens its own descriptor, so threads of one process exclude
-    each other too.
+    Threads of one process first queue on a mutex, which hands over at once,
+    so only one of them at a time polls the ``flock`` (a server's thread pool
+    would otherwise sleep through moments when the lock is free).
 
     Raises:
         LockTimeout: not acquired within ``timeout`` seconds.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    deadline = time.monotonic() + timeout
+    local = _thread_lock(path)
+    if not local.acquire(timeout=max(timeout, 0.001)):
+        raise LockTimeout(str(path))
     try:
-        deadline = time.monotonic() + timeout
-        delay = 0.0005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(str(path)) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.02)
-        yield
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE)
+        try:
+            delay = 0.0002
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(str(path)) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.002)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        local.release()
