@@ -18,12 +18,11 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import os
 import secrets
-import stat
 from pathlib import Path
 
 from keytool.errors import PrivateKeyError
+from keytool.keyring import read_private_file
 from verifier._files import create_exclusive
 from verifier.activation_key import key_from_bytes
 
@@ -64,21 +63,9 @@ class KeySecret:
             PrivateKeyError: missing, readable by others, or damaged.
         """
         path = keys / SECRET_FILE
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            raise PrivateKeyError(
-                f"activation-key secret {path} is missing — run 'issuer init'"
-            ) from None
-        except OSError as err:
-            raise PrivateKeyError(f"cannot open {path}: {err.strerror}") from err
-        with os.fdopen(fd, "rb") as handle:
-            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
-            if mode & 0o077:
-                raise PrivateKeyError(
-                    f"{path} is readable by others (mode {mode:o}); run chmod 600"
-                )
-            data = handle.read(1024)
+        data = read_private_file(
+            path, f"activation-key secret {path} is missing — run 'issuer init'", 1024
+        )
         try:
             return cls(base64.b64decode(data.strip(), validate=True))
         except ValueError as err:

@@ -128,6 +128,26 @@ def _parse_time(value: object) -> Any:
     return moment
 
 
+def read_private_file(path: Path, missing: str, limit: int = _MAX_KEY_FILE) -> bytes:
+    """Read a secret file, refusing one that others may read (or a symlink to one).
+
+    Raises:
+        PrivateKeyError: missing (with the message ``missing``), unreadable, or
+            group/world-accessible.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise PrivateKeyError(missing) from None
+    except OSError as err:
+        raise PrivateKeyError(f"cannot open {path}: {err.strerror}") from err
+    with os.fdopen(fd, "rb") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            raise PrivateKeyError(f"{path} is readable by others (mode {mode:o}); run chmod 600")
+        return handle.read(limit)
+
+
 class Keyring:
     """The signing keys in one folder.
 
@@ -311,19 +331,7 @@ class Keyring:
 
     def _load_private(self, record: KeyRecord, passphrase: bytes | None) -> Ed25519PrivateKey:
         path = self._key_path(record.kid)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            raise PrivateKeyError(f"private key file {path} is missing") from None
-        except OSError as err:
-            raise PrivateKeyError(f"cannot open private key {path}: {err.strerror}") from err
-        with os.fdopen(fd, "rb") as handle:
-            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
-            if mode & 0o077:
-                raise PrivateKeyError(
-                    f"private key {path} is readable by others (mode {mode:o}); run chmod 600"
-                )
-            pem = handle.read(_MAX_KEY_FILE)
+        pem = read_private_file(path, f"private key file {path} is missing")
         try:
             key = serialization.load_pem_private_key(pem, password=passphrase)
         except TypeError as err:  # cryptography: password given but not needed, or vice versa

@@ -40,3 +40,13 @@ def assert_one_line_refusal(proc: subprocess.CompletedProcess[str], needle: str,
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def provider_home(folder: Path, *licenses: tuple[str, ...]) -> Path:
+    """A provider folder made with the real console scripts: keys, trust file, ledger."""
+    cli("keytool", "new", cwd=folder)
+    cli("keytool", "export", cwd=folder)
+    cli("issuer", "init", "--name", "acme-hosting", cwd=folder)
+    for args in licenses:
+        cli("issuer", "license", "create", *args, cwd=folder)
+    return folder

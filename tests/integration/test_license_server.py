@@ -31,15 +31,6 @@ from verifier.client import Challenge, activate_automatic, activate_online
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("provider")
-    cli("keytool", "new", cwd=home)
-    cli("keytool", "export", cwd=home)
-    cli("issuer", "init", "--name", "acme-hosting", cwd=home)
-    return home
-
-
-@pytest.fixture(scope="module")
 def server(home: Path) -> Iterator[LicenseServer]:
     srv = LicenseServer(home, "--allow-private-callbacks", "--callback-timeout", "1")
     yield srv

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clirun import cli
+from clirun import cli, provider_home
 from servers import LicenseServer, free_port
 from support import PRODUCT, code_for
 
@@ -23,10 +23,7 @@ SHOTS = Path(os.environ.get("LICET_SCREENSHOTS", "/tmp"))
 
 @pytest.fixture
 def provider(tmp_path: Path) -> Path:
-    cli("keytool", "new", cwd=tmp_path)
-    cli("keytool", "export", cwd=tmp_path)
-    cli("issuer", "init", "--name", "acme-hosting", cwd=tmp_path)
-    return tmp_path
+    return provider_home(tmp_path)
 
 
 def create(home: Path, *extra: str) -> dict:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import cli
+from clirun import provider_home
 from servers import LicenseServer, free_port
 from support import PRODUCT, FakeClock
 
@@ -28,12 +28,7 @@ from verifier.client import Challenge, activate_online, startup
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("provider")
-    cli("keytool", "new", cwd=home)
-    cli("keytool", "export", cwd=home)
-    cli("issuer", "init", "--name", "acme-hosting", cwd=home)
-    cli("issuer", "license", "create", "--product", PRODUCT, "--ip", "127.0.0.1", cwd=home)
-    return home
+    return provider_home(tmp_path_factory.mktemp("provider"), ("--product", PRODUCT, "--ip", "127.0.0.1"))
 
 
 @pytest.fixture(scope="module")

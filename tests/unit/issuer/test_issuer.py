@@ -195,3 +195,14 @@ def test_files_are_private(iss: Issuer, tmp_path: Path) -> None:
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
     assert stat.S_IMODE((tmp_path / "keys" / "activation-keys.secret").stat().st_mode) == 0o600
     _ = TrustedKeys
+
+
+def test_readable_activation_key_secret_is_refused(iss: Issuer, tmp_path: Path) -> None:
+    import os
+
+    os.chmod(tmp_path / "keys" / "activation-keys.secret", 0o644)
+    with pytest.raises(PrivateKeyError, match="chmod 600"):
+        Issuer(tmp_path / "ledger", tmp_path / "keys")
+    (tmp_path / "keys" / "activation-keys.secret").unlink()
+    with pytest.raises(PrivateKeyError, match="issuer init"):
+        Issuer(tmp_path / "ledger", tmp_path / "keys")
