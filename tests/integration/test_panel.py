@@ -106,6 +106,19 @@ needs_browser = pytest.mark.skipif(
 )
 
 
+def submit(driver, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Type a key, press Activate, and wait for the answer page (the old form goes stale)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    form = driver.find_element(By.ID, "activation-form")
+    driver.find_element(By.ID, "key").send_keys(key)
+    driver.find_element(By.ID, "activate").click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(form))
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 @needs_browser
 def test_activation_form_in_a_real_browser(provider: Path, server: LicenseServer) -> None:
     from selenium.webdriver.common.by import By
@@ -121,15 +134,13 @@ def test_activation_form_in_a_real_browser(provider: Path, server: LicenseServer
         assert driver.find_element(By.ID, "buy").get_attribute("href") == "https://example.com/buy"
         assert driver.find_element(By.ID, "activate").text == "Activate"
 
-        driver.find_element(By.ID, "key").send_keys(used["activation_key"])
-        driver.find_element(By.ID, "activate").click()
+        submit(driver, used["activation_key"])
         message = driver.find_element(By.ID, "message").text
         driver.save_screenshot(str(SHOTS / "panel-refused.png"))
         assert "Already activated — ask your provider to regenerate the activation key; possible from" in message
         assert driver.find_element(By.ID, "activation-form").is_displayed()
 
-        driver.find_element(By.ID, "key").send_keys(fresh["activation_key"].lower().replace("-", " "))
-        driver.find_element(By.ID, "activate").click()
+        submit(driver, fresh["activation_key"].lower().replace("-", " "))
         assert driver.find_element(By.ID, "product").text == PRODUCT
         assert driver.find_element(By.ID, "features").text == "dns"
         assert driver.find_element(By.ID, "license-id").text == fresh["license_id"]
