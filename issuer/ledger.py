@@ -83,8 +83,8 @@ def _shard(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:_SHARD_HEX]
 
 
-def _read_json(path: Path, what: str) -> Any:
-    """Read a ledger file: ``None`` if absent; damage of any kind is an error."""
+def _read_raw(path: Path, what: str) -> bytes | None:
+    """Read a ledger file: ``None`` if absent; empty or oversized is damage."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(_MAX_FILE + 1)
@@ -96,12 +96,22 @@ def _read_json(path: Path, what: str) -> Any:
         raise LedgerCorruptError(f"ledger {what} {path} is empty — restore it from a backup")
     if len(data) > _MAX_FILE:
         raise LedgerCorruptError(f"ledger {what} {path} is too large")
+    return data
+
+
+def _parse(data: bytes, path: Path, what: str) -> Any:
     try:
         return json.loads(data)
     except ValueError as err:
         raise LedgerCorruptError(
             f"ledger {what} {path} is truncated or not JSON — restore it from a backup"
         ) from err
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """Read and parse a ledger file: ``None`` if absent; damage of any kind is an error."""
+    data = _read_raw(path, what)
+    return None if data is None else _parse(data, path, what)
 
 
 class _ShardStorage(Storage):
@@ -114,12 +124,14 @@ class _ShardStorage(Storage):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.dirty = False
+        self.original: bytes | None = None  # the bytes on disk before this transaction
         self._data: dict[str, Any] | None = None
         self._loaded = False
 
     def read(self) -> dict[str, Any] | None:
         if not self._loaded:
-            data = _read_json(self.path, "shard")
+            self.original = _read_raw(self.path, "shard")
+            data = None if self.original is None else _parse(self.original, self.path, "shard")
             if data is not None and not (
                 isinstance(data, dict) and all(isinstance(t, dict) for t in data.values())
             ):
@@ -152,20 +164,65 @@ class _Transaction:
         return db.table(kind)
 
     def commit(self, journal: bool = True) -> None:
-        dirty = {
-            rel: db.storage
-            for rel, db in self._dbs.items()
+        """Write every changed shard; on any failure, put the previous bytes back.
+
+        Raises:
+            OSError: the write failed and was undone: the ledger is as before.
+            LedgerWriteError: the write failed and could not be undone either.
+        """
+        dirty = [
+            db.storage
+            for db in self._dbs.values()
             if isinstance(db.storage, _ShardStorage) and db.storage.dirty
-        }
+        ]
         journal = journal and len(dirty) > 1
         if journal:
-            files = {rel: storage.serialized().decode() for rel, storage in dirty.items()}
-            atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": files}).encode())
-        for storage in dirty.values():
-            atomic_write(storage.path, storage.serialized())
+            files = {str(s.path.relative_to(self.root)): s.serialized().decode() for s in dirty}
+            try:
+                atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": files}).encode())
+            except OSError:
+                # A failed folder fsync can follow a successful rename: never leave
+                # behind a journal that the next operation would replay.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.root / JOURNAL_FILE)
+                raise
+        touched: list[_ShardStorage] = []
+        try:
+            for storage in dirty:
+                touched.append(storage)  # before the write: a failed fsync may follow a rename
+                atomic_write(storage.path, storage.serialized())
+        except OSError:
+            self._undo(touched, journal)
+            raise
         if journal:
-            os.unlink(self.root / JOURNAL_FILE)
-            fsync_dir(self.root)
+            # Every file is durably in place: the change has happened. Removing the
+            # journal is housekeeping; if it fails, a replay rewrites the same bytes.
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / JOURNAL_FILE)
+                fsync_dir(self.root)
+
+    def _undo(self, touched: list[_ShardStorage], journal: bool) -> None:
+        try:
+            for storage in touched:
+                if storage.original is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(storage.path)
+                else:
+                    atomic_write(storage.path, storage.original)
+        except OSError as err:
+            raise LedgerWriteError(
+                "could not write the ledger and could not undo the partial write "
+                f"({err.strerror or err}); "
+                + (
+                    "the journal will complete the change at the next operation"
+                    if journal
+                    else "check the disk before going on"
+                )
+            ) from err
+        if journal:  # only once every file is back may the journal go
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / JOURNAL_FILE)
+                fsync_dir(self.root)
 
 
 class Ledger:
