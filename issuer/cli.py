@@ -231,6 +231,12 @@ def serve(
             "--failure-limit", min=1, help="Failed key attempts per address per 15 minutes."
         ),
     ] = 10,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            "--request-timeout", min=0.5, max=120, help="Seconds to receive a whole request."
+        ),
+    ] = 10.0,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
@@ -250,6 +256,7 @@ def serve(
         trusted_proxies=tuple(trusted_proxy or ()),
         callback_timeout=callback_timeout,
         failure_limit=failure_limit,
+        receive_timeout=request_timeout,
     )
     print(f"licet license server on http://{host}:{port} ({workers} worker(s))", flush=True)
     run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)

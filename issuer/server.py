@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import h11
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
@@ -44,6 +45,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from issuer.ratelimit import FailureLimiter
 from issuer.service import Issuer
@@ -81,6 +83,9 @@ class ServerConfig:
         callback_timeout: seconds for the whole back-request (default 5).
         callback_max_bytes: largest callback answer read (default 1 KiB).
         failure_limit: failed key attempts per address per 15 minutes (default 10).
+        receive_timeout: seconds a client has to send a whole request, headers
+            and body (default 10); slower connections are closed.
+        max_header_bytes: request headers larger than this are refused (default 16 KiB).
     """
 
     ledger: str
@@ -91,6 +96,44 @@ class ServerConfig:
     callback_timeout: float = 5.0
     callback_max_bytes: int = 1024
     failure_limit: int = 10
+    receive_timeout: float = 10.0
+    max_header_bytes: int = 16 * 1024
+
+
+class DeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for receiving each whole request.
+
+    uvicorn has no such timeout: its keep-alive timer restarts with every byte,
+    so a client trickling a request (slowloris) would hold a connection for
+    ever. ASGI middleware cannot help: it runs only once the headers are in.
+    """
+
+    receive_timeout = 10.0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        deadline = getattr(self, "_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_deadline(self) -> None:
+        deadline = getattr(self, "_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+        self._deadline = self.loop.call_later(self.receive_timeout, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        # IDLE: the request line or headers never completed; SEND_BODY: the body did not.
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+            self.transport.close()
 
 
 class ManualRequest(BaseModel):
@@ -191,38 +234,52 @@ def fetch_challenge(address: str, port: int, config: ServerConfig) -> bytes:
     return body
 
 
-def _limit_body(app: ASGIApp, max_bytes: int) -> ASGIApp:
-    """ASGI middleware: refuse bodies over ``max_bytes`` (declared or streamed) with 413."""
+def _limit_body(app: ASGIApp, max_bytes: int, max_header_bytes: int) -> ASGIApp:
+    """ASGI middleware: 431 for oversized headers, 413 for bodies over ``max_bytes``."""
 
     async def limited(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = scope.get("headers") or []
+        if sum(len(name) + len(value) + 4 for name, value in headers) > max_header_bytes:
+            too_long = problem(
+                431,
+                "headers-too-large",
+                f"request headers are larger than {max_header_bytes} bytes",
+            )
+            await too_long(scope, receive, send)
+            return
+        declared = dict(headers).get(b"content-length")
         too_big = problem(413, "body-too-large", f"request body is larger than {max_bytes} bytes")
         if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             await too_big(scope, receive, send)
             return
-        seen = 0
-
-        async def counting_receive() -> Any:
-            nonlocal seen
+        # Bodies are small: read the whole body here (FastAPI would turn an error
+        # raised while it reads into a 400), then hand it to the app in one piece.
+        body = b""
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > max_bytes:
-                raise _BodyTooLarge()
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > max_bytes:
+                await too_big(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        delivered = False
 
-        try:
-            await app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await too_big(scope, receive, send)
+        async def replay() -> Any:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await app(scope, replay, send)
 
     return limited
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI:
@@ -315,7 +372,8 @@ def app_from_environment() -> Any:
     raw = json.loads(os.environ[_CONFIG_ENV])
     raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
     config = ServerConfig(**raw)
-    return _limit_body(create_app(config, read_passphrase(None)), config.max_body_bytes)
+    app = create_app(config, read_passphrase(None))
+    return _limit_body(app, config.max_body_bytes, config.max_header_bytes)
 
 
 def serve(
@@ -332,12 +390,15 @@ def serve(
     # Fail fast, with the library's message, before any worker starts.
     Issuer(config.ledger, config.keys, passphrase=read_passphrase(None)).signing_key_id()
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
+    DeadlineProtocol.receive_timeout = config.receive_timeout
     uvicorn.run(
         "issuer.server:app_from_environment",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        http=DeadlineProtocol,
+        h11_max_incomplete_event_size=config.max_header_bytes,
         proxy_headers=False,  # the app decides which proxies it trusts
         server_header=False,
         timeout_keep_alive=5,
