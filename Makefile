@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo demo-online bench clean
+.PHONY: test lint demo demo-online bench audit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ demo-online: $(STAMP)
 
 bench: $(STAMP)
 	status=0; for b in bench/verify.py bench/ledger.py bench/server.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
+
+# Known-vulnerability scan of the installed environment. It asks the PyPI
+# advisory database over the network, so it is not part of `make test`.
+audit: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-audit
+	$(BIN)/pip-audit --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -320,7 +320,7 @@ class Keyring:
         kid = key_id(raw)
         try:
             create_exclusive(self._key_path(kid), pem)
-        except FileExistsError:  # pragma: no cover - needs a SHA-256 prefix collision
+        except FileExistsError:  # a 64-bit kid collision, or a file planted in the folder
             raise KeyringError(f"key file for {kid} exists already; not overwritten") from None
         return KeyRecord(
             kid=kid, public_bytes=raw, status=KeyStatus.ACTIVE, created_at=now_from(self._clock)

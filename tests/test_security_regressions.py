@@ -33,6 +33,7 @@ from verifier import (
     UntrustedKeyError,
     Verifier,
     WrongServerError,
+    parse_request_code,
 )
 from verifier._encoding import b64url_encode
 from verifier.claims import REQUIRED_CLAIMS
@@ -374,3 +375,67 @@ def test_token_backdated_before_its_key_existed_is_refused(tmp_path: Path, clock
 def test_installed_pyjwt_has_every_published_advisory_fixed() -> None:
     installed = tuple(int(part) for part in version("PyJWT").split(".")[:2])
     assert installed >= (2, 13)
+
+
+# --- added in the hardening pass --------------------------------------------------------------
+
+
+def test_hs256_with_public_key_ssh_form_as_secret_is_refused(provider: Provider) -> None:
+    ssh = provider.private_key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    token = hs256(provider.header(alg="HS256"), payload(provider), ssh)
+    with pytest.raises(InvalidTokenError, match="EdDSA"):
+        provider.verifier().verify(token)
+
+
+def test_identity_key_with_a_trivial_signature_is_refused(provider: Provider) -> None:
+    from verifier.keys import key_id
+
+    identity = (1).to_bytes(32, "little")
+    trivial_signature = identity + bytes(32)  # R = identity point, S = 0: "verifies" under the identity key
+    signing_input = f"{segment(provider.header(kid=key_id(identity)))}.{segment(payload(provider))}"
+    with pytest.raises(UntrustedKeyError, match="unknown key"):
+        provider.verifier().verify(f"{signing_input}.{b64(trivial_signature)}")
+    same_kid = f"{segment(provider.header())}.{segment(payload(provider))}.{b64(trivial_signature)}"
+    with pytest.raises(InvalidTokenError, match="signature is invalid"):
+        provider.verifier().verify(same_kid)
+
+
+@pytest.mark.parametrize("length", [0, 31, 33, 57, 64])
+def test_public_keys_of_the_wrong_length_are_refused(length: int) -> None:
+    from verifier.keys import UnsafeKeyError, load_public_key
+
+    with pytest.raises(UnsafeKeyError, match="32 bytes"):
+        load_public_key(bytes(range(length)))
+
+
+def test_a_new_private_key_never_overwrites_an_existing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keytool import KeyringError
+    from verifier.keys import key_id
+
+    ring = Keyring(tmp_path)
+    ring.new()
+    fixed = Ed25519PrivateKey.generate()
+    monkeypatch.setattr(Ed25519PrivateKey, "generate", staticmethod(lambda: fixed))
+    kid = key_id(fixed.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    squatter = tmp_path / f"{kid}.pem"
+    squatter.write_bytes(b"someone else's file")
+    with pytest.raises(KeyringError, match="not overwritten"):
+        ring.rotate()
+    assert squatter.read_bytes() == b"someone else's file"
+    assert [r.status for r in ring.records()] == ["active"]  # nothing changed
+
+
+def test_a_replayed_request_code_gives_the_same_activation(tmp_path: Path, clock: FakeClock) -> None:
+    from support import code_for, make_issuer
+
+    iss = make_issuer(tmp_path, clock)
+    created = iss.create_license(PRODUCT)
+    code = code_for(created.activation_key, "alpha")
+    first = iss.redeem(parse_request_code(code), method="air-gapped")
+    clock.advance(days=40)
+    variants = [code, "  " + code + "\n", "\n".join(code[i : i + 50] for i in range(0, len(code), 50))]
+    for variant in variants:
+        again = iss.redeem(parse_request_code(variant), method="air-gapped")
+        assert (again.activation_id, again.new) == (first.activation_id, False)
+    history = iss.show(created.license_id).record.history
+    assert [e.action for e in history].count("activated") == 1

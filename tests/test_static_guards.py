@@ -1,0 +1,73 @@
+"""Guards on the source itself: patterns that must never appear, and pins that must hold."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("verifier", "keytool", "issuer")
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", sources("verifier"), ids=lambda p: p.name)
+def test_verifier_never_turns_signature_checks_off(path: Path) -> None:
+    text = path.read_text()
+    assert "verify_signature" not in text
+    assert "get_unverified_header" not in text
+    assert "jwt.decode" not in text  # the verifier parses and pins everything itself
+
+
+@pytest.mark.parametrize("path", [p for pkg in PACKAGES for p in sources(pkg)], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_algorithm_is_taken_from_a_token_header(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg in ("algorithms", "algorithm"):
+                    # Only the pinned constant may choose an algorithm.
+                    assert isinstance(keyword.value, ast.Name) and keyword.value.id == "ALGORITHM", (
+                        f"{path}:{node.lineno} chooses an algorithm from something other than ALGORITHM"
+                    )
+
+
+def test_header_alg_is_only_ever_compared_with_the_pinned_constant() -> None:
+    text = (ROOT / "verifier" / "verify.py").read_text()
+    uses = re.findall(r".*header\.get\(\"alg\"\).*", text)
+    assert uses and all("!= ALGORITHM" in use for use in uses)
+
+
+def test_ruff_security_rules_are_clean_on_the_packages() -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run([str(ruff), "check", "--select", "S", *PACKAGES], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _floor(requirement: str) -> tuple[str, tuple[int, ...]] | None:
+    match = re.match(r"\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*>=\s*([0-9.]+)", requirement)
+    if not match:
+        return None
+    return match.group(1), tuple(int(part) for part in match.group(2).split("."))
+
+
+def _installed(name: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version(name))[:3])
+
+
+def test_installed_dependencies_meet_the_pinned_floors() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["server"]
+    floors = [f for f in map(_floor, requirements) if f is not None]
+    assert {name.lower() for name, _ in floors} >= {"pyjwt", "cryptography", "h11", "starlette"}
+    for name, floor in floors:
+        assert _installed(name)[: len(floor)] >= floor, f"{name} {version(name)} is below the pinned {floor}"
