@@ -71,3 +71,13 @@ def test_installed_dependencies_meet_the_pinned_floors() -> None:
     assert {name.lower() for name, _ in floors} >= {"pyjwt", "cryptography", "h11", "starlette"}
     for name, floor in floors:
         assert _installed(name)[: len(floor)] >= floor, f"{name} {version(name)} is below the pinned {floor}"
+
+
+def test_every_test_named_in_security_md_exists() -> None:
+    named = set(re.findall(r"`?(test_[a-z0-9_]+)`?", (ROOT / "SECURITY.md").read_text()))
+    defined = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.M))
+        defined.add(path.stem)  # a whole file may be named (e.g. test_server_rules.py)
+    missing = sorted(named - defined)
+    assert not missing, f"SECURITY.md names tests that do not exist: {missing}"
