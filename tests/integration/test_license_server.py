@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clirun import cli
+from clirun import cli, provider_home
 from servers import CallbackPanel, LicenseServer
 from support import PRODUCT, code_for, ledger_bytes
 
@@ -102,8 +102,7 @@ def test_no_callback_listener_is_refused(home: Path, server: LicenseServer) -> N
 
 
 def test_no_license_for_the_address_means_manual(tmp_path: Path) -> None:
-    cli("keytool", "new", cwd=tmp_path)
-    cli("issuer", "init", "--name", "acme", cwd=tmp_path)
+    provider_home(tmp_path)
     create(tmp_path, "--ip", "203.0.113.9")  # assigned elsewhere; the body cannot claim it
     srv = LicenseServer(tmp_path, "--allow-private-callbacks")
     try:
@@ -127,8 +126,7 @@ def test_no_license_for_the_address_means_manual(tmp_path: Path) -> None:
 
 
 def test_private_callbacks_are_refused_by_default(tmp_path: Path) -> None:
-    cli("keytool", "new", cwd=tmp_path)
-    cli("issuer", "init", "--name", "acme", cwd=tmp_path)
+    provider_home(tmp_path)
     create(tmp_path, "--ip", "127.0.0.1")
     srv = LicenseServer(tmp_path)
     try:
@@ -145,8 +143,7 @@ def test_private_callbacks_are_refused_by_default(tmp_path: Path) -> None:
 
 
 def test_forwarded_address_is_believed_only_from_a_trusted_proxy(tmp_path: Path) -> None:
-    cli("keytool", "new", cwd=tmp_path)
-    cli("issuer", "init", "--name", "acme", cwd=tmp_path)
+    provider_home(tmp_path)
     lic = create(tmp_path, "--ip", "127.0.0.2")
     challenge = Challenge()
     panel = CallbackPanel(challenge, host="127.0.0.2")
@@ -270,8 +267,7 @@ def test_openapi_is_served(server: LicenseServer) -> None:
 def test_repeated_wrong_keys_are_rate_limited(tmp_path: Path) -> None:
     from verifier.activation_key import key_from_bytes
 
-    cli("keytool", "new", cwd=tmp_path)
-    cli("issuer", "init", "--name", "acme", cwd=tmp_path)
+    provider_home(tmp_path)
     good = create(tmp_path)
     srv = LicenseServer(tmp_path, "--failure-limit", "5")
     try:
@@ -291,8 +287,7 @@ def test_repeated_wrong_keys_are_rate_limited(tmp_path: Path) -> None:
 
 
 def test_two_workers_and_eight_clients_yield_one_activation(tmp_path: Path) -> None:
-    cli("keytool", "new", cwd=tmp_path)
-    cli("issuer", "init", "--name", "acme", cwd=tmp_path)
+    provider_home(tmp_path)
     lic = create(tmp_path)
     srv = LicenseServer(tmp_path, "--workers", "2")
     try:
