@@ -1,7 +1,7 @@
 """``issuer serve``: the license server for online manual and automatic activation.
 
 A FastAPI app over the same ledger and the same activation function as the
-CLI. The only module of licet that imports fastapi, uvicorn or httpx (the
+CLI. The only module of licet that imports fastapi, uvicorn (and its h11) or httpx (the
 ``server`` extra).
 
 Endpoints (JSON; OpenAPI at ``/openapi.json``)::

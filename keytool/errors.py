@@ -12,6 +12,7 @@ class KeyringError(LicenseError):
 
     code = "keyring-error"
     default_message = "keyring error"
+    http_status = 503  # the provider's set-up, not the client's request
 
 
 class NoActiveKeyError(KeyringError):
@@ -26,6 +27,7 @@ class PrivateKeyError(LicenseError):
 
     code = "private-key-error"
     default_message = "unusable private key"
+    http_status = 503
 
 
 class PassphraseError(PrivateKeyError):

@@ -1,7 +1,7 @@
 """The provider's signing keys: a keyring of Ed25519 keys with a status each.
 
-The folder holds ``keyring.json`` (public: every key's id, public key, status
-and dates) and one ``<kid>.pem`` per key (private: PKCS#8, mode 0600, created
+The folder (0700) holds ``keyring.json`` (every key's id, public key, status
+and dates; 0600) and one ``<kid>.pem`` per key (private: PKCS#8, mode 0600, created
 with O_EXCL so it is never overwritten, optionally encrypted). Exactly one key
 is ``active`` and signs; ``retired`` keys still verify tokens they signed
 before retirement; ``revoked`` keys verify nothing.
@@ -302,7 +302,7 @@ class Keyring:
 
     def _save(self, records: list[KeyRecord]) -> None:
         doc = {"version": 1, "keys": [r.to_dict() for r in records]}
-        atomic_write(self.folder / KEYRING_FILE, _json_bytes(doc), mode=0o644)
+        atomic_write(self.folder / KEYRING_FILE, _json_bytes(doc))  # 0600: the provider's own state
 
     def _generate(self, passphrase: bytes | None) -> KeyRecord:
         private = Ed25519PrivateKey.generate()

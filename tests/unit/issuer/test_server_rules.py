@@ -48,3 +48,20 @@ def test_public_addresses_are_allowed(address: str) -> None:
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.0.0.1"])
 def test_loopback_and_private_addresses_are_allowed_only_with_the_flag(address: str) -> None:
     assert callback_allowed(address, allow_private=True) is True
+
+
+def test_a_broken_provider_setup_is_a_503_not_a_client_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from starlette.testclient import TestClient
+    from support import PRODUCT, FakeClock, code_for, make_issuer
+
+    from issuer.server import ServerConfig, create_app
+
+    iss = make_issuer(tmp_path, FakeClock())
+    key = iss.create_license(PRODUCT).activation_key
+    for pem in (tmp_path / "keys").glob("*.pem"):
+        pem.chmod(0o644)  # the provider's key file is now unsafe: the server must refuse to sign
+    client = TestClient(create_app(ServerConfig(ledger=str(tmp_path / "ledger"), keys=str(tmp_path / "keys"))))
+    response = client.post("/v1/activations", json={"request_code": code_for(key, "alpha")})
+    assert response.status_code == 503
+    assert response.json()["code"] == "private-key-error"
+    assert iss.show(iss.licenses()[0].license_id).state == "issued"  # nothing was burnt

@@ -19,6 +19,7 @@ def test_new_key_is_active_and_private_file_is_0600(tmp_path: Path, clock: FakeC
     pem = tmp_path / "keys" / f"{record.kid}.pem"
     assert stat.S_IMODE(pem.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "keys" / "keyring.json").stat().st_mode) == 0o600
     assert b"PRIVATE KEY" in pem.read_bytes()
 
 
