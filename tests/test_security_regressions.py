@@ -439,3 +439,10 @@ def test_a_replayed_request_code_gives_the_same_activation(tmp_path: Path, clock
         assert (again.activation_id, again.new) == (first.activation_id, False)
     history = iss.show(created.license_id).record.history
     assert [e.action for e in history].count("activated") == 1
+
+
+@pytest.mark.parametrize("fpr", [[[1]], [{"mid": "x"}], [None], "mid:" + "0" * 32, [], [["mid:" + "0" * 32]]])
+def test_fingerprint_claim_of_the_wrong_shape_is_refused(provider: Provider, fpr: object) -> None:
+    token = forge(provider.header(), payload(provider, fpr=fpr), provider.private_key)
+    with pytest.raises(InvalidTokenError, match="'fpr'"):
+        provider.verifier().verify(token)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from verifier.clock import from_epoch
+from verifier.clock import MAX_EPOCH
 from verifier.errors import BadInputError, InvalidTokenError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
@@ -73,9 +73,10 @@ class License:
         activation_id: this activation (``jti``); stays the same when a server re-activates.
         features: enabled features.
         limits: numeric limits (e.g. ``{"domains": 100}``).
-        issued_at: when the token was signed.
-        not_before: start of validity.
-        expires_at: end of validity (the license's expiry or the token-lifetime cap).
+        iat: when the token was signed (epoch seconds); :attr:`issued_at` as a datetime.
+        nbf: start of validity (epoch seconds); :attr:`not_before` as a datetime.
+        exp: end of validity — the license's expiry or the token-lifetime cap
+            (epoch seconds); :attr:`expires_at` as a datetime.
         fingerprint: the server fingerprint the token is bound to.
         ip: the IP address of an IP-bound license, else ``None``.
     """
@@ -86,11 +87,26 @@ class License:
     activation_id: str
     features: frozenset[str]
     limits: Mapping[str, int]
-    issued_at: _dt.datetime
-    not_before: _dt.datetime
-    expires_at: _dt.datetime
+    iat: int
+    nbf: int
+    exp: int
     fingerprint: Fingerprint = field(repr=False)
     ip: str | None = None
+
+    @property
+    def issued_at(self) -> _dt.datetime:
+        """When the token was signed (aware UTC)."""
+        return _dt.datetime.fromtimestamp(self.iat, _dt.UTC)
+
+    @property
+    def not_before(self) -> _dt.datetime:
+        """Start of validity (aware UTC)."""
+        return _dt.datetime.fromtimestamp(self.nbf, _dt.UTC)
+
+    @property
+    def expires_at(self) -> _dt.datetime:
+        """End of validity (aware UTC)."""
+        return _dt.datetime.fromtimestamp(self.exp, _dt.UTC)
 
     def has(self, feature: str) -> bool:
         """Return whether ``feature`` is enabled."""
@@ -159,11 +175,12 @@ def _text(claims: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _time(claims: Mapping[str, Any], name: str) -> _dt.datetime:
-    moment = from_epoch(claims.get(name))
-    if moment is None:
+def _time(claims: Mapping[str, Any], name: str) -> int:
+    value = claims.get(name)
+    # bool is an int to Python: a JSON true must never pass as the second 1 of 1970.
+    if type(value) is not int or not 0 <= value <= MAX_EPOCH:
         raise InvalidTokenError(f"activation token claim '{name}' is missing or not a timestamp")
-    return moment
+    return value
 
 
 def _names(value: object, name: str) -> frozenset[str]:
@@ -184,6 +201,26 @@ def _limits(value: object, name: str) -> Mapping[str, int]:
     return MappingProxyType(dict(value))
 
 
+_FINGERPRINTS: dict[tuple[object, ...], Fingerprint] = {}
+
+
+def _fingerprint(value: object) -> Fingerprint:
+    # Every token of one server carries the same fingerprint: remember a few
+    # validated ones (validation is a pure function of the components).
+    strings = type(value) is list and all(type(part) is str for part in value)
+    key = tuple(value) if strings else None  # only strings are hashable here (and valid)
+    known = _FINGERPRINTS.get(key) if key is not None else None
+    if known is not None:
+        return known
+    try:
+        bound = parse_fingerprint(value)
+    except BadInputError as err:
+        raise _bad(CLAIM_FINGERPRINT) from err
+    if key is not None and len(_FINGERPRINTS) < 64:
+        _FINGERPRINTS[key] = bound
+    return bound
+
+
 def license_from_claims(claims: Mapping[str, Any]) -> License:
     """Check the shape of every required claim and build a :class:`License`.
 
@@ -196,10 +233,7 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
     for name in REQUIRED_CLAIMS:
         if name not in claims:
             raise InvalidTokenError(f"activation token lacks required claim '{name}'")
-    try:
-        bound = parse_fingerprint(claims[CLAIM_FINGERPRINT])
-    except BadInputError as err:
-        raise _bad(CLAIM_FINGERPRINT) from err
+    bound = _fingerprint(claims[CLAIM_FINGERPRINT])
     ip = claims.get(CLAIM_IP)
     if ip is not None and (type(ip) is not str or len(ip) > _MAX_TEXT):
         raise _bad(CLAIM_IP)
@@ -210,9 +244,9 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
         activation_id=_text(claims, "jti"),
         features=_names(claims[CLAIM_FEATURES], CLAIM_FEATURES),
         limits=_limits(claims[CLAIM_LIMITS], CLAIM_LIMITS),
-        issued_at=_time(claims, "iat"),
-        not_before=_time(claims, "nbf"),
-        expires_at=_time(claims, "exp"),
+        iat=_time(claims, "iat"),
+        nbf=_time(claims, "nbf"),
+        exp=_time(claims, "exp"),
         fingerprint=bound,
         ip=ip,
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from verifier.errors import BadInputError
 
-__all__ = ["Clock", "from_epoch", "now_from", "utc_now"]
+__all__ = ["MAX_EPOCH", "Clock", "from_epoch", "now_from", "utc_now"]
 
 Clock = Callable[[], _dt.datetime]
 
@@ -39,7 +39,7 @@ def now_from(clock: Clock) -> _dt.datetime:
     return moment.astimezone(_dt.UTC)
 
 
-_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
 
 
 def from_epoch(value: object) -> _dt.datetime | None:
@@ -48,6 +48,6 @@ def from_epoch(value: object) -> _dt.datetime | None:
     ``bool`` is refused although Python counts it as an ``int``: a JSON ``true``
     must never pass as the second 1 of 1970.
     """
-    if type(value) is not int or not 0 <= value <= _MAX_EPOCH:
+    if type(value) is not int or not 0 <= value <= MAX_EPOCH:
         return None
     return _dt.datetime.fromtimestamp(value, _dt.UTC)

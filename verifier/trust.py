@@ -177,8 +177,8 @@ class TrustedKeys:
     def __iter__(self) -> Any:
         return iter(self._keys.values())
 
-    def key_for(self, kid: object, issued_at: _dt.datetime) -> Ed25519PublicKey:
-        """Return the public key that may verify a token with this kid and ``iat``.
+    def key_for(self, kid: object, iat: int) -> Ed25519PublicKey:
+        """Return the public key that may verify a token with this kid and ``iat`` (epoch seconds).
 
         No leeway applies: a key's window and a token's ``iat`` come from the
         same clock, the provider's.
@@ -191,9 +191,9 @@ class TrustedKeys:
             raise UntrustedKeyError("activation token is signed by an unknown key")
         if key.status == KeyStatus.REVOKED:
             raise UntrustedKeyError(f"activation token is signed by revoked key {kid}")
-        if issued_at < key.not_before:
+        if iat < key.not_before.timestamp():
             raise UntrustedKeyError(f"activation token predates its signing key {kid}")
-        if key.not_after is not None and issued_at > key.not_after:
+        if key.not_after is not None and iat > key.not_after.timestamp():
             raise UntrustedKeyError(f"activation token was signed after key {kid} was retired")
         return self._public[key.kid]
 

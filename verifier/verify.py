@@ -234,12 +234,12 @@ class Verifier:
             raise InvalidTokenError("activation token signature is not base64url") from err
         if len(signature) != _SIGNATURE_BYTES:
             raise InvalidTokenError("activation token signature has the wrong length")
-        key = self._keys.key_for(kid, lic.issued_at)
+        key = self._keys.key_for(kid, lic.iat)
         try:
             key.verify(signature, token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii"))
         except InvalidSignature as err:
             raise InvalidTokenError("activation token signature is invalid") from err
-        return self._check_claims(lic, claims, now)
+        return self._check_claims(lic, now)
 
     def _header_kid(self, segment: str) -> object:
         """Check a header segment and return its kid (as found: the keyring judges it)."""
@@ -259,16 +259,16 @@ class Verifier:
             self._headers[segment] = kid
         return kid
 
-    def _check_claims(self, lic: License, claims: dict[str, Any], now: float) -> _Verified:
+    def _check_claims(self, lic: License, now: float) -> _Verified:
         if lic.product != self.product:
             raise InvalidTokenError(
                 f"activation token is for product {lic.product!r}, not {self.product!r}"
             )
         if self.issuer is not None and lic.issuer != self.issuer:
             raise InvalidTokenError(f"activation token was not issued by {self.issuer!r}")
-        if claims["iat"] > now + self._leeway:
+        if lic.iat > now + self._leeway:
             raise TokenNotYetValidError("activation token was issued in the future")
-        verified = _Verified(lic, claims["nbf"], claims["exp"])
+        verified = _Verified(lic, lic.nbf, lic.exp)
         self._check_window(verified.not_before, verified.expires, now)
         if not self._matches_this_server(lic.fingerprint):
             raise WrongServerError()

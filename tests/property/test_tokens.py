@@ -42,10 +42,19 @@ def test_arbitrary_text_is_rejected_with_a_license_error(setup: tuple[Verifier, 
         verifier.verify(junk)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+CLAIM_NAMES = st.sampled_from(["iss", "sub", "aud", "jti", "iat", "nbf", "exp", "fpr", "features", "limits", "ip"])
+HEADER_NAMES = st.sampled_from(["alg", "typ", "kid", "crit", "jwk", "jku"])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    header=st.dictionaries(st.text(max_size=8), st.none() | st.integers() | st.text(max_size=8), max_size=5),
-    claims=st.dictionaries(st.text(max_size=8), st.none() | st.booleans() | st.integers() | st.text(max_size=8), max_size=12),
+    header=st.dictionaries(HEADER_NAMES | st.text(max_size=8), JSON, max_size=5),
+    claims=st.dictionaries(CLAIM_NAMES | st.text(max_size=8), JSON, max_size=12),
 )
 def test_any_signed_header_and_claims_either_verify_or_raise_a_license_error(
     setup: tuple[Verifier, str], header: dict, claims: dict  # type: ignore[type-arg]
