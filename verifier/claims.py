@@ -207,8 +207,9 @@ _FINGERPRINTS: dict[tuple[object, ...], Fingerprint] = {}
 def _fingerprint(value: object) -> Fingerprint:
     # Every token of one server carries the same fingerprint: remember a few
     # validated ones (validation is a pure function of the components).
-    strings = type(value) is list and all(type(part) is str for part in value)
-    key = tuple(value) if strings else None  # only strings are hashable here (and valid)
+    key: tuple[object, ...] | None = None
+    if isinstance(value, list) and all(type(part) is str for part in value):
+        key = tuple(value)  # only lists of strings are remembered: they are hashable (and valid)
     known = _FINGERPRINTS.get(key) if key is not None else None
     if known is not None:
         return known
