@@ -293,13 +293,13 @@ class Ledger:
                 )
         return sorted(records, key=lambda r: (r.created_at, r.license_id))
 
-    def license_ids_for_ip(self, ip: str) -> list[str]:
-        """Ids of the licenses assigned to ``ip`` (for automatic activation)."""
+    def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
+        """The licenses assigned to ``ip`` (for automatic activation)."""
         with self._transaction() as txn:
             ids = [
                 doc["license_id"] for doc in txn.table(_IPS, _shard(ip)).search(Query().ip == ip)
             ]
-            return [i for i in ids if self._load(txn, i).ip == ip]
+            return [r for r in (self._load(txn, i) for i in ids) if r.ip == ip]
 
     # -- changes ----------------------------------------------------------------
 

@@ -335,8 +335,8 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         """Automatic activation: the caller's address names the license; a callback proves it."""
         address = client_address(request, config.trusted_proxies)
         fingerprint = parse_fingerprint(body.fingerprint)
-        license_ids = iss.ledger.license_ids_for_ip(address) if address else []
-        candidates = [i for i in license_ids if iss.show(i).record.product == body.product]
+        assigned = iss.ledger.licenses_for_ip(address) if address else []
+        candidates = [r.license_id for r in assigned if r.product == body.product]
         if not candidates:
             raise NoLicenseForAddressError(
                 f"no {body.product} license is assigned to {address} — activate manually with a key"
