@@ -41,7 +41,7 @@ from verifier.trust import TrustedKeys
 __all__ = ["Status", "TokenState", "Verifier", "VerifierConfig"]
 
 _SIGNATURE_BYTES = 64
-_HEADER_CACHE = 16
+_MEMO_SIZE = 16  # headers and fingerprint matches remembered per verifier
 _UNSEEN = object()
 
 
@@ -111,13 +111,6 @@ class Status:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Verified:
-    license: License
-    not_before: float
-    expires: float
-
-
 class Verifier:
     """Checks activation tokens for one product on this server.
 
@@ -155,7 +148,7 @@ class Verifier:
         self.machine_id = machine_id
         self._fingerprint = server_fingerprint
         self._leeway = self.config.leeway.total_seconds()
-        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._cache: OrderedDict[str, License] = OrderedDict()
         self._headers: dict[str, object] = {}
         self._matched: dict[Fingerprint, bool] = {}
 
@@ -185,14 +178,14 @@ class Verifier:
         now = now_from(self._clock).timestamp()
         hit = self._cache.get(token)
         if hit is not None:
-            self._check_window(hit.not_before, hit.expires, now)
-            return hit.license
-        verified = self._verify_fully(token, now)
+            self._check_window(hit, now)
+            return hit
+        lic = self._verify_fully(token, now)
         if self.config.cache_size:
-            self._cache[token] = verified
+            self._cache[token] = lic
             if len(self._cache) > self.config.cache_size:
                 self._cache.popitem(last=False)
-        return verified.license
+        return lic
 
     def status(self, token: str | None) -> Status:
         """Classify ``token`` for a status screen.
@@ -211,13 +204,13 @@ class Verifier:
         except LicenseError as err:
             return Status(TokenState.INVALID, error=err)
 
-    def _check_window(self, not_before: float, expires: float, now: float) -> None:
-        if expires <= now - self._leeway:
+    def _check_window(self, lic: License, now: float) -> None:
+        if lic.exp <= now - self._leeway:
             raise TokenExpiredError()
-        if not_before > now + self._leeway:
+        if lic.nbf > now + self._leeway:
             raise TokenNotYetValidError()
 
-    def _verify_fully(self, token: str, now: float) -> _Verified:
+    def _verify_fully(self, token: str, now: float) -> License:
         if len(token) > self.config.max_token_bytes:
             raise TokenTooLargeError(
                 f"activation token is larger than {self.config.max_token_bytes} bytes"
@@ -255,11 +248,11 @@ class Verifier:
             raise InvalidTokenError("activation token requires extensions this verifier lacks")
         kid = header.get("kid")
         # Every token signed by one key shares one header; a few accepted ones are remembered.
-        if len(self._headers) < _HEADER_CACHE:
+        if len(self._headers) < _MEMO_SIZE:
             self._headers[segment] = kid
         return kid
 
-    def _check_claims(self, lic: License, now: float) -> _Verified:
+    def _check_claims(self, lic: License, now: float) -> License:
         if lic.product != self.product:
             raise InvalidTokenError(
                 f"activation token is for product {lic.product!r}, not {self.product!r}"
@@ -268,17 +261,16 @@ class Verifier:
             raise InvalidTokenError(f"activation token was not issued by {self.issuer!r}")
         if lic.iat > now + self._leeway:
             raise TokenNotYetValidError("activation token was issued in the future")
-        verified = _Verified(lic, lic.nbf, lic.exp)
-        self._check_window(verified.not_before, verified.expires, now)
+        self._check_window(lic, now)
         if not self._matches_this_server(lic.fingerprint):
             raise WrongServerError()
-        return verified
+        return lic
 
     def _matches_this_server(self, bound: Fingerprint) -> bool:
         known = self._matched.get(bound)
         if known is None:
             known = matches(bound, self.server_fingerprint)
-            if len(self._matched) < _HEADER_CACHE:
+            if len(self._matched) < _MEMO_SIZE:
                 self._matched[bound] = known
         return known
 
