@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from verifier.clock import MAX_EPOCH
+from verifier.clock import is_epoch
 from verifier.errors import BadInputError, InvalidTokenError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
@@ -177,8 +177,7 @@ def _text(claims: Mapping[str, Any], name: str) -> str:
 
 def _time(claims: Mapping[str, Any], name: str) -> int:
     value = claims.get(name)
-    # bool is an int to Python: a JSON true must never pass as the second 1 of 1970.
-    if type(value) is not int or not 0 <= value <= MAX_EPOCH:
+    if not is_epoch(value):
         raise InvalidTokenError(f"activation token claim '{name}' is missing or not a timestamp")
     return value
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
+from typing import TypeGuard
 
 from verifier.errors import BadInputError
 
-__all__ = ["MAX_EPOCH", "Clock", "from_epoch", "now_from", "utc_now"]
+__all__ = ["Clock", "from_epoch", "is_epoch", "now_from", "utc_now"]
 
 Clock = Callable[[], _dt.datetime]
 
@@ -39,15 +40,20 @@ def now_from(clock: Clock) -> _dt.datetime:
     return moment.astimezone(_dt.UTC)
 
 
-MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
 
 
-def from_epoch(value: object) -> _dt.datetime | None:
-    """Return the aware datetime of a JSON epoch-seconds value, or ``None`` if it is not one.
+def is_epoch(value: object) -> TypeGuard[int]:
+    """Whether a JSON value is epoch seconds licet accepts: a whole number from 1970 to 9999.
 
     ``bool`` is refused although Python counts it as an ``int``: a JSON ``true``
     must never pass as the second 1 of 1970.
     """
-    if type(value) is not int or not 0 <= value <= MAX_EPOCH:
+    return type(value) is int and 0 <= value <= _MAX_EPOCH
+
+
+def from_epoch(value: object) -> _dt.datetime | None:
+    """Return the aware datetime of a JSON epoch-seconds value, or ``None`` if it is not one."""
+    if not is_epoch(value):
         return None
     return _dt.datetime.fromtimestamp(value, _dt.UTC)
