@@ -162,21 +162,18 @@ def parse_request_code(text: object) -> ActivationRequest:
         payload = json_loads_strict(body)
     except EncodingError as err:
         raise RequestCodeError("activation request code does not contain valid JSON") from err
-    return request_from_payload(payload, RequestCodeError)
+    return _request_from_payload(payload)
 
 
-def request_from_payload(
-    payload: object, error: type[RequestCodeError] | type[BadInputError] = BadInputError
-) -> ActivationRequest:
-    """Validate a request object (from a code, or an HTTP body) field by field.
+def _request_from_payload(payload: object) -> ActivationRequest:
+    """Validate the JSON object inside a request code, field by field.
 
     Raises:
-        RequestCodeError | BadInputError: (the class given as ``error``) any field missing or
-            of the wrong type.
+        RequestCodeError: any field missing or of the wrong type.
         ActivationKeyFormatError: the key has a typo.
     """
     if not isinstance(payload, dict) or payload.get("v") != 1:
-        raise error("activation request has an unknown layout")
+        raise RequestCodeError("activation request has an unknown layout")
     try:
         product = _check_text("product", payload.get("product"))
         hostname = payload.get("host", "")
@@ -188,7 +185,7 @@ def request_from_payload(
             raise BadInputError("ts must be a timestamp")
         fp = parse_fingerprint(payload.get("fp"))
     except BadInputError as err:
-        raise error(f"activation request is malformed: {err.message}") from err
+        raise RequestCodeError(f"activation request is malformed: {err.message}") from err
     return ActivationRequest(
         product=product,
         activation_key=normalize_key(payload.get("key")),
