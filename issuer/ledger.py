@@ -83,6 +83,29 @@ def _shard(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:_SHARD_HEX]
 
 
+def _key_shard(key_hash: str) -> str:
+    return key_hash[:_SHARD_HEX]  # already a SHA-256
+
+
+Placement = tuple[str, str, dict[str, Any]]  # kind, shard, document
+
+
+def _key_placement(record: LicenseRecord) -> Placement:
+    return (
+        _KEYS,
+        _key_shard(record.key_hash),
+        {"key_hash": record.key_hash, "license_id": record.license_id},
+    )
+
+
+def _placements(record: LicenseRecord) -> list[Placement]:
+    """Where a new license and its index entries are stored."""
+    placed = [(_LICENSES, _shard(record.license_id), record.to_doc()), _key_placement(record)]
+    if record.ip is not None:
+        placed.append((_IPS, _shard(record.ip), {"ip": record.ip, "license_id": record.license_id}))
+    return placed
+
+
 def _read_raw(path: Path, what: str) -> bytes | None:
     """Read a ledger file: ``None`` if absent; empty or oversized is damage."""
     try:
@@ -313,12 +336,8 @@ class Ledger:
             table = txn.table(_LICENSES, _shard(record.license_id))
             if table.contains(Query().license_id == record.license_id):
                 raise LedgerExistsError(f"license {record.license_id} exists already")
-            table.insert(record.to_doc())
-            self._index_key(txn, record)
-            if record.ip is not None:
-                txn.table(_IPS, _shard(record.ip)).insert(
-                    {"ip": record.ip, "license_id": record.license_id}
-                )
+            for kind, shard, doc in _placements(record):
+                txn.table(kind, shard).insert(doc)
             txn.commit()
 
     def add_many(self, records: list[LicenseRecord]) -> None:
@@ -333,14 +352,8 @@ class Ledger:
         with self._transaction() as txn:
             by_kind: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for record in records:
-                by_kind.setdefault((_LICENSES, _shard(record.license_id)), []).append(
-                    record.to_doc()
-                )
-                key_doc = {"key_hash": record.key_hash, "license_id": record.license_id}
-                by_kind.setdefault((_KEYS, record.key_hash[:_SHARD_HEX]), []).append(key_doc)
-                if record.ip is not None:
-                    ip_doc = {"ip": record.ip, "license_id": record.license_id}
-                    by_kind.setdefault((_IPS, _shard(record.ip)), []).append(ip_doc)
+                for kind, shard, doc in _placements(record):
+                    by_kind.setdefault((kind, shard), []).append(doc)
             for (kind, shard), docs in sorted(
                 by_kind.items(), key=lambda item: item[0][0] != _LICENSES
             ):
@@ -437,7 +450,7 @@ class Ledger:
         return LicenseRecord.from_doc(doc)
 
     def _record_for_key(self, txn: _Transaction, key_hash: str) -> LicenseRecord:
-        doc = txn.table(_KEYS, key_hash[:_SHARD_HEX]).get(Query().key_hash == key_hash)
+        doc = txn.table(_KEYS, _key_shard(key_hash)).get(Query().key_hash == key_hash)
         if doc is None:
             raise InvalidActivationKeyError()
         license_id = doc.get("license_id")
@@ -455,9 +468,8 @@ class Ledger:
         return record
 
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
-        txn.table(_KEYS, record.key_hash[:_SHARD_HEX]).insert(
-            {"key_hash": record.key_hash, "license_id": record.license_id}
-        )
+        kind, shard, doc = _key_placement(record)
+        txn.table(kind, shard).insert(doc)
 
 
 def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], None]:
