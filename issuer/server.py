@@ -50,6 +50,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from issuer.ratelimit import FailureLimiter
 from issuer.service import Issuer
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
+from verifier.client import CHALLENGE_PATH
 from verifier.errors import (
     CallbackError,
     InvalidActivationKeyError,
@@ -61,7 +62,6 @@ from verifier.request import MAX_REQUEST_CODE, parse_request_code
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
-CHALLENGE_PATH = "/.well-known/licet-challenge"
 _CONFIG_ENV = "LICET_SERVE_CONFIG"  # hand-off from `issuer serve` to its worker processes
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
