@@ -32,6 +32,7 @@ from verifier.errors import (
     ServerUnavailableError,
     error_for_code,
 )
+from verifier.fingerprint import fingerprint
 from verifier.request import request_code
 from verifier.store import TokenStore
 from verifier.verify import Verifier
@@ -206,8 +207,6 @@ def activate_automatic(
         NoLicenseForAddressError: no license for this address — show the manual form.
         LicenseError: any other refusal.
     """
-    from verifier.fingerprint import fingerprint
-
     challenge = challenge or Challenge()
     body = {
         "product": product,
