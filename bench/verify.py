@@ -20,7 +20,7 @@ from _common import per_call, report
 from support import FakeClock, Provider
 
 from verifier import VerifierConfig
-from verifier._encoding import b64url_decode
+from verifier.encoding import b64url_decode
 
 
 def import_seconds(statement: str, runs: int = 15) -> float:

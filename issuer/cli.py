@@ -12,7 +12,7 @@ import typer
 
 from issuer.service import Issuer, LicenseView
 from keytool.passphrase import read_passphrase
-from verifier._cli import print_json, run
+from verifier.cliutil import print_json, run
 from verifier.errors import BadInputError
 
 app = typer.Typer(

@@ -52,8 +52,8 @@ from issuer.errors import (
     LedgerWriteError,
 )
 from issuer.records import LicenseRecord
-from verifier._files import LockTimeout, atomic_write, create_exclusive, file_lock, fsync_dir
 from verifier.errors import InvalidActivationKeyError, LicenseNotFoundError
+from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock, fsync_dir
 
 __all__ = ["Ledger", "LedgerInfo"]
 

@@ -15,9 +15,9 @@ import datetime as _dt
 import json
 from pathlib import Path
 
-from verifier._files import LockTimeout, atomic_write, file_lock
 from verifier.clock import Clock, now_from, utc_now
 from verifier.errors import RateLimitedError
+from verifier.fileio import LockTimeout, atomic_write, file_lock
 
 __all__ = ["FailureLimiter"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from keytool.errors import PrivateKeyError
 from keytool.keyring import read_private_file
-from verifier._files import create_exclusive
 from verifier.activation_key import key_from_bytes
+from verifier.fileio import create_exclusive
 
 __all__ = ["KeySecret", "SECRET_FILE", "key_hash"]
 

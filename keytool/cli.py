@@ -9,7 +9,7 @@ import typer
 
 from keytool.keyring import TRUSTED_KEYS_FILE, Keyring
 from keytool.passphrase import read_passphrase
-from verifier._cli import print_json, run
+from verifier.cliutil import print_json, run
 
 app = typer.Typer(
     help="Manage the provider's Ed25519 signing keys.",

@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, PrivateKeyError
 from keytool.signing import TokenSigner
-from verifier._encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
-from verifier._files import LockTimeout, atomic_write, create_exclusive, file_lock
 from verifier.clock import Clock, now_from, utc_now
+from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
+from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 from verifier.trust import KeyStatus, TrustedKey, TrustedKeys
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keytool import Keyring
 from verifier import TrustedKeys, Verifier
-from verifier._encoding import b64url_encode
 from verifier.claims import build_claims
+from verifier.encoding import b64url_encode
 from verifier.fingerprint import fingerprint_from_sources
 
 PRODUCT = "ispmanager"

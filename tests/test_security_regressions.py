@@ -35,8 +35,8 @@ from verifier import (
     WrongServerError,
     parse_request_code,
 )
-from verifier._encoding import b64url_encode
 from verifier.claims import REQUIRED_CLAIMS
+from verifier.encoding import b64url_encode
 
 
 def b64(data: bytes) -> str:

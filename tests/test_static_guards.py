@@ -81,3 +81,23 @@ def test_every_test_named_in_security_md_exists() -> None:
         defined.add(path.stem)  # a whole file may be named (e.g. test_server_rules.py)
     missing = sorted(named - defined)
     assert not missing, f"SECURITY.md names tests that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", [p for pkg in (*PACKAGES, "tests", "bench", "examples") for p in sorted((ROOT / pkg).rglob("*.py"))], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_module_imports_another_packages_private_modules(path: Path) -> None:
+    """A package reaches another only through its public modules (names without a leading _)."""
+    own = path.relative_to(ROOT).parts[0]
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+            if own in PACKAGES:  # tests may reach a module's private helpers, packages may not
+                names += [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] in PACKAGES and parts[0] != own:
+                private = [p for p in parts[1:] if p.startswith("_") and not p.startswith("__")]
+                assert not private, f"{path}:{node.lineno} imports private {name}"

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from verifier._cli import EXIT_REFUSED, print_json, run
+from verifier.cliutil import EXIT_REFUSED, print_json, run
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.request import request_code
 from verifier.store import TokenStore, default_store_path

@@ -21,15 +21,15 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from verifier._encoding import (
+from verifier.activation_key import normalize_key
+from verifier.clock import Clock, from_epoch, now_from, utc_now
+from verifier.encoding import (
     EncodingError,
     b64url_decode,
     b64url_encode,
     json_dumps_compact,
     json_loads_strict,
 )
-from verifier.activation_key import normalize_key
-from verifier.clock import Clock, from_epoch, now_from, utc_now
 from verifier.errors import BadInputError, RequestCodeError
 from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
 

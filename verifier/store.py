@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from verifier._files import atomic_write
 from verifier.errors import TokenStoreError
+from verifier.fileio import atomic_write
 
 __all__ = ["TokenStore", "default_store_path"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verifier._encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.clock import from_epoch
+from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.errors import TrustedKeysError, UntrustedKeyError
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from verifier._encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.claims import ALGORITHM, TOKEN_TYPE, License, license_from_claims
 from verifier.clock import Clock, now_from, utc_now
+from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
     BadInputError,
     InvalidTokenError,

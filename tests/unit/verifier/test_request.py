@@ -7,8 +7,8 @@ import pytest
 from support import PRODUCT, FakeClock
 
 from verifier import ActivationKeyFormatError, RequestCodeError, parse_request_code, request_code
-from verifier._encoding import b64url_encode
 from verifier.activation_key import key_from_bytes
+from verifier.encoding import b64url_encode
 from verifier.fingerprint import fingerprint
 
 KEY = key_from_bytes(bytes(range(15)))

@@ -7,7 +7,7 @@ import pytest
 from support import Provider
 
 from verifier import TrustedKeys, TrustedKeysError
-from verifier._encoding import b64url_encode
+from verifier.encoding import b64url_encode
 
 
 def jwks_of(provider: Provider) -> dict:  # type: ignore[type-arg]

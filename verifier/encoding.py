@@ -1,4 +1,6 @@
-"""Strict base64url and JSON, shared by tokens, request codes and trust files.
+"""Strict base64url and JSON, shared by all three packages (public for that reason).
+
+Tokens, request codes, trust files and the keyring all parse with these.
 
 Strict means one accepted spelling per value: unpadded base64url whose
 trailing bits are zero (so ``...A`` and ``...B`` cannot decode to the same

@@ -1,4 +1,7 @@
-"""Durable file writes, shared by the token store, the keyring and the ledger.
+"""Durable file writes and locks, shared by all three packages (public for that reason).
+
+The token store, the keyring, the activation-key secret and the ledger use
+these; keytool and issuer import them from here rather than copying them.
 
 ``atomic_write`` writes a temporary file in the same folder, fsyncs it,
 renames it over the target and fsyncs the folder: after a crash the target

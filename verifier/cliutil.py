@@ -1,4 +1,4 @@
-"""The one place where a refusal becomes a stderr line and an exit code.
+"""The one place where a refusal becomes a stderr line and an exit code (shared by every CLI).
 
 All three command lines (verifier, keytool, issuer) run through :func:`run`,
 so they behave alike: 0 on success, 1 with one line on stderr for a refusal,
