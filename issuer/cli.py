@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from issuer.service import Issuer, LicenseView
 from keytool.passphrase import read_passphrase
@@ -204,7 +205,9 @@ def activate(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8470,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 8470,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
     ] = 1,
@@ -231,6 +234,15 @@ def serve(
             "--failure-limit", min=1, help="Failed key attempts per address per 15 minutes."
         ),
     ] = 10,
+    ipv6_prefix: Annotated[
+        int,
+        typer.Option(
+            "--ipv6-prefix",
+            min=32,
+            max=128,
+            help="Rate-limit IPv6 clients per network of this prefix length.",
+        ),
+    ] = 64,
     request_timeout: Annotated[
         float,
         typer.Option(
@@ -256,12 +268,23 @@ def serve(
         trusted_proxies=tuple(trusted_proxy or ()),
         callback_timeout=callback_timeout,
         failure_limit=failure_limit,
+        ipv6_prefix=ipv6_prefix,
         receive_timeout=request_timeout,
     )
-    print(f"licet license server on http://{host}:{port} ({workers} worker(s))", flush=True)
-    run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)
+
+    def announce(url: str) -> None:
+        print(f"licet license server on {url} ({workers} worker(s))", flush=True)
+
+    run_server(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        passphrase_file=passphrase_file,
+        on_listening=announce,
+    )
 
 
 def main() -> None:
     """Console-script entry point."""
-    run("issuer", app)
+    run("issuer", lambda: app(standalone_mode=False), usage_errors=(TyperException,))

@@ -11,6 +11,7 @@ __all__ = [
     "LedgerExistsError",
     "LedgerMissingError",
     "LedgerWriteError",
+    "ListenError",
 ]
 
 
@@ -58,3 +59,11 @@ class LedgerWriteError(LedgerError):
 
     code = "ledger-write-failed"
     default_message = "could not write the ledger; nothing was changed"
+
+
+class ListenError(LicenseError):
+    """The license server cannot listen on the given address and port (e.g. it is busy)."""
+
+    code = "cannot-listen"
+    default_message = "cannot listen on that address and port"
+    http_status = 503

@@ -8,6 +8,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ (4096 shards)
     keys/XYZ.json      TinyDB shard: key hash -> license id
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
+    attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent attempts
 
 Why shards: TinyDB rewrites a whole file on every write, so one big file costs
 O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
@@ -53,7 +54,14 @@ from issuer.errors import (
 )
 from issuer.records import LicenseRecord
 from verifier.errors import InvalidActivationKeyError, LicenseNotFoundError
-from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock, fsync_dir
+from verifier.fileio import (
+    LockTimeout,
+    atomic_write,
+    create_exclusive,
+    file_lock,
+    fsync_dir,
+    private_dir,
+)
 
 __all__ = ["Ledger", "LedgerInfo"]
 
@@ -62,7 +70,7 @@ VERSION = 1
 META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
-_LICENSES, _KEYS, _IPS = "licenses", "keys", "ips"
+_LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
 _SHARD_HEX = 3  # 16**3 = 4096 shards per kind
 _MAX_FILE = 64 * 1024 * 1024
 
@@ -279,9 +287,14 @@ class Ledger:
             raise LedgerExistsError(f"a ledger exists in {root} already; it is never overwritten")
         if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
             raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for kind in (_LICENSES, _KEYS, _IPS):
-            (root / kind).mkdir(mode=0o700, exist_ok=True)
+        try:
+            private_dir(root)  # an existing empty folder others could write to is made private
+            for kind in (_LICENSES, _KEYS, _IPS, _ATTEMPTS):
+                private_dir(root / kind)
+        except OSError as err:
+            raise LedgerWriteError(
+                f"cannot create the ledger in {root}: {err.strerror or err}"
+            ) from err
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -392,6 +405,50 @@ class Ledger:
                 txn.commit()
             return result
 
+    # -- rate limiting ------------------------------------------------------------
+
+    def take_attempt(
+        self, bucket: str, *, now: _dt.datetime, window: _dt.timedelta, limit: int
+    ) -> _dt.datetime | None:
+        """Check and count one attempt from ``bucket`` in one locked step.
+
+        Attempts older than ``window`` are forgotten. With fewer than ``limit``
+        left, this one is recorded and ``None`` returned; otherwise nothing is
+        recorded and the answer is when the oldest attempt leaves the window.
+        Because the check and the count are one step under the ledger's lock,
+        concurrent attempts (any worker, any process) can never exceed ``limit``.
+
+        Raises:
+            LedgerWriteError: the attempt could not be recorded (the caller
+                must then refuse: an attempt that is not counted is not allowed).
+        """
+        stamp, horizon = now.timestamp(), (now - window).timestamp()
+        with self._transaction() as txn:
+            (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+            table = txn.table(_ATTEMPTS, _shard(bucket))
+            recent = _recent(table.get(Query().bucket == bucket), horizon)
+            if len(recent) >= limit:
+                return _dt.datetime.fromtimestamp(recent[0], _dt.UTC) + window
+            for doc in table.all():  # forget what has left the window, whoever it was
+                if doc.get("bucket") != bucket and not _recent(doc, horizon):
+                    table.remove(doc_ids=[doc.doc_id])
+            table.upsert({"bucket": bucket, "at": [*recent, stamp]}, Query().bucket == bucket)
+            txn.commit()
+        return None
+
+    def forgive_attempt(self, bucket: str, *, at: _dt.datetime) -> None:
+        """Remove one attempt recorded by :meth:`take_attempt` at ``at`` (it did not fail)."""
+        stamp = at.timestamp()
+        with self._transaction() as txn:
+            table = txn.table(_ATTEMPTS, _shard(bucket))
+            doc = table.get(Query().bucket == bucket)
+            stamps = list(doc.get("at", [])) if isinstance(doc, dict) else []
+            if stamp not in stamps:
+                return
+            stamps.remove(stamp)
+            table.upsert({"bucket": bucket, "at": stamps}, Query().bucket == bucket)
+            txn.commit()
+
     # -- internals ----------------------------------------------------------------
 
     def _read_info(self) -> LedgerInfo:
@@ -470,6 +527,14 @@ class Ledger:
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record)
         txn.table(kind, shard).insert(doc)
+
+
+def _recent(doc: Any, horizon: float) -> list[float]:
+    """The attempt times of an attempts document still inside the window, oldest first."""
+    stamps = doc.get("at") if isinstance(doc, dict) else None
+    if not isinstance(stamps, list):
+        return []
+    return sorted(t for t in stamps if isinstance(t, int | float) and t > horizon)
 
 
 def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], None]:

@@ -44,12 +44,16 @@ def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:
 def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> _dt.datetime:
     """When the activation key may next be regenerated (``now`` if already allowed).
 
-    The key issued with the license is not a regeneration, so the first
-    regeneration is allowed at once.
+    From the start (00:00 UTC) of the day ``months`` calendar months after the
+    last regeneration: refusals name that day, so the whole day is allowed,
+    not only its part after the time of day of the last regeneration. The key
+    issued with the license is not a regeneration, so the first regeneration
+    is allowed at once.
     """
     if record.regenerated_at is None:
         return now
-    return max(now, add_months(record.regenerated_at, months))
+    due = add_months(record.regenerated_at.astimezone(_dt.UTC), months)
+    return max(now, due.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
 def check_usable(record: LicenseRecord, product: str, now: _dt.datetime) -> None:

@@ -1,91 +1,109 @@
-"""Rate limiting of failed activation-key attempts, shared by every server worker.
+"""Rate limiting of failed attempts (wrong activation keys), over the ledger.
 
-The failures of the last window are kept per client address in one small
-JSON file beside the ledger, under its own lock, so ``--workers N`` does not
-multiply the allowance by N.
+The policy — how many failures per window, how IPv6 clients are grouped —
+lives here; the counting is a ledger operation (:meth:`Ledger.take_attempt`),
+so every server worker, every process and any future ledger backend share
+one count, checked and counted in one atomic step.
+
+An attempt is counted *before* it is tried and forgiven afterwards unless it
+failed in a counted way. So concurrent guesses can never test more keys than
+the limit, and when the count cannot be written the attempt is refused
+(fail closed) instead of being tried uncounted.
 
 Example:
-    >>> limiter = FailureLimiter(Path("ledger/ratelimit.json"))  # doctest: +SKIP
-    >>> limiter.check("203.0.113.7")  # raises RateLimitedError over the limit  # doctest: +SKIP
+    >>> with issuer.attempt("203.0.113.7"):  # doctest: +SKIP
+    ...     issuer.redeem(request, method="online")  # a wrong key stays counted
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import json
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
-from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import RateLimitedError
-from verifier.fileio import LockTimeout, atomic_write, file_lock
+from issuer.addresses import rate_bucket
+from verifier.clock import Clock, now_from
+from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseError, RateLimitedError
 
-__all__ = ["FailureLimiter"]
-
-_MAX_ADDRESSES = 10_000
+__all__ = ["AttemptLedger", "RateLimit", "attempt"]
 
 
-class FailureLimiter:
-    """At most ``limit`` failed key attempts per address in a sliding ``window``.
+@dataclass(frozen=True)
+class RateLimit:
+    """How many failed attempts a client gets.
 
-    Args:
-        path: the state file (created on first failure).
-        limit: failures allowed per window (default 10).
-        window: the window (default 15 minutes).
-        clock: time source.
+    Attributes:
+        limit: failed attempts allowed per window and client (default 10; 1 to 10,000).
+        window: the sliding window (default 15 minutes; 1 second to 1 day).
+        ipv6_prefix: IPv6 clients are counted per network of this prefix
+            length (default 64: one subscriber's network; 32 to 128).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        limit: int = 10,
-        window: _dt.timedelta = _dt.timedelta(minutes=15),
-        clock: Clock = utc_now,
-    ) -> None:
-        self.path = path
-        self.limit = limit
-        self.window = window
-        self._clock = clock
+    limit: int = 10
+    window: _dt.timedelta = _dt.timedelta(minutes=15)
+    ipv6_prefix: int = 64
 
-    def check(self, address: str) -> None:
-        """Refuse an address that used up its failures.
+    def __post_init__(self) -> None:
+        if type(self.limit) is not int or not 1 <= self.limit <= 10_000:
+            raise BadInputError("the failure limit must be a whole number from 1 to 10000")
+        if not _dt.timedelta(seconds=1) <= self.window <= _dt.timedelta(days=1):
+            raise BadInputError("the rate-limit window must be between 1 second and 1 day")
+        if type(self.ipv6_prefix) is not int or not 32 <= self.ipv6_prefix <= 128:
+            raise BadInputError("the IPv6 rate-limit prefix must be from 32 to 128")
 
-        Raises:
-            RateLimitedError: too many recent failures from ``address``.
-        """
-        now = now_from(self._clock).timestamp()
-        recent = self._load(now).get(address, [])
-        if len(recent) >= self.limit:
-            retry = int(recent[0] + self.window.total_seconds() - now) + 1
-            raise RateLimitedError(
-                f"too many failed activation attempts from {address} — try again in {retry} s"
-            )
 
-    def record_failure(self, address: str) -> None:
-        """Count one failed attempt from ``address``."""
-        now = now_from(self._clock).timestamp()
-        try:
-            with file_lock(self.path.with_suffix(".lock"), 5.0):
-                state = self._load(now)
-                state.setdefault(address, []).append(now)
-                if len(state) > _MAX_ADDRESSES:  # a flood of addresses: keep the busiest
-                    busiest = sorted(state.items(), key=lambda kv: -len(kv[1]))[:_MAX_ADDRESSES]
-                    state = dict(busiest)
-                atomic_write(self.path, json.dumps(state).encode())
-        except LockTimeout:
-            return  # counting is best effort; the refusal itself already happened
+class AttemptLedger(Protocol):
+    """What the rate limiter needs from a ledger (every backend provides these)."""
 
-    def _load(self, now: float) -> dict[str, list[float]]:
-        try:
-            raw = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
-            return {}  # no failures yet, or a damaged file: start counting afresh
-        horizon = now - self.window.total_seconds()
-        state: dict[str, list[float]] = {}
-        if isinstance(raw, dict):
-            for address, stamps in raw.items():
-                if isinstance(stamps, list):
-                    kept = [t for t in stamps if isinstance(t, int | float) and t > horizon]
-                    if kept:
-                        state[str(address)] = kept
-        return state
+    def take_attempt(
+        self, bucket: str, *, now: _dt.datetime, window: _dt.timedelta, limit: int
+    ) -> _dt.datetime | None:
+        """Check and count one attempt; the retry time when over the limit."""
+
+    def forgive_attempt(self, bucket: str, *, at: _dt.datetime) -> None:
+        """Remove an attempt counted at ``at``."""
+
+
+@contextlib.contextmanager
+def attempt(
+    ledger: AttemptLedger,
+    address: str,
+    policy: RateLimit,
+    clock: Clock,
+    *,
+    counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,),
+) -> Iterator[None]:
+    """Run one attempt from ``address`` under the limit.
+
+    The attempt is counted on entry; it stays counted if the body raises one
+    of ``counted`` (or anything unexpected), and is forgiven otherwise.
+
+    Raises:
+        RateLimitedError: ``address`` used up its failures (nothing is tried).
+        LedgerError: the count cannot be recorded (nothing is tried).
+    """
+    bucket = rate_bucket(address, ipv6_prefix=policy.ipv6_prefix)
+    now = now_from(clock)
+    retry_at = ledger.take_attempt(bucket, now=now, window=policy.window, limit=policy.limit)
+    if retry_at is not None:
+        wait = max(1, int((retry_at - now).total_seconds()) + 1)
+        raise RateLimitedError(
+            f"too many failed activation attempts from {address} — try again in {wait} s"
+        )
+    try:
+        yield
+    except counted:
+        raise
+    except LicenseError:
+        _forgive(ledger, bucket, now)
+        raise
+    else:
+        _forgive(ledger, bucket, now)
+
+
+def _forgive(ledger: AttemptLedger, bucket: str, at: _dt.datetime) -> None:
+    # Failing to forgive leaves the attempt counted: the safe side of the error.
+    with contextlib.suppress(LicenseError, OSError):
+        ledger.forgive_attempt(bucket, at=at)

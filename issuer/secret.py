@@ -24,7 +24,7 @@ from pathlib import Path
 from keytool.errors import PrivateKeyError
 from keytool.keyring import read_private_file
 from verifier.activation_key import key_from_bytes
-from verifier.fileio import create_exclusive
+from verifier.fileio import create_exclusive, private_dir
 
 __all__ = ["KeySecret", "SECRET_FILE", "key_hash"]
 
@@ -48,7 +48,7 @@ class KeySecret:
     @classmethod
     def create_or_load(cls, keys: Path) -> KeySecret:
         """Load the secret in ``keys``, creating it (0600, O_EXCL) if there is none."""
-        keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(keys)  # an existing folder others could write to is made private
         with contextlib.suppress(FileExistsError):  # keep an existing secret: keys derive from it
             create_exclusive(
                 keys / SECRET_FILE, base64.b64encode(secrets.token_bytes(_SECRET_BYTES)) + b"\n"

@@ -14,28 +14,35 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from issuer import policy
+from issuer import policy, ratelimit
+from issuer.addresses import canonical_ip
 from issuer.ledger import Ledger
+from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
-from keytool.keyring import Keyring
+from keytool.keyring import ActiveSigner, Keyring
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
 from verifier.claims import build_claims
 from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import BadInputError
+from verifier.errors import (
+    BadInputError,
+    InvalidActivationKeyError,
+    LicenseError,
+    NoLicenseForAddressError,
+)
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
@@ -56,11 +63,13 @@ class IssuerConfig:
             Panels renew by activating again, which returns the same activation.
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
+        rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
     """
 
     max_token_lifetime: _dt.timedelta = _dt.timedelta(days=365)
     regeneration_months: int = 1
     lock_timeout: float = 10.0
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
     def __post_init__(self) -> None:
         if not _dt.timedelta(days=1) <= self.max_token_lifetime <= _dt.timedelta(days=3653):
@@ -140,18 +149,6 @@ def _name(kind: str, value: str) -> str:
     return value
 
 
-def normalize_ip(value: str) -> str:
-    """The canonical text of an IP address.
-
-    Raises:
-        BadInputError: not an IP address.
-    """
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise BadInputError(f"{value!r} is not an IP address") from None
-
-
 class Issuer:
     """The provider's licensing operations over one ledger and one keys folder.
 
@@ -189,7 +186,7 @@ class Issuer:
             raise PrivateKeyError(
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
-        self._signer: TokenSigner | None = None
+        self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
 
     @classmethod
     def init(
@@ -293,7 +290,12 @@ class Issuer:
             expires_at = now + _dt.timedelta(days=days)
         elif expires is not None:
             # "Expires 2027-01-31" means usable through that day.
-            expires_at = _dt.datetime.combine(expires, _dt.time(), _dt.UTC) + _dt.timedelta(days=1)
+            start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
+            if start - now >= _dt.timedelta(days=_MAX_DAYS):
+                raise BadInputError(
+                    f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away"
+                )
+            expires_at = start + _dt.timedelta(days=1)
             if expires_at <= now:
                 raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
         limit_items = dict(limits or {})
@@ -309,7 +311,7 @@ class Issuer:
             license_id=license_id,
             product=_name("product", product),
             customer=customer,
-            ip=None if ip is None else normalize_ip(ip),
+            ip=None if ip is None else canonical_ip(ip),
             created_at=now,
             expires_at=expires_at,
             features=tuple(sorted({_name("feature", f) for f in features})),
@@ -488,9 +490,84 @@ class Issuer:
         return self._signing().kid
 
     def _signing(self) -> TokenSigner:
-        if self._signer is None:
-            self._signer = Keyring(self.keys, clock=self._clock).signer(self._passphrase)
-        return self._signer
+        # The keyring's active key as it is now: a rotation or revocation made by
+        # another process while this one runs takes effect at the next signature.
+        return self._signer.get()
+
+    # -- online doors ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def attempt(
+        self,
+        address: str,
+        *,
+        counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,),
+    ) -> Iterator[None]:
+        """Run one attempt by an anonymous client under the failure rate limit.
+
+        The attempt is counted before the body runs (check and count are one
+        atomic ledger step) and forgiven unless the body raises one of
+        ``counted`` — by default a wrong activation key.
+
+        Raises:
+            RateLimitedError: ``address`` used up its failures; the body does not run.
+            LedgerError: the count cannot be recorded; the body does not run.
+        """
+        with ratelimit.attempt(
+            self.ledger, address, self.config.rate_limit, self._clock, counted=counted
+        ):
+            yield
+
+    def activate_by_address(
+        self,
+        address: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        confirm: Callable[[], None],
+        method: str = "automatic",
+    ) -> Activated:
+        """Automatic activation: the license assigned to ``address`` for ``product``.
+
+        Args:
+            address: the caller's address as the transport proved it (never from a body).
+            product: the product.
+            fingerprint: the caller's server fingerprint.
+            hostname: shown to the provider.
+            confirm: called once a license is found and before anything is
+                recorded; raises (e.g. ``CallbackError``) when the caller cannot
+                prove it answers at ``address``.
+            method: recorded in the activation.
+
+        Raises:
+            NoLicenseForAddressError: no license of ``product`` is assigned to ``address``.
+            LicenseError: ``confirm``'s refusal, or the last license's refusal.
+        """
+        ip = canonical_ip(address) if address else ""
+        candidates = [
+            r.license_id
+            for r in (self.ledger.licenses_for_ip(ip) if ip else [])
+            if r.product == product
+        ]
+        if not candidates:
+            raise NoLicenseForAddressError(
+                f"no {product} license is assigned to {address} — activate manually with a key"
+            )
+        confirm()
+        last_error: LicenseError = NoLicenseForAddressError()
+        for license_id in candidates:
+            try:
+                return self.redeem_for_license(
+                    license_id,
+                    product=product,
+                    fingerprint=fingerprint,
+                    hostname=hostname,
+                    method=method,
+                )
+            except LicenseError as err:  # try the next license on this address
+                last_error = err
+        raise last_error
 
     def _view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
         return LicenseView(

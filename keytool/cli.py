@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from keytool.keyring import TRUSTED_KEYS_FILE, Keyring
 from keytool.passphrase import read_passphrase
@@ -92,4 +93,4 @@ def export(
 
 def main() -> None:
     """Console-script entry point."""
-    run("keytool", app)
+    run("keytool", lambda: app(standalone_mode=False), usage_errors=(TyperException,))

@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,11 +33,11 @@ from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, Priv
 from keytool.signing import TokenSigner
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
-from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock
+from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock, private_dir
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 from verifier.trust import KeyStatus, TrustedKey, TrustedKeys
 
-__all__ = ["KeyRecord", "Keyring", "MIN_PASSPHRASE", "TRUSTED_KEYS_FILE"]
+__all__ = ["ActiveSigner", "KeyRecord", "Keyring", "MIN_PASSPHRASE", "TRUSTED_KEYS_FILE"]
 
 KEYRING_FILE = "keyring.json"
 TRUSTED_KEYS_FILE = "trusted_keys.json"
@@ -223,6 +224,14 @@ class Keyring:
         record = self.active()
         return TokenSigner(self._load_private(record, passphrase), record.kid)
 
+    def stamp(self) -> tuple[int, ...] | None:
+        """What changes whenever the keyring file is rewritten (``None`` if there is none)."""
+        try:
+            st = os.stat(self.folder / KEYRING_FILE)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
     # -- changing ------------------------------------------------------------
 
     def new(self, passphrase: bytes | None = None) -> KeyRecord:
@@ -288,7 +297,7 @@ class Keyring:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.folder)  # an existing folder others could write to is made private
         try:
             with file_lock(self.folder / _LOCK_FILE, self._lock_timeout):
                 yield
@@ -354,6 +363,43 @@ class Keyring:
         if raw != record.public_bytes:
             raise PrivateKeyError(f"private key {path} does not match key {record.kid}")
         return key
+
+
+class ActiveSigner:
+    """A signer that always uses the keyring's *current* active key.
+
+    A long-running signer (a server worker) must notice ``keytool rotate`` and
+    ``keytool revoke`` made by another process: before each use the keyring
+    file is checked (one ``stat``), and the signer is reloaded when it
+    changed. A retired or revoked key therefore never signs again, and with no
+    active key every signing is refused.
+
+    Args:
+        keyring: the keyring.
+        passphrase: of the private keys, when encrypted.
+    """
+
+    def __init__(self, keyring: Keyring, passphrase: bytes | None = None) -> None:
+        self._keyring = keyring
+        self._passphrase = passphrase
+        self._signer: TokenSigner | None = None
+        self._stamp: tuple[int, ...] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> TokenSigner:
+        """The signer of the active key as the keyring says now.
+
+        Raises:
+            NoActiveKeyError: the keyring has no active key (e.g. it was revoked).
+            PrivateKeyError | PassphraseError | KeyringError: the key cannot be loaded.
+        """
+        with self._lock:
+            stamp = self._keyring.stamp()  # taken first: a change after it reloads next time
+            if self._signer is None or stamp is None or stamp != self._stamp:
+                self._signer = None
+                self._signer = self._keyring.signer(self._passphrase)
+                self._stamp = stamp
+            return self._signer
 
 
 def _json_bytes(doc: Any) -> bytes:

@@ -121,9 +121,9 @@ def code_for(key: str, server: str, product: str = PRODUCT) -> str:
 
 
 def ledger_bytes(folder: Path) -> dict[str, bytes]:
-    """Every ledger file's bytes (lock and rate-limit state aside), to prove a refusal changed nothing."""
+    """Every ledger file's bytes (lock and rate-limit attempts aside), to prove a refusal changed nothing."""
     return {
         str(p.relative_to(folder)): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name not in ("ledger.lock", "ratelimit.json", "ratelimit.lock")
+        if p.is_file() and p.name != "ledger.lock" and p.relative_to(folder).parts[0] != "attempts"
     }

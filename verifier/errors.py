@@ -117,6 +117,7 @@ class BadInputError(LicenseError):
 
     code = "bad-input"
     default_message = "bad input"
+    http_status = 422  # a malformed request body, whichever field is wrong
 
 
 @_register
@@ -125,6 +126,7 @@ class RequestCodeError(LicenseError):
 
     code = "invalid-request-code"
     default_message = "invalid activation request code"
+    http_status = 422  # a malformed request body, whichever field is wrong
 
 
 @_register
@@ -136,6 +138,7 @@ class ActivationKeyFormatError(LicenseError):
 
     code = "malformed-activation-key"
     default_message = "malformed activation key — check for a typo"
+    http_status = 422  # a malformed request body, whichever field is wrong
 
 
 # --- token verification ----------------------------------------------------
