@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
             f"activated      {activation.activated_at.isoformat()} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
+    print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
         print(f"  {event.at.isoformat()}  {event.action:<12} {event.actor}  {event.detail}")
@@ -88,14 +90,34 @@ def _limits(items: list[str]) -> dict[str, int]:
     return limits
 
 
+class MachineIds(StrEnum):
+    """Whether activations with a custom machine id (``--machine-id``) are accepted."""
+
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+
+
 @app.command()
 def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
+    machine_ids: Annotated[
+        MachineIds,
+        typer.Option(
+            "--machine-ids",
+            help="Default for licenses: accept or refuse activations with a custom machine id.",
+        ),
+    ] = MachineIds.ACCEPT,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
-    Issuer.init(ledger, keys, name=name, actor=_actor())
+    Issuer.init(
+        ledger,
+        keys,
+        name=name,
+        accept_machine_id=machine_ids is MachineIds.ACCEPT,
+        actor=_actor(),
+    )
     print(f"created ledger in {ledger} for provider {name!r}")
 
 
@@ -119,6 +141,13 @@ def license_create(
     customer: Annotated[
         str | None, typer.Option("--customer", help="Customer (free text).")
     ] = None,
+    machine_ids: Annotated[
+        MachineIds | None,
+        typer.Option(
+            "--machine-ids",
+            help="Accept or refuse activations with a custom machine id (default: the ledger's).",
+        ),
+    ] = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     json: Json = False,
@@ -132,6 +161,7 @@ def license_create(
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
+        accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
     )
     _print_license(view, json)
 
@@ -188,17 +218,22 @@ def license_revoke(
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing --out file that is not a token."),
+    ] = False,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
-    token = _issuer(ledger, keys, passphrase_file).activate(text)
+    iss = _issuer(ledger, keys, passphrase_file)
+    token = iss.activate(text)
     if out is None:
         print(token)
     else:
-        out.write_text(token + "\n")
+        iss.save_token(out, token, force=force)
         print(f"wrote token to {out}")
 
 

@@ -79,12 +79,23 @@ Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
 
 
 class LedgerInfo:
-    """The ledger's identity, from ``ledger.json``."""
+    """The ledger's identity and defaults, from ``ledger.json``.
 
-    def __init__(self, provider: str, created_at: _dt.datetime, secret_check: str) -> None:
+    ``accept_machine_id`` is the provider's default for licenses that do not
+    say whether activations with a custom machine id are accepted.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        created_at: _dt.datetime,
+        secret_check: str,
+        accept_machine_id: bool = True,
+    ) -> None:
         self.provider = provider
         self.created_at = created_at
         self.secret_check = secret_check
+        self.accept_machine_id = accept_machine_id
 
 
 def _shard(value: str) -> str:
@@ -275,7 +286,13 @@ class Ledger:
 
     @classmethod
     def create(
-        cls, folder: str | os.PathLike[str], *, provider: str, secret_check: str, now: _dt.datetime
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        provider: str,
+        secret_check: str,
+        now: _dt.datetime,
+        accept_machine_id: bool = True,
     ) -> Ledger:
         """Create a new, empty ledger; never overwrites one.
 
@@ -301,6 +318,7 @@ class Ledger:
             "provider": provider,
             "created_at": now.isoformat(),
             "secret_check": secret_check,
+            "accept_machine_id": accept_machine_id,
         }
         try:
             create_exclusive(root / META_FILE, json.dumps(meta, indent=2).encode())
@@ -464,6 +482,7 @@ class Ledger:
                 provider=str(meta["provider"]),
                 created_at=_dt.datetime.fromisoformat(str(meta["created_at"])),
                 secret_check=str(meta["secret_check"]),
+                accept_machine_id=_flag(meta.get("accept_machine_id", True)),
             )
         except (KeyError, ValueError) as err:
             raise LedgerCorruptError(f"{self.folder / META_FILE} is damaged ({err})") from err
@@ -527,6 +546,12 @@ class Ledger:
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record)
         txn.table(kind, shard).insert(doc)
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueError("accept_machine_id must be true or false")
+    return value
 
 
 def _recent(doc: Any, horizon: float) -> list[float]:

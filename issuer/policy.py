@@ -18,10 +18,12 @@ import datetime as _dt
 from dataclasses import replace
 
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
 from verifier.errors import (
     AlreadyActivatedError,
     LicenseExpiredError,
     LicenseRevokedError,
+    MachineIdRefusedError,
     ProductMismatchError,
     RegenerationTooSoonError,
 )
@@ -79,6 +81,8 @@ def redeem(
     actor: str,
     now: _dt.datetime,
     months: int,
+    identity: str = IDENTITY_HARDWARE,
+    accept_machine_id: bool = True,
 ) -> tuple[LicenseRecord | None, Activation]:
     """Decide a redemption (SPEC §3 outcomes 2 to 5).
 
@@ -89,8 +93,13 @@ def redeem(
     Raises:
         LicenseRevokedError | LicenseExpiredError | ProductMismatchError: outcome 2.
         AlreadyActivatedError: outcome 5, with the date from which regeneration is possible.
+        MachineIdRefusedError: a custom machine id for a license that accepts
+            only hardware identities (``accept_machine_id`` is the license's
+            own setting, or the ledger's default).
     """
     check_usable(record, product, now)
+    if identity == IDENTITY_MACHINE_ID and not accept_machine_id:
+        raise MachineIdRefusedError()
     current = record.activation
     if current is not None:
         # Always compared with the fingerprint bound at activation, never a
@@ -106,6 +115,7 @@ def redeem(
         hostname=hostname,
         method=method,
         activated_at=now,
+        identity=identity,
     )
     event = Event(
         at=now,

@@ -54,8 +54,9 @@ from issuer.errors import ListenError
 from issuer.ratelimit import RateLimit
 from issuer.service import Issuer, IssuerConfig
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.client import CHALLENGE_PATH
-from verifier.errors import CallbackError, LicenseError
+from verifier.errors import BadInputError, CallbackError, LicenseError
 from verifier.fingerprint import parse_fingerprint
 from verifier.request import MAX_REQUEST_CODE, parse_request_code
 
@@ -170,6 +171,7 @@ class AutoRequest(BaseModel):
     callback_port: Annotated[int, Field(ge=1, le=65535)]
     challenge_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     hostname: Annotated[str, Field(max_length=253)] = ""
+    identity: Annotated[str, Field(max_length=32)] = IDENTITY_HARDWARE
 
 
 class TokenResponse(BaseModel):
@@ -387,6 +389,8 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         """Automatic activation: the caller's address names the license; a callback proves it."""
         address = caller(request)
         fingerprint = parse_fingerprint(body.fingerprint)
+        if body.identity not in IDENTITY_KINDS:
+            raise BadInputError(f"identity must be one of {', '.join(IDENTITY_KINDS)}")
 
         def confirm() -> None:
             if not callback_allowed(address, config.allow_private_callbacks):
@@ -404,6 +408,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
             fingerprint=fingerprint,
             hostname=body.hostname,
             confirm=confirm,
+            identity=body.identity,
         )
         return TokenResponse(token=result.token)
 

@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,12 @@ from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
 from keytool.keyring import ActiveSigner, Keyring
+from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
-from verifier.claims import build_claims
+from verifier.claims import IDENTITY_HARDWARE, TOKEN_TYPE, build_claims
 from verifier.clock import Clock, now_from, utc_now
+from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
     BadInputError,
     InvalidActivationKeyError,
@@ -88,6 +90,7 @@ class LicenseView:
     activation_key: str
     state: str
     next_regeneration: _dt.datetime
+    accepts_machine_id: bool = True
 
     @property
     def license_id(self) -> str:
@@ -115,6 +118,7 @@ class LicenseView:
             "activated_hostname": None if activation is None else activation.hostname,
             "past_activations": [a.to_doc() for a in r.past_activations],
             "next_regeneration": self.next_regeneration.date().isoformat(),
+            "accept_machine_id": self.accepts_machine_id,
             "history": [e.to_doc() for e in r.history],
         }
 
@@ -134,6 +138,18 @@ class Activated:
     license_id: str
     activation_id: str
     new: bool
+
+
+def _is_token(data: bytes) -> bool:
+    """Whether ``data`` is a licet token, as an earlier ``--out`` wrote it."""
+    parts = data.strip().split(b".")
+    if len(parts) != 3:
+        return False
+    try:
+        header = json_loads_strict(b64url_decode(parts[0].decode("ascii")))
+    except (EncodingError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and header.get("typ") == TOKEN_TYPE
 
 
 def _random_id(prefix: str, chars: int) -> str:
@@ -196,9 +212,20 @@ class Issuer:
         *,
         name: str,
         clock: Clock = utc_now,
+        accept_machine_id: bool = True,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
+
+        Args:
+            ledger: the ledger folder (new, or empty).
+            keys: the keys folder.
+            name: the provider name (the tokens' issuer).
+            clock: time source.
+            accept_machine_id: the default for licenses that do not say
+                whether activations with a custom machine id
+                (``--machine-id``) are accepted (default: accepted).
+            **kwargs: as for :class:`Issuer`.
 
         Raises:
             LedgerExistsError: a ledger exists there already.
@@ -207,7 +234,11 @@ class Issuer:
             raise BadInputError("provider name must be 1-128 characters")
         secret = KeySecret.create_or_load(Path(keys))
         Ledger.create(
-            ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
+            ledger,
+            provider=name.strip(),
+            secret_check=secret.check(),
+            now=now_from(clock),
+            accept_machine_id=bool(accept_machine_id),
         )
         return cls(ledger, keys, clock=clock, **kwargs)
 
@@ -228,6 +259,7 @@ class Issuer:
         features: Iterable[str] = (),
         limits: Mapping[str, int] | None = None,
         customer: str | None = None,
+        accept_machine_id: bool | None = None,
     ) -> LicenseView:
         """Create a license and its first activation key.
 
@@ -239,12 +271,18 @@ class Issuer:
             features: enabled features.
             limits: numeric limits.
             customer: free text.
+            accept_machine_id: whether activations with a custom machine id
+                are accepted; ``None`` follows the ledger's default.
 
         Raises:
             BadInputError: a malformed argument.
         """
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        if accept_machine_id is not None:
+            if type(accept_machine_id) is not bool:
+                raise BadInputError("accept_machine_id must be true, false or None")
+            record = replace(record, accept_machine_id=accept_machine_id)
         self.ledger.add(record)
         return self._view(record, now)
 
@@ -403,10 +441,18 @@ class Issuer:
             fingerprint=request.fingerprint,
             hostname=request.hostname,
             method=method,
+            identity=request.identity,
         )
 
     def redeem_for_license(
-        self, license_id: str, *, product: str, fingerprint: Fingerprint, hostname: str, method: str
+        self,
+        license_id: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        method: str,
+        identity: str = IDENTITY_HARDWARE,
     ) -> Activated:
         """Activate a license found by other proof than its key (automatic activation by IP)."""
         return self._activate(
@@ -415,6 +461,7 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname,
             method=method,
+            identity=identity,
         )
 
     def _activate(
@@ -424,6 +471,7 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         key_hash: str | None = None,
         license_id: str | None = None,
     ) -> Activated:
@@ -435,6 +483,7 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname[:253],
             method=method,
+            identity=identity,
             now=now,
         )
         record, activation, new = self.ledger.update(
@@ -453,6 +502,7 @@ class Issuer:
             fingerprint=activation.fingerprint,
             features=record.features,
             limits=record.limits,
+            identity=identity,
             ip=record.ip,
         )
         return Activated(
@@ -470,6 +520,7 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         now: _dt.datetime,
     ) -> tuple[LicenseRecord | None, tuple[LicenseRecord, Activation, bool]]:
         updated, activation = policy.redeem(
@@ -482,8 +533,15 @@ class Issuer:
             actor=self.actor,
             now=now,
             months=self.config.regeneration_months,
+            identity=identity,
+            accept_machine_id=self._accepts_machine_id(record),
         )
         return updated, (updated or record, activation, updated is not None)
+
+    def _accepts_machine_id(self, record: LicenseRecord) -> bool:
+        if record.accept_machine_id is not None:
+            return record.accept_machine_id
+        return self.ledger.info.accept_machine_id
 
     def signing_key_id(self) -> str:
         """Load the signing key now (checking file mode and passphrase) and return its kid."""
@@ -493,6 +551,25 @@ class Issuer:
         # The keyring's active key as it is now: a rotation or revocation made by
         # another process while this one runs takes effect at the next signature.
         return self._signer.get()
+
+    def save_token(self, path: str | os.PathLike[str], token: str, *, force: bool = False) -> None:
+        """Write a token to ``path`` (``--out``) without ever replacing key material.
+
+        An earlier token file is replaced; any other existing file only with
+        ``force``; nothing inside the keys or ledger folder, and no key
+        material anywhere, is ever overwritten.
+
+        Raises:
+            OutputRefusedError: ``path`` must not be replaced.
+        """
+        write_output(
+            Path(path),
+            token.strip().encode() + b"\n",
+            mode=0o644,
+            earlier_output=_is_token,
+            protected=[self.keys, self.ledger.folder],
+            force=force,
+        )
 
     # -- online doors ---------------------------------------------------------------
 
@@ -527,6 +604,7 @@ class Issuer:
         hostname: str,
         confirm: Callable[[], None],
         method: str = "automatic",
+        identity: str = IDENTITY_HARDWARE,
     ) -> Activated:
         """Automatic activation: the license assigned to ``address`` for ``product``.
 
@@ -539,6 +617,7 @@ class Issuer:
                 recorded; raises (e.g. ``CallbackError``) when the caller cannot
                 prove it answers at ``address``.
             method: recorded in the activation.
+            identity: what the fingerprint was taken from (``hardware`` or ``machine-id``).
 
         Raises:
             NoLicenseForAddressError: no license of ``product`` is assigned to ``address``.
@@ -564,6 +643,7 @@ class Issuer:
                     fingerprint=fingerprint,
                     hostname=hostname,
                     method=method,
+                    identity=identity,
                 )
             except LicenseError as err:  # try the next license on this address
                 last_error = err
@@ -577,4 +657,5 @@ class Issuer:
             next_regeneration=policy.next_regeneration(
                 record, self.config.regeneration_months, now
             ),
+            accepts_machine_id=self._accepts_machine_id(record),
         )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from verifier.errors import LicenseError
 
-__all__ = ["KeyringError", "NoActiveKeyError", "PassphraseError", "PrivateKeyError"]
+__all__ = [
+    "KeyringError",
+    "NoActiveKeyError",
+    "OutputRefusedError",
+    "PassphraseError",
+    "PrivateKeyError",
+]
 
 
 class KeyringError(LicenseError):
@@ -35,3 +41,15 @@ class PassphraseError(PrivateKeyError):
 
     code = "passphrase-error"
     default_message = "wrong or missing passphrase for the private key"
+
+
+class OutputRefusedError(LicenseError):
+    """An output file (``--out``) would replace something it must not.
+
+    Key material (private keys, the keyring, the activation-key secret) and
+    the ledger are never overwritten, whatever the flags; any other existing
+    file only when it is an earlier output of the same command, or with ``--force``.
+    """
+
+    code = "output-refused"
+    default_message = "refusing to overwrite that file"

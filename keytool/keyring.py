@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, PrivateKeyError
+from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
@@ -286,11 +287,21 @@ class Keyring:
             self._save([revoked if r.kid == kid else r for r in records])
             return revoked
 
-    def export(self, path: str | os.PathLike[str]) -> Path:
-        """Write the trust set as a JWKS file (public, mode 0644) and return its path."""
+    def export(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the trust set as a JWKS file (public, mode 0644) and return its path.
+
+        An earlier export is replaced; any other existing file only with
+        ``force``; key material, the keyring and ledger files never.
+
+        Raises:
+            OutputRefusedError: ``path`` must not be replaced.
+        """
         out = Path(path)
         body = _json_bytes(self.trusted_keys().to_jwks())
-        atomic_write(out, body, mode=0o644)
+        protected = [self.folder / KEYRING_FILE, *self.folder.glob("*.pem")]
+        write_output(
+            out, body, mode=0o644, earlier_output=_is_jwks, protected=protected, force=force
+        )
         return out
 
     # -- internals -------------------------------------------------------------
@@ -400,6 +411,16 @@ class ActiveSigner:
                 self._signer = self._keyring.signer(self._passphrase)
                 self._stamp = stamp
             return self._signer
+
+
+def _is_jwks(data: bytes) -> bool:
+    """Whether ``data`` is a trust set (JWKS) as an earlier export wrote it."""
+    try:
+        doc = json_loads_strict(data)
+    except EncodingError:
+        return False
+    keys = doc.get("keys") if isinstance(doc, dict) else None
+    return isinstance(keys, list) and all(isinstance(k, dict) and "kty" in k for k in keys)
 
 
 def _json_bytes(doc: Any) -> bytes:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keytool import Keyring
 from verifier import TrustedKeys, Verifier
-from verifier.claims import build_claims
+from verifier.claims import IDENTITY_HARDWARE, build_claims
 from verifier.encoding import b64url_encode
 from verifier.fingerprint import fingerprint_from_sources
 
@@ -54,6 +54,7 @@ def claims_for(
         fingerprint=fp,
         features=["dns", "mail"],
         limits={"domains": 10},
+        identity=IDENTITY_HARDWARE,
     )
     claims.update(overrides)
     return claims

@@ -34,7 +34,7 @@ from verifier.errors import (
     error_for_code,
 )
 from verifier.fingerprint import fingerprint
-from verifier.request import request_code
+from verifier.request import identity_kind, request_code
 from verifier.store import TokenStore
 from verifier.verify import Verifier
 
@@ -241,6 +241,7 @@ def activate_automatic(
         "callback_port": callback_port,
         "challenge_hash": challenge.hash,
         "hostname": hostname or socket.gethostname(),
+        "identity": identity_kind(machine_id),
     }
     if listen is None:
         return _token(_post(server_url, "/v1/activations/auto", body, timeout))

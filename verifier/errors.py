@@ -32,6 +32,7 @@ __all__ = [
     "LicenseExpiredError",
     "LicenseNotFoundError",
     "LicenseRevokedError",
+    "MachineIdRefusedError",
     "NoLicenseForAddressError",
     "ProductMismatchError",
     "RateLimitedError",
@@ -253,6 +254,18 @@ class ProductMismatchError(LicenseError):
 
     code = "wrong-product"
     default_message = "license is for another product"
+    http_status = 403
+
+
+@_register
+class MachineIdRefusedError(LicenseError):
+    """The license accepts only the server's own hardware identity, not a custom machine id."""
+
+    code = "machine-id-refused"
+    default_message = (
+        "this license does not accept a custom machine id (--machine-id) — "
+        "activate with the server's own hardware identity"
+    )
     http_status = 403
 
 
