@@ -8,7 +8,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ (4096 shards)
     keys/XYZ.json      TinyDB shard: key hash -> license id
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
-    attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent attempts
+    attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent failures
 
 Why shards: TinyDB rewrites a whole file on every write, so one big file costs
 O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
@@ -52,6 +52,7 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
 )
+from issuer.ratelimit import Attempt
 from issuer.records import LicenseRecord
 from verifier.errors import InvalidActivationKeyError, LicenseNotFoundError
 from verifier.fileio import (
@@ -392,7 +393,12 @@ class Ledger:
             txn.commit(journal=False)
 
     def update(
-        self, decide: Decision[T], *, license_id: str | None = None, key_hash: str | None = None
+        self,
+        decide: Decision[T],
+        *,
+        license_id: str | None = None,
+        key_hash: str | None = None,
+        attempt: Attempt | None = None,
     ) -> T:
         """Apply ``decide`` to one license under the lock, reading it fresh.
 
@@ -401,18 +407,34 @@ class Ledger:
         result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
         raised by ``decide`` writes nothing either.
 
+        With an ``attempt`` (an anonymous client's), the client's recent
+        failures are checked first and a refusal of a kind the attempt counts
+        is recorded as one more failure — in this same transaction, so no
+        number of concurrent attempts can get past the limit.
+
         Raises:
+            RateLimitedError: the attempt's client is at its limit (nothing is looked up).
             InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
             LicenseNotFoundError: no license with ``license_id``.
+            LedgerError: the ledger (or a failure's count) cannot be read or written.
         """
         with self._transaction() as txn:
-            if key_hash is not None:
-                record = self._record_for_key(txn, key_hash)
-            elif license_id is not None:
-                record = self._load(txn, license_id)
-            else:
-                raise LicenseNotFoundError()
-            new_record, result = decide(record)
+            if attempt is not None:
+                self._check_attempts(txn, attempt)
+            counted = attempt.counted if attempt is not None else ()
+            try:
+                if key_hash is not None:
+                    record = self._record_for_key(txn, key_hash)
+                elif license_id is not None:
+                    record = self._load(txn, license_id)
+                else:
+                    raise LicenseNotFoundError()
+                new_record, result = decide(record)
+            except counted:
+                if attempt is not None:  # always: counted is empty without an attempt
+                    self._count_failure(txn, attempt)
+                    txn.commit()
+                raise
             if new_record is not None:
                 if new_record.key_hash != record.key_hash:
                     self._index_key(txn, new_record)
@@ -422,50 +444,6 @@ class Ledger:
                 )
                 txn.commit()
             return result
-
-    # -- rate limiting ------------------------------------------------------------
-
-    def take_attempt(
-        self, bucket: str, *, now: _dt.datetime, window: _dt.timedelta, limit: int
-    ) -> _dt.datetime | None:
-        """Check and count one attempt from ``bucket`` in one locked step.
-
-        Attempts older than ``window`` are forgotten. With fewer than ``limit``
-        left, this one is recorded and ``None`` returned; otherwise nothing is
-        recorded and the answer is when the oldest attempt leaves the window.
-        Because the check and the count are one step under the ledger's lock,
-        concurrent attempts (any worker, any process) can never exceed ``limit``.
-
-        Raises:
-            LedgerWriteError: the attempt could not be recorded (the caller
-                must then refuse: an attempt that is not counted is not allowed).
-        """
-        stamp, horizon = now.timestamp(), (now - window).timestamp()
-        with self._transaction() as txn:
-            (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
-            table = txn.table(_ATTEMPTS, _shard(bucket))
-            recent = _recent(table.get(Query().bucket == bucket), horizon)
-            if len(recent) >= limit:
-                return _dt.datetime.fromtimestamp(recent[0], _dt.UTC) + window
-            for doc in table.all():  # forget what has left the window, whoever it was
-                if doc.get("bucket") != bucket and not _recent(doc, horizon):
-                    table.remove(doc_ids=[doc.doc_id])
-            table.upsert({"bucket": bucket, "at": [*recent, stamp]}, Query().bucket == bucket)
-            txn.commit()
-        return None
-
-    def forgive_attempt(self, bucket: str, *, at: _dt.datetime) -> None:
-        """Remove one attempt recorded by :meth:`take_attempt` at ``at`` (it did not fail)."""
-        stamp = at.timestamp()
-        with self._transaction() as txn:
-            table = txn.table(_ATTEMPTS, _shard(bucket))
-            doc = table.get(Query().bucket == bucket)
-            stamps = list(doc.get("at", [])) if isinstance(doc, dict) else []
-            if stamp not in stamps:
-                return
-            stamps.remove(stamp)
-            table.upsert({"bucket": bucket, "at": stamps}, Query().bucket == bucket)
-            txn.commit()
 
     # -- internals ----------------------------------------------------------------
 
@@ -542,6 +520,27 @@ class Ledger:
         if record.key_hash != key_hash:  # a key of an earlier generation
             raise InvalidActivationKeyError()
         return record
+
+    def _attempts(self, txn: _Transaction, attempt: Attempt) -> tuple[Table, list[float]]:
+        (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        table = txn.table(_ATTEMPTS, _shard(attempt.bucket))
+        horizon = (attempt.now - attempt.window).timestamp()
+        return table, _recent(table.get(Query().bucket == attempt.bucket), horizon)
+
+    def _check_attempts(self, txn: _Transaction, attempt: Attempt) -> None:
+        _, recent = self._attempts(txn, attempt)
+        if len(recent) >= attempt.limit:
+            oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
+            raise attempt.refusal(oldest + attempt.window)
+
+    def _count_failure(self, txn: _Transaction, attempt: Attempt) -> None:
+        table, recent = self._attempts(txn, attempt)
+        horizon = (attempt.now - attempt.window).timestamp()
+        for doc in table.all():  # forget what has left the window, whoever it was
+            if doc.get("bucket") != attempt.bucket and not _recent(doc, horizon):
+                table.remove(doc_ids=[doc.doc_id])
+        stamps = [*recent, attempt.now.timestamp()]
+        table.upsert({"bucket": attempt.bucket, "at": stamps}, Query().bucket == attempt.bucket)
 
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record)

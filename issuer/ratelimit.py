@@ -1,33 +1,60 @@
-"""Rate limiting of failed attempts (wrong activation keys), over the ledger.
+"""Rate limiting of failed attempts by anonymous clients (wrong activation keys).
 
-The policy — how many failures per window, how IPv6 clients are grouped —
-lives here; the counting is a ledger operation (:meth:`Ledger.take_attempt`),
-so every server worker, every process and any future ledger backend share
-one count, checked and counted in one atomic step.
+The policy — how many failures per window, how IPv6 clients are grouped,
+which refusals count — lives here. The counting is done by the ledger inside
+the very transaction that looks the key up (``Ledger.update(...,
+attempt=...)``): the check, the look-up and the count of a failure are one
+step under the ledger's lock, so concurrent guesses from any worker or
+process can never test more keys than the limit, and successful attempts,
+however many run at once, never count. When a failure cannot be recorded
+the refusal becomes a ledger error (503): a guess is never answered uncounted.
 
-An attempt is counted *before* it is tried and forgiven afterwards unless it
-failed in a counted way. So concurrent guesses can never test more keys than
-the limit, and when the count cannot be written the attempt is refused
-(fail closed) instead of being tried uncounted.
+Any ledger backend provides the same guarantee for the same :class:`Attempt`.
 
 Example:
-    >>> with issuer.attempt("203.0.113.7"):  # doctest: +SKIP
-    ...     issuer.redeem(request, method="online")  # a wrong key stays counted
+    >>> policy = RateLimit(limit=10)
+    >>> attempt = policy.attempt("2001:db8::7", now=now)  # doctest: +SKIP
+    >>> attempt.bucket  # doctest: +SKIP
+    '2001:db8::/64'
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from issuer.addresses import rate_bucket
-from verifier.clock import Clock, now_from
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseError, RateLimitedError
 
-__all__ = ["AttemptLedger", "RateLimit", "attempt"]
+__all__ = ["Attempt", "RateLimit"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt by an anonymous client, as the ledger counts it.
+
+    Attributes:
+        bucket: who is counted: an IPv4 address, or an IPv6 network.
+        address: the client's address, for messages.
+        now: when the attempt is made.
+        window: failures older than this are forgotten.
+        limit: failures allowed per window; at the limit, attempts are refused.
+        counted: refusals that count as failures (by default a wrong key).
+    """
+
+    bucket: str
+    address: str
+    now: _dt.datetime
+    window: _dt.timedelta
+    limit: int
+    counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,)
+
+    def refusal(self, retry_at: _dt.datetime) -> RateLimitedError:
+        """The refusal for a client at its limit, until ``retry_at``."""
+        wait = max(1, int((retry_at - self.now).total_seconds()) + 1)
+        return RateLimitedError(
+            f"too many failed attempts from {self.address} — try again in {wait} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -39,6 +66,9 @@ class RateLimit:
         window: the sliding window (default 15 minutes; 1 second to 1 day).
         ipv6_prefix: IPv6 clients are counted per network of this prefix
             length (default 64: one subscriber's network; 32 to 128).
+
+    Raises:
+        BadInputError: a value out of bounds.
     """
 
     limit: int = 10
@@ -53,57 +83,19 @@ class RateLimit:
         if type(self.ipv6_prefix) is not int or not 32 <= self.ipv6_prefix <= 128:
             raise BadInputError("the IPv6 rate-limit prefix must be from 32 to 128")
 
-
-class AttemptLedger(Protocol):
-    """What the rate limiter needs from a ledger (every backend provides these)."""
-
-    def take_attempt(
-        self, bucket: str, *, now: _dt.datetime, window: _dt.timedelta, limit: int
-    ) -> _dt.datetime | None:
-        """Check and count one attempt; the retry time when over the limit."""
-
-    def forgive_attempt(self, bucket: str, *, at: _dt.datetime) -> None:
-        """Remove an attempt counted at ``at``."""
-
-
-@contextlib.contextmanager
-def attempt(
-    ledger: AttemptLedger,
-    address: str,
-    policy: RateLimit,
-    clock: Clock,
-    *,
-    counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,),
-) -> Iterator[None]:
-    """Run one attempt from ``address`` under the limit.
-
-    The attempt is counted on entry; it stays counted if the body raises one
-    of ``counted`` (or anything unexpected), and is forgiven otherwise.
-
-    Raises:
-        RateLimitedError: ``address`` used up its failures (nothing is tried).
-        LedgerError: the count cannot be recorded (nothing is tried).
-    """
-    bucket = rate_bucket(address, ipv6_prefix=policy.ipv6_prefix)
-    now = now_from(clock)
-    retry_at = ledger.take_attempt(bucket, now=now, window=policy.window, limit=policy.limit)
-    if retry_at is not None:
-        wait = max(1, int((retry_at - now).total_seconds()) + 1)
-        raise RateLimitedError(
-            f"too many failed activation attempts from {address} — try again in {wait} s"
+    def attempt(
+        self,
+        address: str,
+        *,
+        now: _dt.datetime,
+        counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,),
+    ) -> Attempt:
+        """The attempt of a client at ``address`` at ``now``, for the ledger to count."""
+        return Attempt(
+            bucket=rate_bucket(address, ipv6_prefix=self.ipv6_prefix),
+            address=address or "an unknown address",
+            now=now,
+            window=self.window,
+            limit=self.limit,
+            counted=counted,
         )
-    try:
-        yield
-    except counted:
-        raise
-    except LicenseError:
-        _forgive(ledger, bucket, now)
-        raise
-    else:
-        _forgive(ledger, bucket, now)
-
-
-def _forgive(ledger: AttemptLedger, bucket: str, at: _dt.datetime) -> None:
-    # Failing to forgive leaves the attempt counted: the safe side of the error.
-    with contextlib.suppress(LicenseError, OSError):
-        ledger.forgive_attempt(bucket, at=at)

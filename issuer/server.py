@@ -380,8 +380,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
     def activate_manual(body: ManualRequest, request: Request) -> TokenResponse:
         """Manual online activation: the same content as an air-gapped request code."""
         activation_request = parse_request_code(body.request_code)
-        with iss.attempt(caller(request)):
-            result = iss.redeem(activation_request, method="online")
+        result = iss.redeem(activation_request, method="online", client=caller(request))
         return TokenResponse(token=result.token)
 
     @app.post("/v1/activations/auto", response_model=TokenResponse)

@@ -14,18 +14,17 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from issuer import policy, ratelimit
+from issuer import policy
 from issuer.addresses import canonical_ip
 from issuer.ledger import Ledger
 from issuer.ratelimit import RateLimit
@@ -39,12 +38,7 @@ from verifier.activation_key import normalize_key
 from verifier.claims import IDENTITY_HARDWARE, TOKEN_TYPE, build_claims
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
-from verifier.errors import (
-    BadInputError,
-    InvalidActivationKeyError,
-    LicenseError,
-    NoLicenseForAddressError,
-)
+from verifier.errors import BadInputError, LicenseError, NoLicenseForAddressError
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
@@ -426,10 +420,19 @@ class Issuer:
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
-    def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
-        """The one activation function: key + product + fingerprint → token (SPEC §3).
+    def redeem(
+        self, request: ActivationRequest, *, method: str, client: str | None = None
+    ) -> Activated:
+        """The one activation function: key + product + fingerprint → token.
+
+        Args:
+            request: what the server sent (key, product, fingerprint, ...).
+            method: how it came (``air-gapped``, ``online``), recorded.
+            client: the address of an anonymous client (online doors): its
+                failed attempts are rate limited (``IssuerConfig.rate_limit``).
 
         Raises:
+            RateLimitedError: ``client`` is at its limit of failures; nothing is looked up.
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.
             LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
             AlreadyActivatedError: activated on another server.
@@ -442,6 +445,7 @@ class Issuer:
             hostname=request.hostname,
             method=method,
             identity=request.identity,
+            client=client,
         )
 
     def redeem_for_license(
@@ -474,6 +478,7 @@ class Issuer:
         identity: str,
         key_hash: str | None = None,
         license_id: str | None = None,
+        client: str | None = None,
     ) -> Activated:
         signer = self._signing()  # before the ledger: a missing key must not burn an activation
         now = now_from(self._clock)
@@ -486,8 +491,9 @@ class Issuer:
             identity=identity,
             now=now,
         )
+        attempt = None if client is None else self.config.rate_limit.attempt(client, now=now)
         record, activation, new = self.ledger.update(
-            decide, key_hash=key_hash, license_id=license_id
+            decide, key_hash=key_hash, license_id=license_id, attempt=attempt
         )
         lifetime_end = now + self.config.max_token_lifetime
         claims = build_claims(
@@ -572,28 +578,6 @@ class Issuer:
         )
 
     # -- online doors ---------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def attempt(
-        self,
-        address: str,
-        *,
-        counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,),
-    ) -> Iterator[None]:
-        """Run one attempt by an anonymous client under the failure rate limit.
-
-        The attempt is counted before the body runs (check and count are one
-        atomic ledger step) and forgiven unless the body raises one of
-        ``counted`` — by default a wrong activation key.
-
-        Raises:
-            RateLimitedError: ``address`` used up its failures; the body does not run.
-            LedgerError: the count cannot be recorded; the body does not run.
-        """
-        with ratelimit.attempt(
-            self.ledger, address, self.config.rate_limit, self._clock, counted=counted
-        ):
-            yield
 
     def activate_by_address(
         self,

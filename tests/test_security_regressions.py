@@ -933,24 +933,35 @@ def test_concurrent_wrong_keys_never_test_more_keys_than_the_limit(home: Path) -
 
 
 def test_one_ipv6_network_shares_one_failure_budget(tmp_path: Path, clock: FakeClock) -> None:
+    from support import request_for
+
     iss = make_issuer(tmp_path, clock, config=IssuerConfig(rate_limit=RateLimit(limit=2)))
+    good = iss.create_license(PRODUCT).activation_key
+    wrong = request_for(key_from_bytes(b"\x03" * 15), "guesser")
 
-    def fail_from(address: str) -> None:
-        with pytest.raises(InvalidActivationKeyError), iss.attempt(address):
-            raise InvalidActivationKeyError()
+    def guess(client: str) -> None:
+        with pytest.raises(InvalidActivationKeyError):
+            iss.redeem(wrong, method="online", client=client)
 
-    fail_from("2001:db8:1:2::1")
-    fail_from("2001:db8:1:2:ffff::9")  # another address in the same /64
-    with pytest.raises(RateLimitedError), iss.attempt("2001:db8:1:2:aaaa:bbbb:cccc:dddd"):
-        pass
-    with iss.attempt("2001:db8:1:3::1"):  # the neighbouring /64 has its own budget
-        pass
+    guess("2001:db8:1:2::1")
+    guess("2001:db8:1:2:ffff::9")  # another address in the same /64
+    with pytest.raises(RateLimitedError):  # the whole /64 is at its limit, even with a right key
+        iss.redeem(request_for(good, "box"), method="online", client="2001:db8:1:2:aaaa:bbbb:cccc:dddd")
+    guess("2001:db8:1:3::1")  # the neighbouring /64 has its own budget
     per_address = Issuer(tmp_path / "ledger", tmp_path / "keys", clock=clock,
                          config=IssuerConfig(rate_limit=RateLimit(limit=2, ipv6_prefix=128)))
-    with per_address.attempt("2001:db8:1:2::2"):  # configurable: /128 counts each address alone
-        pass
+    assert per_address.redeem(request_for(good, "box"), method="online", client="2001:db8:1:2::2").new
     with pytest.raises(BadInputError):
         RateLimit(ipv6_prefix=8)
+
+
+def test_successful_attempts_never_count_against_the_limit(tmp_path: Path, clock: FakeClock) -> None:
+    from support import request_for
+
+    iss = make_issuer(tmp_path, clock, config=IssuerConfig(rate_limit=RateLimit(limit=2)))
+    keys = [iss.create_license(PRODUCT).activation_key for _ in range(5)]
+    for n, key in enumerate(keys):  # five activations from one address behind one NAT
+        assert iss.redeem(request_for(key, f"server-{n}"), method="online", client="203.0.113.7").new
 
 
 # 13. Every malformed body: 422 bad-input -----------------------------------------------------------
