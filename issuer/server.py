@@ -1,8 +1,8 @@
 """``issuer serve``: the license server for online manual and automatic activation.
 
 A FastAPI app over the same ledger and the same activation function as the
-CLI. The only module of licet that imports fastapi, uvicorn (and its h11) or httpx (the
-``server`` extra).
+CLI. The only module of licet that imports fastapi or uvicorn (and its h11,
+which also speaks the callback's HTTP) — the ``server`` extra.
 
 Endpoints (JSON; OpenAPI at ``/openapi.json``)::
 
@@ -12,13 +12,14 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     GET  /v1/health
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
-library's stable ``code``.
+library's stable ``code``; failures on the provider's side (ledger, keys, a
+bug) are a generic 503 with an incident id, their detail goes to the log.
 
-Automatic activation trusts only the TCP peer address (or, behind a
-configured trusted proxy, the address that proxy appended to
-X-Forwarded-For) — never an address in the body. It calls the panel back on
-that address, expects the challenge whose SHA-256 came with the request, and
-only then activates.
+Automatic activation trusts only the TCP peer address (or, behind trusted
+proxies, the right-most X-Forwarded-For hop that is not one of them) — never
+an address in the body. It calls the panel back on that address under one
+deadline, expects the challenge whose SHA-256 came with the request, and only
+then activates. Routes call the :class:`~issuer.service.Issuer` façade only.
 
 Example:
     $ issuer serve --host 0.0.0.0 --port 8443 --workers 2
