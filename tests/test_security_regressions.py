@@ -1014,6 +1014,11 @@ def test_bad_cli_values_get_one_line_and_exit_2(home: Path) -> None:
         proc = cli("issuer", *args, cwd=home, check=None)
         assert_one_line_refusal(proc, needle, code=2)
         assert proc.stdout == ""
+    for args, needle in (
+        (("activate", "--server", "http://127.0.0.1:9", "--product", PRODUCT, "--trusted-keys", "x", "--callback-port", "99999"), "port"),
+        (("status", "--product"), "--product"),
+    ):
+        assert_one_line_refusal(cli("verifier", *args, cwd=home, check=None), needle, code=2)
 
 
 def test_a_busy_port_is_refused_before_any_banner(home: Path) -> None:
