@@ -84,7 +84,7 @@ def redeem(
     identity: str = IDENTITY_HARDWARE,
     accept_machine_id: bool = True,
 ) -> tuple[LicenseRecord | None, Activation]:
-    """Decide a redemption (SPEC §3 outcomes 2 to 5).
+    """Decide a redemption: refuse an unusable license, or activate, re-issue or refuse.
 
     Returns:
         ``(new_record, activation)``; ``new_record`` is ``None`` when nothing

@@ -416,7 +416,8 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the SPEC §3 refusals.
+            ProductMismatchError, AlreadyActivatedError, MachineIdRefusedError: the
+                activation refusals.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
@@ -436,6 +437,7 @@ class Issuer:
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.
             LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
             AlreadyActivatedError: activated on another server.
+            MachineIdRefusedError: a custom machine id for a license that refuses them.
         """
         canonical = normalize_key(request.activation_key)
         return self._activate(
