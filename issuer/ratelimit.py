@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass
 
 from issuer.addresses import rate_bucket
@@ -51,7 +52,7 @@ class Attempt:
 
     def refusal(self, retry_at: _dt.datetime) -> RateLimitedError:
         """The refusal for a client at its limit, until ``retry_at``."""
-        wait = max(1, int((retry_at - self.now).total_seconds()) + 1)
+        wait = max(1, math.ceil((retry_at - self.now).total_seconds()))
         return RateLimitedError(
             f"too many failed attempts from {self.address} — try again in {wait} s"
         )
