@@ -32,6 +32,7 @@ from verifier import (
     TrustedKeysError,
     UntrustedKeyError,
     Verifier,
+    VerifierConfig,
     WrongServerError,
     parse_request_code,
 )
@@ -446,3 +447,42 @@ def test_fingerprint_claim_of_the_wrong_shape_is_refused(provider: Provider, fpr
     token = forge(provider.header(), payload(provider, fpr=fpr), provider.private_key)
     with pytest.raises(InvalidTokenError, match="'fpr'"):
         provider.verifier().verify(token)
+
+
+# --- signature before payload ---------------------------------------------------------------
+
+UNSIGNED_PAYLOADS = {
+    "garbage": b"\x00\xff not json at all {{{",
+    "duplicate members": b'{"sub": "LIC-TEST", "sub": "LIC-OTHER"}',
+    "ill-typed claims": json.dumps({"exp": "tomorrow", "aud": ["ispmanager"], "fpr": 7}).encode(),
+    "deep nesting": b"[" * 3000 + b"]" * 3000,
+}
+
+
+@pytest.mark.parametrize("body", UNSIGNED_PAYLOADS.values(), ids=UNSIGNED_PAYLOADS.keys())
+def test_unsigned_payload_of_any_shape_is_refused_as_a_bad_signature(provider: Provider, body: bytes) -> None:
+    # A trusted kid, but the signature is the attacker's: the payload must never be
+    # read, so the refusal names the signature, not what is wrong with the payload.
+    attacker = Ed25519PrivateKey.generate()
+    token = forge(provider.header(), body, attacker)
+    verifier = provider.verifier(config=VerifierConfig(max_token_bytes=65536))
+    with pytest.raises(InvalidTokenError, match="signature is invalid"):
+        verifier.verify(token)
+
+
+def test_refused_signatures_fill_no_memo_or_cache(provider: Provider) -> None:
+    import verifier.claims as claims_module
+
+    verifier = provider.verifier()
+    attacker = Ed25519PrivateKey.generate()
+    fingerprints_before = dict(claims_module._FINGERPRINTS)
+    for n in range(40):  # more than any memo holds
+        header = provider.header(nonce=n)  # a new header segment each time
+        body = payload(provider, fpr=list(server_fp(f"server-{n}")))
+        with pytest.raises(InvalidTokenError, match="signature is invalid"):
+            verifier.verify(forge(header, body, attacker))
+    assert verifier._headers == {} and verifier._matched == {} and not verifier._cache
+    assert claims_module._FINGERPRINTS == fingerprints_before
+    # The memos still serve the honest token once it has verified.
+    assert verifier.verify(provider.token()).license_id == "LIC-TEST"
+    assert len(verifier._headers) == 1 and len(verifier._cache) == 1
