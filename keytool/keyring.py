@@ -4,7 +4,8 @@ The folder (0700) holds ``keyring.json`` (every key's id, public key, status
 and dates; 0600) and one ``<kid>.pem`` per key (private: PKCS#8, mode 0600, created
 with O_EXCL so it is never overwritten, optionally encrypted). Exactly one key
 is ``active`` and signs; ``retired`` keys still verify tokens they signed
-before retirement; ``revoked`` keys verify nothing.
+before retirement; ``revoked`` keys verify nothing and are left out of the
+exported trust set.
 
 Example:
     >>> ring = Keyring("keys")  # doctest: +SKIP
@@ -209,8 +210,22 @@ class Keyring:
         raise NoActiveKeyError()
 
     def trusted_keys(self) -> TrustedKeys:
-        """The trust set panels should use (every key, with status and window)."""
-        return TrustedKeys(record.trusted() for record in self.records())
+        """The trust set panels should use: every key that may still verify something.
+
+        The active key and retired keys appear, each with its validity window;
+        revoked keys never do. Only the absence of a key protects a panel whose
+        JOSE library knows nothing of licet's status member: a standard JWKS
+        consumer trusts every key it is given.
+
+        Raises:
+            KeyringError: every key is revoked, so the set would be empty.
+        """
+        usable = [r.trusted() for r in self.records() if r.status != KeyStatus.REVOKED]
+        if not usable:
+            raise KeyringError(
+                "no key may verify tokens (every key is revoked) — run 'keytool new' first"
+            )
+        return TrustedKeys(usable)
 
     def signer(self, passphrase: bytes | None = None) -> TokenSigner:
         """Load the active private key and return a signer for it.
@@ -259,7 +274,10 @@ class Keyring:
             return record
 
     def revoke(self, kid: str) -> KeyRecord:
-        """Revoke a key: tokens it signed no longer verify anywhere the new trust set reaches.
+        """Revoke a key: it leaves the exported trust set.
+
+        Tokens it signed stop verifying on every panel that receives the newly
+        exported file; a panel holding an older file still trusts the key.
 
         Raises:
             KeyringError: no such key, or already revoked.
@@ -278,7 +296,11 @@ class Keyring:
             return revoked
 
     def export(self, path: str | os.PathLike[str]) -> Path:
-        """Write the trust set as a JWKS file (public, mode 0644) and return its path."""
+        """Write :meth:`trusted_keys` as a JWKS file (public, mode 0644) and return its path.
+
+        Raises:
+            KeyringError: every key is revoked.
+        """
         out = Path(path)
         body = _json_bytes(self.trusted_keys().to_jwks())
         atomic_write(out, body, mode=0o644)

@@ -342,10 +342,22 @@ def test_token_signed_by_revoked_key_is_refused(tmp_path: Path, clock: FakeClock
     ring = Keyring(tmp_path, clock=clock)
     record = ring.new()
     token = ring.signer().sign(claims_for(server_fp("alpha"), clock))
+    clock.advance(hours=1)
+    ring.rotate()
     ring.revoke(record.kid)
-    verifier = Verifier(PRODUCT, ring.trusted_keys(), clock=clock, server_fingerprint=server_fp("alpha"))
-    with pytest.raises(UntrustedKeyError, match="revoked"):
+    exported = ring.export(tmp_path / "trusted_keys.json")
+    assert record.kid not in exported.read_text()  # absent, so no JOSE library can trust it
+    verifier = Verifier(PRODUCT, TrustedKeys.from_file(exported), clock=clock, server_fingerprint=server_fp("alpha"))
+    with pytest.raises(UntrustedKeyError, match="unknown key"):
         verifier.verify(token)
+
+
+def test_key_marked_revoked_in_an_older_trust_file_is_still_refused(provider: Provider) -> None:
+    jwks = provider.trusted().to_jwks()
+    jwks["keys"][0]["licet_status"] = "revoked"
+    verifier = Verifier(PRODUCT, TrustedKeys.from_jwks(jwks), clock=provider.clock, server_fingerprint=server_fp("alpha"))
+    with pytest.raises(UntrustedKeyError, match="revoked"):
+        verifier.verify(provider.token())
 
 
 def test_token_signed_by_retired_key_after_retirement_is_refused(tmp_path: Path, clock: FakeClock) -> None:
@@ -482,7 +494,7 @@ def test_refused_signatures_fill_no_memo_or_cache(provider: Provider) -> None:
         with pytest.raises(InvalidTokenError, match="signature is invalid"):
             verifier.verify(forge(header, body, attacker))
     assert verifier._headers == {} and verifier._matched == {} and not verifier._cache
-    assert claims_module._FINGERPRINTS == fingerprints_before
+    assert fingerprints_before == claims_module._FINGERPRINTS
     # The memos still serve the honest token once it has verified.
     assert verifier.verify(provider.token()).license_id == "LIC-TEST"
     assert len(verifier._headers) == 1 and len(verifier._cache) == 1
