@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from issuer import policy
-from issuer.ledger import Ledger
+from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
@@ -199,9 +199,19 @@ class Issuer:
         *,
         name: str,
         clock: Clock = utc_now,
+        shard_width: int = DEFAULT_SHARD_WIDTH,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
+
+        Args:
+            ledger: the new ledger's folder.
+            keys: the keys folder.
+            name: the provider name tokens are issued under.
+            clock: time source.
+            shard_width: the ledger's shard layout (hex digits per shard name,
+                1-4; the default 3 suits up to millions of licenses).
+            **kwargs: passed on to :class:`Issuer`.
 
         Raises:
             LedgerExistsError: a ledger exists there already.
@@ -210,7 +220,11 @@ class Issuer:
             raise BadInputError("provider name must be 1-128 characters")
         secret = KeySecret.create_or_load(Path(keys))
         Ledger.create(
-            ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
+            ledger,
+            provider=name.strip(),
+            secret_check=secret.check(),
+            now=now_from(clock),
+            shard_width=shard_width,
         )
         return cls(ledger, keys, clock=clock, **kwargs)
 
