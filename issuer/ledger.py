@@ -54,13 +54,21 @@ from tinydb.table import Table
 from issuer.errors import (
     LedgerBusyError,
     LedgerCorruptError,
+    LedgerError,
     LedgerExistsError,
     LedgerMissingError,
     LedgerWriteError,
 )
 from issuer.records import LicenseRecord
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
-from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock, fsync_dir
+from verifier.fileio import (
+    LockTimeout,
+    atomic_write,
+    create_exclusive,
+    file_lock,
+    fsync_dir,
+    os_error_words,
+)
 
 __all__ = ["DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
 
@@ -141,7 +149,9 @@ def _read_raw(path: Path, what: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise LedgerCorruptError(f"cannot read ledger {what} {path}: {err.strerror}") from err
+        raise LedgerCorruptError(
+            f"cannot read ledger {what} {path}: {os_error_words(err)}"
+        ) from err
     if not data.strip():
         raise LedgerCorruptError(f"ledger {what} {path} is empty — restore it from a backup")
     if len(data) > _MAX_FILE:
@@ -261,8 +271,8 @@ class _Transaction:
                     atomic_write(storage.path, storage.original)
         except OSError as err:
             raise LedgerWriteError(
-                "could not write the ledger and could not undo the partial write "
-                f"({err.strerror or err}); "
+                f"could not write the ledger {self.root} and could not undo the partial write "
+                f"({os_error_words(err, writing=True)}); "
                 + (
                     "the journal will complete the change at the next operation"
                     if journal
@@ -325,9 +335,19 @@ class Ledger:
             raise LedgerExistsError(f"a ledger exists in {root} already; it is never overwritten")
         if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
             raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for kind in (_LICENSES, _KEYS, _IPS):
-            (root / kind).mkdir(mode=0o700, exist_ok=True)
+        made: list[Path] = []
+        try:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for kind in (_LICENSES, _KEYS, _IPS):
+                (root / kind).mkdir(mode=0o700)
+                made.append(root / kind)
+        except OSError as err:
+            for folder in made:  # empty, and in the way of a retry
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise LedgerWriteError(
+                f"cannot create the ledger in {root}: {os_error_words(err, writing=True)}"
+            ) from err
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -340,6 +360,13 @@ class Ledger:
             create_exclusive(root / META_FILE, json.dumps(meta, indent=2).encode())
         except FileExistsError:
             raise LedgerExistsError(f"a ledger exists in {root} already") from None
+        except OSError as err:
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise LedgerWriteError(
+                f"cannot create the ledger in {root}: {os_error_words(err, writing=True)}"
+            ) from err
         return cls(root)
 
     # -- reads ------------------------------------------------------------------
@@ -468,35 +495,60 @@ class Ledger:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[_Transaction]:
-        try:
-            with file_lock(self.folder / LOCK_FILE, self._lock_timeout):
-                self._read_info()  # the ledger may have been removed since we opened it
-                self._replay_journal()
-                try:
-                    yield _Transaction(self.folder)
-                except OSError as err:
-                    raise LedgerWriteError(
-                        f"could not write the ledger ({err.strerror or err}); nothing was changed"
-                    ) from err
-        except LockTimeout:
-            raise LedgerBusyError(
-                f"ledger is busy: another process held the lock for {self._lock_timeout:g} s"
-            ) from None
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.folder / LOCK_FILE, self._lock_timeout))
+            except LockTimeout:
+                raise LedgerBusyError(
+                    f"ledger is busy: another process held the lock for {self._lock_timeout:g} s"
+                ) from None
+            except FileNotFoundError:
+                raise LedgerMissingError(
+                    f"the ledger folder {self.folder} is gone (moved or removed?)"
+                ) from None
+            except OSError as err:  # the lock file cannot be opened for writing
+                raise LedgerError(
+                    f"cannot use the ledger {self.folder}: {os_error_words(err, writing=True)}"
+                ) from err
+            self._read_info()  # the ledger may have been removed since we opened it
+            self._replay_journal()
+            try:
+                yield _Transaction(self.folder)
+            except OSError as err:
+                raise LedgerWriteError(
+                    f"could not write the ledger {self.folder}: "
+                    f"{os_error_words(err, writing=True)}; nothing was changed"
+                ) from err
 
     def _replay_journal(self) -> None:
+        """Complete a multi-file change a dead process left half-applied.
+
+        Raises:
+            LedgerWriteError: the replay cannot write (the journal stays for the next try).
+        """
         journal = _read_json(self.folder / JOURNAL_FILE, "journal")
         if journal is None:
             return
         files = journal.get("files") if isinstance(journal, dict) else None
         if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
             raise LedgerCorruptError("ledger journal is damaged — restore the ledger from a backup")
+        targets = []
         for rel, text in files.items():
             target = (self.folder / rel).resolve()
             if self.folder.resolve() not in target.parents:
                 raise LedgerCorruptError("ledger journal names a file outside the ledger")
-            atomic_write(target, text.encode())
-        os.unlink(self.folder / JOURNAL_FILE)
-        fsync_dir(self.folder)
+            targets.append((target, text.encode()))
+        try:
+            for target, data in targets:
+                atomic_write(target, data)
+            os.unlink(self.folder / JOURNAL_FILE)
+            fsync_dir(self.folder)
+        except OSError as err:
+            raise LedgerWriteError(
+                f"cannot complete an interrupted change of the ledger {self.folder}: "
+                f"{os_error_words(err, writing=True)}; nothing else was changed, "
+                "and the next operation tries again"
+            ) from err
 
     def _shard(self, value: str) -> str:
         return _shard(value, self.info.shard_width)

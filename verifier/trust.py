@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.errors import TrustedKeysError, UntrustedKeyError
+from verifier.fileio import os_error_words
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
@@ -165,7 +166,7 @@ class TrustedKeys:
                 data = handle.read(MAX_TRUST_FILE_BYTES + 1)
         except OSError as err:
             raise TrustedKeysError(
-                f"cannot read trusted keys {os.fspath(path)!r}: {err.strerror}"
+                f"cannot read trusted keys {os.fspath(path)!r}: {os_error_words(err)}"
             ) from err
         return cls.from_json(data)
 

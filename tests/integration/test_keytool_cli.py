@@ -86,3 +86,11 @@ def test_no_passphrase_option_exists_on_the_command_line(tmp_path: Path) -> None
     help_text = cli("keytool", "new", "--help", cwd=tmp_path).stdout
     assert "--passphrase-file" in help_text
     assert cli("keytool", "new", "--passphrase", "x", cwd=tmp_path, check=None).returncode == 2
+
+
+def test_export_into_a_vanished_folder_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    cli("keytool", "new", cwd=tmp_path)
+    target = tmp_path / "gone" / "trusted_keys.json"
+    proc = cli("keytool", "export", "--out", str(target), cwd=tmp_path, check=None)
+    assert_one_line_refusal(proc, f"cannot write {target}: its folder does not exist")
+    assert ".tmp" not in proc.stderr
