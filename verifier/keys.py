@@ -25,7 +25,7 @@ __all__ = [
     "UnsafeKeyError",
     "key_id",
     "load_public_key",
-    "verify_signature",
+    "check_signature",
 ]
 
 PUBLIC_KEY_LENGTH = 32
@@ -70,7 +70,7 @@ def load_public_key(public_bytes: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(public_bytes)
 
 
-def verify_signature(key: Ed25519PublicKey, signing_input: bytes, signature: str) -> None:
+def check_signature(key: Ed25519PublicKey, signing_input: bytes, signature: str) -> None:
     """Check a compact JWS's Ed25519 signature over the exact bytes that were signed.
 
     Args:

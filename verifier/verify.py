@@ -34,7 +34,7 @@ from verifier.errors import (
     WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, fingerprint, matches
-from verifier.keys import verify_signature
+from verifier.keys import check_signature
 from verifier.trust import TrustedKeys
 
 __all__ = ["Status", "TokenState", "Verifier", "VerifierConfig"]
@@ -226,7 +226,7 @@ class Verifier:
         known_header = kid is not _UNSEEN
         if not known_header:
             kid = _header_kid(head)
-        verify_signature(
+        check_signature(
             self._keys.key_for(kid), token[: len(head) + 1 + len(body)].encode(), signature
         )
         if not known_header and len(self._headers) < _MEMO_SIZE:
