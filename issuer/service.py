@@ -396,12 +396,20 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the SPEC §3 refusals.
+            ProductMismatchError, AlreadyActivatedError: the refusals of
+            :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
     def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
-        """The one activation function: key + product + fingerprint → token (SPEC §3).
+        """The one activation function: key + product + fingerprint → token.
+
+        Every activation path ends here. An unknown key is refused (and counted
+        for rate limiting by the server); a revoked, expired or other-product
+        license is refused naming why; a first activation is recorded and
+        signed; the same server activating again gets its same activation; a
+        second server is refused with the date from which the key may be
+        regenerated (the outcomes of :func:`issuer.policy.redeem`).
 
         Raises:
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.

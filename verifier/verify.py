@@ -3,7 +3,8 @@
 Everything the check relies on is pinned by the verifier's configuration —
 the algorithm (EdDSA), the token type, the audience (the product), the issuer
 when configured, the trusted keys and the required claims — and nothing is
-read from the token to decide *how* to check it (RFC 8725 §3.1). Headers that
+read from the token to decide *how* to check it: a token that names its own
+algorithm or key would let an attacker choose a weaker check. Headers that
 name keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are never looked at.
 
 Example:
