@@ -161,9 +161,11 @@ class Verifier:
     def verify(self, token: object) -> License:
         """Verify ``token`` offline and return its license.
 
-        Repeated checks of a token already verified skip the signature and
-        fingerprint (they cannot change) but re-check ``nbf`` and ``exp``
-        against the clock every time.
+        The header and the key it names are checked first, then the
+        signature over the exact bytes received; only a signed payload is
+        decoded and its claims checked. Repeated checks of a token already
+        verified skip the signature and fingerprint (they cannot change) but
+        re-check ``nbf`` and ``exp`` against the clock every time.
 
         Raises:
             TokenTooLargeError: over the size limit (checked before parsing).
