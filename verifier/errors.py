@@ -114,6 +114,7 @@ def _register(cls: type[LicenseError]) -> None:
     if not isinstance(code, str) or _CODE.fullmatch(code) is None:
         raise TypeError(f"{name} must define its own kebab-case 'code'")
     holder = _REGISTRY.get(code)
+    # The same class created again (its module reloaded) takes its own place back.
     if holder is not None and (holder.__module__, holder.__qualname__) != (
         cls.__module__,
         cls.__qualname__,
