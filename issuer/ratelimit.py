@@ -63,7 +63,7 @@ class RateLimit:
     """How many failed attempts a client gets.
 
     Attributes:
-        limit: failed attempts allowed per window and client (default 10; 1 to 10,000).
+        limit: failed attempts allowed per window and client (default 10; 1 to 1,000,000).
         window: the sliding window (default 15 minutes; 1 second to 1 day).
         ipv6_prefix: IPv6 clients are counted per network of this prefix
             length (default 64: one subscriber's network; 32 to 128).
@@ -77,8 +77,8 @@ class RateLimit:
     ipv6_prefix: int = 64
 
     def __post_init__(self) -> None:
-        if type(self.limit) is not int or not 1 <= self.limit <= 10_000:
-            raise BadInputError("the failure limit must be a whole number from 1 to 10000")
+        if type(self.limit) is not int or not 1 <= self.limit <= 1_000_000:
+            raise BadInputError("the failure limit must be a whole number from 1 to 1000000")
         if not _dt.timedelta(seconds=1) <= self.window <= _dt.timedelta(days=1):
             raise BadInputError("the rate-limit window must be between 1 second and 1 day")
         if type(self.ipv6_prefix) is not int or not 32 <= self.ipv6_prefix <= 128:

@@ -12,8 +12,9 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     GET  /v1/health
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
-library's stable ``code``; failures on the provider's side (ledger, keys, a
-bug) are a generic 503 with an incident id, their detail goes to the log.
+library's stable ``code``; for failures on the provider's side (ledger,
+keys, a bug) the detail is generic, with an incident id, and the real one
+goes to the log.
 
 Automatic activation trusts only the TCP peer address (or, behind trusted
 proxies, the right-most X-Forwarded-For hop that is not one of them) — never
@@ -191,17 +192,19 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 def _problem_for(err: LicenseError) -> JSONResponse:
     if err.http_status >= 500:
         # The provider's own trouble (ledger, keys): the detail names files and
-        # set-up, which anonymous clients must not learn. It goes to the log.
-        return _incident(err.code, err.message, 503)
+        # set-up, which anonymous clients must not learn. It goes to the log;
+        # the client keeps the stable code (a panel may retry a busy ledger).
+        return _incident(err.code, err.message, err.http_status)
     return problem(err.http_status, err.code, err.message, **err.details())
 
 
 def _incident(code: str, detail: str, status: int) -> JSONResponse:
+    """A problem whose detail stays in the server log, under an incident id the client gets."""
     incident = secrets.token_hex(6)
     _log.error("incident %s: %s (%s)", incident, detail, code)
     return problem(
         status,
-        "server-unavailable",
+        code,
         f"the license server cannot serve this request now; try again later (incident {incident})",
         incident=incident,
     )
@@ -370,7 +373,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, err: Exception) -> JSONResponse:
-        return _incident("internal-error", f"{type(err).__name__}: {err}", 500)
+        return _incident("server-unavailable", f"{type(err).__name__}: {err}", 500)
 
     @app.get("/v1/health")
     async def health() -> dict[str, str]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from issuer import policy
 from issuer.addresses import canonical_ip
-from issuer.ledger import Ledger
+from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.secret import KeySecret, key_hash
@@ -206,20 +206,23 @@ class Issuer:
         *,
         name: str,
         clock: Clock = utc_now,
+        shard_width: int = DEFAULT_SHARD_WIDTH,
         accept_machine_id: bool = True,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
 
         Args:
-            ledger: the ledger folder (new, or empty).
+            ledger: the new ledger's folder.
             keys: the keys folder.
-            name: the provider name (the tokens' issuer).
+            name: the provider name tokens are issued under.
             clock: time source.
+            shard_width: the ledger's shard layout (hex digits per shard name,
+                1-4; the default 3 suits up to millions of licenses).
             accept_machine_id: the default for licenses that do not say
                 whether activations with a custom machine id
                 (``--machine-id``) are accepted (default: accepted).
-            **kwargs: as for :class:`Issuer`.
+            **kwargs: passed on to :class:`Issuer`.
 
         Raises:
             LedgerExistsError: a ledger exists there already.
@@ -232,6 +235,7 @@ class Issuer:
             provider=name.strip(),
             secret_check=secret.check(),
             now=now_from(clock),
+            shard_width=shard_width,
             accept_machine_id=bool(accept_machine_id),
         )
         return cls(ledger, keys, clock=clock, **kwargs)
@@ -417,7 +421,7 @@ class Issuer:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
             ProductMismatchError, AlreadyActivatedError, MachineIdRefusedError: the
-                activation refusals.
+                refusals of :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
@@ -425,6 +429,14 @@ class Issuer:
         self, request: ActivationRequest, *, method: str, client: str | None = None
     ) -> Activated:
         """The one activation function: key + product + fingerprint → token.
+
+        Every activation path ends here. An unknown key is refused (and, for
+        an anonymous ``client``, counted for rate limiting); a revoked,
+        expired or other-product license is refused naming why; a first
+        activation is recorded and signed; the same server activating again
+        gets its same activation; a second server is refused with the date
+        from which the key may be regenerated (the outcomes of
+        :func:`issuer.policy.redeem`).
 
         Args:
             request: what the server sent (key, product, fingerprint, ...).

@@ -114,3 +114,19 @@ def test_web_routes_call_the_issuer_facade_never_the_ledger() -> None:
         and not (isinstance(node.value, ast.Name) and node.value.id == "config")
     ]
     assert touched == [], f"issuer/server.py reaches the ledger at lines {touched}"
+
+
+# The text of the patterns is spelled so that this file does not match them itself.
+OUTSIDE_DOCUMENTS = re.compile(r"\bS[P]EC\b|\u00a7|\b[Ii]ssue\s+#?\d|\bSTYLE\.md|\bCOMMON\.md")
+PROJECT_SOURCES = [
+    p
+    for folder in (*PACKAGES, "tests", "bench", "examples")
+    for p in sorted((ROOT / folder).rglob("*"))
+    if p.suffix in (".py", ".sh", ".html", ".toml") and ".venv" not in p.parts
+]
+
+
+@pytest.mark.parametrize("path", PROJECT_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_code_and_tests_state_rules_instead_of_pointing_at_outside_documents(path: Path) -> None:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        assert not OUTSIDE_DOCUMENTS.search(line), f"{path.relative_to(ROOT)}:{number} points outside the project: {line.strip()}"

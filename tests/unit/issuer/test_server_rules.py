@@ -64,7 +64,7 @@ def test_a_broken_provider_setup_is_a_503_not_a_client_error(tmp_path, caplog) -
     response = client.post("/v1/activations", json={"request_code": code_for(key, "alpha")})
     assert response.status_code == 503
     reply = response.json()
-    assert reply["code"] == "server-unavailable" and reply["incident"] in reply["detail"]
+    assert reply["code"] == "private-key-error" and reply["incident"] in reply["detail"]
     assert ".pem" not in reply["detail"] and "keys" not in reply["detail"]  # the set-up stays private
     assert any(reply["incident"] in r.getMessage() and "readable by others" in r.getMessage() for r in caplog.records)
     assert iss.show(iss.licenses()[0].license_id).state == "issued"  # nothing was burnt
