@@ -34,7 +34,7 @@ from verifier.errors import (
     error_for_code,
 )
 from verifier.fingerprint import fingerprint
-from verifier.request import identity_kind, request_code
+from verifier.request import display_hostname, identity_kind, request_code
 from verifier.store import TokenStore
 from verifier.verify import Verifier
 
@@ -240,7 +240,7 @@ def activate_automatic(
         "fingerprint": list(fingerprint(product, machine_id)),
         "callback_port": callback_port,
         "challenge_hash": challenge.hash,
-        "hostname": hostname or socket.gethostname(),
+        "hostname": display_hostname(hostname or socket.gethostname()),
         "identity": identity_kind(machine_id),
     }
     if listen is None:

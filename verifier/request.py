@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -36,8 +37,11 @@ from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
 
 __all__ = [
     "ActivationRequest",
+    "HOSTNAME_PATTERN",
     "MAX_REQUEST_CODE",
+    "REQUEST_CODE_PATTERN",
     "REQUEST_PREFIX",
+    "display_hostname",
     "parse_request_code",
     "identity_kind",
     "request_code",
@@ -47,6 +51,19 @@ REQUEST_PREFIX = "LICET1."
 MAX_REQUEST_CODE = 4096
 _CHECKSUM_BYTES = 4
 _MAX_TEXT = 253  # a hostname's maximum length; products and nonces are shorter
+#: The shape of a request code as sent: the prefix, then base64url; whitespace
+#: anywhere (a terminal wrapped or indented the copied line) is dropped.
+REQUEST_CODE_PATTERN = r"^\s*LICET1\.[A-Za-z0-9_\-\s]*$"
+#: A hostname is only shown to the provider, in a terminal or a page: letters,
+#: digits, '.', '_' and '-' only, so no control character or markup gets there.
+HOSTNAME_PATTERN = r"^[A-Za-z0-9._-]{0,253}$"
+_HOSTNAME = re.compile(HOSTNAME_PATTERN)
+_NOT_HOSTNAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def display_hostname(name: str) -> str:
+    """``name`` made fit to show: other characters become ``-``, cut to 253 characters."""
+    return _NOT_HOSTNAME.sub("-", name)[:_MAX_TEXT]
 
 
 @dataclass(frozen=True)
@@ -119,7 +136,7 @@ def request_code(
         product=product,
         activation_key=normalize_key(key),
         fingerprint=fingerprint(product, machine_id),
-        hostname=(hostname or socket.gethostname())[:_MAX_TEXT],
+        hostname=display_hostname(hostname or socket.gethostname()),
         nonce=secrets.token_urlsafe(12),
         created_at=now_from(clock),
         identity=identity_kind(machine_id),
@@ -189,8 +206,8 @@ def _request_from_payload(payload: object) -> ActivationRequest:
     try:
         product = _check_text("product", payload.get("product"))
         hostname = payload.get("host", "")
-        if not isinstance(hostname, str) or len(hostname) > _MAX_TEXT:
-            raise BadInputError("host must be a string of at most 253 characters")
+        if not isinstance(hostname, str) or _HOSTNAME.fullmatch(hostname) is None:
+            raise BadInputError("host must be at most 253 letters, digits, '.', '_' or '-'")
         nonce = _check_text("nonce", payload.get("nonce"))
         created = from_epoch(payload.get("ts"))
         if created is None:
