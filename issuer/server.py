@@ -10,11 +10,14 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     POST /v1/activations/auto  {"product", "fingerprint", "callback_port",
                                 "challenge_hash", "hostname"}           automatic
     GET  /v1/health
+    GET  /problems, /problems/{code}                                   what each code means
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
-library's stable ``code``; for failures on the provider's side (ledger,
-keys, a bug) the detail is generic, with an incident id, and the real one
-goes to the log.
+library's stable ``code``, and the OpenAPI document lists, per operation and
+status, the codes it may answer (built by :mod:`issuer.apidoc` from the error
+classes each route declares); request bodies refuse unknown members. For
+failures on the provider's side (ledger, keys, a bug) the detail is generic,
+with an incident id, and the real one goes to the log.
 
 Automatic activation trusts only the TCP peer address (or, behind trusted
 proxies, the right-most X-Forwarded-For hop that is not one of them) — never
