@@ -14,6 +14,7 @@ from issuer.service import Issuer, LicenseView
 from keytool.passphrase import read_passphrase
 from verifier.cliutil import print_json, run
 from verifier.errors import BadInputError
+from verifier.fileio import atomic_write
 
 app = typer.Typer(
     help="Issue licenses and activation keys; redeem activation requests.",
@@ -25,6 +26,8 @@ license_app = typer.Typer(
     help="Create, show, list, regenerate and revoke licenses.", no_args_is_help=True
 )
 app.add_typer(license_app, name="license")
+revocations_app = typer.Typer(help="The signed revocation list for panels.", no_args_is_help=True)
+app.add_typer(revocations_app, name="revocations")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
 LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
@@ -34,6 +37,17 @@ PassphraseFile = Annotated[
     typer.Option(
         "--passphrase-file", help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE])."
     ),
+]
+LeaseDays = Annotated[
+    int | None,
+    typer.Option(
+        "--lease-days",
+        help="Lease in days: tokens must be renewed within it (0 = no lease, until expiry).",
+    ),
+]
+Qr = Annotated[bool, typer.Option("--qr", help="Also print the token as a QR code.")]
+QrPng = Annotated[
+    Path | None, typer.Option("--qr-png", help="Write the token's QR code as a PNG file.")
 ]
 
 
@@ -72,6 +86,10 @@ def _print_license(view: LicenseView, json: bool) -> None:
             f"activated      {activation.activated_at.isoformat()} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
+    lease = f"{d['lease_days']} days" if d["lease_days"] else "none (until expiry)"
+    print(f"lease          {lease}{' (provider default)' if d['lease_days_default'] else ''}")
+    if activation is not None and activation.lease_until is not None:
+        print(f"token valid    until {activation.lease_until.isoformat()}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
         print(f"  {event.at.isoformat()}  {event.action:<12} {event.actor}  {event.detail}")
@@ -90,12 +108,17 @@ def _limits(items: list[str]) -> dict[str, int]:
 @app.command()
 def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
+    lease_days: Annotated[
+        int,
+        typer.Option("--lease-days", help="Default lease in days for new licenses (0 = no lease)."),
+    ] = 30,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
-    Issuer.init(ledger, keys, name=name, actor=_actor())
-    print(f"created ledger in {ledger} for provider {name!r}")
+    Issuer.init(ledger, keys, name=name, actor=_actor(), lease_days=lease_days)
+    lease = f"{lease_days}-day leases" if lease_days else "no leases"
+    print(f"created ledger in {ledger} for provider {name!r} ({lease} by default)")
 
 
 @license_app.command("create")
@@ -118,6 +141,7 @@ def license_create(
     customer: Annotated[
         str | None, typer.Option("--customer", help="Customer (free text).")
     ] = None,
+    lease_days: LeaseDays = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     json: Json = False,
@@ -131,6 +155,7 @@ def license_create(
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
+        lease_days=lease_days,
     )
     _print_license(view, json)
 
@@ -183,22 +208,71 @@ def license_revoke(
     print(f"revoked {license_id}")
 
 
+def _deliver(token: str, out: Path | None, qr: bool, qr_png: Path | None) -> None:
+    """Print the token (or write it to ``out``), with its QR code when asked."""
+    if out is None:
+        print(token)
+    else:
+        atomic_write(out, token.encode() + b"\n")
+        print(f"wrote token to {out}")
+    if qr or qr_png:
+        from verifier.qr import qr_png as write_png
+        from verifier.qr import qr_terminal
+
+        if qr:
+            print(qr_terminal(token), end="")
+        if qr_png:
+            write_png(token, qr_png)
+            print(f"QR code written to {qr_png}", file=sys.stderr)
+
+
 @app.command()
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    qr: Qr = False,
+    qr_png: QrPng = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
-    token = _issuer(ledger, keys, passphrase_file).activate(text)
+    _deliver(_issuer(ledger, keys, passphrase_file).activate(text), out, qr, qr_png)
+
+
+@app.command()
+def renew(
+    code: Annotated[str, typer.Argument(help="The renewal code, or - to read it from stdin.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    qr: Qr = False,
+    qr_png: QrPng = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Renew an air-gapped server's lease from its renewal code and print the new token."""
+    text = sys.stdin.read(8192) if code == "-" else code
+    _deliver(_issuer(ledger, keys, passphrase_file).renew(text), out, qr, qr_png)
+
+
+@revocations_app.command("export")
+def revocations_export(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the list to this file.")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Days the list stays fresh (default 30).")
+    ] = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Print the signed revocation list (revoked licenses, superseded activations)."""
+    text = _issuer(ledger, keys, passphrase_file).revocation_list(days=days)
     if out is None:
-        print(token)
+        print(text)
     else:
-        out.write_text(token + "\n")
-        print(f"wrote token to {out}")
+        atomic_write(out, text.encode() + b"\n")
+        print(f"wrote the revocation list to {out}")
 
 
 @app.command()

@@ -8,6 +8,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ (4096 shards)
     keys/XYZ.json      TinyDB shard: key hash -> license id
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
+    revocations/list.json  the revocation list's serial and its entries
 
 Why shards: TinyDB rewrites a whole file on every write, so one big file costs
 O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
@@ -51,7 +52,7 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
 )
-from issuer.records import LicenseRecord
+from issuer.records import LicenseRecord, RevocationEntry, revocation_changes
 from verifier.errors import InvalidActivationKeyError, LicenseNotFoundError
 from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock, fsync_dir
 
@@ -63,6 +64,8 @@ META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
 _LICENSES, _KEYS, _IPS = "licenses", "keys", "ips"
+_REVOCATIONS, _REVOCATIONS_SHARD = "revocations", "list"
+DEFAULT_LEASE_DAYS = 30
 _SHARD_HEX = 3  # 16**3 = 4096 shards per kind
 _MAX_FILE = 64 * 1024 * 1024
 
@@ -71,12 +74,26 @@ Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
 
 
 class LedgerInfo:
-    """The ledger's identity, from ``ledger.json``."""
+    """The ledger's identity and defaults, from ``ledger.json``.
 
-    def __init__(self, provider: str, created_at: _dt.datetime, secret_check: str) -> None:
+    Attributes:
+        provider: the provider name (the tokens' issuer).
+        created_at: when the ledger was made.
+        secret_check: ties the ledger to its activation-key secret.
+        lease_days: the provider's default lease in days (0: no lease).
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        created_at: _dt.datetime,
+        secret_check: str,
+        lease_days: int = DEFAULT_LEASE_DAYS,
+    ) -> None:
         self.provider = provider
         self.created_at = created_at
         self.secret_check = secret_check
+        self.lease_days = lease_days
 
 
 def _shard(value: str) -> str:
@@ -267,9 +284,17 @@ class Ledger:
 
     @classmethod
     def create(
-        cls, folder: str | os.PathLike[str], *, provider: str, secret_check: str, now: _dt.datetime
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        provider: str,
+        secret_check: str,
+        now: _dt.datetime,
+        lease_days: int = DEFAULT_LEASE_DAYS,
     ) -> Ledger:
         """Create a new, empty ledger; never overwrites one.
+
+        ``lease_days`` is the provider's default lease, kept in the ledger.
 
         Raises:
             LedgerExistsError: ``folder`` already holds a ledger or other files.
@@ -280,7 +305,7 @@ class Ledger:
         if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
             raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for kind in (_LICENSES, _KEYS, _IPS):
+        for kind in (_LICENSES, _KEYS, _IPS, _REVOCATIONS):
             (root / kind).mkdir(mode=0o700, exist_ok=True)
         meta = {
             "format": FORMAT,
@@ -288,6 +313,7 @@ class Ledger:
             "provider": provider,
             "created_at": now.isoformat(),
             "secret_check": secret_check,
+            "lease_days": lease_days,
         }
         try:
             create_exclusive(root / META_FILE, json.dumps(meta, indent=2).encode())
@@ -323,6 +349,19 @@ class Ledger:
                 doc["license_id"] for doc in txn.table(_IPS, _shard(ip)).search(Query().ip == ip)
             ]
             return [r for r in (self._load(txn, i) for i in ids) if r.ip == ip]
+
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries (expired ones included)."""
+        with self._transaction() as txn:
+            table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+            serial = 0
+            entries: list[RevocationEntry] = []
+            for doc in table.all():
+                if doc.get("kind") == "serial":
+                    serial = _serial_of(doc)
+                else:
+                    entries.append(RevocationEntry.from_doc(doc))
+        return serial, entries
 
     # -- changes ----------------------------------------------------------------
 
@@ -385,6 +424,9 @@ class Ledger:
             if new_record is not None:
                 if new_record.key_hash != record.key_hash:
                     self._index_key(txn, new_record)
+                entries = revocation_changes(record, new_record)
+                if entries is not None:
+                    self._revoke(txn, entries, new_record.history[-1].at)
                 table = txn.table(_LICENSES, _shard(record.license_id))
                 table.update(
                     _replace_with(new_record.to_doc()), Query().license_id == record.license_id
@@ -407,6 +449,7 @@ class Ledger:
                 provider=str(meta["provider"]),
                 created_at=_dt.datetime.fromisoformat(str(meta["created_at"])),
                 secret_check=str(meta["secret_check"]),
+                lease_days=_lease_days(meta.get("lease_days", DEFAULT_LEASE_DAYS)),
             )
         except (KeyError, ValueError) as err:
             raise LedgerCorruptError(f"{self.folder / META_FILE} is damaged ({err})") from err
@@ -467,9 +510,37 @@ class Ledger:
             raise InvalidActivationKeyError()
         return record
 
+    def _revoke(self, txn: _Transaction, entries: list[RevocationEntry], now: _dt.datetime) -> None:
+        """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
+        (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+        serial = 0
+        kept: list[dict[str, Any]] = []
+        for doc in table.all():
+            if doc.get("kind") == "serial":
+                serial = _serial_of(doc)
+            elif RevocationEntry.from_doc(doc).until > now:
+                kept.append(dict(doc))
+        kept.extend(e.to_doc() for e in entries)
+        table.truncate()
+        table.insert_multiple([{"kind": "serial", "serial": serial + 1}, *kept])
+
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record)
         txn.table(kind, shard).insert(doc)
+
+
+def _serial_of(doc: Any) -> int:
+    serial = doc.get("serial")
+    if type(serial) is not int or serial < 0:
+        raise LedgerCorruptError("ledger is damaged: the revocation serial is malformed")
+    return serial
+
+
+def _lease_days(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError("lease_days must be a whole number ≥ 0")
+    return value
 
 
 def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], None]:

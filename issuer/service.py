@@ -1,9 +1,10 @@
-"""The provider's façade: licenses, activation keys and the one activation function.
+"""The provider's façade: licenses, activation keys, activation, renewal, revocation lists.
 
 Every activation path — air-gapped (``issuer activate``), online manual and
 automatic (``issuer serve``) — ends in :meth:`Issuer.redeem`, which asks the
 ledger to apply the policy of :mod:`issuer.policy` under its lock and signs a
-token for the resulting activation.
+token for the resulting activation. Every token carries a lease; renewals
+(:meth:`Issuer.renew`) extend it for the license's current activation only.
 
 Example:
     >>> iss = Issuer(ledger="ledger", keys="keys")  # doctest: +SKIP
@@ -20,14 +21,14 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from issuer import policy
-from issuer.ledger import Ledger
-from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from issuer.ledger import DEFAULT_LEASE_DAYS, Ledger
+from issuer.records import Activation, Event, LicenseRecord, LicenseStatus, RevocationEntry
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
 from keytool.keyring import Keyring
@@ -37,7 +38,9 @@ from verifier.claims import build_claims
 from verifier.clock import Clock, now_from, utc_now
 from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint
+from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
+from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
 
 __all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView"]
 
@@ -50,21 +53,22 @@ _MAX_DAYS = 36500
 class IssuerConfig:
     """Provider policy, with defaults.
 
+    How long a token lives is not configured here: it is the license's lease
+    (the provider's default is kept in the ledger, ``issuer init --lease-days``).
+
     Attributes:
-        max_token_lifetime: a token expires at the license's expiry or after
-            this long, whichever is first (default 365 days; 1 day to 10 years).
-            Panels renew by activating again, which returns the same activation.
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
+        revocation_list_days: how long a revocation list stays fresh (default 30; 1 to 365).
     """
 
-    max_token_lifetime: _dt.timedelta = _dt.timedelta(days=365)
     regeneration_months: int = 1
     lock_timeout: float = 10.0
+    revocation_list_days: int = 30
 
     def __post_init__(self) -> None:
-        if not _dt.timedelta(days=1) <= self.max_token_lifetime <= _dt.timedelta(days=3653):
-            raise BadInputError("max_token_lifetime must be between 1 day and 10 years")
+        if not 1 <= self.revocation_list_days <= 365:
+            raise BadInputError("revocation_list_days must be between 1 and 365")
         if not 1 <= self.regeneration_months <= 12:
             raise BadInputError("regeneration_months must be between 1 and 12")
         if not 0.01 <= self.lock_timeout <= 300:
@@ -79,6 +83,7 @@ class LicenseView:
     activation_key: str
     state: str
     next_regeneration: _dt.datetime
+    lease_days: int
 
     @property
     def license_id(self) -> str:
@@ -101,6 +106,8 @@ class LicenseView:
             "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
             "features": list(r.features),
             "limits": dict(r.limits),
+            "lease_days": self.lease_days,
+            "lease_days_default": r.lease_days is None,
             "activation": None if activation is None else activation.to_doc(),
             "activated_fingerprint": None if activation is None else list(activation.fingerprint),
             "activated_hostname": None if activation is None else activation.hostname,
@@ -190,6 +197,7 @@ class Issuer:
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
         self._signer: TokenSigner | None = None
+        self._revocation_list: tuple[tuple[object, ...], str] | None = None
 
     @classmethod
     def init(
@@ -199,18 +207,33 @@ class Issuer:
         *,
         name: str,
         clock: Clock = utc_now,
+        lease_days: int = DEFAULT_LEASE_DAYS,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
 
+        Args:
+            ledger: the new ledger's folder.
+            keys: the keys folder.
+            name: the provider (the tokens' issuer).
+            clock: time source.
+            lease_days: the provider's default lease (default 30; 0 means no lease).
+            **kwargs: passed on to :class:`Issuer`.
+
         Raises:
             LedgerExistsError: a ledger exists there already.
+            BadInputError: a bad name or lease.
         """
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise BadInputError("provider name must be 1-128 characters")
+        policy.check_lease_days(lease_days)
         secret = KeySecret.create_or_load(Path(keys))
         Ledger.create(
-            ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
+            ledger,
+            provider=name.strip(),
+            secret_check=secret.check(),
+            now=now_from(clock),
+            lease_days=lease_days,
         )
         return cls(ledger, keys, clock=clock, **kwargs)
 
@@ -231,6 +254,7 @@ class Issuer:
         features: Iterable[str] = (),
         limits: Mapping[str, int] | None = None,
         customer: str | None = None,
+        lease_days: int | None = None,
     ) -> LicenseView:
         """Create a license and its first activation key.
 
@@ -242,12 +266,17 @@ class Issuer:
             features: enabled features.
             limits: numeric limits.
             customer: free text.
+            lease_days: this license's lease (0: no lease — tokens last until
+                the license expires, for customers who can never renew);
+                ``None`` for the provider's default.
 
         Raises:
             BadInputError: a malformed argument.
         """
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        if lease_days is not None:
+            record = replace(record, lease_days=policy.check_lease_days(lease_days))
         self.ledger.add(record)
         return self._view(record, now)
 
@@ -435,19 +464,29 @@ class Issuer:
             method=method,
             now=now,
         )
-        record, activation, new = self.ledger.update(
+        record, activation, lease, new = self.ledger.update(
             decide, key_hash=key_hash, license_id=license_id
         )
-        lifetime_end = now + self.config.max_token_lifetime
+        return self._issue(signer, record, activation, lease, now, new)
+
+    def _issue(
+        self,
+        signer: TokenSigner,
+        record: LicenseRecord,
+        activation: Activation,
+        lease: policy.Lease,
+        now: _dt.datetime,
+        new: bool,
+    ) -> Activated:
         claims = build_claims(
             issuer=self.provider,
             license_id=record.license_id,
             product=record.product,
             activation_id=activation.activation_id,
             issued_at=now,
-            expires_at=lifetime_end
-            if record.expires_at is None
-            else min(record.expires_at, lifetime_end),
+            expires_at=lease.expires_at,
+            renew_at=lease.renew_at,
+            license_expires_at=record.expires_at,
             fingerprint=activation.fingerprint,
             features=record.features,
             limits=record.limits,
@@ -469,8 +508,9 @@ class Issuer:
         hostname: str,
         method: str,
         now: _dt.datetime,
-    ) -> tuple[LicenseRecord | None, tuple[LicenseRecord, Activation, bool]]:
-        updated, activation = policy.redeem(
+    ) -> tuple[LicenseRecord, tuple[LicenseRecord, Activation, policy.Lease, bool]]:
+        is_new = record.activation is None
+        updated, activation, lease = policy.redeem(
             record,
             product=product,
             fingerprint=fingerprint,
@@ -480,8 +520,92 @@ class Issuer:
             actor=self.actor,
             now=now,
             months=self.config.regeneration_months,
+            lease_days=self.ledger.info.lease_days,
         )
-        return updated, (updated or record, activation, updated is not None)
+        return updated, (updated, activation, lease, is_new)
+
+    # -- renewal and revocation ------------------------------------------------------
+
+    def renew(self, renewal_code: str, *, method: str = "air-gapped") -> str:
+        """Renew the lease of the activation a renewal code names; return the new token.
+
+        Raises:
+            RenewalCodeError: the code is damaged.
+            ActivationSupersededError, LicenseRevokedError, LicenseExpiredError,
+            WrongServerError, ActivationNotFoundError, LicenseNotFoundError,
+            ProductMismatchError: the renewal is refused (nothing changes).
+        """
+        return self.renew_request(parse_renewal_code(renewal_code), method=method).token
+
+    def renew_request(self, request: RenewalRequest, *, method: str) -> Activated:
+        """The one renewal function: a fresh lease for the same activation id.
+
+        Only the license's current activation renews, and only from the server
+        it is bound to; a token that has already expired renews too.
+
+        Raises:
+            ActivationSupersededError | ActivationNotFoundError | WrongServerError:
+                not the current activation on its own server.
+            LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
+            LicenseNotFoundError: no such license.
+        """
+        signer = self._signing()
+        now = now_from(self._clock)
+
+        def decide(
+            record: LicenseRecord,
+        ) -> tuple[LicenseRecord, tuple[LicenseRecord, Activation, policy.Lease]]:
+            updated, activation, lease = policy.renew(
+                record,
+                product=request.product,
+                activation_id=request.activation_id,
+                fingerprint=request.fingerprint,
+                method=method,
+                actor=self.actor,
+                now=now,
+                lease_days=self.ledger.info.lease_days,
+            )
+            return updated, (updated, activation, lease)
+
+        record, activation, lease = self.ledger.update(decide, license_id=request.license_id)
+        return self._issue(signer, record, activation, lease, now, new=False)
+
+    def revocation_list(self, days: int | None = None) -> str:
+        """The signed revocation list: revoked licenses and superseded activations still live.
+
+        Entries whose every token has expired are left out. One list is signed
+        per serial and UTC day and then reused, so repeated calls return the
+        same text (HTTP caches and ETags stay useful).
+
+        Args:
+            days: how long the list stays fresh (default from the config, 30).
+
+        Raises:
+            BadInputError: ``days`` out of 1..365.
+        """
+        fresh = self.config.revocation_list_days if days is None else days
+        if type(fresh) is not int or not 1 <= fresh <= 365:
+            raise BadInputError("revocation list days must be a whole number from 1 to 365")
+        signer = self._signing()
+        now = now_from(self._clock)
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        serial, entries = self.ledger.revocations()
+        cache_key = (serial, day, fresh, signer.kid)
+        cached = self._revocation_list
+        if cached is not None and cached[0] == cache_key:
+            return cached[1]
+        live = [e for e in entries if e.until > day]
+        claims = build_revocation_claims(
+            issuer=self.provider,
+            serial=serial,
+            issued_at=now,
+            expires_at=now + _dt.timedelta(days=fresh),
+            licenses=[e.ident for e in live if e.kind == RevocationEntry.LICENSE],
+            activations=[e.ident for e in live if e.kind == RevocationEntry.ACTIVATION],
+        )
+        text = signer.sign(claims, typ=REVOCATIONS_TYPE)
+        self._revocation_list = (cache_key, text)
+        return text
 
     def signing_key_id(self) -> str:
         """Load the signing key now (checking file mode and passphrase) and return its kid."""
@@ -500,4 +624,7 @@ class Issuer:
             next_regeneration=policy.next_regeneration(
                 record, self.config.regeneration_months, now
             ),
+            lease_days=self.ledger.info.lease_days
+            if record.lease_days is None
+            else record.lease_days,
         )

@@ -51,6 +51,8 @@ def claims_for(
         activation_id="ACT-TEST",
         issued_at=clock.now,
         expires_at=clock.now + dt.timedelta(days=days),
+        renew_at=clock.now + dt.timedelta(days=days * 2 / 3),
+        license_expires_at=None,
         fingerprint=fp,
         features=["dns", "mail"],
         limits={"domains": 10},

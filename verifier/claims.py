@@ -9,6 +9,7 @@ Example:
     >>> t = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
     >>> c = build_claims(issuer="acme", license_id="L1", product="panel", activation_id="A1",
     ...                  issued_at=t, expires_at=t + dt.timedelta(days=30),
+    ...                  renew_at=t + dt.timedelta(days=20), license_expires_at=None,
     ...                  fingerprint=("mid:" + "0" * 32,), features=["dns"], limits={})
     >>> sorted(c) == sorted(REQUIRED_CLAIMS)
     True
@@ -31,7 +32,9 @@ __all__ = [
     "CLAIM_FEATURES",
     "CLAIM_FINGERPRINT",
     "CLAIM_IP",
+    "CLAIM_LICENSE_EXP",
     "CLAIM_LIMITS",
+    "CLAIM_RENEW_AT",
     "License",
     "REQUIRED_CLAIMS",
     "TOKEN_TYPE",
@@ -46,6 +49,10 @@ CLAIM_FINGERPRINT = "fpr"
 CLAIM_FEATURES = "features"
 CLAIM_LIMITS = "limits"
 CLAIM_IP = "ip"
+# The lease: ``exp`` ends the current lease; from ``renew_at`` on the panel is in its
+# grace window and renews; ``license_exp`` is the license's own end (null: none).
+CLAIM_RENEW_AT = "renew_at"
+CLAIM_LICENSE_EXP = "license_exp"
 REQUIRED_CLAIMS = (
     "iss",
     "sub",
@@ -57,6 +64,8 @@ REQUIRED_CLAIMS = (
     CLAIM_FINGERPRINT,
     CLAIM_FEATURES,
     CLAIM_LIMITS,
+    CLAIM_RENEW_AT,
+    CLAIM_LICENSE_EXP,
 )
 _MAX_TEXT = 256
 _MAX_ITEMS = 64
@@ -75,8 +84,12 @@ class License:
         limits: numeric limits (e.g. ``{"domains": 100}``).
         iat: when the token was signed (epoch seconds); :attr:`issued_at` as a datetime.
         nbf: start of validity (epoch seconds); :attr:`not_before` as a datetime.
-        exp: end of validity — the license's expiry or the token-lifetime cap
-            (epoch seconds); :attr:`expires_at` as a datetime.
+        exp: end of validity — the end of the lease or the license's expiry,
+            whichever is first (epoch seconds); :attr:`expires_at` as a datetime.
+        renew_at: start of the grace window, when the panel should renew
+            (epoch seconds); :attr:`renew_at_time` as a datetime.
+        license_exp: the license's own expiry (epoch seconds), or ``None`` for
+            none; :attr:`license_expires_at` as a datetime.
         fingerprint: the server fingerprint the token is bound to.
         ip: the IP address of an IP-bound license, else ``None``.
     """
@@ -90,6 +103,8 @@ class License:
     iat: int
     nbf: int
     exp: int
+    renew_at: int
+    license_exp: int | None
     fingerprint: Fingerprint = field(repr=False)
     ip: str | None = None
 
@@ -108,6 +123,23 @@ class License:
         """End of validity (aware UTC)."""
         return _dt.datetime.fromtimestamp(self.exp, _dt.UTC)
 
+    @property
+    def renew_at_time(self) -> _dt.datetime:
+        """Start of the grace window (aware UTC)."""
+        return _dt.datetime.fromtimestamp(self.renew_at, _dt.UTC)
+
+    @property
+    def license_expires_at(self) -> _dt.datetime | None:
+        """The license's own expiry (aware UTC), or ``None``."""
+        if self.license_exp is None:
+            return None
+        return _dt.datetime.fromtimestamp(self.license_exp, _dt.UTC)
+
+    @property
+    def lease_limited(self) -> bool:
+        """Whether the token ends with its lease (renewable), not with the license."""
+        return self.license_exp is None or self.exp < self.license_exp
+
     def has(self, feature: str) -> bool:
         """Return whether ``feature`` is enabled."""
         return feature in self.features
@@ -123,6 +155,10 @@ class License:
             "limits": dict(self.limits),
             "issued_at": self.issued_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
+            "renew_at": self.renew_at_time.isoformat(),
+            "license_expires_at": None
+            if self.license_expires_at is None
+            else self.license_expires_at.isoformat(),
             "ip": self.ip,
         }
 
@@ -141,12 +177,29 @@ def build_claims(
     activation_id: str,
     issued_at: _dt.datetime,
     expires_at: _dt.datetime,
+    renew_at: _dt.datetime,
+    license_expires_at: _dt.datetime | None,
     fingerprint: Sequence[str],
     features: Sequence[str],
     limits: Mapping[str, int],
     ip: str | None = None,
 ) -> dict[str, Any]:
-    """Return the claims of an activation token (the issuer signs these)."""
+    """Return the claims of an activation token (the issuer signs these).
+
+    Args:
+        issuer: the provider (``iss``).
+        license_id: the license (``sub``).
+        product: the product (``aud``).
+        activation_id: the activation (``jti``).
+        issued_at: signing time (``iat`` and ``nbf``).
+        expires_at: end of the lease (``exp``).
+        renew_at: start of the grace window.
+        license_expires_at: the license's own expiry, or ``None``.
+        fingerprint: the server the token is bound to.
+        features: enabled features.
+        limits: numeric limits.
+        ip: the address of an IP-bound license.
+    """
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": license_id,
@@ -155,6 +208,8 @@ def build_claims(
         "iat": _epoch(issued_at),
         "nbf": _epoch(issued_at),
         "exp": _epoch(expires_at),
+        CLAIM_RENEW_AT: _epoch(renew_at),
+        CLAIM_LICENSE_EXP: None if license_expires_at is None else _epoch(license_expires_at),
         CLAIM_FINGERPRINT: list(parse_fingerprint(list(fingerprint))),
         CLAIM_FEATURES: sorted(set(features)),
         CLAIM_LIMITS: dict(limits),
@@ -237,6 +292,9 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
     ip = claims.get(CLAIM_IP)
     if ip is not None and (type(ip) is not str or len(ip) > _MAX_TEXT):
         raise _bad(CLAIM_IP)
+    license_exp = claims[CLAIM_LICENSE_EXP]
+    if license_exp is not None and not is_epoch(license_exp):
+        raise _bad(CLAIM_LICENSE_EXP)
     return License(
         license_id=_text(claims, "sub"),
         product=_text(claims, "aud"),
@@ -247,6 +305,8 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
         iat=_time(claims, "iat"),
         nbf=_time(claims, "nbf"),
         exp=_time(claims, "exp"),
+        renew_at=_time(claims, CLAIM_RENEW_AT),
+        license_exp=license_exp,
         fingerprint=bound,
         ip=ip,
     )

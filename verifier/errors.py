@@ -22,10 +22,13 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ActivationKeyFormatError",
+    "ActivationNotFoundError",
     "ActivationRequiredError",
+    "ActivationSupersededError",
     "AlreadyActivatedError",
     "BadInputError",
     "CallbackError",
+    "ClockRollbackError",
     "InvalidActivationKeyError",
     "InvalidTokenError",
     "LicenseError",
@@ -36,8 +39,12 @@ __all__ = [
     "ProductMismatchError",
     "RateLimitedError",
     "RegenerationTooSoonError",
+    "RenewalCodeError",
     "RequestCodeError",
+    "RevocationsError",
+    "RevocationsRollbackError",
     "ServerUnavailableError",
+    "SigningKeyRevokedError",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "TokenStoreError",
@@ -138,6 +145,14 @@ class ActivationKeyFormatError(LicenseError):
     default_message = "malformed activation key — check for a typo"
 
 
+@_register
+class RenewalCodeError(LicenseError):
+    """A renewal code that is truncated, altered or of another version."""
+
+    code = "invalid-renewal-code"
+    default_message = "invalid renewal code"
+
+
 # --- token verification ----------------------------------------------------
 
 
@@ -166,6 +181,14 @@ class UntrustedKeyError(InvalidTokenError):
 
 
 @_register
+class SigningKeyRevokedError(UntrustedKeyError):
+    """Signed by a key the provider revoked: everything it signed stops."""
+
+    code = "signing-key-revoked"
+    default_message = "activation token is signed by a revoked key"
+
+
+@_register
 class TokenExpiredError(InvalidTokenError):
     """A token past its ``exp`` (beyond the leeway)."""
 
@@ -187,6 +210,48 @@ class WrongServerError(InvalidTokenError):
 
     code = "wrong-server"
     default_message = "activation token belongs to another server"
+    http_status = 403
+
+
+@_register
+class ClockRollbackError(LicenseError):
+    """The clock is earlier than a time this token store has already seen.
+
+    Attributes:
+        seen: the latest time the store recorded (aware UTC).
+    """
+
+    code = "clock-rollback"
+    default_message = "the system clock was set back"
+
+    def __init__(self, seen: _dt.datetime | None = None, message: str | None = None) -> None:
+        self.seen = seen
+        if message is None and seen is not None:
+            message = (
+                "the system clock is earlier than a time this server already saw "
+                f"({seen.isoformat()}) — correct the clock"
+            )
+        super().__init__(message)
+
+    def details(self) -> dict[str, Any]:
+        """The latest time seen."""
+        return {} if self.seen is None else {"seen": self.seen.isoformat()}
+
+
+@_register
+class RevocationsError(LicenseError):
+    """A revocation list that is malformed, wrongly signed, or from another issuer."""
+
+    code = "invalid-revocations"
+    default_message = "invalid revocation list"
+
+
+@_register
+class RevocationsRollbackError(RevocationsError):
+    """A revocation list older (lower serial) than one already applied."""
+
+    code = "revocations-rollback"
+    default_message = "revocation list is older than the one already applied"
 
 
 @_register
@@ -242,6 +307,27 @@ class LicenseExpiredError(LicenseError):
     code = "license-expired"
     default_message = "license has expired"
     http_status = 403
+
+
+@_register
+class ActivationSupersededError(LicenseError):
+    """The activation was replaced: the key was regenerated and the license freed or reused."""
+
+    code = "activation-superseded"
+    default_message = (
+        "this server's activation was superseded — the activation key was regenerated; "
+        "activate again with the current key"
+    )
+    http_status = 409
+
+
+@_register
+class ActivationNotFoundError(LicenseError):
+    """A renewal names an activation the license never had."""
+
+    code = "activation-not-found"
+    default_message = "no such activation for this license"
+    http_status = 404
 
 
 @_register

@@ -1,4 +1,8 @@
-"""Where a panel keeps its activation token.
+"""Where a panel keeps its activation token, its revocation list and its clock mark.
+
+The store's path holds the token alone. Beside it, ``<path>.revocations``
+holds the latest revocation list applied and ``<path>.clock`` the clock's
+high-water mark (the latest time this server has seen, in epoch seconds).
 
 Example:
     >>> store = TokenStore("/var/lib/mypanel/license.token")  # doctest: +SKIP
@@ -17,6 +21,7 @@ from verifier.fileio import atomic_write
 __all__ = ["TokenStore", "default_store_path"]
 
 _MAX_STORED = 64 * 1024
+_MAX_REVOCATIONS = 4 * 1024 * 1024
 
 
 def default_store_path(product: str) -> Path:
@@ -25,10 +30,16 @@ def default_store_path(product: str) -> Path:
 
 
 class TokenStore:
-    """A token kept in one file, replaced atomically, mode 0600."""
+    """A token kept in one file, replaced atomically, mode 0600, with its companions beside it.
+
+    Args:
+        path: the token file.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.revocations_path = self.path.with_name(self.path.name + ".revocations")
+        self.mark_path = self.path.with_name(self.path.name + ".clock")
 
     def load(self) -> str | None:
         """Return the stored token, or ``None`` when there is none.
@@ -39,15 +50,44 @@ class TokenStore:
         Raises:
             TokenStoreError: the file exists but cannot be read.
         """
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read(_MAX_STORED + 1)
-        except FileNotFoundError:
+        return _read_text(self.path, _MAX_STORED)
+
+    def load_revocations(self) -> str | None:
+        """Return the stored revocation list, or ``None``.
+
+        Raises:
+            TokenStoreError: the file exists but cannot be read.
+        """
+        return _read_text(self.revocations_path, _MAX_REVOCATIONS)
+
+    def save_revocations(self, text: str) -> None:
+        """Keep a revocation list (the verifier checked it first).
+
+        Raises:
+            TokenStoreError: the folder is missing or not writable.
+        """
+        _write_text(self.revocations_path, text)
+
+    def load_mark(self) -> int | None:
+        """Return the clock's high-water mark (epoch seconds), or ``None`` if none was saved.
+
+        A damaged mark file counts as none: it is rewritten at the next check.
+
+        Raises:
+            TokenStoreError: the file exists but cannot be read.
+        """
+        text = _read_text(self.mark_path, 64)
+        if text is None or not text.isdigit() or len(text) > 12:
             return None
-        except OSError as err:
-            raise TokenStoreError(f"cannot read {self.path}: {err.strerror}") from err
-        text = data.decode("utf-8", errors="replace").strip()
-        return text or None
+        return int(text)
+
+    def save_mark(self, seen: int) -> None:
+        """Record the clock's high-water mark.
+
+        Raises:
+            TokenStoreError: the folder is missing or not writable.
+        """
+        _write_text(self.mark_path, str(int(seen)))
 
     def save(self, token: str) -> None:
         """Store ``token``, replacing any previous one atomically.
@@ -55,12 +95,7 @@ class TokenStore:
         Raises:
             TokenStoreError: the folder is missing or not writable.
         """
-        try:
-            atomic_write(self.path, token.strip().encode("ascii", errors="strict") + b"\n")
-        except UnicodeEncodeError as err:
-            raise TokenStoreError("an activation token is ASCII text") from err
-        except OSError as err:
-            raise TokenStoreError(f"cannot write {self.path}: {err.strerror}") from err
+        _write_text(self.path, token)
 
     def delete(self) -> None:
         """Forget the stored token (no error if there is none)."""
@@ -70,3 +105,24 @@ class TokenStore:
             return
         except OSError as err:
             raise TokenStoreError(f"cannot remove {self.path}: {err.strerror}") from err
+
+
+def _read_text(path: Path, limit: int) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise TokenStoreError(f"cannot read {path}: {err.strerror}") from err
+    text = data.decode("utf-8", errors="replace").strip()
+    return text or None
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        atomic_write(path, text.strip().encode("ascii", errors="strict") + b"\n")
+    except UnicodeEncodeError as err:
+        raise TokenStoreError("tokens, revocation lists and clock marks are ASCII text") from err
+    except OSError as err:
+        raise TokenStoreError(f"cannot write {path}: {err.strerror or err}") from err

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
-from verifier.errors import TrustedKeysError, UntrustedKeyError
+from verifier.errors import SigningKeyRevokedError, TrustedKeysError, UntrustedKeyError
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
@@ -177,6 +177,22 @@ class TrustedKeys:
     def __iter__(self) -> Any:
         return iter(self._keys.values())
 
+    def signing_key(self, kid: object, what: str = "activation token") -> Ed25519PublicKey:
+        """Return the public key with this kid, unless it is unknown or revoked.
+
+        For checking a signature before the signed claims are read; the
+        key's window is checked afterwards with :meth:`key_for`.
+
+        Raises:
+            UntrustedKeyError: unknown kid or revoked key.
+        """
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise UntrustedKeyError(f"{what} is signed by an unknown key")
+        if key.status == KeyStatus.REVOKED:
+            raise SigningKeyRevokedError(f"{what} is signed by revoked key {kid}")
+        return self._public[key.kid]
+
     def key_for(self, kid: object, iat: int) -> Ed25519PublicKey:
         """Return the public key that may verify a token with this kid and ``iat`` (epoch seconds).
 
@@ -190,7 +206,7 @@ class TrustedKeys:
         if key is None:
             raise UntrustedKeyError("activation token is signed by an unknown key")
         if key.status == KeyStatus.REVOKED:
-            raise UntrustedKeyError(f"activation token is signed by revoked key {kid}")
+            raise SigningKeyRevokedError(f"activation token is signed by revoked key {kid}")
         if iat < key.not_before.timestamp():
             raise UntrustedKeyError(f"activation token predates its signing key {kid}")
         if key.not_after is not None and iat > key.not_after.timestamp():
