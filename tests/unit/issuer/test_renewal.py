@@ -115,7 +115,7 @@ def test_renewal_from_another_server_is_refused(iss: Issuer, clock: FakeClock) -
 
 
 def test_unknown_activation_and_license_are_refused(iss: Issuer, clock: FakeClock) -> None:
-    license_id, token = activate(iss)
+    _, token = activate(iss)
     request = parse_renewal_code(renewal_for(token, "alpha", clock=clock))
     forged = RenewalRequest(**{**request.__dict__, "activation_id": "ACT-NOPE"})
     with pytest.raises(ActivationNotFoundError):
