@@ -24,8 +24,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
-from collections.abc import Callable
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
