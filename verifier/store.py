@@ -60,6 +60,13 @@ class TokenStore:
         """
         return _read_text(self.revocations_path, _MAX_REVOCATIONS)
 
+    def revocations_stamp(self) -> int | None:
+        """When the revocation list file last changed (nanoseconds), or ``None`` if absent."""
+        try:
+            return self.revocations_path.stat().st_mtime_ns
+        except OSError:
+            return None
+
     def save_revocations(self, text: str) -> None:
         """Keep a revocation list (the verifier checked it first).
 

@@ -238,6 +238,7 @@ class Verifier:
         self._mark_error: str | None = None
         self._revocations: RevocationList | None = None
         self._revocations_error: str | None = None
+        self._revocations_stamp: int | None = None  # mtime of the list file last read
         if store is not None:
             self._load_store(store)
 
@@ -249,12 +250,31 @@ class Verifier:
         if seen is not None:
             self._mark = float(seen)
             self._floor = self._mark - self._tolerance
+        self._reload_revocations(store)
+
+    def _reload_revocations(self, store: TokenStore) -> None:
+        """Pick up a list another process (cron, the admin's CLI) put in the store.
+
+        Only a list with a serial at least the one held replaces it: a file
+        swapped for an older list un-revokes nothing in a running panel.
+        """
+        stamp = store.revocations_stamp()
+        if stamp == self._revocations_stamp:
+            return
+        self._revocations_stamp = stamp
         try:
             text = store.load_revocations()
-            if text is not None:
-                self._revocations = parse_revocations(text, self._keys, issuer=self.issuer)
+            if text is None:
+                return
+            current = self._revocations
+            pinned = self.issuer or (None if current is None else current.issuer)
+            lst = parse_revocations(text, self._keys, issuer=pinned)
         except (TokenStoreError, RevocationsError) as err:
             self._revocations_error = f"the stored revocation list was ignored: {err.message}"
+            return
+        if current is None or (lst.serial, lst.iat) > (current.serial, current.iat):
+            self._revocations, self._revocations_error = lst, None
+            self._cache.clear()
 
     @property
     def clock(self) -> Clock:
@@ -311,6 +331,7 @@ class Verifier:
                 return current
         if self.store is not None:
             self.store.save_revocations(lst.text)
+            self._revocations_stamp = self.store.revocations_stamp()
         self._revocations, self._revocations_error = lst, None
         self._cache.clear()  # every remembered token is checked against the new list
         return lst
@@ -369,6 +390,7 @@ class Verifier:
         self._next_save = seen + self._interval
         if self.store is None:
             return
+        self._reload_revocations(self.store)
         try:
             self.store.save_mark(math.floor(self._mark))
             self._mark_error = None

@@ -172,3 +172,23 @@ def test_ten_thousand_entries(provider: Provider, clock: FakeClock) -> None:
     assert len(v.apply_revocations(provider.signer.sign(claims, typ=REVOCATIONS_TYPE))) == 10_000
     with pytest.raises(ActivationSupersededError):
         v.verify(provider.token())
+
+
+def test_a_running_panel_picks_up_a_list_installed_by_another_process(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+    license_id, token = activate(iss, "alpha")
+    store = TokenStore(tmp_path / "alpha.token")
+    store.save(token)
+    running = panel_verifier(iss, "alpha", clock, store)
+    assert running.status(token).state == TokenState.VALID
+    older = iss.revocation_list()
+    iss.regenerate(license_id)
+    # The admin's `verifier revocations install` is another verifier on the same store.
+    panel_verifier(iss, "alpha", clock, TokenStore(store.path)).apply_revocations(iss.revocation_list())
+    clock.advance(minutes=6)  # the running panel looks at the store when it saves its clock mark
+    running.status(token)
+    assert running.status(token).state == TokenState.SUPERSEDED
+    # A file swapped back to an older list un-revokes nothing in the running panel.
+    store.revocations_path.write_text(older)
+    clock.advance(minutes=6)
+    running.status(token)
+    assert running.status(token).state == TokenState.SUPERSEDED
