@@ -406,22 +406,19 @@ class Verifier:
         never raises for a bad token.
         """
         now = self._seconds()
-        extra: dict[str, Any] = {
-            "checked_at": now,
-            "revocations": self._revocations,
-            "notes": (),
-        }
         if token is None or not token.strip():
-            return Status(TokenState.MISSING, **extra)
+            return Status(TokenState.MISSING, checked_at=now, revocations=self._revocations)
         try:
             lic = self.verify(token.strip())
         except LicenseError as err:
-            extra["notes"] = self.notes
             state = next((s for cls, s in _STATES if isinstance(err, cls)), TokenState.INVALID)
-            return Status(state, error=err, **extra)
-        extra["notes"] = self.notes
+            return Status(state, error=err, **self._context(now))
         state = TokenState.GRACE if now >= lic.renew_at else TokenState.VALID
-        return Status(state, license=lic, **extra)
+        return Status(state, license=lic, **self._context(now))
+
+    def _context(self, now: float) -> dict[str, Any]:
+        # Read after the check: it may have picked up a newer list from the store.
+        return {"checked_at": now, "revocations": self._revocations, "notes": self.notes}
 
     def _check_window(self, lic: License, now: float) -> None:
         if lic.exp <= now - self._leeway:

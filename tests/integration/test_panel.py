@@ -254,3 +254,26 @@ def test_grace_banner_and_air_gapped_renewal_in_a_real_browser(provider: Path) -
     finally:
         driver.quit()
         panel.stop()
+
+
+@needs_browser
+def test_renew_now_in_the_grace_banner_renews_online(provider: Path, server: LicenseServer) -> None:
+    from selenium.webdriver.common.by import By
+
+    lic = create(provider, "--lease-days", "1")  # in grace from the start
+    code = cli("verifier", "request", "--product", PRODUCT, "--key", lic["activation_key"],
+               "--machine-id", "online-grace", cwd=provider).stdout.strip()
+    (provider / "online-grace.token").write_text(cli("issuer", "activate", code, cwd=provider).stdout)
+    panel = PanelProcess(provider, server.url, "online-grace")
+    driver = browser()
+    try:
+        assert "Activated" in panel.boot_line  # start-up renewed the lease in grace
+        driver.get(panel.url + "/")
+        assert driver.find_element(By.ID, "grace-banner").is_displayed()
+        press(driver, "renew")
+        assert driver.find_element(By.ID, "message").text.startswith("Renewed until")
+        history = json.loads(cli("issuer", "license", "show", lic["license_id"], "--json", cwd=provider).stdout)["history"]
+        assert [e["action"] for e in history][-2:] == ["renewed", "renewed"]
+    finally:
+        driver.quit()
+        panel.stop()

@@ -24,7 +24,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Provider, str]:
     return provider, provider.signer.sign(claims, typ=REVOCATIONS_TYPE)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_byte_flip_is_refused(signed: tuple[Provider, str], data: st.DataObject) -> None:
     provider, text = signed
@@ -40,7 +40,7 @@ def test_any_byte_flip_is_refused(signed: tuple[Provider, str], data: st.DataObj
         parse_revocations(tampered, provider.trusted())
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=st.text(max_size=2000))
 def test_arbitrary_text_is_refused_with_a_license_error(signed: tuple[Provider, str], junk: str) -> None:
     provider, _ = signed
