@@ -33,8 +33,9 @@ from verifier.clock import utc_now  # noqa: E402
 from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims  # noqa: E402
 
 CLIENTS = 8
-ONLINE = 240
-IN_PROCESS = 240
+ROUNDS = 5
+ONLINE = 120  # renewals per online round
+IN_PROCESS = 120  # renewals per in-process round
 
 
 def revocation_figures(folder: Path) -> bool:
@@ -88,24 +89,29 @@ def in_process_rate(iss, codes: list[str]) -> float:  # type: ignore[no-untyped-
 
 def renewal_figures(folder: Path) -> bool:
     iss = make_issuer(folder, FakeClock(utc_now()))
-    before_codes, online_codes, after_codes = (renewal_codes(iss, n, t) for n, t in
-                                               ((IN_PROCESS, "a"), (ONLINE, "o"), (IN_PROCESS, "b")))
+    local = [renewal_codes(iss, IN_PROCESS, f"l{r}") for r in range(ROUNDS + 1)]
+    online_codes = [renewal_codes(iss, ONLINE, f"o{r}") for r in range(ROUNDS)]
     warm = renewal_codes(iss, CLIENTS, "w")
-    # The disk's fsync speed drifts: the in-process rate (same ledger, same renewal,
-    # no HTTP) is measured before and after the online run and the two are averaged.
-    before = in_process_rate(iss, before_codes)
+    # The disk's fsync speed drifts by a factor of three within seconds on this shared
+    # machine: in-process and online rounds alternate on one ledger, each online round
+    # is compared with the mean of the in-process rounds around it, and the median of
+    # those ratios is the figure.
     server = LicenseServer(folder)
+    ratios = []
     try:
         post_all(server.url, warm)
-        online_rate = post_all(server.url, online_codes)
+        before = in_process_rate(iss, local[0])
+        for r in range(ROUNDS):
+            online_rate = post_all(server.url, online_codes[r])
+            after = in_process_rate(iss, local[r + 1])
+            ratios.append(online_rate / ((before + after) / 2))
+            print(f"  round {r + 1}: in-process {before:.0f} and {after:.0f} renewals/s around"
+                  f" online {online_rate:.0f} renewals/s ({CLIENTS} clients, 1 worker): {ratios[-1]:.2f}")
+            before = after
     finally:
         server.stop()
-    after = in_process_rate(iss, after_codes)
-    in_process = (before + after) / 2
-    print(f"  in-process renewals around the online run: {before:.0f} and {after:.0f}/s;"
-          f" online ({CLIENTS} clients, 1 worker): {online_rate:.0f}/s")
-    ratio = online_rate / in_process
-    return report("online renewals/s / in-process renewals/s", ratio, ">= 0.5", ratio >= 0.5)
+    ratio = statistics.median(ratios)
+    return report("online renewals/s / in-process renewals/s (median)", ratio, ">= 0.5", ratio >= 0.5)
 
 
 def post_all(url: str, codes: list[str]) -> float:
