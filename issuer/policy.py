@@ -1,5 +1,22 @@
 """The license state machine: activation outcomes, leases, renewal and monthly regeneration.
 
+A redemption ends in one of five outcomes, numbered here and in the tests:
+
+1. unknown key, or a key of an earlier generation → ``invalid activation key``
+   (the ledger decides this one: it finds no license for the key);
+2. license revoked or expired, or for another product → a refusal naming why;
+3. license not yet activated → the activation is recorded and signed;
+4. already activated on the same server (by fingerprint) → that same activation
+   again with a fresh lease, so re-installing a server does not burn its key;
+5. already activated on another server → ``already activated``, with the date
+   from which the provider may regenerate the key.
+
+Regeneration is allowed once per calendar month: Jan 15 → Feb 15, and
+Jan 31 → Feb 28/29.
+
+Every token is issued for a lease: ``exp`` = min(license expiry, now + lease),
+and only the license's current activation, on its own server, renews.
+
 Pure functions over :class:`~issuer.records.LicenseRecord` values: the ledger
 calls them under its lock with freshly read records and writes what they
 return. Refusals are raised as LicenseError subclasses, and nothing is
@@ -150,7 +167,7 @@ def redeem(
     months: int,
     lease_days: int,
 ) -> tuple[LicenseRecord, Activation, Lease]:
-    """Decide a redemption: refuse an unusable license or another server, else issue a lease.
+    """Decide a redemption (outcomes 2 to 5 of this module); every success issues a lease.
 
     Returns:
         ``(new_record, activation, lease)``. The same server activating again

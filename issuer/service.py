@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from issuer import policy
-from issuer.ledger import DEFAULT_LEASE_DAYS, Ledger
+from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, Ledger
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus, RevocationEntry
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
@@ -208,6 +208,7 @@ class Issuer:
         name: str,
         clock: Clock = utc_now,
         lease_days: int = DEFAULT_LEASE_DAYS,
+        shard_width: int = DEFAULT_SHARD_WIDTH,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
@@ -215,9 +216,11 @@ class Issuer:
         Args:
             ledger: the new ledger's folder.
             keys: the keys folder.
-            name: the provider (the tokens' issuer).
+            name: the provider name tokens are issued under.
             clock: time source.
             lease_days: the provider's default lease (default 30; 0 means no lease).
+            shard_width: the ledger's shard layout (hex digits per shard name,
+                1-4; the default 3 suits up to millions of licenses).
             **kwargs: passed on to :class:`Issuer`.
 
         Raises:
@@ -234,6 +237,7 @@ class Issuer:
             secret_check=secret.check(),
             now=now_from(clock),
             lease_days=lease_days,
+            shard_width=shard_width,
         )
         return cls(ledger, keys, clock=clock, **kwargs)
 
@@ -411,12 +415,20 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the SPEC §3 refusals.
+            ProductMismatchError, AlreadyActivatedError: the refusals of
+            :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
     def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
-        """The one activation function: key + product + fingerprint → token (SPEC §3).
+        """The one activation function: key + product + fingerprint → token.
+
+        Every activation path ends here. An unknown key is refused (and counted
+        for rate limiting by the server); a revoked, expired or other-product
+        license is refused naming why; a first activation is recorded and
+        signed; the same server activating again gets its same activation; a
+        second server is refused with the date from which the key may be
+        regenerated (the outcomes of :func:`issuer.policy.redeem`).
 
         Raises:
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.

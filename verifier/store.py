@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from verifier.errors import TokenStoreError
-from verifier.fileio import atomic_write
+from verifier.fileio import atomic_write, os_error_words
 
 __all__ = ["TokenStore", "default_store_path"]
 
@@ -73,7 +73,7 @@ class TokenStore:
         Raises:
             TokenStoreError: the folder is missing or not writable.
         """
-        _write_text(self.revocations_path, text)
+        _write_text(self.revocations_path, text, "revocation list")
 
     def load_mark(self) -> int | None:
         """Return the clock's high-water mark (epoch seconds), or ``None`` if none was saved.
@@ -94,15 +94,17 @@ class TokenStore:
         Raises:
             TokenStoreError: the folder is missing or not writable.
         """
-        _write_text(self.mark_path, str(int(seen)))
+        _write_text(self.mark_path, str(int(seen)), "clock mark")
 
     def save(self, token: str) -> None:
         """Store ``token``, replacing any previous one atomically.
 
         Raises:
-            TokenStoreError: the folder is missing or not writable.
+            TokenStoreError: the folder is missing, not writable, read-only or
+                full; the message names the store's file, and the previous
+                token stays in place.
         """
-        _write_text(self.path, token)
+        _write_text(self.path, token, "activation token")
 
     def delete(self) -> None:
         """Forget the stored token (no error if there is none)."""
@@ -111,7 +113,7 @@ class TokenStore:
         except FileNotFoundError:
             return
         except OSError as err:
-            raise TokenStoreError(f"cannot remove {self.path}: {err.strerror}") from err
+            raise TokenStoreError(f"cannot remove {self.path}: {os_error_words(err)}") from err
 
 
 def _read_text(path: Path, limit: int) -> str | None:
@@ -121,15 +123,18 @@ def _read_text(path: Path, limit: int) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise TokenStoreError(f"cannot read {path}: {err.strerror}") from err
+        raise TokenStoreError(f"cannot read {path}: {os_error_words(err)}") from err
     text = data.decode("utf-8", errors="replace").strip()
     return text or None
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str, what: str) -> None:
     try:
         atomic_write(path, text.strip().encode("ascii", errors="strict") + b"\n")
     except UnicodeEncodeError as err:
-        raise TokenStoreError("tokens, revocation lists and clock marks are ASCII text") from err
+        raise TokenStoreError(f"{what} must be ASCII text") from err
     except OSError as err:
-        raise TokenStoreError(f"cannot write {path}: {err.strerror or err}") from err
+        raise TokenStoreError(
+            f"cannot write {path}: {os_error_words(err, writing=True)}; "
+            f"the stored {what} is unchanged"
+        ) from err

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli, provider_home
-from servers import LicenseServer, free_port
+from servers import LicenseServer, first_line, free_port
 from support import PRODUCT, code_for
 
 PANEL = Path(__file__).resolve().parents[2] / "examples" / "panel" / "panel.py"
@@ -41,8 +41,7 @@ class PanelProcess:
              "--store", str(home / f"{machine_id}.token"), "--buy-url", "https://example.com/buy"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        assert self.proc.stdout is not None
-        self.boot_line = self.proc.stdout.readline()  # printed after the start-up flow ran
+        self.boot_line = first_line(self.proc, deadline=60)  # printed after the start-up flow ran
 
     def page(self) -> str:
         with urllib.request.urlopen(self.url + "/", timeout=10) as response:
@@ -107,17 +106,33 @@ needs_browser = pytest.mark.skipif(
 )
 
 
-def submit(driver, key: str) -> None:  # type: ignore[no-untyped-def]
-    """Type a key, press Activate, and wait for the answer page (the old form goes stale)."""
+def submit(driver, key: str, result) -> None:  # type: ignore[no-untyped-def]
+    """Type a key, press Activate, and wait, up to a deadline, until ``result`` holds on the answer page.
+
+    ``result`` names the element the test reads next (e.g. the message with
+    its text, or the license box): waiting for that, rather than for the old
+    page to go away, cannot pass while the answer is still loading.
+    """
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    form = driver.find_element(By.ID, "activation-form")
     driver.find_element(By.ID, "key").send_keys(key)
     driver.find_element(By.ID, "activate").click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(form))
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 30, poll_frequency=0.1).until(result, message=f"the answer page never showed {result}")
+
+
+def message_with(text: str):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    return expected_conditions.text_to_be_present_in_element((By.ID, "message"), text)
+
+
+def shown(element_id: str):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    return expected_conditions.visibility_of_element_located((By.ID, element_id))
 
 
 @needs_browser
@@ -135,13 +150,13 @@ def test_activation_form_in_a_real_browser(provider: Path, server: LicenseServer
         assert driver.find_element(By.ID, "buy").get_attribute("href") == "https://example.com/buy"
         assert driver.find_element(By.ID, "activate").text == "Activate"
 
-        submit(driver, used["activation_key"])
+        submit(driver, used["activation_key"], message_with("Already activated"))
         message = driver.find_element(By.ID, "message").text
         driver.save_screenshot(str(SHOTS / "panel-refused.png"))
         assert "Already activated — ask your provider to regenerate the activation key; possible from" in message
         assert driver.find_element(By.ID, "activation-form").is_displayed()
 
-        submit(driver, fresh["activation_key"].lower().replace("-", " "))
+        submit(driver, fresh["activation_key"].lower().replace("-", " "), shown("license-id"))
         assert driver.find_element(By.ID, "product").text == PRODUCT
         assert driver.find_element(By.ID, "features").text == "dns"
         assert driver.find_element(By.ID, "license-id").text == fresh["license_id"]
@@ -165,25 +180,22 @@ def lease_end(token: str) -> str:
     return dt.datetime.fromtimestamp(claims["exp"], dt.UTC).isoformat()
 
 
-def press(driver, button_id: str) -> None:  # type: ignore[no-untyped-def]
-    """Press a button and wait for the page it leads to (post/redirect/get)."""
+def press(driver, button_id: str, result) -> None:  # type: ignore[no-untyped-def]
+    """Press a button and wait, up to a deadline, until ``result`` holds on the answer page."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, button_id).click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 30, poll_frequency=0.1).until(result, message=f"the answer page never showed {result}")
 
 
-def paste_token(driver, token: str) -> None:  # type: ignore[no-untyped-def]
+def paste_token(driver, token: str, result) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
 
     field = driver.find_element(By.ID, "token")
     # send_keys of a 700-character token is slow and flaky; set it as a user's paste would.
     driver.execute_script("arguments[0].value = arguments[1];", field, token)
-    press(driver, "install")
+    press(driver, "install", result)
 
 
 @needs_browser
@@ -197,7 +209,7 @@ def test_air_gapped_activation_in_a_real_browser(provider: Path) -> None:
         driver.get(panel.url + "/")
         assert driver.find_element(By.ID, "state").text == "missing"
         driver.find_element(By.ID, "offline-key").send_keys(lic["activation_key"])
-        press(driver, "make-request")
+        press(driver, "make-request", shown("request-code"))
         code = driver.find_element(By.ID, "request-code").text.strip()
         assert code.startswith("LICET1.")
         qr = driver.find_element(By.CSS_SELECTOR, "#request-code-qr svg")
@@ -205,10 +217,10 @@ def test_air_gapped_activation_in_a_real_browser(provider: Path) -> None:
         driver.save_screenshot(str(SHOTS / "panel-airgapped-request.png"))
 
         token = cli("issuer", "activate", code, cwd=provider).stdout.strip()  # the provider's side
-        paste_token(driver, token[:-5])  # a damaged paste is refused and changes nothing
+        paste_token(driver, token[:-5], message_with("ignature"))  # a damaged paste is refused and changes nothing
         assert "signature" in driver.find_element(By.ID, "message").text.lower()
         assert not (provider / "island-box.token").exists()
-        paste_token(driver, token)
+        paste_token(driver, token, shown("license-id"))
         assert driver.find_element(By.ID, "license-id").text == lic["license_id"]
         assert driver.find_element(By.ID, "state").text == "valid"
         assert int(driver.find_element(By.ID, "days").text) in (29, 30)
@@ -244,7 +256,7 @@ def test_grace_banner_and_air_gapped_renewal_in_a_real_browser(provider: Path) -
         driver.save_screenshot(str(SHOTS / "panel-grace.png"))
 
         fresh = cli("issuer", "renew", renewal, cwd=provider).stdout.strip()
-        paste_token(driver, fresh)
+        paste_token(driver, fresh, message_with("installed"))
         assert "installed" in driver.find_element(By.ID, "message").text
         shown = driver.find_element(By.ID, "expires").text
         assert shown >= before and shown == lease_end(fresh)  # the renewed lease, same license
@@ -270,7 +282,7 @@ def test_renew_now_in_the_grace_banner_renews_online(provider: Path, server: Lic
         assert "Activated" in panel.boot_line  # start-up renewed the lease in grace
         driver.get(panel.url + "/")
         assert driver.find_element(By.ID, "grace-banner").is_displayed()
-        press(driver, "renew")
+        press(driver, "renew", message_with("Renewed until"))
         assert driver.find_element(By.ID, "message").text.startswith("Renewed until")
         history = json.loads(cli("issuer", "license", "show", lic["license_id"], "--json", cwd=provider).stdout)["history"]
         assert [e["action"] for e in history][-2:] == ["renewed", "renewed"]

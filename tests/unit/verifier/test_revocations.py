@@ -17,6 +17,7 @@ from verifier import (
     RevocationsRollbackError,
     TokenState,
     TokenStore,
+    TrustedKeys,
     Verifier,
 )
 from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims, parse_revocations
@@ -105,23 +106,33 @@ def test_list_signed_by_an_untrusted_key_is_refused(iss: Issuer, clock: FakeCloc
         panel_verifier(iss, "alpha", clock).apply_revocations(text)
 
 
-def test_list_signed_by_a_revoked_key_is_refused(iss: Issuer, clock: FakeClock) -> None:
-    text = iss.revocation_list()
+def revoke_signing_key(iss: Issuer, clock: FakeClock) -> TrustedKeys:
+    """Rotate and revoke the signing key; return a trust set that lists it as revoked."""
     ring = Keyring(iss.keys, clock=clock)
     old = ring.active().kid
     ring.rotate()
     ring.revoke(old)
+    jwks = ring.trusted_keys().to_jwks()  # the current export leaves the revoked key out
+    revoked = next(r for r in ring.records() if r.kid == old)
+    jwks["keys"].append(revoked.trusted().to_jwk())
+    return TrustedKeys.from_jwks(jwks)
+
+
+def test_list_signed_by_a_revoked_key_is_refused(iss: Issuer, clock: FakeClock) -> None:
+    text = iss.revocation_list()
+    marked = revoke_signing_key(iss, clock)
+    with pytest.raises(RevocationsError, match="unknown key"):
+        panel_verifier(iss, "alpha", clock).apply_revocations(text)  # the current trust set
     with pytest.raises(RevocationsError, match="revoked key"):
-        panel_verifier(iss, "alpha", clock).apply_revocations(text)
+        parse_revocations(text, marked)  # a trust set that still lists the key, as revoked
 
 
 def test_a_token_signed_by_a_revoked_key_is_in_the_revoked_state(iss: Issuer, clock: FakeClock) -> None:
     _, token = activate(iss, "alpha")
-    ring = Keyring(iss.keys, clock=clock)
-    old = ring.active().kid
-    ring.rotate()
-    ring.revoke(old)
-    assert panel_verifier(iss, "alpha", clock).status(token).state == TokenState.REVOKED
+    marked = revoke_signing_key(iss, clock)
+    v = Verifier(PRODUCT, marked, clock=clock, machine_id="machine-alpha")
+    assert v.status(token).state == TokenState.REVOKED
+    assert panel_verifier(iss, "alpha", clock).status(token).state == TokenState.INVALID  # unknown key
 
 
 def test_a_list_of_another_type_or_issuer_is_refused(iss: Issuer, clock: FakeClock) -> None:
