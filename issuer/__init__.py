@@ -16,7 +16,9 @@ from issuer.errors import (
     LedgerExistsError,
     LedgerMissingError,
     LedgerWriteError,
+    ListenError,
 )
+from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.service import Activated, Issuer, IssuerConfig, LicenseView
 
@@ -35,4 +37,6 @@ __all__ = [
     "LicenseRecord",
     "LicenseStatus",
     "LicenseView",
+    "ListenError",
+    "RateLimit",
 ]

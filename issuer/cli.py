@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from issuer.service import Issuer, LicenseView
 from keytool.passphrase import read_passphrase
 from verifier.cliutil import print_json, run
 from verifier.errors import BadInputError
-from verifier.fileio import atomic_write
 
 app = typer.Typer(
     help="Issue licenses and activation keys; redeem activation requests.",
@@ -90,6 +91,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
     print(f"lease          {lease}{' (provider default)' if d['lease_days_default'] else ''}")
     if activation is not None and activation.lease_until is not None:
         print(f"token valid    until {activation.lease_until.isoformat()}")
+    print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
         print(f"  {event.at.isoformat()}  {event.action:<12} {event.actor}  {event.detail}")
@@ -105,6 +107,13 @@ def _limits(items: list[str]) -> dict[str, int]:
     return limits
 
 
+class MachineIds(StrEnum):
+    """Whether activations with a custom machine id (``--machine-id``) are accepted."""
+
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+
+
 @app.command()
 def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
@@ -112,11 +121,25 @@ def init(
         int,
         typer.Option("--lease-days", help="Default lease in days for new licenses (0 = no lease)."),
     ] = 30,
+    machine_ids: Annotated[
+        MachineIds,
+        typer.Option(
+            "--machine-ids",
+            help="Default for licenses: accept or refuse activations with a custom machine id.",
+        ),
+    ] = MachineIds.ACCEPT,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
-    Issuer.init(ledger, keys, name=name, actor=_actor(), lease_days=lease_days)
+    Issuer.init(
+        ledger,
+        keys,
+        name=name,
+        accept_machine_id=machine_ids is MachineIds.ACCEPT,
+        lease_days=lease_days,
+        actor=_actor(),
+    )
     lease = f"{lease_days}-day leases" if lease_days else "no leases"
     print(f"created ledger in {ledger} for provider {name!r} ({lease} by default)")
 
@@ -142,6 +165,13 @@ def license_create(
         str | None, typer.Option("--customer", help="Customer (free text).")
     ] = None,
     lease_days: LeaseDays = None,
+    machine_ids: Annotated[
+        MachineIds | None,
+        typer.Option(
+            "--machine-ids",
+            help="Accept or refuse activations with a custom machine id (default: the ledger's).",
+        ),
+    ] = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     json: Json = False,
@@ -156,6 +186,7 @@ def license_create(
         limits=_limits(limit or []),
         customer=customer,
         lease_days=lease_days,
+        accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
     )
     _print_license(view, json)
 
@@ -208,12 +239,19 @@ def license_revoke(
     print(f"revoked {license_id}")
 
 
-def _deliver(token: str, out: Path | None, qr: bool, qr_png: Path | None) -> None:
+Force = Annotated[
+    bool, typer.Option("--force", help="Replace an existing --out file that is not a token.")
+]
+
+
+def _deliver(
+    iss: Issuer, token: str, out: Path | None, force: bool, qr: bool, qr_png: Path | None
+) -> None:
     """Print the token (or write it to ``out``), with its QR code when asked."""
     if out is None:
         print(token)
     else:
-        atomic_write(out, token.encode() + b"\n")
+        iss.save_token(out, token, force=force)
         print(f"wrote token to {out}")
     if qr or qr_png:
         from verifier.qr import qr_png as write_png
@@ -230,6 +268,7 @@ def _deliver(token: str, out: Path | None, qr: bool, qr_png: Path | None) -> Non
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,
     ledger: LedgerDir = Path("ledger"),
@@ -238,13 +277,15 @@ def activate(
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
-    _deliver(_issuer(ledger, keys, passphrase_file).activate(text), out, qr, qr_png)
+    iss = _issuer(ledger, keys, passphrase_file)
+    _deliver(iss, iss.activate(text), out, force, qr, qr_png)
 
 
 @app.command()
 def renew(
     code: Annotated[str, typer.Argument(help="The renewal code, or - to read it from stdin.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,
     ledger: LedgerDir = Path("ledger"),
@@ -253,12 +294,17 @@ def renew(
 ) -> None:
     """Renew an air-gapped server's lease from its renewal code and print the new token."""
     text = sys.stdin.read(8192) if code == "-" else code
-    _deliver(_issuer(ledger, keys, passphrase_file).renew(text), out, qr, qr_png)
+    iss = _issuer(ledger, keys, passphrase_file)
+    _deliver(iss, iss.renew(text), out, force, qr, qr_png)
 
 
 @revocations_app.command("export")
 def revocations_export(
     out: Annotated[Path | None, typer.Option("--out", help="Write the list to this file.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing --out file that is not such a list."),
+    ] = False,
     days: Annotated[
         int | None, typer.Option("--days", help="Days the list stays fresh (default 30).")
     ] = None,
@@ -267,18 +313,21 @@ def revocations_export(
     passphrase_file: PassphraseFile = None,
 ) -> None:
     """Print the signed revocation list (revoked licenses, superseded activations)."""
-    text = _issuer(ledger, keys, passphrase_file).revocation_list(days=days)
+    iss = _issuer(ledger, keys, passphrase_file)
+    text = iss.revocation_list(days=days)
     if out is None:
         print(text)
     else:
-        atomic_write(out, text.encode() + b"\n")
+        iss.save_revocation_list(out, text, force=force)
         print(f"wrote the revocation list to {out}")
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8470,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 8470,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
     ] = 1,
@@ -305,6 +354,15 @@ def serve(
             "--failure-limit", min=1, help="Failed key attempts per address per 15 minutes."
         ),
     ] = 10,
+    ipv6_prefix: Annotated[
+        int,
+        typer.Option(
+            "--ipv6-prefix",
+            min=32,
+            max=128,
+            help="Rate-limit IPv6 clients per network of this prefix length.",
+        ),
+    ] = 64,
     request_timeout: Annotated[
         float,
         typer.Option(
@@ -330,12 +388,23 @@ def serve(
         trusted_proxies=tuple(trusted_proxy or ()),
         callback_timeout=callback_timeout,
         failure_limit=failure_limit,
+        ipv6_prefix=ipv6_prefix,
         receive_timeout=request_timeout,
     )
-    print(f"licet license server on http://{host}:{port} ({workers} worker(s))", flush=True)
-    run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)
+
+    def announce(url: str) -> None:
+        print(f"licet license server on {url} ({workers} worker(s))", flush=True)
+
+    run_server(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        passphrase_file=passphrase_file,
+        on_listening=announce,
+    )
 
 
 def main() -> None:
     """Console-script entry point."""
-    run("issuer", app)
+    run("issuer", lambda: app(standalone_mode=False), usage_errors=(TyperException,))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from issuer.errors import LedgerCorruptError
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
@@ -77,6 +78,7 @@ class Activation:
         superseded_at: when a regeneration freed the license from this server.
         lease_until: when the latest token issued for it expires (``None``: no token recorded).
         renewed_at: the latest renewal (or re-activation), if any.
+        identity: what the fingerprint was taken from (``hardware`` or ``machine-id``).
     """
 
     activation_id: str
@@ -87,6 +89,7 @@ class Activation:
     superseded_at: _dt.datetime | None = None
     lease_until: _dt.datetime | None = None
     renewed_at: _dt.datetime | None = None
+    identity: str = IDENTITY_HARDWARE
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document."""
@@ -99,6 +102,7 @@ class Activation:
             "superseded_at": _iso(self.superseded_at),
             "lease_until": _iso(self.lease_until),
             "renewed_at": _iso(self.renewed_at),
+            "identity": self.identity,
         }
 
     @classmethod
@@ -113,6 +117,7 @@ class Activation:
             superseded_at=_optional_time(doc.get("superseded_at")),
             lease_until=_optional_time(doc.get("lease_until")),
             renewed_at=_optional_time(doc.get("renewed_at")),
+            identity=_identity(doc.get("identity", IDENTITY_HARDWARE)),
         )
 
 
@@ -139,6 +144,8 @@ class LicenseRecord:
         history: the audit trail.
         lease_days: the license's own lease length in days (0: no lease), or
             ``None`` for the provider's default.
+        accept_machine_id: whether activations with a custom machine id are
+            accepted (``None``: the ledger's default).
     """
 
     license_id: str
@@ -158,6 +165,7 @@ class LicenseRecord:
     revoked_at: _dt.datetime | None = None
     history: tuple[Event, ...] = ()
     lease_days: int | None = None
+    accept_machine_id: bool | None = None
 
     def activations(self) -> tuple[Activation, ...]:
         """Every activation the license ever had, the current one last."""
@@ -194,6 +202,7 @@ class LicenseRecord:
             "revoked_at": _iso(self.revoked_at),
             "history": [e.to_doc() for e in self.history],
             "lease_days": self.lease_days,
+            "accept_machine_id": self.accept_machine_id,
         }
 
     @classmethod
@@ -226,6 +235,7 @@ class LicenseRecord:
                 revoked_at=_optional_time(doc["revoked_at"]),
                 history=tuple(Event.from_doc(e) for e in _list(doc["history"])),
                 lease_days=None if doc.get("lease_days") is None else _int(doc["lease_days"]),
+                accept_machine_id=_optional_bool(doc.get("accept_machine_id")),
             )
         except (KeyError, TypeError, ValueError, BadInputError) as err:
             raise LedgerCorruptError(
@@ -332,6 +342,18 @@ def _int(value: Any) -> int:
     if type(value) is not int:
         raise TypeError(f"expected an integer, got {type(value).__name__}")
     return value
+
+
+def _optional_bool(value: Any) -> bool | None:
+    if value is not None and type(value) is not bool:
+        raise TypeError(f"expected true, false or null, got {type(value).__name__}")
+    return value
+
+
+def _identity(value: Any) -> str:
+    if value not in IDENTITY_KINDS:
+        raise ValueError(f"unknown identity kind {value!r}")
+    return _str(value)
 
 
 def _list(value: Any) -> list[Any]:

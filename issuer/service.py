@@ -16,27 +16,37 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from issuer import policy
+from issuer.addresses import canonical_ip
 from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, Ledger
+from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus, RevocationEntry
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
-from keytool.keyring import Keyring
+from keytool.keyring import ActiveSigner, Keyring
+from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
-from verifier.claims import build_claims
+from verifier.claims import IDENTITY_HARDWARE, TOKEN_TYPE, build_claims
 from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import BadInputError
+from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
+from verifier.errors import (
+    ActivationNotFoundError,
+    BadInputError,
+    LicenseError,
+    LicenseNotFoundError,
+    NoLicenseForAddressError,
+    WrongServerError,
+)
 from verifier.fingerprint import Fingerprint
 from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
@@ -60,11 +70,13 @@ class IssuerConfig:
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
         revocation_list_days: how long a revocation list stays fresh (default 30; 1 to 365).
+        rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
     """
 
     regeneration_months: int = 1
     lock_timeout: float = 10.0
     revocation_list_days: int = 30
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
     def __post_init__(self) -> None:
         if not 1 <= self.revocation_list_days <= 365:
@@ -84,6 +96,7 @@ class LicenseView:
     state: str
     next_regeneration: _dt.datetime
     lease_days: int
+    accepts_machine_id: bool = True
 
     @property
     def license_id(self) -> str:
@@ -113,6 +126,7 @@ class LicenseView:
             "activated_hostname": None if activation is None else activation.hostname,
             "past_activations": [a.to_doc() for a in r.past_activations],
             "next_regeneration": self.next_regeneration.date().isoformat(),
+            "accept_machine_id": self.accepts_machine_id,
             "history": [e.to_doc() for e in r.history],
         }
 
@@ -134,6 +148,35 @@ class Activated:
     new: bool
 
 
+# Renewal refusals that probe for ids or for another server's activation count
+# against an anonymous client like a wrong key; the others name a real license.
+_RENEWAL_PROBES: tuple[type[LicenseError], ...] = (
+    ActivationNotFoundError,
+    LicenseNotFoundError,
+    WrongServerError,
+)
+
+
+def _is_jws_of(typ: str) -> Callable[[bytes], bool]:
+    """Whether a file holds a compact JWS of type ``typ``, as an earlier ``--out`` wrote it."""
+
+    def check(data: bytes) -> bool:
+        parts = data.strip().split(b".")
+        if len(parts) != 3:
+            return False
+        try:
+            header = json_loads_strict(b64url_decode(parts[0].decode("ascii")))
+        except (EncodingError, UnicodeDecodeError):
+            return False
+        return isinstance(header, dict) and header.get("typ") == typ
+
+    return check
+
+
+_is_token = _is_jws_of(TOKEN_TYPE)
+_is_revocation_list = _is_jws_of(REVOCATIONS_TYPE)
+
+
 def _random_id(prefix: str, chars: int) -> str:
     return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
 
@@ -145,18 +188,6 @@ def _name(kind: str, value: str) -> str:
             "starting with a letter or digit"
         )
     return value
-
-
-def normalize_ip(value: str) -> str:
-    """The canonical text of an IP address.
-
-    Raises:
-        BadInputError: not an IP address.
-    """
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise BadInputError(f"{value!r} is not an IP address") from None
 
 
 class Issuer:
@@ -196,7 +227,7 @@ class Issuer:
             raise PrivateKeyError(
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
-        self._signer: TokenSigner | None = None
+        self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
         self._revocation_list: tuple[tuple[object, ...], str] | None = None
 
     @classmethod
@@ -209,6 +240,7 @@ class Issuer:
         clock: Clock = utc_now,
         lease_days: int = DEFAULT_LEASE_DAYS,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        accept_machine_id: bool = True,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
@@ -221,6 +253,9 @@ class Issuer:
             lease_days: the provider's default lease (default 30; 0 means no lease).
             shard_width: the ledger's shard layout (hex digits per shard name,
                 1-4; the default 3 suits up to millions of licenses).
+            accept_machine_id: the default for licenses that do not say
+                whether activations with a custom machine id
+                (``--machine-id``) are accepted (default: accepted).
             **kwargs: passed on to :class:`Issuer`.
 
         Raises:
@@ -238,6 +273,7 @@ class Issuer:
             now=now_from(clock),
             lease_days=lease_days,
             shard_width=shard_width,
+            accept_machine_id=bool(accept_machine_id),
         )
         return cls(ledger, keys, clock=clock, **kwargs)
 
@@ -259,6 +295,7 @@ class Issuer:
         limits: Mapping[str, int] | None = None,
         customer: str | None = None,
         lease_days: int | None = None,
+        accept_machine_id: bool | None = None,
     ) -> LicenseView:
         """Create a license and its first activation key.
 
@@ -273,6 +310,8 @@ class Issuer:
             lease_days: this license's lease (0: no lease — tokens last until
                 the license expires, for customers who can never renew);
                 ``None`` for the provider's default.
+            accept_machine_id: whether activations with a custom machine id
+                are accepted; ``None`` follows the ledger's default.
 
         Raises:
             BadInputError: a malformed argument.
@@ -281,6 +320,10 @@ class Issuer:
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
         if lease_days is not None:
             record = replace(record, lease_days=policy.check_lease_days(lease_days))
+        if accept_machine_id is not None:
+            if type(accept_machine_id) is not bool:
+                raise BadInputError("accept_machine_id must be true, false or None")
+            record = replace(record, accept_machine_id=accept_machine_id)
         self.ledger.add(record)
         return self._view(record, now)
 
@@ -326,7 +369,12 @@ class Issuer:
             expires_at = now + _dt.timedelta(days=days)
         elif expires is not None:
             # "Expires 2027-01-31" means usable through that day.
-            expires_at = _dt.datetime.combine(expires, _dt.time(), _dt.UTC) + _dt.timedelta(days=1)
+            start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
+            if start - now >= _dt.timedelta(days=_MAX_DAYS):
+                raise BadInputError(
+                    f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away"
+                )
+            expires_at = start + _dt.timedelta(days=1)
             if expires_at <= now:
                 raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
         limit_items = dict(limits or {})
@@ -342,7 +390,7 @@ class Issuer:
             license_id=license_id,
             product=_name("product", product),
             customer=customer,
-            ip=None if ip is None else normalize_ip(ip),
+            ip=None if ip is None else canonical_ip(ip),
             created_at=now,
             expires_at=expires_at,
             features=tuple(sorted({_name("feature", f) for f in features})),
@@ -415,25 +463,36 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the refusals of
-            :meth:`redeem`.
+            ProductMismatchError, AlreadyActivatedError, MachineIdRefusedError: the
+                refusals of :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
-    def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
+    def redeem(
+        self, request: ActivationRequest, *, method: str, client: str | None = None
+    ) -> Activated:
         """The one activation function: key + product + fingerprint → token.
 
-        Every activation path ends here. An unknown key is refused (and counted
-        for rate limiting by the server); a revoked, expired or other-product
-        license is refused naming why; a first activation is recorded and
-        signed; the same server activating again gets its same activation; a
-        second server is refused with the date from which the key may be
-        regenerated (the outcomes of :func:`issuer.policy.redeem`).
+        Every activation path ends here. An unknown key is refused (and, for
+        an anonymous ``client``, counted for rate limiting); a revoked,
+        expired or other-product license is refused naming why; a first
+        activation is recorded and signed; the same server activating again
+        gets its same activation; a second server is refused with the date
+        from which the key may be regenerated (the outcomes of
+        :func:`issuer.policy.redeem`).
+
+        Args:
+            request: what the server sent (key, product, fingerprint, ...).
+            method: how it came (``air-gapped``, ``online``), recorded.
+            client: the address of an anonymous client (online doors): its
+                failed attempts are rate limited (``IssuerConfig.rate_limit``).
 
         Raises:
+            RateLimitedError: ``client`` is at its limit of failures; nothing is looked up.
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.
             LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
             AlreadyActivatedError: activated on another server.
+            MachineIdRefusedError: a custom machine id for a license that refuses them.
         """
         canonical = normalize_key(request.activation_key)
         return self._activate(
@@ -442,10 +501,19 @@ class Issuer:
             fingerprint=request.fingerprint,
             hostname=request.hostname,
             method=method,
+            identity=request.identity,
+            client=client,
         )
 
     def redeem_for_license(
-        self, license_id: str, *, product: str, fingerprint: Fingerprint, hostname: str, method: str
+        self,
+        license_id: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        method: str,
+        identity: str = IDENTITY_HARDWARE,
     ) -> Activated:
         """Activate a license found by other proof than its key (automatic activation by IP)."""
         return self._activate(
@@ -454,6 +522,7 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname,
             method=method,
+            identity=identity,
         )
 
     def _activate(
@@ -463,8 +532,10 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         key_hash: str | None = None,
         license_id: str | None = None,
+        client: str | None = None,
     ) -> Activated:
         signer = self._signing()  # before the ledger: a missing key must not burn an activation
         now = now_from(self._clock)
@@ -474,10 +545,12 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname[:253],
             method=method,
+            identity=identity,
             now=now,
         )
+        attempt = None if client is None else self.config.rate_limit.attempt(client, now=now)
         record, activation, lease, new = self.ledger.update(
-            decide, key_hash=key_hash, license_id=license_id
+            decide, key_hash=key_hash, license_id=license_id, attempt=attempt
         )
         return self._issue(signer, record, activation, lease, now, new)
 
@@ -502,6 +575,7 @@ class Issuer:
             fingerprint=activation.fingerprint,
             features=record.features,
             limits=record.limits,
+            identity=activation.identity,  # what the activation was bound with
             ip=record.ip,
         )
         return Activated(
@@ -519,6 +593,7 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         now: _dt.datetime,
     ) -> tuple[LicenseRecord, tuple[LicenseRecord, Activation, policy.Lease, bool]]:
         is_new = record.activation is None
@@ -533,13 +608,23 @@ class Issuer:
             now=now,
             months=self.config.regeneration_months,
             lease_days=self.ledger.info.lease_days,
+            identity=identity,
+            accept_machine_id=self._accepts_machine_id(record),
         )
         return updated, (updated, activation, lease, is_new)
 
     # -- renewal and revocation ------------------------------------------------------
 
-    def renew(self, renewal_code: str, *, method: str = "air-gapped") -> str:
+    def renew(
+        self, renewal_code: str, *, method: str = "air-gapped", client: str | None = None
+    ) -> str:
         """Renew the lease of the activation a renewal code names; return the new token.
+
+        Args:
+            renewal_code: the code ``verifier renew --offline`` printed (or a panel sent).
+            method: how it came (``air-gapped``, ``online``), for the history.
+            client: the address of an anonymous online caller: refusals that
+                probe for ids or servers count against it like wrong keys.
 
         Raises:
             RenewalCodeError: the code is damaged.
@@ -547,9 +632,12 @@ class Issuer:
             WrongServerError, ActivationNotFoundError, LicenseNotFoundError,
             ProductMismatchError: the renewal is refused (nothing changes).
         """
-        return self.renew_request(parse_renewal_code(renewal_code), method=method).token
+        request = parse_renewal_code(renewal_code)
+        return self.renew_request(request, method=method, client=client).token
 
-    def renew_request(self, request: RenewalRequest, *, method: str) -> Activated:
+    def renew_request(
+        self, request: RenewalRequest, *, method: str, client: str | None = None
+    ) -> Activated:
         """The one renewal function: a fresh lease for the same activation id.
 
         Only the license's current activation renews, and only from the server
@@ -579,7 +667,12 @@ class Issuer:
             )
             return updated, (updated, activation, lease)
 
-        record, activation, lease = self.ledger.update(decide, license_id=request.license_id)
+        attempt = None
+        if client is not None:
+            attempt = self.config.rate_limit.attempt(client, now=now, counted=_RENEWAL_PROBES)
+        record, activation, lease = self.ledger.update(
+            decide, license_id=request.license_id, attempt=attempt
+        )
         return self._issue(signer, record, activation, lease, now, new=False)
 
     def revocation_list(self, days: int | None = None) -> str:
@@ -619,14 +712,111 @@ class Issuer:
         self._revocation_list = (cache_key, text)
         return text
 
+    def _accepts_machine_id(self, record: LicenseRecord) -> bool:
+        if record.accept_machine_id is not None:
+            return record.accept_machine_id
+        return self.ledger.info.accept_machine_id
+
     def signing_key_id(self) -> str:
         """Load the signing key now (checking file mode and passphrase) and return its kid."""
         return self._signing().kid
 
     def _signing(self) -> TokenSigner:
-        if self._signer is None:
-            self._signer = Keyring(self.keys, clock=self._clock).signer(self._passphrase)
-        return self._signer
+        # The keyring's active key as it is now: a rotation or revocation made by
+        # another process while this one runs takes effect at the next signature.
+        return self._signer.get()
+
+    def save_token(self, path: str | os.PathLike[str], token: str, *, force: bool = False) -> None:
+        """Write a token to ``path`` (``--out``) without ever replacing key material.
+
+        An earlier token file is replaced; any other existing file only with
+        ``force``; nothing inside the keys or ledger folder, and no key
+        material anywhere, is ever overwritten.
+
+        Raises:
+            OutputRefusedError: ``path`` must not be replaced.
+        """
+        write_output(
+            Path(path),
+            token.strip().encode() + b"\n",
+            mode=0o644,
+            earlier_output=_is_token,
+            protected=[self.keys, self.ledger.folder],
+            force=force,
+        )
+
+    def save_revocation_list(
+        self, path: str | os.PathLike[str], text: str, *, force: bool = False
+    ) -> None:
+        """Write a revocation list to ``path`` (``--out``), with the same care as a token.
+
+        Raises:
+            OutputRefusedError: ``path`` must not be replaced.
+        """
+        write_output(
+            Path(path),
+            text.strip().encode() + b"\n",
+            mode=0o644,
+            earlier_output=_is_revocation_list,
+            protected=[self.keys, self.ledger.folder],
+            force=force,
+        )
+
+    # -- online doors ---------------------------------------------------------------
+
+    def activate_by_address(
+        self,
+        address: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        confirm: Callable[[], None],
+        method: str = "automatic",
+        identity: str = IDENTITY_HARDWARE,
+    ) -> Activated:
+        """Automatic activation: the license assigned to ``address`` for ``product``.
+
+        Args:
+            address: the caller's address as the transport proved it (never from a body).
+            product: the product.
+            fingerprint: the caller's server fingerprint.
+            hostname: shown to the provider.
+            confirm: called once a license is found and before anything is
+                recorded; raises (e.g. ``CallbackError``) when the caller cannot
+                prove it answers at ``address``.
+            method: recorded in the activation.
+            identity: what the fingerprint was taken from (``hardware`` or ``machine-id``).
+
+        Raises:
+            NoLicenseForAddressError: no license of ``product`` is assigned to ``address``.
+            LicenseError: ``confirm``'s refusal, or the last license's refusal.
+        """
+        ip = canonical_ip(address) if address else ""
+        candidates = [
+            r.license_id
+            for r in (self.ledger.licenses_for_ip(ip) if ip else [])
+            if r.product == product
+        ]
+        if not candidates:
+            raise NoLicenseForAddressError(
+                f"no {product} license is assigned to {address} — activate manually with a key"
+            )
+        confirm()
+        last_error: LicenseError = NoLicenseForAddressError()
+        for license_id in candidates:
+            try:
+                return self.redeem_for_license(
+                    license_id,
+                    product=product,
+                    fingerprint=fingerprint,
+                    hostname=hostname,
+                    method=method,
+                    identity=identity,
+                )
+            except LicenseError as err:  # try the next license on this address
+                last_error = err
+        raise last_error
 
     def _view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
         return LicenseView(
@@ -639,4 +829,5 @@ class Issuer:
             lease_days=self.ledger.info.lease_days
             if record.lease_days is None
             else record.lease_days,
+            accepts_machine_id=self._accepts_machine_id(record),
         )

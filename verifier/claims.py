@@ -10,7 +10,8 @@ Example:
     >>> c = build_claims(issuer="acme", license_id="L1", product="panel", activation_id="A1",
     ...                  issued_at=t, expires_at=t + dt.timedelta(days=30),
     ...                  renew_at=t + dt.timedelta(days=20), license_expires_at=None,
-    ...                  fingerprint=("mid:" + "0" * 32,), features=["dns"], limits={})
+    ...                  fingerprint=("mid:" + "0" * 32,), features=["dns"], limits={},
+    ...                  identity=IDENTITY_HARDWARE)
     >>> sorted(c) == sorted(REQUIRED_CLAIMS)
     True
 """
@@ -31,10 +32,14 @@ __all__ = [
     "ALGORITHM",
     "CLAIM_FEATURES",
     "CLAIM_FINGERPRINT",
+    "CLAIM_IDENTITY",
     "CLAIM_IP",
     "CLAIM_LICENSE_EXP",
     "CLAIM_LIMITS",
     "CLAIM_RENEW_AT",
+    "IDENTITY_HARDWARE",
+    "IDENTITY_KINDS",
+    "IDENTITY_MACHINE_ID",
     "License",
     "REQUIRED_CLAIMS",
     "TOKEN_TYPE",
@@ -53,6 +58,13 @@ CLAIM_IP = "ip"
 # grace window and renews; ``license_exp`` is the license's own end (null: none).
 CLAIM_RENEW_AT = "renew_at"
 CLAIM_LICENSE_EXP = "license_exp"
+#: Which kind of identity the fingerprint was taken from: the server's own
+#: hardware identifiers, or a custom machine id the server declared
+#: (``--machine-id``: containers, cloned VMs). A provider may refuse the latter.
+CLAIM_IDENTITY = "idk"
+IDENTITY_HARDWARE = "hardware"
+IDENTITY_MACHINE_ID = "machine-id"
+IDENTITY_KINDS = (IDENTITY_HARDWARE, IDENTITY_MACHINE_ID)
 REQUIRED_CLAIMS = (
     "iss",
     "sub",
@@ -66,6 +78,7 @@ REQUIRED_CLAIMS = (
     CLAIM_LIMITS,
     CLAIM_RENEW_AT,
     CLAIM_LICENSE_EXP,
+    CLAIM_IDENTITY,
 )
 _MAX_TEXT = 256
 _MAX_ITEMS = 64
@@ -92,6 +105,8 @@ class License:
             none; :attr:`license_expires_at` as a datetime.
         fingerprint: the server fingerprint the token is bound to.
         ip: the IP address of an IP-bound license, else ``None``.
+        identity: what the fingerprint was taken from: ``hardware`` or
+            ``machine-id`` (a custom id the server declared).
     """
 
     license_id: str
@@ -107,6 +122,7 @@ class License:
     license_exp: int | None
     fingerprint: Fingerprint = field(repr=False)
     ip: str | None = None
+    identity: str = IDENTITY_HARDWARE
 
     @property
     def issued_at(self) -> _dt.datetime:
@@ -160,6 +176,7 @@ class License:
             if self.license_expires_at is None
             else self.license_expires_at.isoformat(),
             "ip": self.ip,
+            "identity": self.identity,
         }
 
 
@@ -182,6 +199,7 @@ def build_claims(
     fingerprint: Sequence[str],
     features: Sequence[str],
     limits: Mapping[str, int],
+    identity: str,
     ip: str | None = None,
 ) -> dict[str, Any]:
     """Return the claims of an activation token (the issuer signs these).
@@ -199,7 +217,13 @@ def build_claims(
         features: enabled features.
         limits: numeric limits.
         ip: the address of an IP-bound license.
+        identity: what the fingerprint was taken from (one of :data:`IDENTITY_KINDS`).
+
+    Raises:
+        BadInputError: ``identity`` is not one of :data:`IDENTITY_KINDS`.
     """
+    if identity not in IDENTITY_KINDS:
+        raise BadInputError(f"identity kind must be one of {', '.join(IDENTITY_KINDS)}")
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": license_id,
@@ -213,6 +237,7 @@ def build_claims(
         CLAIM_FINGERPRINT: list(parse_fingerprint(list(fingerprint))),
         CLAIM_FEATURES: sorted(set(features)),
         CLAIM_LIMITS: dict(limits),
+        CLAIM_IDENTITY: identity,
     }
     if ip is not None:
         claims[CLAIM_IP] = ip
@@ -295,6 +320,9 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
     license_exp = claims[CLAIM_LICENSE_EXP]
     if license_exp is not None and not is_epoch(license_exp):
         raise _bad(CLAIM_LICENSE_EXP)
+    identity = claims[CLAIM_IDENTITY]
+    if type(identity) is not str or identity not in IDENTITY_KINDS:
+        raise _bad(CLAIM_IDENTITY)
     return License(
         license_id=_text(claims, "sub"),
         product=_text(claims, "aud"),
@@ -309,4 +337,5 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
         license_exp=license_exp,
         fingerprint=bound,
         ip=ip,
+        identity=identity,
     )

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from verifier.errors import TokenStoreError
-from verifier.fileio import atomic_write, os_error_words
+from verifier.fileio import atomic_write, os_error_words, read_regular
 
 __all__ = ["TokenStore", "default_store_path"]
 
@@ -48,7 +48,8 @@ class TokenStore:
         then reports it as invalid instead of this reading it whole.
 
         Raises:
-            TokenStoreError: the file exists but cannot be read.
+            TokenStoreError: the file exists but cannot be read, or is not a
+                regular file (a FIFO there is refused, never waited on).
         """
         return _read_text(self.path, _MAX_STORED)
 
@@ -118,12 +119,11 @@ class TokenStore:
 
 def _read_text(path: Path, limit: int) -> str | None:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        return None
+        data = read_regular(path, limit)
     except OSError as err:
         raise TokenStoreError(f"cannot read {path}: {os_error_words(err)}") from err
+    if data is None:
+        return None
     text = data.decode("utf-8", errors="replace").strip()
     return text or None
 

@@ -38,7 +38,7 @@ from verifier import (
     renewal_code,
     request_code,
 )
-from verifier.client import Challenge, activate_online, renew_online, startup
+from verifier.client import CHALLENGE_PATH, Challenge, activate_online, renew_online, startup
 from verifier.qr import qr_svg
 
 PAGE = """<!doctype html>
@@ -75,13 +75,16 @@ class Panel:
             machine_id=args.machine_id,
             store=self.store,
         )
-        self.challenge = Challenge()  # what our web server answers during automatic activation
+        # What our web server answers, once, while automatic activation waits for
+        # the license server's callback; None at every other time.
+        self.challenge: Challenge | None = None
         self.message: str | None = None
         self.request_code: str | None = None  # the air-gapped request on display
         self.lock = threading.Lock()
 
     def boot(self) -> None:
         """The start-up flow: valid token → run; else automatic activation; else the form."""
+        self.challenge = Challenge()
         try:
             lic = startup(
                 self.verifier,
@@ -97,6 +100,8 @@ class Panel:
             self.message = explain(err.reason)
         except LicenseError as err:  # a clock set back: the panel stops and says why
             self.message = explain(err)
+        finally:
+            self.challenge = None  # nothing is answered once the attempt is over
 
     def status(self) -> Status:
         """Checked on every page (a repeated check costs microseconds)."""
@@ -258,9 +263,13 @@ def make_handler(panel: Panel) -> type[http.server.BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            answer = panel.challenge.answer(self.path)
-            if answer is not None:
-                self._send(200, answer, "text/plain")
+            if self.path.split("?", 1)[0] == CHALLENGE_PATH:
+                challenge = panel.challenge
+                answer = None if challenge is None else challenge.answer(self.path)
+                if answer is None:
+                    self._send(404, b"no activation in progress", "text/plain")
+                else:
+                    self._send(200, answer, "text/plain")
                 return
             status = panel.status()
             lic = status.license
