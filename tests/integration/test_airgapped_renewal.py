@@ -70,10 +70,10 @@ def test_damaged_renewal_codes_are_one_line_refusals(home: Path, bad: str) -> No
 
 def test_renew_without_a_token_and_garbage_tokens(home: Path, tmp_path: Path) -> None:
     empty = cli("verifier", "renew", "--offline", *server_args(home, "machine-x"), cwd=tmp_path, check=None)
-    assert_one_line_refusal(empty, "no activation token")
+    assert_one_line_refusal(empty, "no activation token", code=2)  # bad input: exit 2
     (tmp_path / "licet-ispmanager.token").write_text("garbage.token.here\n")
     garbled = cli("verifier", "renew", "--offline", *server_args(home, "machine-x"), cwd=tmp_path, check=None)
-    assert_one_line_refusal(garbled, "damaged")
+    assert_one_line_refusal(garbled, "damaged", code=2)
     assert status(home, tmp_path, "machine-x")["state"] == "invalid"
 
 
@@ -98,7 +98,7 @@ def test_revocation_list_through_the_console_scripts(home: Path, tmp_path: Path)
     assert_one_line_refusal(tampered, "revocation list refused")
     assert status(home, box, "machine-r")["revocations_serial"] == now["revocations_serial"]
     missing = cli("verifier", "revocations", "install", str(tmp_path / "nope.jwt"), *server_args(home, "machine-r"), cwd=box, check=None)
-    assert_one_line_refusal(missing, "cannot read")
+    assert_one_line_refusal(missing, "cannot read", code=2)
 
 
 def test_lease_days_on_init_and_create(tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_lease_days_on_init_and_create(tmp_path: Path) -> None:
     assert "14-day leases" in made.stdout
     assert create(tmp_path)["lease_days"] == 14
     assert create(tmp_path, "--lease-days", "0")["lease_days"] == 0
-    assert_one_line_refusal(cli("issuer", "license", "create", "--product", "p", "--lease-days", "-3", cwd=tmp_path, check=None), "lease days")
+    assert_one_line_refusal(cli("issuer", "license", "create", "--product", "p", "--lease-days", "-3", cwd=tmp_path, check=None), "lease days", code=2)
 
 
 ZBARIMG = shutil.which("zbarimg")
