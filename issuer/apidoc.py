@@ -201,6 +201,14 @@ def markdown(openapi: Mapping[str, Any]) -> str:
             lines.append("")
             lines.append(str(operation.get("summary", "")).strip())
             lines.append("")
+            for parameter in operation.get("parameters", ()):
+                need = "required" if parameter.get("required") else "optional"
+                rules = _constraints(parameter.get("schema", {}))
+                lines.append(
+                    f"- `{parameter['name']}` ({parameter['in']}, {need}) {rules}".rstrip()
+                )
+            if operation.get("parameters"):
+                lines.append("")
             body = operation.get("requestBody", {}).get("content", {})
             for media, content in body.items():
                 schema = _resolve(content.get("schema", {}), schemas)

@@ -9,6 +9,8 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     POST /v1/activations       {"request_code"}                         manual online
     POST /v1/activations/auto  {"product", "fingerprint", "callback_port",
                                 "challenge_hash", "hostname"}           automatic
+    POST /v1/renewals          {"renewal_code"}                         lease renewal
+    GET  /v1/revocations       the signed revocation list (application/jwt, ETag)
     GET  /v1/health
     GET  /problems, /problems/{code}                                   what each code means
 
@@ -37,6 +39,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -47,10 +50,10 @@ from typing import Annotated, Any, Literal
 
 import h11
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -72,12 +75,14 @@ from verifier.fingerprint import (
     MAX_PER_KIND,
     parse_fingerprint,
 )
+from verifier.renewal import MAX_RENEWAL_CODE, RENEWAL_PREFIX
 from verifier.request import (
     HOSTNAME_PATTERN,
     MAX_REQUEST_CODE,
-    REQUEST_CODE_PATTERN,
+    REQUEST_PREFIX,
     parse_request_code,
 )
+from verifier.revocations import revocations_etag
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
@@ -174,6 +179,11 @@ class DeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
+def _code_pattern(prefix: str) -> str:
+    """The shape of a code as sent: its prefix, then base64url; whitespace is dropped."""
+    return r"^\s*" + re.escape(prefix) + r"[A-Za-z0-9_\-\s]*$"
+
+
 class ManualRequest(BaseModel):
     """Body of ``POST /v1/activations``: a request code as the panel printed it."""
 
@@ -186,7 +196,7 @@ class ManualRequest(BaseModel):
         Field(
             min_length=1,
             max_length=MAX_REQUEST_CODE,
-            json_schema_extra={"pattern": REQUEST_CODE_PATTERN},
+            json_schema_extra={"pattern": _code_pattern(REQUEST_PREFIX)},
         ),
     ]
 
@@ -202,8 +212,23 @@ _FINGERPRINT_SCHEMA: dict[str, Any] = {
 }
 
 
+class RenewalBody(BaseModel):
+    """Body of ``POST /v1/renewals``: a renewal code as the panel made it."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    # Checked by the renewal-code parser, which names what is wrong.
+    renewal_code: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_RENEWAL_CODE,
+            json_schema_extra={"pattern": _code_pattern(RENEWAL_PREFIX)},
+        ),
+    ]
+
+
 class AutoRequest(BaseModel):
-    """Body of ``POST /v1/activations/auto``. Any address in it is ignored."""
+    """Body of ``POST /v1/activations/auto``. An address in it is refused, never used."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
     product: Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -278,6 +303,21 @@ _DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
         e.NoLicenseForAddressError,
         e.CallbackError,
     ),
+    "renew": (
+        *_EVERY_ROUTE,
+        *_FAULTS,
+        e.BadInputError,
+        e.RenewalCodeError,
+        e.RateLimitedError,
+        e.ActivationSupersededError,
+        e.ActivationNotFoundError,
+        e.WrongServerError,
+        e.LicenseNotFoundError,
+        e.LicenseRevokedError,
+        e.LicenseExpiredError,
+        e.ProductMismatchError,
+    ),
+    "revocations": (*_EVERY_ROUTE, *_FAULTS, e.BadInputError),
     "problems_index": _EVERY_ROUTE,
     "problem_page": (*_EVERY_ROUTE, e.NotFoundError),
 }
@@ -522,6 +562,39 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         activation_request = parse_request_code(body.request_code)
         result = iss.redeem(activation_request, method="online", client=caller(request))
         return TokenResponse(token=result.token)
+
+    @app.post("/v1/renewals", response_model=TokenResponse, responses=documented("renew"))
+    def renew(body: RenewalBody, request: Request) -> TokenResponse:
+        """Renew the lease of the license's current activation (same activation id, later exp)."""
+        token = iss.renew(body.renewal_code, method="online", client=caller(request))
+        return TokenResponse(token=token)
+
+    @app.api_route(
+        "/v1/revocations",
+        methods=["GET", "HEAD"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The signed revocation list (a compact JWS); `ETag` names it.",
+                "content": {"application/jwt": {}},
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+            },
+            304: {"description": "Unchanged since the list whose ETag came in If-None-Match."},
+            **documented("revocations"),
+        },
+    )
+    def revocations(
+        request: Request,
+        if_none_match: Annotated[str, Header(max_length=1024)] = "",
+    ) -> Response:
+        """The signed revocation list, as the bare compact JWS."""
+        text = iss.revocation_list()
+        etag = revocations_etag(text)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        wanted = [t.strip() for t in if_none_match.split(",")]
+        if etag in wanted or "*" in wanted:
+            return Response(status_code=304, headers=headers)
+        return Response(text, media_type="application/jwt", headers=headers)
 
     @app.post(
         "/v1/activations/auto",
