@@ -262,6 +262,6 @@ def serve(
     run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    run("issuer", app)
+def main(argv: list[str] | None = None, prog: str = "issuer") -> None:
+    """Console-script entry point (``argv`` and ``prog`` for ``licet issuer``)."""
+    run(prog, lambda: app(args=argv, prog_name=prog))

@@ -90,6 +90,6 @@ def export(
     print(f"wrote trusted keys to {path}")
 
 
-def main() -> None:
-    """Console-script entry point."""
-    run("keytool", app)
+def main(argv: list[str] | None = None, prog: str = "keytool") -> None:
+    """Console-script entry point (``argv`` and ``prog`` for ``licet keytool``)."""
+    run(prog, lambda: app(args=argv, prog_name=prog))

@@ -102,10 +102,10 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
-        prog="verifier", description="Activate and check this server's license."
+        prog=prog, description="Activate and check this server's license."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -161,13 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None, prog: str = "verifier") -> None:
+    """Console-script entry point (``argv`` and ``prog`` for ``licet verifier``)."""
 
     def invoke() -> None:
-        args = build_parser().parse_args()
+        args = build_parser(prog).parse_args(argv)
         code = args.run(args)
         if code:
             raise SystemExit(code)
 
-    run("verifier", invoke)
+    run(prog, invoke)
