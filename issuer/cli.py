@@ -15,6 +15,10 @@ from keytool.passphrase import read_passphrase
 from verifier.cliutil import print_json, run
 from verifier.errors import BadInputError
 
+# The license server's port; the panel's callback defaults to another (8472),
+# so a provider can run both on one machine.
+DEFAULT_PORT = 8470
+
 app = typer.Typer(
     help="Issue licenses and activation keys; redeem activation requests.",
     no_args_is_help=True,
@@ -204,7 +208,9 @@ def activate(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8470,
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (the panel's callback uses 8472).")
+    ] = DEFAULT_PORT,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
     ] = 1,

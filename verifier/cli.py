@@ -18,6 +18,9 @@ from verifier.trust import TrustedKeys
 from verifier.verify import Verifier
 
 _MAX_STDIN = 64 * 1024
+# The license server listens on 8470 by default and a provider often runs it
+# on the same machine as a test panel: the callback must not collide with it.
+DEFAULT_CALLBACK_PORT = 8472
 
 
 def _stdin_or(value: str) -> str:
@@ -142,8 +145,8 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
             sub.add_argument(
                 "--callback-port",
                 type=int,
-                default=8470,
-                help="Port for the license server's callback.",
+                default=DEFAULT_CALLBACK_PORT,
+                help="Port for the license server's callback (default %(default)s).",
             )
             sub.add_argument(
                 "--listen",
