@@ -24,13 +24,14 @@ import pytest
 from clirun import cli, script
 from servers import LicenseServer
 
+from issuer.cli import DEFAULT_PORT
 from verifier.request import request_code
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "licet-issuer.service"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 STATE = "/var/lib/licet"
-SERVER_PORT = "8470"
+SERVER_PORT = str(DEFAULT_PORT)
 
 
 def _unit() -> dict[str, list[str]]:
@@ -167,3 +168,16 @@ def test_dockerfile_installs_this_checkout_and_serves_as_an_unprivileged_user(tm
         assert proc.returncode == 0, proc.stderr
     finally:
         server.stop()
+
+
+def test_license_server_and_panel_callback_default_to_distinct_ports() -> None:
+    import typer.main
+
+    from issuer.cli import app
+    from verifier.cli import DEFAULT_CALLBACK_PORT, build_parser
+
+    serve = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    (port,) = [p for p in serve.params if p.name == "port"]
+    assert port.default == DEFAULT_PORT == 8470
+    parsed = build_parser().parse_args(["activate", "--server", "u", "--product", "p", "--trusted-keys", "t"])
+    assert parsed.callback_port == DEFAULT_CALLBACK_PORT == 8472
