@@ -16,6 +16,7 @@ from issuer.errors import (
     LedgerExistsError,
     LedgerMissingError,
     LedgerWriteError,
+    UnknownProductError,
 )
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.service import Activated, Issuer, IssuerConfig, LicenseView
@@ -35,4 +36,5 @@ __all__ = [
     "LicenseRecord",
     "LicenseStatus",
     "LicenseView",
+    "UnknownProductError",
 ]

@@ -122,6 +122,13 @@ def license_create(
     customer: Annotated[
         str | None, typer.Option("--customer", help="Customer (free text).")
     ] = None,
+    new_product: Annotated[
+        bool,
+        typer.Option(
+            "--new-product",
+            help="PRODUCT is a new product (needed once the ledger has licenses of others).",
+        ),
+    ] = False,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     json: Json = False,
@@ -135,6 +142,7 @@ def license_create(
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
+        new_product=new_product,
     )
     _print_license(view, json)
 

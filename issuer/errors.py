@@ -1,4 +1,4 @@
-"""Refusals of the provider's ledger (part of the one LicenseError tree)."""
+"""Refusals of the provider's ledger and licenses (part of the one LicenseError tree)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ __all__ = [
     "LedgerExistsError",
     "LedgerMissingError",
     "LedgerWriteError",
+    "UnknownProductError",
 ]
 
 
@@ -58,3 +59,15 @@ class LedgerWriteError(LedgerError):
 
     code = "ledger-write-failed"
     default_message = "could not write the ledger; nothing was changed"
+
+
+class UnknownProductError(LicenseError):
+    """A license for a product this ledger does not know, or a case variant of one it does.
+
+    Tokens name their product exactly; a license for ``ISPmanager`` sold to an
+    ``ispmanager`` customer could never be activated.
+    """
+
+    code = "unknown-product"
+    default_message = "unknown product — check the spelling, or add it as a new product"
+    http_status = 422

@@ -8,6 +8,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ (4096 shards)
     keys/XYZ.json      TinyDB shard: key hash -> license id
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
+    products/all.json  every product name the ledger has licensed (for typo checks)
 
 Why shards: TinyDB rewrites a whole file on every write, so one big file costs
 O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
@@ -62,7 +63,8 @@ VERSION = 1
 META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
-_LICENSES, _KEYS, _IPS = "licenses", "keys", "ips"
+_LICENSES, _KEYS, _IPS, _PRODUCTS = "licenses", "keys", "ips", "products"
+_ALL = "all"  # the products index is one small file
 _SHARD_HEX = 3  # 16**3 = 4096 shards per kind
 _MAX_FILE = 64 * 1024 * 1024
 
@@ -324,10 +326,25 @@ class Ledger:
             ]
             return [r for r in (self._load(txn, i) for i in ids) if r.ip == ip]
 
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has a license for (or had: revoked ones count)."""
+        with self._transaction() as txn:
+            return self._products(txn)
+
     # -- changes ----------------------------------------------------------------
 
-    def add(self, record: LicenseRecord) -> None:
-        """Store a new license and index its key (and IP).
+    def add(
+        self,
+        record: LicenseRecord,
+        *,
+        check_product: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Store a new license and index its key (and IP, and product).
+
+        Args:
+            record: the new license.
+            check_product: called under the lock with the known product names;
+                a refusal it raises writes nothing.
 
         Raises:
             LedgerExistsError: a license with this id exists (ids are random; retry).
@@ -336,6 +353,10 @@ class Ledger:
             table = txn.table(_LICENSES, _shard(record.license_id))
             if table.contains(Query().license_id == record.license_id):
                 raise LedgerExistsError(f"license {record.license_id} exists already")
+            known = self._products(txn)
+            if check_product is not None:
+                check_product(known)
+            self._index_products(txn, known, [record])
             for kind, shard, doc in _placements(record):
                 txn.table(kind, shard).insert(doc)
             txn.commit()
@@ -350,6 +371,7 @@ class Ledger:
         import leaves unindexed licenses, never index entries without one.
         """
         with self._transaction() as txn:
+            self._index_products(txn, self._products(txn), records)
             by_kind: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for record in records:
                 for kind, shard, doc in _placements(record):
@@ -466,6 +488,28 @@ class Ledger:
         if record.key_hash != key_hash:  # a key of an earlier generation
             raise InvalidActivationKeyError()
         return record
+
+    def _products(self, txn: _Transaction) -> frozenset[str]:
+        if not (self.folder / _PRODUCTS / f"{_ALL}.json").exists():
+            # No license yet, or a ledger older than the index: derive it from the
+            # licenses (the next new license writes it).
+            return frozenset(
+                str(doc["product"])
+                for path in (self.folder / _LICENSES).glob("*.json")
+                for doc in txn.table(_LICENSES, path.stem).all()
+            )
+        return frozenset(str(doc["name"]) for doc in txn.table(_PRODUCTS, _ALL).all())
+
+    def _index_products(
+        self, txn: _Transaction, known: frozenset[str], records: list[LicenseRecord]
+    ) -> None:
+        new = {r.product for r in records} - known
+        if not new:
+            return
+        if not (self.folder / _PRODUCTS / f"{_ALL}.json").exists():
+            (self.folder / _PRODUCTS).mkdir(mode=0o700, exist_ok=True)
+            new |= known
+        txn.table(_PRODUCTS, _ALL).insert_multiple({"name": name} for name in sorted(new))
 
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record)

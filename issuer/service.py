@@ -231,6 +231,7 @@ class Issuer:
         features: Iterable[str] = (),
         limits: Mapping[str, int] | None = None,
         customer: str | None = None,
+        new_product: bool = False,
     ) -> LicenseView:
         """Create a license and its first activation key.
 
@@ -242,13 +243,21 @@ class Issuer:
             features: enabled features.
             limits: numeric limits.
             customer: free text.
+            new_product: ``product`` is a product the ledger has no license for yet.
 
         Raises:
             BadInputError: a malformed argument.
+            UnknownProductError: ``product`` is new without ``new_product``, or
+                differs only in case from a known product.
         """
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
-        self.ledger.add(record)
+        self.ledger.add(
+            record,
+            check_product=lambda known: policy.check_product(
+                record.product, known, new_product=new_product
+            ),
+        )
         return self._view(record, now)
 
     def create_licenses(

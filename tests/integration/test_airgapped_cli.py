@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from clirun import assert_one_line_refusal, cli
+from clirun import assert_one_line_refusal, cli, provider_home
 from support import ledger_bytes
 
 
@@ -138,3 +138,19 @@ def test_commands_refuse_a_missing_ledger(tmp_path: Path) -> None:
     assert not (tmp_path / "ledger").exists()
     cli("issuer", "init", "--name", "acme", cwd=tmp_path)
     assert_one_line_refusal(cli("issuer", "init", "--name", "acme", cwd=tmp_path, check=None), "never overwritten")
+
+
+def test_license_create_catches_a_product_typo_and_takes_new_product(tmp_path: Path) -> None:
+    provider = provider_home(tmp_path, ("--product", "ispmanager"))
+    before = ledger_bytes(provider / "ledger")
+    assert_one_line_refusal(
+        cli("issuer", "license", "create", "--product", "ISPmanager", cwd=provider, check=None),
+        "'ISPmanager' differs only in case from 'ispmanager', which this ledger already has: use 'ispmanager'",
+    )
+    assert_one_line_refusal(
+        cli("issuer", "license", "create", "--product", "dnsmanager", cwd=provider, check=None),
+        "pass --new-product to add it",
+    )
+    assert ledger_bytes(provider / "ledger") == before
+    created = cli("issuer", "license", "create", "--product", "dnsmanager", "--new-product", "--json", cwd=provider)
+    assert json.loads(created.stdout)["product"] == "dnsmanager"

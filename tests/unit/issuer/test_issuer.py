@@ -57,7 +57,7 @@ def test_outcome_2_revoked_expired_wrong_product(iss: Issuer, clock: FakeClock) 
     with pytest.raises(LicenseRevokedError, match="revoked"):
         iss.redeem(request_for(revoked.activation_key, "alpha"), method="air-gapped")
     expiring = iss.create_license(PRODUCT, days=1)
-    other = iss.create_license("otherpanel")
+    other = iss.create_license("otherpanel", new_product=True)
     clock.advance(days=2)
     with pytest.raises(LicenseExpiredError, match="expired on"):
         iss.redeem(request_for(expiring.activation_key, "alpha"), method="air-gapped")
@@ -206,3 +206,41 @@ def test_readable_activation_key_secret_is_refused(iss: Issuer, tmp_path: Path) 
     (tmp_path / "keys" / "activation-keys.secret").unlink()
     with pytest.raises(PrivateKeyError, match="issuer init"):
         Issuer(tmp_path / "ledger", tmp_path / "keys")
+
+
+def test_product_typos_are_caught_against_the_products_the_ledger_knows(iss: Issuer, tmp_path: Path) -> None:
+    from issuer import UnknownProductError
+
+    first = iss.create_license(PRODUCT)  # a ledger's first product needs no flag
+    before = ledger_bytes(tmp_path / "ledger")
+    with pytest.raises(UnknownProductError, match=r"'ISPmanager' differs only in case from 'ispmanager'"):
+        iss.create_license("ISPmanager")
+    with pytest.raises(UnknownProductError, match="only in case"):
+        iss.create_license("ISPMANAGER", new_product=True)  # a case twin is never a new product
+    with pytest.raises(UnknownProductError, match=r"did you mean 'ispmanager'\?.*--new-product"):
+        iss.create_license("ispmanagr")
+    with pytest.raises(UnknownProductError, match=r"'dnsmanager' is new to this ledger \(it has ispmanager\)"):
+        iss.create_license("dnsmanager")
+    assert ledger_bytes(tmp_path / "ledger") == before  # a refusal writes nothing
+
+    other = iss.create_license("dnsmanager", new_product=True)
+    assert iss.create_license("dnsmanager").record.product == other.record.product == "dnsmanager"
+    assert iss.ledger.products() == {PRODUCT, "dnsmanager"}
+    iss.revoke(first.license_id)
+    assert PRODUCT in iss.ledger.products()  # a revoked license still names its product
+
+
+def test_a_ledger_without_the_products_index_derives_it_from_its_licenses(iss: Issuer, tmp_path: Path) -> None:
+    import shutil
+
+    from issuer import UnknownProductError
+
+    iss.create_license(PRODUCT)
+    iss.create_license("dnsmanager", new_product=True)
+    shutil.rmtree(tmp_path / "ledger" / "products")  # as a ledger made before the index existed
+    assert iss.ledger.products() == {PRODUCT, "dnsmanager"}
+    with pytest.raises(UnknownProductError, match="only in case"):
+        iss.create_license("DNSmanager")
+    iss.create_license("mailmanager", new_product=True)
+    assert (tmp_path / "ledger" / "products" / "all.json").exists()
+    assert iss.ledger.products() == {PRODUCT, "dnsmanager", "mailmanager"}
