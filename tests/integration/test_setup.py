@@ -97,3 +97,22 @@ def test_make_demo_installs_only_what_the_demo_runs(tmp_path: Path) -> None:
     assert installs("demo-online") == ["'.[server]'"]
     assert installs("test") == ["'.[test]'"]
 
+
+def test_nothing_the_tools_write_in_the_keys_folder_can_be_committed(tmp_path: Path) -> None:
+    git = shutil.which("git")
+    assert git is not None
+    (tmp_path / "keys").mkdir()
+    for name in (".gitignore", "README.md"):
+        shutil.copy2(ROOT / "keys" / name, tmp_path / "keys" / name)
+    subprocess.run([git, "init", "-q"], cwd=tmp_path, check=True)
+    path = f"{Path(script('licet')).parent}:{os.environ.get('PATH', '')}"
+    for args in (["keytool", "new"], ["keytool", "rotate"], ["keytool", "export"], ["issuer", "init", "--name", "acme"]):
+        assert _run(args, tmp_path, path).returncode == 0, args
+    written = {p.name for p in (tmp_path / "keys").iterdir()} - {".gitignore", "README.md"}
+    assert {".keyring.lock", "keyring.json", "trusted_keys.json", "activation-keys.secret"} <= written
+    assert sum(name.endswith(".pem") for name in written) == 2
+    status = subprocess.run(
+        [git, "status", "--porcelain", "--untracked-files=all", "--", "keys"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )
+    assert sorted(status.stdout.splitlines()) == ["?? keys/.gitignore", "?? keys/README.md"]
