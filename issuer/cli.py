@@ -12,8 +12,9 @@ import typer
 
 from issuer.service import Issuer, LicenseView
 from keytool.passphrase import read_passphrase
-from verifier.cliutil import print_json, run
-from verifier.errors import BadInputError
+from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run
+from verifier.clock import format_utc
+from verifier.errors import BadInputError, LicenseError
 
 # The license server's port; the panel's callback defaults to another (8472),
 # so a provider can run both on one machine.
@@ -24,19 +25,32 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
 license_app = typer.Typer(
-    help="Create, show, list, regenerate and revoke licenses.", no_args_is_help=True
+    help="Create, show, list, regenerate and revoke licenses.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(license_app, name="license")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
 LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON (default: text).")]
+# The options naming files a "missing" refusal is about (see verifier.cliutil.run).
+_KEYS_OPTION: PathOption = ("--keys", "LICET_KEYS", "./keys")
+_PATHS: dict[str, PathOption] = {
+    "ledger-missing": ("--ledger", "LICET_LEDGER", "./ledger"),
+    "keyring-missing": _KEYS_OPTION,
+    "no-active-key": _KEYS_OPTION,
+    "secret-missing": _KEYS_OPTION,
+}
 PassphraseFile = Annotated[
     Path | None,
     typer.Option(
-        "--passphrase-file", help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE])."
+        "--passphrase-file",
+        help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE]); "
+        "default: the key is not encrypted.",
     ),
 ]
 
@@ -73,12 +87,12 @@ def _print_license(view: LicenseView, json: bool) -> None:
         print("activated      no")
     else:
         print(
-            f"activated      {activation.activated_at.isoformat()} on {activation.hostname or '?'}"
+            f"activated      {format_utc(activation.activated_at)} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
-        print(f"  {event.at.isoformat()}  {event.action:<12} {event.actor}  {event.detail}")
+        print(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
 
 
 def _limits(items: list[str]) -> dict[str, int]:
@@ -96,31 +110,44 @@ def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
+    json: Json = False,
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
     Issuer.init(ledger, keys, name=name, actor=_actor())
-    print(f"created ledger in {ledger} for provider {name!r}")
+    if json:
+        print_json({"ledger": str(ledger.resolve()), "keys": str(keys.resolve()), "provider": name})
+        return
+    print(f"created ledger in {ledger.resolve()} for provider {name!r}")
 
 
 @license_app.command("create")
 def license_create(
     product: Annotated[str, typer.Option("--product", help="Product name.")],
     ip: Annotated[
-        str | None, typer.Option("--ip", help="Assigned public IP (automatic activation).")
+        str | None,
+        typer.Option("--ip", help="Assigned public IP, for automatic activation (default: none)."),
     ] = None,
-    days: Annotated[int | None, typer.Option("--days", help="Valid for N days.")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Valid for N days (default: no expiry).")
+    ] = None,
     expires: Annotated[
         _dt.datetime | None,
-        typer.Option("--expires", formats=["%Y-%m-%d"], help="Valid through YYYY-MM-DD."),
+        typer.Option(
+            "--expires",
+            formats=["%Y-%m-%d"],
+            help="Valid through YYYY-MM-DD (default: no expiry).",
+        ),
     ] = None,
     feature: Annotated[
-        list[str] | None, typer.Option("--feature", help="Enabled feature (repeatable).")
+        list[str] | None,
+        typer.Option("--feature", help="Enabled feature, repeatable (default: none)."),
     ] = None,
     limit: Annotated[
-        list[str] | None, typer.Option("--limit", help="NAME=NUMBER (repeatable).")
+        list[str] | None,
+        typer.Option("--limit", help="NAME=NUMBER, repeatable (default: none)."),
     ] = None,
     customer: Annotated[
-        str | None, typer.Option("--customer", help="Customer (free text).")
+        str | None, typer.Option("--customer", help="Customer, free text (default: none).")
     ] = None,
     new_product: Annotated[
         bool,
@@ -160,17 +187,36 @@ def license_show(
 
 @license_app.command("list")
 def license_list(
-    ledger: LedgerDir = Path("ledger"), keys: KeysDir = Path("keys"), json: Json = False
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    show_keys: Annotated[
+        bool,
+        typer.Option(
+            "--show-keys", help="Include the activation keys (default: hidden, for screen sharing)."
+        ),
+    ] = False,
+    json: Json = False,
 ) -> None:
-    """List every license."""
+    """List every license: id, product, customer, status, expiry, activated host."""
     views = _issuer(ledger, keys).licenses()
+    rows = [v.to_dict() for v in views]
+    if not show_keys:
+        for row in rows:
+            del row["activation_key"]
     if json:
-        print_json([v.to_dict() for v in views])
+        print_json(rows)
         return
-    for v in views:
-        r = v.record
-        host = r.activation.hostname if r.activation else "-"
-        print(f"{r.license_id}  {r.product:<14} {v.state:<9} {v.activation_key}  {host}")
+    header = (
+        f"{'LICENSE':<14}  {'PRODUCT':<14}  {'CUSTOMER':<20}  {'STATUS':<9}  {'EXPIRES':<20}  HOST"
+    )
+    print(header + ("  ACTIVATION KEY" if show_keys else ""))
+    for row in rows:
+        line = (
+            f"{row['license_id']:<14}  {row['product']:<14}  {(row['customer'] or '-')[:20]:<20}  "
+            f"{row['status']:<9}  {row['expires_at'] or 'never':<20}  "
+            f"{row['activated_hostname'] or '-'}"
+        )
+        print(line + (f"  {row['activation_key']}" if show_keys else ""))
 
 
 @license_app.command("regenerate")
@@ -189,28 +235,44 @@ def license_revoke(
     license_id: Annotated[str, typer.Argument(help="License id.")],
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Revoke without asking.")] = False,
+    json: Json = False,
 ) -> None:
-    """Revoke a license: no further activation succeeds."""
-    _issuer(ledger, keys).revoke(license_id)
+    """Revoke a license: no further activation succeeds (asks first on a terminal)."""
+    iss = _issuer(ledger, keys)
+    view = iss.show(license_id)  # refuse an unknown id before asking anything
+    customer = f" of {view.record.customer}" if view.record.customer else ""
+    confirm(f"Revoke license {license_id}{customer} ({view.record.product})?", yes)
+    revoked = iss.revoke(license_id)
+    if json:
+        print_json(revoked.to_dict())
+        return
     print(f"revoked {license_id}")
 
 
 @app.command()
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the token to this file (default: print it)."),
+    ] = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
+    json: Json = False,
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
     token = _issuer(ledger, keys, passphrase_file).activate(text)
-    if out is None:
+    if out is not None:
+        out.write_text(token + "\n")
+    if json:
+        print_json({"token": token, "out": None if out is None else str(out.resolve())})
+    elif out is None:
         print(token)
     else:
-        out.write_text(token + "\n")
-        print(f"wrote token to {out}")
+        print(f"wrote token to {out.resolve()}")
 
 
 @app.command()
@@ -226,13 +288,14 @@ def serve(
         bool,
         typer.Option(
             "--allow-private-callbacks",
-            help="Allow automatic-activation callbacks to private addresses.",
+            help="Allow callbacks to private addresses (default: public addresses only).",
         ),
     ] = False,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
-            "--trusted-proxy", help="Believe X-Forwarded-For from this peer (repeatable)."
+            "--trusted-proxy",
+            help="Believe X-Forwarded-For from this peer, repeatable (default: none).",
         ),
     ] = None,
     callback_timeout: Annotated[
@@ -260,8 +323,8 @@ def serve(
         from issuer.server import ServerConfig
         from issuer.server import serve as run_server
     except ImportError as err:
-        raise BadInputError(
-            "the license server needs the 'server' extra: pip install 'licet[server]'"
+        raise LicenseError(
+            "the license server needs the 'server' extra: pip install '.[server]' (checkout)"
         ) from err
     config = ServerConfig(
         ledger=str(ledger),
@@ -278,4 +341,4 @@ def serve(
 
 def main(argv: list[str] | None = None, prog: str = "issuer") -> None:
     """Console-script entry point (``argv`` and ``prog`` for ``licet issuer``)."""
-    run(prog, lambda: app(args=argv, prog_name=prog))
+    run(prog, lambda: app(args=argv, prog_name=prog), argv, _PATHS)

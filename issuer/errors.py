@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keytool.errors import PrivateKeyError
 from verifier.errors import LicenseError
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "LedgerExistsError",
     "LedgerMissingError",
     "LedgerWriteError",
+    "SecretMissingError",
     "UnknownProductError",
 ]
 
@@ -27,7 +29,7 @@ class LedgerMissingError(LedgerError):
     """No ledger at the given place (only ``issuer init`` creates one)."""
 
     code = "ledger-missing"
-    default_message = "no ledger here — run 'issuer init' first"
+    default_message = "no ledger here — point --ledger (or LICET_LEDGER) at the provider's ledger"
 
 
 class LedgerExistsError(LedgerError):
@@ -71,3 +73,10 @@ class UnknownProductError(LicenseError):
     code = "unknown-product"
     default_message = "unknown product — check the spelling, or add it as a new product"
     http_status = 422
+
+
+class SecretMissingError(PrivateKeyError):
+    """The activation-key secret is not in the keys folder (the wrong folder, or lost)."""
+
+    code = "secret-missing"
+    default_message = "the activation-key secret is missing from the keys folder"

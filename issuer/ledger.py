@@ -277,10 +277,7 @@ class Ledger:
             LedgerExistsError: ``folder`` already holds a ledger or other files.
         """
         root = Path(folder)
-        if (root / META_FILE).exists():
-            raise LedgerExistsError(f"a ledger exists in {root} already; it is never overwritten")
-        if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
-            raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
+        cls.check_creatable(root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for kind in (_LICENSES, _KEYS, _IPS):
             (root / kind).mkdir(mode=0o700, exist_ok=True)
@@ -296,6 +293,23 @@ class Ledger:
         except FileExistsError:
             raise LedgerExistsError(f"a ledger exists in {root} already") from None
         return cls(root)
+
+    @staticmethod
+    def check_creatable(folder: str | os.PathLike[str]) -> None:
+        """Refuse, before anything is written, a folder :meth:`create` would refuse.
+
+        Raises:
+            LedgerExistsError: ``folder`` already holds a ledger or other files.
+        """
+        root = Path(folder)
+        if (root / META_FILE).exists():
+            raise LedgerExistsError(
+                f"a ledger exists in {root.resolve()} already; it is never overwritten"
+            )
+        if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
+            raise LedgerExistsError(
+                f"{root.resolve()} is not empty; give a new folder for the ledger"
+            )
 
     # -- reads ------------------------------------------------------------------
 
@@ -419,7 +433,10 @@ class Ledger:
     def _read_info(self) -> LedgerInfo:
         meta = _read_json(self.folder / META_FILE, "file")
         if meta is None:
-            raise LedgerMissingError(f"no ledger in {self.folder} — run 'issuer init' first")
+            raise LedgerMissingError(
+                f"no ledger in {self.folder.resolve()} — point --ledger (or LICET_LEDGER) at the "
+                "provider's ledger; 'issuer init' there would start a second, empty one"
+            )
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise LedgerCorruptError(f"{self.folder / META_FILE} is not a licet ledger")
         if meta.get("version") != VERSION:

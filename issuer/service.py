@@ -28,14 +28,14 @@ from typing import Any
 from issuer import policy
 from issuer.ledger import Ledger
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
-from issuer.secret import KeySecret, key_hash
+from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
 from keytool.keyring import Keyring
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
 from verifier.claims import build_claims
-from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import BadInputError
+from verifier.clock import Clock, format_utc, now_from, utc_now
+from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
@@ -86,7 +86,7 @@ class LicenseView:
         return self.record.license_id
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (``issuer license show --json``)."""
+        """JSON-ready view (``issuer license show --json``); times in ISO 8601 UTC to the second."""
         r = self.record
         activation = r.activation
         return {
@@ -97,17 +97,25 @@ class LicenseView:
             "status": self.state,
             "activation_key": self.activation_key,
             "key_generation": r.generation,
-            "created_at": r.created_at.isoformat(),
-            "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
+            "created_at": format_utc(r.created_at),
+            "expires_at": format_utc(r.expires_at),
             "features": list(r.features),
             "limits": dict(r.limits),
-            "activation": None if activation is None else activation.to_doc(),
+            "activation": None if activation is None else _activation_view(activation),
             "activated_fingerprint": None if activation is None else list(activation.fingerprint),
             "activated_hostname": None if activation is None else activation.hostname,
-            "past_activations": [a.to_doc() for a in r.past_activations],
-            "next_regeneration": self.next_regeneration.date().isoformat(),
-            "history": [e.to_doc() for e in r.history],
+            "past_activations": [_activation_view(a) for a in r.past_activations],
+            "next_regeneration": format_utc(self.next_regeneration),
+            "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
         }
+
+
+def _activation_view(activation: Activation) -> dict[str, Any]:
+    return {
+        **activation.to_doc(),
+        "activated_at": format_utc(activation.activated_at),
+        "superseded_at": format_utc(activation.superseded_at),
+    }
 
 
 @dataclass(frozen=True)
@@ -203,15 +211,29 @@ class Issuer:
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
 
+        A refusal writes nothing: the ledger folder and the signing key are
+        checked before the secret is made.
+
         Raises:
             LedgerExistsError: a ledger exists there already.
+            KeyringMissingError | NoActiveKeyError: no active signing key in ``keys``
+                (licenses nobody could redeem would follow).
         """
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise BadInputError("provider name must be 1-128 characters")
+        Ledger.check_creatable(ledger)
+        Keyring(keys).active()
+        secret_path = Path(keys) / SECRET_FILE
+        made_secret = not secret_path.exists()
         secret = KeySecret.create_or_load(Path(keys))
-        Ledger.create(
-            ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
-        )
+        try:
+            Ledger.create(
+                ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
+            )
+        except LicenseError:
+            if made_secret:  # lost a race for the folder: leave nothing behind
+                secret_path.unlink(missing_ok=True)
+            raise
         return cls(ledger, keys, clock=clock, **kwargs)
 
     @property
@@ -249,7 +271,10 @@ class Issuer:
             BadInputError: a malformed argument.
             UnknownProductError: ``product`` is new without ``new_product``, or
                 differs only in case from a known product.
+            NoActiveKeyError | KeyringMissingError: nothing could sign its tokens
+                (a license nobody can redeem is not sold).
         """
+        Keyring(self.keys).active()
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
         self.ledger.add(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from verifier.errors import LicenseError
 
-__all__ = ["KeyringError", "NoActiveKeyError", "PassphraseError", "PrivateKeyError"]
+__all__ = [
+    "KeyringError",
+    "KeyringMissingError",
+    "NoActiveKeyError",
+    "PassphraseError",
+    "PrivateKeyError",
+]
 
 
 class KeyringError(LicenseError):
@@ -13,6 +19,13 @@ class KeyringError(LicenseError):
     code = "keyring-error"
     default_message = "keyring error"
     http_status = 503  # the provider's set-up, not the client's request
+
+
+class KeyringMissingError(KeyringError):
+    """No keyring in the keys folder: the wrong folder, far more often than no keys at all."""
+
+    code = "keyring-missing"
+    default_message = "no keyring in the keys folder"
 
 
 class NoActiveKeyError(KeyringError):

@@ -1,18 +1,26 @@
 """``verifier``: the server admin's side of activation (fingerprint, request, install, status).
 
 Built on argparse rather than typer: panels ship the verifier package, and it
-must not pull a CLI library in.
+must not pull a CLI library in. Every option naming the product, the trusted
+keys, the token store or the machine id also reads an environment variable
+(``LICET_PRODUCT``, ``LICET_TRUSTED_KEYS``, ``LICET_STORE``,
+``LICET_MACHINE_ID``), so a panel's service sets them once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from verifier.cliutil import EXIT_REFUSED, print_json, run
+from verifier import __version__
+from verifier.cliutil import EXIT_REFUSED, PathOption, print_json, run
+from verifier.clock import format_utc
+from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
-from verifier.request import request_code
+from verifier.request import REQUEST_PREFIX, request_code
 from verifier.store import TokenStore, default_store_path
 from verifier.trust import TrustedKeys
 from verifier.verify import Verifier
@@ -21,6 +29,9 @@ _MAX_STDIN = 64 * 1024
 # The license server listens on 8470 by default and a provider often runs it
 # on the same machine as a test panel: the callback must not collide with it.
 DEFAULT_CALLBACK_PORT = 8472
+_PATHS: dict[str, PathOption] = {
+    "trusted-keys-missing": ("--trusted-keys", "LICET_TRUSTED_KEYS", "(none)"),
+}
 
 
 def _stdin_or(value: str) -> str:
@@ -37,44 +48,103 @@ def _store(args: argparse.Namespace) -> TokenStore:
     return TokenStore(args.store or default_store_path(args.product))
 
 
+def _token_argument(value: str) -> str:
+    """The token given to ``install``, refusing the two things people paste instead."""
+    token = _stdin_or(value).strip()
+    if token.startswith(REQUEST_PREFIX[:5]):
+        raise BadInputError(
+            "this is a request code (what 'verifier request' prints for the provider); "
+            "install takes the activation token the provider sends back, which starts with 'ey'"
+        )
+    if token.count(".") != 2 and Path(token).exists():
+        raise BadInputError(
+            f"{token!r} is a file name; install takes the token itself: "
+            f"'verifier install - < {token}'"
+        )
+    return token
+
+
+def _installed(lic: Any, store: TokenStore, how: str) -> dict[str, Any]:
+    return {
+        "license_id": lic.license_id,
+        "product": lic.product,
+        "expires_at": format_utc(lic.expires_at),
+        "store": str(store.path.resolve()),
+        "how": how,
+    }
+
+
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    for kind, found in probe_components(args.machine_id):
+    components = probe_components(args.machine_id)
+    parts = list(fingerprint(args.product, args.machine_id)) if args.product else None
+    if args.json:
+        print_json(
+            {
+                "components": [{"kind": kind, "found": found} for kind, found in components],
+                "product": args.product,
+                "fingerprint": parts,
+            }
+        )
+        return 0
+    for kind, found in components:
         print(f"{kind:<12} {found}")
-    if args.product:
+    if parts is not None:
         print(f"fingerprint for {args.product}:")
-        for part in fingerprint(args.product, args.machine_id):
+        for part in parts:
             print(f"  {part}")
     return 0
 
 
 def cmd_request(args: argparse.Namespace) -> int:
-    print(request_code(args.product, _stdin_or(args.key), machine_id=args.machine_id))
+    code = request_code(args.product, _stdin_or(args.key), machine_id=args.machine_id)
+    if args.json:
+        print_json({"request_code": code, "product": args.product})
+    else:
+        print(code)
     return 0
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    token = _stdin_or(args.token).strip()
+    token = _token_argument(args.token)
     lic = _verifier(args).verify(token)  # refuse before storing anything
     store = _store(args)
     store.save(token)
-    expires = lic.expires_at.date().isoformat()
-    print(f"installed license {lic.license_id} for {lic.product} (valid until {expires})")
-    print(f"token stored in {store.path}")
+    if args.json:
+        print_json(_installed(lic, store, "installed"))
+        return 0
+    until = format_utc(lic.expires_at)
+    print(f"installed license {lic.license_id} for {lic.product} (valid until {until})")
+    print(f"token stored in {store.path.resolve()}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = _verifier(args).status(_store(args).load())
+    try:
+        status = _verifier(args).status(_store(args).load())
+    except LicenseError as err:
+        if not args.json:
+            raise
+        # The check itself could not run (trusted keys, token store): still JSON.
+        print_json({"state": "error", "code": err.code, "reason": err.message})
+        return EXIT_REFUSED
     if args.json:
-        print_json(status.to_dict())
+        data = status.to_dict()
+        if status.state == "missing":
+            data.setdefault("code", "token-missing")
+            data.setdefault("reason", f"no activation token in {_store(args).path.resolve()}")
+        print_json(data)
     elif status.license is not None:
         lic = status.license
         print(
             f"valid: license {lic.license_id} for {lic.product}, features "
-            f"{', '.join(sorted(lic.features)) or '-'}, expires {lic.expires_at.isoformat()}"
+            f"{', '.join(sorted(lic.features)) or '-'}, expires {format_utc(lic.expires_at)}"
         )
     else:
-        reason = status.error.message if status.error else "no activation token stored"
+        reason = (
+            status.error.message
+            if status.error
+            else f"no activation token in {_store(args).path.resolve()}"
+        )
         print(f"{status.state}: {reason}")
     return 0 if status.valid else EXIT_REFUSED
 
@@ -99,10 +169,35 @@ def cmd_activate(args: argparse.Namespace) -> int:
     store = _store(args)
     store.save(token)
     how = "manually" if args.key is not None else "automatically"
-    until = lic.expires_at.date().isoformat()
+    if args.json:
+        print_json(_installed(lic, store, f"activated {how}"))
+        return 0
+    until = format_utc(lic.expires_at)
     print(f"activated {how}: license {lic.license_id} for {lic.product} until {until}")
-    print(f"token stored in {store.path}")
+    print(f"token stored in {store.path.resolve()}")
     return 0
+
+
+def _env_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    envvar: str,
+    help_text: str,
+    *,
+    required: bool,
+    type_: Any = str,
+) -> None:
+    """An option that falls back to an environment variable (required only when neither is set)."""
+    default = os.environ.get(envvar) or None
+    parser.add_argument(
+        flag,
+        type=type_,
+        default=None if default is None else type_(default),
+        required=required and default is None,
+        help=f"{help_text} (env {envvar}"
+        + ("; required" if required else "; default: none")
+        + ").",
+    )
 
 
 def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
@@ -110,24 +205,32 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Activate and check this server's license."
     )
+    parser.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
+        sub.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
+        _env_option(
+            sub,
             "--machine-id",
-            help="Stable id replacing hardware identifiers (containers, cloned VMs).",
+            "LICET_MACHINE_ID",
+            "Stable id replacing hardware identifiers (containers, cloned VMs)",
+            required=False,
         )
+        sub.add_argument("--json", action="store_true", help="Print JSON (default: text).")
         return sub
 
     fp = command("fingerprint", "Show what identifies this server.")
-    fp.add_argument("--product")
+    _env_option(
+        fp, "--product", "LICET_PRODUCT", "Also show the product's fingerprint", required=False
+    )
     fp.set_defaults(run=cmd_fingerprint)
 
     req = command("request", "Print an activation request code for an air-gapped activation.")
-    req.add_argument("--product", required=True)
+    _env_option(req, "--product", "LICET_PRODUCT", "The product", required=True)
     req.add_argument(
-        "--key", required=True, help="The activation key (or - to read it from stdin)."
+        "--key", required=True, help="The activation key, or - to read it from stdin (required)."
     )
     req.set_defaults(run=cmd_request)
 
@@ -140,8 +243,11 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
         if name == "install":
             sub.add_argument("token", help="The token, or - to read it from stdin.")
         if name == "activate":
-            sub.add_argument("--server", required=True, help="License server URL.")
-            sub.add_argument("--key", help="Activation key (manual); without it, automatic by IP.")
+            sub.add_argument("--server", required=True, help="License server URL (required).")
+            sub.add_argument(
+                "--key",
+                help="Activation key, for manual activation (default: automatic by IP).",
+            )
             sub.add_argument(
                 "--callback-port",
                 type=int,
@@ -151,15 +257,25 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
             sub.add_argument(
                 "--listen",
                 default="0.0.0.0",  # noqa: S104 - the license server calls back from outside
-                help="Address the callback responder listens on.",
+                help="Address the callback responder listens on (default %(default)s).",
             )
-        sub.add_argument("--product", required=True)
-        sub.add_argument(
-            "--trusted-keys", required=True, type=Path, help="JWKS from 'keytool export'."
+        _env_option(sub, "--product", "LICET_PRODUCT", "The product", required=True)
+        _env_option(
+            sub,
+            "--trusted-keys",
+            "LICET_TRUSTED_KEYS",
+            "JWKS file from 'keytool export'",
+            required=True,
+            type_=Path,
         )
-        sub.add_argument("--store", type=Path, help="Token file (default ./licet-PRODUCT.token).")
-        if name == "status":
-            sub.add_argument("--json", action="store_true", help="Print JSON.")
+        _env_option(
+            sub,
+            "--store",
+            "LICET_STORE",
+            "Token file (when unset: ./licet-PRODUCT.token)",
+            required=False,
+            type_=Path,
+        )
         sub.set_defaults(run=handler)
     return parser
 
@@ -173,4 +289,4 @@ def main(argv: list[str] | None = None, prog: str = "verifier") -> None:
         if code:
             raise SystemExit(code)
 
-    run(prog, invoke)
+    run(prog, invoke, argv, _PATHS)

@@ -43,6 +43,7 @@ __all__ = [
     "TokenStoreError",
     "TokenTooLargeError",
     "TrustedKeysError",
+    "TrustedKeysMissingError",
     "UntrustedKeyError",
     "WrongServerError",
     "error_for_code",
@@ -195,6 +196,14 @@ class TrustedKeysError(LicenseError):
 
     code = "invalid-trusted-keys"
     default_message = "invalid trusted keys"
+
+
+@_register
+class TrustedKeysMissingError(TrustedKeysError):
+    """The trusted-keys file is not where it was looked for."""
+
+    code = "trusted-keys-missing"
+    default_message = "trusted keys file not found"
 
 
 @_register

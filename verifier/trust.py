@@ -18,13 +18,14 @@ import datetime as _dt
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
-from verifier.errors import TrustedKeysError, UntrustedKeyError
+from verifier.errors import TrustedKeysError, TrustedKeysMissingError, UntrustedKeyError
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
@@ -139,6 +140,16 @@ class TrustedKeys:
     def from_jwks(cls, jwks: Mapping[str, Any]) -> TrustedKeys:
         """Build from a parsed JWKS object (``{"keys": [...]}``), e.g. embedded in a panel."""
         keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+        if (
+            isinstance(jwks, Mapping)
+            and "version" in jwks
+            and isinstance(keys, list)
+            and any(isinstance(k, Mapping) and "public" in k for k in keys)
+        ):
+            raise TrustedKeysError(
+                "this is the provider's keyring (keys/keyring.json), not a trust set: "
+                "give the trusted_keys.json that 'keytool export' writes"
+            )
         if not isinstance(keys, list):
             raise TrustedKeysError("trusted keys must be a JWKS object with a 'keys' list")
         return cls(TrustedKey.from_jwk(jwk) for jwk in keys)
@@ -163,6 +174,11 @@ class TrustedKeys:
         try:
             with open(path, "rb") as handle:
                 data = handle.read(MAX_TRUST_FILE_BYTES + 1)
+        except FileNotFoundError:
+            raise TrustedKeysMissingError(
+                f"trusted keys file {Path(path).resolve()} not found — it is the "
+                "trusted_keys.json the provider makes with 'keytool export'"
+            ) from None
         except OSError as err:
             raise TrustedKeysError(
                 f"cannot read trusted keys {os.fspath(path)!r}: {err.strerror}"
@@ -188,7 +204,12 @@ class TrustedKeys:
         """
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
-            raise UntrustedKeyError("activation token is signed by an unknown key")
+            named = repr(kid[:32]) if isinstance(kid, str) else "(no usable kid)"
+            raise UntrustedKeyError(
+                f"activation token is signed by an unknown key {named}: the trusted keys here "
+                "do not hold it — the provider re-exports them with 'keytool export'; install "
+                "the new trusted_keys.json"
+            )
         if key.status == KeyStatus.REVOKED:
             raise UntrustedKeyError(f"activation token is signed by revoked key {kid}")
         if iat < key.not_before.timestamp():

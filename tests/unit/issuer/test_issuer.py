@@ -204,8 +204,10 @@ def test_readable_activation_key_secret_is_refused(iss: Issuer, tmp_path: Path) 
     with pytest.raises(PrivateKeyError, match="chmod 600"):
         Issuer(tmp_path / "ledger", tmp_path / "keys")
     (tmp_path / "keys" / "activation-keys.secret").unlink()
-    with pytest.raises(PrivateKeyError, match="issuer init"):
+    missing = str((tmp_path / "keys" / "activation-keys.secret").resolve())
+    with pytest.raises(PrivateKeyError, match="is missing — point --keys") as refused:
         Issuer(tmp_path / "ledger", tmp_path / "keys")
+    assert missing in str(refused.value) and "issuer init" not in str(refused.value)
 
 
 def test_product_typos_are_caught_against_the_products_the_ledger_knows(iss: Issuer, tmp_path: Path) -> None:
