@@ -335,8 +335,18 @@ def serve(
         failure_limit=failure_limit,
         receive_timeout=request_timeout,
     )
-    print(f"licet license server on http://{host}:{port} ({workers} worker(s))", flush=True)
-    run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)
+    run_server(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        passphrase_file=passphrase_file,
+        on_listening=lambda: print(
+            f"licet license server listening on http://{host}:{port} ({workers} worker(s)); "
+            "one JSON line per request on stderr",
+            flush=True,
+        ),
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = "issuer") -> None:

@@ -12,7 +12,8 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     GET  /v1/health
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
-library's stable ``code``.
+library's stable ``code``. Every request is logged on stderr as one JSON line
+(:mod:`issuer.requestlog`), without keys or tokens.
 
 Automatic activation trusts only the TCP peer address (or, behind a
 configured trusted proxy, the address that proxy appended to
@@ -32,6 +33,8 @@ import hmac
 import ipaddress
 import json
 import os
+import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -48,6 +51,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from issuer.ratelimit import FailureLimiter
+from issuer.requestlog import CLIENT, LICENSE_ID, log_requests
 from issuer.service import Issuer
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
 from verifier.client import CHALLENGE_PATH
@@ -321,6 +325,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
     def activate_manual(body: ManualRequest, request: Request) -> TokenResponse:
         """Manual online activation: the same content as an air-gapped request code."""
         address = client_address(request, config.trusted_proxies)
+        setattr(request.state, CLIENT, address)
         limiter.check(address)
         activation_request = parse_request_code(body.request_code)
         try:
@@ -328,12 +333,14 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         except InvalidActivationKeyError:
             limiter.record_failure(address)
             raise
+        setattr(request.state, LICENSE_ID, result.license_id)
         return TokenResponse(token=result.token)
 
     @app.post("/v1/activations/auto", response_model=TokenResponse)
     def activate_auto(body: AutoRequest, request: Request) -> TokenResponse:
         """Automatic activation: the caller's address names the license; a callback proves it."""
         address = client_address(request, config.trusted_proxies)
+        setattr(request.state, CLIENT, address)
         fingerprint = parse_fingerprint(body.fingerprint)
         assigned = iss.ledger.licenses_for_ip(address) if address else []
         candidates = [r.license_id for r in assigned if r.product == body.product]
@@ -351,6 +358,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
             raise CallbackError("the panel answered the callback with the wrong challenge")
         last_error: LicenseError = NoLicenseForAddressError()
         for license_id in candidates:
+            setattr(request.state, LICENSE_ID, license_id)
             try:
                 result = iss.redeem_for_license(
                     license_id,
@@ -373,7 +381,13 @@ def app_from_environment() -> Any:
     raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
     config = ServerConfig(**raw)
     app = create_app(config, read_passphrase(None))
-    return _limit_body(app, config.max_body_bytes, config.max_header_bytes)
+    paths = {route.path for route in app.routes if hasattr(route, "path")}
+    # Outermost, so that requests refused for their size are logged too.
+    return log_requests(
+        _limit_body(app, config.max_body_bytes, config.max_header_bytes),
+        paths=paths,
+        stream=sys.stderr,
+    )
 
 
 def serve(
@@ -383,15 +397,33 @@ def serve(
     port: int,
     workers: int = 1,
     passphrase_file: Path | None = None,
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
-    """Run the license server with uvicorn (blocks)."""
+    """Run the license server with uvicorn (blocks).
+
+    Args:
+        config: the server's settings.
+        host: address to listen on.
+        port: port to listen on.
+        workers: uvicorn worker processes.
+        passphrase_file: of the signing key, when it is encrypted.
+        on_listening: called once the socket listens (connections queue from
+            then on), before the workers start: the place for a banner that
+            must not appear when the server cannot start.
+
+    Raises:
+        LicenseError: the address cannot be bound (in use, not local, no permission).
+    """
     if passphrase_file is not None:  # workers read it from there, never from argv
         os.environ[PASSPHRASE_FILE_ENV] = str(passphrase_file.resolve())
     # Fail fast, with the library's message, before any worker starts.
     Issuer(config.ledger, config.keys, passphrase=read_passphrase(None)).signing_key_id()
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
     DeadlineProtocol.receive_timeout = config.receive_timeout
-    uvicorn.run(
+    sock = _listen(host, port)
+    if on_listening is not None:
+        on_listening()
+    uv_config = uvicorn.Config(
         "issuer.server:app_from_environment",
         factory=True,
         host=host,
@@ -403,4 +435,29 @@ def serve(
         server_header=False,
         timeout_keep_alive=5,
         log_level="warning",
+        access_log=False,  # issuer.requestlog logs each request, without keys or tokens
     )
+    server = uvicorn.Server(uv_config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(uv_config, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
+    if not server.started and workers == 1:
+        raise LicenseError(f"the license server on {host}:{port} did not start (see above)")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen the way uvicorn would, but report a failure as one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise LicenseError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    sock.set_inheritable(True)
+    return sock
