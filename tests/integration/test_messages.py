@@ -123,3 +123,29 @@ def test_unknown_signing_key_is_named_with_the_way_to_fix_it(tmp_path: Path) -> 
                   str(old / "keys" / "trusted_keys.json"), cwd=tmp_path, check=None)
     assert_one_line_refusal(refused, f"signed by an unknown key '{kid}'")
     assert "re-exports them with 'keytool export'" in refused.stderr
+
+
+REFUSED_ANYWHERE = [
+    ["keytool", "rotate"], ["keytool", "revoke", "abc"], ["keytool", "export"], ["keytool", "list"],
+    ["issuer", "init", "--name", "acme"], ["issuer", "activate", "LICET1.x"],
+    ["issuer", "license", "create", "--product", "p"], ["issuer", "license", "revoke", "LIC-X", "--yes"],
+    ["issuer", "license", "regenerate", "LIC-X"], ["issuer", "serve", "--port", "1"],
+    ["verifier", "status", "--product", "p", "--trusted-keys", "t.json"],
+    ["verifier", "install", "a.b.c", "--product", "p", "--trusted-keys", "t.json"],
+    ["verifier", "request", "--product", "p", "--key", "1234"],
+]
+
+
+def test_no_refused_command_leaves_files_behind(tmp_path: Path) -> None:
+    for tool, *args in REFUSED_ANYWHERE:
+        proc = cli(tool, *args, cwd=tmp_path, check=None)
+        assert proc.returncode == 1, (tool, args, proc.stderr)
+        assert _tree(tmp_path) == [], (tool, args)
+    home = tmp_path / "home"
+    home.mkdir()
+    provider_home(home)
+    before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file() and p.name != "ledger.lock"}
+    for tool, *args in (["keytool", "new"], ["issuer", "init", "--name", "other"]):
+        assert cli(tool, *args, cwd=home, check=None).returncode == 1
+    after = {p: p.read_bytes() for p in home.rglob("*") if p.is_file() and p.name != "ledger.lock"}
+    assert after == before
