@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from issuer import policy
-from issuer.ledger import Ledger
+from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
@@ -207,12 +207,22 @@ class Issuer:
         *,
         name: str,
         clock: Clock = utc_now,
+        shard_width: int = DEFAULT_SHARD_WIDTH,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
 
         A refusal writes nothing: the ledger folder and the signing key are
         checked before the secret is made.
+
+        Args:
+            ledger: the new ledger's folder.
+            keys: the keys folder.
+            name: the provider name tokens are issued under.
+            clock: time source.
+            shard_width: the ledger's shard layout (hex digits per shard name,
+                1-4; the default 3 suits up to millions of licenses).
+            **kwargs: passed on to :class:`Issuer`.
 
         Raises:
             LedgerExistsError: a ledger exists there already.
@@ -228,10 +238,14 @@ class Issuer:
         secret = KeySecret.create_or_load(Path(keys))
         try:
             Ledger.create(
-                ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
+                ledger,
+                provider=name.strip(),
+                secret_check=secret.check(),
+                now=now_from(clock),
+                shard_width=shard_width,
             )
         except LicenseError:
-            if made_secret:  # lost a race for the folder: leave nothing behind
+            if made_secret:  # lost a race for the folder, or a bad shard width: leave nothing
                 secret_path.unlink(missing_ok=True)
             raise
         return cls(ledger, keys, clock=clock, **kwargs)
@@ -416,12 +430,20 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the SPEC §3 refusals.
+            ProductMismatchError, AlreadyActivatedError: the refusals of
+            :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
     def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
-        """The one activation function: key + product + fingerprint → token (SPEC §3).
+        """The one activation function: key + product + fingerprint → token.
+
+        Every activation path ends here. An unknown key is refused (and counted
+        for rate limiting by the server); a revoked, expired or other-product
+        license is refused naming why; a first activation is recorded and
+        signed; the same server activating again gets its same activation; a
+        second server is refused with the date from which the key may be
+        regenerated (the outcomes of :func:`issuer.policy.redeem`).
 
         Raises:
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from verifier import __version__
 from verifier.errors import BadInputError, LicenseError
+from verifier.fileio import os_error_words
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -74,8 +75,8 @@ def run(
         fail(prog, err.message if where is None else f"{err.message} [{origin(where, args)}]")
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
-    except OSError as err:
-        fail(prog, f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
+    except OSError as err:  # a file the command itself wrote, e.g. --out: its name is the user's
+        fail(prog, f"{err.filename or ''}: {os_error_words(err, writing=True)}".lstrip(": "))
     except Exception as err:  # a bug: still one line, never a traceback
         fail(prog, f"internal error: {type(err).__name__}: {err}")
     raise SystemExit(0)
