@@ -359,10 +359,17 @@ class RegenerationTooSoonError(LicenseError):
 
     def __init__(self, allowed_from: _dt.datetime | _dt.date, message: str | None = None) -> None:
         self.allowed_from = allowed_from
+        shown = allowed_from.isoformat()
+        if isinstance(allowed_from, _dt.datetime):
+            from verifier.clock import format_utc  # here: verifier.clock imports this module
+
+            # Rounded up: at the second shown, regeneration is allowed.
+            ceiling = allowed_from + _dt.timedelta(microseconds=999_999)
+            shown = format_utc(ceiling.replace(microsecond=0)) or shown
         super().__init__(
             message
             or "activation key was regenerated less than a month ago; "
-            f"next regeneration possible from {allowed_from.isoformat()}"
+            f"next regeneration possible from {shown}"
         )
 
     def details(self) -> dict[str, Any]:

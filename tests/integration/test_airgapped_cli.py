@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,7 @@ def test_whole_story(provider: Path, tmp_path: Path) -> None:
                cwd=b).stdout.startswith("valid")
     again = cli("issuer", "license", "regenerate", lic["license_id"], cwd=provider, check=None)
     assert_one_line_refusal(again, "next regeneration possible from")
+    assert re.search(r"possible from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", again.stderr.strip()), again.stderr
 
     listed = json.loads(cli("issuer", "license", "list", "--json", cwd=provider).stdout)
     assert [row["license_id"] for row in listed] == [lic["license_id"]]
