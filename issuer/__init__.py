@@ -16,8 +16,10 @@ from issuer.errors import (
     LedgerExistsError,
     LedgerMissingError,
     LedgerWriteError,
+    ListenError,
     UnknownProductError,
 )
+from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.service import Activated, Issuer, IssuerConfig, LicenseView
 
@@ -36,5 +38,7 @@ __all__ = [
     "LicenseRecord",
     "LicenseStatus",
     "LicenseView",
+    "ListenError",
+    "RateLimit",
     "UnknownProductError",
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from issuer.service import Issuer, LicenseView
 from keytool.passphrase import read_passphrase
@@ -90,6 +92,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
             f"activated      {format_utc(activation.activated_at)} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
+    print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
         print(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
@@ -105,15 +108,35 @@ def _limits(items: list[str]) -> dict[str, int]:
     return limits
 
 
+class MachineIds(StrEnum):
+    """Whether activations with a custom machine id (``--machine-id``) are accepted."""
+
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+
+
 @app.command()
 def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
+    machine_ids: Annotated[
+        MachineIds,
+        typer.Option(
+            "--machine-ids",
+            help="Default for licenses: accept or refuse activations with a custom machine id.",
+        ),
+    ] = MachineIds.ACCEPT,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
-    Issuer.init(ledger, keys, name=name, actor=_actor())
+    Issuer.init(
+        ledger,
+        keys,
+        name=name,
+        accept_machine_id=machine_ids is MachineIds.ACCEPT,
+        actor=_actor(),
+    )
     if json:
         print_json({"ledger": str(ledger.resolve()), "keys": str(keys.resolve()), "provider": name})
         return
@@ -149,6 +172,13 @@ def license_create(
     customer: Annotated[
         str | None, typer.Option("--customer", help="Customer, free text (default: none).")
     ] = None,
+    machine_ids: Annotated[
+        MachineIds | None,
+        typer.Option(
+            "--machine-ids",
+            help="Accept or refuse activations with a custom machine id (default: the ledger's).",
+        ),
+    ] = None,
     new_product: Annotated[
         bool,
         typer.Option(
@@ -169,6 +199,7 @@ def license_create(
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
+        accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
         new_product=new_product,
     )
     _print_license(view, json)
@@ -257,6 +288,10 @@ def activate(
         Path | None,
         typer.Option("--out", help="Write the token to this file (default: print it)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing --out file that is not a token."),
+    ] = False,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
@@ -264,9 +299,10 @@ def activate(
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
-    token = _issuer(ledger, keys, passphrase_file).activate(text)
+    iss = _issuer(ledger, keys, passphrase_file)
+    token = iss.activate(text)
     if out is not None:
-        out.write_text(token + "\n")
+        iss.save_token(out, token, force=force)
     if json:
         print_json({"token": token, "out": None if out is None else str(out.resolve())})
     elif out is None:
@@ -279,7 +315,10 @@ def activate(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", help="Port to listen on (the panel's callback uses 8472).")
+        int,
+        typer.Option(
+            "--port", min=1, max=65535, help="Port to listen on (the panel's callback uses 8472)."
+        ),
     ] = DEFAULT_PORT,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
@@ -308,6 +347,15 @@ def serve(
             "--failure-limit", min=1, help="Failed key attempts per address per 15 minutes."
         ),
     ] = 10,
+    ipv6_prefix: Annotated[
+        int,
+        typer.Option(
+            "--ipv6-prefix",
+            min=32,
+            max=128,
+            help="Rate-limit IPv6 clients per network of this prefix length.",
+        ),
+    ] = 64,
     request_timeout: Annotated[
         float,
         typer.Option(
@@ -333,22 +381,29 @@ def serve(
         trusted_proxies=tuple(trusted_proxy or ()),
         callback_timeout=callback_timeout,
         failure_limit=failure_limit,
+        ipv6_prefix=ipv6_prefix,
         receive_timeout=request_timeout,
     )
+
+    def announce(url: str) -> None:
+        print(f"licet license server on {url} ({workers} worker(s))", flush=True)
+
     run_server(
         config,
         host=host,
         port=port,
         workers=workers,
         passphrase_file=passphrase_file,
-        on_listening=lambda: print(
-            f"licet license server listening on http://{host}:{port} ({workers} worker(s)); "
-            "one JSON line per request on stderr",
-            flush=True,
-        ),
+        on_listening=announce,
     )
 
 
 def main(argv: list[str] | None = None, prog: str = "issuer") -> None:
     """Console-script entry point (``argv`` and ``prog`` for ``licet issuer``)."""
-    run(prog, lambda: app(args=argv, prog_name=prog), argv, _PATHS)
+    run(
+        prog,
+        lambda: app(args=argv, prog_name=prog, standalone_mode=False),
+        argv=argv,
+        paths=_PATHS,
+        usage_errors=(TyperException,),
+    )

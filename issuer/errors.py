@@ -3,7 +3,8 @@
 The classes live in :mod:`verifier.errors`: a license server answers with them
 (``ledger-busy`` when another process holds the lock, for instance), and a
 panel, which imports only ``verifier``, rebuilds them from their codes. They
-are importable from here as well.
+are importable from here as well. :class:`ListenError`, which only the
+``issuer serve`` command meets, lives here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "LedgerExistsError",
     "LedgerMissingError",
     "LedgerWriteError",
+    "ListenError",
     "SecretMissingError",
     "UnknownProductError",
 ]
@@ -41,3 +43,11 @@ class UnknownProductError(LicenseError):
     code = "unknown-product"
     default_message = "unknown product — check the spelling, or add it as a new product"
     http_status = 422
+
+
+class ListenError(LicenseError):
+    """``issuer serve`` cannot listen on the given address and port (e.g. it is busy)."""
+
+    code = "cannot-listen"
+    default_message = "cannot listen on that address and port"
+    http_status = 503

@@ -15,27 +15,30 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from issuer import policy
+from issuer.addresses import canonical_ip
 from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
+from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
-from keytool.keyring import Keyring
+from keytool.keyring import ActiveSigner, Keyring
+from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
-from verifier.claims import build_claims
+from verifier.claims import IDENTITY_HARDWARE, TOKEN_TYPE, build_claims
 from verifier.clock import Clock, format_utc, now_from, utc_now
-from verifier.errors import BadInputError, LicenseError
+from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
+from verifier.errors import BadInputError, LicenseError, NoLicenseForAddressError
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
@@ -56,11 +59,13 @@ class IssuerConfig:
             Panels renew by activating again, which returns the same activation.
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
+        rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
     """
 
     max_token_lifetime: _dt.timedelta = _dt.timedelta(days=365)
     regeneration_months: int = 1
     lock_timeout: float = 10.0
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
     def __post_init__(self) -> None:
         if not _dt.timedelta(days=1) <= self.max_token_lifetime <= _dt.timedelta(days=3653):
@@ -79,6 +84,7 @@ class LicenseView:
     activation_key: str
     state: str
     next_regeneration: _dt.datetime
+    accepts_machine_id: bool = True
 
     @property
     def license_id(self) -> str:
@@ -106,6 +112,7 @@ class LicenseView:
             "activated_hostname": None if activation is None else activation.hostname,
             "past_activations": [_activation_view(a) for a in r.past_activations],
             "next_regeneration": format_utc(self.next_regeneration),
+            "accept_machine_id": self.accepts_machine_id,
             "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
         }
 
@@ -135,6 +142,18 @@ class Activated:
     new: bool
 
 
+def _is_token(data: bytes) -> bool:
+    """Whether ``data`` is a licet token, as an earlier ``--out`` wrote it."""
+    parts = data.strip().split(b".")
+    if len(parts) != 3:
+        return False
+    try:
+        header = json_loads_strict(b64url_decode(parts[0].decode("ascii")))
+    except (EncodingError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and header.get("typ") == TOKEN_TYPE
+
+
 def _random_id(prefix: str, chars: int) -> str:
     return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
 
@@ -146,18 +165,6 @@ def _name(kind: str, value: str) -> str:
             "starting with a letter or digit"
         )
     return value
-
-
-def normalize_ip(value: str) -> str:
-    """The canonical text of an IP address.
-
-    Raises:
-        BadInputError: not an IP address.
-    """
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise BadInputError(f"{value!r} is not an IP address") from None
 
 
 class Issuer:
@@ -197,7 +204,7 @@ class Issuer:
             raise PrivateKeyError(
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
-        self._signer: TokenSigner | None = None
+        self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
 
     @classmethod
     def init(
@@ -208,6 +215,7 @@ class Issuer:
         name: str,
         clock: Clock = utc_now,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        accept_machine_id: bool = True,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
@@ -222,6 +230,9 @@ class Issuer:
             clock: time source.
             shard_width: the ledger's shard layout (hex digits per shard name,
                 1-4; the default 3 suits up to millions of licenses).
+            accept_machine_id: the default for licenses that do not say
+                whether activations with a custom machine id
+                (``--machine-id``) are accepted (default: accepted).
             **kwargs: passed on to :class:`Issuer`.
 
         Raises:
@@ -243,6 +254,7 @@ class Issuer:
                 secret_check=secret.check(),
                 now=now_from(clock),
                 shard_width=shard_width,
+                accept_machine_id=bool(accept_machine_id),
             )
         except LicenseError:
             if made_secret:  # lost a race for the folder, or a bad shard width: leave nothing
@@ -267,6 +279,7 @@ class Issuer:
         features: Iterable[str] = (),
         limits: Mapping[str, int] | None = None,
         customer: str | None = None,
+        accept_machine_id: bool | None = None,
         new_product: bool = False,
     ) -> LicenseView:
         """Create a license and its first activation key.
@@ -279,6 +292,8 @@ class Issuer:
             features: enabled features.
             limits: numeric limits.
             customer: free text.
+            accept_machine_id: whether activations with a custom machine id
+                are accepted; ``None`` follows the ledger's default.
             new_product: ``product`` is a product the ledger has no license for yet.
 
         Raises:
@@ -291,10 +306,15 @@ class Issuer:
         Keyring(self.keys).active()
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        if accept_machine_id is not None:
+            if type(accept_machine_id) is not bool:
+                raise BadInputError("accept_machine_id must be true, false or None")
+            record = replace(record, accept_machine_id=accept_machine_id)
+        product = record.product
         self.ledger.add(
             record,
             check_product=lambda known: policy.check_product(
-                record.product, known, new_product=new_product
+                product, known, new_product=new_product
             ),
         )
         return self._view(record, now)
@@ -341,7 +361,12 @@ class Issuer:
             expires_at = now + _dt.timedelta(days=days)
         elif expires is not None:
             # "Expires 2027-01-31" means usable through that day.
-            expires_at = _dt.datetime.combine(expires, _dt.time(), _dt.UTC) + _dt.timedelta(days=1)
+            start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
+            if start - now >= _dt.timedelta(days=_MAX_DAYS):
+                raise BadInputError(
+                    f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away"
+                )
+            expires_at = start + _dt.timedelta(days=1)
             if expires_at <= now:
                 raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
         limit_items = dict(limits or {})
@@ -357,7 +382,7 @@ class Issuer:
             license_id=license_id,
             product=_name("product", product),
             customer=customer,
-            ip=None if ip is None else normalize_ip(ip),
+            ip=None if ip is None else canonical_ip(ip),
             created_at=now,
             expires_at=expires_at,
             features=tuple(sorted({_name("feature", f) for f in features})),
@@ -430,25 +455,36 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the refusals of
-            :meth:`redeem`.
+            ProductMismatchError, AlreadyActivatedError, MachineIdRefusedError: the
+                refusals of :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
-    def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
+    def redeem(
+        self, request: ActivationRequest, *, method: str, client: str | None = None
+    ) -> Activated:
         """The one activation function: key + product + fingerprint → token.
 
-        Every activation path ends here. An unknown key is refused (and counted
-        for rate limiting by the server); a revoked, expired or other-product
-        license is refused naming why; a first activation is recorded and
-        signed; the same server activating again gets its same activation; a
-        second server is refused with the date from which the key may be
-        regenerated (the outcomes of :func:`issuer.policy.redeem`).
+        Every activation path ends here. An unknown key is refused (and, for
+        an anonymous ``client``, counted for rate limiting); a revoked,
+        expired or other-product license is refused naming why; a first
+        activation is recorded and signed; the same server activating again
+        gets its same activation; a second server is refused with the date
+        from which the key may be regenerated (the outcomes of
+        :func:`issuer.policy.redeem`).
+
+        Args:
+            request: what the server sent (key, product, fingerprint, ...).
+            method: how it came (``air-gapped``, ``online``), recorded.
+            client: the address of an anonymous client (online doors): its
+                failed attempts are rate limited (``IssuerConfig.rate_limit``).
 
         Raises:
+            RateLimitedError: ``client`` is at its limit of failures; nothing is looked up.
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.
             LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
             AlreadyActivatedError: activated on another server.
+            MachineIdRefusedError: a custom machine id for a license that refuses them.
         """
         canonical = normalize_key(request.activation_key)
         return self._activate(
@@ -457,10 +493,19 @@ class Issuer:
             fingerprint=request.fingerprint,
             hostname=request.hostname,
             method=method,
+            identity=request.identity,
+            client=client,
         )
 
     def redeem_for_license(
-        self, license_id: str, *, product: str, fingerprint: Fingerprint, hostname: str, method: str
+        self,
+        license_id: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        method: str,
+        identity: str = IDENTITY_HARDWARE,
     ) -> Activated:
         """Activate a license found by other proof than its key (automatic activation by IP)."""
         return self._activate(
@@ -469,6 +514,7 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname,
             method=method,
+            identity=identity,
         )
 
     def _activate(
@@ -478,8 +524,10 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         key_hash: str | None = None,
         license_id: str | None = None,
+        client: str | None = None,
     ) -> Activated:
         signer = self._signing()  # before the ledger: a missing key must not burn an activation
         now = now_from(self._clock)
@@ -489,10 +537,12 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname[:253],
             method=method,
+            identity=identity,
             now=now,
         )
+        attempt = None if client is None else self.config.rate_limit.attempt(client, now=now)
         record, activation, new = self.ledger.update(
-            decide, key_hash=key_hash, license_id=license_id
+            decide, key_hash=key_hash, license_id=license_id, attempt=attempt
         )
         lifetime_end = now + self.config.max_token_lifetime
         claims = build_claims(
@@ -507,6 +557,7 @@ class Issuer:
             fingerprint=activation.fingerprint,
             features=record.features,
             limits=record.limits,
+            identity=identity,
             ip=record.ip,
         )
         return Activated(
@@ -524,6 +575,7 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         now: _dt.datetime,
     ) -> tuple[LicenseRecord | None, tuple[LicenseRecord, Activation, bool]]:
         updated, activation = policy.redeem(
@@ -536,17 +588,99 @@ class Issuer:
             actor=self.actor,
             now=now,
             months=self.config.regeneration_months,
+            identity=identity,
+            accept_machine_id=self._accepts_machine_id(record),
         )
         return updated, (updated or record, activation, updated is not None)
+
+    def _accepts_machine_id(self, record: LicenseRecord) -> bool:
+        if record.accept_machine_id is not None:
+            return record.accept_machine_id
+        return self.ledger.info.accept_machine_id
 
     def signing_key_id(self) -> str:
         """Load the signing key now (checking file mode and passphrase) and return its kid."""
         return self._signing().kid
 
     def _signing(self) -> TokenSigner:
-        if self._signer is None:
-            self._signer = Keyring(self.keys, clock=self._clock).signer(self._passphrase)
-        return self._signer
+        # The keyring's active key as it is now: a rotation or revocation made by
+        # another process while this one runs takes effect at the next signature.
+        return self._signer.get()
+
+    def save_token(self, path: str | os.PathLike[str], token: str, *, force: bool = False) -> None:
+        """Write a token to ``path`` (``--out``) without ever replacing key material.
+
+        An earlier token file is replaced; any other existing file only with
+        ``force``; nothing inside the keys or ledger folder, and no key
+        material anywhere, is ever overwritten.
+
+        Raises:
+            OutputRefusedError: ``path`` must not be replaced.
+        """
+        write_output(
+            Path(path),
+            token.strip().encode() + b"\n",
+            mode=0o644,
+            earlier_output=_is_token,
+            protected=[self.keys, self.ledger.folder],
+            force=force,
+        )
+
+    # -- online doors ---------------------------------------------------------------
+
+    def activate_by_address(
+        self,
+        address: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        confirm: Callable[[], None],
+        method: str = "automatic",
+        identity: str = IDENTITY_HARDWARE,
+    ) -> Activated:
+        """Automatic activation: the license assigned to ``address`` for ``product``.
+
+        Args:
+            address: the caller's address as the transport proved it (never from a body).
+            product: the product.
+            fingerprint: the caller's server fingerprint.
+            hostname: shown to the provider.
+            confirm: called once a license is found and before anything is
+                recorded; raises (e.g. ``CallbackError``) when the caller cannot
+                prove it answers at ``address``.
+            method: recorded in the activation.
+            identity: what the fingerprint was taken from (``hardware`` or ``machine-id``).
+
+        Raises:
+            NoLicenseForAddressError: no license of ``product`` is assigned to ``address``.
+            LicenseError: ``confirm``'s refusal, or the last license's refusal.
+        """
+        ip = canonical_ip(address) if address else ""
+        candidates = [
+            r.license_id
+            for r in (self.ledger.licenses_for_ip(ip) if ip else [])
+            if r.product == product
+        ]
+        if not candidates:
+            raise NoLicenseForAddressError(
+                f"no {product} license is assigned to {address} — activate manually with a key"
+            )
+        confirm()
+        last_error: LicenseError = NoLicenseForAddressError()
+        for license_id in candidates:
+            try:
+                return self.redeem_for_license(
+                    license_id,
+                    product=product,
+                    fingerprint=fingerprint,
+                    hostname=hostname,
+                    method=method,
+                    identity=identity,
+                )
+            except LicenseError as err:  # try the next license on this address
+                last_error = err
+        raise last_error
 
     def _view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
         return LicenseView(
@@ -556,4 +690,5 @@ class Issuer:
             next_regeneration=policy.next_regeneration(
                 record, self.config.regeneration_months, now
             ),
+            accepts_machine_id=self._accepts_machine_id(record),
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.exceptions import TyperException
 
 from keytool.keyring import TRUSTED_KEYS_FILE, KeyRecord, Keyring
 from keytool.passphrase import read_passphrase
@@ -120,6 +121,12 @@ def export(
             "--out", help=f"Output file (default KEYS/{TRUSTED_KEYS_FILE}; - for stdout)."
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing file that is not an earlier export (never keys)."
+        ),
+    ] = False,
     json: Json = False,
 ) -> None:
     """Write the public trust set (JWKS) that panels verify tokens with."""
@@ -127,7 +134,7 @@ def export(
     if out == Path("-"):
         print_json(ring.trusted_keys().to_jwks())
         return
-    path = ring.export(out or keys / TRUSTED_KEYS_FILE)
+    path = ring.export(out or keys / TRUSTED_KEYS_FILE, force=force)
     if json:
         kids = [k["kid"] for k in ring.trusted_keys().to_jwks()["keys"]]
         print_json({"path": str(path.resolve()), "kids": kids})
@@ -137,4 +144,10 @@ def export(
 
 def main(argv: list[str] | None = None, prog: str = "keytool") -> None:
     """Console-script entry point (``argv`` and ``prog`` for ``licet keytool``)."""
-    run(prog, lambda: app(args=argv, prog_name=prog), argv, _PATHS)
+    run(
+        prog,
+        lambda: app(args=argv, prog_name=prog, standalone_mode=False),
+        argv=argv,
+        paths=_PATHS,
+        usage_errors=(TyperException,),
+    )

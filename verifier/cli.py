@@ -13,10 +13,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from verifier import __version__
-from verifier.cliutil import EXIT_REFUSED, PathOption, print_json, run
+from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, PathOption, fail, print_json, run
 from verifier.clock import format_utc
 from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
@@ -178,6 +178,19 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad usage reported like every other failure: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, message, EXIT_USAGE)
+
+
 def _env_option(
     parser: argparse.ArgumentParser,
     flag: str,
@@ -202,9 +215,7 @@ def _env_option(
 
 def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Activate and check this server's license."
-    )
+    parser = _Parser(prog=prog, description="Activate and check this server's license.")
     parser.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -250,7 +261,7 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
             )
             sub.add_argument(
                 "--callback-port",
-                type=int,
+                type=_port,
                 default=DEFAULT_CALLBACK_PORT,
                 help="Port for the license server's callback (default %(default)s).",
             )
@@ -289,4 +300,4 @@ def main(argv: list[str] | None = None, prog: str = "verifier") -> None:
         if code:
             raise SystemExit(code)
 
-    run(prog, invoke, argv, _PATHS)
+    run(prog, invoke, argv=argv, paths=_PATHS)

@@ -2,8 +2,9 @@
 
 All three command lines (verifier, keytool, issuer) run through :func:`run`,
 so they behave alike: 0 on success, 1 with one line on stderr for a refusal,
-2 for bad usage (a malformed option is a :class:`BadInputError`), never a
-traceback; ``--version`` anywhere before ``--`` prints the version.
+2 with one line for bad usage (an option or argument of the wrong form,
+:class:`~verifier.errors.BadInputError` included), and never a traceback;
+``--version`` anywhere before ``--`` prints the version.
 """
 
 from __future__ import annotations
@@ -22,16 +23,14 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 #: Click/typer context settings every provider CLI uses: ``-h`` as well as ``--help``.
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+#: Where a path option's value may come from: the option, an environment variable, a default.
+PathOption = tuple[str, str | None, str]
 
 
 def fail(prog: str, message: str, code: int = EXIT_REFUSED) -> NoReturn:
     """Print ``prog: message`` on stderr and exit."""
     print(f"{prog}: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(code)
-
-
-#: Where a path option's value may come from: the option, an environment variable, a default.
-PathOption = tuple[str, str | None, str]
 
 
 def origin(option: PathOption, argv: list[str]) -> str:
@@ -48,27 +47,38 @@ def origin(option: PathOption, argv: list[str]) -> str:
 def run(
     prog: str,
     main: Callable[[], Any],
+    *,
     argv: list[str] | None = None,
     paths: Mapping[str, PathOption] | None = None,
+    usage_errors: tuple[type[Exception], ...] = (),
 ) -> NoReturn:
     """Run a CLI entry point, mapping every failure to one line and an exit code.
 
     Args:
-        prog: the command's name, first on every error line.
-        main: the command line itself.
+        prog: the command's name, prefixed to every message.
+        main: the entry point.
         argv: its arguments (default ``sys.argv[1:]``), scanned for ``--version``.
         paths: for an error code about a missing file or folder, the option that
             names it; the message then says where the path came from.
+        usage_errors: the CLI library's own usage errors (they carry
+            ``format_message()``); reported as one line with exit 2.
     """
     args = sys.argv[1:] if argv is None else argv
     if "--version" in args[: args.index("--") if "--" in args else None]:
         print(f"{prog} (licet) {__version__}")
         raise SystemExit(0)
     try:
-        main()
+        result = main()
     except SystemExit:
         raise
-    except BadInputError as err:  # a malformed option or argument: bad usage
+    except usage_errors as err:
+        format_message = getattr(err, "format_message", None)
+        message = str(format_message() if callable(format_message) else err)
+        if "\n" in message.strip():  # a help screen asked for by giving no command
+            print(message, file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
+        fail(prog, message, EXIT_USAGE)
+    except BadInputError as err:
         fail(prog, err.message, EXIT_USAGE)
     except LicenseError as err:
         where = (paths or {}).get(err.code)
@@ -79,7 +89,7 @@ def run(
         fail(prog, f"{err.filename or ''}: {os_error_words(err, writing=True)}".lstrip(": "))
     except Exception as err:  # a bug: still one line, never a traceback
         fail(prog, f"internal error: {type(err).__name__}: {err}")
-    raise SystemExit(0)
+    raise SystemExit(result if isinstance(result, int) else 0)
 
 
 def confirm(question: str, yes: bool) -> None:

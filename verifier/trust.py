@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.errors import TrustedKeysError, TrustedKeysMissingError, UntrustedKeyError
-from verifier.fileio import os_error_words
+from verifier.fileio import os_error_words, read_regular
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
@@ -173,17 +173,16 @@ class TrustedKeys:
             TrustedKeysError: unreadable, too large, or any key unusable.
         """
         try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_TRUST_FILE_BYTES + 1)
-        except FileNotFoundError:
-            raise TrustedKeysMissingError(
-                f"trusted keys file {Path(path).resolve()} not found — it is the "
-                "trusted_keys.json the provider makes with 'keytool export'"
-            ) from None
+            data = read_regular(Path(path), MAX_TRUST_FILE_BYTES)
         except OSError as err:
             raise TrustedKeysError(
                 f"cannot read trusted keys {os.fspath(path)!r}: {os_error_words(err)}"
             ) from err
+        if data is None:
+            raise TrustedKeysMissingError(
+                f"trusted keys file {Path(path).resolve()} not found — it is the "
+                "trusted_keys.json the provider makes with 'keytool export'"
+            )
         return cls.from_json(data)
 
     @property

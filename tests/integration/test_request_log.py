@@ -49,7 +49,7 @@ def test_each_request_is_logged_as_json_without_keys_or_tokens(tmp_path: Path) -
     output = server.proc.stdout.read() if server.proc.stdout else ""
 
     lines = output.splitlines()
-    assert lines[0].startswith(f"licet license server listening on http://127.0.0.1:{server.port}")
+    assert lines[0].startswith(f"licet license server on http://127.0.0.1:{server.port}")
     records = [json.loads(line) for line in lines if line.startswith("{")]
     assert all(set(r) == {"time", "method", "path", "status", "client", "license_id", "duration_ms"} for r in records)
     seen = [(r["method"], r["path"], r["status"], r["license_id"]) for r in records]
