@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from issuer.service import Issuer, LicenseView
+from issuer.ratelimit import RateLimit
+from issuer.service import Issuer, IssuerConfig, LicenseView
 from keytool.passphrase import read_passphrase
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run
 from verifier.clock import format_utc
@@ -35,6 +36,12 @@ license_app = typer.Typer(
     context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(license_app, name="license")
+ratelimit_app = typer.Typer(
+    help="See and clear the failed-attempt limits of the license server's clients.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
+app.add_typer(ratelimit_app, name="ratelimit")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
 LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
@@ -279,6 +286,58 @@ def license_revoke(
         print_json(revoked.to_dict())
         return
     print(f"revoked {license_id}")
+
+
+FailureLimit = Annotated[
+    int,
+    typer.Option(
+        "--failure-limit",
+        min=1,
+        max=10_000,
+        help="Failed key attempts per address per 15 minutes (the server's --failure-limit).",
+    ),
+]
+
+
+@ratelimit_app.command("list")
+def ratelimit_list(
+    failure_limit: FailureLimit = 10,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """List the clients with failed attempts in the window, blocked ones first."""
+    config = IssuerConfig(rate_limit=RateLimit(limit=failure_limit))
+    iss = Issuer(ledger, keys, config=config, actor=_actor())
+    entries = [e.to_dict() for e in iss.rate_limited()]
+    if json:
+        print_json(entries)
+        return
+    print(f"{'CLIENT':<40}  {'FAILURES':>8}  {'LAST FAILURE':<20}  BLOCKED UNTIL")
+    for e in entries:
+        print(
+            f"{e['bucket']:<40}  {e['failures']:>8}  {e['last_failure']:<20}  "
+            f"{e['blocked_until'] or '-'}"
+        )
+
+
+@ratelimit_app.command("clear")
+def ratelimit_clear(
+    address: Annotated[
+        str | None,
+        typer.Argument(help="The client's IP address (default: every client)."),
+    ] = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Forget a client's failed attempts, so a locked-out customer can try again now."""
+    cleared = _issuer(ledger, keys).clear_rate_limit(address)
+    if json:
+        print_json({"cleared": cleared})
+        return
+    who = address or "any client"
+    print(f"cleared {', '.join(cleared)}" if cleared else f"no failed attempts recorded for {who}")
 
 
 @app.command()

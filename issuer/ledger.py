@@ -431,7 +431,36 @@ class Ledger:
         with self._transaction() as txn:
             return self._products(txn)
 
+    def failed_attempts(self, *, since: _dt.datetime) -> dict[str, list[float]]:
+        """Rate-limit buckets with failures after ``since``: bucket -> times, oldest first."""
+        with self._transaction() as txn:
+            found: dict[str, list[float]] = {}
+            for table in self._attempt_tables(txn):
+                for doc in table.all():
+                    recent = _recent(doc, since.timestamp())
+                    if recent and isinstance(doc.get("bucket"), str):
+                        found[doc["bucket"]] = recent
+            return found
+
     # -- changes ----------------------------------------------------------------
+
+    def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
+        """Forget the failures of every rate-limit bucket ``matches`` accepts.
+
+        Returns:
+            The buckets forgotten (their clients are no longer limited).
+        """
+        with self._transaction() as txn:
+            forgotten: list[str] = []
+            for table in self._attempt_tables(txn):
+                for doc in table.all():
+                    bucket = doc.get("bucket")
+                    if isinstance(bucket, str) and matches(bucket):
+                        table.remove(doc_ids=[doc.doc_id])
+                        forgotten.append(bucket)
+            if forgotten:
+                txn.commit()
+            return sorted(forgotten)
 
     def add(
         self,
@@ -656,6 +685,11 @@ class Ledger:
         table = txn.table(_ATTEMPTS, self._shard(attempt.bucket))
         horizon = (attempt.now - attempt.window).timestamp()
         return table, _recent(table.get(Query().bucket == attempt.bucket), horizon)
+
+    def _attempt_tables(self, txn: _Transaction) -> list[Table]:
+        folder = self.folder / _ATTEMPTS
+        shards = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        return [txn.table(_ATTEMPTS, path.stem) for path in shards]
 
     def _check_attempts(self, txn: _Transaction, attempt: Attempt) -> None:
         _, recent = self._attempts(txn, attempt)

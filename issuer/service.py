@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from issuer import policy
-from issuer.addresses import canonical_ip
+from issuer.addresses import canonical_ip, in_bucket
 from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
@@ -42,7 +42,7 @@ from verifier.errors import BadInputError, LicenseError, NoLicenseForAddressErro
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
-__all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView"]
+__all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView", "RateLimited"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -123,6 +123,32 @@ def _activation_view(activation: Activation) -> dict[str, Any]:
         "activated_at": format_utc(activation.activated_at),
         "superseded_at": format_utc(activation.superseded_at),
     }
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """A client (an IPv4 address or an IPv6 network) with recent failed attempts.
+
+    Attributes:
+        bucket: who is counted.
+        failures: failed attempts inside the window.
+        last_failure: the latest of them.
+        blocked_until: while at its limit, when it may try again; else ``None``.
+    """
+
+    bucket: str
+    failures: int
+    last_failure: _dt.datetime
+    blocked_until: _dt.datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (``issuer ratelimit list --json``)."""
+        return {
+            "bucket": self.bucket,
+            "failures": self.failures,
+            "last_failure": format_utc(self.last_failure),
+            "blocked_until": format_utc(self.blocked_until),
+        }
 
 
 @dataclass(frozen=True)
@@ -266,6 +292,39 @@ class Issuer:
     def provider(self) -> str:
         """The provider name tokens are issued under (``iss``)."""
         return self.ledger.info.provider
+
+    # -- rate limits --------------------------------------------------------------
+
+    def rate_limited(self) -> list[RateLimited]:
+        """Clients with failed attempts inside the window, blocked ones first."""
+        now = now_from(self._clock)
+        policy_ = self.config.rate_limit
+        found = []
+        for bucket, times in self.ledger.failed_attempts(since=now - policy_.window).items():
+            blocked = None
+            if len(times) >= policy_.limit:
+                # Free again once enough failures have left the window to be under the limit.
+                oldest_counting = times[len(times) - policy_.limit]
+                blocked = _dt.datetime.fromtimestamp(oldest_counting, _dt.UTC) + policy_.window
+            last = _dt.datetime.fromtimestamp(times[-1], _dt.UTC)
+            found.append(RateLimited(bucket, len(times), last, blocked))
+        return sorted(found, key=lambda r: (r.blocked_until is None, r.bucket))
+
+    def clear_rate_limit(self, address: str | None = None) -> list[str]:
+        """Forget the failed attempts of ``address`` (of every client when ``None``).
+
+        A customer who mistyped the key too often can try again at once.
+
+        Returns:
+            The buckets forgotten.
+
+        Raises:
+            BadInputError: ``address`` is not an IP address.
+        """
+        if address is None:
+            return self.ledger.forget_attempts(lambda bucket: True)
+        canonical_ip(address)  # refuse a typo before touching anything
+        return self.ledger.forget_attempts(lambda bucket: in_bucket(address, bucket))
 
     # -- licenses -----------------------------------------------------------------
 

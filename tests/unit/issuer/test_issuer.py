@@ -248,3 +248,28 @@ def test_a_ledger_without_the_products_index_derives_it_from_its_licenses(iss: I
     iss.create_license("mailmanager", new_product=True)
     assert (tmp_path / "ledger" / "products" / "all.json").exists()
     assert iss.ledger.products() == {PRODUCT, "dnsmanager", "mailmanager"}
+
+
+def test_rate_limited_clients_are_listed_with_their_release_time_and_cleared(iss: Issuer, clock: FakeClock) -> None:
+    from issuer import IssuerConfig, RateLimit
+    from verifier.activation_key import key_from_bytes
+
+    strict = Issuer(iss.ledger.folder, iss.keys, clock=clock, config=IssuerConfig(rate_limit=RateLimit(limit=2)))
+    wrong = request_for(key_from_bytes(b"\x09" * 15), "alpha")
+    for client, minutes in (("2001:db8::7", 0), ("2001:db8::8", 5), ("198.51.100.4", 6)):
+        clock.advance(minutes=minutes)
+        with pytest.raises(InvalidActivationKeyError):
+            strict.redeem(wrong, method="online", client=client)
+    first = clock.now - dt.timedelta(minutes=11)
+    listed = strict.rate_limited()
+    assert [(r.bucket, r.failures) for r in listed] == [("2001:db8::/64", 2), ("198.51.100.4", 1)]
+    # Two failures in the /64: free once the older one leaves the 15-minute window.
+    assert listed[0].blocked_until == first.replace(microsecond=0) + dt.timedelta(minutes=15)
+    assert listed[1].blocked_until is None
+
+    assert strict.clear_rate_limit("2001:db8::1234") == ["2001:db8::/64"]  # any address of the network
+    assert [r.bucket for r in strict.rate_limited()] == ["198.51.100.4"]
+    with pytest.raises(BadInputError):
+        strict.clear_rate_limit("not-an-ip")
+    assert strict.clear_rate_limit() == ["198.51.100.4"]
+    assert strict.rate_limited() == []
