@@ -42,6 +42,12 @@ ratelimit_app = typer.Typer(
     context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(ratelimit_app, name="ratelimit")
+revocations_app = typer.Typer(
+    help="The signed revocation list for panels.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
+app.add_typer(revocations_app, name="revocations")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
 LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
@@ -61,6 +67,19 @@ PassphraseFile = Annotated[
         help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE]); "
         "default: the key is not encrypted.",
     ),
+]
+LeaseDays = Annotated[
+    int | None,
+    typer.Option(
+        "--lease-days",
+        help="Lease in days: tokens must be renewed within it (0 = no lease, until expiry; "
+        "default: the ledger's).",
+    ),
+]
+Qr = Annotated[bool, typer.Option("--qr", help="Also print the token as a QR code.")]
+QrPng = Annotated[
+    Path | None,
+    typer.Option("--qr-png", help="Write the token's QR code as a PNG file (default: none)."),
 ]
 
 
@@ -99,6 +118,10 @@ def _print_license(view: LicenseView, json: bool) -> None:
             f"activated      {format_utc(activation.activated_at)} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
+    lease = f"{d['lease_days']} days" if d["lease_days"] else "none (until expiry)"
+    print(f"lease          {lease}{' (provider default)' if d['lease_days_default'] else ''}")
+    if activation is not None and activation.lease_until is not None:
+        print(f"token valid    until {activation.lease_until.isoformat()}")
     print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
@@ -125,6 +148,10 @@ class MachineIds(StrEnum):
 @app.command()
 def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
+    lease_days: Annotated[
+        int,
+        typer.Option("--lease-days", help="Default lease in days for new licenses (0 = no lease)."),
+    ] = 30,
     machine_ids: Annotated[
         MachineIds,
         typer.Option(
@@ -142,12 +169,21 @@ def init(
         keys,
         name=name,
         accept_machine_id=machine_ids is MachineIds.ACCEPT,
+        lease_days=lease_days,
         actor=_actor(),
     )
+    lease = f"{lease_days}-day leases" if lease_days else "no leases"
     if json:
-        print_json({"ledger": str(ledger.resolve()), "keys": str(keys.resolve()), "provider": name})
+        print_json(
+            {
+                "ledger": str(ledger.resolve()),
+                "keys": str(keys.resolve()),
+                "provider": name,
+                "lease_days": lease_days,
+            }
+        )
         return
-    print(f"created ledger in {ledger.resolve()} for provider {name!r}")
+    print(f"created ledger in {ledger.resolve()} for provider {name!r} ({lease} by default)")
 
 
 @license_app.command("create")
@@ -179,6 +215,7 @@ def license_create(
     customer: Annotated[
         str | None, typer.Option("--customer", help="Customer, free text (default: none).")
     ] = None,
+    lease_days: LeaseDays = None,
     machine_ids: Annotated[
         MachineIds | None,
         typer.Option(
@@ -206,6 +243,7 @@ def license_create(
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
+        lease_days=lease_days,
         accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
         new_product=new_product,
     )
@@ -340,26 +378,21 @@ def ratelimit_clear(
     print(f"cleared {', '.join(cleared)}" if cleared else f"no failed attempts recorded for {who}")
 
 
-@app.command()
-def activate(
-    code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the token to this file (default: print it)."),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Replace an existing --out file that is not a token."),
-    ] = False,
-    ledger: LedgerDir = Path("ledger"),
-    keys: KeysDir = Path("keys"),
-    passphrase_file: PassphraseFile = None,
-    json: Json = False,
+Force = Annotated[
+    bool, typer.Option("--force", help="Replace an existing --out file that is not a token.")
+]
+
+
+def _deliver(
+    iss: Issuer,
+    token: str,
+    out: Path | None,
+    force: bool,
+    qr: bool,
+    qr_png: Path | None,
+    json: bool = False,
 ) -> None:
-    """Redeem an air-gapped activation request code and print the token."""
-    text = sys.stdin.read(8192) if code == "-" else code
-    iss = _issuer(ledger, keys, passphrase_file)
-    token = iss.activate(text)
+    """Print the token (or write it to ``out``), with its QR code when asked."""
     if out is not None:
         iss.save_token(out, token, force=force)
     if json:
@@ -368,6 +401,88 @@ def activate(
         print(token)
     else:
         print(f"wrote token to {out.resolve()}")
+    if qr or qr_png:
+        from verifier.qr import qr_png as write_png
+        from verifier.qr import qr_terminal
+
+        if qr:
+            print(qr_terminal(token), end="")
+        if qr_png:
+            write_png(token, qr_png)
+            print(f"QR code written to {qr_png}", file=sys.stderr)
+
+
+@app.command()
+def activate(
+    code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the token to this file (default: print it)."),
+    ] = None,
+    force: Force = False,
+    qr: Qr = False,
+    qr_png: QrPng = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Redeem an air-gapped activation request code and print the token."""
+    text = sys.stdin.read(8192) if code == "-" else code
+    iss = _issuer(ledger, keys, passphrase_file)
+    _deliver(iss, iss.activate(text), out, force, qr, qr_png, json)
+
+
+@app.command()
+def renew(
+    code: Annotated[str, typer.Argument(help="The renewal code, or - to read it from stdin.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the token to this file (default: print it)."),
+    ] = None,
+    force: Force = False,
+    qr: Qr = False,
+    qr_png: QrPng = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Renew an air-gapped server's lease from its renewal code and print the new token."""
+    text = sys.stdin.read(8192) if code == "-" else code
+    iss = _issuer(ledger, keys, passphrase_file)
+    _deliver(iss, iss.renew(text), out, force, qr, qr_png, json)
+
+
+@revocations_app.command("export")
+def revocations_export(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the list to this file (default: print it)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing --out file that is not such a list."),
+    ] = False,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Days the list stays fresh (default 30).")
+    ] = None,
+    ledger: LedgerDir = Path("ledger"),
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Print the signed revocation list (revoked licenses, superseded activations)."""
+    iss = _issuer(ledger, keys, passphrase_file)
+    text = iss.revocation_list(days=days)
+    if out is not None:
+        iss.save_revocation_list(out, text, force=force)
+    if json:
+        print_json({"revocations": text, "out": None if out is None else str(out.resolve())})
+    elif out is None:
+        print(text)
+    else:
+        print(f"wrote the revocation list to {out.resolve()}")
 
 
 @app.command()
