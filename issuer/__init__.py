@@ -17,6 +17,7 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
     ListenError,
+    UnknownProductError,
 )
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
@@ -39,4 +40,5 @@ __all__ = [
     "LicenseView",
     "ListenError",
     "RateLimit",
+    "UnknownProductError",
 ]
