@@ -5,12 +5,17 @@ from __future__ import annotations
 from verifier.errors import LicenseError
 
 __all__ = [
+    "AccountExistsError",
+    "AccountNotFoundError",
+    "AuthenticationError",
+    "CsrfError",
     "LedgerBusyError",
     "LedgerCorruptError",
     "LedgerError",
     "LedgerExistsError",
     "LedgerMissingError",
     "LedgerWriteError",
+    "PermissionDeniedError",
 ]
 
 
@@ -58,3 +63,46 @@ class LedgerWriteError(LedgerError):
 
     code = "ledger-write-failed"
     default_message = "could not write the ledger; nothing was changed"
+
+
+class AccountExistsError(LicenseError):
+    """A console user or API token of that name exists already."""
+
+    code = "account-exists"
+    default_message = "an account of that name exists already"
+    http_status = 409
+
+
+class AccountNotFoundError(LicenseError):
+    """No console user or API token of that name."""
+
+    code = "account-not-found"
+    default_message = "no such account"
+    http_status = 404
+
+
+class AuthenticationError(LicenseError):
+    """Missing or wrong credentials: password, API token or session.
+
+    The message never says which part was wrong.
+    """
+
+    code = "unauthorized"
+    default_message = "wrong user name or password"
+    http_status = 401
+
+
+class PermissionDeniedError(LicenseError):
+    """The credentials are valid but do not allow this (a read-scope token writing)."""
+
+    code = "forbidden"
+    default_message = "this token may only read; changes need a write-scope token"
+    http_status = 403
+
+
+class CsrfError(LicenseError):
+    """A console form came without the session's anti-forgery token."""
+
+    code = "csrf-failed"
+    default_message = "the form expired or did not come from this console — reload and try again"
+    http_status = 403

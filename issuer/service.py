@@ -14,23 +14,33 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import ipaddress
 import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from issuer import policy
+from issuer.accounts import Accounts, AccountsConfig
 from issuer.ledger import Ledger
-from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from issuer.records import (
+    Account,
+    Activation,
+    LicenseQuery,
+    LicenseRecord,
+    LicenseStatus,
+    LicenseSummary,
+    LoggedEvent,
+)
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
-from keytool.keyring import Keyring
+from keytool.keyring import KeyRecord, Keyring
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
 from verifier.claims import build_claims
@@ -39,11 +49,26 @@ from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
-__all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView"]
+__all__ = [
+    "KEEP",
+    "Activated",
+    "Issuer",
+    "IssuerConfig",
+    "LicenseSummaryView",
+    "LicenseView",
+    "Page",
+]
+
+T = TypeVar("T")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_DAYS = 36500
+_MAX_ITEMS = 64  # features or limits on one license
+_MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
+_PAGE_MAX = 200
+KEEP: Any = object()
+"""Default of :meth:`Issuer.update_license` arguments: leave the field as it is."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +81,13 @@ class IssuerConfig:
             Panels renew by activating again, which returns the same activation.
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
+        accounts: console session and login rules.
     """
 
     max_token_lifetime: _dt.timedelta = _dt.timedelta(days=365)
     regeneration_months: int = 1
     lock_timeout: float = 10.0
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     def __post_init__(self) -> None:
         if not _dt.timedelta(days=1) <= self.max_token_lifetime <= _dt.timedelta(days=3653):
@@ -111,6 +138,44 @@ class LicenseView:
 
 
 @dataclass(frozen=True)
+class LicenseSummaryView:
+    """A row of the license list: the summary with its current key and shown status."""
+
+    summary: LicenseSummary
+    activation_key: str
+    state: str
+
+    @property
+    def license_id(self) -> str:
+        """The license id."""
+        return self.summary.license_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the field names of :meth:`LicenseView.to_dict`."""
+        s = self.summary
+        return {
+            "license_id": s.license_id,
+            "product": s.product,
+            "customer": s.customer,
+            "ip": s.ip,
+            "status": self.state,
+            "activation_key": self.activation_key,
+            "key_generation": s.generation,
+            "created_at": s.created_at.isoformat(),
+            "expires_at": None if s.expires_at is None else s.expires_at.isoformat(),
+            "activated_hostname": s.hostname,
+        }
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list; ``next_cursor`` asks for the next (``None``: this is the last)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
 class Activated:
     """The result of a redemption.
 
@@ -140,6 +205,61 @@ def _name(kind: str, value: str) -> str:
     return value
 
 
+def _expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _dt.datetime | None:
+    """The end of a license given in days from now or as a last day; neither: no end."""
+    if days is not None and expires is not None:
+        raise BadInputError("give --days or --expires, not both")
+    if days is not None:
+        if type(days) is not int or not 1 <= days <= _MAX_DAYS:
+            raise BadInputError(f"days must be a whole number from 1 to {_MAX_DAYS}")
+        return now + _dt.timedelta(days=days)
+    if expires is None:
+        return None
+    if not isinstance(expires, _dt.date) or isinstance(expires, _dt.datetime):
+        raise BadInputError("expires must be a date (YYYY-MM-DD)")
+    # "Expires 2027-01-31" means usable through that day.
+    expires_at = _dt.datetime.combine(expires, _dt.time(), _dt.UTC) + _dt.timedelta(days=1)
+    if expires_at <= now:
+        raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
+    return expires_at
+
+
+def _limits(limits: Mapping[str, int] | None) -> dict[str, int]:
+    items = dict(limits or {})
+    if len(items) > _MAX_ITEMS:
+        raise BadInputError(f"at most {_MAX_ITEMS} limits")
+    for name, value in items.items():
+        _name("limit", name)
+        if type(value) is not int or not 0 <= value <= _MAX_LIMIT:
+            raise BadInputError(f"limit {name} must be a whole number from 0 to {_MAX_LIMIT}")
+    return items
+
+
+def _features(features: Iterable[str]) -> tuple[str, ...]:
+    wanted = list(features)
+    if len(wanted) > _MAX_ITEMS:
+        raise BadInputError(f"at most {_MAX_ITEMS} features")
+    return tuple(sorted({_name("feature", f) for f in wanted}))
+
+
+def _customer(customer: str | None) -> str | None:
+    if customer is None:
+        return None
+    if not isinstance(customer, str) or len(customer) > 256:
+        raise BadInputError("customer must be text of at most 256 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in customer):
+        raise BadInputError("customer must not contain control characters")
+    return customer.strip() or None
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 12:
+        raise BadInputError("invalid cursor — use the next_cursor of a previous answer")
+    return int(value)
+
+
 def normalize_ip(value: str) -> str:
     """The canonical text of an IP address.
 
@@ -148,7 +268,7 @@ def normalize_ip(value: str) -> str:
     """
     try:
         return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
+    except (ValueError, AttributeError):
         raise BadInputError(f"{value!r} is not an IP address") from None
 
 
@@ -190,6 +310,7 @@ class Issuer:
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
         self._signer: TokenSigner | None = None
+        self.accounts = Accounts(self.ledger, clock=clock, config=self.config.accounts)
 
     @classmethod
     def init(
@@ -284,44 +405,26 @@ class Issuer:
         customer: str | None,
         now: _dt.datetime,
     ) -> LicenseRecord:
-        if days is not None and expires is not None:
-            raise BadInputError("give --days or --expires, not both")
-        expires_at = None
-        if days is not None:
-            if type(days) is not int or not 1 <= days <= _MAX_DAYS:
-                raise BadInputError(f"days must be a whole number from 1 to {_MAX_DAYS}")
-            expires_at = now + _dt.timedelta(days=days)
-        elif expires is not None:
-            # "Expires 2027-01-31" means usable through that day.
-            expires_at = _dt.datetime.combine(expires, _dt.time(), _dt.UTC) + _dt.timedelta(days=1)
-            if expires_at <= now:
-                raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
-        limit_items = dict(limits or {})
-        for name, value in limit_items.items():
-            _name("limit", name)
-            if type(value) is not int or value < 0:
-                raise BadInputError(f"limit {name} must be a whole number ≥ 0")
-        if customer is not None and len(customer) > 256:
-            raise BadInputError("customer must be at most 256 characters")
+        expires_at = _expiry(days, expires, now)
+        limit_items = _limits(limits)
+        customer = _customer(customer)
         license_id = _random_id("LIC-", 10)
         key = self._secret.key_for(license_id, 1)
-        return LicenseRecord(
+        record = LicenseRecord(
             license_id=license_id,
             product=_name("product", product),
             customer=customer,
             ip=None if ip is None else normalize_ip(ip),
             created_at=now,
             expires_at=expires_at,
-            features=tuple(sorted({_name("feature", f) for f in features})),
+            features=_features(features),
             limits=limit_items,
             generation=1,
             key_hash=key_hash(key),
             status=LicenseStatus.ISSUED,
-            history=(
-                Event(
-                    at=now, action="created", actor=self.actor, detail="activation key generation 1"
-                ),
-            ),
+        )
+        return policy.recorded(
+            None, record, "created", actor=self.actor, now=now, detail="activation key generation 1"
         )
 
     def show(self, license_id: str) -> LicenseView:
@@ -477,7 +580,9 @@ class Issuer:
             hostname=hostname,
             method=method,
             activation_id=_random_id("ACT-", 12),
-            actor=self.actor,
+            # A panel asking over the network is the actor; an air-gapped code is
+            # redeemed by whoever runs the command.
+            actor=self.actor if method == "air-gapped" else f"panel:{method}",
             now=now,
             months=self.config.regeneration_months,
         )
@@ -501,3 +606,142 @@ class Issuer:
                 record, self.config.regeneration_months, now
             ),
         )
+
+    # -- the console and the admin API -------------------------------------------------
+
+    def acting_as(self, actor: str) -> Issuer:
+        """The same issuer recording its changes under another actor (one per request)."""
+        other = copy.copy(self)
+        other.actor = actor
+        return other
+
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        product: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[LicenseSummaryView]:
+        """Licenses, newest first, a page at a time, optionally searched and filtered.
+
+        Args:
+            text: found in the license id, customer or IP (case-insensitive).
+            product: only this product.
+            status: only this status (``issued``, ``activated``, ``revoked``, ``expired``).
+            cursor: the ``next_cursor`` of the previous page.
+            limit: licenses per page (1 to 200).
+
+        Raises:
+            BadInputError: a malformed filter, cursor or limit.
+        """
+        if type(limit) is not int or not 1 <= limit <= _PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {_PAGE_MAX}")
+        if status is not None and status not in (*LicenseStatus.STORED, LicenseStatus.EXPIRED):
+            raise BadInputError("status must be one of issued, activated, revoked, expired")
+        if product is not None:
+            _name("product", product)
+        if text is not None and (not isinstance(text, str) or len(text) > 256):
+            raise BadInputError("search text must be at most 256 characters")
+        now = now_from(self._clock)
+        query = LicenseQuery(now=now, product=product, status=status, text=text or None)
+        items, before = self.ledger.page(query, before=_cursor(cursor), limit=limit)
+        views = [
+            LicenseSummaryView(
+                summary=s,
+                activation_key=self._secret.key_for(s.license_id, s.generation),
+                state=s.state(now),
+            )
+            for s in items
+        ]
+        return Page(views, None if before is None else str(before))
+
+    def update_license(
+        self,
+        license_id: str,
+        *,
+        customer: str | None = KEEP,
+        ip: str | None = KEEP,
+        expires: _dt.date | None = KEEP,
+        days: int | None = None,
+        features: Iterable[str] | None = None,
+        limits: Mapping[str, int] | None = None,
+    ) -> LicenseView:
+        """Change a license's terms; arguments left out (``KEEP``) stay as they are.
+
+        Args:
+            license_id: the license.
+            customer: new customer text (``None`` clears it).
+            ip: new assigned IP (``None`` clears it).
+            expires: new last day (``None``: no expiry); or
+            days: valid for this many days from now.
+            features: the new set of features.
+            limits: the new limits.
+
+        Raises:
+            BadInputError: a malformed value.
+            LicenseNotFoundError: no such license.
+        """
+        now = now_from(self._clock)
+        edits: dict[str, Any] = {}
+        if customer is not KEEP:
+            edits["customer"] = _customer(customer)
+        if ip is not KEEP:
+            edits["ip"] = None if ip is None else normalize_ip(ip)
+        if days is not None or expires is not KEEP:
+            edits["expires_at"] = _expiry(days, None if expires is KEEP else expires, now)
+        if features is not None:
+            edits["features"] = _features(features)
+        if limits is not None:
+            edits["limits"] = _limits(limits)
+
+        def decide(record: LicenseRecord) -> tuple[LicenseRecord | None, LicenseRecord]:
+            updated = policy.amend(record, edits, actor=self.actor, now=now)
+            return updated, updated or record
+
+        return self._view(self.ledger.update(decide, license_id=license_id), now)
+
+    def events(self, *, after: str | None = None, limit: int = 100) -> Page[LoggedEvent]:
+        """The audit log of every change, in order, from the event after cursor ``after``.
+
+        ``next_cursor`` is the cursor to ask after next time (the last event's,
+        or ``after`` itself when nothing new happened).
+
+        Raises:
+            BadInputError: a malformed cursor or limit.
+        """
+        if type(limit) is not int or not 1 <= limit <= _PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {_PAGE_MAX}")
+        start = _cursor(after) or 0
+        items = self.ledger.events(after=start, limit=limit)
+        next_cursor = str(items[-1].cursor) if items else (None if after is None else str(start))
+        return Page(items, next_cursor)
+
+    def signing_keys(self) -> list[KeyRecord]:
+        """The signing keys (public facts only), for display."""
+        return Keyring(self.keys, clock=self._clock).records()
+
+    def users(self) -> list[Account]:
+        """The console users."""
+        return self.ledger.accounts("user")
+
+    def add_user(self, name: str, password: str) -> Account:
+        """Add a console user (password hashed with Argon2id)."""
+        return self.accounts.add_user(name, password, actor=self.actor)
+
+    def remove_user(self, name: str) -> None:
+        """Remove a console user and end their sessions."""
+        self.accounts.remove_user(name, actor=self.actor)
+
+    def tokens(self) -> list[Account]:
+        """The admin API tokens (names and scopes; the tokens themselves are not stored)."""
+        return self.ledger.accounts("token")
+
+    def create_token(self, name: str, scope: str) -> tuple[Account, str]:
+        """Create an admin API token; the returned text is shown once and never stored."""
+        return self.accounts.create_token(name, scope, actor=self.actor)
+
+    def revoke_token(self, name: str) -> None:
+        """Revoke an admin API token."""
+        self.accounts.revoke_token(name, actor=self.actor)
