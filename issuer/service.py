@@ -106,6 +106,8 @@ class LicenseView:
     activation_key: str
     state: str
     next_regeneration: _dt.datetime
+    #: whether a regeneration would be accepted now (not revoked, a month since the last)
+    regeneration_allowed: bool = False
 
     @property
     def license_id(self) -> str:
@@ -598,13 +600,13 @@ class Issuer:
         return self._signer
 
     def _view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
+        allowed = policy.next_regeneration(record, self.config.regeneration_months, now)
         return LicenseView(
             record=record,
             activation_key=self._secret.key_for(record.license_id, record.generation),
             state=record.state(now),
-            next_regeneration=policy.next_regeneration(
-                record, self.config.regeneration_months, now
-            ),
+            next_regeneration=allowed,
+            regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
         )
 
     # -- the console and the admin API -------------------------------------------------
@@ -745,3 +747,42 @@ class Issuer:
     def revoke_token(self, name: str) -> None:
         """Revoke an admin API token."""
         self.accounts.revoke_token(name, actor=self.actor)
+
+    def authenticate_token(self, token: str, *, write: bool) -> Issuer:
+        """The issuer acting as the admin API token's owner (``api:<token name>``).
+
+        Raises:
+            AuthenticationError: not a valid token.
+            PermissionDeniedError: a read-scope token asking to write.
+        """
+        account = self.accounts.authenticate_token(token, write=write)
+        return self.acting_as(f"api:{account.name}")
+
+    def login(self, user: str, password: str, *, address: str) -> str:
+        """Check a console password and open a session; returns the session cookie value.
+
+        Raises:
+            RateLimitedError: too many failed logins for this user or address.
+            AuthenticationError: wrong user name or password.
+        """
+        return self.accounts.login(user, password, address=address)
+
+    def session(self, key: str) -> Issuer:
+        """The issuer acting as the logged-in console user (``console:<user>``).
+
+        Raises:
+            AuthenticationError: no such session, or it expired (it is then ended).
+        """
+        return self.acting_as(f"console:{self.accounts.session_user(key)}")
+
+    def logout(self, key: str) -> None:
+        """End a console session server-side."""
+        self.accounts.logout(key)
+
+    def csrf_token(self, key: str) -> str:
+        """The anti-forgery token forms of this session (or login page) carry."""
+        return self.accounts.csrf_token(key)
+
+    def csrf_ok(self, key: str, token: object) -> bool:
+        """Whether a submitted anti-forgery token is this session's (constant-time)."""
+        return self.accounts.csrf_ok(key, token)
