@@ -23,7 +23,7 @@ from issuer.errors import AuthenticationError
 from issuer.service import KEEP, Issuer
 from verifier.errors import BadInputError
 
-__all__ = ["router"]
+__all__ = ["Problem", "router"]
 
 _bearer = HTTPBearer(auto_error=False, description="An admin API token (issuer admin token create)")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -54,12 +54,9 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Malformed request: wrong types, unknown fields, bad values",
         429: "Too many requests",
     }
+    problem_json = {"schema": {"$ref": "#/components/schemas/Problem"}}
     return {
-        s: {
-            "model": Problem,
-            "description": what[s],
-            "content": {"application/problem+json": {}},
-        }
+        s: {"description": what[s], "content": {"application/problem+json": problem_json}}
         for s in statuses
     }
 

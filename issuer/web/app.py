@@ -166,10 +166,13 @@ def _document_problems(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = admin_api.Problem.model_json_schema()
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 invalid = operation.get("responses", {}).get("422")
                 if invalid is not None:
+                    invalid["description"] = "Malformed request: wrong types, unknown fields"
                     invalid["content"] = {
                         "application/problem+json": {
                             "schema": {"$ref": "#/components/schemas/Problem"}
