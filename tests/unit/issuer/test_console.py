@@ -12,8 +12,8 @@ from support import PRODUCT, FakeClock, ledger_bytes, make_issuer
 
 from issuer import Issuer
 from issuer.errors import AuthenticationError
-from verifier.errors import RateLimitedError
 from issuer.web.app import ConsoleConfig, create_console_app
+from verifier.errors import RateLimitedError
 
 PASSWORD = "correct horse battery staple"
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "{{ 7*7 }}</td><b>bold</b>"]
