@@ -51,6 +51,7 @@ def test_a_ledger_from_before_the_index_is_indexed_on_first_use(tmp_path: Path, 
     for i in range(5):  # old ledgers are put in order by creation time
         clock.advance(seconds=1)
         made.append(iss.create_license(PRODUCT, customer=f"c{i}"))
+    clock.advance(seconds=1)
     iss.regenerate(made[0].license_id)
     ledger = tmp_path / "ledger"
     shutil.rmtree(ledger / "index")
@@ -74,8 +75,9 @@ def test_a_damaged_index_page_is_refused_not_read_as_empty(iss: Issuer, tmp_path
 
 
 def test_query_rules() -> None:
-    from issuer.records import LicenseSummary
     from support import T0
+
+    from issuer.records import LicenseSummary
 
     row = LicenseSummary("LIC-ABC", PRODUCT, "Acme <GmbH>", "203.0.113.1", "issued", T0, None, 1, None)
     assert LicenseQuery(now=T0, text="acme <g").matches(row)
