@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -18,9 +19,9 @@ PASSWORD = "correct horse battery staple"
 class ConsoleServer:
     """`issuer console` on 127.0.0.1, started from the installed console script."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, context: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [script("issuer"), "console", "--host", "127.0.0.1", "--port", str(self.port), *args],
             cwd=home,
@@ -33,7 +34,7 @@ class ConsoleServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"issuer console exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
             try:
-                with urllib.request.urlopen(self.url + "/openapi.json", timeout=1) as response:
+                with urllib.request.urlopen(self.url + "/openapi.json", timeout=1, context=context) as response:
                     if response.status == 200:
                         return
             except OSError:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import http.client
+import ipaddress
 import json
+import re
+import ssl
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from clirun import assert_one_line_refusal, cli, provider_home
 from consoles import PASSWORD, ConsoleServer, add_user, api, license_files, make_token
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from servers import LicenseServer
 from support import PRODUCT
 
@@ -336,3 +345,44 @@ def test_a_public_address_needs_tls_or_an_explicit_flag(home: Path) -> None:
         assert_one_line_refusal(proc, "without TLS")
     proc = cli("issuer", "console", "--tls-cert", "cert.pem", cwd=home, check=None)
     assert_one_line_refusal(proc, "both --tls-cert and --tls-key")
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "tls-cert.pem", folder / "tls-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_under_tls_the_session_cookie_is_secure(home: Path) -> None:
+    cert, key = _self_signed(home)
+    context = ssl.create_default_context(cafile=str(cert))
+    server = ConsoleServer(home, "--tls-cert", str(cert), "--tls-key", str(key), context=context)
+    try:
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=10)
+        conn.request("GET", "/login")
+        page = conn.getresponse()
+        html = page.read().decode()
+        login_cookie = page.getheader("set-cookie") or ""
+        assert {"Secure", "HttpOnly", "SameSite=strict"} <= {p.strip() for p in login_cookie.split(";")}
+        assert page.getheader("strict-transport-security")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)  # type: ignore[union-attr]
+        body = urllib.parse.urlencode({"csrf": csrf, "user": "alice", "password": PASSWORD})
+        conn.request("POST", "/login", body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie.split(";")[0]})
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.status == 303
+        session = [v for k, v in answer.getheaders() if k.lower() == "set-cookie" and v.startswith("licet_session=")]
+        assert session and {"Secure", "HttpOnly", "SameSite=strict"} <= {p.strip() for p in session[0].split(";")}
+    finally:
+        server.stop()
