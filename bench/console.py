@@ -40,11 +40,11 @@ PASSWORD = "correct horse battery staple"
 ROUNDS = 40
 
 
-def list_page_times(size: int, folder: Path) -> tuple[float, float]:
+def list_page_times(size: int, folder: Path) -> tuple[float, float, float, float]:
     clock = FakeClock()
     iss = make_issuer(folder, clock)
     start = time.perf_counter()
-    iss.create_licenses(size, PRODUCT)
+    ids = iss.create_licenses(size, PRODUCT)
     print(f"  built a ledger of {size:,} licenses in {time.perf_counter() - start:.1f} s (bulk path)")
     iss.add_user("bench", PASSWORD)
     config = ConsoleConfig(ledger=str(folder / "ledger"), keys=str(folder / "keys"))
@@ -54,17 +54,19 @@ def list_page_times(size: int, folder: Path) -> tuple[float, float]:
     assert client.post("/login", data={"csrf": csrf, "user": "bench", "password": PASSWORD}).status_code == 303
     deep = f"/licenses?cursor={size // 2}"  # a page in the middle of the list
 
-    def timed(url: str) -> float:
+    def timed(url: str, rows: int = 50, rounds: int = ROUNDS) -> float:
         samples = []
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             t = time.perf_counter()
             response = client.get(url)
             samples.append(time.perf_counter() - t)
-            assert response.status_code == 200 and response.text.count('class="license-link"') == 50
+            assert response.status_code == 200 and response.text.count('class="license-link"') == rows
         return statistics.median(samples)
 
     timed("/licenses")  # warm-up: templates compiled, files cached
-    return timed("/licenses"), timed(deep)
+    by_id = timed(f"/licenses?q={ids[size // 3]}", rows=1)
+    by_text = timed("/licenses?q=no+such+customer", rows=0, rounds=3)  # reads every index page
+    return timed("/licenses"), timed(deep), by_id, by_text
 
 
 def api_create_ratio(folder: Path) -> tuple[float, float]:
@@ -122,12 +124,17 @@ def main() -> int:
     for size in (1_000, 100_000):
         with tempfile.TemporaryDirectory() as folder:
             pages[size] = list_page_times(size, Path(folder))
-        first, deep = pages[size]
-        print(f"  {size:>7,} licenses: list page median {first * 1e3:.2f} ms, a page mid-list {deep * 1e3:.2f} ms")
+        first, deep, by_id, by_text = pages[size]
+        print(f"  {size:>7,} licenses: list page median {first * 1e3:.2f} ms, a page mid-list {deep * 1e3:.2f} ms, "
+              f"search by whole id {by_id * 1e3:.2f} ms, text search with no match {by_text * 1e3:.1f} ms")
     first_ratio = pages[100_000][0] / pages[1_000][0]
     deep_ratio = pages[100_000][1] / pages[1_000][1]
     ok = report("list page 100k / 1k (ratio)", first_ratio, "<= 3", first_ratio <= 3)
     ok &= report("mid-list page 100k / 1k (ratio)", deep_ratio, "<= 3", deep_ratio <= 3)
+    id_ratio = pages[100_000][2] / pages[1_000][2]
+    ok &= report("search by whole license id 100k / 1k (ratio)", id_ratio, "<= 3", id_ratio <= 3)
+    text_ratio = pages[100_000][3] / pages[1_000][3]
+    report("text search, no match: reads every index page (ratio, no target)", text_ratio, "-", True)
     with tempfile.TemporaryDirectory() as folder:
         api_time, local_time = api_create_ratio(Path(folder))
     print(f"  create license: admin API median {api_time * 1e3:.2f} ms, in-process median {local_time * 1e3:.2f} ms")

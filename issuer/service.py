@@ -45,7 +45,7 @@ from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
 from verifier.claims import build_claims
 from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import BadInputError
+from verifier.errors import BadInputError, LicenseNotFoundError
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
@@ -67,6 +67,7 @@ _MAX_DAYS = 36500
 _MAX_ITEMS = 64  # features or limits on one license
 _MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
 _PAGE_MAX = 200
+_LICENSE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 KEEP: Any = object()
 """Default of :meth:`Issuer.update_license` arguments: leave the field as it is."""
 
@@ -629,7 +630,8 @@ class Issuer:
         """Licenses, newest first, a page at a time, optionally searched and filtered.
 
         Args:
-            text: found in the license id, customer or IP (case-insensitive).
+            text: found in the license id, customer or IP (case-insensitive); a
+                whole license id or IP address is looked up directly.
             product: only this product.
             status: only this status (``issued``, ``activated``, ``revoked``, ``expired``).
             cursor: the ``next_cursor`` of the previous page.
@@ -648,7 +650,15 @@ class Issuer:
             raise BadInputError("search text must be at most 256 characters")
         now = now_from(self._clock)
         query = LicenseQuery(now=now, product=product, status=status, text=text or None)
-        items, before = self.ledger.page(query, before=_cursor(cursor), limit=limit)
+        before = _cursor(cursor)
+        direct = None if text is None else self._look_up(text.strip())
+        if direct is not None:  # a whole id or IP: read its license(s), not the index
+            found = sorted(
+                (s for s in direct if query.matches(s)), key=lambda s: s.created_at, reverse=True
+            )
+            items, before = ([] if before is not None else found[:limit]), None
+        else:
+            items, before = self.ledger.page(query, before=before, limit=limit)
         views = [
             LicenseSummaryView(
                 summary=s,
@@ -658,6 +668,19 @@ class Issuer:
             for s in items
         ]
         return Page(views, None if before is None else str(before))
+
+    def _look_up(self, text: str) -> list[LicenseSummary] | None:
+        """The licenses a whole license id or IP address names; ``None`` for other text."""
+        if _LICENSE_ID.fullmatch(text):
+            try:
+                return [LicenseSummary.of(self.ledger.get(text.upper()))]
+            except LicenseNotFoundError:
+                return []
+        try:
+            ip = str(ipaddress.ip_address(text))
+        except ValueError:
+            return None
+        return [LicenseSummary.of(r) for r in self.ledger.licenses_for_ip(ip)]
 
     def update_license(
         self,

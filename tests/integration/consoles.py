@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import ssl
 import subprocess
@@ -86,3 +88,22 @@ def api(url: str, method: str, path: str, token: str | None, body: Any = None, r
             return response.status, dict(response.headers), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), json.loads(err.read() or b"null")
+
+
+def post_huge(url: str, path: str, token: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+    """POST a body the server refuses before reading it all: it may hang up mid-send, which is fine."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.putrequest("POST", path)
+    conn.putheader("Authorization", f"Bearer {token}")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        for start in range(0, len(body), 65536):
+            conn.send(body[start:start + 65536])
+    response = conn.getresponse()
+    try:
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(response.read())
+    finally:
+        conn.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from clirun import assert_one_line_refusal, cli, provider_home
-from consoles import PASSWORD, ConsoleServer, add_user, api, license_files, make_token
+from consoles import PASSWORD, ConsoleServer, add_user, api, license_files, make_token, post_huge
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -245,7 +245,10 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
 def test_bad_create_bodies_are_refused_and_change_nothing(home: Path, console: ConsoleServer, writer: str,
                                                            what: str, raw: bytes, expected: int, code: str) -> None:
     before = license_files(home)
-    status, headers, body = api(console.url, "POST", "/v1/admin/licenses", writer, raw=raw)
+    if len(raw) > 1 << 20:
+        status, headers, body = post_huge(console.url, "/v1/admin/licenses", writer, raw)
+    else:
+        status, headers, body = api(console.url, "POST", "/v1/admin/licenses", writer, raw=raw)
     assert_problem(status, headers, body, expected, code)
     assert license_files(home) == before
 

@@ -85,3 +85,23 @@ def test_query_rules() -> None:
     assert not LicenseQuery(now=T0, text="zzz").matches(row)
     assert not LicenseQuery(now=T0, product="other").matches(row)
     assert LicenseQuery(now=T0, status="issued", product=PRODUCT).matches(row)
+
+
+def test_a_whole_id_or_ip_is_looked_up_directly(iss: Issuer, clock: FakeClock) -> None:
+    one = iss.create_license(PRODUCT, ip="203.0.113.5")
+    clock.advance(seconds=1)
+    two = iss.create_license(PRODUCT, ip="203.0.113.5")
+    iss.revoke(two.license_id)
+    iss.create_license(PRODUCT, customer="mentions 203.0.113.55")
+
+    def ids(**query: str) -> list[str]:
+        return [v.license_id for v in iss.search(**query).items]  # type: ignore[arg-type]
+
+    assert ids(text=one.license_id.lower()) == [one.license_id]
+    assert ids(text="LIC-0000000000") == []
+    assert ids(text="203.0.113.5") == [two.license_id, one.license_id]
+    assert ids(text="203.0.113.5", status="revoked") == [two.license_id]
+    assert ids(text=" 203.0.113.5 ") == [two.license_id, one.license_id]
+    assert len(ids(text="203.0.113")) == 3  # partial text searches the index
+    iss.update_license(one.license_id, ip="198.51.100.1")
+    assert ids(text="203.0.113.5") == [two.license_id] and ids(text="198.51.100.1") == [one.license_id]
