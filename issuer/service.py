@@ -648,10 +648,11 @@ class Issuer:
             _name("product", product)
         if text is not None and (not isinstance(text, str) or len(text) > 256):
             raise BadInputError("search text must be at most 256 characters")
+        text = (text or "").strip() or None
         now = now_from(self._clock)
-        query = LicenseQuery(now=now, product=product, status=status, text=text or None)
+        query = LicenseQuery(now=now, product=product, status=status, text=text)
         before = _cursor(cursor)
-        direct = None if text is None else self._look_up(text.strip())
+        direct = None if text is None else self._look_up(text)
         if direct is not None:  # a whole id or IP: read its license(s), not the index
             found = sorted(
                 (s for s in direct if query.matches(s)), key=lambda s: s.created_at, reverse=True
