@@ -85,6 +85,7 @@ _INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
 _KINDS = (_LICENSES, _KEYS, _IPS, _INDEX, _EVENTS, _ACCOUNTS)
 _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
+_MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
 _POS = "index_pos"  # a license document's place in the index (not part of the record)
 _SHARD_HEX = 3  # 16**3 = 4096 shards per kind
 _MAX_FILE = 64 * 1024 * 1024
@@ -595,6 +596,7 @@ class Ledger:
         self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
     ) -> None:
         """Count a failed login against each subject (older failures are forgotten)."""
+        horizon = keep_since.isoformat()
         with self._transaction() as txn:
             table = txn.table(_ACCOUNTS, "logins")
             for subject in subjects:
@@ -602,14 +604,26 @@ class Ledger:
                 times = [
                     t
                     for t in (doc.get("times") or [] if doc is not None else [])
-                    if isinstance(t, str) and t >= keep_since.isoformat()
+                    if isinstance(t, str) and t >= horizon
                 ]
                 times.append(now.isoformat())
                 if doc is None:
                     table.insert({"subject": subject, "times": times})
                 else:
                     table.update({"times": times}, doc_ids=[doc.doc_id])
-            table.remove(Query().times == [])
+            # Forget subjects with no recent failure, and bound the file against a
+            # flood of addresses by keeping the most recently failing ones.
+            table.remove(
+                Query().times.test(
+                    lambda ts: not (isinstance(ts, list) and any(str(t) >= horizon for t in ts))
+                )
+            )
+            docs = table.all()
+            if len(docs) > _MAX_LOGIN_SUBJECTS:
+                docs.sort(key=lambda doc: max(str(t) for t in doc["times"]))
+                table.remove(
+                    doc_ids=[doc.doc_id for doc in docs[: len(docs) - _MAX_LOGIN_SUBJECTS]]
+                )
             txn.commit()
 
     def clear_login_failures(self, subject: str) -> None:

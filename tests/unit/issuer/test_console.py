@@ -250,3 +250,15 @@ def test_list_pages_walk_every_license_once(iss: Issuer, clock: FakeClock, tmp_p
         found = re.search(r'href="([^"]+)" id="next-page"', page)
         url = found.group(1).replace("&amp;", "&") if found else ""
     assert len(seen) == len(set(seen)) == 120 and set(seen) == ids
+
+
+def test_old_failed_logins_are_forgotten(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+    for i in range(3):
+        with pytest.raises(AuthenticationError):
+            iss.login(f"guess{i}", "a wrong guess, again", address=f"2001:db8::{i}")
+    logins = tmp_path / "ledger" / "accounts" / "logins.json"
+    assert logins.read_text().count("subject") == 6
+    clock.advance(minutes=16)
+    with pytest.raises(AuthenticationError):
+        iss.login("alice", "a wrong guess, again", address="2001:db8::99")
+    assert sorted(re.findall(r'"subject":"([^"]+)"', logins.read_text())) == ["address:2001:db8::99", "user:alice"]
