@@ -454,14 +454,20 @@ class Ledger:
             The summaries, and the cursor of the next page (``None`` on the last one).
         """
         found: list[tuple[int, LicenseSummary]] = []
+        needle = _raw_needle(query.text)
         with self._transaction() as txn:
             total = self._head(txn)["licenses"]
             start = total if before is None else min(before, total)
             position = start - 1
             while position >= 0 and len(found) <= limit:
+                floor = position - position % _PAGE
+                if needle is not None and not _may_contain(
+                    self.folder / _INDEX / f"{_page_name(position)}.json", needle
+                ):
+                    position = floor - 1  # no entry of this page can match: not parsed
+                    continue
                 page = txn.table(_INDEX, _page_name(position))
                 docs = {doc.doc_id - 1: doc for doc in page.all()}
-                floor = position - position % _PAGE
                 for here in range(position, floor - 1, -1):
                     doc = docs.get(here)
                     if doc is None:
@@ -835,3 +841,20 @@ def _logged(cursor: int, doc: Any) -> LoggedEvent:
         return LoggedEvent(cursor=cursor, event=Event.from_doc(doc), license_id=license_id)
     except (KeyError, TypeError, ValueError) as err:
         raise LedgerCorruptError(f"ledger is damaged: audit event {cursor} is malformed") from err
+
+
+def _raw_needle(text: str | None) -> bytes | None:
+    """Search text as it appears in a page file's bytes, when that can be known.
+
+    Pages are JSON with non-ASCII escaped, so only plain printable ASCII text
+    (without quotes or backslashes) is found verbatim in them.
+    """
+    if not text or not all(32 <= ord(c) < 127 and c not in '"\\' for c in text):
+        return None
+    return text.lower().encode()
+
+
+def _may_contain(path: Path, needle: bytes) -> bool:
+    """Whether an index page's bytes contain ``needle`` (case-insensitively): a cheap pre-check."""
+    data = _read_raw(path, "index page")
+    return data is None or needle in data.lower()

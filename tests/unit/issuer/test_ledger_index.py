@@ -105,3 +105,13 @@ def test_a_whole_id_or_ip_is_looked_up_directly(iss: Issuer, clock: FakeClock) -
     assert len(ids(text="203.0.113")) == 3  # partial text searches the index
     iss.update_license(one.license_id, ip="198.51.100.1")
     assert ids(text="203.0.113.5") == [two.license_id] and ids(text="198.51.100.1") == [one.license_id]
+
+
+def test_text_search_finds_the_same_whether_or_not_page_bytes_are_prechecked(iss: Issuer) -> None:
+    names = ["Müller & Söhne", 'Say "hi"', "back\\slash", "ACME Straße", "plain ascii"]
+    made = {name: iss.create_license(PRODUCT, customer=name).license_id for name in names}
+    iss.create_licenses(300, PRODUCT)  # later pages without any of them
+    for text, expected in [("müller", ["Müller & Söhne"]), ("ller & s", ["Müller & Söhne"]), ('"hi"', ['Say "hi"']),
+                           ("k\\s", ["back\\slash"]), ("straße", ["ACME Straße"]), ("acme", ["ACME Straße"]),
+                           ("PLAIN ASCII", ["plain ascii"]), ("nobody", [])]:
+        assert [v.license_id for v in iss.search(text=text).items] == [made[n] for n in expected], text
