@@ -18,7 +18,7 @@ from issuer.errors import (
     LedgerWriteError,
 )
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
-from issuer.service import Activated, Issuer, IssuerConfig, LicenseView
+from issuer.service import Activated, Issuer, IssuerConfig, LicenseSummaryView, LicenseView, Page
 
 __all__ = [
     "Activated",
@@ -34,5 +34,7 @@ __all__ = [
     "LedgerWriteError",
     "LicenseRecord",
     "LicenseStatus",
+    "LicenseSummaryView",
     "LicenseView",
+    "Page",
 ]
