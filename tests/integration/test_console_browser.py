@@ -44,12 +44,17 @@ def wait_for_page(driver, old_element) -> None:  # type: ignore[no-untyped-def]
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
-def click_and_wait(driver, element_id: str) -> None:  # type: ignore[no-untyped-def]
+def click_and_wait(driver, element_id: str, expect: str) -> None:  # type: ignore[no-untyped-def]
+    """Click, then wait (with a deadline) for the next page and the element the test reads next."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     html = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, element_id).click()
     wait_for_page(driver, html)
+    WebDriverWait(driver, 30, poll_frequency=0.1).until(
+        expected_conditions.visibility_of_element_located((By.ID, expect)), message=f"no {expect} after {element_id}")
 
 
 @needs_browser
@@ -71,17 +76,18 @@ def test_console_in_a_real_browser(home: Path, console: ConsoleServer) -> None:
         assert driver.current_url.endswith("/login")
         driver.find_element(By.ID, "user").send_keys("alice")
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
-        click_and_wait(driver, "login")
+        click_and_wait(driver, "login", "licenses")
         assert driver.find_element(By.ID, "licenses").is_displayed()
         assert len(driver.find_elements(By.CLASS_NAME, "license-link")) == 4
 
         driver.find_element(By.ID, "q").send_keys("searchable")
-        click_and_wait(driver, "search")
+        click_and_wait(driver, "search", "licenses")
         links = driver.find_elements(By.CLASS_NAME, "license-link")
         assert [link.text for link in links] == [lid]
         html = driver.find_element(By.TAG_NAME, "html")
         links[0].click()
         wait_for_page(driver, html)
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "activation-key"))
 
         assert driver.find_element(By.ID, "license-id").text == lid
         key = driver.find_element(By.ID, "activation-key").text
@@ -105,9 +111,9 @@ def test_console_in_a_real_browser(home: Path, console: ConsoleServer) -> None:
 
         # Regenerate, with confirmation; afterwards the button is disabled and says from when.
         assert driver.find_element(By.ID, "regenerate").is_enabled()
-        click_and_wait(driver, "regenerate")
+        click_and_wait(driver, "regenerate", "confirm")
         assert "Regenerate the activation key?" in driver.find_element(By.TAG_NAME, "h1").text
-        click_and_wait(driver, "confirm")
+        click_and_wait(driver, "confirm", "notice")
         assert "new activation key was issued" in driver.find_element(By.ID, "notice").text
         new_key = driver.find_element(By.ID, "activation-key").text
         assert new_key != key and new_key == show(home, lid)["activation_key"]
@@ -122,10 +128,10 @@ def test_console_in_a_real_browser(home: Path, console: ConsoleServer) -> None:
         customer = driver.find_element(By.ID, "customer")
         customer.clear()
         customer.send_keys("Searchable Hosting AG")
-        click_and_wait(driver, "save")
+        click_and_wait(driver, "save", "notice")
         assert driver.find_element(By.ID, "notice").text == "Changes saved."
-        click_and_wait(driver, "revoke")
-        click_and_wait(driver, "confirm")
+        click_and_wait(driver, "revoke", "confirm")
+        click_and_wait(driver, "confirm", "notice")
         assert driver.find_element(By.ID, "status").text == "revoked"
         history = driver.find_element(By.ID, "history").text
         assert "console:alice" in history and "Searchable Hosting AG" in history
@@ -138,7 +144,7 @@ def test_console_in_a_real_browser(home: Path, console: ConsoleServer) -> None:
         driver.save_screenshot(str(shots / "console-phone.png"))
         driver.set_window_size(1280, 900)
 
-        click_and_wait(driver, "logout")
+        click_and_wait(driver, "logout", "login-form")
         assert driver.current_url.endswith("/login")
         driver.get(console.url + "/licenses")
         assert driver.current_url.endswith("/login")
