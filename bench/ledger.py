@@ -1,4 +1,4 @@
-"""Benchmark of the ledger (issue 3): redemption cost must not grow with the ledger.
+"""Benchmark of the ledger: redemption cost must not grow with the ledger.
 
 Median in-process cost of one redemption — first activation of a fresh
 license, durable write and token signing included — at 1,000 and at 100,000

@@ -1,4 +1,4 @@
-"""Benchmark of the license server (issue 4), every figure from one run.
+"""Benchmark of the license server, every figure from one run.
 
 16 concurrent clients on loopback post manual online activations of distinct
 licenses to a real `issuer serve` with one worker and with two; printed are

@@ -1,4 +1,4 @@
-"""Benchmark of offline verification (issue 2). Prints ratios measured in one run.
+"""Benchmark of offline verification. Prints ratios measured in one run.
 
 - Verifier.verify vs a bare cryptography Ed25519 verify of the same signing input (target <= 1.3x)
 - repeated check of the same stored token, still re-checking expiry (target <= 5 us per call)

@@ -1,8 +1,23 @@
-"""Refusals of the provider's ledger (part of the one LicenseError tree)."""
+"""Refusals of the provider's ledger and console accounts (part of the one LicenseError tree).
+
+The ledger's classes live in :mod:`verifier.errors`: a license server answers
+with them (``ledger-busy`` when another process holds the lock, for instance),
+and a panel, which imports only ``verifier``, rebuilds them from their codes.
+They are importable from here as well. The console's account refusals concern
+only the provider's staff and billing systems, so they live here.
+"""
 
 from __future__ import annotations
 
-from verifier.errors import LicenseError
+from verifier.errors import (
+    LedgerBusyError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerExistsError,
+    LedgerMissingError,
+    LedgerWriteError,
+    LicenseError,
+)
 
 __all__ = [
     "AccountExistsError",
@@ -17,52 +32,6 @@ __all__ = [
     "LedgerWriteError",
     "PermissionDeniedError",
 ]
-
-
-class LedgerError(LicenseError):
-    """The ledger cannot be used."""
-
-    code = "ledger-error"
-    default_message = "ledger error"
-    http_status = 503
-
-
-class LedgerMissingError(LedgerError):
-    """No ledger at the given place (only ``issuer init`` creates one)."""
-
-    code = "ledger-missing"
-    default_message = "no ledger here — run 'issuer init' first"
-
-
-class LedgerExistsError(LedgerError):
-    """``issuer init`` refuses to overwrite a ledger."""
-
-    code = "ledger-exists"
-    default_message = "a ledger exists here already; it is never overwritten"
-
-
-class LedgerCorruptError(LedgerError):
-    """A ledger file is empty, truncated, not JSON, or not licet's layout.
-
-    Never treated as empty: that would make every used key usable again.
-    """
-
-    code = "ledger-corrupt"
-    default_message = "ledger is damaged — restore it from a backup"
-
-
-class LedgerBusyError(LedgerError):
-    """Another process held the ledger lock for the whole timeout."""
-
-    code = "ledger-busy"
-    default_message = "ledger is busy — another issuer process holds the lock; try again"
-
-
-class LedgerWriteError(LedgerError):
-    """A write failed (disk full, I/O error); the ledger still holds its previous state."""
-
-    code = "ledger-write-failed"
-    default_message = "could not write the ledger; nothing was changed"
 
 
 class AccountExistsError(LicenseError):

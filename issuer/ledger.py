@@ -2,10 +2,11 @@
 
 Layout of a ledger folder (the files are the ledger's own business)::
 
-    ledger.json        what this is: format, version, provider, key-secret check
+    ledger.json        what this is: format, version, provider, key-secret check,
+                       shard layout
     ledger.lock        the inter-process lock (flock)
     journal.json       present only while a multi-file change is being applied
-    licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ (4096 shards)
+    licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ
     keys/XYZ.json      TinyDB shard: key hash -> license id
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
     index/head.json    how many licenses and audit events there are
@@ -21,6 +22,12 @@ Why shards: TinyDB rewrites a whole file on every write, so one big file costs
 O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
 few dozen licenses whether the ledger holds a thousand licenses or a hundred
 thousand.
+
+The layout is the ledger's own record: ``shard_width`` in ``ledger.json`` is
+the number of hex digits in a shard's name (3 → 16**3 = 4096 shards per kind,
+the default; 1 → 16). The ledger reads it back on every open and never assumes
+it, so a ledger keeps its layout whatever the default becomes; a ledger from
+before the layout was recorded has the width every ledger then had (3).
 
 Durability: every change runs under an exclusive ``flock`` on ``ledger.lock``,
 re-reads its files under that lock (a TinyDB instance lives for one
@@ -57,6 +64,7 @@ from issuer.errors import (
     AccountNotFoundError,
     LedgerBusyError,
     LedgerCorruptError,
+    LedgerError,
     LedgerExistsError,
     LedgerMissingError,
     LedgerWriteError,
@@ -70,10 +78,17 @@ from issuer.records import (
     LoggedEvent,
     Session,
 )
-from verifier.errors import InvalidActivationKeyError, LicenseNotFoundError
-from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock, fsync_dir
+from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
+from verifier.fileio import (
+    LockTimeout,
+    atomic_write,
+    create_exclusive,
+    file_lock,
+    fsync_dir,
+    os_error_words,
+)
 
-__all__ = ["Ledger", "LedgerInfo"]
+__all__ = ["DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
 
 FORMAT = "licet-ledger"
 VERSION = 1
@@ -87,7 +102,8 @@ _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
 _MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
 _POS = "index_pos"  # a license document's place in the index (not part of the record)
-_SHARD_HEX = 3  # 16**3 = 4096 shards per kind
+DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name: 16**3 = 4096 shards per kind
+SHARD_WIDTHS = range(1, 5)
 _MAX_FILE = 64 * 1024 * 1024
 
 T = TypeVar("T")
@@ -95,43 +111,57 @@ Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
 
 
 class LedgerInfo:
-    """The ledger's identity, from ``ledger.json``."""
+    """The ledger's identity and layout, from ``ledger.json``.
 
-    def __init__(self, provider: str, created_at: _dt.datetime, secret_check: str) -> None:
+    Attributes:
+        provider: the provider name tokens are issued under.
+        created_at: when ``issuer init`` made the ledger.
+        secret_check: identifies the activation-key secret that belongs to it.
+        shard_width: hex digits in a shard file's name (16**width shards per kind).
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        created_at: _dt.datetime,
+        secret_check: str,
+        shard_width: int = DEFAULT_SHARD_WIDTH,
+    ) -> None:
         self.provider = provider
         self.created_at = created_at
         self.secret_check = secret_check
+        self.shard_width = shard_width
 
 
-def _shard(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:_SHARD_HEX]
+def _shard(value: str, width: int) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:width]
 
 
-def _key_shard(key_hash: str) -> str:
-    return key_hash[:_SHARD_HEX]  # already a SHA-256
+def _key_shard(key_hash: str, width: int) -> str:
+    return key_hash[:width]  # already a SHA-256
 
 
 Placement = tuple[str, str, dict[str, Any]]  # kind, shard, document
 
 
-def _key_placement(record: LicenseRecord) -> Placement:
+def _key_placement(record: LicenseRecord, width: int) -> Placement:
     return (
         _KEYS,
-        _key_shard(record.key_hash),
+        _key_shard(record.key_hash, width),
         {"key_hash": record.key_hash, "license_id": record.license_id},
     )
 
 
-def _ip_placement(ip: str, license_id: str) -> Placement:
-    return (_IPS, _shard(ip), {"ip": ip, "license_id": license_id})
+def _ip_placement(ip: str, license_id: str, width: int) -> Placement:
+    return (_IPS, _shard(ip, width), {"ip": ip, "license_id": license_id})
 
 
-def _placements(record: LicenseRecord, position: int) -> list[Placement]:
+def _placements(record: LicenseRecord, width: int, position: int) -> list[Placement]:
     """Where a new license and its index entries are stored."""
     doc = {**record.to_doc(), _POS: position}
-    placed = [(_LICENSES, _shard(record.license_id), doc), _key_placement(record)]
+    placed = [(_LICENSES, _shard(record.license_id, width), doc), _key_placement(record, width)]
     if record.ip is not None:
-        placed.append(_ip_placement(record.ip, record.license_id))
+        placed.append(_ip_placement(record.ip, record.license_id, width))
     return placed
 
 
@@ -147,7 +177,9 @@ def _read_raw(path: Path, what: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise LedgerCorruptError(f"cannot read ledger {what} {path}: {err.strerror}") from err
+        raise LedgerCorruptError(
+            f"cannot read ledger {what} {path}: {os_error_words(err)}"
+        ) from err
     if not data.strip():
         raise LedgerCorruptError(f"ledger {what} {path} is empty — restore it from a backup")
     if len(data) > _MAX_FILE:
@@ -267,8 +299,8 @@ class _Transaction:
                     atomic_write(storage.path, storage.original)
         except OSError as err:
             raise LedgerWriteError(
-                "could not write the ledger and could not undo the partial write "
-                f"({err.strerror or err}); "
+                f"could not write the ledger {self.root} and could not undo the partial write "
+                f"({os_error_words(err, writing=True)}); "
                 + (
                     "the journal will complete the change at the next operation"
                     if journal
@@ -303,32 +335,69 @@ class Ledger:
 
     @classmethod
     def create(
-        cls, folder: str | os.PathLike[str], *, provider: str, secret_check: str, now: _dt.datetime
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        provider: str,
+        secret_check: str,
+        now: _dt.datetime,
+        shard_width: int = DEFAULT_SHARD_WIDTH,
     ) -> Ledger:
         """Create a new, empty ledger; never overwrites one.
 
+        Args:
+            folder: where the ledger goes (a new or empty folder).
+            provider: the provider name tokens are issued under.
+            secret_check: identifies the activation-key secret.
+            now: the creation time.
+            shard_width: hex digits per shard name, 1-4 (16**width shards per
+                kind); recorded in the ledger, which keeps it for good.
+
         Raises:
             LedgerExistsError: ``folder`` already holds a ledger or other files.
+            BadInputError: a shard width outside 1-4.
         """
+        if type(shard_width) is not int or shard_width not in SHARD_WIDTHS:
+            raise BadInputError(
+                f"shard width must be a whole number from {SHARD_WIDTHS[0]} to {SHARD_WIDTHS[-1]}"
+            )
         root = Path(folder)
         if (root / META_FILE).exists():
             raise LedgerExistsError(f"a ledger exists in {root} already; it is never overwritten")
         if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
             raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for kind in _KINDS:
-            (root / kind).mkdir(mode=0o700, exist_ok=True)
+        made: list[Path] = []
+        try:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for kind in _KINDS:
+                (root / kind).mkdir(mode=0o700)
+                made.append(root / kind)
+        except OSError as err:
+            for folder in made:  # empty, and in the way of a retry
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise LedgerWriteError(
+                f"cannot create the ledger in {root}: {os_error_words(err, writing=True)}"
+            ) from err
         meta = {
             "format": FORMAT,
             "version": VERSION,
             "provider": provider,
             "created_at": now.isoformat(),
             "secret_check": secret_check,
+            "shard_width": shard_width,
         }
         try:
             create_exclusive(root / META_FILE, json.dumps(meta, indent=2).encode())
         except FileExistsError:
             raise LedgerExistsError(f"a ledger exists in {root} already") from None
+        except OSError as err:
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise LedgerWriteError(
+                f"cannot create the ledger in {root}: {os_error_words(err, writing=True)}"
+            ) from err
         ledger = cls(root)
         with ledger._transaction():
             pass  # writes the (empty) index head
@@ -359,7 +428,8 @@ class Ledger:
         """The licenses assigned to ``ip`` (for automatic activation)."""
         with self._transaction() as txn:
             ids = [
-                doc["license_id"] for doc in txn.table(_IPS, _shard(ip)).search(Query().ip == ip)
+                doc["license_id"]
+                for doc in txn.table(_IPS, self._shard(ip)).search(Query().ip == ip)
             ]
             return [r for r in (self._load(txn, i) for i in ids) if r.ip == ip]
 
@@ -372,12 +442,12 @@ class Ledger:
             LedgerExistsError: a license with this id exists (ids are random; retry).
         """
         with self._transaction() as txn:
-            table = txn.table(_LICENSES, _shard(record.license_id))
+            table = txn.table(_LICENSES, self._shard(record.license_id))
             if table.contains(Query().license_id == record.license_id):
                 raise LedgerExistsError(f"license {record.license_id} exists already")
             head = self._head(txn)
             position = self._append_summary(txn, head, LicenseSummary.of(record))
-            for kind, shard, doc in _placements(record, position):
+            for kind, shard, doc in _placements(record, self.info.shard_width, position):
                 txn.table(kind, shard).insert(doc)
             self._append_events(txn, head, [(e, record.license_id) for e in record.history])
             self._save_head(txn, head)
@@ -397,7 +467,7 @@ class Ledger:
             by_kind: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for record in records:
                 position = self._append_summary(txn, head, LicenseSummary.of(record))
-                for kind, shard, doc in _placements(record, position):
+                for kind, shard, doc in _placements(record, self.info.shard_width, position):
                     by_kind.setdefault((kind, shard), []).append(doc)
                 self._append_events(txn, head, [(e, record.license_id) for e in record.history])
             for (kind, shard), docs in sorted(
@@ -648,57 +718,94 @@ class Ledger:
             raise LedgerCorruptError(f"{self.folder / META_FILE} is not a licet ledger")
         if meta.get("version") != VERSION:
             raise LedgerCorruptError(f"ledger version {meta.get('version')!r} is not supported")
+        # Ledgers made before the layout was recorded all have the default width.
+        width = meta.get("shard_width", DEFAULT_SHARD_WIDTH)
+        if type(width) is not int or width not in SHARD_WIDTHS:
+            raise LedgerCorruptError(
+                f"{self.folder / META_FILE} records an unknown shard layout ({width!r})"
+            )
         try:
             return LedgerInfo(
                 provider=str(meta["provider"]),
                 created_at=_dt.datetime.fromisoformat(str(meta["created_at"])),
                 secret_check=str(meta["secret_check"]),
+                shard_width=width,
             )
         except (KeyError, ValueError) as err:
             raise LedgerCorruptError(f"{self.folder / META_FILE} is damaged ({err})") from err
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[_Transaction]:
-        try:
-            with file_lock(self.folder / LOCK_FILE, self._lock_timeout):
-                self._read_info()  # the ledger may have been removed since we opened it
-                self._replay_journal()
-                if not (self.folder / _INDEX / f"{_HEAD}.json").exists():
-                    self._build_index()
-                try:
-                    yield _Transaction(self.folder)
-                except OSError as err:
-                    raise LedgerWriteError(
-                        f"could not write the ledger ({err.strerror or err}); nothing was changed"
-                    ) from err
-        except LockTimeout:
-            raise LedgerBusyError(
-                f"ledger is busy: another process held the lock for {self._lock_timeout:g} s"
-            ) from None
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.folder / LOCK_FILE, self._lock_timeout))
+            except LockTimeout:
+                raise LedgerBusyError(
+                    f"ledger is busy: another process held the lock for {self._lock_timeout:g} s"
+                ) from None
+            except FileNotFoundError:
+                raise LedgerMissingError(
+                    f"the ledger folder {self.folder} is gone (moved or removed?)"
+                ) from None
+            except OSError as err:  # the lock file cannot be opened for writing
+                raise LedgerError(
+                    f"cannot use the ledger {self.folder}: {os_error_words(err, writing=True)}"
+                ) from err
+            self._read_info()  # the ledger may have been removed since we opened it
+            self._replay_journal()
+            if not (self.folder / _INDEX / f"{_HEAD}.json").exists():
+                self._build_index()
+            try:
+                yield _Transaction(self.folder)
+            except OSError as err:
+                raise LedgerWriteError(
+                    f"could not write the ledger {self.folder}: "
+                    f"{os_error_words(err, writing=True)}; nothing was changed"
+                ) from err
 
     def _replay_journal(self) -> None:
+        """Complete a multi-file change a dead process left half-applied.
+
+        Raises:
+            LedgerWriteError: the replay cannot write (the journal stays for the next try).
+        """
         journal = _read_json(self.folder / JOURNAL_FILE, "journal")
         if journal is None:
             return
         files = journal.get("files") if isinstance(journal, dict) else None
         if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
             raise LedgerCorruptError("ledger journal is damaged — restore the ledger from a backup")
+        targets = []
         for rel, text in files.items():
             target = (self.folder / rel).resolve()
             if self.folder.resolve() not in target.parents:
                 raise LedgerCorruptError("ledger journal names a file outside the ledger")
-            atomic_write(target, text.encode())
-        os.unlink(self.folder / JOURNAL_FILE)
-        fsync_dir(self.folder)
+            targets.append((target, text.encode()))
+        try:
+            for target, data in targets:
+                atomic_write(target, data)
+            os.unlink(self.folder / JOURNAL_FILE)
+            fsync_dir(self.folder)
+        except OSError as err:
+            raise LedgerWriteError(
+                f"cannot complete an interrupted change of the ledger {self.folder}: "
+                f"{os_error_words(err, writing=True)}; nothing else was changed, "
+                "and the next operation tries again"
+            ) from err
+
+    def _shard(self, value: str) -> str:
+        return _shard(value, self.info.shard_width)
 
     def _load(self, txn: _Transaction, license_id: str) -> LicenseRecord:
-        doc = txn.table(_LICENSES, _shard(license_id)).get(Query().license_id == license_id)
+        doc = txn.table(_LICENSES, self._shard(license_id)).get(Query().license_id == license_id)
         if doc is None:
             raise LicenseNotFoundError(f"no license {license_id!r}")
         return LicenseRecord.from_doc(doc)
 
     def _record_for_key(self, txn: _Transaction, key_hash: str) -> LicenseRecord:
-        doc = txn.table(_KEYS, _key_shard(key_hash)).get(Query().key_hash == key_hash)
+        doc = txn.table(_KEYS, _key_shard(key_hash, self.info.shard_width)).get(
+            Query().key_hash == key_hash
+        )
         if doc is None:
             raise InvalidActivationKeyError()
         license_id = doc.get("license_id")
@@ -716,7 +823,7 @@ class Ledger:
         return record
 
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
-        kind, shard, doc = _key_placement(record)
+        kind, shard, doc = _key_placement(record, self.info.shard_width)
         txn.table(kind, shard).insert(doc)
 
     def _head(self, txn: _Transaction) -> dict[str, int]:
@@ -764,7 +871,7 @@ class Ledger:
 
     def _store_change(self, txn: _Transaction, old: LicenseRecord, new: LicenseRecord) -> None:
         """Write a changed license, its key and IP index entries, summary and audit events."""
-        table = txn.table(_LICENSES, _shard(old.license_id))
+        table = txn.table(_LICENSES, self._shard(old.license_id))
         stored = table.get(Query().license_id == old.license_id)
         position = None if stored is None else stored.get(_POS)
         if type(position) is not int:
@@ -773,11 +880,11 @@ class Ledger:
             self._index_key(txn, new)
         if new.ip != old.ip:
             if old.ip is not None:
-                txn.table(_IPS, _shard(old.ip)).remove(
+                txn.table(_IPS, self._shard(old.ip)).remove(
                     (Query().ip == old.ip) & (Query().license_id == old.license_id)
                 )
             if new.ip is not None:
-                kind, shard, doc = _ip_placement(new.ip, new.license_id)
+                kind, shard, doc = _ip_placement(new.ip, new.license_id, self.info.shard_width)
                 txn.table(kind, shard).insert(doc)
         table.update(
             _replace_with({**new.to_doc(), _POS: position}),

@@ -1,5 +1,19 @@
 """The license state machine: activation outcomes and monthly regeneration.
 
+A redemption ends in one of five outcomes, numbered here and in the tests:
+
+1. unknown key, or a key of an earlier generation → ``invalid activation key``
+   (the ledger decides this one: it finds no license for the key);
+2. license revoked or expired, or for another product → a refusal naming why;
+3. license not yet activated → the activation is recorded and signed;
+4. already activated on the same server (by fingerprint) → that same activation
+   again, so re-installing a server does not burn its key;
+5. already activated on another server → ``already activated``, with the date
+   from which the provider may regenerate the key.
+
+Regeneration is allowed once per calendar month: Jan 15 → Feb 15, and
+Jan 31 → Feb 28/29.
+
 Pure functions over :class:`~issuer.records.LicenseRecord` values: the ledger
 calls them under its lock with freshly read records and writes what they
 return. Refusals are raised as LicenseError subclasses, and nothing is
@@ -90,7 +104,7 @@ def redeem(
     now: _dt.datetime,
     months: int,
 ) -> tuple[LicenseRecord | None, Activation]:
-    """Decide a redemption (SPEC §3 outcomes 2 to 5).
+    """Decide a redemption (outcomes 2 to 5 of this module).
 
     Returns:
         ``(new_record, activation)``; ``new_record`` is ``None`` when nothing

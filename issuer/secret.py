@@ -24,7 +24,7 @@ from pathlib import Path
 from keytool.errors import PrivateKeyError
 from keytool.keyring import read_private_file
 from verifier.activation_key import key_from_bytes
-from verifier.fileio import create_exclusive
+from verifier.fileio import create_exclusive, os_error_words
 
 __all__ = ["KeySecret", "SECRET_FILE", "key_hash"]
 
@@ -47,12 +47,24 @@ class KeySecret:
 
     @classmethod
     def create_or_load(cls, keys: Path) -> KeySecret:
-        """Load the secret in ``keys``, creating it (0600, O_EXCL) if there is none."""
-        keys.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # keep an existing secret: keys derive from it
-            create_exclusive(
-                keys / SECRET_FILE, base64.b64encode(secrets.token_bytes(_SECRET_BYTES)) + b"\n"
-            )
+        """Load the secret in ``keys``, creating it (0600, O_EXCL) if there is none.
+
+        Raises:
+            PrivateKeyError: it cannot be written (the message says why in words) or read.
+        """
+        path = keys / SECRET_FILE
+        if path.exists():  # no write at all where one exists (the keys may be read-only)
+            return cls.load(keys)
+        try:
+            keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Keep an existing secret: every key handed out derives from it.
+            with contextlib.suppress(FileExistsError):
+                create_exclusive(path, base64.b64encode(secrets.token_bytes(_SECRET_BYTES)) + b"\n")
+        except OSError as err:
+            raise PrivateKeyError(
+                f"cannot write the activation-key secret {path}: "
+                f"{os_error_words(err, writing=True)}"
+            ) from err
         return cls.load(keys)
 
     @classmethod

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from issuer import policy
 from issuer.accounts import Accounts, AccountsConfig
-from issuer.ledger import Ledger
+from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
 from issuer.records import (
     Account,
     Activation,
@@ -323,9 +323,19 @@ class Issuer:
         *,
         name: str,
         clock: Clock = utc_now,
+        shard_width: int = DEFAULT_SHARD_WIDTH,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
+
+        Args:
+            ledger: the new ledger's folder.
+            keys: the keys folder.
+            name: the provider name tokens are issued under.
+            clock: time source.
+            shard_width: the ledger's shard layout (hex digits per shard name,
+                1-4; the default 3 suits up to millions of licenses).
+            **kwargs: passed on to :class:`Issuer`.
 
         Raises:
             LedgerExistsError: a ledger exists there already.
@@ -334,7 +344,11 @@ class Issuer:
             raise BadInputError("provider name must be 1-128 characters")
         secret = KeySecret.create_or_load(Path(keys))
         Ledger.create(
-            ledger, provider=name.strip(), secret_check=secret.check(), now=now_from(clock)
+            ledger,
+            provider=name.strip(),
+            secret_check=secret.check(),
+            now=now_from(clock),
+            shard_width=shard_width,
         )
         return cls(ledger, keys, clock=clock, **kwargs)
 
@@ -488,12 +502,20 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the SPEC §3 refusals.
+            ProductMismatchError, AlreadyActivatedError: the refusals of
+            :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
     def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
-        """The one activation function: key + product + fingerprint → token (SPEC §3).
+        """The one activation function: key + product + fingerprint → token.
+
+        Every activation path ends here. An unknown key is refused (and counted
+        for rate limiting by the server); a revoked, expired or other-product
+        license is refused naming why; a first activation is recorded and
+        signed; the same server activating again gets its same activation; a
+        second server is refused with the date from which the key may be
+        regenerated (the outcomes of :func:`issuer.policy.redeem`).
 
         Raises:
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.

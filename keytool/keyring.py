@@ -4,7 +4,8 @@ The folder (0700) holds ``keyring.json`` (every key's id, public key, status
 and dates; 0600) and one ``<kid>.pem`` per key (private: PKCS#8, mode 0600, created
 with O_EXCL so it is never overwritten, optionally encrypted). Exactly one key
 is ``active`` and signs; ``retired`` keys still verify tokens they signed
-before retirement; ``revoked`` keys verify nothing.
+before retirement; ``revoked`` keys verify nothing and are left out of the
+exported trust set.
 
 Example:
     >>> ring = Keyring("keys")  # doctest: +SKIP
@@ -32,7 +33,13 @@ from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, Priv
 from keytool.signing import TokenSigner
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
-from verifier.fileio import LockTimeout, atomic_write, create_exclusive, file_lock
+from verifier.fileio import (
+    LockTimeout,
+    atomic_write,
+    create_exclusive,
+    file_lock,
+    os_error_words,
+)
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 from verifier.trust import KeyStatus, TrustedKey, TrustedKeys
 
@@ -140,7 +147,7 @@ def read_private_file(path: Path, missing: str, limit: int = _MAX_KEY_FILE) -> b
     except FileNotFoundError:
         raise PrivateKeyError(missing) from None
     except OSError as err:
-        raise PrivateKeyError(f"cannot open {path}: {err.strerror}") from err
+        raise PrivateKeyError(f"cannot open {path}: {os_error_words(err)}") from err
     with os.fdopen(fd, "rb") as handle:
         mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
         if mode & 0o077:
@@ -179,7 +186,7 @@ class Keyring:
         except FileNotFoundError:
             raise KeyringError(f"no keyring in {self.folder} — run 'keytool new'") from None
         except OSError as err:
-            raise KeyringError(f"cannot read {path}: {err.strerror}") from err
+            raise KeyringError(f"cannot read {path}: {os_error_words(err)}") from err
         try:
             doc = json_loads_strict(data)
         except EncodingError as err:
@@ -209,8 +216,22 @@ class Keyring:
         raise NoActiveKeyError()
 
     def trusted_keys(self) -> TrustedKeys:
-        """The trust set panels should use (every key, with status and window)."""
-        return TrustedKeys(record.trusted() for record in self.records())
+        """The trust set panels should use: every key that may still verify something.
+
+        The active key and retired keys appear, each with its validity window;
+        revoked keys never do. Only the absence of a key protects a panel whose
+        JOSE library knows nothing of licet's status member: a standard JWKS
+        consumer trusts every key it is given.
+
+        Raises:
+            KeyringError: every key is revoked, so the set would be empty.
+        """
+        usable = [r.trusted() for r in self.records() if r.status != KeyStatus.REVOKED]
+        if not usable:
+            raise KeyringError(
+                "no key may verify tokens (every key is revoked) — run 'keytool new' first"
+            )
+        return TrustedKeys(usable)
 
     def signer(self, passphrase: bytes | None = None) -> TokenSigner:
         """Load the active private key and return a signer for it.
@@ -231,12 +252,12 @@ class Keyring:
         Raises:
             KeyringError: an active key exists already (use :meth:`rotate`).
         """
-        with self._locked():
+        with self._locked(create=True):
             records = self._records_or_empty()
             if any(r.status == KeyStatus.ACTIVE for r in records):
                 raise KeyringError("keyring already has an active key — use 'keytool rotate'")
             record = self._generate(passphrase)
-            self._save([*records, record])
+            self._save([*records, record], new_key=record)
             return record
 
     def rotate(self, passphrase: bytes | None = None) -> KeyRecord:
@@ -255,11 +276,14 @@ class Keyring:
                 for r in records
             ]
             record = self._generate(passphrase)
-            self._save([*updated, record])
+            self._save([*updated, record], new_key=record)
             return record
 
     def revoke(self, kid: str) -> KeyRecord:
-        """Revoke a key: tokens it signed no longer verify anywhere the new trust set reaches.
+        """Revoke a key: it leaves the exported trust set.
+
+        Tokens it signed stop verifying on every panel that receives the newly
+        exported file; a panel holding an older file still trusts the key.
 
         Raises:
             KeyringError: no such key, or already revoked.
@@ -278,31 +302,63 @@ class Keyring:
             return revoked
 
     def export(self, path: str | os.PathLike[str]) -> Path:
-        """Write the trust set as a JWKS file (public, mode 0644) and return its path."""
+        """Write :meth:`trusted_keys` as a JWKS file (public, mode 0644) and return its path.
+
+        Raises:
+            KeyringError: every key is revoked.
+        """
         out = Path(path)
         body = _json_bytes(self.trusted_keys().to_jwks())
-        atomic_write(out, body, mode=0o644)
+        try:
+            atomic_write(out, body, mode=0o644)
+        except OSError as err:
+            raise KeyringError(f"cannot write {out}: {os_error_words(err, writing=True)}") from err
         return out
 
     # -- internals -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            with file_lock(self.folder / _LOCK_FILE, self._lock_timeout):
-                yield
-        except LockTimeout:
-            raise KeyringError("keyring is busy (another keytool is running)") from None
+    def _locked(self, create: bool = False) -> Iterator[None]:
+        """Hold the keyring lock; only ``create`` (the first key) makes the folder."""
+        with contextlib.ExitStack() as stack:
+            try:
+                if create:
+                    self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                stack.enter_context(file_lock(self.folder / _LOCK_FILE, self._lock_timeout))
+            except LockTimeout:
+                raise KeyringError("keyring is busy (another keytool is running)") from None
+            except FileNotFoundError:
+                raise KeyringError(f"no keyring in {self.folder} — run 'keytool new'") from None
+            except OSError as err:
+                raise KeyringError(
+                    f"cannot use the keys folder {self.folder}: {os_error_words(err, writing=True)}"
+                ) from err
+            yield
 
     def _records_or_empty(self) -> list[KeyRecord]:
         if not (self.folder / KEYRING_FILE).exists():
             return []
         return self.records()
 
-    def _save(self, records: list[KeyRecord]) -> None:
+    def _save(self, records: list[KeyRecord], new_key: KeyRecord | None = None) -> None:
+        """Write the keyring (0600: the provider's own state).
+
+        Raises:
+            KeyringError: the write failed; the keyring is as it was, and the
+                private key file of ``new_key``, which it would have listed, is removed.
+        """
         doc = {"version": 1, "keys": [r.to_dict() for r in records]}
-        atomic_write(self.folder / KEYRING_FILE, _json_bytes(doc))  # 0600: the provider's own state
+        path = self.folder / KEYRING_FILE
+        try:
+            atomic_write(path, _json_bytes(doc))
+        except OSError as err:
+            if new_key is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._key_path(new_key.kid))
+            raise KeyringError(
+                f"cannot write {path}: {os_error_words(err, writing=True)}; "
+                "the keyring is unchanged"
+            ) from err
 
     def _generate(self, passphrase: bytes | None) -> KeyRecord:
         private = Ed25519PrivateKey.generate()
@@ -318,10 +374,16 @@ class Keyring:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
         )
         kid = key_id(raw)
+        path = self._key_path(kid)
         try:
-            create_exclusive(self._key_path(kid), pem)
+            create_exclusive(path, pem)
         except FileExistsError:  # a 64-bit kid collision, or a file planted in the folder
             raise KeyringError(f"key file for {kid} exists already; not overwritten") from None
+        except OSError as err:
+            raise KeyringError(
+                f"cannot write {path}: {os_error_words(err, writing=True)}; "
+                "the keyring is unchanged"
+            ) from err
         return KeyRecord(
             kid=kid, public_bytes=raw, status=KeyStatus.ACTIVE, created_at=now_from(self._clock)
         )

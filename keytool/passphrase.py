@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from keytool.errors import PassphraseError
+from verifier.fileio import os_error_words
 
 __all__ = ["PASSPHRASE_ENV", "PASSPHRASE_FILE_ENV", "read_passphrase"]
 
@@ -36,7 +37,9 @@ def read_passphrase(file: Path | None, environ: Mapping[str, str] = os.environ) 
         try:
             data = path.read_bytes()[:_MAX_PASSPHRASE_FILE]
         except OSError as err:
-            raise PassphraseError(f"cannot read passphrase file {path}: {err.strerror}") from err
+            raise PassphraseError(
+                f"cannot read passphrase file {path}: {os_error_words(err)}"
+            ) from err
         data = data.removesuffix(b"\n").removesuffix(b"\r")
         if not data:
             raise PassphraseError(f"passphrase file {path} is empty")

@@ -32,6 +32,7 @@ from verifier import (
     TrustedKeysError,
     UntrustedKeyError,
     Verifier,
+    VerifierConfig,
     WrongServerError,
     parse_request_code,
 )
@@ -341,10 +342,22 @@ def test_token_signed_by_revoked_key_is_refused(tmp_path: Path, clock: FakeClock
     ring = Keyring(tmp_path, clock=clock)
     record = ring.new()
     token = ring.signer().sign(claims_for(server_fp("alpha"), clock))
+    clock.advance(hours=1)
+    ring.rotate()
     ring.revoke(record.kid)
-    verifier = Verifier(PRODUCT, ring.trusted_keys(), clock=clock, server_fingerprint=server_fp("alpha"))
-    with pytest.raises(UntrustedKeyError, match="revoked"):
+    exported = ring.export(tmp_path / "trusted_keys.json")
+    assert record.kid not in exported.read_text()  # absent, so no JOSE library can trust it
+    verifier = Verifier(PRODUCT, TrustedKeys.from_file(exported), clock=clock, server_fingerprint=server_fp("alpha"))
+    with pytest.raises(UntrustedKeyError, match="unknown key"):
         verifier.verify(token)
+
+
+def test_key_marked_revoked_in_an_older_trust_file_is_still_refused(provider: Provider) -> None:
+    jwks = provider.trusted().to_jwks()
+    jwks["keys"][0]["licet_status"] = "revoked"
+    verifier = Verifier(PRODUCT, TrustedKeys.from_jwks(jwks), clock=provider.clock, server_fingerprint=server_fp("alpha"))
+    with pytest.raises(UntrustedKeyError, match="revoked"):
+        verifier.verify(provider.token())
 
 
 def test_token_signed_by_retired_key_after_retirement_is_refused(tmp_path: Path, clock: FakeClock) -> None:
@@ -446,3 +459,42 @@ def test_fingerprint_claim_of_the_wrong_shape_is_refused(provider: Provider, fpr
     token = forge(provider.header(), payload(provider, fpr=fpr), provider.private_key)
     with pytest.raises(InvalidTokenError, match="'fpr'"):
         provider.verifier().verify(token)
+
+
+# --- signature before payload ---------------------------------------------------------------
+
+UNSIGNED_PAYLOADS = {
+    "garbage": b"\x00\xff not json at all {{{",
+    "duplicate members": b'{"sub": "LIC-TEST", "sub": "LIC-OTHER"}',
+    "ill-typed claims": json.dumps({"exp": "tomorrow", "aud": ["ispmanager"], "fpr": 7}).encode(),
+    "deep nesting": b"[" * 3000 + b"]" * 3000,
+}
+
+
+@pytest.mark.parametrize("body", UNSIGNED_PAYLOADS.values(), ids=UNSIGNED_PAYLOADS.keys())
+def test_unsigned_payload_of_any_shape_is_refused_as_a_bad_signature(provider: Provider, body: bytes) -> None:
+    # A trusted kid, but the signature is the attacker's: the payload must never be
+    # read, so the refusal names the signature, not what is wrong with the payload.
+    attacker = Ed25519PrivateKey.generate()
+    token = forge(provider.header(), body, attacker)
+    verifier = provider.verifier(config=VerifierConfig(max_token_bytes=65536))
+    with pytest.raises(InvalidTokenError, match="signature is invalid"):
+        verifier.verify(token)
+
+
+def test_refused_signatures_fill_no_memo_or_cache(provider: Provider) -> None:
+    import verifier.claims as claims_module
+
+    verifier = provider.verifier()
+    attacker = Ed25519PrivateKey.generate()
+    fingerprints_before = dict(claims_module._FINGERPRINTS)
+    for n in range(40):  # more than any memo holds
+        header = provider.header(nonce=n)  # a new header segment each time
+        body = payload(provider, fpr=list(server_fp(f"server-{n}")))
+        with pytest.raises(InvalidTokenError, match="signature is invalid"):
+            verifier.verify(forge(header, body, attacker))
+    assert verifier._headers == {} and verifier._matched == {} and not verifier._cache
+    assert fingerprints_before == claims_module._FINGERPRINTS
+    # The memos still serve the honest token once it has verified.
+    assert verifier.verify(provider.token()).license_id == "LIC-TEST"
+    assert len(verifier._headers) == 1 and len(verifier._cache) == 1

@@ -101,3 +101,19 @@ def test_no_module_imports_another_packages_private_modules(path: Path) -> None:
             if parts[0] in PACKAGES and parts[0] != own:
                 private = [p for p in parts[1:] if p.startswith("_") and not p.startswith("__")]
                 assert not private, f"{path}:{node.lineno} imports private {name}"
+
+
+# The text of the patterns is spelled so that this file does not match them itself.
+OUTSIDE_DOCUMENTS = re.compile(r"\bS[P]EC\b|\u00a7|\b[Ii]ssue\s+#?\d|\bSTYLE\.md|\bCOMMON\.md")
+PROJECT_SOURCES = [
+    p
+    for folder in (*PACKAGES, "tests", "bench", "examples")
+    for p in sorted((ROOT / folder).rglob("*"))
+    if p.suffix in (".py", ".sh", ".html", ".toml") and ".venv" not in p.parts
+]
+
+
+@pytest.mark.parametrize("path", PROJECT_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_code_and_tests_state_rules_instead_of_pointing_at_outside_documents(path: Path) -> None:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        assert not OUTSIDE_DOCUMENTS.search(line), f"{path.relative_to(ROOT)}:{number} points outside the project: {line.strip()}"

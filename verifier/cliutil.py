@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from verifier.errors import LicenseError
+from verifier.fileio import os_error_words
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -34,8 +35,8 @@ def run(prog: str, main: Callable[[], Any]) -> NoReturn:
         fail(prog, err.message)
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
-    except OSError as err:
-        fail(prog, f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
+    except OSError as err:  # a file the command itself wrote, e.g. --out: its name is the user's
+        fail(prog, f"{err.filename or ''}: {os_error_words(err, writing=True)}".lstrip(": "))
     except Exception as err:  # a bug: still one line, never a traceback
         fail(prog, f"internal error: {type(err).__name__}: {err}")
     raise SystemExit(0)

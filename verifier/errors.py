@@ -7,6 +7,14 @@ machine-readable ``code`` and a one-line human message. The CLIs print
 (:func:`error_for_code`), so a panel sees the same exception whether it
 activated online or offline.
 
+Every subclass registers its ``code`` when the class is created: a class
+without a code of its own, or with a code another class holds, is an error
+at import. Refusals the license server may answer with — the provider's
+ledger and keyring faults among them — are defined here, so a panel that
+imports only ``verifier`` rebuilds each of them as its exact class;
+``issuer.errors`` and ``keytool.errors`` re-export them under their
+familiar homes.
+
 Example:
     >>> try:
     ...     raise AlreadyActivatedError(regenerate_after=None)
@@ -18,7 +26,8 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, ClassVar
+import re
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "ActivationKeyFormatError",
@@ -28,11 +37,21 @@ __all__ = [
     "CallbackError",
     "InvalidActivationKeyError",
     "InvalidTokenError",
+    "KeyringError",
+    "LedgerBusyError",
+    "LedgerCorruptError",
+    "LedgerError",
+    "LedgerExistsError",
+    "LedgerMissingError",
+    "LedgerWriteError",
     "LicenseError",
     "LicenseExpiredError",
     "LicenseNotFoundError",
     "LicenseRevokedError",
+    "NoActiveKeyError",
     "NoLicenseForAddressError",
+    "PassphraseError",
+    "PrivateKeyError",
     "ProductMismatchError",
     "RateLimitedError",
     "RegenerationTooSoonError",
@@ -45,15 +64,21 @@ __all__ = [
     "TrustedKeysError",
     "UntrustedKeyError",
     "WrongServerError",
+    "error_class",
     "error_for_code",
 ]
+
+
+_CODE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+_REGISTRY: dict[str, type[LicenseError]] = {}
 
 
 class LicenseError(Exception):
     """Root of every licet refusal.
 
     Attributes:
-        code: stable machine-readable identifier (kebab-case), part of the API.
+        code: stable machine-readable identifier (kebab-case), part of the API;
+            unique across every licet package.
         message: one line for humans.
     """
 
@@ -61,6 +86,10 @@ class LicenseError(Exception):
     default_message: ClassVar[str] = "license error"
     #: HTTP status the license server answers with for this refusal.
     http_status: ClassVar[int] = 400
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _register(cls)
 
     def __init__(self, message: str | None = None) -> None:
         self.message = " ".join((message or self.default_message).split())
@@ -70,33 +99,60 @@ class LicenseError(Exception):
         """Extra machine-readable fields (JSON types only) carried with the error."""
         return {}
 
+    @classmethod
+    def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
+        """Rebuild this error from a problem document's ``detail`` and extra members.
 
-_REGISTRY: dict[str, type[LicenseError]] = {}
+        Classes whose :meth:`details` carry data override this to read it back.
+        """
+        return cls(message)
 
 
-def _register(cls: type[LicenseError]) -> type[LicenseError]:
-    _REGISTRY[cls.code] = cls
-    return cls
+def _register(cls: type[LicenseError]) -> None:
+    code = cls.__dict__.get("code")
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if not isinstance(code, str) or _CODE.fullmatch(code) is None:
+        raise TypeError(f"{name} must define its own kebab-case 'code'")
+    holder = _REGISTRY.get(code)
+    # The same class created again (its module reloaded) takes its own place back.
+    if holder is not None and (holder.__module__, holder.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise TypeError(
+            f"error code {code!r} of {name} is already used by "
+            f"{holder.__module__}.{holder.__qualname__}"
+        )
+    _REGISTRY[code] = cls
+
+
+_register(LicenseError)
+
+
+def error_class(code: str) -> type[LicenseError] | None:
+    """The error class registered for ``code``, or ``None`` when no imported module defines it."""
+    return _REGISTRY.get(code)
 
 
 def error_for_code(code: str, message: str, details: dict[str, Any] | None = None) -> LicenseError:
     """Rebuild the licet error for a code received from a license server.
 
-    Unknown codes (a newer server) come back as a plain :class:`LicenseError`
-    carrying the server's message, never as an exception of another kind.
+    The exact subclass comes back, with the data it carries (for example
+    :attr:`AlreadyActivatedError.regenerate_after`). Unknown codes (a newer
+    server) come back as a plain :class:`LicenseError` carrying the server's
+    code and message, never as an exception of another kind.
     """
     cls = _REGISTRY.get(code)
-    extra = details or {}
-    if cls is AlreadyActivatedError:
-        return AlreadyActivatedError(_parse_date(extra.get("regenerate_after")), message=message)
-    allowed = _parse_date(extra.get("allowed_from"))
-    if cls is RegenerationTooSoonError and allowed is not None:
-        return RegenerationTooSoonError(allowed)
-    if cls is None or cls is RegenerationTooSoonError:
+    if cls is None or cls is LicenseError:
         err = LicenseError(message)
         err.code = code  # type: ignore[misc]  # keeps a newer server's code visible
         return err
-    return cls(message)
+    try:
+        return cls.from_problem(message, details or {})
+    except (TypeError, ValueError):  # data of the wrong shape from the server
+        err = LicenseError(message)
+        err.code = code  # type: ignore[misc]
+        return err
 
 
 def _parse_date(value: object) -> _dt.date | None:
@@ -108,10 +164,22 @@ def _parse_date(value: object) -> _dt.date | None:
         return None
 
 
+def _parse_moment(value: object) -> _dt.datetime | _dt.date | None:
+    """A datetime or a date in ISO form, as :meth:`RegenerationTooSoonError.details` writes it."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if len(value) == 10:  # a bare date
+        return moment.date()
+    return moment if moment.tzinfo is not None else None
+
+
 # --- bad input -------------------------------------------------------------
 
 
-@_register
 class BadInputError(LicenseError):
     """Input of the wrong shape: an option, a JSON field, an IP address."""
 
@@ -119,7 +187,6 @@ class BadInputError(LicenseError):
     default_message = "bad input"
 
 
-@_register
 class RequestCodeError(LicenseError):
     """An activation request code that is truncated, altered or of another version."""
 
@@ -127,7 +194,6 @@ class RequestCodeError(LicenseError):
     default_message = "invalid activation request code"
 
 
-@_register
 class ActivationKeyFormatError(LicenseError):
     """A typed activation key that fails its check character or has the wrong length.
 
@@ -141,7 +207,6 @@ class ActivationKeyFormatError(LicenseError):
 # --- token verification ----------------------------------------------------
 
 
-@_register
 class InvalidTokenError(LicenseError):
     """A token that fails any check: shape, signature, header or claims."""
 
@@ -149,7 +214,6 @@ class InvalidTokenError(LicenseError):
     default_message = "invalid activation token"
 
 
-@_register
 class TokenTooLargeError(InvalidTokenError):
     """A token over the size limit, refused before parsing."""
 
@@ -157,7 +221,6 @@ class TokenTooLargeError(InvalidTokenError):
     default_message = "activation token is too large"
 
 
-@_register
 class UntrustedKeyError(InvalidTokenError):
     """Signed by a key that is unknown, revoked, or outside its validity window."""
 
@@ -165,7 +228,6 @@ class UntrustedKeyError(InvalidTokenError):
     default_message = "activation token is signed by a key this panel does not trust"
 
 
-@_register
 class TokenExpiredError(InvalidTokenError):
     """A token past its ``exp`` (beyond the leeway)."""
 
@@ -173,7 +235,6 @@ class TokenExpiredError(InvalidTokenError):
     default_message = "activation token has expired"
 
 
-@_register
 class TokenNotYetValidError(InvalidTokenError):
     """A token whose ``nbf`` or ``iat`` lies in the future (beyond the leeway)."""
 
@@ -181,7 +242,6 @@ class TokenNotYetValidError(InvalidTokenError):
     default_message = "activation token is not valid yet"
 
 
-@_register
 class WrongServerError(InvalidTokenError):
     """A valid token bound to another server's fingerprint."""
 
@@ -189,7 +249,6 @@ class WrongServerError(InvalidTokenError):
     default_message = "activation token belongs to another server"
 
 
-@_register
 class TrustedKeysError(LicenseError):
     """A trusted-keys (JWKS) document that cannot be used."""
 
@@ -197,7 +256,6 @@ class TrustedKeysError(LicenseError):
     default_message = "invalid trusted keys"
 
 
-@_register
 class TokenStoreError(LicenseError):
     """The stored token cannot be read or written."""
 
@@ -208,7 +266,6 @@ class TokenStoreError(LicenseError):
 # --- activation outcomes (issuer side, relayed to panels) -------------------
 
 
-@_register
 class InvalidActivationKeyError(LicenseError):
     """A well-formed key that opens no license (counted for rate limiting)."""
 
@@ -217,7 +274,6 @@ class InvalidActivationKeyError(LicenseError):
     http_status = 403
 
 
-@_register
 class LicenseNotFoundError(LicenseError):
     """No license with that id."""
 
@@ -226,7 +282,6 @@ class LicenseNotFoundError(LicenseError):
     http_status = 404
 
 
-@_register
 class LicenseRevokedError(LicenseError):
     """The license was revoked by the provider."""
 
@@ -235,7 +290,6 @@ class LicenseRevokedError(LicenseError):
     http_status = 403
 
 
-@_register
 class LicenseExpiredError(LicenseError):
     """The license is past its expiry date."""
 
@@ -244,7 +298,6 @@ class LicenseExpiredError(LicenseError):
     http_status = 403
 
 
-@_register
 class ProductMismatchError(LicenseError):
     """The key or token belongs to another product."""
 
@@ -253,7 +306,6 @@ class ProductMismatchError(LicenseError):
     http_status = 403
 
 
-@_register
 class AlreadyActivatedError(LicenseError):
     """The key was already used on another server.
 
@@ -279,8 +331,12 @@ class AlreadyActivatedError(LicenseError):
             return {}
         return {"regenerate_after": self.regenerate_after.isoformat()}
 
+    @classmethod
+    def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
+        """Rebuild with the regeneration date the server sent."""
+        return cls(_parse_date(details.get("regenerate_after")), message=message)
 
-@_register
+
 class RegenerationTooSoonError(LicenseError):
     """The key was regenerated less than a month ago.
 
@@ -291,10 +347,11 @@ class RegenerationTooSoonError(LicenseError):
     code = "regeneration-too-soon"
     http_status = 409
 
-    def __init__(self, allowed_from: _dt.datetime | _dt.date) -> None:
+    def __init__(self, allowed_from: _dt.datetime | _dt.date, message: str | None = None) -> None:
         self.allowed_from = allowed_from
         super().__init__(
-            "activation key was regenerated less than a month ago; "
+            message
+            or "activation key was regenerated less than a month ago; "
             f"next regeneration possible from {allowed_from.isoformat()}"
         )
 
@@ -302,8 +359,19 @@ class RegenerationTooSoonError(LicenseError):
         """Carry the date from which regeneration is possible."""
         return {"allowed_from": self.allowed_from.isoformat()}
 
+    @classmethod
+    def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
+        """Rebuild with the date the server sent.
 
-@_register
+        Raises:
+            ValueError: the server sent no usable date.
+        """
+        allowed = _parse_moment(details.get("allowed_from"))
+        if allowed is None:
+            raise ValueError("regeneration-too-soon without a date")
+        return cls(allowed, message=message)
+
+
 class NoLicenseForAddressError(LicenseError):
     """Automatic activation found no license assigned to the caller's address."""
 
@@ -312,7 +380,6 @@ class NoLicenseForAddressError(LicenseError):
     http_status = 404
 
 
-@_register
 class CallbackError(LicenseError):
     """The license server could not confirm the panel at the caller's address."""
 
@@ -321,7 +388,6 @@ class CallbackError(LicenseError):
     http_status = 403
 
 
-@_register
 class RateLimitedError(LicenseError):
     """Too many failed attempts from one client address."""
 
@@ -330,7 +396,6 @@ class RateLimitedError(LicenseError):
     http_status = 429
 
 
-@_register
 class ServerUnavailableError(LicenseError):
     """The license server could not be reached or answered nonsense."""
 
@@ -339,7 +404,6 @@ class ServerUnavailableError(LicenseError):
     http_status = 502
 
 
-@_register
 class ActivationRequiredError(LicenseError):
     """The panel holds no valid token and could not activate automatically.
 
@@ -370,3 +434,94 @@ class ActivationRequiredError(LicenseError):
             "buy_url": self.buy_url,
             "manual_fields": list(self.manual_fields),
         }
+
+    @classmethod
+    def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
+        """Rebuild with the reason (itself rebuilt from its code) and the buy link."""
+        code, text, buy_url = (details.get(k) for k in ("reason_code", "reason", "buy_url"))
+        reason = None
+        if isinstance(code, str) and isinstance(text, str):
+            reason = error_for_code(code, text)
+        return cls(reason=reason, buy_url=buy_url if isinstance(buy_url, str) else None)
+
+
+# --- the provider's own faults (the license server answers 503) -------------------
+#
+# Raised by the issuer and keytool, defined here because a panel may receive any
+# of them from a license server and must rebuild the same class.
+
+
+class LedgerError(LicenseError):
+    """The ledger cannot be used."""
+
+    code = "ledger-error"
+    default_message = "ledger error"
+    http_status = 503
+
+
+class LedgerMissingError(LedgerError):
+    """No ledger at the given place (only ``issuer init`` creates one)."""
+
+    code = "ledger-missing"
+    default_message = "no ledger here — run 'issuer init' first"
+
+
+class LedgerExistsError(LedgerError):
+    """``issuer init`` refuses to overwrite a ledger."""
+
+    code = "ledger-exists"
+    default_message = "a ledger exists here already; it is never overwritten"
+
+
+class LedgerCorruptError(LedgerError):
+    """A ledger file is empty, truncated, not JSON, or not licet's layout.
+
+    Never treated as empty: that would make every used key usable again.
+    """
+
+    code = "ledger-corrupt"
+    default_message = "ledger is damaged — restore it from a backup"
+
+
+class LedgerBusyError(LedgerError):
+    """Another process held the ledger lock for the whole timeout."""
+
+    code = "ledger-busy"
+    default_message = "ledger is busy — another issuer process holds the lock; try again"
+
+
+class LedgerWriteError(LedgerError):
+    """A write failed (disk full, I/O error); the ledger still holds its previous state."""
+
+    code = "ledger-write-failed"
+    default_message = "could not write the ledger; nothing was changed"
+
+
+class KeyringError(LicenseError):
+    """The keyring is missing, unreadable, or inconsistent."""
+
+    code = "keyring-error"
+    default_message = "keyring error"
+    http_status = 503  # the provider's set-up, not the client's request
+
+
+class NoActiveKeyError(KeyringError):
+    """No key may sign: none was made, or the active one was revoked."""
+
+    code = "no-active-key"
+    default_message = "no active signing key — run 'keytool new' or 'keytool rotate'"
+
+
+class PrivateKeyError(LicenseError):
+    """A private key file that is missing, unsafe, or not an Ed25519 key."""
+
+    code = "private-key-error"
+    default_message = "unusable private key"
+    http_status = 503
+
+
+class PassphraseError(PrivateKeyError):
+    """A passphrase that is missing, empty or wrong."""
+
+    code = "passphrase-error"
+    default_message = "wrong or missing passphrase for the private key"

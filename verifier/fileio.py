@@ -6,11 +6,16 @@ these; keytool and issuer import them from here rather than copying them.
 ``atomic_write`` writes a temporary file in the same folder, fsyncs it,
 renames it over the target and fsyncs the folder: after a crash the target
 holds either the old bytes or the new ones, never a mix.
+
+An ``OSError`` from these functions may carry the temporary file's name;
+callers say what failed with :func:`os_error_words` and the name of the
+user's own file or folder instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import threading
@@ -19,6 +24,38 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PRIVATE_MODE = 0o600
+
+_WORDS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOENT: "no such file",
+    errno.ENOTDIR: "a part of its path is not a folder",
+    errno.EIO: "input/output error (is the disk failing?)",
+    errno.EFBIG: "the file would be larger than this system allows",
+}
+
+
+def os_error_words(err: OSError, *, writing: bool = False) -> str:
+    """What went wrong, in words, without the file name the error carries.
+
+    The name is left out because it is often a temporary file's; the caller
+    names the user's file or folder.
+
+    Args:
+        err: the error.
+        writing: whether a file was being written or created, where a missing
+            file means its folder has vanished.
+    """
+    if writing and err.errno == errno.ENOENT:
+        return "its folder does not exist (moved or removed?)"
+    words = _WORDS.get(err.errno or 0)
+    if words is not None:
+        return words
+    text = err.strerror or str(err) or type(err).__name__
+    return text[:1].lower() + text[1:]
 
 
 def fsync_dir(folder: Path) -> None:

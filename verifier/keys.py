@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import hashlib
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verifier.errors import LicenseError
+from verifier.encoding import EncodingError, b64url_decode
+from verifier.errors import InvalidTokenError, LicenseError
 
-__all__ = ["PUBLIC_KEY_LENGTH", "UnsafeKeyError", "key_id", "load_public_key"]
+__all__ = [
+    "PUBLIC_KEY_LENGTH",
+    "SIGNATURE_LENGTH",
+    "UnsafeKeyError",
+    "key_id",
+    "load_public_key",
+    "check_signature",
+]
 
 PUBLIC_KEY_LENGTH = 32
+SIGNATURE_LENGTH = 64
 
 # Curve25519 in twisted Edwards form: -x^2 + y^2 = 1 + d x^2 y^2 (mod p).
 _P = 2**255 - 19
@@ -58,6 +68,30 @@ def load_public_key(public_bytes: bytes) -> Ed25519PublicKey:
     if point == (0, 1):
         raise UnsafeKeyError("Ed25519 public key is a small-order point (e.g. the identity)")
     return Ed25519PublicKey.from_public_bytes(public_bytes)
+
+
+def check_signature(key: Ed25519PublicKey, signing_input: bytes, signature: str) -> None:
+    """Check a compact JWS's Ed25519 signature over the exact bytes that were signed.
+
+    Args:
+        key: the trusted public key.
+        signing_input: ``header.payload`` exactly as received (ASCII bytes), never re-encoded.
+        signature: the third segment, base64url text.
+
+    Raises:
+        InvalidTokenError: the signature is not canonical base64url, not 64
+            bytes, or does not verify.
+    """
+    try:
+        raw = b64url_decode(signature)
+    except EncodingError as err:
+        raise InvalidTokenError("activation token signature is not base64url") from err
+    if len(raw) != SIGNATURE_LENGTH:
+        raise InvalidTokenError("activation token signature has the wrong length")
+    try:
+        key.verify(raw, signing_input)
+    except InvalidSignature as err:
+        raise InvalidTokenError("activation token signature is invalid") from err
 
 
 def _decode_point(data: bytes) -> tuple[int, int] | None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from verifier.errors import TokenStoreError
-from verifier.fileio import atomic_write
+from verifier.fileio import atomic_write, os_error_words
 
 __all__ = ["TokenStore", "default_store_path"]
 
@@ -45,7 +45,7 @@ class TokenStore:
         except FileNotFoundError:
             return None
         except OSError as err:
-            raise TokenStoreError(f"cannot read {self.path}: {err.strerror}") from err
+            raise TokenStoreError(f"cannot read {self.path}: {os_error_words(err)}") from err
         text = data.decode("utf-8", errors="replace").strip()
         return text or None
 
@@ -53,14 +53,19 @@ class TokenStore:
         """Store ``token``, replacing any previous one atomically.
 
         Raises:
-            TokenStoreError: the folder is missing or not writable.
+            TokenStoreError: the folder is missing, not writable, read-only or
+                full; the message names the store's file, and the previous
+                token stays in place.
         """
         try:
             atomic_write(self.path, token.strip().encode("ascii", errors="strict") + b"\n")
         except UnicodeEncodeError as err:
             raise TokenStoreError("an activation token is ASCII text") from err
         except OSError as err:
-            raise TokenStoreError(f"cannot write {self.path}: {err.strerror}") from err
+            raise TokenStoreError(
+                f"cannot write {self.path}: {os_error_words(err, writing=True)}; "
+                "the stored token is unchanged"
+            ) from err
 
     def delete(self) -> None:
         """Forget the stored token (no error if there is none)."""
@@ -69,4 +74,4 @@ class TokenStore:
         except FileNotFoundError:
             return
         except OSError as err:
-            raise TokenStoreError(f"cannot remove {self.path}: {err.strerror}") from err
+            raise TokenStoreError(f"cannot remove {self.path}: {os_error_words(err)}") from err

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.errors import TrustedKeysError, UntrustedKeyError
+from verifier.fileio import os_error_words
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
@@ -165,7 +166,7 @@ class TrustedKeys:
                 data = handle.read(MAX_TRUST_FILE_BYTES + 1)
         except OSError as err:
             raise TrustedKeysError(
-                f"cannot read trusted keys {os.fspath(path)!r}: {err.strerror}"
+                f"cannot read trusted keys {os.fspath(path)!r}: {os_error_words(err)}"
             ) from err
         return cls.from_json(data)
 
@@ -177,25 +178,33 @@ class TrustedKeys:
     def __iter__(self) -> Any:
         return iter(self._keys.values())
 
-    def key_for(self, kid: object, iat: int) -> Ed25519PublicKey:
-        """Return the public key that may verify a token with this kid and ``iat`` (epoch seconds).
-
-        No leeway applies: a key's window and a token's ``iat`` come from the
-        same clock, the provider's.
+    def key_for(self, kid: object) -> Ed25519PublicKey:
+        """Return the public key a token's ``kid`` names, before anything else of it is read.
 
         Raises:
-            UntrustedKeyError: unknown kid, revoked key, or ``iat`` outside the key's window.
+            UntrustedKeyError: unknown kid (any non-string too), or a revoked key.
         """
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise UntrustedKeyError("activation token is signed by an unknown key")
         if key.status == KeyStatus.REVOKED:
             raise UntrustedKeyError(f"activation token is signed by revoked key {kid}")
+        return self._public[key.kid]
+
+    def check_window(self, kid: str, iat: int) -> None:
+        """Refuse a verified token that was issued outside its key's validity window.
+
+        No leeway applies: a key's window and a token's ``iat`` come from the
+        same clock, the provider's.
+
+        Raises:
+            UntrustedKeyError: ``iat`` (epoch seconds) before the key existed or after it retired.
+        """
+        key = self._keys[kid]
         if iat < key.not_before.timestamp():
             raise UntrustedKeyError(f"activation token predates its signing key {kid}")
         if key.not_after is not None and iat > key.not_after.timestamp():
             raise UntrustedKeyError(f"activation token was signed after key {kid} was retired")
-        return self._public[key.kid]
 
     def to_jwks(self) -> dict[str, Any]:
         """The JWKS object of these keys."""

@@ -3,7 +3,8 @@
 Everything the check relies on is pinned by the verifier's configuration —
 the algorithm (EdDSA), the token type, the audience (the product), the issuer
 when configured, the trusted keys and the required claims — and nothing is
-read from the token to decide *how* to check it (RFC 8725 §3.1). Headers that
+read from the token to decide *how* to check it: a token that names its own
+algorithm or key would let an attacker choose a weaker check. Headers that
 name keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are never looked at.
 
 Example:
@@ -21,8 +22,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-
 from verifier.claims import ALGORITHM, TOKEN_TYPE, License, license_from_claims
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
@@ -36,11 +35,11 @@ from verifier.errors import (
     WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, fingerprint, matches
+from verifier.keys import check_signature
 from verifier.trust import TrustedKeys
 
 __all__ = ["Status", "TokenState", "Verifier", "VerifierConfig"]
 
-_SIGNATURE_BYTES = 64
 _MEMO_SIZE = 16  # headers and fingerprint matches remembered per verifier
 _UNSEEN = object()
 
@@ -162,9 +161,11 @@ class Verifier:
     def verify(self, token: object) -> License:
         """Verify ``token`` offline and return its license.
 
-        Repeated checks of a token already verified skip the signature and
-        fingerprint (they cannot change) but re-check ``nbf`` and ``exp``
-        against the clock every time.
+        The header and the key it names are checked first, then the
+        signature over the exact bytes received; only a signed payload is
+        decoded and its claims checked. Repeated checks of a token already
+        verified skip the signature and fingerprint (they cannot change) but
+        re-check ``nbf`` and ``exp`` against the clock every time.
 
         Raises:
             TokenTooLargeError: over the size limit (checked before parsing).
@@ -211,46 +212,32 @@ class Verifier:
             raise TokenNotYetValidError()
 
     def _verify_fully(self, token: str, now: float) -> License:
+        # Order matters: only the header (pinned values, the kid) is read before
+        # the signature has verified over the exact bytes received; the payload
+        # is decoded, and memos are filled, only from signed input.
         if len(token) > self.config.max_token_bytes:
             raise TokenTooLargeError(
                 f"activation token is larger than {self.config.max_token_bytes} bytes"
             )
+        if not token.isascii():
+            raise InvalidTokenError("activation token is not a compact JWS (ASCII text)")
         parts = token.split(".")
         if len(parts) != 3:
             raise InvalidTokenError("activation token is not a compact JWS (three parts)")
-        kid = self._header_kid(parts[0])
-        claims = _json_segment(parts[1], "payload")
-        lic = license_from_claims(claims)
-        try:
-            signature = b64url_decode(parts[2])
-        except EncodingError as err:
-            raise InvalidTokenError("activation token signature is not base64url") from err
-        if len(signature) != _SIGNATURE_BYTES:
-            raise InvalidTokenError("activation token signature has the wrong length")
-        key = self._keys.key_for(kid, lic.iat)
-        try:
-            key.verify(signature, token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii"))
-        except InvalidSignature as err:
-            raise InvalidTokenError("activation token signature is invalid") from err
+        head, body, signature = parts
+        kid = self._headers.get(head, _UNSEEN)
+        known_header = kid is not _UNSEEN
+        if not known_header:
+            kid = _header_kid(head)
+        check_signature(
+            self._keys.key_for(kid), token[: len(head) + 1 + len(body)].encode(), signature
+        )
+        if not known_header and len(self._headers) < _MEMO_SIZE:
+            # Every token signed by one key shares one header; remember a few signed ones.
+            self._headers[head] = kid
+        lic = license_from_claims(_json_segment(body, "payload"))
+        self._keys.check_window(str(kid), lic.iat)  # key_for accepted it: a trusted kid
         return self._check_claims(lic, now)
-
-    def _header_kid(self, segment: str) -> object:
-        """Check a header segment and return its kid (as found: the keyring judges it)."""
-        kid = self._headers.get(segment, _UNSEEN)
-        if kid is not _UNSEEN:
-            return kid
-        header = _json_segment(segment, "header")
-        if header.get("alg") != ALGORITHM:
-            raise InvalidTokenError(f"activation token must be signed with {ALGORITHM}")
-        if header.get("typ") != TOKEN_TYPE:
-            raise InvalidTokenError(f"activation token type must be {TOKEN_TYPE}")
-        if "crit" in header:
-            raise InvalidTokenError("activation token requires extensions this verifier lacks")
-        kid = header.get("kid")
-        # Every token signed by one key shares one header; a few accepted ones are remembered.
-        if len(self._headers) < _MEMO_SIZE:
-            self._headers[segment] = kid
-        return kid
 
     def _check_claims(self, lic: License, now: float) -> License:
         if lic.product != self.product:
@@ -273,6 +260,18 @@ class Verifier:
             if len(self._matched) < _MEMO_SIZE:
                 self._matched[bound] = known
         return known
+
+
+def _header_kid(segment: str) -> object:
+    """Check a header segment's pinned values and return its kid (as found: the keys judge it)."""
+    header = _json_segment(segment, "header")
+    if header.get("alg") != ALGORITHM:
+        raise InvalidTokenError(f"activation token must be signed with {ALGORITHM}")
+    if header.get("typ") != TOKEN_TYPE:
+        raise InvalidTokenError(f"activation token type must be {TOKEN_TYPE}")
+    if "crit" in header:
+        raise InvalidTokenError("activation token requires extensions this verifier lacks")
+    return header.get("kid")
 
 
 def _json_segment(segment: str, name: str) -> dict[str, Any]:

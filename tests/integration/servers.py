@@ -4,17 +4,62 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
+import queue
 import socket
 import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from clirun import script
 
 from verifier.client import CHALLENGE_PATH, Challenge
+
+
+def wait_until(condition: Callable[[], bool], deadline: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"waited {deadline:g} s for {what}")
+        time.sleep(0.02)
+
+
+def first_line(proc: subprocess.Popen[str], deadline: float) -> str:
+    """The first line ``proc`` prints, waiting at most ``deadline`` seconds for it."""
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline() if proc.stdout else ""), daemon=True).start()
+    try:
+        return lines.get(timeout=deadline)
+    except queue.Empty:
+        raise AssertionError(f"{proc.args[:2]} printed nothing within {deadline:g} s") from None
+
+
+def _process_tree(pid: int) -> list[int]:
+    pids, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+    return pids
+
+
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` (or one of its children) has ``path`` open — e.g. is waiting for its lock."""
+    target = os.path.realpath(path)
+    for each in _process_tree(pid):
+        for fd in Path(f"/proc/{each}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == target:
+                    return True
+    return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -5,6 +5,7 @@ import os
 import stat
 from pathlib import Path
 
+import jwt
 from clirun import assert_one_line_refusal, cli
 
 from verifier import TrustedKeys
@@ -23,13 +24,26 @@ def test_key_lifecycle_through_the_console_script(tmp_path: Path) -> None:
     assert [k["status"] for k in keys] == ["retired", "active"]
     assert keys[0]["retired_at"] is not None
 
+    cli("keytool", "export", cwd=tmp_path)
+    exported = tmp_path / "keys" / "trusted_keys.json"
+    assert set(TrustedKeys.from_file(exported).kids) == {kid1, keys[1]["kid"]}
+    statuses = {k["kid"]: k["licet_status"] for k in json.loads(exported.read_text())["keys"]}
+    assert statuses == {kid1: "retired", keys[1]["kid"]: "active"}
+
     cli("keytool", "revoke", kid1, cwd=tmp_path)
     cli("keytool", "export", cwd=tmp_path)
-    trusted = TrustedKeys.from_file(tmp_path / "keys" / "trusted_keys.json")
-    assert set(trusted.kids) == {kid1, keys[1]["kid"]}
-    statuses = {k["kid"]: k["licet_status"] for k in json.loads((tmp_path / "keys" / "trusted_keys.json").read_text())["keys"]}
-    assert statuses[kid1] == "revoked"
-    assert "licet_status" in cli("keytool", "export", "--out", "-", cwd=tmp_path).stdout
+    assert TrustedKeys.from_file(exported).kids == (keys[1]["kid"],)
+    assert {key.key_id for key in jwt.PyJWKSet.from_json(exported.read_text())} == {keys[1]["kid"]}
+    stdout = json.loads(cli("keytool", "export", "--out", "-", cwd=tmp_path).stdout)
+    assert [k["kid"] for k in stdout["keys"]] == [keys[1]["kid"]]
+
+
+def test_export_of_a_keyring_with_every_key_revoked_is_refused(tmp_path: Path) -> None:
+    cli("keytool", "new", cwd=tmp_path)
+    kid = json.loads(cli("keytool", "list", "--json", cwd=tmp_path).stdout)[0]["kid"]
+    cli("keytool", "revoke", kid, cwd=tmp_path)
+    assert_one_line_refusal(cli("keytool", "export", cwd=tmp_path, check=None), "every key is revoked")
+    assert not (tmp_path / "keys" / "trusted_keys.json").exists()
 
 
 def test_keys_folder_from_environment_and_option(tmp_path: Path) -> None:
@@ -72,3 +86,11 @@ def test_no_passphrase_option_exists_on_the_command_line(tmp_path: Path) -> None
     help_text = cli("keytool", "new", "--help", cwd=tmp_path).stdout
     assert "--passphrase-file" in help_text
     assert cli("keytool", "new", "--passphrase", "x", cwd=tmp_path, check=None).returncode == 2
+
+
+def test_export_into_a_vanished_folder_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    cli("keytool", "new", cwd=tmp_path)
+    target = tmp_path / "gone" / "trusted_keys.json"
+    proc = cli("keytool", "export", "--out", str(target), cwd=tmp_path, check=None)
+    assert_one_line_refusal(proc, f"cannot write {target}: its folder does not exist")
+    assert ".tmp" not in proc.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli, provider_home
-from servers import CallbackPanel, LicenseServer
+from servers import CallbackPanel, LicenseServer, has_open, wait_until
 from support import PRODUCT, code_for, ledger_bytes
 
 from verifier import (
@@ -295,7 +295,7 @@ def test_two_workers_and_eight_clients_yield_one_activation(tmp_path: Path) -> N
         barrier, outcomes = threading.Barrier(8), []
 
         def racer(code: str) -> None:
-            barrier.wait()
+            barrier.wait(timeout=60)
             outcomes.append(post(srv.url + "/v1/activations", json.dumps({"request_code": code}).encode())[0])
 
         threads = [threading.Thread(target=racer, args=(c,)) for c in codes]
@@ -314,7 +314,6 @@ def test_online_and_cli_racing_yield_one_activation(home: Path, server: LicenseS
     import fcntl
     import os
     import subprocess
-    import time
 
     from clirun import script
 
@@ -334,7 +333,9 @@ def test_online_and_cli_racing_yield_one_activation(home: Path, server: LicenseS
                                     cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         thread = threading.Thread(target=online_activation)
         thread.start()
-        time.sleep(2.5)  # both are now waiting for the ledger lock
+        lock = home / "ledger" / "ledger.lock"
+        wait_until(lambda: has_open(cli_proc.pid, lock), 60, "the CLI to queue for the ledger lock")
+        wait_until(lambda: has_open(server.proc.pid, lock), 60, "the server to queue for the ledger lock")
     finally:
         os.close(lock_fd)
     _, err = cli_proc.communicate(timeout=60)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli, provider_home
-from servers import LicenseServer, free_port
+from servers import LicenseServer, first_line, free_port
 from support import PRODUCT, code_for
 
 PANEL = Path(__file__).resolve().parents[2] / "examples" / "panel" / "panel.py"
@@ -40,8 +40,7 @@ class PanelProcess:
              "--store", str(home / f"{machine_id}.token"), "--buy-url", "https://example.com/buy"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        assert self.proc.stdout is not None
-        self.boot_line = self.proc.stdout.readline()  # printed after the start-up flow ran
+        self.boot_line = first_line(self.proc, deadline=60)  # printed after the start-up flow ran
 
     def page(self) -> str:
         with urllib.request.urlopen(self.url + "/", timeout=10) as response:
@@ -106,17 +105,33 @@ needs_browser = pytest.mark.skipif(
 )
 
 
-def submit(driver, key: str) -> None:  # type: ignore[no-untyped-def]
-    """Type a key, press Activate, and wait for the answer page (the old form goes stale)."""
+def submit(driver, key: str, result) -> None:  # type: ignore[no-untyped-def]
+    """Type a key, press Activate, and wait, up to a deadline, until ``result`` holds on the answer page.
+
+    ``result`` names the element the test reads next (e.g. the message with
+    its text, or the license box): waiting for that, rather than for the old
+    page to go away, cannot pass while the answer is still loading.
+    """
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    form = driver.find_element(By.ID, "activation-form")
     driver.find_element(By.ID, "key").send_keys(key)
     driver.find_element(By.ID, "activate").click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(form))
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 30, poll_frequency=0.1).until(result, message=f"the answer page never showed {result}")
+
+
+def message_with(text: str):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    return expected_conditions.text_to_be_present_in_element((By.ID, "message"), text)
+
+
+def shown(element_id: str):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    return expected_conditions.visibility_of_element_located((By.ID, element_id))
 
 
 @needs_browser
@@ -134,13 +149,13 @@ def test_activation_form_in_a_real_browser(provider: Path, server: LicenseServer
         assert driver.find_element(By.ID, "buy").get_attribute("href") == "https://example.com/buy"
         assert driver.find_element(By.ID, "activate").text == "Activate"
 
-        submit(driver, used["activation_key"])
+        submit(driver, used["activation_key"], message_with("Already activated"))
         message = driver.find_element(By.ID, "message").text
         driver.save_screenshot(str(SHOTS / "panel-refused.png"))
         assert "Already activated — ask your provider to regenerate the activation key; possible from" in message
         assert driver.find_element(By.ID, "activation-form").is_displayed()
 
-        submit(driver, fresh["activation_key"].lower().replace("-", " "))
+        submit(driver, fresh["activation_key"].lower().replace("-", " "), shown("license-id"))
         assert driver.find_element(By.ID, "product").text == PRODUCT
         assert driver.find_element(By.ID, "features").text == "dns"
         assert driver.find_element(By.ID, "license-id").text == fresh["license_id"]

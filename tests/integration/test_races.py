@@ -5,11 +5,11 @@ from __future__ import annotations
 import fcntl
 import multiprocessing as mp
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from clirun import script
+from servers import has_open, wait_until
 from support import PRODUCT, FakeClock, code_for, make_issuer, request_for
 
 from issuer import Issuer
@@ -22,7 +22,7 @@ CTX = mp.get_context("fork")
 def _redeem(folder: str, key: str, server: str, barrier: Any, results: Any) -> None:
     iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
     request = request_for(key, server)
-    barrier.wait()
+    barrier.wait(timeout=60)
     try:
         results.put(("ok", server, iss.redeem(request, method="air-gapped").activation_id))
     except LicenseError as err:
@@ -31,7 +31,7 @@ def _redeem(folder: str, key: str, server: str, barrier: Any, results: Any) -> N
 
 def _regenerate(folder: str, license_id: str, barrier: Any, results: Any) -> None:
     iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
-    barrier.wait()
+    barrier.wait(timeout=60)
     try:
         results.put(("ok", iss.regenerate(license_id).record.generation))
     except LicenseError as err:
@@ -74,7 +74,7 @@ def test_two_regenerations_racing_yield_one(tmp_path: Path) -> None:
 
 def _library_redeem(folder: str, key: str, go: Any, results: Any) -> None:
     iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
-    go.wait()
+    go.wait(timeout=60)
     try:
         results.put(("ok", iss.redeem(request_for(key, "library-server"), method="air-gapped").activation_id))
     except LicenseError as err:
@@ -102,7 +102,9 @@ def test_cli_and_library_racing_yield_one_activation(tmp_path: Path) -> None:
             text=True,
         )
         go.set()
-        time.sleep(2.5)  # the CLI needs about a second to start and reach the lock
+        lock = tmp_path / "ledger" / LOCK_FILE
+        wait_until(lambda: has_open(cli.pid, lock), 60, "the CLI to queue for the ledger lock")
+        wait_until(lambda: lib.pid is not None and has_open(lib.pid, lock), 60, "the library to queue for the lock")
     finally:
         os.close(lock_fd)
     out, err = cli.communicate(timeout=60)

@@ -1,3 +1,5 @@
+"""The Issuer façade; the activation outcomes are numbered as in :mod:`issuer.policy`."""
+
 from __future__ import annotations
 
 import datetime as dt

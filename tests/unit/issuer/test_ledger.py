@@ -17,8 +17,8 @@ from verifier import InvalidActivationKeyError
 
 
 @pytest.fixture
-def env(tmp_path: Path, clock: FakeClock) -> tuple[Issuer, Path]:
-    iss = make_issuer(tmp_path, clock)
+def env(tmp_path: Path, clock: FakeClock, shard_width: int) -> tuple[Issuer, Path]:
+    iss = make_issuer(tmp_path, clock, shard_width=shard_width)
     iss.create_license(PRODUCT)
     return iss, tmp_path / "ledger"
 
@@ -181,3 +181,54 @@ def test_a_long_lived_issuer_never_redeems_what_another_redeemed(env: tuple[Issu
     first.regenerate(first.licenses()[0].license_id)
     with pytest.raises(InvalidActivationKeyError):
         second.redeem(request_for(key, "alpha"), method="air-gapped")
+
+
+# --- the shard layout is the ledger's own record --------------------------------------------
+
+
+def test_the_shard_layout_is_recorded_and_read_back(env: tuple[Issuer, Path], tmp_path: Path, shard_width: int) -> None:
+    iss, ledger = env
+    assert json.loads((ledger / META_FILE).read_text())["shard_width"] == shard_width
+    for _ in range(20):
+        iss.create_license(PRODUCT, ip=f"203.0.113.{_ + 1}")
+    names = {p.stem for kind in ("licenses", "keys", "ips") for p in (ledger / kind).glob("*.json")}
+    assert names and {len(name) for name in names} == {shard_width}
+    again = reopen(tmp_path)
+    assert again.ledger.info.shard_width == shard_width
+    assert len(again.licenses()) == 21
+    assert again.ledger.licenses_for_ip("203.0.113.7")[0].ip == "203.0.113.7"
+
+
+def test_a_ledger_without_a_recorded_layout_keeps_working_at_the_old_width(tmp_path: Path, clock: FakeClock) -> None:
+    iss = make_issuer(tmp_path, clock, shard_width=3)
+    created = iss.create_license(PRODUCT, ip="203.0.113.9")
+    meta_path = tmp_path / "ledger" / META_FILE
+    meta = json.loads(meta_path.read_text())
+    del meta["shard_width"]  # as written before the layout was recorded
+    meta_path.write_text(json.dumps(meta))
+    old = reopen(tmp_path)
+    assert old.ledger.info.shard_width == 3
+    assert old.redeem(request_for(created.activation_key, "alpha"), method="online").new
+    assert old.ledger.licenses_for_ip("203.0.113.9")[0].license_id == created.license_id
+    second = old.create_license(PRODUCT)
+    assert all(len(p.stem) == 3 for p in (tmp_path / "ledger" / "licenses").glob("*.json"))
+    assert old.show(second.license_id).license_id == second.license_id
+
+
+@pytest.mark.parametrize("width", [0, 5, "3", 2.0, None, True])
+def test_an_unknown_recorded_layout_is_refused(env: tuple[Issuer, Path], tmp_path: Path, width: object) -> None:
+    meta_path = env[1] / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["shard_width"] = width
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(LedgerCorruptError, match="shard layout"):
+        reopen(tmp_path)
+
+
+@pytest.mark.parametrize("width", [0, 5, "1"])
+def test_a_new_ledger_refuses_an_unknown_layout(tmp_path: Path, clock: FakeClock, width: object) -> None:
+    from verifier import BadInputError
+
+    with pytest.raises(BadInputError, match="shard width"):
+        make_issuer(tmp_path, clock, shard_width=width)
+    assert not (tmp_path / "ledger" / META_FILE).exists()

@@ -35,8 +35,8 @@ class Faults:
 
 
 @pytest.fixture
-def env(tmp_path: Path, clock: FakeClock) -> tuple[Issuer, Path]:
-    iss = make_issuer(tmp_path, clock)
+def env(tmp_path: Path, clock: FakeClock, shard_width: int) -> tuple[Issuer, Path]:
+    iss = make_issuer(tmp_path, clock, shard_width=shard_width)
     iss.create_license(PRODUCT)
     return iss, tmp_path / "ledger"
 
@@ -53,7 +53,7 @@ def test_redemption_failing_at_every_step_changes_nothing(env: tuple[Issuer, Pat
     iss, ledger = env
     key = iss.licenses()[0].activation_key
     # How many calls a redemption makes, measured on a twin ledger.
-    twin = make_issuer(tmp_path / "twin", FakeClock())
+    twin = make_issuer(tmp_path / "twin", FakeClock(), shard_width=iss.ledger.info.shard_width)
     twin_key = twin.create_license(PRODUCT).activation_key
     steps = count_calls(monkeypatch, name, lambda: twin.redeem(request_for(twin_key, "alpha"), method="online"))
     assert steps >= 1
@@ -73,7 +73,7 @@ def test_redemption_failing_at_every_step_changes_nothing(env: tuple[Issuer, Pat
 @pytest.mark.parametrize("name", ["fsync", "replace"])
 def test_multi_file_changes_failing_at_every_step_change_nothing(env: tuple[Issuer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     iss, ledger = env
-    twin = make_issuer(tmp_path / "twin", FakeClock())
+    twin = make_issuer(tmp_path / "twin", FakeClock(), shard_width=iss.ledger.info.shard_width)
     twin_id = twin.create_license(PRODUCT).license_id
     create_steps = count_calls(monkeypatch, name, lambda: twin.create_license(PRODUCT))
     regen_steps = count_calls(monkeypatch, name, lambda: twin.regenerate(twin_id))

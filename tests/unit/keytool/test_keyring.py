@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 import pytest
 from support import FakeClock, claims_for, server_fp
 
 from keytool import Keyring, KeyringError, NoActiveKeyError, PassphraseError, PrivateKeyError
-from verifier import UntrustedKeyError, Verifier
+from verifier import TrustedKeys, UntrustedKeyError, Verifier
 
 
 def test_new_key_is_active_and_private_file_is_0600(tmp_path: Path, clock: FakeClock) -> None:
@@ -121,7 +123,7 @@ def test_revoke_unknown_and_twice(tmp_path: Path) -> None:
 @dataclass(frozen=True)
 class RotationCase:
     name: str
-    steps: tuple[str, ...]  # "sign:<label>" signs with the active key; "rotate"; "revoke:<label>"
+    steps: tuple[str, ...]  # "sign:<label>" signs with the active key; "rotate"; "new"; "revoke:<label>"
     verifies: dict[str, bool]  # label -> verifies with the exported trust set afterwards
 
 
@@ -129,7 +131,7 @@ CASES = [
     RotationCase("single key", ("sign:a",), {"a": True}),
     RotationCase("retired key still verifies its old tokens", ("sign:a", "rotate", "sign:b"), {"a": True, "b": True}),
     RotationCase("revoked retired key verifies nothing", ("sign:a", "rotate", "revoke:a", "sign:b"), {"a": False, "b": True}),
-    RotationCase("revoked active key verifies nothing", ("sign:a", "revoke:a"), {"a": False}),
+    RotationCase("revoked active key verifies nothing", ("sign:a", "revoke:a", "new", "sign:b"), {"a": False, "b": True}),
     RotationCase("two rotations keep the chain", ("sign:a", "rotate", "sign:b", "rotate", "sign:c"), {"a": True, "b": True, "c": True}),
     RotationCase("revoking the middle key", ("sign:a", "rotate", "sign:b", "rotate", "revoke:b", "sign:c"), {"a": True, "b": False, "c": True}),
 ]
@@ -150,12 +152,70 @@ def test_key_rotation(tmp_path: Path, case: RotationCase) -> None:
             tokens[label], kids[label] = signer.sign(claims_for(server_fp("alpha"), clock, days=365)), signer.kid
         elif action == "rotate":
             ring.rotate()
+        elif action == "new":
+            ring.new()
         else:
             ring.revoke(kids[label])
-    verifier = Verifier("ispmanager", ring.trusted_keys(), clock=clock, server_fingerprint=server_fp("alpha"))
+    exported = ring.export(tmp_path / "trusted_keys.json")
+    verifier = Verifier("ispmanager", TrustedKeys.from_file(exported), clock=clock, server_fingerprint=server_fp("alpha"))
     for label, expected in case.verifies.items():
         if expected:
             assert verifier.verify(tokens[label]).license_id == "LIC-TEST"
         else:
             with pytest.raises(UntrustedKeyError):
                 verifier.verify(tokens[label])
+
+
+# --- the exported trust set, as any JOSE library reads it ---------------------------------
+
+
+def test_export_holds_only_keys_that_may_verify_with_their_windows(tmp_path: Path, clock: FakeClock) -> None:
+    ring = Keyring(tmp_path, clock=clock)
+    first = ring.new()
+    clock.advance(days=10)
+    second = ring.rotate()
+    clock.advance(days=10)
+    third = ring.rotate()
+    ring.revoke(second.kid)
+    jwks = json.loads(ring.export(tmp_path / "trusted_keys.json").read_text())
+    by_kid = {jwk["kid"]: jwk for jwk in jwks["keys"]}
+    assert set(by_kid) == {first.kid, third.kid}  # the revoked key is simply absent
+    retired = by_kid[first.kid]
+    assert retired["licet_status"] == "retired"
+    assert retired["licet_not_before"] == int(first.created_at.timestamp())
+    assert retired["licet_not_after"] == int(second.created_at.timestamp())  # retired when the second came
+    assert by_kid[third.kid]["licet_status"] == "active" and by_kid[third.kid]["licet_not_after"] is None
+    assert "revoked" not in json.dumps(jwks)
+
+
+def test_pyjwt_keyset_trusts_exactly_the_exported_keys(tmp_path: Path, clock: FakeClock) -> None:
+    # A panel written with a standard JOSE library knows nothing of licet_status:
+    # a revoked key protects it only by being absent from the file.
+    ring = Keyring(tmp_path, clock=clock)
+    ring.new()
+    old_signer = ring.signer()
+    old_token = old_signer.sign(claims_for(server_fp("alpha"), clock, days=365))
+    clock.advance(days=1)
+    ring.rotate()
+    doomed_signer = ring.signer()
+    doomed_token = doomed_signer.sign(claims_for(server_fp("alpha"), clock, days=365))
+    clock.advance(days=1)
+    ring.rotate()
+    ring.revoke(doomed_signer.kid)
+    keyset = jwt.PyJWKSet.from_json(ring.export(tmp_path / "trusted_keys.json").read_text())
+    assert {key.key_id for key in keyset} == {r.kid for r in ring.records() if r.status != "revoked"}
+    with pytest.raises(KeyError):
+        keyset[doomed_signer.kid]
+    pinned = {"algorithms": ["EdDSA"], "audience": "ispmanager", "options": {"verify_exp": False, "verify_iat": False, "verify_nbf": False}}
+    kid = jwt.get_unverified_header(old_token)["kid"]
+    assert jwt.decode(old_token, keyset[kid], **pinned)["sub"] == "LIC-TEST"  # a retired key still verifies
+    assert jwt.get_unverified_header(doomed_token)["kid"] not in {key.key_id for key in keyset}
+
+
+def test_export_refuses_a_keyring_whose_every_key_is_revoked(tmp_path: Path) -> None:
+    ring = Keyring(tmp_path)
+    record = ring.new()
+    ring.revoke(record.kid)
+    with pytest.raises(KeyringError, match="every key is revoked"):
+        ring.export(tmp_path / "trusted_keys.json")
+    assert not (tmp_path / "trusted_keys.json").exists()
