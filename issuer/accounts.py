@@ -253,6 +253,8 @@ class Accounts:
         """Whether a form's anti-forgery token belongs to the session (constant-time)."""
         if not isinstance(token, str) or not token.isascii():
             return False
+        if not isinstance(key, str) or _SESSION.fullmatch(key) is None:
+            return False  # no session (or login cookie): no token can be right
         return hmac.compare_digest(cls.csrf_token(key), token)
 
     # -- internals ---------------------------------------------------------------------
