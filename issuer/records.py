@@ -8,7 +8,10 @@ half-read.
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from issuer.errors import LedgerCorruptError
@@ -26,6 +29,8 @@ __all__ = [
     "LoggedEvent",
     "Session",
 ]
+
+_WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 
 #: One field's change in an audit event: ``{"before": old, "after": new}`` (JSON values).
 Changes = dict[str, dict[str, Any]]
@@ -395,8 +400,10 @@ class LicenseQuery:
     Attributes:
         product: exactly this product.
         status: this shown status (``expired`` is derived from the expiry date).
-        text: found in the id, the customer or the IP, ignoring case (``str.lower``:
-            the same rule whether a page is parsed or its bytes are pre-checked).
+        text: a whole license id or IP address names exactly that license or
+            address (:attr:`exact`); other text is found in the id, the customer
+            or the IP, ignoring case (``str.lower``: the same rule whether a page
+            is parsed or its bytes are pre-checked).
         now: the time ``expired`` is judged at.
     """
 
@@ -405,12 +412,28 @@ class LicenseQuery:
     status: str | None = None
     text: str | None = None
 
+    @cached_property  # asked for every summary a scan reads
+    def exact(self) -> str | None:
+        """The license id (upper case) or canonical IP address the text names, if it is one."""
+        if not self.text:
+            return None
+        text = self.text.strip()
+        if _WHOLE_ID.fullmatch(text):
+            return text.upper()
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            return None
+
     def matches(self, summary: LicenseSummary) -> bool:
         """Whether ``summary`` is one of the licenses asked for."""
         if self.product is not None and summary.product != self.product:
             return False
         if self.status is not None and summary.state(self.now) != self.status:
             return False
+        exact = self.exact
+        if exact is not None:
+            return exact in (summary.license_id, summary.ip)
         if self.text:
             needle = self.text.lower()
             return any(

@@ -67,7 +67,6 @@ _MAX_DAYS = 36500
 _MAX_ITEMS = 64  # features or limits on one license
 _MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
 _PAGE_MAX = 200
-_LICENSE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 KEEP: Any = object()
 """Default of :meth:`Issuer.update_license` arguments: leave the field as it is."""
 
@@ -674,12 +673,11 @@ class Issuer:
         now = now_from(self._clock)
         query = LicenseQuery(now=now, product=product, status=status, text=text)
         before = _cursor(cursor)
-        direct = None if text is None else self._look_up(text)
-        if direct is not None:  # a whole id or IP: read its license(s), not the index
-            found = sorted(
+        direct = self._look_up(query.exact) if before is None else None
+        if direct is not None and len(direct) <= limit:  # all of them, without the index
+            items = sorted(
                 (s for s in direct if query.matches(s)), key=lambda s: s.created_at, reverse=True
             )
-            items, before = ([] if before is not None else found[:limit]), None
         else:
             items, before = self.ledger.page(query, before=before, limit=limit)
         views = [
@@ -692,18 +690,16 @@ class Issuer:
         ]
         return Page(views, None if before is None else str(before))
 
-    def _look_up(self, text: str) -> list[LicenseSummary] | None:
-        """The licenses a whole license id or IP address names; ``None`` for other text."""
-        if _LICENSE_ID.fullmatch(text):
+    def _look_up(self, exact: str | None) -> list[LicenseSummary] | None:
+        """The licenses a whole license id or IP address names, read from their shards."""
+        if exact is None:
+            return None
+        if exact.startswith("LIC-"):
             try:
-                return [LicenseSummary.of(self.ledger.get(text.upper()))]
+                return [LicenseSummary.of(self.ledger.get(exact))]
             except LicenseNotFoundError:
                 return []
-        try:
-            ip = str(ipaddress.ip_address(text))
-        except ValueError:
-            return None
-        return [LicenseSummary.of(r) for r in self.ledger.licenses_for_ip(ip)]
+        return [LicenseSummary.of(r) for r in self.ledger.licenses_for_ip(exact)]
 
     def update_license(
         self,
