@@ -16,7 +16,9 @@ from issuer.errors import (
     LedgerExistsError,
     LedgerMissingError,
     LedgerWriteError,
+    ListenError,
 )
+from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.service import Activated, Issuer, IssuerConfig, LicenseSummaryView, LicenseView, Page
 
@@ -37,4 +39,6 @@ __all__ = [
     "LicenseSummaryView",
     "LicenseView",
     "Page",
+    "ListenError",
+    "RateLimit",
 ]

@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from issuer.addresses import rate_bucket
 from issuer.errors import AuthenticationError, PermissionDeniedError
 from issuer.ledger import Ledger
 from issuer.records import Account, Event, Session
@@ -194,7 +195,8 @@ class Accounts:
         """
         now = now_from(self._clock)
         window_start = now - self.config.login_window
-        subjects = [f"user:{str(name)[:64]}", f"address:{address}"]
+        # An IPv6 client is counted per /64, like every other rate limit here.
+        subjects = [f"user:{str(name)[:64]}", f"address:{rate_bucket(address)}"]
         if self.ledger.login_failures(subjects, window_start) >= self.config.login_limit:
             raise RateLimitedError(
                 "too many failed logins for this user or from this address — "

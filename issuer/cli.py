@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from issuer.admin_cli import admin_app, console
 from issuer.service import KEEP, Issuer, LicenseView
@@ -75,6 +77,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
             f"activated      {activation.activated_at.isoformat()} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
+    print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
         print(f"  {event.at.isoformat()}  {event.action:<12} {event.actor}  {event.detail}")
@@ -90,14 +93,34 @@ def _limits(items: list[str]) -> dict[str, int]:
     return limits
 
 
+class MachineIds(StrEnum):
+    """Whether activations with a custom machine id (``--machine-id``) are accepted."""
+
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+
+
 @app.command()
 def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
+    machine_ids: Annotated[
+        MachineIds,
+        typer.Option(
+            "--machine-ids",
+            help="Default for licenses: accept or refuse activations with a custom machine id.",
+        ),
+    ] = MachineIds.ACCEPT,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
-    Issuer.init(ledger, keys, name=name, actor=_actor())
+    Issuer.init(
+        ledger,
+        keys,
+        name=name,
+        accept_machine_id=machine_ids is MachineIds.ACCEPT,
+        actor=_actor(),
+    )
     print(f"created ledger in {ledger} for provider {name!r}")
 
 
@@ -121,6 +144,13 @@ def license_create(
     customer: Annotated[
         str | None, typer.Option("--customer", help="Customer (free text).")
     ] = None,
+    machine_ids: Annotated[
+        MachineIds | None,
+        typer.Option(
+            "--machine-ids",
+            help="Accept or refuse activations with a custom machine id (default: the ledger's).",
+        ),
+    ] = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     json: Json = False,
@@ -134,6 +164,7 @@ def license_create(
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
+        accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
     )
     _print_license(view, json)
 
@@ -253,24 +284,31 @@ def license_history(
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing --out file that is not a token."),
+    ] = False,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
-    token = _issuer(ledger, keys, passphrase_file).activate(text)
+    iss = _issuer(ledger, keys, passphrase_file)
+    token = iss.activate(text)
     if out is None:
         print(token)
     else:
-        out.write_text(token + "\n")
+        iss.save_token(out, token, force=force)
         print(f"wrote token to {out}")
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8470,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 8470,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
     ] = 1,
@@ -297,6 +335,15 @@ def serve(
             "--failure-limit", min=1, help="Failed key attempts per address per 15 minutes."
         ),
     ] = 10,
+    ipv6_prefix: Annotated[
+        int,
+        typer.Option(
+            "--ipv6-prefix",
+            min=32,
+            max=128,
+            help="Rate-limit IPv6 clients per network of this prefix length.",
+        ),
+    ] = 64,
     request_timeout: Annotated[
         float,
         typer.Option(
@@ -322,12 +369,23 @@ def serve(
         trusted_proxies=tuple(trusted_proxy or ()),
         callback_timeout=callback_timeout,
         failure_limit=failure_limit,
+        ipv6_prefix=ipv6_prefix,
         receive_timeout=request_timeout,
     )
-    print(f"licet license server on http://{host}:{port} ({workers} worker(s))", flush=True)
-    run_server(config, host=host, port=port, workers=workers, passphrase_file=passphrase_file)
+
+    def announce(url: str) -> None:
+        print(f"licet license server on {url} ({workers} worker(s))", flush=True)
+
+    run_server(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        passphrase_file=passphrase_file,
+        on_listening=announce,
+    )
 
 
 def main() -> None:
     """Console-script entry point."""
-    run("issuer", app)
+    run("issuer", lambda: app(standalone_mode=False), usage_errors=(TyperException,))

@@ -3,8 +3,9 @@
 The ledger's classes live in :mod:`verifier.errors`: a license server answers
 with them (``ledger-busy`` when another process holds the lock, for instance),
 and a panel, which imports only ``verifier``, rebuilds them from their codes.
-They are importable from here as well. The console's account refusals concern
-only the provider's staff and billing systems, so they live here.
+They are importable from here as well. :class:`ListenError`, which only the
+``issuer serve`` command meets, and the console's account refusals, which
+concern only the provider's staff and billing systems, live here.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "LedgerExistsError",
     "LedgerMissingError",
     "LedgerWriteError",
+    "ListenError",
     "PermissionDeniedError",
 ]
 
@@ -75,3 +77,11 @@ class CsrfError(LicenseError):
     code = "csrf-failed"
     default_message = "the form expired or did not come from this console — reload and try again"
     http_status = 403
+
+
+class ListenError(LicenseError):
+    """``issuer serve`` cannot listen on the given address and port (e.g. it is busy)."""
+
+    code = "cannot-listen"
+    default_message = "cannot listen on that address and port"
+    http_status = 503

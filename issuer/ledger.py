@@ -13,6 +13,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     index/NNNNNN.json  license summaries in creation order, 256 per page
     events/NNNNNN.json the one audit log of every change, 256 events per page
     accounts/*.json    console users and API tokens (hashed), sessions, login failures
+    attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent failures
 
 Why pages in creation order: a list or search of licenses reads the pages it
 shows (newest first), never every license; a page is rewritten only when one
@@ -69,6 +70,7 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
 )
+from issuer.ratelimit import Attempt
 from issuer.records import (
     Account,
     Event,
@@ -86,6 +88,7 @@ from verifier.fileio import (
     file_lock,
     fsync_dir,
     os_error_words,
+    private_dir,
 )
 
 __all__ = ["DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
@@ -95,9 +98,9 @@ VERSION = 1
 META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
-_LICENSES, _KEYS, _IPS = "licenses", "keys", "ips"
+_LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
 _INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
-_KINDS = (_LICENSES, _KEYS, _IPS, _INDEX, _EVENTS, _ACCOUNTS)
+_KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _INDEX, _EVENTS, _ACCOUNTS)
 _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
 _MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
@@ -111,13 +114,15 @@ Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
 
 
 class LedgerInfo:
-    """The ledger's identity and layout, from ``ledger.json``.
+    """The ledger's identity, layout and defaults, from ``ledger.json``.
 
     Attributes:
         provider: the provider name tokens are issued under.
         created_at: when ``issuer init`` made the ledger.
         secret_check: identifies the activation-key secret that belongs to it.
         shard_width: hex digits in a shard file's name (16**width shards per kind).
+        accept_machine_id: the provider's default for licenses that do not say
+            whether activations with a custom machine id are accepted.
     """
 
     def __init__(
@@ -126,11 +131,13 @@ class LedgerInfo:
         created_at: _dt.datetime,
         secret_check: str,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        accept_machine_id: bool = True,
     ) -> None:
         self.provider = provider
         self.created_at = created_at
         self.secret_check = secret_check
         self.shard_width = shard_width
+        self.accept_machine_id = accept_machine_id
 
 
 def _shard(value: str, width: int) -> str:
@@ -342,6 +349,7 @@ class Ledger:
         secret_check: str,
         now: _dt.datetime,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        accept_machine_id: bool = True,
     ) -> Ledger:
         """Create a new, empty ledger; never overwrites one.
 
@@ -352,6 +360,8 @@ class Ledger:
             now: the creation time.
             shard_width: hex digits per shard name, 1-4 (16**width shards per
                 kind); recorded in the ledger, which keeps it for good.
+            accept_machine_id: the default for licenses that do not say whether
+                activations with a custom machine id are accepted.
 
         Raises:
             LedgerExistsError: ``folder`` already holds a ledger or other files.
@@ -368,7 +378,7 @@ class Ledger:
             raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
         made: list[Path] = []
         try:
-            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(root)  # an existing empty folder others could write to is made private
             for kind in _KINDS:
                 (root / kind).mkdir(mode=0o700)
                 made.append(root / kind)
@@ -386,6 +396,7 @@ class Ledger:
             "created_at": now.isoformat(),
             "secret_check": secret_check,
             "shard_width": shard_width,
+            "accept_machine_id": accept_machine_id,
         }
         try:
             create_exclusive(root / META_FILE, json.dumps(meta, indent=2).encode())
@@ -478,7 +489,12 @@ class Ledger:
             txn.commit(journal=False)
 
     def update(
-        self, decide: Decision[T], *, license_id: str | None = None, key_hash: str | None = None
+        self,
+        decide: Decision[T],
+        *,
+        license_id: str | None = None,
+        key_hash: str | None = None,
+        attempt: Attempt | None = None,
     ) -> T:
         """Apply ``decide`` to one license under the lock, reading it fresh.
 
@@ -487,19 +503,35 @@ class Ledger:
         result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
         raised by ``decide`` writes nothing either.
 
+        With an ``attempt`` (an anonymous client's), the client's recent
+        failures are checked first and a refusal of a kind the attempt counts
+        is recorded as one more failure — in this same transaction, so no
+        number of concurrent attempts can get past the limit.
+
         Raises:
+            RateLimitedError: the attempt's client is at its limit (nothing is looked up).
             InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
             LicenseNotFoundError: no license with ``license_id``.
+            LedgerError: the ledger (or a failure's count) cannot be read or written.
         """
         with self._transaction() as txn:
             record: LicenseRecord
-            if key_hash is not None:
-                record = self._record_for_key(txn, key_hash)
-            elif license_id is not None:
-                record = self._load(txn, license_id)
-            else:
-                raise LicenseNotFoundError()
-            new_record, result = decide(record)
+            if attempt is not None:
+                self._check_attempts(txn, attempt)
+            counted = attempt.counted if attempt is not None else ()
+            try:
+                if key_hash is not None:
+                    record = self._record_for_key(txn, key_hash)
+                elif license_id is not None:
+                    record = self._load(txn, license_id)
+                else:
+                    raise LicenseNotFoundError()
+                new_record, result = decide(record)
+            except counted:
+                if attempt is not None:  # always: counted is empty without an attempt
+                    self._count_failure(txn, attempt)
+                    txn.commit()
+                raise
             if new_record is not None:
                 self._store_change(txn, record, new_record)
                 txn.commit()
@@ -730,6 +762,7 @@ class Ledger:
                 created_at=_dt.datetime.fromisoformat(str(meta["created_at"])),
                 secret_check=str(meta["secret_check"]),
                 shard_width=width,
+                accept_machine_id=_flag(meta.get("accept_machine_id", True)),
             )
         except (KeyError, ValueError) as err:
             raise LedgerCorruptError(f"{self.folder / META_FILE} is damaged ({err})") from err
@@ -821,6 +854,27 @@ class Ledger:
         if record.key_hash != key_hash:  # a key of an earlier generation
             raise InvalidActivationKeyError()
         return record
+
+    def _attempts(self, txn: _Transaction, attempt: Attempt) -> tuple[Table, list[float]]:
+        (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        table = txn.table(_ATTEMPTS, self._shard(attempt.bucket))
+        horizon = (attempt.now - attempt.window).timestamp()
+        return table, _recent(table.get(Query().bucket == attempt.bucket), horizon)
+
+    def _check_attempts(self, txn: _Transaction, attempt: Attempt) -> None:
+        _, recent = self._attempts(txn, attempt)
+        if len(recent) >= attempt.limit:
+            oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
+            raise attempt.refusal(oldest + attempt.window)
+
+    def _count_failure(self, txn: _Transaction, attempt: Attempt) -> None:
+        table, recent = self._attempts(txn, attempt)
+        horizon = (attempt.now - attempt.window).timestamp()
+        for doc in table.all():  # forget what has left the window, whoever it was
+            if doc.get("bucket") != attempt.bucket and not _recent(doc, horizon):
+                table.remove(doc_ids=[doc.doc_id])
+        stamps = [*recent, attempt.now.timestamp()]
+        table.upsert({"bucket": attempt.bucket, "at": stamps}, Query().bucket == attempt.bucket)
 
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record, self.info.shard_width)
@@ -926,6 +980,20 @@ class Ledger:
         self._append_events(txn, head, history)
         self._save_head(txn, head)  # last: its file is the mark of a finished build
         txn.commit(journal=False)
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueError("accept_machine_id must be true or false")
+    return value
+
+
+def _recent(doc: Any, horizon: float) -> list[float]:
+    """The attempt times of an attempts document still inside the window, oldest first."""
+    stamps = doc.get("at") if isinstance(doc, dict) else None
+    if not isinstance(stamps, list):
+        return []
+    return sorted(t for t in stamps if isinstance(t, int | float) and t > horizon)
 
 
 def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], None]:

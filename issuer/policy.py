@@ -34,11 +34,13 @@ from dataclasses import replace
 from typing import Any
 
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
 from verifier.errors import (
     AlreadyActivatedError,
     BadInputError,
     LicenseExpiredError,
     LicenseRevokedError,
+    MachineIdRefusedError,
     ProductMismatchError,
     RegenerationTooSoonError,
 )
@@ -72,12 +74,16 @@ def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:
 def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> _dt.datetime:
     """When the activation key may next be regenerated (``now`` if already allowed).
 
-    The key issued with the license is not a regeneration, so the first
-    regeneration is allowed at once.
+    From the start (00:00 UTC) of the day ``months`` calendar months after the
+    last regeneration: refusals name that day, so the whole day is allowed,
+    not only its part after the time of day of the last regeneration. The key
+    issued with the license is not a regeneration, so the first regeneration
+    is allowed at once.
     """
     if record.regenerated_at is None:
         return now
-    return max(now, add_months(record.regenerated_at, months))
+    due = add_months(record.regenerated_at.astimezone(_dt.UTC), months)
+    return max(now, due.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
 def check_usable(record: LicenseRecord, product: str, now: _dt.datetime) -> None:
@@ -103,8 +109,10 @@ def redeem(
     actor: str,
     now: _dt.datetime,
     months: int,
+    identity: str = IDENTITY_HARDWARE,
+    accept_machine_id: bool = True,
 ) -> tuple[LicenseRecord | None, Activation]:
-    """Decide a redemption (outcomes 2 to 5 of this module).
+    """Decide a redemption: refuse an unusable license, or activate, re-issue or refuse.
 
     Returns:
         ``(new_record, activation)``; ``new_record`` is ``None`` when nothing
@@ -113,8 +121,13 @@ def redeem(
     Raises:
         LicenseRevokedError | LicenseExpiredError | ProductMismatchError: outcome 2.
         AlreadyActivatedError: outcome 5, with the date from which regeneration is possible.
+        MachineIdRefusedError: a custom machine id for a license that accepts
+            only hardware identities (``accept_machine_id`` is the license's
+            own setting, or the ledger's default).
     """
     check_usable(record, product, now)
+    if identity == IDENTITY_MACHINE_ID and not accept_machine_id:
+        raise MachineIdRefusedError()
     current = record.activation
     if current is not None:
         # Always compared with the fingerprint bound at activation, never a
@@ -130,6 +143,7 @@ def redeem(
         hostname=hostname,
         method=method,
         activated_at=now,
+        identity=identity,
     )
     updated = replace(record, status=LicenseStatus.ACTIVATED, activation=activation)
     detail = f"{activation_id} on {hostname or '?'} ({method})"

@@ -1,91 +1,102 @@
-"""Rate limiting of failed activation-key attempts, shared by every server worker.
+"""Rate limiting of failed attempts by anonymous clients (wrong activation keys).
 
-The failures of the last window are kept per client address in one small
-JSON file beside the ledger, under its own lock, so ``--workers N`` does not
-multiply the allowance by N.
+The policy — how many failures per window, how IPv6 clients are grouped,
+which refusals count — lives here. The counting is done by the ledger inside
+the very transaction that looks the key up (``Ledger.update(...,
+attempt=...)``): the check, the look-up and the count of a failure are one
+step under the ledger's lock, so concurrent guesses from any worker or
+process can never test more keys than the limit, and successful attempts,
+however many run at once, never count. When a failure cannot be recorded
+the refusal becomes a ledger error (503): a guess is never answered uncounted.
+
+Any ledger backend provides the same guarantee for the same :class:`Attempt`.
 
 Example:
-    >>> limiter = FailureLimiter(Path("ledger/ratelimit.json"))  # doctest: +SKIP
-    >>> limiter.check("203.0.113.7")  # raises RateLimitedError over the limit  # doctest: +SKIP
+    >>> policy = RateLimit(limit=10)
+    >>> attempt = policy.attempt("2001:db8::7", now=now)  # doctest: +SKIP
+    >>> attempt.bucket  # doctest: +SKIP
+    '2001:db8::/64'
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
-from pathlib import Path
+import math
+from dataclasses import dataclass
 
-from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import RateLimitedError
-from verifier.fileio import LockTimeout, atomic_write, file_lock
+from issuer.addresses import rate_bucket
+from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseError, RateLimitedError
 
-__all__ = ["FailureLimiter"]
-
-_MAX_ADDRESSES = 10_000
+__all__ = ["Attempt", "RateLimit"]
 
 
-class FailureLimiter:
-    """At most ``limit`` failed key attempts per address in a sliding ``window``.
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt by an anonymous client, as the ledger counts it.
 
-    Args:
-        path: the state file (created on first failure).
-        limit: failures allowed per window (default 10).
-        window: the window (default 15 minutes).
-        clock: time source.
+    Attributes:
+        bucket: who is counted: an IPv4 address, or an IPv6 network.
+        address: the client's address, for messages.
+        now: when the attempt is made.
+        window: failures older than this are forgotten.
+        limit: failures allowed per window; at the limit, attempts are refused.
+        counted: refusals that count as failures (by default a wrong key).
     """
 
-    def __init__(
+    bucket: str
+    address: str
+    now: _dt.datetime
+    window: _dt.timedelta
+    limit: int
+    counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,)
+
+    def refusal(self, retry_at: _dt.datetime) -> RateLimitedError:
+        """The refusal for a client at its limit, until ``retry_at``."""
+        wait = max(1, math.ceil((retry_at - self.now).total_seconds()))
+        return RateLimitedError(
+            f"too many failed attempts from {self.address} — try again in {wait} s"
+        )
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """How many failed attempts a client gets.
+
+    Attributes:
+        limit: failed attempts allowed per window and client (default 10; 1 to 1,000,000).
+        window: the sliding window (default 15 minutes; 1 second to 1 day).
+        ipv6_prefix: IPv6 clients are counted per network of this prefix
+            length (default 64: one subscriber's network; 32 to 128).
+
+    Raises:
+        BadInputError: a value out of bounds.
+    """
+
+    limit: int = 10
+    window: _dt.timedelta = _dt.timedelta(minutes=15)
+    ipv6_prefix: int = 64
+
+    def __post_init__(self) -> None:
+        if type(self.limit) is not int or not 1 <= self.limit <= 1_000_000:
+            raise BadInputError("the failure limit must be a whole number from 1 to 1000000")
+        if not _dt.timedelta(seconds=1) <= self.window <= _dt.timedelta(days=1):
+            raise BadInputError("the rate-limit window must be between 1 second and 1 day")
+        if type(self.ipv6_prefix) is not int or not 32 <= self.ipv6_prefix <= 128:
+            raise BadInputError("the IPv6 rate-limit prefix must be from 32 to 128")
+
+    def attempt(
         self,
-        path: Path,
+        address: str,
         *,
-        limit: int = 10,
-        window: _dt.timedelta = _dt.timedelta(minutes=15),
-        clock: Clock = utc_now,
-    ) -> None:
-        self.path = path
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-
-    def check(self, address: str) -> None:
-        """Refuse an address that used up its failures.
-
-        Raises:
-            RateLimitedError: too many recent failures from ``address``.
-        """
-        now = now_from(self._clock).timestamp()
-        recent = self._load(now).get(address, [])
-        if len(recent) >= self.limit:
-            retry = int(recent[0] + self.window.total_seconds() - now) + 1
-            raise RateLimitedError(
-                f"too many failed activation attempts from {address} — try again in {retry} s"
-            )
-
-    def record_failure(self, address: str) -> None:
-        """Count one failed attempt from ``address``."""
-        now = now_from(self._clock).timestamp()
-        try:
-            with file_lock(self.path.with_suffix(".lock"), 5.0):
-                state = self._load(now)
-                state.setdefault(address, []).append(now)
-                if len(state) > _MAX_ADDRESSES:  # a flood of addresses: keep the busiest
-                    busiest = sorted(state.items(), key=lambda kv: -len(kv[1]))[:_MAX_ADDRESSES]
-                    state = dict(busiest)
-                atomic_write(self.path, json.dumps(state).encode())
-        except LockTimeout:
-            return  # counting is best effort; the refusal itself already happened
-
-    def _load(self, now: float) -> dict[str, list[float]]:
-        try:
-            raw = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
-            return {}  # no failures yet, or a damaged file: start counting afresh
-        horizon = now - self.window.total_seconds()
-        state: dict[str, list[float]] = {}
-        if isinstance(raw, dict):
-            for address, stamps in raw.items():
-                if isinstance(stamps, list):
-                    kept = [t for t in stamps if isinstance(t, int | float) and t > horizon]
-                    if kept:
-                        state[str(address)] = kept
-        return state
+        now: _dt.datetime,
+        counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,),
+    ) -> Attempt:
+        """The attempt of a client at ``address`` at ``now``, for the ledger to count."""
+        return Attempt(
+            bucket=rate_bucket(address, ipv6_prefix=self.ipv6_prefix),
+            address=address or "an unknown address",
+            now=now,
+            window=self.window,
+            limit=self.limit,
+            counted=counted,
+        )

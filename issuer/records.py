@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from issuer.errors import LedgerCorruptError
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
@@ -123,6 +124,7 @@ class Activation:
         method: ``air-gapped``, ``online`` or ``automatic``.
         activated_at: when.
         superseded_at: when a regeneration freed the license from this server.
+        identity: what the fingerprint was taken from (``hardware`` or ``machine-id``).
     """
 
     activation_id: str
@@ -131,6 +133,7 @@ class Activation:
     method: str
     activated_at: _dt.datetime
     superseded_at: _dt.datetime | None = None
+    identity: str = IDENTITY_HARDWARE
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document."""
@@ -141,6 +144,7 @@ class Activation:
             "method": self.method,
             "activated_at": self.activated_at.isoformat(),
             "superseded_at": _iso(self.superseded_at),
+            "identity": self.identity,
         }
 
     @classmethod
@@ -153,6 +157,7 @@ class Activation:
             method=_str(doc["method"]),
             activated_at=_time(doc["activated_at"]),
             superseded_at=_optional_time(doc.get("superseded_at")),
+            identity=_identity(doc.get("identity", IDENTITY_HARDWARE)),
         )
 
 
@@ -177,6 +182,8 @@ class LicenseRecord:
         regenerated_at: the last regeneration, or ``None``.
         revoked_at: when it was revoked.
         history: the audit trail.
+        accept_machine_id: whether activations with a custom machine id are
+            accepted (``None``: the ledger's default).
     """
 
     license_id: str
@@ -195,6 +202,7 @@ class LicenseRecord:
     regenerated_at: _dt.datetime | None = None
     revoked_at: _dt.datetime | None = None
     history: tuple[Event, ...] = ()
+    accept_machine_id: bool | None = None
 
     def state(self, now: _dt.datetime) -> str:
         """The status shown to people: ``expired`` once the expiry date has passed."""
@@ -225,6 +233,7 @@ class LicenseRecord:
             "regenerated_at": _iso(self.regenerated_at),
             "revoked_at": _iso(self.revoked_at),
             "history": [e.to_doc() for e in self.history],
+            "accept_machine_id": self.accept_machine_id,
         }
 
     @classmethod
@@ -256,6 +265,7 @@ class LicenseRecord:
                 regenerated_at=_optional_time(doc["regenerated_at"]),
                 revoked_at=_optional_time(doc["revoked_at"]),
                 history=tuple(Event.from_doc(e) for e in _list(doc["history"])),
+                accept_machine_id=_optional_bool(doc.get("accept_machine_id")),
             )
         except (KeyError, TypeError, ValueError, BadInputError) as err:
             raise LedgerCorruptError(
@@ -286,6 +296,18 @@ def _int(value: Any) -> int:
     if type(value) is not int:
         raise TypeError(f"expected an integer, got {type(value).__name__}")
     return value
+
+
+def _optional_bool(value: Any) -> bool | None:
+    if value is not None and type(value) is not bool:
+        raise TypeError(f"expected true, false or null, got {type(value).__name__}")
+    return value
+
+
+def _identity(value: Any) -> str:
+    if value not in IDENTITY_KINDS:
+        raise ValueError(f"unknown identity kind {value!r}")
+    return _str(value)
 
 
 def _list(value: Any) -> list[Any]:

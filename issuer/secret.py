@@ -24,7 +24,7 @@ from pathlib import Path
 from keytool.errors import PrivateKeyError
 from keytool.keyring import read_private_file
 from verifier.activation_key import key_from_bytes
-from verifier.fileio import create_exclusive, os_error_words
+from verifier.fileio import create_exclusive, os_error_words, private_dir
 
 __all__ = ["KeySecret", "SECRET_FILE", "key_hash"]
 
@@ -56,7 +56,7 @@ class KeySecret:
         if path.exists():  # no write at all where one exists (the keys may be read-only)
             return cls.load(keys)
         try:
-            keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(keys)  # an existing folder others could write to is made private
             # Keep an existing secret: every key handed out derives from it.
             with contextlib.suppress(FileExistsError):
                 create_exclusive(path, base64.b64encode(secrets.token_bytes(_SECRET_BYTES)) + b"\n")

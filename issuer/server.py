@@ -1,8 +1,8 @@
 """``issuer serve``: the license server for online manual and automatic activation.
 
 A FastAPI app over the same ledger and the same activation function as the
-CLI. The only module of licet that imports fastapi, uvicorn (and its h11) or httpx (the
-``server`` extra).
+CLI. The only module of licet that imports fastapi or uvicorn (and its h11,
+which also speaks the callback's HTTP) — the ``server`` extra.
 
 Endpoints (JSON; OpenAPI at ``/openapi.json``)::
 
@@ -12,13 +12,15 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     GET  /v1/health
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
-library's stable ``code``.
+library's stable ``code``; for failures on the provider's side (ledger,
+keys, a bug) the detail is generic, with an incident id, and the real one
+goes to the log.
 
-Automatic activation trusts only the TCP peer address (or, behind a
-configured trusted proxy, the address that proxy appended to
-X-Forwarded-For) — never an address in the body. It calls the panel back on
-that address, expects the challenge whose SHA-256 came with the request, and
-only then activates.
+Automatic activation trusts only the TCP peer address (or, behind trusted
+proxies, the right-most X-Forwarded-For hop that is not one of them) — never
+an address in the body. It calls the panel back on that address under one
+deadline, expects the challenge whose SHA-256 came with the request, and only
+then activates. Routes call the :class:`~issuer.service.Issuer` façade only.
 
 Example:
     $ issuer serve --host 0.0.0.0 --port 8443 --workers 2
@@ -29,16 +31,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import ipaddress
 import json
+import logging
 import os
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import h11
-import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,23 +49,24 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
 
-from issuer.ratelimit import FailureLimiter
-from issuer.service import Issuer
+from issuer.addresses import callback_allowed, client_address, parse_proxies
+from issuer.errors import ListenError
+from issuer.ratelimit import RateLimit
+from issuer.service import Issuer, IssuerConfig
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.client import CHALLENGE_PATH
-from verifier.errors import (
-    CallbackError,
-    InvalidActivationKeyError,
-    LicenseError,
-    NoLicenseForAddressError,
-)
+from verifier.errors import BadInputError, CallbackError, LicenseError
 from verifier.fingerprint import parse_fingerprint
 from verifier.request import MAX_REQUEST_CODE, parse_request_code
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
 _CONFIG_ENV = "LICET_SERVE_CONFIG"  # hand-off from `issuer serve` to its worker processes
+_MAX_CALLBACK_HEADERS = 8 * 1024
+_log = logging.getLogger("licet.server")
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
     Awaitable[None],
@@ -78,14 +82,22 @@ class ServerConfig:
         keys: the keys folder.
         allow_private_callbacks: let automatic activation call back loopback
             and private addresses (tests, intranets); off by default.
-        trusted_proxies: peers whose X-Forwarded-For is believed.
+        trusted_proxies: addresses or networks of proxies whose
+            X-Forwarded-For hops are believed (walked from the right).
         max_body_bytes: request bodies larger than this are refused (default 16 KiB).
-        callback_timeout: seconds for the whole back-request (default 5).
+        callback_timeout: seconds for the whole back-request — connect,
+            headers and body together (default 5).
         callback_max_bytes: largest callback answer read (default 1 KiB).
-        failure_limit: failed key attempts per address per 15 minutes (default 10).
+        failure_limit: failed key attempts per client per 15 minutes (default 10).
+        ipv6_prefix: IPv6 clients are rate limited per network of this
+            prefix length (default 64).
         receive_timeout: seconds a client has to send a whole request, headers
             and body (default 10); slower connections are closed.
         max_header_bytes: request headers larger than this are refused (default 16 KiB).
+
+    Raises:
+        BadInputError: a trusted proxy that is not an address or network, or
+            a rate limit out of bounds.
     """
 
     ledger: str
@@ -96,8 +108,17 @@ class ServerConfig:
     callback_timeout: float = 5.0
     callback_max_bytes: int = 1024
     failure_limit: int = 10
+    ipv6_prefix: int = 64
     receive_timeout: float = 10.0
     max_header_bytes: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        parse_proxies(self.trusted_proxies)
+        self.rate_limit()
+
+    def rate_limit(self) -> RateLimit:
+        """The failure rate limit these settings describe."""
+        return RateLimit(limit=self.failure_limit, ipv6_prefix=self.ipv6_prefix)
 
 
 class DeadlineProtocol(H11Protocol):
@@ -152,6 +173,7 @@ class AutoRequest(BaseModel):
     callback_port: Annotated[int, Field(ge=1, le=65535)]
     challenge_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     hostname: Annotated[str, Field(max_length=253)] = ""
+    identity: Annotated[str, Field(max_length=32)] = IDENTITY_HARDWARE
 
 
 class TokenResponse(BaseModel):
@@ -168,68 +190,85 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 
 
 def _problem_for(err: LicenseError) -> JSONResponse:
+    if err.http_status >= 500:
+        # The provider's own trouble (ledger, keys): the detail names files and
+        # set-up, which anonymous clients must not learn. It goes to the log;
+        # the client keeps the stable code (a panel may retry a busy ledger).
+        return _incident(err.code, err.message, err.http_status)
     return problem(err.http_status, err.code, err.message, **err.details())
 
 
-def client_address(request: Request, trusted_proxies: tuple[str, ...]) -> str:
-    """The caller's address: the TCP peer, or what a trusted proxy says it forwarded."""
-    peer = request.client.host if request.client else ""
-    if peer in trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            try:
-                return str(ipaddress.ip_address(hops[-1]))  # the hop the proxy itself added
-            except ValueError:
-                pass
-    return peer
-
-
-def callback_allowed(address: str, allow_private: bool) -> bool:
-    """Whether a back-request may go to ``address``: public addresses only, unless allowed."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_unspecified or ip.is_multicast:
-        return False
-    return allow_private or ip.is_global
+def _incident(code: str, detail: str, status: int) -> JSONResponse:
+    """A problem whose detail stays in the server log, under an incident id the client gets."""
+    incident = secrets.token_hex(6)
+    _log.error("incident %s: %s (%s)", incident, detail, code)
+    return problem(
+        status,
+        code,
+        f"the license server cannot serve this request now; try again later (incident {incident})",
+        incident=incident,
+    )
 
 
 def fetch_challenge(address: str, port: int, config: ServerConfig) -> bytes:
     """Ask the panel at ``address:port`` for its challenge, within tight bounds.
 
+    One deadline (``callback_timeout``) covers the whole exchange — connect,
+    request, status line, headers and body — so a panel trickling its answer
+    a byte at a time holds a server thread no longer than that. Redirects are
+    not followed; headers over 8 KiB and bodies over ``callback_max_bytes``
+    are refused.
+
     Raises:
-        CallbackError: unreachable, slow, redirected, not 200, or too large.
+        CallbackError: unreachable, slow, redirected, not 200, not HTTP, or too large.
     """
-    host = f"[{address}]" if ":" in address else address
-    url = f"http://{host}:{port}{CHALLENGE_PATH}"
+    where = f"{address}:{port}"
     deadline = time.monotonic() + config.callback_timeout
+
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    host = f"[{address}]" if ":" in address else address
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_CALLBACK_HEADERS)
+    request = h11.Request(
+        method="GET",
+        target=CHALLENGE_PATH,
+        headers=[("Host", f"{host}:{port}"), ("Connection", "close"), ("Accept", "text/plain")],
+    )
     body = b""
     try:
-        with (
-            httpx.Client(
-                follow_redirects=False, trust_env=False, timeout=config.callback_timeout
-            ) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise CallbackError(
-                    f"the panel at {address}:{port} answered the callback with "
-                    f"HTTP {response.status_code}"
-                )
-            for chunk in response.iter_raw():
-                body += chunk
-                if len(body) > config.callback_max_bytes:
-                    raise CallbackError("the panel's callback answer is too large")
-                if time.monotonic() > deadline:
-                    raise CallbackError("the panel's callback answer is too slow")
-    except httpx.HTTPError as err:
+        with socket.create_connection((address, port), timeout=remaining()) as sock:
+            sock.settimeout(remaining())
+            sock.sendall(conn.send(request) + conn.send(h11.EndOfMessage()))
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    sock.settimeout(remaining())
+                    conn.receive_data(sock.recv(4096))
+                elif isinstance(event, h11.Response):
+                    if event.status_code != 200:
+                        raise CallbackError(
+                            f"the panel at {where} answered the callback with "
+                            f"HTTP {event.status_code}"
+                        )
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > config.callback_max_bytes:
+                        raise CallbackError("the panel's callback answer is too large")
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+    except TimeoutError as err:
         raise CallbackError(
-            f"the license server could not reach the panel at {address}:{port} "
-            f"({type(err).__name__})"
+            f"the panel at {where} did not answer the callback within {config.callback_timeout:g} s"
+        ) from err
+    except h11.RemoteProtocolError as err:
+        raise CallbackError(f"the panel at {where} answered the callback with non-HTTP") from err
+    except OSError as err:
+        raise CallbackError(
+            f"the license server could not reach the panel at {where} ({err.strerror or err})"
         ) from err
     return body
 
@@ -249,6 +288,11 @@ def _limit_body(app: ASGIApp, max_bytes: int, max_header_bytes: int) -> ASGIApp:
                 f"request headers are larger than {max_header_bytes} bytes",
             )
             await too_long(scope, receive, send)
+            return
+        encoding = dict(headers).get(b"content-encoding", b"identity").strip().lower()
+        if encoding not in (b"", b"identity"):
+            refused = problem(422, "bad-input", "request bodies must be plain JSON, not encoded")
+            await refused(scope, receive, send)
             return
         declared = dict(headers).get(b"content-length")
         too_big = problem(413, "body-too-large", f"request body is larger than {max_bytes} bytes")
@@ -289,9 +333,19 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         config: the server's settings.
         passphrase: of the signing key, when it is encrypted.
     """
-    iss = Issuer(config.ledger, config.keys, passphrase=passphrase, actor="server")
-    limiter = FailureLimiter(Path(config.ledger) / "ratelimit.json", limit=config.failure_limit)
+    iss = Issuer(
+        config.ledger,
+        config.keys,
+        passphrase=passphrase,
+        actor="server",
+        config=IssuerConfig(rate_limit=config.rate_limit()),
+    )
+    proxies = parse_proxies(config.trusted_proxies)
     app = FastAPI(title="licet license server", version="1", docs_url=None, redoc_url=None)
+
+    def caller(request: Request) -> str:
+        peer = request.client.host if request.client else ""
+        return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
 
     @app.exception_handler(LicenseError)
     async def on_license_error(request: Request, err: LicenseError) -> JSONResponse:
@@ -310,59 +364,56 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 400:
+            # FastAPI's answer to a body it could not parse (bad UTF-8, nesting
+            # too deep, numbers too long): a malformed body like any other.
+            return problem(422, "bad-input", "invalid request body — not valid UTF-8 JSON")
         code = {404: "not-found", 405: "method-not-allowed"}.get(err.status_code, "http-error")
         return problem(err.status_code, code, str(err.detail))
 
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, err: Exception) -> JSONResponse:
+        return _incident("server-unavailable", f"{type(err).__name__}: {err}", 500)
+
     @app.get("/v1/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
+        # async: answered on the event loop, never queued behind busy worker threads
         return {"status": "ok", "provider": iss.provider}
 
     @app.post("/v1/activations", response_model=TokenResponse)
     def activate_manual(body: ManualRequest, request: Request) -> TokenResponse:
         """Manual online activation: the same content as an air-gapped request code."""
-        address = client_address(request, config.trusted_proxies)
-        limiter.check(address)
         activation_request = parse_request_code(body.request_code)
-        try:
-            result = iss.redeem(activation_request, method="online")
-        except InvalidActivationKeyError:
-            limiter.record_failure(address)
-            raise
+        result = iss.redeem(activation_request, method="online", client=caller(request))
         return TokenResponse(token=result.token)
 
     @app.post("/v1/activations/auto", response_model=TokenResponse)
     def activate_auto(body: AutoRequest, request: Request) -> TokenResponse:
         """Automatic activation: the caller's address names the license; a callback proves it."""
-        address = client_address(request, config.trusted_proxies)
+        address = caller(request)
         fingerprint = parse_fingerprint(body.fingerprint)
-        assigned = iss.ledger.licenses_for_ip(address) if address else []
-        candidates = [r.license_id for r in assigned if r.product == body.product]
-        if not candidates:
-            raise NoLicenseForAddressError(
-                f"no {body.product} license is assigned to {address} — activate manually with a key"
-            )
-        if not callback_allowed(address, config.allow_private_callbacks):
-            raise CallbackError(
-                f"callbacks to the private address {address} are disabled on this server"
-            )
-        answer = fetch_challenge(address, body.callback_port, config)
-        digest = hashlib.sha256(answer.strip()).hexdigest()
-        if not hmac.compare_digest(digest, body.challenge_hash):
-            raise CallbackError("the panel answered the callback with the wrong challenge")
-        last_error: LicenseError = NoLicenseForAddressError()
-        for license_id in candidates:
-            try:
-                result = iss.redeem_for_license(
-                    license_id,
-                    product=body.product,
-                    fingerprint=fingerprint,
-                    hostname=body.hostname,
-                    method="automatic",
+        if body.identity not in IDENTITY_KINDS:
+            raise BadInputError(f"identity must be one of {', '.join(IDENTITY_KINDS)}")
+
+        def confirm() -> None:
+            if not callback_allowed(address, config.allow_private_callbacks):
+                raise CallbackError(
+                    f"callbacks to the private address {address} are disabled on this server"
                 )
-                return TokenResponse(token=result.token)
-            except LicenseError as err:  # try the next license on this address
-                last_error = err
-        raise last_error
+            answer = fetch_challenge(address, body.callback_port, config)
+            digest = hashlib.sha256(answer.strip()).hexdigest()
+            if not hmac.compare_digest(digest, body.challenge_hash):
+                raise CallbackError("the panel answered the callback with the wrong challenge")
+
+        result = iss.activate_by_address(
+            address,
+            product=body.product,
+            fingerprint=fingerprint,
+            hostname=body.hostname,
+            confirm=confirm,
+            identity=body.identity,
+        )
+        return TokenResponse(token=result.token)
 
     return app
 
@@ -372,8 +423,42 @@ def app_from_environment() -> Any:
     raw = json.loads(os.environ[_CONFIG_ENV])
     raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
     config = ServerConfig(**raw)
+    _log_to_stderr()
     app = create_app(config, read_passphrase(None))
     return _limit_body(app, config.max_body_bytes, config.max_header_bytes)
+
+
+def _log_to_stderr() -> None:
+    if not _log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s licet server: %(message)s"))
+        _log.addHandler(handler)
+        _log.setLevel(logging.INFO)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen now, so a busy port is a refusal before anything is announced.
+
+    Raises:
+        ListenError: the address is busy, not local, or not allowed.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, IndexError) as err:
+        raise ListenError(f"cannot listen on {host}:{port}: {err}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 clients too
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    sock.set_inheritable(True)  # worker processes serve this same socket
+    return sock
 
 
 def serve(
@@ -383,15 +468,30 @@ def serve(
     port: int,
     workers: int = 1,
     passphrase_file: Path | None = None,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the license server with uvicorn (blocks)."""
+    """Run the license server with uvicorn (blocks).
+
+    Args:
+        config: the server's settings.
+        host: address to listen on (``::`` listens on IPv6 and IPv4).
+        port: port to listen on.
+        workers: worker processes.
+        passphrase_file: file holding the signing key's passphrase.
+        on_listening: called with the server's URL once the socket listens.
+
+    Raises:
+        ListenError: the port is busy or the address cannot be used.
+        LicenseError: the ledger or the signing key cannot be used.
+    """
     if passphrase_file is not None:  # workers read it from there, never from argv
         os.environ[PASSPHRASE_FILE_ENV] = str(passphrase_file.resolve())
     # Fail fast, with the library's message, before any worker starts.
     Issuer(config.ledger, config.keys, passphrase=read_passphrase(None)).signing_key_id()
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
     DeadlineProtocol.receive_timeout = config.receive_timeout
-    uvicorn.run(
+    sock = _listen(host, port)
+    uv_config = uvicorn.Config(
         "issuer.server:app_from_environment",
         factory=True,
         host=host,
@@ -404,3 +504,15 @@ def serve(
         timeout_keep_alive=5,
         log_level="warning",
     )
+    if on_listening is not None:
+        shown = f"[{host}]" if ":" in host else host
+        on_listening(f"http://{shown}:{port}")
+    try:
+        if workers > 1:
+            Multiprocess(uv_config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(uv_config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()

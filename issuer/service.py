@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from issuer import policy
 from issuer.accounts import Accounts, AccountsConfig
+from issuer.addresses import canonical_ip
 from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
+from issuer.ratelimit import RateLimit
 from issuer.records import (
     Account,
     Activation,
@@ -40,12 +41,19 @@ from issuer.records import (
 )
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
-from keytool.keyring import KeyRecord, Keyring
+from keytool.keyring import ActiveSigner, KeyRecord, Keyring
+from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
-from verifier.claims import build_claims
+from verifier.claims import IDENTITY_HARDWARE, TOKEN_TYPE, build_claims
 from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import BadInputError, LicenseNotFoundError
+from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
+from verifier.errors import (
+    BadInputError,
+    LicenseError,
+    LicenseNotFoundError,
+    NoLicenseForAddressError,
+)
 from verifier.fingerprint import Fingerprint
 from verifier.request import ActivationRequest, parse_request_code
 
@@ -81,12 +89,14 @@ class IssuerConfig:
             Panels renew by activating again, which returns the same activation.
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
+        rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
         accounts: console session and login rules.
     """
 
     max_token_lifetime: _dt.timedelta = _dt.timedelta(days=365)
     regeneration_months: int = 1
     lock_timeout: float = 10.0
+    rate_limit: RateLimit = field(default_factory=RateLimit)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     def __post_init__(self) -> None:
@@ -108,6 +118,7 @@ class LicenseView:
     next_regeneration: _dt.datetime
     #: whether a regeneration would be accepted now (not revoked, a month since the last)
     regeneration_allowed: bool = False
+    accepts_machine_id: bool = True
 
     @property
     def license_id(self) -> str:
@@ -135,6 +146,7 @@ class LicenseView:
             "activated_hostname": None if activation is None else activation.hostname,
             "past_activations": [a.to_doc() for a in r.past_activations],
             "next_regeneration": self.next_regeneration.date().isoformat(),
+            "accept_machine_id": self.accepts_machine_id,
             "history": [e.to_doc() for e in r.history],
         }
 
@@ -194,6 +206,18 @@ class Activated:
     new: bool
 
 
+def _is_token(data: bytes) -> bool:
+    """Whether ``data`` is a licet token, as an earlier ``--out`` wrote it."""
+    parts = data.strip().split(b".")
+    if len(parts) != 3:
+        return False
+    try:
+        header = json_loads_strict(b64url_decode(parts[0].decode("ascii")))
+    except (EncodingError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and header.get("typ") == TOKEN_TYPE
+
+
 def _random_id(prefix: str, chars: int) -> str:
     return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
 
@@ -220,7 +244,10 @@ def _expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _d
     if not isinstance(expires, _dt.date) or isinstance(expires, _dt.datetime):
         raise BadInputError("expires must be a date (YYYY-MM-DD)")
     # "Expires 2027-01-31" means usable through that day.
-    expires_at = _dt.datetime.combine(expires, _dt.time(), _dt.UTC) + _dt.timedelta(days=1)
+    start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
+    if start - now >= _dt.timedelta(days=_MAX_DAYS):
+        raise BadInputError(f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away")
+    expires_at = start + _dt.timedelta(days=1)
     if expires_at <= now:
         raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
     return expires_at
@@ -262,18 +289,6 @@ def _cursor(value: str | None) -> int | None:
     return int(value)
 
 
-def normalize_ip(value: str) -> str:
-    """The canonical text of an IP address.
-
-    Raises:
-        BadInputError: not an IP address.
-    """
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except (ValueError, AttributeError):
-        raise BadInputError(f"{value!r} is not an IP address") from None
-
-
 class Issuer:
     """The provider's licensing operations over one ledger and one keys folder.
 
@@ -311,7 +326,7 @@ class Issuer:
             raise PrivateKeyError(
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
-        self._signer: TokenSigner | None = None
+        self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
         self.accounts = Accounts(self.ledger, clock=clock, config=self.config.accounts)
 
     @classmethod
@@ -323,6 +338,7 @@ class Issuer:
         name: str,
         clock: Clock = utc_now,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        accept_machine_id: bool = True,
         **kwargs: Any,
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
@@ -334,6 +350,9 @@ class Issuer:
             clock: time source.
             shard_width: the ledger's shard layout (hex digits per shard name,
                 1-4; the default 3 suits up to millions of licenses).
+            accept_machine_id: the default for licenses that do not say
+                whether activations with a custom machine id
+                (``--machine-id``) are accepted (default: accepted).
             **kwargs: passed on to :class:`Issuer`.
 
         Raises:
@@ -348,6 +367,7 @@ class Issuer:
             secret_check=secret.check(),
             now=now_from(clock),
             shard_width=shard_width,
+            accept_machine_id=bool(accept_machine_id),
         )
         return cls(ledger, keys, clock=clock, **kwargs)
 
@@ -368,6 +388,7 @@ class Issuer:
         features: Iterable[str] = (),
         limits: Mapping[str, int] | None = None,
         customer: str | None = None,
+        accept_machine_id: bool | None = None,
     ) -> LicenseView:
         """Create a license and its first activation key.
 
@@ -379,12 +400,18 @@ class Issuer:
             features: enabled features.
             limits: numeric limits.
             customer: free text.
+            accept_machine_id: whether activations with a custom machine id
+                are accepted; ``None`` follows the ledger's default.
 
         Raises:
             BadInputError: a malformed argument.
         """
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        if accept_machine_id is not None:
+            if type(accept_machine_id) is not bool:
+                raise BadInputError("accept_machine_id must be true, false or None")
+            record = replace(record, accept_machine_id=accept_machine_id)
         self.ledger.add(record)
         return self._view(record, now)
 
@@ -430,7 +457,7 @@ class Issuer:
             license_id=license_id,
             product=_name("product", product),
             customer=customer,
-            ip=None if ip is None else normalize_ip(ip),
+            ip=None if ip is None else canonical_ip(ip),
             created_at=now,
             expires_at=expires_at,
             features=_features(features),
@@ -501,25 +528,36 @@ class Issuer:
         Raises:
             RequestCodeError | ActivationKeyFormatError: the code is damaged.
             InvalidActivationKeyError, LicenseRevokedError, LicenseExpiredError,
-            ProductMismatchError, AlreadyActivatedError: the refusals of
-            :meth:`redeem`.
+            ProductMismatchError, AlreadyActivatedError, MachineIdRefusedError: the
+                refusals of :meth:`redeem`.
         """
         return self.redeem(parse_request_code(request_code), method=method).token
 
-    def redeem(self, request: ActivationRequest, *, method: str) -> Activated:
+    def redeem(
+        self, request: ActivationRequest, *, method: str, client: str | None = None
+    ) -> Activated:
         """The one activation function: key + product + fingerprint → token.
 
-        Every activation path ends here. An unknown key is refused (and counted
-        for rate limiting by the server); a revoked, expired or other-product
-        license is refused naming why; a first activation is recorded and
-        signed; the same server activating again gets its same activation; a
-        second server is refused with the date from which the key may be
-        regenerated (the outcomes of :func:`issuer.policy.redeem`).
+        Every activation path ends here. An unknown key is refused (and, for
+        an anonymous ``client``, counted for rate limiting); a revoked,
+        expired or other-product license is refused naming why; a first
+        activation is recorded and signed; the same server activating again
+        gets its same activation; a second server is refused with the date
+        from which the key may be regenerated (the outcomes of
+        :func:`issuer.policy.redeem`).
+
+        Args:
+            request: what the server sent (key, product, fingerprint, ...).
+            method: how it came (``air-gapped``, ``online``), recorded.
+            client: the address of an anonymous client (online doors): its
+                failed attempts are rate limited (``IssuerConfig.rate_limit``).
 
         Raises:
+            RateLimitedError: ``client`` is at its limit of failures; nothing is looked up.
             InvalidActivationKeyError: unknown key, or a key of an earlier generation.
             LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
             AlreadyActivatedError: activated on another server.
+            MachineIdRefusedError: a custom machine id for a license that refuses them.
         """
         canonical = normalize_key(request.activation_key)
         return self._activate(
@@ -528,10 +566,19 @@ class Issuer:
             fingerprint=request.fingerprint,
             hostname=request.hostname,
             method=method,
+            identity=request.identity,
+            client=client,
         )
 
     def redeem_for_license(
-        self, license_id: str, *, product: str, fingerprint: Fingerprint, hostname: str, method: str
+        self,
+        license_id: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        method: str,
+        identity: str = IDENTITY_HARDWARE,
     ) -> Activated:
         """Activate a license found by other proof than its key (automatic activation by IP)."""
         return self._activate(
@@ -540,6 +587,7 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname,
             method=method,
+            identity=identity,
         )
 
     def _activate(
@@ -549,8 +597,10 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         key_hash: str | None = None,
         license_id: str | None = None,
+        client: str | None = None,
     ) -> Activated:
         signer = self._signing()  # before the ledger: a missing key must not burn an activation
         now = now_from(self._clock)
@@ -560,10 +610,12 @@ class Issuer:
             fingerprint=fingerprint,
             hostname=hostname[:253],
             method=method,
+            identity=identity,
             now=now,
         )
+        attempt = None if client is None else self.config.rate_limit.attempt(client, now=now)
         record, activation, new = self.ledger.update(
-            decide, key_hash=key_hash, license_id=license_id
+            decide, key_hash=key_hash, license_id=license_id, attempt=attempt
         )
         lifetime_end = now + self.config.max_token_lifetime
         claims = build_claims(
@@ -578,6 +630,7 @@ class Issuer:
             fingerprint=activation.fingerprint,
             features=record.features,
             limits=record.limits,
+            identity=identity,
             ip=record.ip,
         )
         return Activated(
@@ -595,6 +648,7 @@ class Issuer:
         fingerprint: Fingerprint,
         hostname: str,
         method: str,
+        identity: str,
         now: _dt.datetime,
     ) -> tuple[LicenseRecord | None, tuple[LicenseRecord, Activation, bool]]:
         updated, activation = policy.redeem(
@@ -609,17 +663,99 @@ class Issuer:
             actor=self.actor if method == "air-gapped" else f"panel:{method}",
             now=now,
             months=self.config.regeneration_months,
+            identity=identity,
+            accept_machine_id=self._accepts_machine_id(record),
         )
         return updated, (updated or record, activation, updated is not None)
+
+    def _accepts_machine_id(self, record: LicenseRecord) -> bool:
+        if record.accept_machine_id is not None:
+            return record.accept_machine_id
+        return self.ledger.info.accept_machine_id
 
     def signing_key_id(self) -> str:
         """Load the signing key now (checking file mode and passphrase) and return its kid."""
         return self._signing().kid
 
     def _signing(self) -> TokenSigner:
-        if self._signer is None:
-            self._signer = Keyring(self.keys, clock=self._clock).signer(self._passphrase)
-        return self._signer
+        # The keyring's active key as it is now: a rotation or revocation made by
+        # another process while this one runs takes effect at the next signature.
+        return self._signer.get()
+
+    def save_token(self, path: str | os.PathLike[str], token: str, *, force: bool = False) -> None:
+        """Write a token to ``path`` (``--out``) without ever replacing key material.
+
+        An earlier token file is replaced; any other existing file only with
+        ``force``; nothing inside the keys or ledger folder, and no key
+        material anywhere, is ever overwritten.
+
+        Raises:
+            OutputRefusedError: ``path`` must not be replaced.
+        """
+        write_output(
+            Path(path),
+            token.strip().encode() + b"\n",
+            mode=0o644,
+            earlier_output=_is_token,
+            protected=[self.keys, self.ledger.folder],
+            force=force,
+        )
+
+    # -- online doors ---------------------------------------------------------------
+
+    def activate_by_address(
+        self,
+        address: str,
+        *,
+        product: str,
+        fingerprint: Fingerprint,
+        hostname: str,
+        confirm: Callable[[], None],
+        method: str = "automatic",
+        identity: str = IDENTITY_HARDWARE,
+    ) -> Activated:
+        """Automatic activation: the license assigned to ``address`` for ``product``.
+
+        Args:
+            address: the caller's address as the transport proved it (never from a body).
+            product: the product.
+            fingerprint: the caller's server fingerprint.
+            hostname: shown to the provider.
+            confirm: called once a license is found and before anything is
+                recorded; raises (e.g. ``CallbackError``) when the caller cannot
+                prove it answers at ``address``.
+            method: recorded in the activation.
+            identity: what the fingerprint was taken from (``hardware`` or ``machine-id``).
+
+        Raises:
+            NoLicenseForAddressError: no license of ``product`` is assigned to ``address``.
+            LicenseError: ``confirm``'s refusal, or the last license's refusal.
+        """
+        ip = canonical_ip(address) if address else ""
+        candidates = [
+            r.license_id
+            for r in (self.ledger.licenses_for_ip(ip) if ip else [])
+            if r.product == product
+        ]
+        if not candidates:
+            raise NoLicenseForAddressError(
+                f"no {product} license is assigned to {address} — activate manually with a key"
+            )
+        confirm()
+        last_error: LicenseError = NoLicenseForAddressError()
+        for license_id in candidates:
+            try:
+                return self.redeem_for_license(
+                    license_id,
+                    product=product,
+                    fingerprint=fingerprint,
+                    hostname=hostname,
+                    method=method,
+                    identity=identity,
+                )
+            except LicenseError as err:  # try the next license on this address
+                last_error = err
+        raise last_error
 
     def _view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
         allowed = policy.next_regeneration(record, self.config.regeneration_months, now)
@@ -629,6 +765,7 @@ class Issuer:
             state=record.state(now),
             next_regeneration=allowed,
             regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
+            accepts_machine_id=self._accepts_machine_id(record),
         )
 
     # -- the console and the admin API -------------------------------------------------
@@ -732,7 +869,7 @@ class Issuer:
         if customer is not KEEP:
             edits["customer"] = _customer(customer)
         if ip is not KEEP:
-            edits["ip"] = None if ip is None else normalize_ip(ip)
+            edits["ip"] = None if ip is None else canonical_ip(ip)
         if days is not None or expires is not KEEP:
             edits["expires_at"] = _expiry(days, None if expires is KEEP else expires, now)
         if features is not None:

@@ -8,16 +8,24 @@ Example:
 
 from __future__ import annotations
 
-from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, PrivateKeyError
-from keytool.keyring import KeyRecord, Keyring
+from keytool.errors import (
+    KeyringError,
+    NoActiveKeyError,
+    OutputRefusedError,
+    PassphraseError,
+    PrivateKeyError,
+)
+from keytool.keyring import ActiveSigner, KeyRecord, Keyring
 from keytool.passphrase import read_passphrase
 from keytool.signing import TokenSigner
 
 __all__ = [
+    "ActiveSigner",
     "KeyRecord",
     "Keyring",
     "KeyringError",
     "NoActiveKeyError",
+    "OutputRefusedError",
     "PassphraseError",
     "PrivateKeyError",
     "TokenSigner",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from keytool.keyring import TRUSTED_KEYS_FILE, Keyring
 from keytool.passphrase import read_passphrase
@@ -80,16 +81,22 @@ def export(
             "--out", help=f"Output file (default KEYS/{TRUSTED_KEYS_FILE}; - for stdout)."
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing file that is not an earlier export (never keys)."
+        ),
+    ] = False,
 ) -> None:
     """Write the public trust set (JWKS) that panels verify tokens with."""
     ring = Keyring(keys)
     if out == Path("-"):
         print_json(ring.trusted_keys().to_jwks())
         return
-    path = ring.export(out or keys / TRUSTED_KEYS_FILE)
+    path = ring.export(out or keys / TRUSTED_KEYS_FILE, force=force)
     print(f"wrote trusted keys to {path}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    run("keytool", app)
+    run("keytool", lambda: app(standalone_mode=False), usage_errors=(TyperException,))

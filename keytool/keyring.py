@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, PrivateKeyError
+from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
@@ -39,11 +41,12 @@ from verifier.fileio import (
     create_exclusive,
     file_lock,
     os_error_words,
+    private_dir,
 )
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 from verifier.trust import KeyStatus, TrustedKey, TrustedKeys
 
-__all__ = ["KeyRecord", "Keyring", "MIN_PASSPHRASE", "TRUSTED_KEYS_FILE"]
+__all__ = ["ActiveSigner", "KeyRecord", "Keyring", "MIN_PASSPHRASE", "TRUSTED_KEYS_FILE"]
 
 KEYRING_FILE = "keyring.json"
 TRUSTED_KEYS_FILE = "trusted_keys.json"
@@ -244,6 +247,14 @@ class Keyring:
         record = self.active()
         return TokenSigner(self._load_private(record, passphrase), record.kid)
 
+    def stamp(self) -> tuple[int, ...] | None:
+        """What changes whenever the keyring file is rewritten (``None`` if there is none)."""
+        try:
+            st = os.stat(self.folder / KEYRING_FILE)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
     # -- changing ------------------------------------------------------------
 
     def new(self, passphrase: bytes | None = None) -> KeyRecord:
@@ -301,16 +312,23 @@ class Keyring:
             self._save([revoked if r.kid == kid else r for r in records])
             return revoked
 
-    def export(self, path: str | os.PathLike[str]) -> Path:
+    def export(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write :meth:`trusted_keys` as a JWKS file (public, mode 0644) and return its path.
 
+        An earlier export is replaced; any other existing file only with
+        ``force``; key material, the keyring and ledger files never.
+
         Raises:
-            KeyringError: every key is revoked.
+            KeyringError: every key is revoked, or the file cannot be written.
+            OutputRefusedError: ``path`` must not be replaced.
         """
         out = Path(path)
         body = _json_bytes(self.trusted_keys().to_jwks())
+        protected = [self.folder / KEYRING_FILE, *self.folder.glob("*.pem")]
         try:
-            atomic_write(out, body, mode=0o644)
+            write_output(
+                out, body, mode=0o644, earlier_output=_is_jwks, protected=protected, force=force
+            )
         except OSError as err:
             raise KeyringError(f"cannot write {out}: {os_error_words(err, writing=True)}") from err
         return out
@@ -323,7 +341,7 @@ class Keyring:
         with contextlib.ExitStack() as stack:
             try:
                 if create:
-                    self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    private_dir(self.folder)  # an existing folder others could write to: 0700
                 stack.enter_context(file_lock(self.folder / _LOCK_FILE, self._lock_timeout))
             except LockTimeout:
                 raise KeyringError("keyring is busy (another keytool is running)") from None
@@ -416,6 +434,53 @@ class Keyring:
         if raw != record.public_bytes:
             raise PrivateKeyError(f"private key {path} does not match key {record.kid}")
         return key
+
+
+class ActiveSigner:
+    """A signer that always uses the keyring's *current* active key.
+
+    A long-running signer (a server worker) must notice ``keytool rotate`` and
+    ``keytool revoke`` made by another process: before each use the keyring
+    file is checked (one ``stat``), and the signer is reloaded when it
+    changed. A retired or revoked key therefore never signs again, and with no
+    active key every signing is refused.
+
+    Args:
+        keyring: the keyring.
+        passphrase: of the private keys, when encrypted.
+    """
+
+    def __init__(self, keyring: Keyring, passphrase: bytes | None = None) -> None:
+        self._keyring = keyring
+        self._passphrase = passphrase
+        self._signer: TokenSigner | None = None
+        self._stamp: tuple[int, ...] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> TokenSigner:
+        """The signer of the active key as the keyring says now.
+
+        Raises:
+            NoActiveKeyError: the keyring has no active key (e.g. it was revoked).
+            PrivateKeyError | PassphraseError | KeyringError: the key cannot be loaded.
+        """
+        with self._lock:
+            stamp = self._keyring.stamp()  # taken first: a change after it reloads next time
+            if self._signer is None or stamp is None or stamp != self._stamp:
+                self._signer = None
+                self._signer = self._keyring.signer(self._passphrase)
+                self._stamp = stamp
+            return self._signer
+
+
+def _is_jwks(data: bytes) -> bool:
+    """Whether ``data`` is a trust set (JWKS) as an earlier export wrote it."""
+    try:
+        doc = json_loads_strict(data)
+    except EncodingError:
+        return False
+    keys = doc.get("keys") if isinstance(doc, dict) else None
+    return isinstance(keys, list) and all(isinstance(k, dict) and "kty" in k for k in keys)
 
 
 def _json_bytes(doc: Any) -> bytes:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keytool import Keyring
 from verifier import TrustedKeys, Verifier
-from verifier.claims import build_claims
+from verifier.claims import IDENTITY_HARDWARE, build_claims
 from verifier.encoding import b64url_encode
 from verifier.fingerprint import fingerprint_from_sources
 
@@ -54,6 +54,7 @@ def claims_for(
         fingerprint=fp,
         features=["dns", "mail"],
         limits={"domains": 10},
+        identity=IDENTITY_HARDWARE,
     )
     claims.update(overrides)
     return claims
@@ -121,9 +122,9 @@ def code_for(key: str, server: str, product: str = PRODUCT) -> str:
 
 
 def ledger_bytes(folder: Path) -> dict[str, bytes]:
-    """Every ledger file's bytes (lock and rate-limit state aside), to prove a refusal changed nothing."""
+    """Every ledger file's bytes (lock and rate-limit attempts aside), to prove a refusal changed nothing."""
     return {
         str(p.relative_to(folder)): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name not in ("ledger.lock", "ratelimit.json", "ratelimit.lock")
+        if p.is_file() and p.name != "ledger.lock" and p.relative_to(folder).parts[0] != "attempts"
     }

@@ -103,6 +103,19 @@ def test_no_module_imports_another_packages_private_modules(path: Path) -> None:
                 assert not private, f"{path}:{node.lineno} imports private {name}"
 
 
+def test_web_routes_call_the_issuer_facade_never_the_ledger() -> None:
+    tree = ast.parse((ROOT / "issuer" / "server.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "issuer.ledger" not in imported
+    touched = [  # `config.ledger` is only the folder's name, handed to the façade
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "ledger"
+        and not (isinstance(node.value, ast.Name) and node.value.id == "config")
+    ]
+    assert touched == [], f"issuer/server.py reaches the ledger at lines {touched}"
+
+
 # The text of the patterns is spelled so that this file does not match them itself.
 OUTSIDE_DOCUMENTS = re.compile(r"\bS[P]EC\b|\u00a7|\b[Ii]ssue\s+#?\d|\bSTYLE\.md|\bCOMMON\.md")
 PROJECT_SOURCES = [

@@ -9,7 +9,8 @@ Example:
     >>> t = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
     >>> c = build_claims(issuer="acme", license_id="L1", product="panel", activation_id="A1",
     ...                  issued_at=t, expires_at=t + dt.timedelta(days=30),
-    ...                  fingerprint=("mid:" + "0" * 32,), features=["dns"], limits={})
+    ...                  fingerprint=("mid:" + "0" * 32,), features=["dns"], limits={},
+    ...                  identity=IDENTITY_HARDWARE)
     >>> sorted(c) == sorted(REQUIRED_CLAIMS)
     True
 """
@@ -30,8 +31,12 @@ __all__ = [
     "ALGORITHM",
     "CLAIM_FEATURES",
     "CLAIM_FINGERPRINT",
+    "CLAIM_IDENTITY",
     "CLAIM_IP",
     "CLAIM_LIMITS",
+    "IDENTITY_HARDWARE",
+    "IDENTITY_KINDS",
+    "IDENTITY_MACHINE_ID",
     "License",
     "REQUIRED_CLAIMS",
     "TOKEN_TYPE",
@@ -46,6 +51,13 @@ CLAIM_FINGERPRINT = "fpr"
 CLAIM_FEATURES = "features"
 CLAIM_LIMITS = "limits"
 CLAIM_IP = "ip"
+#: Which kind of identity the fingerprint was taken from: the server's own
+#: hardware identifiers, or a custom machine id the server declared
+#: (``--machine-id``: containers, cloned VMs). A provider may refuse the latter.
+CLAIM_IDENTITY = "idk"
+IDENTITY_HARDWARE = "hardware"
+IDENTITY_MACHINE_ID = "machine-id"
+IDENTITY_KINDS = (IDENTITY_HARDWARE, IDENTITY_MACHINE_ID)
 REQUIRED_CLAIMS = (
     "iss",
     "sub",
@@ -57,6 +69,7 @@ REQUIRED_CLAIMS = (
     CLAIM_FINGERPRINT,
     CLAIM_FEATURES,
     CLAIM_LIMITS,
+    CLAIM_IDENTITY,
 )
 _MAX_TEXT = 256
 _MAX_ITEMS = 64
@@ -79,6 +92,8 @@ class License:
             (epoch seconds); :attr:`expires_at` as a datetime.
         fingerprint: the server fingerprint the token is bound to.
         ip: the IP address of an IP-bound license, else ``None``.
+        identity: what the fingerprint was taken from: ``hardware`` or
+            ``machine-id`` (a custom id the server declared).
     """
 
     license_id: str
@@ -92,6 +107,7 @@ class License:
     exp: int
     fingerprint: Fingerprint = field(repr=False)
     ip: str | None = None
+    identity: str = IDENTITY_HARDWARE
 
     @property
     def issued_at(self) -> _dt.datetime:
@@ -124,6 +140,7 @@ class License:
             "issued_at": self.issued_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
             "ip": self.ip,
+            "identity": self.identity,
         }
 
 
@@ -144,9 +161,16 @@ def build_claims(
     fingerprint: Sequence[str],
     features: Sequence[str],
     limits: Mapping[str, int],
+    identity: str,
     ip: str | None = None,
 ) -> dict[str, Any]:
-    """Return the claims of an activation token (the issuer signs these)."""
+    """Return the claims of an activation token (the issuer signs these).
+
+    Raises:
+        BadInputError: ``identity`` is not one of :data:`IDENTITY_KINDS`.
+    """
+    if identity not in IDENTITY_KINDS:
+        raise BadInputError(f"identity kind must be one of {', '.join(IDENTITY_KINDS)}")
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": license_id,
@@ -158,6 +182,7 @@ def build_claims(
         CLAIM_FINGERPRINT: list(parse_fingerprint(list(fingerprint))),
         CLAIM_FEATURES: sorted(set(features)),
         CLAIM_LIMITS: dict(limits),
+        CLAIM_IDENTITY: identity,
     }
     if ip is not None:
         claims[CLAIM_IP] = ip
@@ -237,6 +262,9 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
     ip = claims.get(CLAIM_IP)
     if ip is not None and (type(ip) is not str or len(ip) > _MAX_TEXT):
         raise _bad(CLAIM_IP)
+    identity = claims[CLAIM_IDENTITY]
+    if type(identity) is not str or identity not in IDENTITY_KINDS:
+        raise _bad(CLAIM_IDENTITY)
     return License(
         license_id=_text(claims, "sub"),
         product=_text(claims, "aud"),
@@ -249,4 +277,5 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
         exp=_time(claims, "exp"),
         fingerprint=bound,
         ip=ip,
+        identity=identity,
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from verifier.cliutil import EXIT_REFUSED, print_json, run
+from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, fail, print_json, run
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.request import request_code
 from verifier.store import TokenStore, default_store_path
@@ -102,11 +103,22 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad usage reported like every other failure: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, message, EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
-        prog="verifier", description="Activate and check this server's license."
-    )
+    parser = _Parser(prog="verifier", description="Activate and check this server's license.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -141,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--key", help="Activation key (manual); without it, automatic by IP.")
             sub.add_argument(
                 "--callback-port",
-                type=int,
+                type=_port,
                 default=8470,
                 help="Port for the license server's callback.",
             )

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import http.server
 import json
 import secrets
@@ -21,10 +22,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from verifier.claims import License
+from verifier.encoding import EncodingError, json_loads_strict
 from verifier.errors import (
     ActivationRequiredError,
     BadInputError,
@@ -33,7 +34,7 @@ from verifier.errors import (
     error_for_code,
 )
 from verifier.fingerprint import fingerprint
-from verifier.request import request_code
+from verifier.request import identity_kind, request_code
 from verifier.store import TokenStore
 from verifier.verify import Verifier
 
@@ -49,16 +50,25 @@ CHALLENGE_PATH = "/.well-known/licet-challenge"
 _MAX_RESPONSE = 64 * 1024
 
 
-@dataclass(frozen=True)
 class Challenge:
-    """A fresh secret the license server must fetch back from this panel.
+    """A fresh secret the license server must fetch back from this panel — once.
 
     A panel that runs its own web server on the callback port answers
-    ``GET /.well-known/licet-challenge`` with :meth:`answer` instead of letting
-    :func:`activate_automatic` start a temporary responder.
+    ``GET /.well-known/licet-challenge`` with :meth:`answer` while it waits
+    for the license server, instead of letting :func:`activate_automatic`
+    start a temporary responder. The challenge is given out at most once:
+    whoever fetches it first (the license server, in the normal course)
+    uses it up, so a stranger who reads it cannot replay it for a forged
+    request, and a panel that is not activating has nothing to give.
+
+    Args:
+        value: the secret (a fresh random one by default).
     """
 
-    value: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    def __init__(self, value: str | None = None) -> None:
+        self.value = value or secrets.token_urlsafe(32)
+        self._given = False
+        self._lock = threading.Lock()
 
     @property
     def hash(self) -> str:
@@ -66,8 +76,18 @@ class Challenge:
         return hashlib.sha256(self.value.encode()).hexdigest()
 
     def answer(self, path: str) -> bytes | None:
-        """The body to serve for ``path``, or ``None`` if it is not the challenge path."""
-        return self.value.encode() if path.split("?", 1)[0] == CHALLENGE_PATH else None
+        """The body to serve for ``path``.
+
+        The value on the first request for the challenge path; ``None`` for
+        any other path and for every later request.
+        """
+        if path.split("?", 1)[0] != CHALLENGE_PATH:
+            return None
+        with self._lock:
+            if self._given:
+                return None
+            self._given = True
+        return self.value.encode()
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -88,28 +108,35 @@ def _post(server_url: str, path: str, body: dict[str, Any], timeout: float) -> d
         headers={"Content-Type": "application/json", "Accept": "application/json"},
         method="POST",
     )
+    # Whatever comes back — an error status, a cut connection, JSON nested too
+    # deep to parse — ends as a LicenseError: a panel must never crash at boot.
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return _json_reply(response.read(_MAX_RESPONSE + 1), server_url)
     except urllib.error.HTTPError as err:
-        reply = _json_reply(err.read(_MAX_RESPONSE + 1), server_url, status=err.code)
+        try:
+            reply = _json_reply(err.read(_MAX_RESPONSE + 1), server_url, status=err.code)
+        except (OSError, http.client.HTTPException):
+            reply = {}
         code, detail = reply.get("code"), reply.get("detail")
         if isinstance(code, str) and isinstance(detail, str):
             raise error_for_code(code, detail, reply) from None
         raise ServerUnavailableError(f"license server answered HTTP {err.code}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         raise ServerUnavailableError(
             f"cannot reach the license server {server_url}: {reason}"
         ) from None
+    except ValueError as err:  # a URL urllib cannot use
+        raise BadInputError(f"license server URL {server_url!r} is not usable") from err
 
 
 def _json_reply(data: bytes, server_url: str, status: int = 200) -> dict[str, Any]:
     if len(data) > _MAX_RESPONSE:
         raise ServerUnavailableError("license server answer is too large")
     try:
-        reply = json.loads(data)
-    except ValueError:
+        reply = json_loads_strict(data)
+    except EncodingError:
         raise ServerUnavailableError(
             f"license server {server_url} answered HTTP {status} without JSON"
         ) from None
@@ -214,6 +241,7 @@ def activate_automatic(
         "callback_port": callback_port,
         "challenge_hash": challenge.hash,
         "hostname": hostname or socket.gethostname(),
+        "identity": identity_kind(machine_id),
     }
     if listen is None:
         return _token(_post(server_url, "/v1/activations/auto", body, timeout))

@@ -48,6 +48,7 @@ __all__ = [
     "LicenseExpiredError",
     "LicenseNotFoundError",
     "LicenseRevokedError",
+    "MachineIdRefusedError",
     "NoActiveKeyError",
     "NoLicenseForAddressError",
     "PassphraseError",
@@ -185,6 +186,7 @@ class BadInputError(LicenseError):
 
     code = "bad-input"
     default_message = "bad input"
+    http_status = 422  # a malformed request body, whichever field is wrong
 
 
 class RequestCodeError(LicenseError):
@@ -192,6 +194,7 @@ class RequestCodeError(LicenseError):
 
     code = "invalid-request-code"
     default_message = "invalid activation request code"
+    http_status = 422  # a malformed request body, whichever field is wrong
 
 
 class ActivationKeyFormatError(LicenseError):
@@ -202,6 +205,7 @@ class ActivationKeyFormatError(LicenseError):
 
     code = "malformed-activation-key"
     default_message = "malformed activation key — check for a typo"
+    http_status = 422  # a malformed request body, whichever field is wrong
 
 
 # --- token verification ----------------------------------------------------
@@ -303,6 +307,17 @@ class ProductMismatchError(LicenseError):
 
     code = "wrong-product"
     default_message = "license is for another product"
+    http_status = 403
+
+
+class MachineIdRefusedError(LicenseError):
+    """The license accepts only the server's own hardware identity, not a custom machine id."""
+
+    code = "machine-id-refused"
+    default_message = (
+        "this license does not accept a custom machine id (--machine-id) — "
+        "activate with the server's own hardware identity"
+    )
     http_status = 403
 
 

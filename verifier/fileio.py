@@ -18,6 +18,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -70,14 +72,20 @@ def fsync_dir(folder: Path) -> None:
 def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
     """Replace ``path`` with ``data`` atomically and durably; the file gets ``mode``.
 
+    The temporary file is created by :func:`tempfile.mkstemp` in the target's
+    folder: an unpredictable name opened with ``O_CREAT | O_EXCL`` (and
+    ``O_NOFOLLOW``), so a file or symlink planted in the folder is never
+    written through, and concurrent writers (threads or processes) each
+    write their own temporary file — the target ends up holding exactly one
+    writer's whole content.
+
     Raises:
         OSError: the write failed; ``path`` still holds its previous content.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         try:
-            os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask; this is not
+            os.fchmod(fd, mode)  # mkstemp creates 0600; the target may want another mode
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -164,3 +172,44 @@ def file_lock(path: Path, timeout: float) -> Iterator[None]:
             os.close(fd)  # closing the descriptor releases the flock
     finally:
         local.release()
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """Read at most ``limit + 1`` bytes of a regular file; ``None`` if it does not exist.
+
+    The file is opened non-blocking and checked before any read, so a FIFO,
+    a device or a folder planted at ``path`` is refused at once instead of
+    hanging the reader.
+
+    Raises:
+        OSError: unreadable, or not a regular file (``strerror`` says which).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read(limit + 1)
+
+
+def private_dir(folder: Path) -> None:
+    """Make sure ``folder`` exists with mode 0700, whether it was just made or already there.
+
+    An existing folder keeps no group or world access: keys and the ledger
+    must not live where others can add, replace or list files.
+
+    Raises:
+        OSError: it cannot be created, is not a folder, or belongs to another user.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            raise PermissionError(errno.EPERM, "folder belongs to another user", str(folder))
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.activation_key import normalize_key
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS, IDENTITY_MACHINE_ID
 from verifier.clock import Clock, from_epoch, now_from, utc_now
 from verifier.encoding import (
     EncodingError,
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_REQUEST_CODE",
     "REQUEST_PREFIX",
     "parse_request_code",
+    "identity_kind",
     "request_code",
 ]
 
@@ -58,6 +60,8 @@ class ActivationRequest:
         hostname: shown to the provider only; never trusted.
         nonce: makes every request code unique.
         created_at: when the panel made the request (informational).
+        identity: what the fingerprint was taken from: ``hardware``, or
+            ``machine-id`` when the server declared its own id.
     """
 
     product: str
@@ -66,6 +70,7 @@ class ActivationRequest:
     hostname: str
     nonce: str
     created_at: _dt.datetime
+    identity: str = IDENTITY_HARDWARE
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object inside the code."""
@@ -77,6 +82,7 @@ class ActivationRequest:
             "host": self.hostname,
             "nonce": self.nonce,
             "ts": int(self.created_at.timestamp()),
+            "idk": self.identity,
         }
 
     def encode(self) -> str:
@@ -116,8 +122,14 @@ def request_code(
         hostname=(hostname or socket.gethostname())[:_MAX_TEXT],
         nonce=secrets.token_urlsafe(12),
         created_at=now_from(clock),
+        identity=identity_kind(machine_id),
     )
     return request.encode()
+
+
+def identity_kind(machine_id: str | None) -> str:
+    """The identity kind of a fingerprint taken with this ``machine_id`` override (or none)."""
+    return IDENTITY_HARDWARE if machine_id is None else IDENTITY_MACHINE_ID
 
 
 def _check_text(name: str, value: object) -> str:
@@ -184,6 +196,9 @@ def _request_from_payload(payload: object) -> ActivationRequest:
         if created is None:
             raise BadInputError("ts must be a timestamp")
         fp = parse_fingerprint(payload.get("fp"))
+        identity = payload.get("idk", IDENTITY_HARDWARE)
+        if identity not in IDENTITY_KINDS:
+            raise BadInputError(f"idk must be one of {', '.join(IDENTITY_KINDS)}")
     except BadInputError as err:
         raise RequestCodeError(f"activation request is malformed: {err.message}") from err
     return ActivationRequest(
@@ -193,4 +208,5 @@ def _request_from_payload(payload: object) -> ActivationRequest:
         hostname=hostname,
         nonce=nonce,
         created_at=created,
+        identity=identity,
     )

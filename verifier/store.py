@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from verifier.errors import TokenStoreError
-from verifier.fileio import atomic_write, os_error_words
+from verifier.fileio import atomic_write, os_error_words, read_regular
 
 __all__ = ["TokenStore", "default_store_path"]
 
@@ -37,15 +37,15 @@ class TokenStore:
         then reports it as invalid instead of this reading it whole.
 
         Raises:
-            TokenStoreError: the file exists but cannot be read.
+            TokenStoreError: the file exists but cannot be read, or is not a
+                regular file (a FIFO there is refused, never waited on).
         """
         try:
-            with open(self.path, "rb") as handle:
-                data = handle.read(_MAX_STORED + 1)
-        except FileNotFoundError:
-            return None
+            data = read_regular(self.path, _MAX_STORED)
         except OSError as err:
             raise TokenStoreError(f"cannot read {self.path}: {os_error_words(err)}") from err
+        if data is None:
+            return None
         text = data.decode("utf-8", errors="replace").strip()
         return text or None
 

@@ -18,6 +18,7 @@ import datetime as _dt
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.errors import TrustedKeysError, UntrustedKeyError
-from verifier.fileio import os_error_words
+from verifier.fileio import os_error_words, read_regular
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
@@ -162,12 +163,13 @@ class TrustedKeys:
             TrustedKeysError: unreadable, too large, or any key unusable.
         """
         try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_TRUST_FILE_BYTES + 1)
+            data = read_regular(Path(path), MAX_TRUST_FILE_BYTES)
         except OSError as err:
             raise TrustedKeysError(
                 f"cannot read trusted keys {os.fspath(path)!r}: {os_error_words(err)}"
             ) from err
+        if data is None:
+            raise TrustedKeysError(f"cannot read trusted keys {os.fspath(path)!r}: no such file")
         return cls.from_json(data)
 
     @property

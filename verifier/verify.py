@@ -22,7 +22,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.claims import ALGORITHM, TOKEN_TYPE, License, license_from_claims
+from verifier.claims import (
+    ALGORITHM,
+    IDENTITY_MACHINE_ID,
+    TOKEN_TYPE,
+    License,
+    license_from_claims,
+)
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
@@ -251,6 +257,11 @@ class Verifier:
         self._check_window(lic, now)
         if not self._matches_this_server(lic.fingerprint):
             raise WrongServerError()
+        if self.machine_id is not None and lic.identity != IDENTITY_MACHINE_ID:
+            # A token bound to hardware must not follow a declared id to other servers.
+            raise WrongServerError(
+                "activation token is bound to this server's hardware, not to a custom machine id"
+            )
         return lic
 
     def _matches_this_server(self, bound: Fingerprint) -> bool:

@@ -29,7 +29,7 @@ from verifier import (
     TrustedKeys,
     Verifier,
 )
-from verifier.client import Challenge, activate_online, startup
+from verifier.client import CHALLENGE_PATH, Challenge, activate_online, startup
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -59,12 +59,15 @@ class Panel:
             args.product, TrustedKeys.from_file(args.trusted_keys), machine_id=args.machine_id
         )
         self.store = TokenStore(args.store)
-        self.challenge = Challenge()  # what our web server answers during automatic activation
+        # What our web server answers, once, while automatic activation waits for
+        # the license server's callback; None at every other time.
+        self.challenge: Challenge | None = None
         self.message: str | None = None
         self.lock = threading.Lock()
 
     def boot(self) -> None:
         """The start-up flow: valid token → run; else automatic activation; else the form."""
+        self.challenge = Challenge()
         try:
             lic = startup(
                 self.verifier,
@@ -78,6 +81,8 @@ class Panel:
             self.message = f"Activated: license {lic.license_id}."
         except ActivationRequiredError as err:
             self.message = explain(err.reason)
+        finally:
+            self.challenge = None  # nothing is answered once the attempt is over
 
     def license(self) -> License | None:
         """Checked on every page (a repeated check costs microseconds)."""
@@ -157,9 +162,13 @@ def make_handler(panel: Panel) -> type[http.server.BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            answer = panel.challenge.answer(self.path)
-            if answer is not None:
-                self._send(200, answer, "text/plain")
+            if self.path.split("?", 1)[0] == CHALLENGE_PATH:
+                challenge = panel.challenge
+                answer = None if challenge is None else challenge.answer(self.path)
+                if answer is None:
+                    self._send(404, b"no activation in progress", "text/plain")
+                else:
+                    self._send(200, answer, "text/plain")
                 return
             lic = panel.license()
             page = render_form(panel) if lic is None else render_license(panel, lic)

@@ -193,7 +193,7 @@ async def license_list(request: Request) -> Response:
     acting, _, csrf = await _session(request)
     params = request.query_params
     wanted = {k: params.get(k, "").strip() for k in ("q", "product", "status", "cursor")}
-    message = None
+    message, status = None, 200
     try:
         page = await run_in_threadpool(
             lambda: acting.search(
@@ -206,12 +206,12 @@ async def license_list(request: Request) -> Response:
         )
         items, next_cursor = page.items, page.next_cursor
     except LicenseError as err:
-        items, next_cursor, message = [], None, err.message
+        items, next_cursor, message, status = [], None, err.message, err.http_status
     filters = {k: v for k, v in wanted.items() if v and k != "cursor"}
     return _render(
         request,
         "list.html",
-        200 if message is None else 400,
+        status,
         user=_user(acting),
         csrf=csrf,
         items=items,

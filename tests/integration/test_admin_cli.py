@@ -29,9 +29,9 @@ def test_user_passwords_come_from_a_file_or_stdin_never_from_argv(home: Path) ->
     assert iss.login("bob", "a long stdin password", address="127.0.0.1")
     proc = cli("issuer", "admin", "user", "add", "carol", "--password", "on the command line", cwd=home, check=None)
     assert proc.returncode == 2 and "No such option" in proc.stderr
-    assert_one_line_refusal(cli("issuer", "admin", "user", "add", "dave", cwd=home, input="short\n", check=None), "12 to 1024 characters")
+    assert_one_line_refusal(cli("issuer", "admin", "user", "add", "dave", cwd=home, input="short\n", check=None), "12 to 1024 characters", code=2)
     assert_one_line_refusal(cli("issuer", "admin", "user", "add", "alice", cwd=home, input="another long password\n", check=None), "exists already")
-    assert_one_line_refusal(cli("issuer", "admin", "user", "add", "../x", cwd=home, input="another long password\n", check=None), "user name must be")
+    assert_one_line_refusal(cli("issuer", "admin", "user", "add", "../x", cwd=home, input="another long password\n", check=None), "user name must be", code=2)
     listed = json.loads(cli("issuer", "admin", "user", "list", "--json", cwd=home).stdout)
     assert [u["name"] for u in listed] == ["alice", "bob"]
     cli("issuer", "admin", "user", "remove", "bob", cwd=home)
@@ -47,7 +47,7 @@ def test_tokens_are_printed_once_on_the_last_line_and_listed_without_the_secret(
     listed = cli("issuer", "admin", "token", "list", "--json", cwd=home).stdout
     assert token not in listed and as_json["token"] not in listed
     assert [(t["name"], t["scope"]) for t in json.loads(listed)] == [("billing", "write"), ("dash", "read")]
-    assert_one_line_refusal(cli("issuer", "admin", "token", "create", "x", "--scope", "admin", cwd=home, check=None), "scope must be one of")
+    assert_one_line_refusal(cli("issuer", "admin", "token", "create", "x", "--scope", "admin", cwd=home, check=None), "scope must be one of", code=2)
     cli("issuer", "admin", "token", "revoke", "dash", cwd=home)
     assert "dash" not in cli("issuer", "admin", "token", "list", cwd=home).stdout
 
@@ -70,6 +70,6 @@ def test_license_set_and_history(home: Path) -> None:
     for args, needle in [(["--expires", "2030-02-30"], "YYYY-MM-DD"), (["--days", "3", "--expires", "2031-01-01"], "not both"),
                          (["--ip", "not-an-ip"], "not an IP address"), (["--limit", "x"], "NAME=NUMBER"),
                          (["--feature", "no way"], "feature 'no way'"), (["--customer", "x" * 300], "at most 256")]:
-        assert_one_line_refusal(cli("issuer", "license", "set", lid, *args, cwd=home, check=None), needle)
+        assert_one_line_refusal(cli("issuer", "license", "set", lid, *args, cwd=home, check=None), needle, code=2)
     assert_one_line_refusal(cli("issuer", "license", "set", "LIC-NOPE", "--customer", "x", cwd=home, check=None), "no license")
     assert cli("issuer", "license", "show", lid, "--json", cwd=home).stdout == before

@@ -123,10 +123,10 @@ def test_bad_input_gets_one_line_and_changes_nothing(provider: Path, tmp_path: P
     )
     assert_one_line_refusal(cli("issuer", "license", "show", "LIC-NOPE", cwd=provider, check=None), "no license")
     assert_one_line_refusal(
-        cli("issuer", "license", "create", "--product", "bad name", cwd=provider, check=None), "must be 1-64"
+        cli("issuer", "license", "create", "--product", "bad name", cwd=provider, check=None), "must be 1-64", code=2
     )
     assert_one_line_refusal(
-        cli("issuer", "license", "create", "--product", "p", "--limit", "x", cwd=provider, check=None), "NAME=NUMBER"
+        cli("issuer", "license", "create", "--product", "p", "--limit", "x", cwd=provider, check=None), "NAME=NUMBER", code=2
     )
     assert ledger_bytes(provider / "ledger") == before
     assert cli("issuer", "license", "create", "--days", "x", "--product", "p", cwd=provider, check=None).returncode == 2

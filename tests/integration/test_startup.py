@@ -158,9 +158,9 @@ def test_unknown_problem_code_keeps_the_servers_words() -> None:
         odd.close()
 
 
-def test_challenge_answers_only_its_path() -> None:
+def test_challenge_answers_only_its_path_and_only_once() -> None:
     challenge = Challenge()
-    assert challenge.answer("/.well-known/licet-challenge") == challenge.value.encode()
-    assert challenge.answer("/.well-known/licet-challenge?x=1") == challenge.value.encode()
     assert challenge.answer("/") is None
+    assert challenge.answer("/.well-known/licet-challenge?x=1") == challenge.value.encode()
+    assert challenge.answer("/.well-known/licet-challenge") is None  # used up
     assert len(challenge.hash) == 64 and Challenge().value != challenge.value

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from support import ISSUER, PRODUCT, server_fp
 
 from verifier import LicenseError, TrustedKeys, Verifier, VerifierConfig
-from verifier.claims import REQUIRED_CLAIMS
+from verifier.claims import CLAIM_IDENTITY, IDENTITY_HARDWARE, IDENTITY_KINDS, REQUIRED_CLAIMS
 from verifier.encoding import b64url_decode, b64url_encode
 from verifier.keys import check_signature, key_id, load_public_key
 from verifier.trust import TrustedKey
@@ -101,6 +101,7 @@ def drafts(draw: st.DrawFn) -> Draft:
         "fpr": FPR,
         "features": draw(st.lists(TEXT, max_size=5, unique=True)),
         "limits": draw(st.dictionaries(TEXT, st.integers(0, 10**12), max_size=4)),
+        CLAIM_IDENTITY: draw(st.sampled_from(IDENTITY_KINDS)),
     }
     if draw(st.booleans()):
         claims["ip"] = draw(st.sampled_from(["203.0.113.7", "2001:db8::1"]))
@@ -217,6 +218,7 @@ def same_claims(lic: Any, claims: dict[str, Any]) -> None:
     assert dict(lic.limits) == claims["limits"]
     assert list(lic.fingerprint) == claims["fpr"]
     assert lic.ip == claims.get("ip")
+    assert lic.identity == claims[CLAIM_IDENTITY]
 
 
 @settings(max_examples=300, deadline=None)
@@ -249,7 +251,7 @@ def _signed(draft: Draft, change: Callable[[Draft], None]) -> str:
 
 def _base() -> Draft:
     now = int(time.time())
-    claims = {"iss": ISSUER, "sub": "LIC-1", "aud": PRODUCT, "jti": "ACT-1", "iat": now, "nbf": now, "exp": now + 86400, "fpr": FPR, "features": ["dns"], "limits": {}}
+    claims = {"iss": ISSUER, "sub": "LIC-1", "aud": PRODUCT, "jti": "ACT-1", "iat": now, "nbf": now, "exp": now + 86400, "fpr": FPR, "features": ["dns"], "limits": {}, CLAIM_IDENTITY: IDENTITY_HARDWARE}
     return Draft(header={"alg": "EdDSA", "typ": "licet+jwt", "kid": KID}, claims=claims)
 
 

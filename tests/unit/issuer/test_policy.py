@@ -36,9 +36,10 @@ def test_first_regeneration_is_allowed_at_once(iss, clock: FakeClock) -> None:  
 @pytest.mark.parametrize(
     ("first", "allowed"),
     [
-        (dt.datetime(2027, 1, 15, 9, 0, tzinfo=UTC), dt.datetime(2027, 2, 15, 9, 0, tzinfo=UTC)),
-        (dt.datetime(2027, 1, 31, 9, 0, tzinfo=UTC), dt.datetime(2027, 2, 28, 9, 0, tzinfo=UTC)),
-        (dt.datetime(2028, 1, 31, 9, 0, tzinfo=UTC), dt.datetime(2028, 2, 29, 9, 0, tzinfo=UTC)),
+        # Allowed from the start (UTC) of the day one calendar month later: the day named in messages.
+        (dt.datetime(2027, 1, 15, 9, 0, tzinfo=UTC), dt.datetime(2027, 2, 15, 0, 0, tzinfo=UTC)),
+        (dt.datetime(2027, 1, 31, 23, 59, tzinfo=UTC), dt.datetime(2027, 2, 28, 0, 0, tzinfo=UTC)),
+        (dt.datetime(2028, 1, 31, 9, 0, tzinfo=UTC), dt.datetime(2028, 2, 29, 0, 0, tzinfo=UTC)),
     ],
 )
 def test_regeneration_boundary(iss, clock: FakeClock, first: dt.datetime, allowed: dt.datetime) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from issuer.server import callback_allowed
+from issuer.addresses import callback_allowed
 
 PRIVATE_OR_SPECIAL = [
     "127.0.0.1",
@@ -50,7 +50,7 @@ def test_loopback_and_private_addresses_are_allowed_only_with_the_flag(address: 
     assert callback_allowed(address, allow_private=True) is True
 
 
-def test_a_broken_provider_setup_is_a_503_not_a_client_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_provider_setup_is_a_503_not_a_client_error(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     from starlette.testclient import TestClient
     from support import PRODUCT, FakeClock, code_for, make_issuer
 
@@ -63,5 +63,8 @@ def test_a_broken_provider_setup_is_a_503_not_a_client_error(tmp_path) -> None: 
     client = TestClient(create_app(ServerConfig(ledger=str(tmp_path / "ledger"), keys=str(tmp_path / "keys"))))
     response = client.post("/v1/activations", json={"request_code": code_for(key, "alpha")})
     assert response.status_code == 503
-    assert response.json()["code"] == "private-key-error"
+    reply = response.json()
+    assert reply["code"] == "private-key-error" and reply["incident"] in reply["detail"]
+    assert ".pem" not in reply["detail"] and "keys" not in reply["detail"]  # the set-up stays private
+    assert any(reply["incident"] in r.getMessage() and "readable by others" in r.getMessage() for r in caplog.records)
     assert iss.show(iss.licenses()[0].license_id).state == "issued"  # nothing was burnt
