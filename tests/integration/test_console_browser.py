@@ -36,25 +36,28 @@ def show(home: Path, license_id: str) -> dict:  # type: ignore[type-arg]
     return json.loads(cli("issuer", "license", "show", license_id, "--json", cwd=home).stdout)
 
 
-def wait_for_page(driver, old_element) -> None:  # type: ignore[no-untyped-def]
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
+def click_and_wait(driver, target, expect: str) -> None:  # type: ignore[no-untyped-def]
+    """Click ``target`` (an element or its id), then wait, up to a deadline, for the next page.
 
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_element))
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
-
-
-def click_and_wait(driver, element_id: str, expect: str) -> None:  # type: ignore[no-untyped-def]
-    """Click, then wait (with a deadline) for the next page and the element the test reads next."""
+    The old page is marked with a script variable: the wait ends only once a
+    new document without the mark has loaded and shows ``expect``, the element
+    the test reads next.
+    """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    html = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.ID, element_id).click()
-    wait_for_page(driver, html)
-    WebDriverWait(driver, 30, poll_frequency=0.1).until(
-        expected_conditions.visibility_of_element_located((By.ID, expect)), message=f"no {expect} after {element_id}")
+    driver.execute_script("window.licetOldPage = true;")
+    (driver.find_element(By.ID, target) if isinstance(target, str) else target).click()
+
+    def arrived(d) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            fresh = d.execute_script("return window.licetOldPage === undefined && document.readyState === 'complete'")
+            return bool(fresh and d.find_element(By.ID, expect).is_displayed())
+        except WebDriverException:  # between two documents
+            return False
+
+    WebDriverWait(driver, 30, poll_frequency=0.1).until(arrived, message=f"no {expect} after clicking {target}")
 
 
 @needs_browser
@@ -84,10 +87,7 @@ def test_console_in_a_real_browser(home: Path, console: ConsoleServer) -> None:
         click_and_wait(driver, "search", "licenses")
         links = driver.find_elements(By.CLASS_NAME, "license-link")
         assert [link.text for link in links] == [lid]
-        html = driver.find_element(By.TAG_NAME, "html")
-        links[0].click()
-        wait_for_page(driver, html)
-        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "activation-key"))
+        click_and_wait(driver, links[0], "activation-key")
 
         assert driver.find_element(By.ID, "license-id").text == lid
         key = driver.find_element(By.ID, "activation-key").text
