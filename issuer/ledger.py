@@ -13,6 +13,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     index/NNNNNN.json  license summaries in creation order, 256 per page
     events/NNNNNN.json the one audit log of every change, 256 events per page
     accounts/*.json    console users and API tokens (hashed), sessions, login failures
+    revocations/list.json  the revocation list's serial and its entries
     attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent failures
 
 Why pages in creation order: a list or search of licenses reads the pages it
@@ -78,7 +79,9 @@ from issuer.records import (
     LicenseRecord,
     LicenseSummary,
     LoggedEvent,
+    RevocationEntry,
     Session,
+    revocation_changes,
 )
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
 from verifier.fileio import (
@@ -91,7 +94,7 @@ from verifier.fileio import (
     private_dir,
 )
 
-__all__ = ["DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
+__all__ = ["DEFAULT_LEASE_DAYS", "DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
 
 FORMAT = "licet-ledger"
 VERSION = 1
@@ -99,8 +102,10 @@ META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
 _LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
+_REVOCATIONS, _REVOCATIONS_SHARD = "revocations", "list"
+DEFAULT_LEASE_DAYS = 30
 _INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
-_KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _INDEX, _EVENTS, _ACCOUNTS)
+_KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS, _INDEX, _EVENTS, _ACCOUNTS)
 _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
 _MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
@@ -121,6 +126,7 @@ class LedgerInfo:
         created_at: when ``issuer init`` made the ledger.
         secret_check: identifies the activation-key secret that belongs to it.
         shard_width: hex digits in a shard file's name (16**width shards per kind).
+        lease_days: the provider's default lease in days (0: no lease).
         accept_machine_id: the provider's default for licenses that do not say
             whether activations with a custom machine id are accepted.
     """
@@ -131,12 +137,14 @@ class LedgerInfo:
         created_at: _dt.datetime,
         secret_check: str,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        lease_days: int = DEFAULT_LEASE_DAYS,
         accept_machine_id: bool = True,
     ) -> None:
         self.provider = provider
         self.created_at = created_at
         self.secret_check = secret_check
         self.shard_width = shard_width
+        self.lease_days = lease_days
         self.accept_machine_id = accept_machine_id
 
 
@@ -349,6 +357,7 @@ class Ledger:
         secret_check: str,
         now: _dt.datetime,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        lease_days: int = DEFAULT_LEASE_DAYS,
         accept_machine_id: bool = True,
     ) -> Ledger:
         """Create a new, empty ledger; never overwrites one.
@@ -360,6 +369,7 @@ class Ledger:
             now: the creation time.
             shard_width: hex digits per shard name, 1-4 (16**width shards per
                 kind); recorded in the ledger, which keeps it for good.
+            lease_days: the provider's default lease, kept in the ledger.
             accept_machine_id: the default for licenses that do not say whether
                 activations with a custom machine id are accepted.
 
@@ -396,6 +406,7 @@ class Ledger:
             "created_at": now.isoformat(),
             "secret_check": secret_check,
             "shard_width": shard_width,
+            "lease_days": lease_days,
             "accept_machine_id": accept_machine_id,
         }
         try:
@@ -443,6 +454,19 @@ class Ledger:
                 for doc in txn.table(_IPS, self._shard(ip)).search(Query().ip == ip)
             ]
             return [r for r in (self._load(txn, i) for i in ids) if r.ip == ip]
+
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries (expired ones included)."""
+        with self._transaction() as txn:
+            table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+            serial = 0
+            entries: list[RevocationEntry] = []
+            for doc in table.all():
+                if doc.get("kind") == "serial":
+                    serial = _serial_of(doc)
+                else:
+                    entries.append(RevocationEntry.from_doc(doc))
+        return serial, entries
 
     # -- changes ----------------------------------------------------------------
 
@@ -762,6 +786,7 @@ class Ledger:
                 created_at=_dt.datetime.fromisoformat(str(meta["created_at"])),
                 secret_check=str(meta["secret_check"]),
                 shard_width=width,
+                lease_days=_lease_days(meta.get("lease_days", DEFAULT_LEASE_DAYS)),
                 accept_machine_id=_flag(meta.get("accept_machine_id", True)),
             )
         except (KeyError, ValueError) as err:
@@ -855,6 +880,21 @@ class Ledger:
             raise InvalidActivationKeyError()
         return record
 
+    def _revoke(self, txn: _Transaction, entries: list[RevocationEntry], now: _dt.datetime) -> None:
+        """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
+        (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+        serial = 0
+        kept: list[dict[str, Any]] = []
+        for doc in table.all():
+            if doc.get("kind") == "serial":
+                serial = _serial_of(doc)
+            elif RevocationEntry.from_doc(doc).until > now:
+                kept.append(dict(doc))
+        kept.extend(e.to_doc() for e in entries)
+        table.truncate()
+        table.insert_multiple([{"kind": "serial", "serial": serial + 1}, *kept])
+
     def _attempts(self, txn: _Transaction, attempt: Attempt) -> tuple[Table, list[float]]:
         (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
         table = txn.table(_ATTEMPTS, self._shard(attempt.bucket))
@@ -932,6 +972,9 @@ class Ledger:
             raise LedgerCorruptError(f"ledger is damaged: license {old.license_id} is not indexed")
         if new.key_hash != old.key_hash:
             self._index_key(txn, new)
+        entries = revocation_changes(old, new)
+        if entries is not None:
+            self._revoke(txn, entries, new.history[-1].at)
         if new.ip != old.ip:
             if old.ip is not None:
                 txn.table(_IPS, self._shard(old.ip)).remove(
@@ -980,6 +1023,19 @@ class Ledger:
         self._append_events(txn, head, history)
         self._save_head(txn, head)  # last: its file is the mark of a finished build
         txn.commit(journal=False)
+
+
+def _serial_of(doc: Any) -> int:
+    serial = doc.get("serial")
+    if type(serial) is not int or serial < 0:
+        raise LedgerCorruptError("ledger is damaged: the revocation serial is malformed")
+    return serial
+
+
+def _lease_days(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError("lease_days must be a whole number ≥ 0")
+    return value
 
 
 def _flag(value: Any) -> bool:
