@@ -263,11 +263,24 @@ def license_set(
         list[str] | None,
         typer.Option("--limit", help="NAME=NUMBER, replacing the current limits (repeatable)."),
     ] = None,
+    lease_days: Annotated[
+        str | None,
+        typer.Option(
+            "--lease-days", help="Lease in days (0: no lease; 'default': the provider's)."
+        ),
+    ] = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
     """Change a license's terms; options left out stay as they are."""
+    lease: object = KEEP
+    if lease_days is not None:
+        if lease_days != "default" and not lease_days.isdigit():
+            raise BadInputError(
+                f"--lease-days takes a number of days or default, got {lease_days!r}"
+            )
+        lease = None if lease_days == "default" else int(lease_days)
     expiry: object = KEEP
     if expires is not None:
         try:
@@ -282,6 +295,7 @@ def license_set(
         days=days,
         features=feature,
         limits=None if limit is None else _limits(limit),
+        lease_days=lease,  # type: ignore[arg-type]  # KEEP, None or a number
     )
     _print_license(view, json)
 

@@ -1019,6 +1019,7 @@ class Issuer:
         days: int | None = None,
         features: Iterable[str] | None = None,
         limits: Mapping[str, int] | None = None,
+        lease_days: int | None = KEEP,
     ) -> LicenseView:
         """Change a license's terms; arguments left out (``KEEP``) stay as they are.
 
@@ -1030,6 +1031,7 @@ class Issuer:
             days: valid for this many days from now.
             features: the new set of features.
             limits: the new limits.
+            lease_days: this license's lease (0: no lease; ``None``: the provider's default).
 
         Raises:
             BadInputError: a malformed value.
@@ -1037,6 +1039,10 @@ class Issuer:
         """
         now = now_from(self._clock)
         edits: dict[str, Any] = {}
+        if lease_days is not KEEP:
+            edits["lease_days"] = (
+                None if lease_days is None else policy.check_lease_days(lease_days)
+            )
         if customer is not KEEP:
             edits["customer"] = _customer(customer)
         if ip is not KEEP:
@@ -1069,6 +1075,12 @@ class Issuer:
         items = self.ledger.events(after=start, limit=limit)
         next_cursor = str(items[-1].cursor) if items else (None if after is None else str(start))
         return Page(items, next_cursor)
+
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries still in force, for display."""
+        now = now_from(self._clock)
+        serial, entries = self.ledger.revocations()
+        return serial, [e for e in entries if e.until > now]
 
     def signing_keys(self) -> list[KeyRecord]:
         """The signing keys (public facts only), for display."""

@@ -75,6 +75,7 @@ class LicenseOut(BaseModel):
     features: list[str] = []
     limits: dict[str, int] = {}
     key_generation: int
+    lease_days: int
     next_regeneration: str | None = None
 
 
@@ -129,6 +130,7 @@ class LicenseCreate(BaseModel):
     features: Annotated[list[Name], Field(max_length=64)] = []
     limits: Annotated[dict[Name, Annotated[int, Field(ge=0)]], Field(max_length=64)] = {}
     customer: Annotated[str, Field(max_length=256)] | None = None
+    lease_days: Annotated[int, Field(ge=0, le=3650)] | None = None
 
 
 class LicensePatch(BaseModel):
@@ -141,6 +143,7 @@ class LicensePatch(BaseModel):
     days: Annotated[int, Field(ge=1, le=36500)] | None = None
     features: Annotated[list[Name], Field(max_length=64)] | None = None
     limits: Annotated[dict[Name, Annotated[int, Field(ge=0)]], Field(max_length=64)] | None = None
+    lease_days: Annotated[int, Field(ge=0, le=3650, description="null: the default")] | None = None
 
 
 def _date(value: str | None) -> _dt.date | None:
@@ -204,6 +207,7 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
         features=body.features,
         limits=body.limits,
         customer=body.customer,
+        lease_days=body.lease_days,
     )
     return JSONResponse(view.to_dict(), status_code=201)
 
@@ -230,6 +234,7 @@ def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dic
         days=body.days,
         features=body.features,
         limits=body.limits,
+        lease_days=body.lease_days if "lease_days" in given else KEEP,
     )
     return view.to_dict()
 

@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from issuer.server import DeadlineProtocol, _limit_body, problem
 from issuer.service import Issuer
 from issuer.web import admin_api, console
+from keytool.passphrase import read_passphrase
 from verifier.clock import Clock, utc_now
 from verifier.errors import BadInputError, LicenseError
 
@@ -98,7 +99,15 @@ def create_console_app(
         clock: time source (sessions, login limits, license dates).
         issuer: an issuer to use instead of opening ``config.ledger`` (tests).
     """
-    iss = issuer or Issuer(config.ledger, config.keys, clock=clock, actor="console")
+    iss = issuer or Issuer(
+        config.ledger,
+        config.keys,
+        clock=clock,
+        # The revocation list download signs: an encrypted key's passphrase comes
+        # from LICET_KEY_PASSPHRASE[_FILE], never from the command line.
+        passphrase=read_passphrase(None),
+        actor="console",
+    )
     app = FastAPI(
         title="licet provider console and admin API",
         version="1",

@@ -248,6 +248,7 @@ async def new_license(request: Request) -> Response:
                 features=_words(form.get("features", "")),
                 limits=_limits(form.get("limits", "")),
                 customer=form.get("customer") or None,
+                lease_days=_lease(form.get("lease_days", "")),
             )
         )
     except LicenseError as err:
@@ -290,6 +291,7 @@ def _edit_form(
         "expires": _last_day(view),
         "features": " ".join(record.features),
         "limits": "\n".join(f"{k}={v}" for k, v in record.limits.items()),
+        "lease_days": "" if record.lease_days is None else str(record.lease_days),
     }
     return _render(
         request,
@@ -330,6 +332,9 @@ async def save_license(request: Request, license_id: str) -> Response:
         limits = _limits(form.get("limits", ""))
         if limits != record.limits:
             changes["limits"] = limits
+        lease = _lease(form.get("lease_days", ""))
+        if lease != record.lease_days:
+            changes["lease_days"] = lease
         if not changes:
             return RedirectResponse(f"/licenses/{license_id}?done=unchanged", status_code=303)
         await run_in_threadpool(lambda: acting.update_license(license_id, **changes))
@@ -404,6 +409,12 @@ def _day(value: str) -> _dt.date:
         raise BadInputError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _lease(value: str) -> int | None:
+    """The lease field: empty means the provider's default."""
+    value = value.strip()
+    return None if not value else _whole(value, "lease days")
+
+
 def _words(value: str) -> list[str]:
     return value.replace(",", " ").split()
 
@@ -425,19 +436,21 @@ def _limits(value: str) -> dict[str, int]:
 
 @router.get("/revocations")
 async def revocations_page(request: Request) -> Response:
-    """Revoked licenses, newest first."""
+    """The revocation list: its serial, its entries, and a download of the signed list."""
     acting, _, csrf = await _session(request)
-    cursor = request.query_params.get("cursor", "").strip() or None
-    page = await run_in_threadpool(
-        lambda: acting.search(
-            status="revoked", cursor=cursor, limit=request.app.state.config.page_size
-        )
-    )
+    serial, entries = await run_in_threadpool(acting.revocations)
     return _render(
-        request,
-        "revocations.html",
-        user=_user(acting),
-        csrf=csrf,
-        items=page.items,
-        next_url=f"/revocations?cursor={page.next_cursor}" if page.next_cursor else None,
+        request, "revocations.html", user=_user(acting), csrf=csrf, serial=serial, entries=entries
+    )
+
+
+@router.get("/revocations/download")
+async def revocations_download(request: Request) -> Response:
+    """The signed revocation list (what ``GET /v1/revocations`` serves panels)."""
+    acting, _, _ = await _session(request)
+    text = await run_in_threadpool(acting.revocation_list)
+    return Response(
+        text + "\n",
+        media_type="application/jwt",
+        headers={"content-disposition": 'attachment; filename="revocations.jwt"'},
     )

@@ -59,10 +59,14 @@ def test_license_set_and_history(home: Path) -> None:
                            "--feature", "dns", "--feature", "mail", "--limit", "domains=3", "--json", cwd=home).stdout)
     assert shown["customer"] == "Acme AG" and shown["ip"] == "203.0.113.9" and shown["features"] == ["dns", "mail"]
     assert shown["limits"] == {"domains": 3} and shown["expires_at"].startswith("2030-07-01")
+    leased = json.loads(cli("issuer", "license", "set", lid, "--lease-days", "14", "--json", cwd=home).stdout)
+    assert leased["lease_days"] == 14
+    assert json.loads(cli("issuer", "license", "set", lid, "--lease-days", "default", "--json", cwd=home).stdout)["lease_days_default"]
     cli("issuer", "license", "set", lid, "--ip", "", "--expires", "never", cwd=home)
     history = json.loads(cli("issuer", "license", "history", lid, "--json", cwd=home).stdout)
-    assert [(e["action"], e["actor"]) for e in history] == [("created", f"cli:{OS_USER}"), ("updated", f"cli:{OS_USER}"), ("updated", f"cli:{OS_USER}")]
-    assert history[2]["changes"] == {"ip": {"before": "203.0.113.9", "after": None},
+    assert [(e["action"], e["actor"]) for e in history] == [("created", f"cli:{OS_USER}"), ("updated", f"cli:{OS_USER}"), ("updated", f"cli:{OS_USER}"),
+                                                                ("updated", f"cli:{OS_USER}"), ("updated", f"cli:{OS_USER}")]
+    assert history[4]["changes"] == {"ip": {"before": "203.0.113.9", "after": None},
                                      "expires_at": {"before": "2030-07-01T00:00:00+00:00", "after": None}}
     text = cli("issuer", "license", "history", lid, cwd=home).stdout
     assert "updated" in text and "'Acme' -> 'Acme AG'" in text

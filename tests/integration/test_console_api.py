@@ -112,6 +112,13 @@ def test_create_read_patch_regenerate_revoke(home: Path, console: ConsoleServer,
     assert change["changes"]["ip"] == {"before": "203.0.113.10", "after": None}
     assert "product" not in change["changes"]  # only what changed
 
+    status, _, leased = api(console.url, "PATCH", f"/v1/admin/licenses/{lid}", writer, {"lease_days": 7})
+    assert status == 200 and leased["lease_days"] == 7 and not leased["lease_days_default"]
+    assert leased["history"][-1]["changes"] == {"lease_days": {"before": None, "after": 7}}
+    status, _, leased = api(console.url, "PATCH", f"/v1/admin/licenses/{lid}", writer, {"lease_days": None})
+    assert status == 200 and leased["lease_days_default"]
+    assert create(console, writer, lease_days=0)["lease_days"] == 0
+
     status, _, regenerated = api(console.url, "POST", f"/v1/admin/licenses/{lid}/regenerate", writer)
     assert status == 200
     assert regenerated["key_generation"] == 2 and regenerated["activation_key"] != created["activation_key"]
@@ -237,6 +244,7 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("past date", json.dumps({"product": PRODUCT, "expires": "2001-01-01"}).encode(), 422, "bad-input"),
     ("days and expires", json.dumps({"product": PRODUCT, "days": 3, "expires": "2031-01-01"}).encode(), 422, "bad-input"),
     ("huge body", json.dumps({"product": PRODUCT, "customer": "x" * (2 << 20)}).encode(), 413, "body-too-large"),
+    ("negative lease", json.dumps({"product": PRODUCT, "lease_days": -1}).encode(), 422, "bad-input"),
     ("too many features", json.dumps({"product": PRODUCT, "features": [f"f{i}" for i in range(100)]}).encode(), 422, "bad-input"),
 ]
 

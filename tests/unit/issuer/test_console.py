@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import PRODUCT, FakeClock, ledger_bytes, make_issuer
+from support import PRODUCT, FakeClock, ledger_bytes, make_issuer, request_for
 
 from issuer import Issuer
 from issuer.errors import AuthenticationError
@@ -268,3 +268,26 @@ def test_old_failed_logins_are_forgotten(iss: Issuer, clock: FakeClock, tmp_path
     with pytest.raises(AuthenticationError):
         iss.login("alice", "a wrong guess, again", address="198.51.100.99")
     assert sorted(re.findall(r'"subject":"([^"]+)"', logins.read_text())) == ["address:198.51.100.99", "user:alice"]
+
+
+def test_lease_and_revocations_pages(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+    view = iss.create_license(PRODUCT, lease_days=10)
+    client = client_for(iss, clock, tmp_path)
+    login(client)
+    page = client.get(f"/licenses/{view.license_id}")
+    assert 'name="lease_days" value="10"' in page.text
+    form = {"csrf": csrf_of(page.text), "customer": "", "ip": "", "features": "", "limits": "", "lease_days": "0",
+            "expires": re.search(r'name="expires" type="date" value="([^"]*)"', page.text).group(1)}
+    assert client.post(f"/licenses/{view.license_id}", data=form).headers["location"].endswith("done=saved")
+    event = iss.show(view.license_id).record.history[-1]
+    assert event.changes == {"lease_days": {"before": 10, "after": 0}} and event.actor == "console:alice"
+    assert client.post(f"/licenses/{view.license_id}", data={**form, "lease_days": "many"}).status_code == 422
+    iss.redeem(request_for(view.activation_key, "alpha"), method="online")  # a token exists to stop
+    iss.revoke(view.license_id)
+    revocations = client.get("/revocations")
+    assert revocations.status_code == 200 and view.license_id in revocations.text
+    serial = int(re.search(r'id="serial">(\d+)<', revocations.text).group(1))
+    assert serial >= 1
+    download = client.get("/revocations/download")
+    assert download.status_code == 200 and download.headers["content-type"].startswith("application/jwt")
+    assert download.text.count(".") == 2
