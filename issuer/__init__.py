@@ -17,6 +17,7 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
     ListenError,
+    UnknownProductError,
 )
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
@@ -41,4 +42,5 @@ __all__ = [
     "Page",
     "ListenError",
     "RateLimit",
+    "UnknownProductError",
 ]

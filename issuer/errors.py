@@ -1,11 +1,10 @@
-"""Refusals of the provider's ledger and console accounts (part of the one LicenseError tree).
+"""Refusals of the provider's ledger, licenses and console (part of the one LicenseError tree).
 
-The ledger's classes live in :mod:`verifier.errors`: a license server answers
-with them (``ledger-busy`` when another process holds the lock, for instance),
-and a panel, which imports only ``verifier``, rebuilds them from their codes.
-They are importable from here as well. :class:`ListenError`, which only the
-``issuer serve`` command meets, and the console's account refusals, which
-concern only the provider's staff and billing systems, live here.
+The classes live in :mod:`verifier.errors`: a license server answers with them
+(``ledger-busy`` when another process holds the lock, for instance), and a
+panel, which imports only ``verifier``, rebuilds them from their codes. They
+are importable from here as well. :class:`ListenError`, which only the
+``issuer serve`` command meets, lives here.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from verifier.errors import (
     LedgerMissingError,
     LedgerWriteError,
     LicenseError,
+    SecretMissingError,
 )
 
 __all__ = [
@@ -33,7 +33,29 @@ __all__ = [
     "LedgerWriteError",
     "ListenError",
     "PermissionDeniedError",
+    "SecretMissingError",
+    "UnknownProductError",
 ]
+
+
+class UnknownProductError(LicenseError):
+    """A license for a product this ledger does not know, or a case variant of one it does.
+
+    Tokens name their product exactly; a license for ``ISPmanager`` sold to an
+    ``ispmanager`` customer could never be activated.
+    """
+
+    code = "unknown-product"
+    default_message = "unknown product — check the spelling, or add it as a new product"
+    http_status = 422
+
+
+class ListenError(LicenseError):
+    """``issuer serve`` cannot listen on the given address and port (e.g. it is busy)."""
+
+    code = "cannot-listen"
+    default_message = "cannot listen on that address and port"
+    http_status = 503
 
 
 class AccountExistsError(LicenseError):
@@ -77,11 +99,3 @@ class CsrfError(LicenseError):
     code = "csrf-failed"
     default_message = "the form expired or did not come from this console — reload and try again"
     http_status = 403
-
-
-class ListenError(LicenseError):
-    """``issuer serve`` cannot listen on the given address and port (e.g. it is busy)."""
-
-    code = "cannot-listen"
-    default_message = "cannot listen on that address and port"
-    http_status = 503

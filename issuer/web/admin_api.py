@@ -131,6 +131,7 @@ class LicenseCreate(BaseModel):
     limits: Annotated[dict[Name, Annotated[int, Field(ge=0)]], Field(max_length=64)] = {}
     customer: Annotated[str, Field(max_length=256)] | None = None
     lease_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    new_product: bool = Field(False, description="the product is new to this ledger")
 
 
 class LicensePatch(BaseModel):
@@ -208,6 +209,7 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
         limits=body.limits,
         customer=body.customer,
         lease_days=body.lease_days,
+        new_product=body.new_product,
     )
     return JSONResponse(view.to_dict(), status_code=201)
 

@@ -249,6 +249,7 @@ async def new_license(request: Request) -> Response:
                 limits=_limits(form.get("limits", "")),
                 customer=form.get("customer") or None,
                 lease_days=_lease(form.get("lease_days", "")),
+                new_product=form.get("new_product") == "yes",
             )
         )
     except LicenseError as err:

@@ -122,7 +122,7 @@ def test_create_read_patch_regenerate_revoke(home: Path, console: ConsoleServer,
     status, _, regenerated = api(console.url, "POST", f"/v1/admin/licenses/{lid}/regenerate", writer)
     assert status == 200
     assert regenerated["key_generation"] == 2 and regenerated["activation_key"] != created["activation_key"]
-    month_later = dt.date.fromisoformat(regenerated["next_regeneration"])
+    month_later = dt.date.fromisoformat(regenerated["next_regeneration"][:10])
     assert month_later > dt.datetime.now(dt.UTC).date()
 
     before = license_files(home)
@@ -324,7 +324,7 @@ def test_console_and_cli_changing_one_license_at_once_lose_nothing(home: Path, c
     assert len(updates) == 2 * rounds
     assert sorted(e["actor"] for e in updates) == sorted(["api:billing"] * rounds + [f"cli:{OS_USER}"] * rounds)
     history = json.loads(cli("issuer", "license", "history", lid, "--json", cwd=home).stdout)
-    assert history == shown["history"]
+    assert [(e["action"], e["actor"], e["changes"]) for e in history] == [(e["action"], e["actor"], e["changes"]) for e in shown["history"]]
     # The IP index followed every change: only the last address finds the license.
     ledger = Issuer(home / "ledger", home / "keys").ledger
     assert [r.license_id for r in ledger.licenses_for_ip(f"192.0.2.{10 + rounds - 1}")] == [lid]

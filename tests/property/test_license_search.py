@@ -26,7 +26,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, FakeClock]:
         clock.advance(seconds=1)
         customer = None if rng.random() < 0.2 else " ".join(rng.sample(WORDS, 2)) + f" {i}"
         ip = None if rng.random() < 0.5 else f"203.0.113.{rng.randrange(1, 40)}"
-        view = iss.create_license(rng.choice(PRODUCTS), customer=customer, ip=ip, days=rng.choice([None, 1, 400]))
+        view = iss.create_license(rng.choice(PRODUCTS), customer=customer, ip=ip, days=rng.choice([None, 1, 400]),
+                                 new_product=True)
         if rng.random() < 0.1:
             iss.revoke(view.license_id)
     clock.advance(days=2)  # the one-day licenses have expired

@@ -15,7 +15,7 @@ from issuer.records import LicenseQuery
 def test_pages_run_newest_first_across_index_pages(iss: Issuer, clock: FakeClock) -> None:
     ids = []
     for i in range(300):  # more than one 256-entry index page
-        ids.append(iss.create_license(PRODUCT if i % 3 else "other", customer=f"customer {i}").license_id)
+        ids.append(iss.create_license(PRODUCT if i % 3 else "other", customer=f"customer {i}", new_product=True).license_id)
     seen, cursor = [], None
     while True:
         page = iss.search(product=PRODUCT, cursor=cursor, limit=37)
