@@ -55,7 +55,11 @@ def _read_password(password_file: Path | None) -> str:
 def user_add(
     name: Annotated[str, typer.Argument(help="User name.")],
     password_file: Annotated[
-        Path | None, typer.Option("--password-file", help="Read the password from this file.")
+        Path | None,
+        typer.Option(
+            "--password-file",
+            help="Read the password from this file (default: stdin, or a prompt on a terminal).",
+        ),
     ] = None,
     ledger: LedgerDir = Path("ledger"),
     keys: KeysDir = Path("keys"),
@@ -140,10 +144,13 @@ def console(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8471,
     tls_cert: Annotated[
-        Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM).")
+        Path | None,
+        typer.Option(
+            "--tls-cert", help="TLS certificate (PEM) (default: none, plain HTTP on loopback)."
+        ),
     ] = None,
     tls_key: Annotated[
-        Path | None, typer.Option("--tls-key", help="TLS private key (PEM).")
+        Path | None, typer.Option("--tls-key", help="TLS private key (PEM) (default: none).")
     ] = None,
     allow_plain_http: Annotated[
         bool,

@@ -333,22 +333,36 @@ def license_revoke(
 def license_set(
     license_id: Annotated[str, typer.Argument(help="License id.")],
     customer: Annotated[
-        str | None, typer.Option("--customer", help="Customer (empty text clears it).")
+        str | None,
+        typer.Option("--customer", help="Customer (empty text clears it; default: unchanged)."),
     ] = None,
     ip: Annotated[
-        str | None, typer.Option("--ip", help="Assigned public IP (empty text clears it).")
+        str | None,
+        typer.Option("--ip", help="Assigned public IP (empty text clears it; default: unchanged)."),
     ] = None,
-    days: Annotated[int | None, typer.Option("--days", help="Valid for N days from now.")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option("--days", help="Valid for N days from now (default: expiry unchanged)."),
+    ] = None,
     expires: Annotated[
-        str | None, typer.Option("--expires", help="Valid through YYYY-MM-DD ('never': no end).")
+        str | None,
+        typer.Option(
+            "--expires", help="Valid through YYYY-MM-DD ('never': no end; default: unchanged)."
+        ),
     ] = None,
     feature: Annotated[
         list[str] | None,
-        typer.Option("--feature", help="The features, replacing the current ones (repeatable)."),
+        typer.Option(
+            "--feature",
+            help="The features, replacing the current ones (repeatable; default: unchanged).",
+        ),
     ] = None,
     limit: Annotated[
         list[str] | None,
-        typer.Option("--limit", help="NAME=NUMBER, replacing the current limits (repeatable)."),
+        typer.Option(
+            "--limit",
+            help="NAME=NUMBER, replacing the current limits (repeatable; default: unchanged).",
+        ),
     ] = None,
     lease_days: Annotated[
         str | None,

@@ -99,7 +99,8 @@ def test_every_verifier_option_has_help_that_states_its_default(command: tuple[s
 def _times(data: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(data, dict):
         for key, value in data.items():
-            if key.endswith("_at") or key in ("next_regeneration", "at"):
+            # A history entry's "changes" maps a field name to its {before, after}: walk into it.
+            if (key.endswith("_at") or key in ("next_regeneration", "at")) and not isinstance(value, dict):
                 yield key, value
             yield from _times(value)
     elif isinstance(data, list):
