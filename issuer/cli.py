@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import sys
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,8 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
+from issuer.ledger_api import is_database_url
+from issuer.ledger_copy import copy_ledger
 from issuer.service import Issuer, LicenseView
 from keytool.passphrase import read_passphrase
 from verifier.cliutil import print_json, run
@@ -27,9 +30,21 @@ license_app = typer.Typer(
     help="Create, show, list, regenerate and revoke licenses.", no_args_is_help=True
 )
 app.add_typer(license_app, name="license")
+ledger_app = typer.Typer(
+    help="Upgrade a ledger's schema; copy a ledger between a folder and PostgreSQL.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
-LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
+LedgerDir = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        envvar="LICET_LEDGER",
+        help="Ledger folder, or postgresql://user@host/db (password via PGPASSWORD/PGPASSFILE).",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 PassphraseFile = Annotated[
     Path | None,
@@ -46,7 +61,7 @@ def _actor() -> str:
         return "cli"
 
 
-def _issuer(ledger: Path, keys: Path, passphrase_file: Path | None = None) -> Issuer:
+def _issuer(ledger: str, keys: Path, passphrase_file: Path | None = None) -> Issuer:
     return Issuer(ledger, keys, passphrase=read_passphrase(passphrase_file), actor=_actor())
 
 
@@ -107,18 +122,54 @@ def init(
             help="Default for licenses: accept or refuse activations with a custom machine id.",
         ),
     ] = MachineIds.ACCEPT,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
-    Issuer.init(
+    iss = Issuer.init(
         ledger,
         keys,
         name=name,
         accept_machine_id=machine_ids is MachineIds.ACCEPT,
         actor=_actor(),
     )
-    print(f"created ledger in {ledger} for provider {name!r}")
+    print(f"created ledger in {iss.ledger.location} for provider {name!r}")
+
+
+@ledger_app.command("upgrade")
+def ledger_upgrade(ledger: LedgerDir = "ledger") -> None:
+    """Bring a PostgreSQL ledger's schema up to this issuer's version (explicit, one step)."""
+    if not is_database_url(ledger):
+        raise BadInputError("only a postgresql:// ledger has a schema to upgrade")
+    from issuer.ledger_postgres import redact_url, upgrade_schema
+
+    before, after = upgrade_schema(ledger)
+    where = redact_url(ledger)
+    if before == after:
+        print(f"the ledger in {where} is at schema version {after} already")
+    else:
+        print(f"upgraded the ledger in {where} from schema version {before} to {after}")
+
+
+@ledger_app.command("copy")
+def ledger_copy(
+    source: Annotated[
+        str, typer.Option("--from", help="The ledger to copy: a folder or postgresql:// URL.")
+    ],
+    destination: Annotated[
+        str, typer.Option("--to", help="A new folder, or a database without a ledger.")
+    ],
+    json: Json = False,
+) -> None:
+    """Copy a ledger between backends; checks counts and a digest, removes a bad copy."""
+    summary = copy_ledger(source, destination)
+    if json:
+        print_json(asdict(summary))
+        return
+    print(
+        f"copied {summary.licenses} licenses, {summary.activations} activations and "
+        f"{summary.events} events; digest {summary.digest} matches the source"
+    )
 
 
 @license_app.command("create")
@@ -148,7 +199,7 @@ def license_create(
             help="Accept or refuse activations with a custom machine id (default: the ledger's).",
         ),
     ] = None,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -169,7 +220,7 @@ def license_create(
 @license_app.command("show")
 def license_show(
     license_id: Annotated[str, typer.Argument(help="License id.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -179,7 +230,7 @@ def license_show(
 
 @license_app.command("list")
 def license_list(
-    ledger: LedgerDir = Path("ledger"), keys: KeysDir = Path("keys"), json: Json = False
+    ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
 ) -> None:
     """List every license."""
     views = _issuer(ledger, keys).licenses()
@@ -195,7 +246,7 @@ def license_list(
 @license_app.command("regenerate")
 def license_regenerate(
     license_id: Annotated[str, typer.Argument(help="License id.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -206,7 +257,7 @@ def license_regenerate(
 @license_app.command("revoke")
 def license_revoke(
     license_id: Annotated[str, typer.Argument(help="License id.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Revoke a license: no further activation succeeds."""
@@ -222,7 +273,7 @@ def activate(
         bool,
         typer.Option("--force", help="Replace an existing --out file that is not a token."),
     ] = False,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
 ) -> None:
@@ -284,7 +335,7 @@ def serve(
             "--request-timeout", min=0.5, max=120, help="Seconds to receive a whole request."
         ),
     ] = 10.0,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
 ) -> None:

@@ -60,6 +60,7 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
 )
+from issuer.ledger_api import LedgerBackend
 from issuer.ratelimit import Attempt
 from issuer.records import LicenseRecord
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
@@ -292,7 +293,7 @@ class _Transaction:
                 fsync_dir(self.root)
 
 
-class Ledger:
+class Ledger(LedgerBackend):
     """The provider's licenses and activations in one ledger folder.
 
     Args:
@@ -306,6 +307,7 @@ class Ledger:
 
     def __init__(self, folder: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
         self.folder = Path(folder)
+        self.location = str(folder)
         self._lock_timeout = lock_timeout
         self.info = self._read_info()
 
@@ -379,6 +381,10 @@ class Ledger:
                 f"cannot create the ledger in {root}: {os_error_words(err, writing=True)}"
             ) from err
         return cls(root)
+
+    def protected_paths(self) -> tuple[Path, ...]:
+        """The ledger folder: an output file never goes into it."""
+        return (self.folder,)
 
     # -- reads ------------------------------------------------------------------
 

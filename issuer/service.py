@@ -26,7 +26,8 @@ from typing import Any
 
 from issuer import policy
 from issuer.addresses import canonical_ip
-from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
+from issuer.ledger import DEFAULT_SHARD_WIDTH
+from issuer.ledger_api import create_ledger, open_ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.secret import KeySecret, key_hash
@@ -163,7 +164,7 @@ class Issuer:
     """The provider's licensing operations over one ledger and one keys folder.
 
     Args:
-        ledger: the ledger folder.
+        ledger: the ledger folder, or a ``postgresql://`` URL.
         keys: the keys folder (signing keys and the activation-key secret).
         clock: time source (aware UTC datetimes).
         passphrase: for an encrypted signing key.
@@ -186,7 +187,7 @@ class Issuer:
         actor: str = "library",
     ) -> None:
         self.config = config or IssuerConfig()
-        self.ledger = Ledger(ledger, lock_timeout=self.config.lock_timeout)
+        self.ledger = open_ledger(ledger, lock_timeout=self.config.lock_timeout)
         self.keys = Path(keys)
         self.actor = actor
         self._clock = clock
@@ -213,8 +214,8 @@ class Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
 
         Args:
-            ledger: the new ledger's folder.
-            keys: the keys folder.
+            ledger: the new ledger's folder, or a ``postgresql://`` URL.
+            keys: the keys folder (the activation-key secret stays there, never in a database).
             name: the provider name tokens are issued under.
             clock: time source.
             shard_width: the ledger's shard layout (hex digits per shard name,
@@ -230,7 +231,7 @@ class Issuer:
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise BadInputError("provider name must be 1-128 characters")
         secret = KeySecret.create_or_load(Path(keys))
-        Ledger.create(
+        create_ledger(
             ledger,
             provider=name.strip(),
             secret_check=secret.check(),
@@ -587,7 +588,7 @@ class Issuer:
             token.strip().encode() + b"\n",
             mode=0o644,
             earlier_output=_is_token,
-            protected=[self.keys, self.ledger.folder],
+            protected=[self.keys, *self.ledger.protected_paths()],
             force=force,
         )
 

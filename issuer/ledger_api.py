@@ -1,0 +1,182 @@
+"""The ledger interface every backend provides, and the door that picks one.
+
+A ledger is named by a folder (TinyDB files, the zero-setup default) or by a
+``postgresql://`` URL (one database shared by any number of license-server
+nodes). Both keep the same records with the same guarantees: a redemption,
+regeneration or revocation reads the license fresh and decides under a lock
+that every other process — on this machine or another — respects, so a key
+is used once and the monthly limit holds however many nodes race.
+
+Example:
+    >>> ledger = open_ledger("postgresql://licet@db.example/licet")  # doctest: +SKIP
+    >>> ledger.location  # doctest: +SKIP
+    'postgresql://licet@db.example:5432/licet'
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from issuer.ratelimit import Attempt
+from issuer.records import LicenseRecord
+
+if TYPE_CHECKING:
+    from issuer.ledger import LedgerInfo
+
+__all__ = ["LedgerBackend", "create_ledger", "is_database_url", "open_ledger"]
+
+T = TypeVar("T")
+Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
+
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class LedgerBackend(abc.ABC):
+    """What the issuer asks of a ledger, whatever holds it.
+
+    Attributes:
+        info: the ledger's identity and defaults (provider, secret check, ...).
+        location: where the ledger is, fit to print (a URL never shows a password).
+    """
+
+    info: LedgerInfo
+    location: str
+
+    def protected_paths(self) -> tuple[Path, ...]:
+        """Files and folders of the ledger that an output file must never replace."""
+        return ()
+
+    @abc.abstractmethod
+    def get(self, license_id: str) -> LicenseRecord:
+        """The license with this id.
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+
+    @abc.abstractmethod
+    def licenses(self) -> list[LicenseRecord]:
+        """Every license, oldest first."""
+
+    @abc.abstractmethod
+    def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
+        """The licenses assigned to ``ip`` (for automatic activation)."""
+
+    @abc.abstractmethod
+    def add(self, record: LicenseRecord) -> None:
+        """Store a new license and index its key (and IP).
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+
+    @abc.abstractmethod
+    def add_many(self, records: list[LicenseRecord]) -> None:
+        """Store many new licenses at once (imports, copies, benchmarks)."""
+
+    @abc.abstractmethod
+    def update(
+        self,
+        decide: Decision[T],
+        *,
+        license_id: str | None = None,
+        key_hash: str | None = None,
+        attempt: Attempt | None = None,
+    ) -> T:
+        """Apply ``decide`` to one license under the ledger's lock, reading it fresh.
+
+        The license is named by id, or found by the hash of an activation key
+        (which must be its *current* key). ``decide`` returns ``(new_record,
+        result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
+        raised by ``decide`` writes nothing either. With an ``attempt``, the
+        client's recent failures are checked first and a counted refusal is
+        recorded as one more failure, in the same transaction.
+
+        Raises:
+            RateLimitedError: the attempt's client is at its limit (nothing is looked up).
+            InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
+            LicenseNotFoundError: no license with ``license_id``.
+            LedgerError: the ledger cannot be read or written.
+        """
+
+    def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
+        """Release what the ledger holds open (a database's connections)."""
+
+
+def is_database_url(url_or_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``url_or_dir`` names a PostgreSQL ledger rather than a folder."""
+    return isinstance(url_or_dir, str) and url_or_dir.startswith(_URL_SCHEMES)
+
+
+def open_ledger(url_or_dir: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> LedgerBackend:
+    """Open the ledger at a folder or a ``postgresql://`` URL.
+
+    Args:
+        url_or_dir: the ledger folder, or the database URL.
+        lock_timeout: seconds to wait for another process's lock before giving up.
+
+    Raises:
+        LedgerMissingError: no ledger there (``issuer init`` makes one).
+        LedgerError: the ledger cannot be used (damaged, unreachable, another version).
+        BadInputError: a malformed URL, or the ``postgres`` extra is not installed.
+    """
+    if is_database_url(url_or_dir):
+        from issuer.ledger_postgres import PostgresLedger
+
+        return PostgresLedger(str(url_or_dir), lock_timeout=lock_timeout)
+    from issuer.ledger import Ledger
+
+    return Ledger(url_or_dir, lock_timeout=lock_timeout)
+
+
+def create_ledger(
+    url_or_dir: str | os.PathLike[str],
+    *,
+    provider: str,
+    secret_check: str,
+    now: _dt.datetime,
+    created_at: _dt.datetime | None = None,
+    shard_width: int | None = None,
+    accept_machine_id: bool = True,
+) -> LedgerBackend:
+    """Create a new, empty ledger at a folder or a ``postgresql://`` URL; never overwrites one.
+
+    Args:
+        url_or_dir: where the ledger goes.
+        provider: the provider name tokens are issued under.
+        secret_check: identifies the activation-key secret (which stays in the keys folder).
+        now: the time of creation.
+        created_at: the ledger's recorded creation time if not ``now`` (a copy keeps its source's).
+        shard_width: a file ledger's shard layout (ignored by a database).
+        accept_machine_id: the default for licenses that do not say.
+
+    Raises:
+        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
+        LedgerError: the database cannot be reached or refuses to create the schema.
+    """
+    when = created_at or now
+    if is_database_url(url_or_dir):
+        from issuer.ledger_postgres import PostgresLedger
+
+        return PostgresLedger.create(
+            str(url_or_dir),
+            provider=provider,
+            secret_check=secret_check,
+            now=when,
+            accept_machine_id=accept_machine_id,
+        )
+    from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
+
+    return Ledger.create(
+        url_or_dir,
+        provider=provider,
+        secret_check=secret_check,
+        now=when,
+        shard_width=DEFAULT_SHARD_WIDTH if shard_width is None else shard_width,
+        accept_machine_id=accept_machine_id,
+    )

@@ -1,0 +1,521 @@
+"""The ledger in PostgreSQL, shared by any number of license-server nodes.
+
+Layout: the ``licet`` schema of the database the URL names (see
+``issuer/schema/*.sql``, one file per schema version)::
+
+    licet.meta          the ledger's identity and schema version (one row)
+    licet.licenses      one row per license: its record as a JSON document
+    licet.license_keys  key hash -> license (every generation; only the current opens it)
+    licet.license_ips   assigned IP -> license
+    licet.attempts      rate-limit bucket -> times of its recent failures
+
+Guarantees come from the database, not from a process lock: every change to
+a license locks its row (``SELECT ... FOR UPDATE``) and re-reads it under that
+lock, so of two nodes redeeming one key at once the second sees the first's
+activation; a client's failed attempts are counted under a transaction-scoped
+advisory lock on its bucket, so every node shares one count. A transaction
+either commits whole or not at all: an error at any point — the database
+restarting included — leaves nothing half-written, and an activation is
+acknowledged only after its commit.
+
+The password in a URL is used to connect and nowhere else: messages and
+:attr:`PostgresLedger.location` show the URL without it, and the metadata
+never records where the ledger is. The activation-key secret stays in the
+keys folder; the database holds only its check value.
+
+Example:
+    >>> ledger = PostgresLedger("postgresql://licet@db.example/licet")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import importlib.resources
+import json
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from issuer.errors import (
+    LedgerBusyError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerExistsError,
+    LedgerMissingError,
+    LedgerVersionError,
+)
+from issuer.ledger import FORMAT, LedgerInfo
+from issuer.ledger_api import Decision, LedgerBackend
+from issuer.ratelimit import Attempt
+from issuer.records import LicenseRecord
+from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.types.json import Jsonb
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as err:  # pragma: no cover - depends on the installed extras
+    raise BadInputError(
+        "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
+    ) from err
+
+__all__ = ["SCHEMA_VERSION", "PostgresLedger", "drop_schema", "redact_url", "upgrade_schema"]
+
+T = TypeVar("T")
+
+_MIGRATIONS = tuple(
+    sorted(
+        (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
+        for entry in importlib.resources.files("issuer").joinpath("schema").iterdir()
+        if entry.name.endswith(".sql")
+    )
+)
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+_POOL_SIZE = 8
+_CONNECT_TIMEOUT = 5  # seconds; an unreachable database is an error, not a hang
+
+
+def redact_url(url: str) -> str:
+    """The URL fit to print: user, host, port and database, never a password.
+
+    Raises:
+        BadInputError: not a PostgreSQL URL (the message does not repeat it).
+    """
+    params = _params(url)
+    user = params.get("user")
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    dbname = params.get("dbname") or user or ""
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+def _params(url: str) -> dict[str, str]:
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except psycopg.Error:
+        raise BadInputError("the ledger URL is not a valid postgresql:// URL") from None
+
+
+class PostgresLedger(LedgerBackend):
+    """The provider's licenses and activations in a PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database``; a password
+            may also come from ``PGPASSWORD`` or ``PGPASSFILE``.
+        lock_timeout: seconds to wait for a row lock or a free connection.
+
+    Raises:
+        LedgerMissingError: the database holds no licet ledger.
+        LedgerVersionError: the ledger's schema is of another version.
+        LedgerError: the database cannot be reached or used.
+    """
+
+    def __init__(self, url: str, *, lock_timeout: float = 10.0) -> None:
+        self._setup(url, lock_timeout)
+        with self._direct() as conn:
+            self.info = self._read_info(conn)
+
+    def _setup(self, url: str, lock_timeout: float) -> None:
+        self.location = redact_url(url)
+        self._url = url
+        self._secret_words = _secret_words(url)
+        self._lock_timeout = lock_timeout
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+
+    @classmethod
+    def _unopened(cls, url: str) -> PostgresLedger:
+        """A handle for creating or upgrading the schema, before there is a ledger to read."""
+        probe = cls.__new__(cls)
+        probe._setup(url, 10.0)
+        return probe
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        provider: str,
+        secret_check: str,
+        now: _dt.datetime,
+        accept_machine_id: bool = True,
+        version: int = SCHEMA_VERSION,
+    ) -> PostgresLedger:
+        """Create the ledger's schema in one transaction; never touches an existing one.
+
+        Args:
+            url: the database.
+            provider: the provider name tokens are issued under.
+            secret_check: identifies the activation-key secret.
+            now: the creation time.
+            accept_machine_id: the default for licenses that do not say.
+            version: the schema version to create (older ones only to test upgrades).
+
+        Raises:
+            LedgerExistsError: the database has a licet schema already.
+            LedgerError: unreachable, or the role may not create a schema.
+        """
+        probe = cls._unopened(url)
+        with probe._direct() as conn:
+            try:
+                with conn.transaction():
+                    _migrate(conn, 0, version)
+                    conn.execute(
+                        "INSERT INTO licet.meta (format, schema_version, provider, created_at,"
+                        " secret_check, accept_machine_id) VALUES (%s, %s, %s, %s, %s, %s)",
+                        (FORMAT, version, provider, now, secret_check, accept_machine_id),
+                    )
+            except pg_errors.DuplicateSchema:
+                raise LedgerExistsError(
+                    f"a ledger exists in {probe.location} already; it is never overwritten"
+                ) from None
+        if version != SCHEMA_VERSION:
+            return probe  # an old schema, for upgrade tests; not usable as a ledger
+        return cls(url)
+
+    # -- reads ------------------------------------------------------------------
+
+    def get(self, license_id: str) -> LicenseRecord:
+        """The license with this id.
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id = %s", (license_id,)
+            ).fetchone()
+        if row is None:
+            raise LicenseNotFoundError(f"no license {license_id!r}")
+        return _record(row[0])
+
+    def licenses(self) -> list[LicenseRecord]:
+        """Every license, oldest first."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT doc FROM licet.licenses ORDER BY created_at, license_id"
+            ).fetchall()
+        return [_record(row[0]) for row in rows]
+
+    def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
+        """The licenses assigned to ``ip`` (for automatic activation)."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT l.doc FROM licet.license_ips i JOIN licet.licenses l USING (license_id)"
+                " WHERE i.ip = %s ORDER BY l.created_at, l.license_id",
+                (ip,),
+            ).fetchall()
+        return [r for r in (_record(row[0]) for row in rows) if r.ip == ip]
+
+    # -- changes ----------------------------------------------------------------
+
+    def add(self, record: LicenseRecord) -> None:
+        """Store a new license and index its key (and IP).
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+        try:
+            with self._transaction() as conn:
+                _insert(conn, record)
+        except LedgerError as err:
+            if isinstance(err.__cause__, pg_errors.UniqueViolation):
+                raise LedgerExistsError(f"license {record.license_id} exists already") from None
+            raise
+
+    def add_many(self, records: list[LicenseRecord]) -> None:
+        """Bulk import in one transaction (``COPY``): all of it is stored, or none."""
+        with self._transaction() as conn, conn.cursor() as cur:
+            with cur.copy("COPY licet.licenses (license_id, created_at, doc) FROM STDIN") as copy:
+                for r in records:
+                    copy.write_row((r.license_id, r.created_at, json.dumps(r.to_doc())))
+            with cur.copy("COPY licet.license_keys (key_hash, license_id) FROM STDIN") as copy:
+                for r in records:
+                    copy.write_row((r.key_hash, r.license_id))
+            with cur.copy("COPY licet.license_ips (ip, license_id) FROM STDIN") as copy:
+                for r in records:
+                    if r.ip is not None:
+                        copy.write_row((r.ip, r.license_id))
+
+    def update(
+        self,
+        decide: Decision[T],
+        *,
+        license_id: str | None = None,
+        key_hash: str | None = None,
+        attempt: Attempt | None = None,
+    ) -> T:
+        """Apply ``decide`` to one license with its row locked, reading it fresh.
+
+        See :meth:`issuer.ledger_api.LedgerBackend.update`; the lock is the
+        license's row lock, held until this transaction commits, so a change
+        made on another node is always seen before deciding.
+        """
+        with self._transaction() as conn:
+            if attempt is not None:
+                _check_attempts(conn, attempt)
+            counted = attempt.counted if attempt is not None else ()
+            try:
+                record = self._locked(conn, license_id=license_id, key_hash=key_hash)
+                new_record, result = decide(record)
+            except counted:
+                if attempt is not None:  # always: counted is empty without an attempt
+                    # Still under the bucket's lock taken by the check: no concurrent
+                    # attempt of this client can slip between the check and the count.
+                    _count_failure(conn, attempt)
+                    conn.commit()
+                raise
+            if new_record is not None:
+                if new_record.key_hash != record.key_hash:
+                    conn.execute(
+                        "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
+                        (new_record.key_hash, new_record.license_id),
+                    )
+                conn.execute(
+                    "UPDATE licet.licenses SET doc = %s WHERE license_id = %s",
+                    (Jsonb(new_record.to_doc()), record.license_id),
+                )
+            return result
+
+    def close(self) -> None:
+        """Close the connection pool (a later operation opens a new one)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # -- internals ----------------------------------------------------------------
+
+    def _locked(
+        self, conn: psycopg.Connection[Any], *, license_id: str | None, key_hash: str | None
+    ) -> LicenseRecord:
+        if key_hash is not None:
+            row = conn.execute(
+                "SELECT l.doc FROM licet.license_keys k JOIN licet.licenses l USING (license_id)"
+                " WHERE k.key_hash = %s FOR UPDATE OF l",
+                (key_hash,),
+            ).fetchone()
+            if row is None:
+                raise InvalidActivationKeyError()
+            record = _record(row[0])
+            if record.key_hash != key_hash:  # a key of an earlier generation
+                raise InvalidActivationKeyError()
+            return record
+        if license_id is None:
+            raise LicenseNotFoundError()
+        row = conn.execute(
+            "SELECT doc FROM licet.licenses WHERE license_id = %s FOR UPDATE", (license_id,)
+        ).fetchone()
+        if row is None:
+            raise LicenseNotFoundError(f"no license {license_id!r}")
+        return _record(row[0])
+
+    @contextlib.contextmanager
+    def _direct(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own (opening, creating, upgrading), errors translated."""
+        with self._translated():
+            conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on a pooled connection: committed on success, else rolled back."""
+        with self._translated():
+            pool = self._pool
+            if pool is None:  # opened lazily: a server's workers each open their own
+                pool = self._pool = ConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=_POOL_SIZE,
+                    kwargs={"connect_timeout": _CONNECT_TIMEOUT},
+                    configure=lambda conn: _configure(conn, self._lock_timeout),
+                    # A connection the database dropped (a restart) is found before use.
+                    check=ConnectionPool.check_connection,
+                    timeout=self._lock_timeout,
+                    reconnect_timeout=60,
+                    open=True,
+                )
+            with pool.connection() as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Database errors become one-line ledger errors that never show the password."""
+        try:
+            yield
+        except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as err:
+            raise LedgerBusyError(
+                f"ledger is busy: a license stayed locked for {self._lock_timeout:g} s"
+            ) from err
+        except pg_errors.UndefinedTable as err:
+            raise LedgerMissingError(
+                f"no ledger in {self.location} — run 'issuer init --ledger URL' first"
+            ) from err
+        except pg_errors.InsufficientPrivilege as err:
+            raise LedgerError(
+                f"the database role may not use the ledger in {self.location}: {self._words(err)}"
+            ) from err
+        except PoolTimeout as err:
+            raise LedgerError(
+                f"cannot reach the ledger database {self.location} "
+                f"(no working connection within {self._lock_timeout:g} s)"
+            ) from err
+        except psycopg.OperationalError as err:
+            raise LedgerError(
+                f"cannot reach the ledger database {self.location}: {self._words(err)}"
+            ) from err
+        except psycopg.Error as err:
+            raise LedgerError(
+                f"the ledger database {self.location} failed: {self._words(err)}"
+            ) from err
+
+    def _words(self, err: Exception) -> str:
+        """The first line of a driver message, with any secret of the URL masked."""
+        text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        for word in self._secret_words:
+            text = text.replace(word, "***")
+        return text
+
+    def _read_info(self, conn: psycopg.Connection[Any]) -> LedgerInfo:
+        row = conn.execute("SELECT to_regclass('licet.meta') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            raise LedgerMissingError(
+                f"no ledger in {self.location} — run 'issuer init --ledger URL' first"
+            )
+        meta = conn.execute(
+            "SELECT format, schema_version, provider, created_at, secret_check,"
+            " accept_machine_id FROM licet.meta"
+        ).fetchone()
+        conn.rollback()
+        if meta is None or meta[0] != FORMAT:
+            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
+        _check_version(meta[1], self.location)
+        return LedgerInfo(
+            provider=meta[2],
+            created_at=meta[3].astimezone(_dt.UTC),
+            secret_check=meta[4],
+            accept_machine_id=meta[5],
+        )
+
+
+def upgrade_schema(url: str) -> tuple[int, int]:
+    """Apply the migrations from the ledger's schema version to this licet's, in one transaction.
+
+    Returns:
+        The versions before and after.
+
+    Raises:
+        LedgerMissingError: no ledger there.
+        LedgerVersionError: the ledger is newer than this licet.
+        LedgerError: the database cannot be reached or refuses a change.
+    """
+    probe = PostgresLedger._unopened(url)
+    with probe._direct() as conn:
+        exists = conn.execute("SELECT to_regclass('licet.meta') IS NOT NULL").fetchone()
+        if exists is None or not exists[0]:
+            raise LedgerMissingError(f"no ledger in {probe.location} — run 'issuer init' first")
+        with conn.transaction():
+            row = conn.execute("SELECT schema_version FROM licet.meta FOR UPDATE").fetchone()
+            if row is None:
+                raise LedgerCorruptError(f"{probe.location} does not hold a licet ledger")
+            before = int(row[0])
+            if before > SCHEMA_VERSION:
+                _check_version(before, probe.location)
+            _migrate(conn, before, SCHEMA_VERSION)
+            conn.execute("UPDATE licet.meta SET schema_version = %s", (SCHEMA_VERSION,))
+    return before, SCHEMA_VERSION
+
+
+def _migrate(conn: psycopg.Connection[Any], after: int, upto: int) -> None:
+    for version, sql in _MIGRATIONS:
+        if after < version <= upto:
+            conn.execute(sql.encode())
+
+
+def _check_version(version: Any, location: str) -> None:
+    if version == SCHEMA_VERSION:
+        return
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        raise LedgerVersionError(
+            f"the ledger in {location} has schema version {version}, this issuer needs "
+            f"{SCHEMA_VERSION} — run 'issuer ledger upgrade --ledger URL'"
+        )
+    raise LedgerVersionError(
+        f"the ledger in {location} has schema version {version!r}, newer than this issuer's "
+        f"{SCHEMA_VERSION} — upgrade licet"
+    )
+
+
+def _configure(conn: psycopg.Connection[Any], lock_timeout: float) -> None:
+    # A row held longer than the lock timeout is a busy ledger (retry), not a hang.
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout * 1000)}",))
+    conn.commit()
+
+
+def _secret_words(url: str) -> list[str]:
+    password = _params(url).get("password")
+    return [password] if password else []
+
+
+def _record(doc: Any) -> LicenseRecord:
+    if not isinstance(doc, dict):
+        raise LedgerCorruptError("ledger is damaged: a license record is not a JSON object")
+    return LicenseRecord.from_doc(doc)
+
+
+def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
+    conn.execute(
+        "INSERT INTO licet.licenses (license_id, created_at, doc) VALUES (%s, %s, %s)",
+        (record.license_id, record.created_at, Jsonb(record.to_doc())),
+    )
+    conn.execute(
+        "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
+        (record.key_hash, record.license_id),
+    )
+    if record.ip is not None:
+        conn.execute(
+            "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
+            (record.ip, record.license_id),
+        )
+
+
+_LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"
+
+
+def _recent(conn: psycopg.Connection[Any], attempt: Attempt) -> list[float]:
+    conn.execute(_LOCK_BUCKET, (attempt.bucket,))  # every node counts this client in turn
+    row = conn.execute(
+        "SELECT stamps FROM licet.attempts WHERE bucket = %s", (attempt.bucket,)
+    ).fetchone()
+    horizon = (attempt.now - attempt.window).timestamp()
+    stamps = row[0] if row is not None else []
+    return sorted(t for t in stamps if isinstance(t, float) and t > horizon)
+
+
+def _check_attempts(conn: psycopg.Connection[Any], attempt: Attempt) -> None:
+    recent = _recent(conn, attempt)
+    if len(recent) >= attempt.limit:
+        oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
+        raise attempt.refusal(oldest + attempt.window)
+
+
+def _count_failure(conn: psycopg.Connection[Any], attempt: Attempt) -> None:
+    recent = _recent(conn, attempt)
+    now = attempt.now.timestamp()
+    horizon = (attempt.now - attempt.window).timestamp()
+    conn.execute("DELETE FROM licet.attempts WHERE last_at <= %s", (horizon,))
+    conn.execute(
+        "INSERT INTO licet.attempts (bucket, stamps, last_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (bucket) DO UPDATE SET stamps = EXCLUDED.stamps, last_at = EXCLUDED.last_at",
+        (attempt.bucket, [*recent, now], now),
+    )
+
+
+def drop_schema(url: str) -> None:
+    """Remove the ledger's schema: only for a copy that failed into a schema it created."""
+    probe = PostgresLedger._unopened(url)
+    with probe._direct() as conn, conn.transaction():
+        conn.execute("DROP SCHEMA IF EXISTS licet CASCADE")
