@@ -312,9 +312,14 @@ class PostgresLedger(LedgerBackend):
 
     @contextlib.contextmanager
     def _direct(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of its own (opening, creating, upgrading), errors translated."""
+        """A connection of its own (opening, creating, upgrading), errors translated.
+
+        In autocommit mode, so each ``conn.transaction()`` block is a whole
+        transaction that commits at its end — never a savepoint of an
+        implicit transaction that closing the connection would roll back.
+        """
         with self._translated():
-            conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT)
+            conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT, autocommit=True)
             try:
                 yield conn
             finally:
@@ -389,7 +394,6 @@ class PostgresLedger(LedgerBackend):
             "SELECT format, schema_version, provider, created_at, secret_check,"
             " accept_machine_id FROM licet.meta"
         ).fetchone()
-        conn.rollback()
         if meta is None or meta[0] != FORMAT:
             raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
         _check_version(meta[1], self.location)

@@ -1,0 +1,164 @@
+"""What every ledger backend guarantees, run on TinyDB and PostgreSQL alike;
+then what only a database ledger can get wrong (URLs, versions, privileges)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from pgsupport import LedgerSite, rows
+from support import PRODUCT, FakeClock, make_issuer, request_for
+
+from issuer import (
+    Issuer,
+    IssuerConfig,
+    LedgerError,
+    LedgerExistsError,
+    LedgerMissingError,
+    RateLimit,
+)
+from issuer.errors import LedgerVersionError
+from issuer.ledger_api import LedgerBackend, open_ledger
+from verifier import (
+    AlreadyActivatedError,
+    BadInputError,
+    InvalidActivationKeyError,
+    RateLimitedError,
+)
+from verifier.activation_key import key_from_bytes
+
+
+def test_a_long_lived_issuer_never_redeems_what_another_redeemed(iss: Issuer, tmp_path: Path, site: LedgerSite) -> None:
+    iss.create_license(PRODUCT)
+    second = Issuer(site.url, tmp_path / "keys")  # opened before the redemption below, kept open
+    key = iss.licenses()[0].activation_key
+    assert second.licenses()[0].state == "issued"  # warm every cache it may have
+    iss.redeem(request_for(key, "alpha"), method="air-gapped")
+    with pytest.raises(AlreadyActivatedError):
+        second.redeem(request_for(key, "beta"), method="air-gapped")
+    iss.regenerate(iss.licenses()[0].license_id)
+    with pytest.raises(InvalidActivationKeyError):
+        second.redeem(request_for(key, "alpha"), method="air-gapped")
+
+
+def test_failed_attempts_are_counted_per_client_and_forgotten_after_the_window(tmp_path: Path, clock: FakeClock, site: LedgerSite) -> None:
+    config = IssuerConfig(rate_limit=RateLimit(limit=2, window=dt.timedelta(minutes=15)))
+    iss = make_issuer(tmp_path, clock, ledger=site.url, config=config)
+    other = Issuer(site.url, tmp_path / "keys", clock=clock, config=config)  # another process or node
+    used = iss.create_license(PRODUCT).activation_key
+    iss.redeem(request_for(used, "alpha"), method="online", client="198.51.100.1")
+    wrong = request_for(key_from_bytes(b"\x02" * 15), "beta")
+    for _ in range(3):  # refusals other than a wrong key do not count
+        with pytest.raises(AlreadyActivatedError):
+            iss.redeem(request_for(used, "beta"), method="online", client="198.51.100.1")
+    with pytest.raises(InvalidActivationKeyError):
+        iss.redeem(wrong, method="online", client="198.51.100.1")
+    with pytest.raises(InvalidActivationKeyError):
+        other.redeem(wrong, method="online", client="198.51.100.1")
+    for door in (iss, other):  # the count is the ledger's, shared by every door onto it
+        with pytest.raises(RateLimitedError, match="try again in 900 s"):
+            door.redeem(wrong, method="online", client="198.51.100.1")
+    with pytest.raises(InvalidActivationKeyError):  # another client has its own count
+        iss.redeem(wrong, method="online", client="198.51.100.2")
+    iss.redeem(request_for(used, "alpha"), method="air-gapped")  # doors without a client are not limited
+    clock.advance(minutes=15, seconds=1)
+    with pytest.raises(InvalidActivationKeyError):  # the window has passed
+        iss.redeem(wrong, method="online", client="198.51.100.1")
+
+
+def test_every_backend_is_a_ledger_backend(iss: Issuer, site: LedgerSite) -> None:
+    assert isinstance(iss.ledger, LedgerBackend)
+    assert isinstance(open_ledger(site.url), LedgerBackend)
+    created = iss.create_license(PRODUCT, ip="203.0.113.9")
+    assert [r.license_id for r in iss.ledger.licenses_for_ip("203.0.113.9")] == [created.license_id]
+    assert iss.ledger.licenses_for_ip("203.0.113.10") == []
+
+
+def test_a_missing_ledger_is_refused_not_created(tmp_path: Path, site: LedgerSite) -> None:
+    with pytest.raises(LedgerMissingError, match="issuer init"):
+        open_ledger(site.url)
+
+
+# --- what only a database ledger meets -------------------------------------------------------
+
+
+def test_init_refuses_an_existing_schema_and_leaves_it_alone(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
+    iss = make_issuer(tmp_path, clock, ledger=pg_url)
+    iss.create_license(PRODUCT)
+    before = rows(pg_url)
+    with pytest.raises(LedgerExistsError, match="never overwritten"):
+        Issuer.init(pg_url, tmp_path / "keys", name="again", clock=clock)
+    assert rows(pg_url) == before
+
+
+def test_an_older_schema_needs_an_explicit_upgrade(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
+    from issuer.ledger_postgres import SCHEMA_VERSION, PostgresLedger, upgrade_schema
+
+    iss = make_issuer(tmp_path / "tiny", clock)  # only for the keys and their secret check
+    PostgresLedger.create(pg_url, provider="acme", secret_check=iss.ledger.info.secret_check, now=clock(), version=1)
+    with pytest.raises(LedgerVersionError, match=r"schema version 1.*issuer ledger upgrade"):
+        open_ledger(pg_url)
+    assert upgrade_schema(pg_url) == (1, SCHEMA_VERSION)
+    assert upgrade_schema(pg_url) == (SCHEMA_VERSION, SCHEMA_VERSION)  # nothing left to do
+    upgraded = Issuer(pg_url, tmp_path / "tiny" / "keys", clock=clock)
+    created = upgraded.create_license(PRODUCT)
+    with pytest.raises(InvalidActivationKeyError):  # the table the upgrade added is in use
+        upgraded.redeem(request_for(key_from_bytes(b"\x03" * 15), "x"), method="online", client="198.51.100.7")
+    assert upgraded.redeem(request_for(created.activation_key, "alpha"), method="online", client="198.51.100.7").new
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
+    import psycopg
+
+    make_issuer(tmp_path, clock, ledger=pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE licet.meta SET schema_version = 99")
+    with pytest.raises(LedgerVersionError, match="newer than this issuer"):
+        open_ledger(pg_url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://postgres:hunter2secret@127.0.0.1:1/licet", "cannot reach the ledger database"),
+        ("postgresql://postgres:hunter2secret@127.0.0.1:5432/no_such_database_here", "does not exist"),
+        ("postgresql://postgres:hunter2secret@[::1/x", "not a valid postgresql:// URL"),
+    ],
+)
+def test_a_bad_url_is_one_clear_line_without_the_password(url: str, message: str) -> None:
+    from pgsupport import require_postgres
+
+    require_postgres()
+    with pytest.raises((LedgerError, BadInputError)) as caught:
+        open_ledger(url)
+    assert message in caught.value.message
+    assert "hunter2secret" not in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_a_role_without_privileges_is_told_so_and_nothing_is_created(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
+    import psycopg
+    from pgsupport import SERVER_URL, database_url
+    from psycopg.conninfo import conninfo_to_dict
+
+    dbname = conninfo_to_dict(pg_url)["dbname"]
+    role = f"{dbname}_ro"
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}".encode())
+        conn.execute(f"CREATE ROLE {role} LOGIN".encode())
+        conn.execute(f"REVOKE CREATE ON DATABASE {dbname} FROM PUBLIC".encode())
+    try:
+        weak = database_url(dbname).replace("postgres@", f"{role}@", 1)
+        make_issuer(tmp_path / "keys-only", clock)
+        with pytest.raises(LedgerError, match="may not use the ledger"):
+            Issuer.init(weak, tmp_path / "keys-only" / "keys", name="acme", clock=clock)
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT to_regnamespace('licet')").fetchone() == (None,)
+        make_issuer(tmp_path, clock, ledger=pg_url)  # made by the owner, used by the weak role
+        with pytest.raises(LedgerError, match="may not use the ledger"):
+            open_ledger(weak)
+    finally:
+        with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+            conn.execute(f"REVOKE ALL ON DATABASE {dbname} FROM {role}".encode())
+            conn.execute(f"DROP ROLE IF EXISTS {role}".encode())
