@@ -75,6 +75,12 @@ _MIGRATIONS = tuple(
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 _POOL_SIZE = 8
 _CONNECT_TIMEOUT = 5  # seconds; an unreachable database is an error, not a hang
+# While the database is away, a request waits this long for a connection and then
+# fails (503); the pool gives up on a lost connection after _RECONNECT seconds and
+# tries anew when the next request comes, so service resumes within seconds of the
+# database's return instead of after an ever longer back-off.
+_CONNECTION_WAIT = 3.0
+_RECONNECT = 5.0
 
 
 def redact_url(url: str) -> str:
@@ -339,8 +345,8 @@ class PostgresLedger(LedgerBackend):
                     configure=lambda conn: _configure(conn, self._lock_timeout),
                     # A connection the database dropped (a restart) is found before use.
                     check=ConnectionPool.check_connection,
-                    timeout=self._lock_timeout,
-                    reconnect_timeout=60,
+                    timeout=min(self._lock_timeout, _CONNECTION_WAIT),
+                    reconnect_timeout=_RECONNECT,
                     open=True,
                 )
             with pool.connection() as conn:
@@ -366,7 +372,7 @@ class PostgresLedger(LedgerBackend):
         except PoolTimeout as err:
             raise LedgerError(
                 f"cannot reach the ledger database {self.location} "
-                f"(no working connection within {self._lock_timeout:g} s)"
+                f"(no working connection within {min(self._lock_timeout, _CONNECTION_WAIT):g} s)"
             ) from err
         except psycopg.OperationalError as err:
             raise LedgerError(
