@@ -28,7 +28,7 @@ demo-online: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo-online.sh
 
 bench: $(STAMP)
-	status=0; for b in bench/verify.py bench/ledger.py bench/server.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
+	status=0; for b in bench/verify.py bench/ledger.py bench/server.py bench/postgres.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
 
 # Known-vulnerability scan of the installed environment. It asks the PyPI
 # advisory database over the network, so it is not part of `make test`.
