@@ -260,15 +260,20 @@ class PostgresLedger(LedgerBackend):
         """
         with self._transaction() as conn:
             if attempt is not None:
-                _check_attempts(conn, attempt)
+                # Unlocked: a success is decided against the count as it is now,
+                # so clients behind one address never queue behind each other.
+                _check_attempts(conn, attempt, lock=False)
             counted = attempt.counted if attempt is not None else ()
             try:
                 record = self._locked(conn, license_id=license_id, key_hash=key_hash)
                 new_record, result = decide(record)
             except counted:
                 if attempt is not None:  # always: counted is empty without an attempt
-                    # Still under the bucket's lock taken by the check: no concurrent
-                    # attempt of this client can slip between the check and the count.
+                    # A failure is answered only once counted, and counted only if
+                    # the client is still under its limit, both under the bucket's
+                    # lock: however many attempts race, at most `limit` failures
+                    # are ever answered per window.
+                    _check_attempts(conn, attempt, lock=True)
                     _count_failure(conn, attempt)
                     conn.commit()
                 raise
@@ -495,8 +500,9 @@ def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
 _LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"
 
 
-def _recent(conn: psycopg.Connection[Any], attempt: Attempt) -> list[float]:
-    conn.execute(_LOCK_BUCKET, (attempt.bucket,))  # every node counts this client in turn
+def _recent(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> list[float]:
+    if lock:  # every node counts this client's failures in turn
+        conn.execute(_LOCK_BUCKET, (attempt.bucket,))
     row = conn.execute(
         "SELECT stamps FROM licet.attempts WHERE bucket = %s", (attempt.bucket,)
     ).fetchone()
@@ -505,15 +511,15 @@ def _recent(conn: psycopg.Connection[Any], attempt: Attempt) -> list[float]:
     return sorted(t for t in stamps if isinstance(t, float) and t > horizon)
 
 
-def _check_attempts(conn: psycopg.Connection[Any], attempt: Attempt) -> None:
-    recent = _recent(conn, attempt)
+def _check_attempts(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> None:
+    recent = _recent(conn, attempt, lock=lock)
     if len(recent) >= attempt.limit:
         oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
         raise attempt.refusal(oldest + attempt.window)
 
 
 def _count_failure(conn: psycopg.Connection[Any], attempt: Attempt) -> None:
-    recent = _recent(conn, attempt)
+    recent = _recent(conn, attempt, lock=True)
     now = attempt.now.timestamp()
     horizon = (attempt.now - attempt.window).timestamp()
     conn.execute("DELETE FROM licet.attempts WHERE last_at <= %s", (horizon,))
