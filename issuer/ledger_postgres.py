@@ -243,6 +243,8 @@ class PostgresLedger(LedgerBackend):
                 for r in records:
                     if r.ip is not None:
                         copy.write_row((r.ip, r.license_id))
+            # Fresh statistics, so the planner sees the tables as they now are.
+            cur.execute("ANALYZE licet.licenses, licet.license_keys, licet.license_ips")
 
     def update(
         self,
@@ -301,9 +303,10 @@ class PostgresLedger(LedgerBackend):
         self, conn: psycopg.Connection[Any], *, license_id: str | None, key_hash: str | None
     ) -> LicenseRecord:
         if key_hash is not None:
+            # Two primary-key look-ups, whatever the planner's statistics say.
             row = conn.execute(
-                "SELECT l.doc FROM licet.license_keys k JOIN licet.licenses l USING (license_id)"
-                " WHERE k.key_hash = %s FOR UPDATE OF l",
+                "SELECT doc FROM licet.licenses WHERE license_id ="
+                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s) FOR UPDATE",
                 (key_hash,),
             ).fetchone()
             if row is None:
