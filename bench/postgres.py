@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -54,6 +55,16 @@ def redeem_median(url: str, folder: Path, size: int) -> float:
     return statistics.median(times)
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+IDLE: dict[str, float] = {}
+
+
 def online(urls: list[str], codes: list[str]) -> float:
     """Activations/s of CLIENTS clients, client i posting to node i % len(urls)."""
     chunks = [codes[i::CLIENTS] for i in range(CLIENTS)]
@@ -76,10 +87,12 @@ def online(urls: list[str], codes: list[str]) -> float:
     for t in threads:
         t.start()
     barrier.wait()
-    start = time.perf_counter()
+    start, (busy0, total0) = time.perf_counter(), cpu_ticks()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    busy1, total1 = cpu_ticks()
+    IDLE[",".join(urls)] = 1 - (busy1 - busy0) / max(1, total1 - total0)
     if failures:
         raise SystemExit(f"{len(failures)} activations failed, e.g. {failures[0]}")
     return len(codes) / elapsed
@@ -91,7 +104,10 @@ def rate_on(home: Path, iss, ledger: str, nodes: int, tag: str) -> float:  # typ
     try:
         urls = [s.url for s in servers]
         online(urls, [code_for(k, f"{tag}-warm-{i}") for i, k in enumerate(keys[:CLIENTS])])
-        return online(urls, [code_for(k, f"{tag}-{i}") for i, k in enumerate(keys[CLIENTS:])])
+        rate = online(urls, [code_for(k, f"{tag}-{i}") for i, k in enumerate(keys[CLIENTS:])])
+        print(f"  {tag}: {rate:.0f} activations/s; the machine's {os.cpu_count()} cores were "
+              f"{IDLE[','.join(urls)]:.0%} idle meanwhile")
+        return rate
     finally:
         for s in servers:
             s.stop()

@@ -162,3 +162,32 @@ def test_a_role_without_privileges_is_told_so_and_nothing_is_created(tmp_path: P
         with psycopg.connect(SERVER_URL, autocommit=True) as conn:
             conn.execute(f"REVOKE ALL ON DATABASE {dbname} FROM {role}".encode())
             conn.execute(f"DROP ROLE IF EXISTS {role}".encode())
+
+
+def test_a_copy_that_does_not_match_its_source_is_removed(tmp_path: Path, clock: FakeClock, site: LedgerSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    from issuer.ledger import Ledger
+    from issuer.ledger_copy import copy_ledger, summarize
+
+    source = make_issuer(tmp_path / "src", clock)
+    for _ in range(3):
+        source.create_license(PRODUCT)
+    if site.kind == "postgres":
+        from issuer.ledger_postgres import PostgresLedger
+
+        destination_class: type[LedgerBackend] = PostgresLedger
+    else:
+        destination_class = Ledger
+    real_add_many = destination_class.add_many
+
+    def lossy_add_many(self: LedgerBackend, records: list) -> None:  # type: ignore[type-arg]
+        real_add_many(self, records[:-1])  # a destination that silently drops a license
+
+    monkeypatch.setattr(destination_class, "add_many", lossy_add_many)
+    with pytest.raises(LedgerError, match="does not match its source"):
+        copy_ledger(tmp_path / "src" / "ledger", site.url)
+    with pytest.raises(LedgerMissingError):  # nothing of the bad copy remains
+        open_ledger(site.url)
+    monkeypatch.undo()
+    summary = copy_ledger(tmp_path / "src" / "ledger", site.url)  # the place is free for a good copy
+    assert summary == summarize(open_ledger(site.url)) == summarize(source.ledger)
+    assert summary.licenses == 3
