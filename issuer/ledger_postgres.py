@@ -33,6 +33,7 @@ import contextlib
 import datetime as _dt
 import importlib.resources
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -129,6 +130,7 @@ class PostgresLedger(LedgerBackend):
         self._secret_words = _secret_words(url)
         self._lock_timeout = lock_timeout
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool_lock = threading.Lock()  # a server's threads open one pool, not one each
 
     @classmethod
     def _unopened(cls, url: str) -> PostgresLedger:
@@ -293,9 +295,10 @@ class PostgresLedger(LedgerBackend):
 
     def close(self) -> None:
         """Close the connection pool (a later operation opens a new one)."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
     # -- internals ----------------------------------------------------------------
 
@@ -343,9 +346,15 @@ class PostgresLedger(LedgerBackend):
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """One transaction on a pooled connection: committed on success, else rolled back."""
         with self._translated():
-            pool = self._pool
-            if pool is None:  # opened lazily: a server's workers each open their own
-                pool = self._pool = ConnectionPool(
+            pool = self._open_pool()
+            with pool.connection() as conn:
+                yield conn
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """The connection pool, opened at first use: a server's workers each open their own."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
                     self._url,
                     min_size=1,
                     max_size=_POOL_SIZE,
@@ -357,8 +366,7 @@ class PostgresLedger(LedgerBackend):
                     reconnect_timeout=_RECONNECT,
                     open=True,
                 )
-            with pool.connection() as conn:
-                yield conn
+            return self._pool
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
