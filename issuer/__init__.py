@@ -15,9 +15,11 @@ from issuer.errors import (
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
+    LedgerVersionError,
     LedgerWriteError,
     ListenError,
 )
+from issuer.ledger_api import LedgerBackend, open_ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.service import Activated, Issuer, IssuerConfig, LicenseView
@@ -32,11 +34,14 @@ __all__ = [
     "LedgerCorruptError",
     "LedgerError",
     "LedgerExistsError",
+    "LedgerBackend",
     "LedgerMissingError",
+    "LedgerVersionError",
     "LedgerWriteError",
     "LicenseRecord",
     "LicenseStatus",
     "LicenseView",
     "ListenError",
     "RateLimit",
+    "open_ledger",
 ]
