@@ -121,7 +121,9 @@ def _duplicate_header(d: Draft, draw: st.DrawFn) -> None:
 
 def _time_type(d: Draft, draw: st.DrawFn) -> None:
     name = draw(st.sampled_from(["exp", "iat", "nbf"]))
-    d.claims[name] = draw(st.sampled_from([str, float, lambda v: v + 0.5, lambda v: [v], lambda v: None, bool]))(d.claims[name])
+    # An earlier mutation may have removed the claim: a present one of the wrong type is the case here.
+    value = d.claims.get(name, d.claims.get("iat", 1_700_000_000))
+    d.claims[name] = draw(st.sampled_from([str, float, lambda v: v + 0.5, lambda v: [v], lambda v: None, bool]))(value)
 
 
 def _aud_list(d: Draft, draw: st.DrawFn) -> None:
