@@ -533,7 +533,13 @@ def _count_failure(conn: psycopg.Connection[Any], attempt: Attempt) -> None:
     recent = _recent(conn, attempt, lock=True)
     now = attempt.now.timestamp()
     horizon = (attempt.now - attempt.window).timestamp()
-    conn.execute("DELETE FROM licet.attempts WHERE last_at <= %s", (horizon,))
+    # Forget other clients' stale counts, skipping any another transaction holds:
+    # two nodes pruning at once never wait for (or deadlock on) each other.
+    conn.execute(
+        "DELETE FROM licet.attempts WHERE bucket IN (SELECT bucket FROM licet.attempts"
+        " WHERE last_at <= %s AND bucket <> %s FOR UPDATE SKIP LOCKED)",
+        (horizon, attempt.bucket),
+    )
     conn.execute(
         "INSERT INTO licet.attempts (bucket, stamps, last_at) VALUES (%s, %s, %s)"
         " ON CONFLICT (bucket) DO UPDATE SET stamps = EXCLUDED.stamps, last_at = EXCLUDED.last_at",
