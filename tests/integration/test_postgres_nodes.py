@@ -111,10 +111,39 @@ def test_regenerations_racing_on_two_nodes_yield_one(pg_home: tuple[Path, str]) 
         assert show(home, url, lic["license_id"])["key_generation"] == 2
 
 
+def test_an_activation_racing_a_regeneration_on_another_node_is_never_lost(pg_home: tuple[Path, str], nodes: list[LicenseServer]) -> None:
+    from verifier import TrustedKeys, Verifier
+
+    home, url = pg_home
+    trusted = TrustedKeys.from_file(home / "keys" / "trusted_keys.json")
+    for round_ in range(4):
+        lic = create(home, url)
+        barrier, results = CTX.Barrier(2), CTX.Queue()
+        regen = CTX.Process(target=_regenerate, args=(url, str(home / "keys"), lic["license_id"], barrier, results))
+        regen.start()
+        barrier.wait(timeout=60)
+        status, _, body = post(nodes[round_ % 2].url + "/v1/activations", {"request_code": code_for(lic["activation_key"], f"racing-{round_}")})
+        assert results.get(timeout=60) == ("ok", 2)  # the first regeneration is always allowed
+        regen.join(timeout=30)
+        record = show(home, url, lic["license_id"])
+        assert record["key_generation"] == 2 and record["activation"] is None and record["status"] == "issued"
+        if status == 200:  # activated first: the regeneration superseded it, and the history says so
+            jti = Verifier(PRODUCT, trusted, machine_id=f"machine-racing-{round_}").verify(body["token"]).activation_id
+            assert [a["activation_id"] for a in record["past_activations"]] == [jti]
+            assert [e["action"] for e in record["history"]].count("activated") == 1
+        else:  # regenerated first: the old key opens nothing, and nothing was recorded
+            assert (status, body["code"]) == (403, "invalid-activation-key"), body
+            assert record["past_activations"] == []
+
+
 def test_the_rate_limit_is_shared_by_every_node(pg_home: tuple[Path, str], nodes: list[LicenseServer]) -> None:
+    import psycopg
+
     from verifier.activation_key import key_from_bytes
 
     home, url = pg_home
+    with psycopg.connect(url, autocommit=True) as conn:  # earlier tests on these nodes may have failed from this address
+        conn.execute("DELETE FROM licet.attempts")
     good = create(home, url)
     wrong = [code_for(key_from_bytes(bytes([i]) * 15), f"guess-{i}") for i in range(60)]
     barrier, codes = threading.Barrier(60), []
