@@ -68,6 +68,26 @@ echo '$ verifier install "$TOKEN_B" --product ispmanager --trusted-keys keys/tru
 verifier install "$TOKEN_B" --product ispmanager --trusted-keys "$TRUST" --machine-id server-b
 show verifier status --product ispmanager --trusted-keys "$TRUST" --machine-id server-b
 
+step "Server B renews its lease across the air gap (renewal code out, token back in)"
+RENEWAL_B=$(verifier renew --offline --product ispmanager --trusted-keys "$TRUST" --machine-id server-b)
+echo "$RENEWAL_B"
+cd ../provider
+RENEWED_B=$(issuer renew "$RENEWAL_B")
+cd ../server-b
+verifier install "$RENEWED_B" --product ispmanager --trusted-keys "$TRUST" --machine-id server-b
+
+step "Server A's activation was superseded: its renewal is refused"
+cd ../server-a
+RENEWAL_A=$(verifier renew --offline --product ispmanager --trusted-keys "$TRUST" --machine-id server-a)
+cd ../provider
+issuer renew "$RENEWAL_A" || echo "(refused, exit $?)"
+
+step "Server A applies the provider's revocation list and stops at once"
+issuer revocations export --out ../server-a/revocations.jwt
+cd ../server-a
+verifier revocations install revocations.jwt --product ispmanager --trusted-keys "$TRUST" --machine-id server-a
+verifier status --product ispmanager --trusted-keys "$TRUST" --machine-id server-a || echo "(exit $?)"
+
 step "A second regeneration in the same month is refused"
 cd ../provider
 issuer license regenerate "$LID" || echo "(refused, exit $?)"

@@ -35,6 +35,8 @@ ledger_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(ledger_app, name="ledger")
+revocations_app = typer.Typer(help="The signed revocation list for panels.", no_args_is_help=True)
+app.add_typer(revocations_app, name="revocations")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
 LedgerDir = Annotated[
@@ -51,6 +53,17 @@ PassphraseFile = Annotated[
     typer.Option(
         "--passphrase-file", help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE])."
     ),
+]
+LeaseDays = Annotated[
+    int | None,
+    typer.Option(
+        "--lease-days",
+        help="Lease in days: tokens must be renewed within it (0 = no lease, until expiry).",
+    ),
+]
+Qr = Annotated[bool, typer.Option("--qr", help="Also print the token as a QR code.")]
+QrPng = Annotated[
+    Path | None, typer.Option("--qr-png", help="Write the token's QR code as a PNG file.")
 ]
 
 
@@ -89,6 +102,10 @@ def _print_license(view: LicenseView, json: bool) -> None:
             f"activated      {activation.activated_at.isoformat()} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
+    lease = f"{d['lease_days']} days" if d["lease_days"] else "none (until expiry)"
+    print(f"lease          {lease}{' (provider default)' if d['lease_days_default'] else ''}")
+    if activation is not None and activation.lease_until is not None:
+        print(f"token valid    until {activation.lease_until.isoformat()}")
     print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
@@ -115,6 +132,10 @@ class MachineIds(StrEnum):
 @app.command()
 def init(
     name: Annotated[str, typer.Option("--name", help="Provider name (the tokens' issuer).")],
+    lease_days: Annotated[
+        int,
+        typer.Option("--lease-days", help="Default lease in days for new licenses (0 = no lease)."),
+    ] = 30,
     machine_ids: Annotated[
         MachineIds,
         typer.Option(
@@ -131,9 +152,11 @@ def init(
         keys,
         name=name,
         accept_machine_id=machine_ids is MachineIds.ACCEPT,
+        lease_days=lease_days,
         actor=_actor(),
     )
-    print(f"created ledger in {iss.ledger.location} for provider {name!r}")
+    lease = f"{lease_days}-day leases" if lease_days else "no leases"
+    print(f"created ledger in {iss.ledger.location} for provider {name!r} ({lease} by default)")
 
 
 @ledger_app.command("upgrade")
@@ -192,6 +215,7 @@ def license_create(
     customer: Annotated[
         str | None, typer.Option("--customer", help="Customer (free text).")
     ] = None,
+    lease_days: LeaseDays = None,
     machine_ids: Annotated[
         MachineIds | None,
         typer.Option(
@@ -212,6 +236,7 @@ def license_create(
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
+        lease_days=lease_days,
         accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
     )
     _print_license(view, json)
@@ -265,14 +290,38 @@ def license_revoke(
     print(f"revoked {license_id}")
 
 
+Force = Annotated[
+    bool, typer.Option("--force", help="Replace an existing --out file that is not a token.")
+]
+
+
+def _deliver(
+    iss: Issuer, token: str, out: Path | None, force: bool, qr: bool, qr_png: Path | None
+) -> None:
+    """Print the token (or write it to ``out``), with its QR code when asked."""
+    if out is None:
+        print(token)
+    else:
+        iss.save_token(out, token, force=force)
+        print(f"wrote token to {out}")
+    if qr or qr_png:
+        from verifier.qr import qr_png as write_png
+        from verifier.qr import qr_terminal
+
+        if qr:
+            print(qr_terminal(token), end="")
+        if qr_png:
+            write_png(token, qr_png)
+            print(f"QR code written to {qr_png}", file=sys.stderr)
+
+
 @app.command()
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Replace an existing --out file that is not a token."),
-    ] = False,
+    force: Force = False,
+    qr: Qr = False,
+    qr_png: QrPng = None,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
@@ -280,12 +329,48 @@ def activate(
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
     iss = _issuer(ledger, keys, passphrase_file)
-    token = iss.activate(text)
+    _deliver(iss, iss.activate(text), out, force, qr, qr_png)
+
+
+@app.command()
+def renew(
+    code: Annotated[str, typer.Argument(help="The renewal code, or - to read it from stdin.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    force: Force = False,
+    qr: Qr = False,
+    qr_png: QrPng = None,
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Renew an air-gapped server's lease from its renewal code and print the new token."""
+    text = sys.stdin.read(8192) if code == "-" else code
+    iss = _issuer(ledger, keys, passphrase_file)
+    _deliver(iss, iss.renew(text), out, force, qr, qr_png)
+
+
+@revocations_app.command("export")
+def revocations_export(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the list to this file.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing --out file that is not such a list."),
+    ] = False,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Days the list stays fresh (default 30).")
+    ] = None,
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Print the signed revocation list (revoked licenses, superseded activations)."""
+    iss = _issuer(ledger, keys, passphrase_file)
+    text = iss.revocation_list(days=days)
     if out is None:
-        print(token)
+        print(text)
     else:
-        iss.save_token(out, token, force=force)
-        print(f"wrote token to {out}")
+        iss.save_revocation_list(out, text, force=force)
+        print(f"wrote the revocation list to {out}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ
     keys/XYZ.json      TinyDB shard: key hash -> license id
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
+    revocations/list.json  the revocation list's serial and its entries
     attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent failures
 
 Why shards: TinyDB rewrites a whole file on every write, so one big file costs
@@ -62,7 +63,7 @@ from issuer.errors import (
 )
 from issuer.ledger_api import LedgerBackend
 from issuer.ratelimit import Attempt
-from issuer.records import LicenseRecord
+from issuer.records import LicenseRecord, RevocationEntry, revocation_changes
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
 from verifier.fileio import (
     LockTimeout,
@@ -74,7 +75,7 @@ from verifier.fileio import (
     private_dir,
 )
 
-__all__ = ["DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
+__all__ = ["DEFAULT_LEASE_DAYS", "DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
 
 FORMAT = "licet-ledger"
 VERSION = 1
@@ -82,6 +83,8 @@ META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
 _LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
+_REVOCATIONS, _REVOCATIONS_SHARD = "revocations", "list"
+DEFAULT_LEASE_DAYS = 30
 DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name: 16**3 = 4096 shards per kind
 SHARD_WIDTHS = range(1, 5)
 _MAX_FILE = 64 * 1024 * 1024
@@ -98,6 +101,7 @@ class LedgerInfo:
         created_at: when ``issuer init`` made the ledger.
         secret_check: identifies the activation-key secret that belongs to it.
         shard_width: hex digits in a shard file's name (16**width shards per kind).
+        lease_days: the provider's default lease in days (0: no lease).
         accept_machine_id: the provider's default for licenses that do not say
             whether activations with a custom machine id are accepted.
     """
@@ -108,12 +112,14 @@ class LedgerInfo:
         created_at: _dt.datetime,
         secret_check: str,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        lease_days: int = DEFAULT_LEASE_DAYS,
         accept_machine_id: bool = True,
     ) -> None:
         self.provider = provider
         self.created_at = created_at
         self.secret_check = secret_check
         self.shard_width = shard_width
+        self.lease_days = lease_days
         self.accept_machine_id = accept_machine_id
 
 
@@ -320,6 +326,7 @@ class Ledger(LedgerBackend):
         secret_check: str,
         now: _dt.datetime,
         shard_width: int = DEFAULT_SHARD_WIDTH,
+        lease_days: int = DEFAULT_LEASE_DAYS,
         accept_machine_id: bool = True,
     ) -> Ledger:
         """Create a new, empty ledger; never overwrites one.
@@ -331,6 +338,7 @@ class Ledger(LedgerBackend):
             now: the creation time.
             shard_width: hex digits per shard name, 1-4 (16**width shards per
                 kind); recorded in the ledger, which keeps it for good.
+            lease_days: the provider's default lease, kept in the ledger.
             accept_machine_id: the default for licenses that do not say whether
                 activations with a custom machine id are accepted.
 
@@ -350,7 +358,7 @@ class Ledger(LedgerBackend):
         made: list[Path] = []
         try:
             private_dir(root)  # an existing empty folder others could write to is made private
-            for kind in (_LICENSES, _KEYS, _IPS, _ATTEMPTS):
+            for kind in (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS):
                 (root / kind).mkdir(mode=0o700)
                 made.append(root / kind)
         except OSError as err:
@@ -367,6 +375,7 @@ class Ledger(LedgerBackend):
             "created_at": now.isoformat(),
             "secret_check": secret_check,
             "shard_width": shard_width,
+            "lease_days": lease_days,
             "accept_machine_id": accept_machine_id,
         }
         try:
@@ -416,7 +425,36 @@ class Ledger(LedgerBackend):
             ]
             return [r for r in (self._load(txn, i) for i in ids) if r.ip == ip]
 
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries (expired ones included)."""
+        with self._transaction() as txn:
+            table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+            serial = 0
+            entries: list[RevocationEntry] = []
+            for doc in table.all():
+                if doc.get("kind") == "serial":
+                    serial = _serial_of(doc)
+                else:
+                    entries.append(RevocationEntry.from_doc(doc))
+        return serial, entries
+
     # -- changes ----------------------------------------------------------------
+
+    def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:
+        """Give a new, empty ledger a copied revocation list (serial and entries).
+
+        Raises:
+            LedgerExistsError: the ledger has a revocation list already.
+        """
+        with self._transaction() as txn:
+            (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)
+            table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+            if table.all():
+                raise LedgerExistsError("the ledger has a revocation list already")
+            table.insert_multiple(
+                [{"kind": "serial", "serial": serial}, *(e.to_doc() for e in entries)]
+            )
+            txn.commit()
 
     def add(self, record: LicenseRecord) -> None:
         """Store a new license and index its key (and IP).
@@ -498,6 +536,9 @@ class Ledger(LedgerBackend):
             if new_record is not None:
                 if new_record.key_hash != record.key_hash:
                     self._index_key(txn, new_record)
+                entries = revocation_changes(record, new_record)
+                if entries is not None:
+                    self._revoke(txn, entries, new_record.history[-1].at)
                 table = txn.table(_LICENSES, self._shard(record.license_id))
                 table.update(
                     _replace_with(new_record.to_doc()), Query().license_id == record.license_id
@@ -527,6 +568,7 @@ class Ledger(LedgerBackend):
                 created_at=_dt.datetime.fromisoformat(str(meta["created_at"])),
                 secret_check=str(meta["secret_check"]),
                 shard_width=width,
+                lease_days=_lease_days(meta.get("lease_days", DEFAULT_LEASE_DAYS)),
                 accept_machine_id=_flag(meta.get("accept_machine_id", True)),
             )
         except (KeyError, ValueError) as err:
@@ -618,6 +660,21 @@ class Ledger(LedgerBackend):
             raise InvalidActivationKeyError()
         return record
 
+    def _revoke(self, txn: _Transaction, entries: list[RevocationEntry], now: _dt.datetime) -> None:
+        """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
+        (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+        serial = 0
+        kept: list[dict[str, Any]] = []
+        for doc in table.all():
+            if doc.get("kind") == "serial":
+                serial = _serial_of(doc)
+            elif RevocationEntry.from_doc(doc).until > now:
+                kept.append(dict(doc))
+        kept.extend(e.to_doc() for e in entries)
+        table.truncate()
+        table.insert_multiple([{"kind": "serial", "serial": serial + 1}, *kept])
+
     def _attempts(self, txn: _Transaction, attempt: Attempt) -> tuple[Table, list[float]]:
         (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
         table = txn.table(_ATTEMPTS, self._shard(attempt.bucket))
@@ -642,6 +699,19 @@ class Ledger(LedgerBackend):
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record, self.info.shard_width)
         txn.table(kind, shard).insert(doc)
+
+
+def _serial_of(doc: Any) -> int:
+    serial = doc.get("serial")
+    if type(serial) is not int or serial < 0:
+        raise LedgerCorruptError("ledger is damaged: the revocation serial is malformed")
+    return serial
+
+
+def _lease_days(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError("lease_days must be a whole number ≥ 0")
+    return value
 
 
 def _flag(value: Any) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from issuer.ratelimit import Attempt
-from issuer.records import LicenseRecord
+from issuer.records import LicenseRecord, RevocationEntry
 
 if TYPE_CHECKING:
     from issuer.ledger import LedgerInfo
@@ -66,6 +66,18 @@ class LedgerBackend(abc.ABC):
     @abc.abstractmethod
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""
+
+    @abc.abstractmethod
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries (expired ones included)."""
+
+    @abc.abstractmethod
+    def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:
+        """Give a new, empty ledger a copied revocation list (serial and entries).
+
+        Raises:
+            LedgerExistsError: the ledger has a revocation list already.
+        """
 
     @abc.abstractmethod
     def add(self, record: LicenseRecord) -> None:
@@ -142,6 +154,7 @@ def create_ledger(
     now: _dt.datetime,
     created_at: _dt.datetime | None = None,
     shard_width: int | None = None,
+    lease_days: int | None = None,
     accept_machine_id: bool = True,
 ) -> LedgerBackend:
     """Create a new, empty ledger at a folder or a ``postgresql://`` URL; never overwrites one.
@@ -153,6 +166,7 @@ def create_ledger(
         now: the time of creation.
         created_at: the ledger's recorded creation time if not ``now`` (a copy keeps its source's).
         shard_width: a file ledger's shard layout (ignored by a database).
+        lease_days: the provider's default lease (``None``: licet's default).
         accept_machine_id: the default for licenses that do not say.
 
     Raises:
@@ -160,6 +174,9 @@ def create_ledger(
         LedgerError: the database cannot be reached or refuses to create the schema.
     """
     when = created_at or now
+    from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, Ledger
+
+    lease = DEFAULT_LEASE_DAYS if lease_days is None else lease_days
     if is_database_url(url_or_dir):
         from issuer.ledger_postgres import PostgresLedger
 
@@ -168,15 +185,15 @@ def create_ledger(
             provider=provider,
             secret_check=secret_check,
             now=when,
+            lease_days=lease,
             accept_machine_id=accept_machine_id,
         )
-    from issuer.ledger import DEFAULT_SHARD_WIDTH, Ledger
-
     return Ledger.create(
         url_or_dir,
         provider=provider,
         secret_check=secret_check,
         now=when,
         shard_width=DEFAULT_SHARD_WIDTH if shard_width is None else shard_width,
+        lease_days=lease,
         accept_machine_id=accept_machine_id,
     )

@@ -1,10 +1,11 @@
 """Copying a ledger between backends (a folder and a PostgreSQL database, either way).
 
 The copy goes into a new, empty ledger that keeps the source's identity —
-provider, creation time, machine-id default and the check of the
-activation-key secret, so the same keys folder works with it. Every license
-travels whole: its current key (as a hash), its activation, the activations
-that regenerations superseded, and its audit history. Afterwards the
+provider, creation time, default lease, machine-id default and the check of
+the activation-key secret, so the same keys folder works with it. Every
+license travels whole: its current key (as a hash), its activation and lease,
+the activations that regenerations superseded, and its audit history; so
+does the revocation list, serial included, so panels see no serial go back. Afterwards the
 destination is read back and its counts and a SHA-256 digest over every
 record must equal the source's; if they do not, or the copy fails half-way,
 the new destination is removed again and nothing of it remains.
@@ -42,24 +43,32 @@ class LedgerSummary:
         licenses: how many licenses.
         activations: current and superseded activations.
         events: audit-history entries.
+        revocation_serial: the revocation list's serial.
+        revocations: entries of the revocation list.
         digest: SHA-256 (hex) over the ledger's identity and every record.
     """
 
     licenses: int
     activations: int
     events: int
+    revocation_serial: int
+    revocations: int
     digest: str
 
 
 def summarize(ledger: LedgerBackend) -> LedgerSummary:
     """Count a ledger's records and digest them (the same value on every backend)."""
     records = ledger.licenses()
+    serial, entries = ledger.revocations()
     info = ledger.info
     identity = {
         "provider": info.provider,
         "created_at": info.created_at.isoformat(),
         "secret_check": info.secret_check,
+        "lease_days": info.lease_days,
         "accept_machine_id": info.accept_machine_id,
+        "revocation_serial": serial,
+        "revocations": [e.to_doc() for e in entries],
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for record in sorted(records, key=lambda r: r.license_id):
@@ -68,6 +77,8 @@ def summarize(ledger: LedgerBackend) -> LedgerSummary:
         licenses=len(records),
         activations=sum(len(r.past_activations) + (r.activation is not None) for r in records),
         events=sum(len(r.history) for r in records),
+        revocation_serial=serial,
+        revocations=len(entries),
         digest=digest.hexdigest(),
     )
 
@@ -96,6 +107,7 @@ def copy_ledger(
     try:
         before = summarize(src)
         records = src.licenses()
+        serial, entries = src.revocations()
     finally:
         src.close()
     info = src.info
@@ -106,10 +118,12 @@ def copy_ledger(
         secret_check=info.secret_check,
         now=now or _dt.datetime.now(_dt.UTC),
         created_at=info.created_at,
+        lease_days=info.lease_days,
         accept_machine_id=info.accept_machine_id,
     )
     try:
         dst.add_many(records)
+        dst.restore_revocations(serial, entries)
         after = summarize(dst)
         if after != before:
             raise LedgerError(

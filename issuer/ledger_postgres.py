@@ -8,6 +8,7 @@ Layout: the ``licet`` schema of the database the URL names (see
     licet.license_keys  key hash -> license (every generation; only the current opens it)
     licet.license_ips   assigned IP -> license
     licet.attempts      rate-limit bucket -> times of its recent failures
+    licet.revocations   the revocation list's entries (its serial is in licet.meta)
 
 Guarantees come from the database, not from a process lock: every change to
 a license locks its row (``SELECT ... FOR UPDATE``) and re-reads it under that
@@ -48,7 +49,7 @@ from issuer.errors import (
 from issuer.ledger import FORMAT, LedgerInfo
 from issuer.ledger_api import Decision, LedgerBackend
 from issuer.ratelimit import Attempt
-from issuer.records import LicenseRecord
+from issuer.records import LicenseRecord, RevocationEntry, revocation_changes
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
 
 try:
@@ -74,6 +75,7 @@ _MIGRATIONS = tuple(
     )
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
+_LEASES_VERSION = 3  # the schema version that added leases and the revocation list
 _POOL_SIZE = 8
 _CONNECT_TIMEOUT = 5  # seconds; an unreachable database is an error, not a hang
 # While the database is away, a request waits this long for a connection and then
@@ -147,6 +149,7 @@ class PostgresLedger(LedgerBackend):
         provider: str,
         secret_check: str,
         now: _dt.datetime,
+        lease_days: int = 30,
         accept_machine_id: bool = True,
         version: int = SCHEMA_VERSION,
     ) -> PostgresLedger:
@@ -157,6 +160,7 @@ class PostgresLedger(LedgerBackend):
             provider: the provider name tokens are issued under.
             secret_check: identifies the activation-key secret.
             now: the creation time.
+            lease_days: the provider's default lease, kept in the ledger.
             accept_machine_id: the default for licenses that do not say.
             version: the schema version to create (older ones only to test upgrades).
 
@@ -174,6 +178,8 @@ class PostgresLedger(LedgerBackend):
                         " secret_check, accept_machine_id) VALUES (%s, %s, %s, %s, %s, %s)",
                         (FORMAT, version, provider, now, secret_check, accept_machine_id),
                     )
+                    if version >= _LEASES_VERSION:
+                        conn.execute("UPDATE licet.meta SET lease_days = %s", (lease_days,))
             except pg_errors.DuplicateSchema:
                 raise LedgerExistsError(
                     f"a ledger exists in {probe.location} already; it is never overwritten"
@@ -216,7 +222,34 @@ class PostgresLedger(LedgerBackend):
             ).fetchall()
         return [r for r in (_record(row[0]) for row in rows) if r.ip == ip]
 
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries (expired ones included)."""
+        with self._transaction() as conn:
+            serial_row = conn.execute("SELECT revocation_serial FROM licet.meta").fetchone()
+            rows = conn.execute(
+                "SELECT kind, ident, until FROM licet.revocations ORDER BY position"
+            ).fetchall()
+        if serial_row is None:
+            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
+        return int(serial_row[0]), [_entry(row) for row in rows]
+
     # -- changes ----------------------------------------------------------------
+
+    def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:
+        """Give a new, empty ledger a copied revocation list (serial and entries).
+
+        Raises:
+            LedgerExistsError: the ledger has a revocation list already.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT revocation_serial, EXISTS (SELECT 1 FROM licet.revocations)"
+                " FROM licet.meta FOR UPDATE"
+            ).fetchone()
+            if row is None or row[0] != 0 or row[1]:
+                raise LedgerExistsError("the ledger has a revocation list already")
+            conn.execute("UPDATE licet.meta SET revocation_serial = %s", (serial,))
+            _insert_entries(conn, entries)
 
     def add(self, record: LicenseRecord) -> None:
         """Store a new license and index its key (and IP).
@@ -287,6 +320,9 @@ class PostgresLedger(LedgerBackend):
                         "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
                         (new_record.key_hash, new_record.license_id),
                     )
+                entries = revocation_changes(record, new_record)
+                if entries is not None:
+                    _revoke(conn, entries, new_record.history[-1].at)
                 conn.execute(
                     "UPDATE licet.licenses SET doc = %s WHERE license_id = %s",
                     (Jsonb(new_record.to_doc()), record.license_id),
@@ -412,18 +448,22 @@ class PostgresLedger(LedgerBackend):
             raise LedgerMissingError(
                 f"no ledger in {self.location} — run 'issuer init --ledger URL' first"
             )
-        meta = conn.execute(
-            "SELECT format, schema_version, provider, created_at, secret_check,"
-            " accept_machine_id FROM licet.meta"
-        ).fetchone()
-        if meta is None or meta[0] != FORMAT:
+        head = conn.execute("SELECT format, schema_version FROM licet.meta").fetchone()
+        if head is None or head[0] != FORMAT:
             raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
-        _check_version(meta[1], self.location)
+        _check_version(head[1], self.location)
+        meta = conn.execute(
+            "SELECT provider, created_at, secret_check, accept_machine_id, lease_days"
+            " FROM licet.meta"
+        ).fetchone()
+        if meta is None:
+            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
         return LedgerInfo(
-            provider=meta[2],
-            created_at=meta[3].astimezone(_dt.UTC),
-            secret_check=meta[4],
-            accept_machine_id=meta[5],
+            provider=meta[0],
+            created_at=meta[1].astimezone(_dt.UTC),
+            secret_check=meta[2],
+            accept_machine_id=meta[3],
+            lease_days=meta[4],
         )
 
 
@@ -506,6 +546,31 @@ def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
             "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
             (record.ip, record.license_id),
         )
+
+
+def _entry(row: Any) -> RevocationEntry:
+    return RevocationEntry.from_doc(
+        {"kind": row[0], "id": row[1], "until": row[2].astimezone(_dt.UTC).isoformat()}
+    )
+
+
+def _insert_entries(conn: psycopg.Connection[Any], entries: list[RevocationEntry]) -> None:
+    if entries:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO licet.revocations (kind, ident, until) VALUES (%s, %s, %s)",
+                [(e.kind, e.ident, e.until) for e in entries],
+            )
+
+
+def _revoke(
+    conn: psycopg.Connection[Any], entries: list[RevocationEntry], now: _dt.datetime
+) -> None:
+    """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
+    # The meta row's lock orders every list change across nodes: serials never repeat.
+    conn.execute("UPDATE licet.meta SET revocation_serial = revocation_serial + 1")
+    conn.execute("DELETE FROM licet.revocations WHERE until <= %s", (now,))
+    _insert_entries(conn, entries)
 
 
 _LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"

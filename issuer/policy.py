@@ -1,4 +1,4 @@
-"""The license state machine: activation outcomes and monthly regeneration.
+"""The license state machine: activation outcomes, leases, renewal and monthly regeneration.
 
 A redemption ends in one of five outcomes, numbered here and in the tests:
 
@@ -7,12 +7,15 @@ A redemption ends in one of five outcomes, numbered here and in the tests:
 2. license revoked or expired, or for another product → a refusal naming why;
 3. license not yet activated → the activation is recorded and signed;
 4. already activated on the same server (by fingerprint) → that same activation
-   again, so re-installing a server does not burn its key;
+   again with a fresh lease, so re-installing a server does not burn its key;
 5. already activated on another server → ``already activated``, with the date
    from which the provider may regenerate the key.
 
 Regeneration is allowed once per calendar month: Jan 15 → Feb 15, and
 Jan 31 → Feb 28/29.
+
+Every token is issued for a lease: ``exp`` = min(license expiry, now + lease),
+and only the license's current activation, on its own server, renews.
 
 Pure functions over :class:`~issuer.records.LicenseRecord` values: the ledger
 calls them under its lock with freshly read records and writes what they
@@ -29,21 +32,94 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
 from verifier.errors import (
+    ActivationNotFoundError,
+    ActivationSupersededError,
     AlreadyActivatedError,
+    BadInputError,
     LicenseExpiredError,
     LicenseRevokedError,
     MachineIdRefusedError,
     ProductMismatchError,
     RegenerationTooSoonError,
+    WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, matches
 
-__all__ = ["add_months", "check_usable", "next_regeneration", "redeem", "regenerate", "revoke"]
+__all__ = [
+    "Lease",
+    "MAX_LEASE_DAYS",
+    "NO_LEASE_LIFETIME",
+    "add_months",
+    "check_lease_days",
+    "check_usable",
+    "lease_for",
+    "next_regeneration",
+    "redeem",
+    "regenerate",
+    "renew",
+    "revoke",
+]
+
+MAX_LEASE_DAYS = 3650
+# Without a lease and without a license expiry a token still needs an end.
+NO_LEASE_LIFETIME = _dt.timedelta(days=3653)
+_MIN_GRACE = _dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The validity a token gets when it is issued.
+
+    Attributes:
+        expires_at: the token's ``exp``: the lease's end or the license's expiry,
+            whichever is first.
+        renew_at: the start of the grace window (``exp`` minus a third of the
+            lease, at least 1 day).
+    """
+
+    expires_at: _dt.datetime
+    renew_at: _dt.datetime
+
+
+def check_lease_days(value: object) -> int:
+    """Return a valid lease length in days (0 means no lease).
+
+    Raises:
+        BadInputError: not a whole number from 0 to 3650.
+    """
+    if type(value) is not int or not 0 <= value <= MAX_LEASE_DAYS:
+        raise BadInputError(
+            f"lease days must be a whole number from 0 (no lease) to {MAX_LEASE_DAYS}"
+        )
+    return value
+
+
+def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime) -> Lease:
+    """The lease a token issued ``now`` for ``record`` gets.
+
+    ``exp`` = min(license expiry, now + lease). With a lease of 0 the token
+    lasts until the license's expiry (or ten years for a license without
+    one). ``renew_at`` = ``exp`` minus the grace window, a third of the lease
+    and at least one day.
+    """
+    days = default_days if record.lease_days is None else record.lease_days
+    if days == 0:
+        end = now + NO_LEASE_LIFETIME
+        lease = NO_LEASE_LIFETIME
+    else:
+        lease = _dt.timedelta(days=days)
+        end = now + lease
+    if record.expires_at is not None:
+        end = min(end, record.expires_at)
+        if days == 0:
+            lease = end - now
+    grace = max(_MIN_GRACE, lease / 3)
+    return Lease(expires_at=end, renew_at=max(now, end - grace))
 
 
 def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:
@@ -95,14 +171,17 @@ def redeem(
     actor: str,
     now: _dt.datetime,
     months: int,
+    lease_days: int,
     identity: str = IDENTITY_HARDWARE,
     accept_machine_id: bool = True,
-) -> tuple[LicenseRecord | None, Activation]:
+) -> tuple[LicenseRecord, Activation, Lease]:
     """Decide a redemption: refuse an unusable license, or activate, re-issue or refuse.
 
+    Every success issues a lease (outcomes 3 and 4 of this module).
+
     Returns:
-        ``(new_record, activation)``; ``new_record`` is ``None`` when nothing
-        changes (the same server activating again gets its same activation).
+        ``(new_record, activation, lease)``. The same server activating again
+        gets its same activation with a fresh lease.
 
     Raises:
         LicenseRevokedError | LicenseExpiredError | ProductMismatchError: outcome 2.
@@ -120,22 +199,25 @@ def redeem(
         # later one: re-binding would let a license walk to another server
         # one component at a time.
         if matches(current.fingerprint, fingerprint):
-            return None, current
+            return _extend(record, current, "reactivated", method, actor, now, lease_days)
         allowed = next_regeneration(record, months, now)
         raise AlreadyActivatedError(regenerate_after=allowed.date())
+    lease = lease_for(record, lease_days, now)
     activation = Activation(
         activation_id=activation_id,
         fingerprint=fingerprint,
         hostname=hostname,
         method=method,
         activated_at=now,
+        lease_until=lease.expires_at,
         identity=identity,
     )
     event = Event(
         at=now,
         action="activated",
         actor=actor,
-        detail=f"{activation_id} on {hostname or '?'} ({method})",
+        detail=f"{activation_id} on {hostname or '?'} ({method}); "
+        f"lease until {lease.expires_at.isoformat()}",
     )
     return (
         replace(
@@ -145,7 +227,67 @@ def redeem(
             history=(*record.history, event),
         ),
         activation,
+        lease,
     )
+
+
+def _extend(
+    record: LicenseRecord,
+    current: Activation,
+    action: str,
+    method: str,
+    actor: str,
+    now: _dt.datetime,
+    lease_days: int,
+) -> tuple[LicenseRecord, Activation, Lease]:
+    """Give the current activation a fresh lease and record it in the history."""
+    lease = lease_for(record, lease_days, now)
+    # The recorded end never moves back: a revocation entry must outlive every token issued.
+    until = max(lease.expires_at, current.lease_until or lease.expires_at)
+    activation = replace(current, lease_until=until, renewed_at=now)
+    event = Event(
+        at=now,
+        action=action,
+        actor=actor,
+        detail=f"{current.activation_id} ({method}); lease until {lease.expires_at.isoformat()}",
+    )
+    updated = replace(record, activation=activation, history=(*record.history, event))
+    return updated, activation, lease
+
+
+def renew(
+    record: LicenseRecord,
+    *,
+    product: str,
+    activation_id: str,
+    fingerprint: Fingerprint,
+    method: str,
+    actor: str,
+    now: _dt.datetime,
+    lease_days: int,
+) -> tuple[LicenseRecord, Activation, Lease]:
+    """Decide a renewal: only the license's current activation, on its own server, renews.
+
+    A token that has already expired renews too, as long as its activation is current.
+
+    Raises:
+        LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
+        ActivationSupersededError: the key was regenerated since; activate again.
+        ActivationNotFoundError: the license never had this activation.
+        WrongServerError: the fingerprint does not match the activation's server.
+    """
+    check_usable(record, product, now)
+    current = record.activation
+    if current is None or current.activation_id != activation_id:
+        if any(a.activation_id == activation_id for a in record.past_activations):
+            raise ActivationSupersededError()
+        raise ActivationNotFoundError(
+            f"license {record.license_id} has no activation {activation_id!r}"
+        )
+    # The same majority rule as verification, against the fingerprint bound at activation.
+    if not matches(current.fingerprint, fingerprint):
+        raise WrongServerError("this renewal comes from another server than the activation's")
+    return _extend(record, current, "renewed", method, actor, now, lease_days)
 
 
 def regenerate(

@@ -16,7 +16,14 @@ from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
-__all__ = ["Activation", "Event", "LicenseRecord", "LicenseStatus"]
+__all__ = [
+    "Activation",
+    "Event",
+    "LicenseRecord",
+    "LicenseStatus",
+    "RevocationEntry",
+    "revocation_changes",
+]
 
 
 class LicenseStatus:
@@ -69,6 +76,8 @@ class Activation:
         method: ``air-gapped``, ``online`` or ``automatic``.
         activated_at: when.
         superseded_at: when a regeneration freed the license from this server.
+        lease_until: when the latest token issued for it expires (``None``: no token recorded).
+        renewed_at: the latest renewal (or re-activation), if any.
         identity: what the fingerprint was taken from (``hardware`` or ``machine-id``).
     """
 
@@ -78,6 +87,8 @@ class Activation:
     method: str
     activated_at: _dt.datetime
     superseded_at: _dt.datetime | None = None
+    lease_until: _dt.datetime | None = None
+    renewed_at: _dt.datetime | None = None
     identity: str = IDENTITY_HARDWARE
 
     def to_doc(self) -> dict[str, Any]:
@@ -89,6 +100,8 @@ class Activation:
             "method": self.method,
             "activated_at": self.activated_at.isoformat(),
             "superseded_at": _iso(self.superseded_at),
+            "lease_until": _iso(self.lease_until),
+            "renewed_at": _iso(self.renewed_at),
             "identity": self.identity,
         }
 
@@ -102,6 +115,8 @@ class Activation:
             method=_str(doc["method"]),
             activated_at=_time(doc["activated_at"]),
             superseded_at=_optional_time(doc.get("superseded_at")),
+            lease_until=_optional_time(doc.get("lease_until")),
+            renewed_at=_optional_time(doc.get("renewed_at")),
             identity=_identity(doc.get("identity", IDENTITY_HARDWARE)),
         )
 
@@ -127,6 +142,8 @@ class LicenseRecord:
         regenerated_at: the last regeneration, or ``None``.
         revoked_at: when it was revoked.
         history: the audit trail.
+        lease_days: the license's own lease length in days (0: no lease), or
+            ``None`` for the provider's default.
         accept_machine_id: whether activations with a custom machine id are
             accepted (``None``: the ledger's default).
     """
@@ -147,7 +164,13 @@ class LicenseRecord:
     regenerated_at: _dt.datetime | None = None
     revoked_at: _dt.datetime | None = None
     history: tuple[Event, ...] = ()
+    lease_days: int | None = None
     accept_machine_id: bool | None = None
+
+    def activations(self) -> tuple[Activation, ...]:
+        """Every activation the license ever had, the current one last."""
+        current = () if self.activation is None else (self.activation,)
+        return (*self.past_activations, *current)
 
     def state(self, now: _dt.datetime) -> str:
         """The status shown to people: ``expired`` once the expiry date has passed."""
@@ -178,6 +201,7 @@ class LicenseRecord:
             "regenerated_at": _iso(self.regenerated_at),
             "revoked_at": _iso(self.revoked_at),
             "history": [e.to_doc() for e in self.history],
+            "lease_days": self.lease_days,
             "accept_machine_id": self.accept_machine_id,
         }
 
@@ -210,6 +234,7 @@ class LicenseRecord:
                 regenerated_at=_optional_time(doc["regenerated_at"]),
                 revoked_at=_optional_time(doc["revoked_at"]),
                 history=tuple(Event.from_doc(e) for e in _list(doc["history"])),
+                lease_days=None if doc.get("lease_days") is None else _int(doc["lease_days"]),
                 accept_machine_id=_optional_bool(doc.get("accept_machine_id")),
             )
         except (KeyError, TypeError, ValueError, BadInputError) as err:
@@ -221,6 +246,82 @@ class LicenseRecord:
                 f"ledger is damaged: license {record.license_id} has an invalid state"
             )
         return record
+
+
+@dataclass(frozen=True)
+class RevocationEntry:
+    """One entry of the revocation list: a revoked license or a superseded activation.
+
+    Attributes:
+        kind: ``license`` or ``activation``.
+        ident: the license id or activation id.
+        until: when every token it could affect has expired; after that it is dropped.
+    """
+
+    kind: str
+    ident: str
+    until: _dt.datetime
+
+    LICENSE = "license"
+    ACTIVATION = "activation"
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {"kind": self.kind, "id": self.ident, "until": self.until.isoformat()}
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> RevocationEntry:
+        """Parse an entry.
+
+        Raises:
+            LedgerCorruptError: anything missing or of the wrong type.
+        """
+        try:
+            entry = cls(kind=_str(doc["kind"]), ident=_str(doc["id"]), until=_time(doc["until"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise LedgerCorruptError(
+                f"ledger is damaged: a revocation entry is malformed ({err})"
+            ) from err
+        if entry.kind not in (cls.LICENSE, cls.ACTIVATION):
+            raise LedgerCorruptError("ledger is damaged: a revocation entry has an unknown kind")
+        return entry
+
+
+# Tokens issued before leases were recorded lived at most this long.
+_UNRECORDED_LEASE = _dt.timedelta(days=3653)
+
+
+def _tokens_end(activation: Activation) -> _dt.datetime:
+    if activation.lease_until is not None:
+        return activation.lease_until
+    return activation.activated_at + _UNRECORDED_LEASE
+
+
+def revocation_changes(before: LicenseRecord, after: LicenseRecord) -> list[RevocationEntry] | None:
+    """What a change to a license adds to the revocation list.
+
+    Returns ``None`` when the change does not concern the list; otherwise the
+    entries to add (possibly none): every key regeneration and every
+    revocation moves the list to a new serial.
+    """
+    regenerated = after.generation != before.generation
+    revoked = after.status == LicenseStatus.REVOKED and before.status != LicenseStatus.REVOKED
+    if not (regenerated or revoked):
+        return None
+    entries: list[RevocationEntry] = []
+    if regenerated and before.activation is not None:
+        entries.append(
+            RevocationEntry(
+                RevocationEntry.ACTIVATION,
+                before.activation.activation_id,
+                _tokens_end(before.activation),
+            )
+        )
+    if revoked:
+        ends = [_tokens_end(a) for a in after.activations()]
+        until = max(ends) if ends else (after.revoked_at or after.created_at)
+        entries.append(RevocationEntry(RevocationEntry.LICENSE, after.license_id, until))
+    return entries
 
 
 def _iso(moment: _dt.datetime | None) -> str | None:

@@ -9,6 +9,8 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     POST /v1/activations       {"request_code"}                         manual online
     POST /v1/activations/auto  {"product", "fingerprint", "callback_port",
                                 "challenge_hash", "hostname"}           automatic
+    POST /v1/renewals          {"renewal_code"}                         lease renewal
+    GET  /v1/revocations       the signed revocation list (application/jwt, ETag)
     GET  /v1/health
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
@@ -45,7 +47,7 @@ import h11
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -60,7 +62,9 @@ from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.client import CHALLENGE_PATH
 from verifier.errors import BadInputError, CallbackError, LicenseError
 from verifier.fingerprint import parse_fingerprint
+from verifier.renewal import MAX_RENEWAL_CODE
 from verifier.request import MAX_REQUEST_CODE, parse_request_code
+from verifier.revocations import revocations_etag
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
@@ -163,6 +167,13 @@ class ManualRequest(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
     request_code: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CODE)]
+
+
+class RenewalBody(BaseModel):
+    """Body of ``POST /v1/renewals``."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    renewal_code: Annotated[str, Field(min_length=1, max_length=MAX_RENEWAL_CODE)]
 
 
 class AutoRequest(BaseModel):
@@ -387,6 +398,27 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         activation_request = parse_request_code(body.request_code)
         result = iss.redeem(activation_request, method="online", client=caller(request))
         return TokenResponse(token=result.token)
+
+    @app.post("/v1/renewals", response_model=TokenResponse)
+    def renew(body: RenewalBody, request: Request) -> TokenResponse:
+        """Renew the lease of the license's current activation (same activation id, later exp)."""
+        token = iss.renew(body.renewal_code, method="online", client=caller(request))
+        return TokenResponse(token=token)
+
+    @app.get(
+        "/v1/revocations",
+        response_class=Response,
+        responses={200: {"content": {"application/jwt": {}}}, 304: {"description": "unchanged"}},
+    )
+    def revocations(request: Request) -> Response:
+        """The signed revocation list, as the bare compact JWS."""
+        text = iss.revocation_list()
+        etag = revocations_etag(text)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        wanted = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+        if etag in wanted or "*" in wanted:
+            return Response(status_code=304, headers=headers)
+        return Response(text, media_type="application/jwt", headers=headers)
 
     @app.post("/v1/activations/auto", response_model=TokenResponse)
     def activate_auto(body: AutoRequest, request: Request) -> TokenResponse:

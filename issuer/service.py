@@ -1,9 +1,10 @@
-"""The provider's façade: licenses, activation keys and the one activation function.
+"""The provider's façade: licenses, activation keys, activation, renewal, revocation lists.
 
 Every activation path — air-gapped (``issuer activate``), online manual and
 automatic (``issuer serve``) — ends in :meth:`Issuer.redeem`, which asks the
 ledger to apply the policy of :mod:`issuer.policy` under its lock and signs a
-token for the resulting activation.
+token for the resulting activation. Every token carries a lease; renewals
+(:meth:`Issuer.renew`) extend it for the license's current activation only.
 
 Example:
     >>> iss = Issuer(ledger="ledger", keys="keys")  # doctest: +SKIP
@@ -26,10 +27,10 @@ from typing import Any
 
 from issuer import policy
 from issuer.addresses import canonical_ip
-from issuer.ledger import DEFAULT_SHARD_WIDTH
+from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
 from issuer.ledger_api import create_ledger, open_ledger
 from issuer.ratelimit import RateLimit
-from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
+from issuer.records import Activation, Event, LicenseRecord, LicenseStatus, RevocationEntry
 from issuer.secret import KeySecret, key_hash
 from keytool.errors import PrivateKeyError
 from keytool.keyring import ActiveSigner, Keyring
@@ -39,9 +40,18 @@ from verifier.activation_key import normalize_key
 from verifier.claims import IDENTITY_HARDWARE, TOKEN_TYPE, build_claims
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
-from verifier.errors import BadInputError, LicenseError, NoLicenseForAddressError
+from verifier.errors import (
+    ActivationNotFoundError,
+    BadInputError,
+    LicenseError,
+    LicenseNotFoundError,
+    NoLicenseForAddressError,
+    WrongServerError,
+)
 from verifier.fingerprint import Fingerprint
+from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
+from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
 
 __all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView"]
 
@@ -54,23 +64,24 @@ _MAX_DAYS = 36500
 class IssuerConfig:
     """Provider policy, with defaults.
 
+    How long a token lives is not configured here: it is the license's lease
+    (the provider's default is kept in the ledger, ``issuer init --lease-days``).
+
     Attributes:
-        max_token_lifetime: a token expires at the license's expiry or after
-            this long, whichever is first (default 365 days; 1 day to 10 years).
-            Panels renew by activating again, which returns the same activation.
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
+        revocation_list_days: how long a revocation list stays fresh (default 30; 1 to 365).
         rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
     """
 
-    max_token_lifetime: _dt.timedelta = _dt.timedelta(days=365)
     regeneration_months: int = 1
     lock_timeout: float = 10.0
+    revocation_list_days: int = 30
     rate_limit: RateLimit = field(default_factory=RateLimit)
 
     def __post_init__(self) -> None:
-        if not _dt.timedelta(days=1) <= self.max_token_lifetime <= _dt.timedelta(days=3653):
-            raise BadInputError("max_token_lifetime must be between 1 day and 10 years")
+        if not 1 <= self.revocation_list_days <= 365:
+            raise BadInputError("revocation_list_days must be between 1 and 365")
         if not 1 <= self.regeneration_months <= 12:
             raise BadInputError("regeneration_months must be between 1 and 12")
         if not 0.01 <= self.lock_timeout <= 300:
@@ -85,6 +96,7 @@ class LicenseView:
     activation_key: str
     state: str
     next_regeneration: _dt.datetime
+    lease_days: int
     accepts_machine_id: bool = True
 
     @property
@@ -108,6 +120,8 @@ class LicenseView:
             "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
             "features": list(r.features),
             "limits": dict(r.limits),
+            "lease_days": self.lease_days,
+            "lease_days_default": r.lease_days is None,
             "activation": None if activation is None else activation.to_doc(),
             "activated_fingerprint": None if activation is None else list(activation.fingerprint),
             "activated_hostname": None if activation is None else activation.hostname,
@@ -135,16 +149,33 @@ class Activated:
     new: bool
 
 
-def _is_token(data: bytes) -> bool:
-    """Whether ``data`` is a licet token, as an earlier ``--out`` wrote it."""
-    parts = data.strip().split(b".")
-    if len(parts) != 3:
-        return False
-    try:
-        header = json_loads_strict(b64url_decode(parts[0].decode("ascii")))
-    except (EncodingError, UnicodeDecodeError):
-        return False
-    return isinstance(header, dict) and header.get("typ") == TOKEN_TYPE
+# Renewal refusals that probe for ids or for another server's activation count
+# against an anonymous client like a wrong key; the others name a real license.
+_RENEWAL_PROBES: tuple[type[LicenseError], ...] = (
+    ActivationNotFoundError,
+    LicenseNotFoundError,
+    WrongServerError,
+)
+
+
+def _is_jws_of(typ: str) -> Callable[[bytes], bool]:
+    """Whether a file holds a compact JWS of type ``typ``, as an earlier ``--out`` wrote it."""
+
+    def check(data: bytes) -> bool:
+        parts = data.strip().split(b".")
+        if len(parts) != 3:
+            return False
+        try:
+            header = json_loads_strict(b64url_decode(parts[0].decode("ascii")))
+        except (EncodingError, UnicodeDecodeError):
+            return False
+        return isinstance(header, dict) and header.get("typ") == typ
+
+    return check
+
+
+_is_token = _is_jws_of(TOKEN_TYPE)
+_is_revocation_list = _is_jws_of(REVOCATIONS_TYPE)
 
 
 def _random_id(prefix: str, chars: int) -> str:
@@ -198,6 +229,7 @@ class Issuer:
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
         self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
+        self._revocation_list: tuple[tuple[object, ...], str] | None = None
 
     @classmethod
     def init(
@@ -207,6 +239,7 @@ class Issuer:
         *,
         name: str,
         clock: Clock = utc_now,
+        lease_days: int = DEFAULT_LEASE_DAYS,
         shard_width: int = DEFAULT_SHARD_WIDTH,
         accept_machine_id: bool = True,
         **kwargs: Any,
@@ -218,6 +251,7 @@ class Issuer:
             keys: the keys folder (the activation-key secret stays there, never in a database).
             name: the provider name tokens are issued under.
             clock: time source.
+            lease_days: the provider's default lease (default 30; 0 means no lease).
             shard_width: the ledger's shard layout (hex digits per shard name,
                 1-4; the default 3 suits up to millions of licenses).
             accept_machine_id: the default for licenses that do not say
@@ -227,15 +261,18 @@ class Issuer:
 
         Raises:
             LedgerExistsError: a ledger exists there already.
+            BadInputError: a bad name or lease.
         """
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise BadInputError("provider name must be 1-128 characters")
+        policy.check_lease_days(lease_days)
         secret = KeySecret.create_or_load(Path(keys))
         create_ledger(
             ledger,
             provider=name.strip(),
             secret_check=secret.check(),
             now=now_from(clock),
+            lease_days=lease_days,
             shard_width=shard_width,
             accept_machine_id=bool(accept_machine_id),
         )
@@ -258,6 +295,7 @@ class Issuer:
         features: Iterable[str] = (),
         limits: Mapping[str, int] | None = None,
         customer: str | None = None,
+        lease_days: int | None = None,
         accept_machine_id: bool | None = None,
     ) -> LicenseView:
         """Create a license and its first activation key.
@@ -270,6 +308,9 @@ class Issuer:
             features: enabled features.
             limits: numeric limits.
             customer: free text.
+            lease_days: this license's lease (0: no lease — tokens last until
+                the license expires, for customers who can never renew);
+                ``None`` for the provider's default.
             accept_machine_id: whether activations with a custom machine id
                 are accepted; ``None`` follows the ledger's default.
 
@@ -278,6 +319,8 @@ class Issuer:
         """
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        if lease_days is not None:
+            record = replace(record, lease_days=policy.check_lease_days(lease_days))
         if accept_machine_id is not None:
             if type(accept_machine_id) is not bool:
                 raise BadInputError("accept_machine_id must be true, false or None")
@@ -507,23 +550,33 @@ class Issuer:
             now=now,
         )
         attempt = None if client is None else self.config.rate_limit.attempt(client, now=now)
-        record, activation, new = self.ledger.update(
+        record, activation, lease, new = self.ledger.update(
             decide, key_hash=key_hash, license_id=license_id, attempt=attempt
         )
-        lifetime_end = now + self.config.max_token_lifetime
+        return self._issue(signer, record, activation, lease, now, new)
+
+    def _issue(
+        self,
+        signer: TokenSigner,
+        record: LicenseRecord,
+        activation: Activation,
+        lease: policy.Lease,
+        now: _dt.datetime,
+        new: bool,
+    ) -> Activated:
         claims = build_claims(
             issuer=self.provider,
             license_id=record.license_id,
             product=record.product,
             activation_id=activation.activation_id,
             issued_at=now,
-            expires_at=lifetime_end
-            if record.expires_at is None
-            else min(record.expires_at, lifetime_end),
+            expires_at=lease.expires_at,
+            renew_at=lease.renew_at,
+            license_expires_at=record.expires_at,
             fingerprint=activation.fingerprint,
             features=record.features,
             limits=record.limits,
-            identity=identity,
+            identity=activation.identity,  # what the activation was bound with
             ip=record.ip,
         )
         return Activated(
@@ -543,8 +596,9 @@ class Issuer:
         method: str,
         identity: str,
         now: _dt.datetime,
-    ) -> tuple[LicenseRecord | None, tuple[LicenseRecord, Activation, bool]]:
-        updated, activation = policy.redeem(
+    ) -> tuple[LicenseRecord, tuple[LicenseRecord, Activation, policy.Lease, bool]]:
+        is_new = record.activation is None
+        updated, activation, lease = policy.redeem(
             record,
             product=product,
             fingerprint=fingerprint,
@@ -554,10 +608,110 @@ class Issuer:
             actor=self.actor,
             now=now,
             months=self.config.regeneration_months,
+            lease_days=self.ledger.info.lease_days,
             identity=identity,
             accept_machine_id=self._accepts_machine_id(record),
         )
-        return updated, (updated or record, activation, updated is not None)
+        return updated, (updated, activation, lease, is_new)
+
+    # -- renewal and revocation ------------------------------------------------------
+
+    def renew(
+        self, renewal_code: str, *, method: str = "air-gapped", client: str | None = None
+    ) -> str:
+        """Renew the lease of the activation a renewal code names; return the new token.
+
+        Args:
+            renewal_code: the code ``verifier renew --offline`` printed (or a panel sent).
+            method: how it came (``air-gapped``, ``online``), for the history.
+            client: the address of an anonymous online caller: refusals that
+                probe for ids or servers count against it like wrong keys.
+
+        Raises:
+            RenewalCodeError: the code is damaged.
+            ActivationSupersededError, LicenseRevokedError, LicenseExpiredError,
+            WrongServerError, ActivationNotFoundError, LicenseNotFoundError,
+            ProductMismatchError: the renewal is refused (nothing changes).
+        """
+        request = parse_renewal_code(renewal_code)
+        return self.renew_request(request, method=method, client=client).token
+
+    def renew_request(
+        self, request: RenewalRequest, *, method: str, client: str | None = None
+    ) -> Activated:
+        """The one renewal function: a fresh lease for the same activation id.
+
+        Only the license's current activation renews, and only from the server
+        it is bound to; a token that has already expired renews too.
+
+        Raises:
+            ActivationSupersededError | ActivationNotFoundError | WrongServerError:
+                not the current activation on its own server.
+            LicenseRevokedError | LicenseExpiredError | ProductMismatchError: unusable license.
+            LicenseNotFoundError: no such license.
+        """
+        signer = self._signing()
+        now = now_from(self._clock)
+
+        def decide(
+            record: LicenseRecord,
+        ) -> tuple[LicenseRecord, tuple[LicenseRecord, Activation, policy.Lease]]:
+            updated, activation, lease = policy.renew(
+                record,
+                product=request.product,
+                activation_id=request.activation_id,
+                fingerprint=request.fingerprint,
+                method=method,
+                actor=self.actor,
+                now=now,
+                lease_days=self.ledger.info.lease_days,
+            )
+            return updated, (updated, activation, lease)
+
+        attempt = None
+        if client is not None:
+            attempt = self.config.rate_limit.attempt(client, now=now, counted=_RENEWAL_PROBES)
+        record, activation, lease = self.ledger.update(
+            decide, license_id=request.license_id, attempt=attempt
+        )
+        return self._issue(signer, record, activation, lease, now, new=False)
+
+    def revocation_list(self, days: int | None = None) -> str:
+        """The signed revocation list: revoked licenses and superseded activations still live.
+
+        Entries whose every token has expired are left out. One list is signed
+        per serial and UTC day and then reused, so repeated calls return the
+        same text (HTTP caches and ETags stay useful).
+
+        Args:
+            days: how long the list stays fresh (default from the config, 30).
+
+        Raises:
+            BadInputError: ``days`` out of 1..365.
+        """
+        fresh = self.config.revocation_list_days if days is None else days
+        if type(fresh) is not int or not 1 <= fresh <= 365:
+            raise BadInputError("revocation list days must be a whole number from 1 to 365")
+        signer = self._signing()
+        now = now_from(self._clock)
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        serial, entries = self.ledger.revocations()
+        cache_key = (serial, day, fresh, signer.kid)
+        cached = self._revocation_list
+        if cached is not None and cached[0] == cache_key:
+            return cached[1]
+        live = [e for e in entries if e.until > day]
+        claims = build_revocation_claims(
+            issuer=self.provider,
+            serial=serial,
+            issued_at=now,
+            expires_at=now + _dt.timedelta(days=fresh),
+            licenses=[e.ident for e in live if e.kind == RevocationEntry.LICENSE],
+            activations=[e.ident for e in live if e.kind == RevocationEntry.ACTIVATION],
+        )
+        text = signer.sign(claims, typ=REVOCATIONS_TYPE)
+        self._revocation_list = (cache_key, text)
+        return text
 
     def _accepts_machine_id(self, record: LicenseRecord) -> bool:
         if record.accept_machine_id is not None:
@@ -588,6 +742,23 @@ class Issuer:
             token.strip().encode() + b"\n",
             mode=0o644,
             earlier_output=_is_token,
+            protected=[self.keys, *self.ledger.protected_paths()],
+            force=force,
+        )
+
+    def save_revocation_list(
+        self, path: str | os.PathLike[str], text: str, *, force: bool = False
+    ) -> None:
+        """Write a revocation list to ``path`` (``--out``), with the same care as a token.
+
+        Raises:
+            OutputRefusedError: ``path`` must not be replaced.
+        """
+        write_output(
+            Path(path),
+            text.strip().encode() + b"\n",
+            mode=0o644,
+            earlier_output=_is_revocation_list,
             protected=[self.keys, *self.ledger.protected_paths()],
             force=force,
         )
@@ -656,5 +827,8 @@ class Issuer:
             next_regeneration=policy.next_regeneration(
                 record, self.config.regeneration_months, now
             ),
+            lease_days=self.ledger.info.lease_days
+            if record.lease_days is None
+            else record.lease_days,
             accepts_machine_id=self._accepts_machine_id(record),
         )

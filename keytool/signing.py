@@ -33,11 +33,11 @@ class TokenSigner:
         self._key = private_key
         self.kid = kid
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
-        """Return the signed token for ``claims``."""
+    def sign(self, claims: Mapping[str, Any], *, typ: str = TOKEN_TYPE) -> str:
+        """Return the compact JWS of ``claims`` (an activation token unless ``typ`` differs)."""
         return jwt.encode(
             dict(claims),
             self._key,
             algorithm=ALGORITHM,
-            headers={"typ": TOKEN_TYPE, "kid": self.kid},
+            headers={"typ": typ, "kid": self.kid},
         )

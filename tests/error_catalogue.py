@@ -10,6 +10,7 @@ import verifier
 from verifier.errors import (
     ActivationRequiredError,
     AlreadyActivatedError,
+    ClockRollbackError,
     LicenseError,
     NoLicenseForAddressError,
     RegenerationTooSoonError,
@@ -41,6 +42,8 @@ def example(cls: type[LicenseError]) -> LicenseError:
         return AlreadyActivatedError(dt.date(2027, 2, 15))
     if cls is RegenerationTooSoonError:
         return RegenerationTooSoonError(dt.datetime(2027, 2, 15, 12, 30, tzinfo=dt.UTC))
+    if cls is ClockRollbackError:
+        return ClockRollbackError(dt.datetime(2027, 2, 15, 12, 30, tzinfo=dt.UTC))
     if cls is ActivationRequiredError:
         return ActivationRequiredError(reason=NoLicenseForAddressError(), buy_url="https://example.com/buy")
     return cls()
@@ -50,7 +53,7 @@ def same_error(rebuilt: LicenseError, original: LicenseError) -> None:
     """Assert ``rebuilt`` is ``original`` again: exact class, code, message and data."""
     assert type(rebuilt) is type(original), (type(rebuilt), type(original))
     assert (rebuilt.code, rebuilt.message, rebuilt.details()) == (original.code, original.message, original.details())
-    for name in ("regenerate_after", "allowed_from", "buy_url"):
+    for name in ("regenerate_after", "allowed_from", "buy_url", "seen"):
         assert getattr(rebuilt, name, None) == getattr(original, name, None), name
     reason = getattr(original, "reason", None)
     if reason is not None:

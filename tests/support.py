@@ -51,6 +51,8 @@ def claims_for(
         activation_id="ACT-TEST",
         issued_at=clock.now,
         expires_at=clock.now + dt.timedelta(days=days),
+        renew_at=clock.now + dt.timedelta(days=days * 2 / 3),
+        license_expires_at=None,
         fingerprint=fp,
         features=["dns", "mail"],
         limits={"domains": 10},
@@ -128,3 +130,16 @@ def ledger_bytes(folder: Path) -> dict[str, bytes]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != "ledger.lock" and p.relative_to(folder).parts[0] != "attempts"
     }
+
+
+def renewal_for(token: str, server: str, product: str = PRODUCT, clock: FakeClock | None = None) -> str:
+    """The renewal code the simulated server ``server`` prints for ``token``."""
+    from verifier import renewal_code
+
+    return renewal_code(token, product=product, machine_id=f"machine-{server}", hostname=server, clock=clock or FakeClock())
+
+
+def panel_verifier(iss: Any, server: str, clock: FakeClock, store: Any = None, **kwargs: Any) -> Verifier:
+    """The verifier a panel on simulated server ``server`` runs (same machine id as its requests)."""
+    return Verifier(PRODUCT, Keyring(iss.keys).trusted_keys(), clock=clock, issuer=iss.provider,
+                    machine_id=f"machine-{server}", store=store, **kwargs)

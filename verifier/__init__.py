@@ -9,6 +9,9 @@ Example:
     ...              trusted_keys=TrustedKeys.from_file("trusted_keys.json"))  # doctest: +SKIP
     >>> lic = v.verify(token)  # doctest: +SKIP
     >>> lic.license_id, lic.features, lic.expires_at, lic.has("dns")  # doctest: +SKIP
+
+With a token store the verifier also keeps the revocation list and the clock
+mark beside the token; ``v.status(token).state`` is one of :class:`TokenState`.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from verifier.activation_key import normalize_key
 from verifier.claims import License
 from verifier.errors import (
     ActivationKeyFormatError,
+    ActivationNotFoundError,
     ActivationRequiredError,
+    ActivationSupersededError,
     AlreadyActivatedError,
     BadInputError,
     CallbackError,
+    ClockRollbackError,
     InvalidActivationKeyError,
     InvalidTokenError,
     LicenseError,
@@ -32,8 +38,12 @@ from verifier.errors import (
     ProductMismatchError,
     RateLimitedError,
     RegenerationTooSoonError,
+    RenewalCodeError,
     RequestCodeError,
+    RevocationsError,
+    RevocationsRollbackError,
     ServerUnavailableError,
+    SigningKeyRevokedError,
     TokenExpiredError,
     TokenNotYetValidError,
     TokenStoreError,
@@ -44,7 +54,9 @@ from verifier.errors import (
 )
 from verifier.fingerprint import fingerprint
 from verifier.keys import UnsafeKeyError
+from verifier.renewal import RenewalRequest, parse_renewal_code, renewal_code
 from verifier.request import ActivationRequest, parse_request_code, request_code
+from verifier.revocations import RevocationList
 from verifier.store import TokenStore
 from verifier.trust import TrustedKey, TrustedKeys
 from verifier.verify import Status, TokenState, Verifier, VerifierConfig
@@ -53,13 +65,18 @@ __all__ = [
     "Challenge",
     "activate_automatic",
     "activate_online",
+    "fetch_revocations",
+    "renew_online",
     "startup",
     "ActivationKeyFormatError",
+    "ActivationNotFoundError",
     "ActivationRequest",
     "ActivationRequiredError",
+    "ActivationSupersededError",
     "AlreadyActivatedError",
     "BadInputError",
     "CallbackError",
+    "ClockRollbackError",
     "InvalidActivationKeyError",
     "InvalidTokenError",
     "License",
@@ -72,8 +89,14 @@ __all__ = [
     "ProductMismatchError",
     "RateLimitedError",
     "RegenerationTooSoonError",
+    "RenewalCodeError",
+    "RenewalRequest",
     "RequestCodeError",
+    "RevocationList",
+    "RevocationsError",
+    "RevocationsRollbackError",
     "ServerUnavailableError",
+    "SigningKeyRevokedError",
     "Status",
     "TokenExpiredError",
     "TokenNotYetValidError",
@@ -91,13 +114,22 @@ __all__ = [
     "WrongServerError",
     "fingerprint",
     "normalize_key",
+    "parse_renewal_code",
     "parse_request_code",
+    "renewal_code",
     "request_code",
 ]
 
 # The online client pulls in http.server and urllib; panels that only verify
 # offline should not pay for importing them.
-_CLIENT_NAMES = ("Challenge", "activate_automatic", "activate_online", "startup")
+_CLIENT_NAMES = (
+    "Challenge",
+    "activate_automatic",
+    "activate_online",
+    "fetch_revocations",
+    "renew_online",
+    "startup",
+)
 
 
 def __getattr__(name: str) -> object:

@@ -9,6 +9,7 @@ Example:
     >>> t = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
     >>> c = build_claims(issuer="acme", license_id="L1", product="panel", activation_id="A1",
     ...                  issued_at=t, expires_at=t + dt.timedelta(days=30),
+    ...                  renew_at=t + dt.timedelta(days=20), license_expires_at=None,
     ...                  fingerprint=("mid:" + "0" * 32,), features=["dns"], limits={},
     ...                  identity=IDENTITY_HARDWARE)
     >>> sorted(c) == sorted(REQUIRED_CLAIMS)
@@ -33,7 +34,9 @@ __all__ = [
     "CLAIM_FINGERPRINT",
     "CLAIM_IDENTITY",
     "CLAIM_IP",
+    "CLAIM_LICENSE_EXP",
     "CLAIM_LIMITS",
+    "CLAIM_RENEW_AT",
     "IDENTITY_HARDWARE",
     "IDENTITY_KINDS",
     "IDENTITY_MACHINE_ID",
@@ -51,6 +54,10 @@ CLAIM_FINGERPRINT = "fpr"
 CLAIM_FEATURES = "features"
 CLAIM_LIMITS = "limits"
 CLAIM_IP = "ip"
+# The lease: ``exp`` ends the current lease; from ``renew_at`` on the panel is in its
+# grace window and renews; ``license_exp`` is the license's own end (null: none).
+CLAIM_RENEW_AT = "renew_at"
+CLAIM_LICENSE_EXP = "license_exp"
 #: Which kind of identity the fingerprint was taken from: the server's own
 #: hardware identifiers, or a custom machine id the server declared
 #: (``--machine-id``: containers, cloned VMs). A provider may refuse the latter.
@@ -69,6 +76,8 @@ REQUIRED_CLAIMS = (
     CLAIM_FINGERPRINT,
     CLAIM_FEATURES,
     CLAIM_LIMITS,
+    CLAIM_RENEW_AT,
+    CLAIM_LICENSE_EXP,
     CLAIM_IDENTITY,
 )
 _MAX_TEXT = 256
@@ -88,8 +97,12 @@ class License:
         limits: numeric limits (e.g. ``{"domains": 100}``).
         iat: when the token was signed (epoch seconds); :attr:`issued_at` as a datetime.
         nbf: start of validity (epoch seconds); :attr:`not_before` as a datetime.
-        exp: end of validity — the license's expiry or the token-lifetime cap
-            (epoch seconds); :attr:`expires_at` as a datetime.
+        exp: end of validity — the end of the lease or the license's expiry,
+            whichever is first (epoch seconds); :attr:`expires_at` as a datetime.
+        renew_at: start of the grace window, when the panel should renew
+            (epoch seconds); :attr:`renew_at_time` as a datetime.
+        license_exp: the license's own expiry (epoch seconds), or ``None`` for
+            none; :attr:`license_expires_at` as a datetime.
         fingerprint: the server fingerprint the token is bound to.
         ip: the IP address of an IP-bound license, else ``None``.
         identity: what the fingerprint was taken from: ``hardware`` or
@@ -105,6 +118,8 @@ class License:
     iat: int
     nbf: int
     exp: int
+    renew_at: int
+    license_exp: int | None
     fingerprint: Fingerprint = field(repr=False)
     ip: str | None = None
     identity: str = IDENTITY_HARDWARE
@@ -124,6 +139,23 @@ class License:
         """End of validity (aware UTC)."""
         return _dt.datetime.fromtimestamp(self.exp, _dt.UTC)
 
+    @property
+    def renew_at_time(self) -> _dt.datetime:
+        """Start of the grace window (aware UTC)."""
+        return _dt.datetime.fromtimestamp(self.renew_at, _dt.UTC)
+
+    @property
+    def license_expires_at(self) -> _dt.datetime | None:
+        """The license's own expiry (aware UTC), or ``None``."""
+        if self.license_exp is None:
+            return None
+        return _dt.datetime.fromtimestamp(self.license_exp, _dt.UTC)
+
+    @property
+    def lease_limited(self) -> bool:
+        """Whether the token ends with its lease (renewable), not with the license."""
+        return self.license_exp is None or self.exp < self.license_exp
+
     def has(self, feature: str) -> bool:
         """Return whether ``feature`` is enabled."""
         return feature in self.features
@@ -139,6 +171,10 @@ class License:
             "limits": dict(self.limits),
             "issued_at": self.issued_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
+            "renew_at": self.renew_at_time.isoformat(),
+            "license_expires_at": None
+            if self.license_expires_at is None
+            else self.license_expires_at.isoformat(),
             "ip": self.ip,
             "identity": self.identity,
         }
@@ -158,6 +194,8 @@ def build_claims(
     activation_id: str,
     issued_at: _dt.datetime,
     expires_at: _dt.datetime,
+    renew_at: _dt.datetime,
+    license_expires_at: _dt.datetime | None,
     fingerprint: Sequence[str],
     features: Sequence[str],
     limits: Mapping[str, int],
@@ -165,6 +203,21 @@ def build_claims(
     ip: str | None = None,
 ) -> dict[str, Any]:
     """Return the claims of an activation token (the issuer signs these).
+
+    Args:
+        issuer: the provider (``iss``).
+        license_id: the license (``sub``).
+        product: the product (``aud``).
+        activation_id: the activation (``jti``).
+        issued_at: signing time (``iat`` and ``nbf``).
+        expires_at: end of the lease (``exp``).
+        renew_at: start of the grace window.
+        license_expires_at: the license's own expiry, or ``None``.
+        fingerprint: the server the token is bound to.
+        features: enabled features.
+        limits: numeric limits.
+        ip: the address of an IP-bound license.
+        identity: what the fingerprint was taken from (one of :data:`IDENTITY_KINDS`).
 
     Raises:
         BadInputError: ``identity`` is not one of :data:`IDENTITY_KINDS`.
@@ -179,6 +232,8 @@ def build_claims(
         "iat": _epoch(issued_at),
         "nbf": _epoch(issued_at),
         "exp": _epoch(expires_at),
+        CLAIM_RENEW_AT: _epoch(renew_at),
+        CLAIM_LICENSE_EXP: None if license_expires_at is None else _epoch(license_expires_at),
         CLAIM_FINGERPRINT: list(parse_fingerprint(list(fingerprint))),
         CLAIM_FEATURES: sorted(set(features)),
         CLAIM_LIMITS: dict(limits),
@@ -262,6 +317,9 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
     ip = claims.get(CLAIM_IP)
     if ip is not None and (type(ip) is not str or len(ip) > _MAX_TEXT):
         raise _bad(CLAIM_IP)
+    license_exp = claims[CLAIM_LICENSE_EXP]
+    if license_exp is not None and not is_epoch(license_exp):
+        raise _bad(CLAIM_LICENSE_EXP)
     identity = claims[CLAIM_IDENTITY]
     if type(identity) is not str or identity not in IDENTITY_KINDS:
         raise _bad(CLAIM_IDENTITY)
@@ -275,6 +333,8 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
         iat=_time(claims, "iat"),
         nbf=_time(claims, "nbf"),
         exp=_time(claims, "exp"),
+        renew_at=_time(claims, CLAIM_RENEW_AT),
+        license_exp=license_exp,
         fingerprint=bound,
         ip=ip,
         identity=identity,

@@ -1,4 +1,4 @@
-"""The panel's side of online activation, and the panel's start-up flow.
+"""The panel's side of online activation and renewal, and the panel's start-up flow.
 
 Standard-library HTTP only (the verifier gains no dependency). Answers from
 the license server come back as the same :class:`~verifier.errors.LicenseError`
@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import http.server
@@ -25,24 +26,31 @@ from contextlib import contextmanager
 from typing import Any
 
 from verifier.claims import License
+from verifier.clock import now_from
 from verifier.encoding import EncodingError, json_loads_strict
 from verifier.errors import (
     ActivationRequiredError,
     BadInputError,
+    ClockRollbackError,
+    InvalidTokenError,
     LicenseError,
     ServerUnavailableError,
     error_for_code,
 )
 from verifier.fingerprint import fingerprint
+from verifier.renewal import renewal_request
 from verifier.request import identity_kind, request_code
+from verifier.revocations import MAX_REVOCATIONS_BYTES, RevocationList, revocations_etag
 from verifier.store import TokenStore
-from verifier.verify import Verifier
+from verifier.verify import TokenState, Verifier
 
 __all__ = [
     "CHALLENGE_PATH",
     "Challenge",
     "activate_automatic",
     "activate_online",
+    "fetch_revocations",
+    "renew_online",
     "startup",
 ]
 
@@ -98,9 +106,13 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}))
 
 
-def _post(server_url: str, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    if not server_url.startswith(("http://", "https://")):
+def _check_url(server_url: str) -> None:
+    if not isinstance(server_url, str) or not server_url.startswith(("http://", "https://")):
         raise BadInputError("license server URL must start with http:// or https://")
+
+
+def _post(server_url: str, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    _check_url(server_url)
     # The scheme was checked above: http(s) only, never file: or custom ones.
     request = urllib.request.Request(  # noqa: S310
         server_url.rstrip("/") + path,
@@ -249,6 +261,84 @@ def activate_automatic(
         return _token(_post(server_url, "/v1/activations/auto", body, timeout))
 
 
+def renew_online(
+    server_url: str, verifier: Verifier, store: TokenStore, *, timeout: float = 15.0
+) -> License:
+    """Renew the stored token's lease at the license server, and store the new token.
+
+    The new token must verify here, for the same activation, before it
+    replaces the old one.
+
+    Raises:
+        BadInputError: no token is stored.
+        ActivationSupersededError | LicenseRevokedError | LicenseExpiredError |
+        WrongServerError | ActivationNotFoundError: the server's refusal.
+        ServerUnavailableError: no answer, or nonsense.
+        TokenStoreError: the new token could not be stored.
+    """
+    held = store.load()
+    if held is None:
+        raise BadInputError(f"no activation token in {store.path} to renew — activate first")
+    request = renewal_request(
+        held,
+        product=verifier.product,
+        machine_id=verifier.machine_id,
+        server_fingerprint=verifier.server_fingerprint,
+    )
+    token = _token(_post(server_url, "/v1/renewals", {"renewal_code": request.encode()}, timeout))
+    lic = verifier.verify(token)
+    if lic.activation_id != request.activation_id:
+        raise InvalidTokenError("the license server answered a token for another activation")
+    store.save(token)
+    return lic
+
+
+def fetch_revocations(
+    server_url: str, verifier: Verifier, *, timeout: float = 15.0
+) -> RevocationList:
+    """Fetch the provider's revocation list and apply it (kept in the verifier's store).
+
+    Sends the held list's entity tag: an unchanged list costs one small answer.
+
+    Returns:
+        The list in force afterwards.
+
+    Raises:
+        RevocationsError | RevocationsRollbackError: the list was refused.
+        ServerUnavailableError: no answer, or nonsense.
+    """
+    _check_url(server_url)
+    current = verifier.revocations
+    headers = {"Accept": "application/jwt"}
+    if current is not None:
+        headers["If-None-Match"] = revocations_etag(current.text)
+    request = urllib.request.Request(  # noqa: S310 - the scheme was checked
+        server_url.rstrip("/") + "/v1/revocations", headers=headers, method="GET"
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            data = response.read(MAX_REVOCATIONS_BYTES + 1)
+    except urllib.error.HTTPError as err:
+        if err.code == 304 and current is not None:
+            return current
+        raise ServerUnavailableError(
+            f"license server answered HTTP {err.code} for the revocation list"
+        ) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", err)
+        raise ServerUnavailableError(
+            f"cannot reach the license server {server_url}: {reason}"
+        ) from None
+    except ValueError as err:  # a URL urllib cannot use
+        raise BadInputError(f"license server URL {server_url!r} is not usable") from err
+    if len(data) > MAX_REVOCATIONS_BYTES:
+        raise ServerUnavailableError("license server's revocation list is too large")
+    return verifier.apply_revocations(data.decode("ascii", errors="replace"))
+
+
+_REFRESH_REVOCATIONS = 86400  # a list older than a day is fetched again at start-up
+
+
 def startup(
     verifier: Verifier,
     store: TokenStore,
@@ -259,21 +349,50 @@ def startup(
     challenge: Challenge | None = None,
     listen: str | None = "0.0.0.0",  # noqa: S104 - see activate_automatic
 ) -> License:
-    """The panel's start-up flow: run on a valid stored token, else try automatic activation.
+    """The panel's start-up flow.
 
-    1. The stored token verifies offline → its license.
-    2. Otherwise, with a license server configured, try automatic activation;
-       on success the token is stored and its license returned.
-    3. Otherwise raise :class:`ActivationRequiredError` with the reason, the
+    1. With a license server configured and a revocation list older than a
+       day (or none), fetch the list first (failures are not fatal).
+    2. The stored token is ``valid`` → its license. In ``grace``, renew online
+       when a server is configured; if that fails the panel still runs (the
+       status screen shows the days left).
+    3. ``clock_rollback`` → :class:`ClockRollbackError`: correct the clock.
+    4. Otherwise (expired, superseded, revoked, missing, invalid, wrong
+       server), with a server configured: renew an expired token whose
+       activation is still current, else try automatic activation; on
+       success the token is stored and its license returned.
+    5. Otherwise raise :class:`ActivationRequiredError` with the reason, the
        buy link and the fields the manual form needs.
 
     Raises:
+        ClockRollbackError: the clock was set back.
         ActivationRequiredError: the panel must show the activation form.
     """
+    if server_url is not None:
+        held = verifier.revocations
+        now = now_from(verifier.clock).timestamp()
+        if held is None or now - held.iat > _REFRESH_REVOCATIONS:
+            # Offline or refused: the stored list (if any) still applies.
+            with contextlib.suppress(LicenseError):
+                fetch_revocations(server_url, verifier)
     status = verifier.status(store.load())
+    if status.state == TokenState.CLOCK_ROLLBACK and status.error is not None:
+        raise status.error
+    if status.state == TokenState.GRACE and server_url is not None:
+        try:
+            return renew_online(server_url, verifier, store)
+        except ClockRollbackError:
+            raise
+        except LicenseError:
+            pass  # still within the lease: run, and renew at the next start or from cron
     if status.license is not None:
         return status.license
     reason = status.error
+    if server_url is not None and status.state == TokenState.EXPIRED:
+        try:
+            return renew_online(server_url, verifier, store)
+        except LicenseError as err:
+            reason = err
     if server_url is not None and callback_port is not None:
         try:
             token = activate_automatic(

@@ -31,10 +31,13 @@ from typing import Any, ClassVar, Self
 
 __all__ = [
     "ActivationKeyFormatError",
+    "ActivationNotFoundError",
     "ActivationRequiredError",
+    "ActivationSupersededError",
     "AlreadyActivatedError",
     "BadInputError",
     "CallbackError",
+    "ClockRollbackError",
     "InvalidActivationKeyError",
     "InvalidTokenError",
     "KeyringError",
@@ -56,8 +59,12 @@ __all__ = [
     "ProductMismatchError",
     "RateLimitedError",
     "RegenerationTooSoonError",
+    "RenewalCodeError",
     "RequestCodeError",
+    "RevocationsError",
+    "RevocationsRollbackError",
     "ServerUnavailableError",
+    "SigningKeyRevokedError",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "TokenStoreError",
@@ -208,6 +215,13 @@ class ActivationKeyFormatError(LicenseError):
     http_status = 422  # a malformed request body, whichever field is wrong
 
 
+class RenewalCodeError(LicenseError):
+    """A renewal code that is truncated, altered or of another version."""
+
+    code = "invalid-renewal-code"
+    default_message = "invalid renewal code"
+
+
 # --- token verification ----------------------------------------------------
 
 
@@ -232,6 +246,13 @@ class UntrustedKeyError(InvalidTokenError):
     default_message = "activation token is signed by a key this panel does not trust"
 
 
+class SigningKeyRevokedError(UntrustedKeyError):
+    """Signed by a key the provider revoked: everything it signed stops."""
+
+    code = "signing-key-revoked"
+    default_message = "activation token is signed by a revoked key"
+
+
 class TokenExpiredError(InvalidTokenError):
     """A token past its ``exp`` (beyond the leeway)."""
 
@@ -251,6 +272,51 @@ class WrongServerError(InvalidTokenError):
 
     code = "wrong-server"
     default_message = "activation token belongs to another server"
+    http_status = 403
+
+
+class ClockRollbackError(LicenseError):
+    """The clock is earlier than a time this token store has already seen.
+
+    Attributes:
+        seen: the latest time the store recorded (aware UTC).
+    """
+
+    code = "clock-rollback"
+    default_message = "the system clock was set back"
+
+    def __init__(self, seen: _dt.datetime | None = None, message: str | None = None) -> None:
+        self.seen = seen
+        if message is None and seen is not None:
+            message = (
+                "the system clock is earlier than a time this server already saw "
+                f"({seen.isoformat()}) — correct the clock"
+            )
+        super().__init__(message)
+
+    def details(self) -> dict[str, Any]:
+        """The latest time seen."""
+        return {} if self.seen is None else {"seen": self.seen.isoformat()}
+
+    @classmethod
+    def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
+        """Rebuild with the time the store had seen."""
+        seen = _parse_moment(details.get("seen"))
+        return cls(seen if isinstance(seen, _dt.datetime) else None, message=message)
+
+
+class RevocationsError(LicenseError):
+    """A revocation list that is malformed, wrongly signed, or from another issuer."""
+
+    code = "invalid-revocations"
+    default_message = "invalid revocation list"
+
+
+class RevocationsRollbackError(RevocationsError):
+    """A revocation list older (lower serial) than one already applied."""
+
+    code = "revocations-rollback"
+    default_message = "revocation list is older than the one already applied"
 
 
 class TrustedKeysError(LicenseError):
@@ -300,6 +366,25 @@ class LicenseExpiredError(LicenseError):
     code = "license-expired"
     default_message = "license has expired"
     http_status = 403
+
+
+class ActivationSupersededError(LicenseError):
+    """The activation was replaced: the key was regenerated and the license freed or reused."""
+
+    code = "activation-superseded"
+    default_message = (
+        "this server's activation was superseded — the activation key was regenerated; "
+        "activate again with the current key"
+    )
+    http_status = 409
+
+
+class ActivationNotFoundError(LicenseError):
+    """A renewal names an activation the license never had."""
+
+    code = "activation-not-found"
+    default_message = "no such activation for this license"
+    http_status = 404
 
 
 class ProductMismatchError(LicenseError):

@@ -31,13 +31,16 @@ from verifier.encoding import (
     json_dumps_compact,
     json_loads_strict,
 )
-from verifier.errors import BadInputError, RequestCodeError
+from verifier.errors import BadInputError, LicenseError, RequestCodeError
 from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
 
 __all__ = [
     "ActivationRequest",
     "MAX_REQUEST_CODE",
     "REQUEST_PREFIX",
+    "check_text",
+    "decode_code",
+    "encode_code",
     "parse_request_code",
     "identity_kind",
     "request_code",
@@ -87,10 +90,55 @@ class ActivationRequest:
 
     def encode(self) -> str:
         """The one-line request code."""
-        body = json_dumps_compact(self.to_payload())
-        return REQUEST_PREFIX + b64url_encode(
-            body + hashlib.sha256(body).digest()[:_CHECKSUM_BYTES]
-        )
+        return encode_code(REQUEST_PREFIX, self.to_payload())
+
+
+def encode_code(prefix: str, payload: dict[str, Any]) -> str:
+    """One line of text: ``prefix``, then base64url of compact JSON and its 4-byte checksum."""
+    body = json_dumps_compact(payload)
+    return prefix + b64url_encode(body + hashlib.sha256(body).digest()[:_CHECKSUM_BYTES])
+
+
+def decode_code(
+    text: object, prefix: str, what: str, error: type[LicenseError], max_length: int
+) -> object:
+    """Undo :func:`encode_code`, refusing truncated, altered or foreign codes.
+
+    Args:
+        text: the code as pasted (line breaks and indentation are ignored).
+        prefix: the version prefix the code must carry.
+        what: how the code is named in messages (``activation request code``).
+        error: the error class to raise.
+        max_length: longer codes are refused before decoding.
+
+    Raises:
+        LicenseError: ``error`` with a message saying what is wrong.
+    """
+    if not isinstance(text, str):
+        raise error(f"{what} must be text")
+    code = "".join(text.split())  # copy/paste across terminals may wrap or indent the line
+    if len(code) > max_length:
+        raise error(f"{what} is too long")
+    if not code.startswith(prefix):
+        if code.startswith("LICET") and "." in code:
+            version = code.split(".", 1)[0]
+            raise error(f"{what} version {version!r} is not supported here")
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise error(f"not {article} {what} (it should start with {prefix!r})")
+    damaged = f"{what} is truncated or altered — copy the whole line"
+    try:
+        raw = b64url_decode(code[len(prefix) :])
+    except EncodingError as err:
+        raise error(damaged) from err
+    body, checksum = raw[:-_CHECKSUM_BYTES], raw[-_CHECKSUM_BYTES:]
+    if len(raw) <= _CHECKSUM_BYTES or not hmac.compare_digest(
+        hashlib.sha256(body).digest()[:_CHECKSUM_BYTES], checksum
+    ):
+        raise error(damaged)
+    try:
+        return json_loads_strict(body)
+    except EncodingError as err:
+        raise error(f"{what} does not contain valid JSON") from err
 
 
 def request_code(
@@ -114,7 +162,7 @@ def request_code(
         ActivationKeyFormatError: the key has a typo (caught here, before anything is sent).
         BadInputError: the product is empty or the server has no identifier.
     """
-    _check_text("product", product)
+    check_text("product", product)
     request = ActivationRequest(
         product=product,
         activation_key=normalize_key(key),
@@ -132,7 +180,12 @@ def identity_kind(machine_id: str | None) -> str:
     return IDENTITY_HARDWARE if machine_id is None else IDENTITY_MACHINE_ID
 
 
-def _check_text(name: str, value: object) -> str:
+def check_text(name: str, value: object) -> str:
+    """Return ``value`` if it is a non-empty string of at most 253 characters.
+
+    Raises:
+        BadInputError: it is not.
+    """
     if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
         raise BadInputError(f"{name} must be a non-empty string of at most {_MAX_TEXT} characters")
     return value
@@ -145,35 +198,9 @@ def parse_request_code(text: object) -> ActivationRequest:
         RequestCodeError: not a request code, another version, truncated, altered, or malformed.
         ActivationKeyFormatError: the code carries a key with a typo.
     """
-    if not isinstance(text, str):
-        raise RequestCodeError("activation request code must be text")
-    code = "".join(text.split())  # copy/paste across terminals may wrap or indent the line
-    if len(code) > MAX_REQUEST_CODE:
-        raise RequestCodeError("activation request code is too long")
-    if not code.startswith(REQUEST_PREFIX):
-        if code.startswith("LICET") and "." in code:
-            version = code.split(".", 1)[0]
-            raise RequestCodeError(f"activation request code version {version!r} is not supported")
-        raise RequestCodeError(
-            f"not an activation request code (it should start with {REQUEST_PREFIX!r})"
-        )
-    try:
-        raw = b64url_decode(code[len(REQUEST_PREFIX) :])
-    except EncodingError as err:
-        raise RequestCodeError(
-            "activation request code is truncated or altered — copy the whole line"
-        ) from err
-    body, checksum = raw[:-_CHECKSUM_BYTES], raw[-_CHECKSUM_BYTES:]
-    if len(raw) <= _CHECKSUM_BYTES or not hmac.compare_digest(
-        hashlib.sha256(body).digest()[:_CHECKSUM_BYTES], checksum
-    ):
-        raise RequestCodeError(
-            "activation request code is truncated or altered — copy the whole line"
-        )
-    try:
-        payload = json_loads_strict(body)
-    except EncodingError as err:
-        raise RequestCodeError("activation request code does not contain valid JSON") from err
+    payload = decode_code(
+        text, REQUEST_PREFIX, "activation request code", RequestCodeError, MAX_REQUEST_CODE
+    )
     return _request_from_payload(payload)
 
 
@@ -187,11 +214,11 @@ def _request_from_payload(payload: object) -> ActivationRequest:
     if not isinstance(payload, dict) or payload.get("v") != 1:
         raise RequestCodeError("activation request has an unknown layout")
     try:
-        product = _check_text("product", payload.get("product"))
+        product = check_text("product", payload.get("product"))
         hostname = payload.get("host", "")
         if not isinstance(hostname, str) or len(hostname) > _MAX_TEXT:
             raise BadInputError("host must be a string of at most 253 characters")
-        nonce = _check_text("nonce", payload.get("nonce"))
+        nonce = check_text("nonce", payload.get("nonce"))
         created = from_epoch(payload.get("ts"))
         if created is None:
             raise BadInputError("ts must be a timestamp")

@@ -1,4 +1,8 @@
-"""Where a panel keeps its activation token.
+"""Where a panel keeps its activation token, its revocation list and its clock mark.
+
+The store's path holds the token alone. Beside it, ``<path>.revocations``
+holds the latest revocation list applied and ``<path>.clock`` the clock's
+high-water mark (the latest time this server has seen, in epoch seconds).
 
 Example:
     >>> store = TokenStore("/var/lib/mypanel/license.token")  # doctest: +SKIP
@@ -17,6 +21,7 @@ from verifier.fileio import atomic_write, os_error_words, read_regular
 __all__ = ["TokenStore", "default_store_path"]
 
 _MAX_STORED = 64 * 1024
+_MAX_REVOCATIONS = 4 * 1024 * 1024
 
 
 def default_store_path(product: str) -> Path:
@@ -25,10 +30,16 @@ def default_store_path(product: str) -> Path:
 
 
 class TokenStore:
-    """A token kept in one file, replaced atomically, mode 0600."""
+    """A token kept in one file, replaced atomically, mode 0600, with its companions beside it.
+
+    Args:
+        path: the token file.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.revocations_path = self.path.with_name(self.path.name + ".revocations")
+        self.mark_path = self.path.with_name(self.path.name + ".clock")
 
     def load(self) -> str | None:
         """Return the stored token, or ``None`` when there is none.
@@ -40,14 +51,51 @@ class TokenStore:
             TokenStoreError: the file exists but cannot be read, or is not a
                 regular file (a FIFO there is refused, never waited on).
         """
+        return _read_text(self.path, _MAX_STORED)
+
+    def load_revocations(self) -> str | None:
+        """Return the stored revocation list, or ``None``.
+
+        Raises:
+            TokenStoreError: the file exists but cannot be read.
+        """
+        return _read_text(self.revocations_path, _MAX_REVOCATIONS)
+
+    def revocations_stamp(self) -> int | None:
+        """When the revocation list file last changed (nanoseconds), or ``None`` if absent."""
         try:
-            data = read_regular(self.path, _MAX_STORED)
-        except OSError as err:
-            raise TokenStoreError(f"cannot read {self.path}: {os_error_words(err)}") from err
-        if data is None:
+            return self.revocations_path.stat().st_mtime_ns
+        except OSError:
             return None
-        text = data.decode("utf-8", errors="replace").strip()
-        return text or None
+
+    def save_revocations(self, text: str) -> None:
+        """Keep a revocation list (the verifier checked it first).
+
+        Raises:
+            TokenStoreError: the folder is missing or not writable.
+        """
+        _write_text(self.revocations_path, text, "revocation list")
+
+    def load_mark(self) -> int | None:
+        """Return the clock's high-water mark (epoch seconds), or ``None`` if none was saved.
+
+        A damaged mark file counts as none: it is rewritten at the next check.
+
+        Raises:
+            TokenStoreError: the file exists but cannot be read.
+        """
+        text = _read_text(self.mark_path, 64)
+        if text is None or not text.isdigit() or len(text) > 12:
+            return None
+        return int(text)
+
+    def save_mark(self, seen: int) -> None:
+        """Record the clock's high-water mark.
+
+        Raises:
+            TokenStoreError: the folder is missing or not writable.
+        """
+        _write_text(self.mark_path, str(int(seen)), "clock mark")
 
     def save(self, token: str) -> None:
         """Store ``token``, replacing any previous one atomically.
@@ -57,15 +105,7 @@ class TokenStore:
                 full; the message names the store's file, and the previous
                 token stays in place.
         """
-        try:
-            atomic_write(self.path, token.strip().encode("ascii", errors="strict") + b"\n")
-        except UnicodeEncodeError as err:
-            raise TokenStoreError("an activation token is ASCII text") from err
-        except OSError as err:
-            raise TokenStoreError(
-                f"cannot write {self.path}: {os_error_words(err, writing=True)}; "
-                "the stored token is unchanged"
-            ) from err
+        _write_text(self.path, token, "activation token")
 
     def delete(self) -> None:
         """Forget the stored token (no error if there is none)."""
@@ -75,3 +115,26 @@ class TokenStore:
             return
         except OSError as err:
             raise TokenStoreError(f"cannot remove {self.path}: {os_error_words(err)}") from err
+
+
+def _read_text(path: Path, limit: int) -> str | None:
+    try:
+        data = read_regular(path, limit)
+    except OSError as err:
+        raise TokenStoreError(f"cannot read {path}: {os_error_words(err)}") from err
+    if data is None:
+        return None
+    text = data.decode("utf-8", errors="replace").strip()
+    return text or None
+
+
+def _write_text(path: Path, text: str, what: str) -> None:
+    try:
+        atomic_write(path, text.strip().encode("ascii", errors="strict") + b"\n")
+    except UnicodeEncodeError as err:
+        raise TokenStoreError(f"{what} must be ASCII text") from err
+    except OSError as err:
+        raise TokenStoreError(
+            f"cannot write {path}: {os_error_words(err, writing=True)}; "
+            f"the stored {what} is unchanged"
+        ) from err

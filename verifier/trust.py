@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
-from verifier.errors import TrustedKeysError, UntrustedKeyError
+from verifier.errors import SigningKeyRevokedError, TrustedKeysError, UntrustedKeyError
 from verifier.fileio import os_error_words, read_regular
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
@@ -190,7 +190,7 @@ class TrustedKeys:
         if key is None:
             raise UntrustedKeyError("activation token is signed by an unknown key")
         if key.status == KeyStatus.REVOKED:
-            raise UntrustedKeyError(f"activation token is signed by revoked key {kid}")
+            raise SigningKeyRevokedError(f"activation token is signed by revoked key {kid}")
         return self._public[key.kid]
 
     def check_window(self, kid: str, iat: int) -> None:

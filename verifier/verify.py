@@ -7,6 +7,11 @@ read from the token to decide *how* to check it: a token that names its own
 algorithm or key would let an attacker choose a weaker check. Headers that
 name keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are never looked at.
 
+With a :class:`~verifier.store.TokenStore`, a verifier also applies the
+provider's signed revocation list (kept beside the token; a superseded
+activation or a revoked license stops at once) and keeps a high-water mark of
+the clock: a clock set back further than the tolerance stops the panel.
+
 Example:
     >>> keys = TrustedKeys.from_file("trusted_keys.json")  # doctest: +SKIP
     >>> v = Verifier(product="ispmanager", trusted_keys=keys)  # doctest: +SKIP
@@ -18,8 +23,12 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from verifier.claims import (
@@ -32,16 +41,25 @@ from verifier.claims import (
 from verifier.clock import Clock, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
+    ActivationSupersededError,
     BadInputError,
+    ClockRollbackError,
     InvalidTokenError,
     LicenseError,
+    LicenseRevokedError,
+    RevocationsError,
+    RevocationsRollbackError,
+    SigningKeyRevokedError,
     TokenExpiredError,
     TokenNotYetValidError,
+    TokenStoreError,
     TokenTooLargeError,
     WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, fingerprint, matches
 from verifier.keys import check_signature
+from verifier.revocations import RevocationList, parse_revocations
+from verifier.store import TokenStore
 from verifier.trust import TrustedKeys
 
 __all__ = ["Status", "TokenState", "Verifier", "VerifierConfig"]
@@ -61,11 +79,17 @@ class VerifierConfig:
             parsing (default 8 KiB; a licet token is under 1 KiB).
         cache_size: how many verified tokens are remembered so repeated checks
             of the same token skip the signature (default 64; 0 disables).
+        clock_tolerance: how far the clock may fall behind the latest time the
+            store has seen before the panel stops (default 1 hour; 1 minute to 7 days).
+        mark_interval: the clock mark is written to the store at most this often
+            (default 5 minutes; at most 1 hour), so repeated checks stay cheap.
     """
 
     leeway: _dt.timedelta = _dt.timedelta(seconds=60)
     max_token_bytes: int = 8192
     cache_size: int = 64
+    clock_tolerance: _dt.timedelta = _dt.timedelta(hours=1)
+    mark_interval: _dt.timedelta = _dt.timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         if not _dt.timedelta(0) <= self.leeway <= _dt.timedelta(hours=1):
@@ -74,16 +98,28 @@ class VerifierConfig:
             raise BadInputError("max_token_bytes must be between 512 and 65536")
         if not 0 <= self.cache_size <= 4096:
             raise BadInputError("cache_size must be between 0 and 4096")
+        if not _dt.timedelta(minutes=1) <= self.clock_tolerance <= _dt.timedelta(days=7):
+            raise BadInputError("clock_tolerance must be between 1 minute and 7 days")
+        if not _dt.timedelta(0) <= self.mark_interval <= _dt.timedelta(hours=1):
+            raise BadInputError("mark_interval must be between 0 and 1 hour")
 
 
-class TokenState:
-    """The states a status screen shows."""
+class TokenState(StrEnum):
+    """What a panel's token amounts to; only ``valid`` and ``grace`` let the panel run."""
 
-    VALID = "valid"
-    EXPIRED = "expired"
+    VALID = "valid"  # verifies, before renew_at
+    GRACE = "grace"  # verifies, past renew_at: renew now
+    EXPIRED = "expired"  # past exp: the lease or the license ran out
+    SUPERSEDED = "superseded"  # the activation was replaced by a key regeneration
+    REVOKED = "revoked"  # the license, or the key that signed the token, was revoked
+    CLOCK_ROLLBACK = "clock_rollback"  # the clock is behind a time this store already saw
     MISSING = "missing"
     INVALID = "invalid"
     WRONG_SERVER = "wrong_server"
+
+
+_RUNS = frozenset({TokenState.VALID, TokenState.GRACE})
+_DAY = 86400
 
 
 @dataclass(frozen=True)
@@ -92,28 +128,60 @@ class Status:
 
     Attributes:
         state: one of :class:`TokenState`.
-        license: the verified license when ``state`` is ``valid``.
-        error: the refusal when it is not.
+        license: the verified license when the panel may run (``valid`` or ``grace``).
+        error: the refusal when it may not.
+        checked_at: when the check ran (epoch seconds).
+        revocations: the revocation list applied, if any.
+        notes: problems that do not stop the panel (a stale revocation list,
+            a clock mark that could not be saved).
     """
 
-    state: str
+    state: TokenState
     license: License | None = None
     error: LicenseError | None = None
+    checked_at: float = 0.0
+    revocations: RevocationList | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
-        """Whether the panel may run."""
-        return self.state == TokenState.VALID
+        """Whether the panel may run (``valid`` or ``grace``)."""
+        return self.state in _RUNS
+
+    @property
+    def days_left(self) -> int | None:
+        """Whole days until the token expires, when the panel may run."""
+        if self.license is None:
+            return None
+        return max(0, math.floor((self.license.exp - self.checked_at) / _DAY))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (``verifier status --json``)."""
-        out: dict[str, Any] = {"state": self.state}
+        out: dict[str, Any] = {"state": str(self.state)}
         if self.license is not None:
             out.update(self.license.to_dict())
+            out["days_left"] = self.days_left
+        revocations = self.revocations
+        out["revocations_serial"] = None if revocations is None else revocations.serial
+        out["revocations_stale"] = (
+            None if revocations is None else revocations.stale(self.checked_at)
+        )
+        out["notes"] = list(self.notes)
         if self.error is not None:
             out["code"] = self.error.code
             out["reason"] = self.error.message
         return out
+
+
+# Refusals and the state each one puts a token in (anything else: invalid).
+_STATES: tuple[tuple[type[LicenseError], TokenState], ...] = (
+    (ClockRollbackError, TokenState.CLOCK_ROLLBACK),
+    (TokenExpiredError, TokenState.EXPIRED),
+    (ActivationSupersededError, TokenState.SUPERSEDED),
+    (LicenseRevokedError, TokenState.REVOKED),
+    (SigningKeyRevokedError, TokenState.REVOKED),
+    (WrongServerError, TokenState.WRONG_SERVER),
+)
 
 
 class Verifier:
@@ -128,6 +196,8 @@ class Verifier:
         machine_id: stable-id override for containers and cloned VMs.
         server_fingerprint: this server's fingerprint; computed from the
             machine when omitted (tests pass one to simulate several servers).
+        store: the token store whose revocation list and clock mark this
+            verifier reads and keeps; without one both live in memory only.
     """
 
     def __init__(
@@ -140,6 +210,7 @@ class Verifier:
         clock: Clock = utc_now,
         machine_id: str | None = None,
         server_fingerprint: Fingerprint | None = None,
+        store: TokenStore | None = None,
     ) -> None:
         if not isinstance(product, str) or not product:
             raise BadInputError("product must be a non-empty string")
@@ -150,12 +221,125 @@ class Verifier:
         self.config = config or VerifierConfig()
         self._keys = trusted_keys
         self._clock = clock
+        # The real clock read as epoch seconds without building a datetime: every
+        # check of a running panel reads it, and datetime.now() costs most of a check.
+        self._seconds: Callable[[], float] = (
+            time.time if clock is utc_now else lambda: now_from(clock).timestamp()
+        )
         self.machine_id = machine_id
         self._fingerprint = server_fingerprint
         self._leeway = self.config.leeway.total_seconds()
         self._cache: OrderedDict[str, License] = OrderedDict()
         self._headers: dict[str, object] = {}
         self._matched: dict[Fingerprint, bool] = {}
+        if store is not None and not isinstance(store, TokenStore):
+            raise BadInputError("store must be a TokenStore")
+        self.store = store
+        self._tolerance = self.config.clock_tolerance.total_seconds()
+        self._interval = self.config.mark_interval.total_seconds()
+        self._mark = 0.0  # the latest time seen
+        self._floor = -math.inf  # checks earlier than this are a clock rollback
+        self._next_save = -math.inf  # the first check records the mark
+        self._mark_error: str | None = None
+        self._revocations: RevocationList | None = None
+        self._revocations_error: str | None = None
+        self._revocations_stamp: int | None = None  # mtime of the list file last read
+        if store is not None:
+            self._load_store(store)
+
+    def _load_store(self, store: TokenStore) -> None:
+        try:
+            seen = store.load_mark()
+        except TokenStoreError as err:
+            seen, self._mark_error = None, err.message
+        if seen is not None:
+            self._mark = float(seen)
+            self._floor = self._mark - self._tolerance
+        self._reload_revocations(store)
+
+    def _reload_revocations(self, store: TokenStore) -> None:
+        """Pick up a list another process (cron, the admin's CLI) put in the store.
+
+        Only a list with a serial at least the one held replaces it: a file
+        swapped for an older list un-revokes nothing in a running panel.
+        """
+        stamp = store.revocations_stamp()
+        if stamp == self._revocations_stamp:
+            return
+        self._revocations_stamp = stamp
+        try:
+            text = store.load_revocations()
+            if text is None:
+                return
+            current = self._revocations
+            pinned = self.issuer or (None if current is None else current.issuer)
+            lst = parse_revocations(text, self._keys, issuer=pinned)
+        except (TokenStoreError, RevocationsError) as err:
+            self._revocations_error = f"the stored revocation list was ignored: {err.message}"
+            return
+        if current is None or (lst.serial, lst.iat) > (current.serial, current.iat):
+            self._revocations, self._revocations_error = lst, None
+            self._cache.clear()
+
+    @property
+    def clock(self) -> Clock:
+        """The verifier's time source."""
+        return self._clock
+
+    @property
+    def revocations(self) -> RevocationList | None:
+        """The revocation list applied (the highest serial seen), or ``None``."""
+        return self._revocations
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Problems that do not stop the panel, for status screens and logs."""
+        notes = []
+        if self._mark_error is not None:
+            notes.append(f"the clock mark could not be saved: {self._mark_error}")
+        if self._revocations_error is not None:
+            notes.append(self._revocations_error)
+        lst = self._revocations
+        if lst is not None and lst.stale(self._seconds()):
+            notes.append(
+                f"the revocation list (serial {lst.serial}) is stale since "
+                f"{lst.expires_at.date().isoformat()} — fetch a newer one"
+            )
+        return tuple(notes)
+
+    def apply_revocations(self, text: object) -> RevocationList:
+        """Check a signed revocation list and apply it if it is newer than the one held.
+
+        A list with the serial already applied replaces it only when signed
+        later (a refreshed, un-stale copy); a lower serial is refused, so
+        replaying an old list cannot un-revoke anything. The list is kept in
+        the store when there is one.
+
+        Returns:
+            The list now in force (with ``.serial``).
+
+        Raises:
+            RevocationsError: malformed, wrongly signed, untrusted key, or another issuer.
+            RevocationsRollbackError: a lower serial than the list already applied.
+            TokenStoreError: the store could not keep it (nothing was applied).
+        """
+        current = self._revocations
+        expected = self.issuer or (None if current is None else current.issuer)
+        lst = parse_revocations(text, self._keys, issuer=expected)
+        if current is not None:
+            if lst.serial < current.serial:
+                raise RevocationsRollbackError(
+                    f"revocation list serial {lst.serial} is older than serial "
+                    f"{current.serial} already applied — it cannot un-revoke anything"
+                )
+            if lst.serial == current.serial and lst.iat <= current.iat:
+                return current
+        if self.store is not None:
+            self.store.save_revocations(lst.text)
+            self._revocations_stamp = self.store.revocations_stamp()
+        self._revocations, self._revocations_error = lst, None
+        self._cache.clear()  # every remembered token is checked against the new list
+        return lst
 
     @property
     def server_fingerprint(self) -> Fingerprint:
@@ -167,55 +351,106 @@ class Verifier:
     def verify(self, token: object) -> License:
         """Verify ``token`` offline and return its license.
 
-        The header and the key it names are checked first, then the
-        signature over the exact bytes received; only a signed payload is
-        decoded and its claims checked. Repeated checks of a token already
-        verified skip the signature and fingerprint (they cannot change) but
-        re-check ``nbf`` and ``exp`` against the clock every time.
+        The clock is checked against the store's mark first. Then the header
+        and the key it names, then the signature over the exact bytes
+        received; only a signed payload is decoded and its claims checked
+        (revocation list, validity, server). Repeated checks of a token
+        already verified skip the signature and fingerprint (they cannot
+        change) but re-check the clock, ``nbf`` and ``exp`` every time.
 
         Raises:
+            ClockRollbackError: the clock is behind a time already seen, beyond the tolerance.
             TokenTooLargeError: over the size limit (checked before parsing).
-            UntrustedKeyError: unknown, revoked, or out-of-window signing key.
+            UntrustedKeyError: unknown or out-of-window signing key.
+            SigningKeyRevokedError: signed by a revoked key.
+            ActivationSupersededError: the revocation list names this activation.
+            LicenseRevokedError: the revocation list names this license.
             TokenExpiredError | TokenNotYetValidError: outside its validity.
             WrongServerError: bound to another server.
             InvalidTokenError: anything else wrong with it.
         """
         if not isinstance(token, str):
             raise InvalidTokenError("activation token must be text")
-        now = now_from(self._clock).timestamp()
+        now = self._seconds()
+        if now < self._floor:
+            raise ClockRollbackError(_dt.datetime.fromtimestamp(self._mark, _dt.UTC))
         hit = self._cache.get(token)
         if hit is not None:
             self._check_window(hit, now)
+            if now >= self._next_save:
+                self._advance_mark(now)
             return hit
         lic = self._verify_fully(token, now)
         if self.config.cache_size:
             self._cache[token] = lic
             if len(self._cache) > self.config.cache_size:
                 self._cache.popitem(last=False)
+        self._advance_mark(max(now, lic.iat))
         return lic
+
+    def _advance_mark(self, seen: float) -> None:
+        """Raise the clock mark to ``seen`` and save it (at most once per interval)."""
+        if seen > self._mark:
+            self._mark = seen
+            self._floor = seen - self._tolerance
+        if seen < self._next_save:
+            return
+        self._next_save = seen + self._interval
+        if self.store is None:
+            return
+        self._reload_revocations(self.store)
+        try:
+            self.store.save_mark(math.floor(self._mark))
+            self._mark_error = None
+        except TokenStoreError as err:
+            # A read-only store must not stop a licensed panel: the mark still
+            # holds in memory, and status reports why it could not be saved.
+            self._mark_error = err.message
 
     def status(self, token: str | None) -> Status:
         """Classify ``token`` for a status screen.
 
-        Returns one of valid, expired, missing, invalid, wrong_server; never raises
-        for a bad token.
+        Returns a :class:`Status` whose state is one of :class:`TokenState`;
+        never raises for a bad token.
         """
+        now = self._seconds()
         if token is None or not token.strip():
-            return Status(TokenState.MISSING)
+            return Status(TokenState.MISSING, checked_at=now, revocations=self._revocations)
         try:
-            return Status(TokenState.VALID, license=self.verify(token.strip()))
-        except TokenExpiredError as err:
-            return Status(TokenState.EXPIRED, error=err)
-        except WrongServerError as err:
-            return Status(TokenState.WRONG_SERVER, error=err)
+            lic = self.verify(token.strip())
         except LicenseError as err:
-            return Status(TokenState.INVALID, error=err)
+            state = next((s for cls, s in _STATES if isinstance(err, cls)), TokenState.INVALID)
+            return Status(state, error=err, **self._context(now))
+        state = TokenState.GRACE if now >= lic.renew_at else TokenState.VALID
+        return Status(state, license=lic, **self._context(now))
+
+    def _context(self, now: float) -> dict[str, Any]:
+        # Read after the check: it may have picked up a newer list from the store.
+        return {"checked_at": now, "revocations": self._revocations, "notes": self.notes}
 
     def _check_window(self, lic: License, now: float) -> None:
         if lic.exp <= now - self._leeway:
-            raise TokenExpiredError()
+            ended = lic.expires_at.isoformat()
+            if lic.lease_limited:
+                raise TokenExpiredError(f"the token's lease ended on {ended} — renew it")
+            raise TokenExpiredError(f"the license expired on {ended}")
         if lic.nbf > now + self._leeway:
             raise TokenNotYetValidError()
+
+    def _check_revocations(self, lic: License) -> None:
+        lst = self._revocations
+        if lst is None or lst.issuer != lic.issuer:
+            return
+        if lic.license_id in lst.licenses:
+            raise LicenseRevokedError(
+                f"license {lic.license_id} was revoked by the provider "
+                f"(revocation list serial {lst.serial})"
+            )
+        if lic.activation_id in lst.activations:
+            raise ActivationSupersededError(
+                f"this server's activation {lic.activation_id} was superseded — the activation "
+                f"key was regenerated (revocation list serial {lst.serial})"
+            )
 
     def _verify_fully(self, token: str, now: float) -> License:
         # Order matters: only the header (pinned values, the kid) is read before
@@ -254,6 +489,7 @@ class Verifier:
             raise InvalidTokenError(f"activation token was not issued by {self.issuer!r}")
         if lic.iat > now + self._leeway:
             raise TokenNotYetValidError("activation token was issued in the future")
+        self._check_revocations(lic)
         self._check_window(lic, now)
         if not self._matches_this_server(lic.fingerprint):
             raise WrongServerError()

@@ -1,10 +1,15 @@
 """A reference control panel that embeds licet's verifier the way a real panel would.
 
-Standard library only, like the verifier. On start it runs the start-up flow
-(stored token → automatic activation → activation form); while unlicensed
-every page shows the activation form; once activated it shows the license.
-Its own web server answers the license server's automatic-activation
-callback, so the callback port is the panel's port.
+Standard library only, like the verifier (plus segno, loaded only to draw the
+QR codes of the air-gapped path). On start it runs the start-up flow (stored
+token → renewal in grace → automatic activation → activation form); while
+unlicensed every page shows the activation form; once activated it shows the
+license, its state and the days left, with a renewal banner in the grace
+window. Servers without a way to the license server use the air-gapped path:
+the page shows a request (or renewal) code with its QR code, and a field to
+paste the token the provider sends back. Its own web server answers the
+license server's automatic-activation callback, so the callback port is the
+panel's port.
 
     python examples/panel/panel.py --product ispmanager --trusted-keys keys/trusted_keys.json \\
         --license-server http://127.0.0.1:8470 --port 8080 --buy-url https://example.com/buy
@@ -25,11 +30,16 @@ from verifier import (
     License,
     LicenseError,
     NoLicenseForAddressError,
+    Status,
+    TokenState,
     TokenStore,
     TrustedKeys,
     Verifier,
+    renewal_code,
+    request_code,
 )
-from verifier.client import CHALLENGE_PATH, Challenge, activate_online, startup
+from verifier.client import CHALLENGE_PATH, Challenge, activate_online, renew_online, startup
+from verifier.qr import qr_svg
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -41,6 +51,9 @@ PAGE = """<!doctype html>
  input {{ font: 1.1rem monospace; width: 100%; padding: .5rem; box-sizing: border-box; }}
  button {{ margin-top: 1rem; padding: .5rem 1.5rem; font-size: 1rem; }}
  dt {{ font-weight: bold; }}
+ .grace {{ background: #fdecea; border-left: 4px solid #c0392b; padding: .75rem; margin: 1rem 0; }}
+ .code {{ font: .8rem monospace; word-break: break-all; background: #f4f4f4; padding: .5rem; }}
+ textarea {{ font: .8rem monospace; width: 100%; height: 6rem; box-sizing: border-box; }}
 </style></head>
 <body><h1>{title}</h1>{body}</body></html>
 """
@@ -55,14 +68,18 @@ class Panel:
         self.buy_url = args.buy_url
         self.port = args.port
         self.machine_id = args.machine_id
-        self.verifier = Verifier(
-            args.product, TrustedKeys.from_file(args.trusted_keys), machine_id=args.machine_id
-        )
         self.store = TokenStore(args.store)
+        self.verifier = Verifier(
+            args.product,
+            TrustedKeys.from_file(args.trusted_keys),
+            machine_id=args.machine_id,
+            store=self.store,
+        )
         # What our web server answers, once, while automatic activation waits for
         # the license server's callback; None at every other time.
         self.challenge: Challenge | None = None
         self.message: str | None = None
+        self.request_code: str | None = None  # the air-gapped request on display
         self.lock = threading.Lock()
 
     def boot(self) -> None:
@@ -81,12 +98,47 @@ class Panel:
             self.message = f"Activated: license {lic.license_id}."
         except ActivationRequiredError as err:
             self.message = explain(err.reason)
+        except LicenseError as err:  # a clock set back: the panel stops and says why
+            self.message = explain(err)
         finally:
             self.challenge = None  # nothing is answered once the attempt is over
 
-    def license(self) -> License | None:
+    def status(self) -> Status:
         """Checked on every page (a repeated check costs microseconds)."""
-        return self.verifier.status(self.store.load()).license
+        return self.verifier.status(self.store.load())
+
+    def request(self, key: str) -> None:
+        """The air-gapped form: show a request code to copy to the provider."""
+        with self.lock:
+            try:
+                self.request_code = request_code(self.product, key, machine_id=self.machine_id)
+                self.message = "Send this request code to your provider; paste the token below."
+            except LicenseError as err:
+                self.request_code = None
+                self.message = explain(err)
+
+    def install(self, token: str) -> None:
+        """The paste-token field: verify the token the provider sent, then keep it."""
+        with self.lock:
+            try:
+                lic = self.verifier.verify(token.strip())
+                self.store.save(token.strip())
+                self.request_code = None
+                self.message = f"Token installed: license {lic.license_id}."
+            except LicenseError as err:
+                self.message = explain(err)
+
+    def renew(self) -> None:
+        """The banner's Renew button: online renewal."""
+        with self.lock:
+            if not self.server_url:
+                self.message = "No license server is configured; use the renewal code below."
+                return
+            try:
+                lic = renew_online(self.server_url, self.verifier, self.store)
+                self.message = f"Renewed until {lic.expires_at.isoformat()}."
+            except LicenseError as err:
+                self.message = explain(err)
 
     def activate(self, key: str) -> None:
         """The Activate button: manual online activation with the typed key."""
@@ -114,39 +166,88 @@ def explain(err: LicenseError | None) -> str:
     return err.message[:1].upper() + err.message[1:] + "."
 
 
-def render_form(panel: Panel) -> str:
+PASTE_TOKEN = """<form id="install-form" method="post" action="/install">
+ <label for="token">Token from your provider</label>
+ <textarea id="token" name="token" required></textarea>
+ <button id="install" type="submit">Install token</button>
+</form>"""
+
+
+def render_code(code_id: str, code: str) -> str:
+    """A code to carry across the air gap: as text, and as an inline SVG QR code."""
+    return (
+        f'<p class="code" id="{code_id}">{html.escape(code)}</p>'
+        f'<div id="{code_id}-qr">{qr_svg(code)}</div>'
+    )
+
+
+def render_form(panel: Panel, status: Status) -> str:
     message = (
         f'<p class="message" id="message">{html.escape(panel.message)}</p>' if panel.message else ""
     )
+    state = f'<p>State: <b id="state">{html.escape(str(status.state))}</b></p>'
     buy = f'<p><a id="buy" href="{html.escape(panel.buy_url or "#")}">Buy a license</a></p>'
+    airgap = f"""<h2>No internet on this server?</h2>
+<form id="request-form" method="post" action="/request">
+ <label for="offline-key">Activation key</label>
+ <input id="offline-key" name="key" autocomplete="off" required>
+ <button id="make-request" type="submit">Show request code</button>
+</form>{render_code("request-code", panel.request_code) if panel.request_code else ""}
+{PASTE_TOKEN}"""
     return PAGE.format(
         title="Activate this panel",
-        body=f"""<div class="box">{message}
+        body=f"""<div class="box">{message}{state}
 <form id="activation-form" method="post" action="/activate">
  <label for="key">Activation key</label>
  <input id="key" name="key" placeholder="XXXX-XXXX-XXXX-XXXX-XXXX-XXXX" autocomplete="off" required>
  <button id="activate" type="submit">Activate</button>
-</form>{buy}</div>""",
+</form>{buy}</div><div class="box" id="airgap">{airgap}</div>""",
     )
 
 
-def render_license(panel: Panel, lic: License) -> str:
+def render_grace(panel: Panel, status: Status) -> str:
+    """The renewal banner: days left, a Renew button, and the air-gapped renewal path."""
+    days = status.days_left
+    left = "less than a day" if not days else f"{days} day{'s' if days != 1 else ''}"
+    token = panel.store.load() or ""
+    code = renewal_code(token, product=panel.product, machine_id=panel.machine_id)
+    renew = (
+        '<form method="post" action="/renew"><button id="renew" type="submit">Renew now</button></form>'
+        if panel.server_url
+        else ""
+    )
+    return f"""<div class="grace" id="grace-banner">Your license lease must be renewed:
+<b id="days-left">{left}</b> left. {renew}
+<details id="renew-offline"><summary>Renew without internet</summary>
+<p>Send this renewal code to your provider and paste the token you get back.</p>
+{render_code("renewal-code", code)}{PASTE_TOKEN}</details></div>"""
+
+
+def render_license(panel: Panel, status: Status, lic: License) -> str:
     message = (
         f'<p class="message ok" id="message">{html.escape(panel.message)}</p>'
         if panel.message
         else ""
     )
+    banner = render_grace(panel, status) if status.state == TokenState.GRACE else ""
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in status.notes)
     features = ", ".join(sorted(lic.features)) or "none"
     limits = ", ".join(f"{k}: {v}" for k, v in sorted(lic.limits.items())) or "none"
+    license_end = lic.license_expires_at
     return PAGE.format(
         title="Panel",
-        body=f"""{message}<div class="box" id="license"><h2>Licensed</h2><dl>
+        body=f"""{message}{banner}<div class="box" id="license"><h2>Licensed</h2><dl>
+<dt>State</dt><dd id="state">{html.escape(str(status.state))}</dd>
 <dt>Product</dt><dd id="product">{html.escape(lic.product)}</dd>
 <dt>License</dt><dd id="license-id">{html.escape(lic.license_id)}</dd>
 <dt>Features</dt><dd id="features">{html.escape(features)}</dd>
 <dt>Limits</dt><dd id="limits">{html.escape(limits)}</dd>
-<dt>Valid until</dt><dd id="expires">{lic.expires_at.date().isoformat()}</dd>
-</dl></div>""",
+<dt>Lease until</dt><dd id="expires">{lic.expires_at.isoformat()}</dd>
+<dt>Days left</dt><dd id="days">{status.days_left}</dd>
+<dt>License valid until</dt><dd id="license-expires">{
+            "no end" if license_end is None else license_end.date().isoformat()
+        }</dd>
+</dl>{f'<ul id="notes">{notes}</ul>' if notes else ""}</div>""",
     )
 
 
@@ -170,17 +271,24 @@ def make_handler(panel: Panel) -> type[http.server.BaseHTTPRequestHandler]:
                 else:
                     self._send(200, answer, "text/plain")
                 return
-            lic = panel.license()
-            page = render_form(panel) if lic is None else render_license(panel, lic)
+            status = panel.status()
+            lic = status.license
+            page = render_form(panel, status) if lic is None else render_license(panel, status, lic)
             self._send(200, page.encode())
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if self.path != "/activate" or length > 4096:
+            actions = {
+                "/activate": lambda f: panel.activate(f.get("key", [""])[0]),
+                "/request": lambda f: panel.request(f.get("key", [""])[0]),
+                "/install": lambda f: panel.install(f.get("token", [""])[0]),
+                "/renew": lambda f: panel.renew(),
+            }
+            action = actions.get(self.path)
+            if action is None or length > 16384:
                 self._send(400, b"bad request", "text/plain")
                 return
-            fields = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
-            panel.activate(fields.get("key", [""])[0])
+            action(urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace")))
             self.send_response(303)  # post/redirect/get: a reload does not re-submit the key
             self.send_header("Location", "/")
             self.send_header("Content-Length", "0")

@@ -31,12 +31,13 @@ def create(home: Path, *extra: str) -> dict:  # type: ignore[type-arg]
 
 
 class PanelProcess:
-    def __init__(self, home: Path, server_url: str, machine_id: str) -> None:
+    def __init__(self, home: Path, server_url: str | None, machine_id: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        server = ["--license-server", server_url] if server_url else []
         self.proc = subprocess.Popen(
             [sys.executable, str(PANEL), "--product", PRODUCT, "--trusted-keys", str(home / "keys" / "trusted_keys.json"),
-             "--license-server", server_url, "--port", str(self.port), "--machine-id", machine_id,
+             *server, "--port", str(self.port), "--machine-id", machine_id,
              "--store", str(home / f"{machine_id}.token"), "--buy-url", "https://example.com/buy"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
@@ -159,11 +160,132 @@ def test_activation_form_in_a_real_browser(provider: Path, server: LicenseServer
         assert driver.find_element(By.ID, "product").text == PRODUCT
         assert driver.find_element(By.ID, "features").text == "dns"
         assert driver.find_element(By.ID, "license-id").text == fresh["license_id"]
-        assert driver.find_element(By.ID, "expires").text == fresh["expires_at"][:10]
+        assert driver.find_element(By.ID, "license-expires").text == fresh["expires_at"][:10]
+        assert driver.find_element(By.ID, "state").text == "valid"
 
         driver.get(panel.url + "/settings")  # any page, once licensed, shows the panel
         assert driver.find_element(By.ID, "license").is_displayed()
         driver.save_screenshot(str(SHOTS / "panel-licensed.png"))
+    finally:
+        driver.quit()
+        panel.stop()
+
+
+def lease_end(token: str) -> str:
+    import base64
+    import datetime as dt
+
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return dt.datetime.fromtimestamp(claims["exp"], dt.UTC).isoformat()
+
+
+def press(driver, button_id: str, result) -> None:  # type: ignore[no-untyped-def]
+    """Press a button and wait, up to a deadline, until ``result`` holds on the answer page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.ID, button_id).click()
+    WebDriverWait(driver, 30, poll_frequency=0.1).until(result, message=f"the answer page never showed {result}")
+
+
+def paste_token(driver, token: str, result) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.ID, "token")
+    # send_keys of a 700-character token is slow and flaky; set it as a user's paste would.
+    driver.execute_script("arguments[0].value = arguments[1];", field, token)
+    press(driver, "install", result)
+
+
+@needs_browser
+def test_air_gapped_activation_in_a_real_browser(provider: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    lic = create(provider, "--feature", "dns", "--days", "365")
+    panel = PanelProcess(provider, None, "island-box")  # no license server at all
+    driver = browser()
+    try:
+        driver.get(panel.url + "/")
+        assert driver.find_element(By.ID, "state").text == "missing"
+        driver.find_element(By.ID, "offline-key").send_keys(lic["activation_key"])
+        press(driver, "make-request", shown("request-code"))
+        code = driver.find_element(By.ID, "request-code").text.strip()
+        assert code.startswith("LICET1.")
+        qr = driver.find_element(By.CSS_SELECTOR, "#request-code-qr svg")
+        assert qr.is_displayed() and qr.size["width"] > 50
+        driver.save_screenshot(str(SHOTS / "panel-airgapped-request.png"))
+
+        token = cli("issuer", "activate", code, cwd=provider).stdout.strip()  # the provider's side
+        paste_token(driver, token[:-5], message_with("ignature"))  # a damaged paste is refused and changes nothing
+        assert "signature" in driver.find_element(By.ID, "message").text.lower()
+        assert not (provider / "island-box.token").exists()
+        paste_token(driver, token, shown("license-id"))
+        assert driver.find_element(By.ID, "license-id").text == lic["license_id"]
+        assert driver.find_element(By.ID, "state").text == "valid"
+        assert int(driver.find_element(By.ID, "days").text) in (29, 30)
+        assert driver.find_elements(By.ID, "grace-banner") == []
+    finally:
+        driver.quit()
+        panel.stop()
+
+
+@needs_browser
+def test_grace_banner_and_air_gapped_renewal_in_a_real_browser(provider: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    # A one-day lease is in its grace window (at least one day) from the start.
+    lic = create(provider, "--lease-days", "1")
+    code = cli("verifier", "request", "--product", PRODUCT, "--key", lic["activation_key"],
+               "--machine-id", "grace-box", cwd=provider).stdout.strip()
+    token = cli("issuer", "activate", code, cwd=provider).stdout.strip()
+    (provider / "grace-box.token").write_text(token + "\n")
+    panel = PanelProcess(provider, None, "grace-box")
+    driver = browser()
+    try:
+        driver.get(panel.url + "/")
+        assert driver.find_element(By.ID, "state").text == "grace"
+        banner = driver.find_element(By.ID, "grace-banner")
+        assert banner.is_displayed() and "renewed" in banner.text
+        assert driver.find_element(By.ID, "days-left").text == "less than a day"
+        before = driver.find_element(By.ID, "expires").text
+        driver.find_element(By.CSS_SELECTOR, "#renew-offline summary").click()
+        renewal = driver.find_element(By.ID, "renewal-code").text.strip()
+        assert renewal.startswith("LICET1R.")
+        assert driver.find_element(By.CSS_SELECTOR, "#renewal-code-qr svg").is_displayed()
+        driver.save_screenshot(str(SHOTS / "panel-grace.png"))
+
+        fresh = cli("issuer", "renew", renewal, cwd=provider).stdout.strip()
+        paste_token(driver, fresh, message_with("installed"))
+        assert "installed" in driver.find_element(By.ID, "message").text
+        shown = driver.find_element(By.ID, "expires").text
+        assert shown >= before and shown == lease_end(fresh)  # the renewed lease, same license
+        assert driver.find_element(By.ID, "license-id").text == lic["license_id"]
+        history = json.loads(cli("issuer", "license", "show", lic["license_id"], "--json", cwd=provider).stdout)["history"]
+        assert history[-1]["action"] == "renewed"
+    finally:
+        driver.quit()
+        panel.stop()
+
+
+@needs_browser
+def test_renew_now_in_the_grace_banner_renews_online(provider: Path, server: LicenseServer) -> None:
+    from selenium.webdriver.common.by import By
+
+    lic = create(provider, "--lease-days", "1")  # in grace from the start
+    code = cli("verifier", "request", "--product", PRODUCT, "--key", lic["activation_key"],
+               "--machine-id", "online-grace", cwd=provider).stdout.strip()
+    (provider / "online-grace.token").write_text(cli("issuer", "activate", code, cwd=provider).stdout)
+    panel = PanelProcess(provider, server.url, "online-grace")
+    driver = browser()
+    try:
+        assert "Activated" in panel.boot_line  # start-up renewed the lease in grace
+        driver.get(panel.url + "/")
+        assert driver.find_element(By.ID, "grace-banner").is_displayed()
+        press(driver, "renew", message_with("Renewed until"))
+        assert driver.find_element(By.ID, "message").text.startswith("Renewed until")
+        history = json.loads(cli("issuer", "license", "show", lic["license_id"], "--json", cwd=provider).stdout)["history"]
+        assert [e["action"] for e in history][-2:] == ["renewed", "renewed"]
     finally:
         driver.quit()
         panel.stop()

@@ -118,3 +118,60 @@ def test_cli_and_library_racing_yield_one_activation(tmp_path: Path) -> None:
         assert library_result[1] == "already-activated"
     record = iss.show(created.license_id).record
     assert [e.action for e in record.history].count("activated") == 1
+
+
+def _renew_repeatedly(folder: str, token: str, server: str, barrier: Any, results: Any) -> None:
+    from support import renewal_for
+
+    iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
+    barrier.wait()
+    outcomes = []
+    for _ in range(15):
+        try:
+            outcomes.append(("renewed", iss.renew(renewal_for(token, server))))
+        except LicenseError as err:
+            outcomes.append(("refused", err.code))
+    results.put(outcomes)
+
+
+def _regenerate_once(folder: str, license_id: str, barrier: Any, results: Any) -> None:
+    iss = Issuer(Path(folder) / "ledger", Path(folder) / "keys")
+    barrier.wait()
+    iss.regenerate(license_id)
+    results.put([("regenerated", "")])
+
+
+def test_renewals_racing_a_regeneration_never_renew_a_superseded_activation(tmp_path: Path) -> None:
+    from support import panel_verifier
+
+    iss = make_issuer(tmp_path, FakeClock())
+    created = iss.create_license(PRODUCT)
+    token = iss.redeem(request_for(created.activation_key, "alpha"), method="air-gapped").token
+    args: list[tuple[Any, ...]] = [(str(tmp_path), token, "alpha")] * 3
+    barrier, results = CTX.Barrier(4), CTX.Queue()
+    procs = [CTX.Process(target=_renew_repeatedly, args=(*a, barrier, results)) for a in args]
+    procs.append(CTX.Process(target=_regenerate_once, args=(str(tmp_path), created.license_id, barrier, results)))
+    for p in procs:
+        p.start()
+    outcomes = [o for _ in procs for o in results.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    record = iss.show(created.license_id).record
+    superseded = record.past_activations[-1]
+    assert record.activation is None and superseded.superseded_at is not None
+    renewed = [o[1] for o in outcomes if o[0] == "renewed"]
+    refused = [o[1] for o in outcomes if o[0] == "refused"]
+    assert set(refused) <= {"activation-superseded"}
+    # Every renewal the ledger granted happened before the regeneration, and no token
+    # outlives the lease the ledger recorded (which the revocation entry covers).
+    # The history is appended in lock order: no renewal after the regeneration.
+    actions = [e.action for e in record.history]
+    assert actions.count("renewed") == len(renewed)
+    assert "renewed" not in actions[actions.index("regenerated"):]
+    _, entries = iss.ledger.revocations()
+    entry = next(e for e in entries if e.ident == superseded.activation_id)
+    from verifier.clock import utc_now
+
+    v = panel_verifier(iss, "alpha", utc_now)  # type: ignore[arg-type]  # the children sign with the real clock
+    assert all(v.verify(t).expires_at <= entry.until for t in renewed)

@@ -30,7 +30,13 @@ from hypothesis import strategies as st
 from support import ISSUER, PRODUCT, server_fp
 
 from verifier import LicenseError, TrustedKeys, Verifier, VerifierConfig
-from verifier.claims import CLAIM_IDENTITY, IDENTITY_HARDWARE, IDENTITY_KINDS, REQUIRED_CLAIMS
+from verifier.claims import (
+    CLAIM_IDENTITY,
+    CLAIM_LICENSE_EXP,
+    IDENTITY_HARDWARE,
+    IDENTITY_KINDS,
+    REQUIRED_CLAIMS,
+)
 from verifier.encoding import b64url_decode, b64url_encode
 from verifier.keys import check_signature, key_id, load_public_key
 from verifier.trust import TrustedKey
@@ -58,7 +64,8 @@ def pyjwt_decode(token: str) -> dict[str, Any]:
         audience=PRODUCT,
         issuer=ISSUER,
         leeway=LEEWAY,
-        options={"require": list(REQUIRED_CLAIMS)},
+        # license_exp is null for a license without expiry; PyJWT's "require" refuses nulls.
+        options={"require": [c for c in REQUIRED_CLAIMS if c != CLAIM_LICENSE_EXP]},
     )
 
 
@@ -98,6 +105,8 @@ def drafts(draw: st.DrawFn) -> Draft:
         "iat": iat,
         "nbf": iat - draw(st.integers(0, 1000)),
         "exp": now + draw(st.integers(600, 10**8)),
+        "renew_at": now + draw(st.integers(0, 600)),
+        "license_exp": draw(st.none() | st.integers(10**8, 2 * 10**8).map(lambda days: now + days)),
         "fpr": FPR,
         "features": draw(st.lists(TEXT, max_size=5, unique=True)),
         "limits": draw(st.dictionaries(TEXT, st.integers(0, 10**12), max_size=4)),
@@ -120,10 +129,11 @@ def _duplicate_header(d: Draft, draw: st.DrawFn) -> None:
 
 
 def _time_type(d: Draft, draw: st.DrawFn) -> None:
-    name = draw(st.sampled_from(["exp", "iat", "nbf"]))
-    # An earlier mutation may have removed the claim: a present one of the wrong type is the case here.
-    value = d.claims.get(name, d.claims.get("iat", 1_700_000_000))
-    d.claims[name] = draw(st.sampled_from([str, float, lambda v: v + 0.5, lambda v: [v], lambda v: None, bool]))(value)
+    present = [n for n in ("exp", "iat", "nbf") if n in d.claims]  # another mutation may have removed one
+    if not present:
+        return
+    name = draw(st.sampled_from(present))
+    d.claims[name] = draw(st.sampled_from([str, float, lambda v: v + 0.5, lambda v: [v], lambda v: None, bool]))(d.claims[name])
 
 
 def _aud_list(d: Draft, draw: st.DrawFn) -> None:
@@ -216,6 +226,7 @@ def mutated(draw: st.DrawFn) -> tuple[list[str], str]:
 def same_claims(lic: Any, claims: dict[str, Any]) -> None:
     assert (lic.license_id, lic.product, lic.issuer, lic.activation_id) == (claims["sub"], claims["aud"], claims["iss"], claims["jti"])
     assert (lic.iat, lic.nbf, lic.exp) == (claims["iat"], claims["nbf"], claims["exp"])
+    assert (lic.renew_at, lic.license_exp) == (claims["renew_at"], claims["license_exp"])
     assert lic.features == frozenset(claims["features"]) and len(claims["features"]) == len(lic.features)
     assert dict(lic.limits) == claims["limits"]
     assert list(lic.fingerprint) == claims["fpr"]
@@ -253,7 +264,7 @@ def _signed(draft: Draft, change: Callable[[Draft], None]) -> str:
 
 def _base() -> Draft:
     now = int(time.time())
-    claims = {"iss": ISSUER, "sub": "LIC-1", "aud": PRODUCT, "jti": "ACT-1", "iat": now, "nbf": now, "exp": now + 86400, "fpr": FPR, "features": ["dns"], "limits": {}, CLAIM_IDENTITY: IDENTITY_HARDWARE}
+    claims = {"iss": ISSUER, "sub": "LIC-1", "aud": PRODUCT, "jti": "ACT-1", "iat": now, "nbf": now, "exp": now + 86400, "renew_at": now + 3600, "license_exp": None, "fpr": FPR, "features": ["dns"], "limits": {}, CLAIM_IDENTITY: IDENTITY_HARDWARE}
     return Draft(header={"alg": "EdDSA", "typ": "licet+jwt", "kid": KID}, claims=claims)
 
 

@@ -124,15 +124,17 @@ def test_show_is_stable_and_keys_are_never_stored(iss: Issuer, site: LedgerSite)
     assert created.activation_key.replace("-", "").encode() not in raw
 
 
-def test_token_lifetime_is_capped(tmp_path: Path, clock: FakeClock, site: LedgerSite) -> None:
+def test_token_lifetime_is_the_lease(tmp_path: Path, clock: FakeClock, site: LedgerSite) -> None:
     from support import make_issuer
 
-    from issuer import IssuerConfig
-
-    iss = make_issuer(tmp_path, clock, ledger=site.url, config=IssuerConfig(max_token_lifetime=dt.timedelta(days=7)))
+    iss = make_issuer(tmp_path, clock, ledger=site.url, lease_days=7)
     key = iss.create_license(PRODUCT).activation_key  # no expiry
     token = iss.redeem(request_for(key, "alpha"), method="air-gapped").token
-    assert verify_on(iss, token, "alpha", clock).expires_at == clock.now.replace(microsecond=0) + dt.timedelta(days=7)
+    lic = verify_on(iss, token, "alpha", clock)
+    start = clock.now.replace(microsecond=0)
+    assert lic.expires_at == start + dt.timedelta(days=7)
+    assert lic.renew_at_time == lic.expires_at - dt.timedelta(days=7) / 3
+    assert lic.license_expires_at is None
 
 
 @pytest.mark.parametrize(

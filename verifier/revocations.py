@@ -1,0 +1,198 @@
+"""The signed revocation list: what must stop now, checkable offline.
+
+A compact JWS with header ``alg: EdDSA``, ``typ: licet-revocations+jwt``,
+``kid``, signed by one of the provider's keys, and claims ``iss``,
+``serial`` (grows with every revocation and key regeneration), ``iat``,
+``exp`` and ``revoked``: ``{"licenses": [ids of revoked licenses],
+"activations": [ids of superseded activations]}``.
+
+The signature is checked over the exact bytes before the claims are read.
+A list past its ``exp`` still applies — revocations never un-happen — but is
+reported as stale. The claim names are defined here once; the issuer builds
+its lists with :func:`build_revocation_claims`.
+
+Example:
+    >>> info = verifier.apply_revocations(list_text)  # doctest: +SKIP
+    >>> info.serial, info.stale  # doctest: +SKIP
+    (7, False)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from verifier.claims import ALGORITHM
+from verifier.clock import is_epoch
+from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
+from verifier.errors import LicenseError, RevocationsError
+from verifier.keys import check_signature
+from verifier.trust import TrustedKeys
+
+__all__ = [
+    "MAX_REVOCATIONS_BYTES",
+    "REVOCATIONS_TYPE",
+    "RevocationList",
+    "build_revocation_claims",
+    "parse_revocations",
+    "revocations_etag",
+]
+
+REVOCATIONS_TYPE = "licet-revocations+jwt"
+MAX_REVOCATIONS_BYTES = 4 * 1024 * 1024  # ~50,000 entries
+_MAX_ID = 256
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """A verified revocation list.
+
+    Attributes:
+        issuer: the provider (``iss``).
+        serial: its serial number; a higher serial replaces a lower one.
+        iat: when it was signed (epoch seconds).
+        exp: when it becomes stale (epoch seconds).
+        licenses: ids of revoked licenses.
+        activations: ids of superseded activations.
+        text: the signed list itself, as received.
+    """
+
+    issuer: str
+    serial: int
+    iat: int
+    exp: int
+    licenses: frozenset[str]
+    activations: frozenset[str]
+    text: str
+
+    @property
+    def issued_at(self) -> _dt.datetime:
+        """When the list was signed (aware UTC)."""
+        return _dt.datetime.fromtimestamp(self.iat, _dt.UTC)
+
+    @property
+    def expires_at(self) -> _dt.datetime:
+        """When the list becomes stale (aware UTC)."""
+        return _dt.datetime.fromtimestamp(self.exp, _dt.UTC)
+
+    def stale(self, now: float) -> bool:
+        """Whether the list is past its ``exp`` (it still applies)."""
+        return now >= self.exp
+
+    def __len__(self) -> int:
+        return len(self.licenses) + len(self.activations)
+
+
+def build_revocation_claims(
+    *,
+    issuer: str,
+    serial: int,
+    issued_at: _dt.datetime,
+    expires_at: _dt.datetime,
+    licenses: Iterable[str],
+    activations: Iterable[str],
+) -> dict[str, Any]:
+    """Return the claims of a revocation list (the issuer signs these)."""
+    return {
+        "iss": issuer,
+        "serial": serial,
+        "iat": int(issued_at.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "revoked": {"licenses": sorted(set(licenses)), "activations": sorted(set(activations))},
+    }
+
+
+def revocations_etag(text: str) -> str:
+    """The HTTP entity tag of a list: the server sends it, a panel sends it back to ask for news."""
+    return '"' + hashlib.sha256(text.strip().encode()).hexdigest()[:32] + '"'
+
+
+def _bad(detail: str) -> RevocationsError:
+    return RevocationsError(f"revocation list refused: {detail}")
+
+
+def _segment(segment: str, name: str) -> dict[str, Any]:
+    try:
+        value = json_loads_strict(b64url_decode(segment))
+    except EncodingError as err:
+        raise _bad(f"its {name} is malformed") from err
+    if not isinstance(value, dict):
+        raise _bad(f"its {name} is not a JSON object")
+    return value
+
+
+def _ids(value: object, name: str) -> frozenset[str]:
+    if type(value) is not list:
+        raise _bad(f"'{name}' is not a list")
+    for item in value:
+        if type(item) is not str or not 0 < len(item) <= _MAX_ID:
+            raise _bad(f"'{name}' holds something other than ids")
+    return frozenset(value)
+
+
+def parse_revocations(
+    text: object, trusted_keys: TrustedKeys, *, issuer: str | None = None
+) -> RevocationList:
+    """Verify a signed revocation list and return its content.
+
+    Args:
+        text: the list (the bare compact JWS; surrounding whitespace is ignored).
+        trusted_keys: the keys whose signatures count.
+        issuer: when given, the ``iss`` the list must carry.
+
+    Raises:
+        RevocationsError: too large, malformed, wrong type, bad signature,
+            untrusted or revoked key, or another issuer.
+    """
+    if not isinstance(text, str):
+        raise _bad("it is not text")
+    if len(text) > MAX_REVOCATIONS_BYTES:
+        raise _bad(f"it is larger than {MAX_REVOCATIONS_BYTES} bytes")
+    jws = text.strip()
+    parts = jws.split(".")
+    if len(parts) != 3:
+        raise _bad("it is not a compact JWS (three parts)")
+    header = _segment(parts[0], "header")
+    if header.get("alg") != ALGORITHM:
+        raise _bad(f"it must be signed with {ALGORITHM}")
+    if header.get("typ") != REVOCATIONS_TYPE:
+        raise _bad(f"its type must be {REVOCATIONS_TYPE}")
+    if "crit" in header:
+        raise _bad("it requires extensions this verifier lacks")
+    if not jws.isascii():
+        raise _bad("it is not a compact JWS (ASCII text)")
+    try:
+        key = trusted_keys.key_for(header.get("kid"))
+        check_signature(key, jws[: len(parts[0]) + 1 + len(parts[1])].encode(), parts[2])
+    except LicenseError as err:
+        raise _bad(err.message.replace("activation token", "it")) from err
+    # Signed by a trusted key: only now are the claims read.
+    claims = _segment(parts[1], "payload")
+    iss, serial, iat, exp = (claims.get(n) for n in ("iss", "serial", "iat", "exp"))
+    if type(iss) is not str or not iss:
+        raise _bad("'iss' is missing")
+    if issuer is not None and iss != issuer:
+        raise _bad(f"it was issued by {iss!r}, not {issuer!r}")
+    if type(serial) is not int or serial < 0:
+        raise _bad("'serial' is missing or not a whole number")
+    if not is_epoch(iat) or not is_epoch(exp):
+        raise _bad("'iat' or 'exp' is missing or not a timestamp")
+    try:
+        trusted_keys.check_window(str(header.get("kid")), iat)
+    except LicenseError as err:
+        raise _bad(err.message.replace("activation token", "it")) from err
+    revoked = claims.get("revoked")
+    if not isinstance(revoked, dict):
+        raise _bad("'revoked' is missing")
+    return RevocationList(
+        issuer=iss,
+        serial=serial,
+        iat=iat,
+        exp=exp,
+        licenses=_ids(revoked.get("licenses"), "licenses"),
+        activations=_ids(revoked.get("activations"), "activations"),
+        text=jws,
+    )
