@@ -136,6 +136,53 @@ def test_an_activation_racing_a_regeneration_on_another_node_is_never_lost(pg_ho
             assert record["past_activations"] == []
 
 
+def test_renewals_racing_a_regeneration_across_nodes_never_outlive_the_revocation(pg_home: tuple[Path, str], nodes: list[LicenseServer]) -> None:
+    from support import renewal_for
+
+    from verifier import TrustedKeys, Verifier
+
+    home, url = pg_home
+    trusted = TrustedKeys.from_file(home / "keys" / "trusted_keys.json")
+    outcomes: set[int] = set()
+    for round_ in range(3):
+        lic = create(home, url)
+        server = f"renewing-{round_}"
+        status, _, body = post(nodes[0].url + "/v1/activations", {"request_code": code_for(lic["activation_key"], server)})
+        assert status == 200, body
+        first = Verifier(PRODUCT, trusted, machine_id=f"machine-{server}").verify(body["token"])
+        code = renewal_for(body["token"], server)
+        barrier, results = CTX.Barrier(9), CTX.Queue()
+        regen = CTX.Process(target=_regenerate, args=(url, str(home / "keys"), lic["license_id"], barrier, results))
+        regen.start()
+        renewed: list[tuple[int, dict[str, Any]]] = []
+
+        def renew(i: int, barrier: Any = barrier, renewed: list[Any] = renewed, code: str = code) -> None:
+            barrier.wait(timeout=60)
+            status, _, body = post(nodes[i % 2].url + "/v1/renewals", {"renewal_code": code})
+            renewed.append((status, body))
+
+        threads = [threading.Thread(target=renew, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert results.get(timeout=60) == ("ok", 2)
+        regen.join(timeout=30)
+        _, entries = Issuer(url, home / "keys").ledger.revocations()
+        (entry,) = [e for e in entries if e.ident == first.activation_id]  # the superseded activation is listed
+        for status, body in renewed:
+            outcomes.add(status)
+            if status == 200:  # renewed before the regeneration: the entry covers the renewed token too
+                lic_token = Verifier(PRODUCT, trusted, machine_id=f"machine-{server}").verify(body["token"])
+                assert lic_token.activation_id == first.activation_id
+                assert lic_token.expires_at <= entry.until
+            else:  # after it: refused, nothing renewed
+                assert status in (403, 409), body
+        record = show(home, url, lic["license_id"])
+        assert record["activation"] is None and [a["activation_id"] for a in record["past_activations"]] == [first.activation_id]
+    assert outcomes  # every renewal got an answer; both orders are allowed
+
+
 def test_the_rate_limit_is_shared_by_every_node(pg_home: tuple[Path, str], nodes: list[LicenseServer]) -> None:
     import psycopg
 
