@@ -99,13 +99,21 @@ def check_lease_days(value: object) -> int:
     return value
 
 
-def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime) -> Lease:
+def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, months: int) -> Lease:
     """The lease a token issued ``now`` for ``record`` gets.
 
     ``exp`` = min(license expiry, now + lease). With a lease of 0 the token
     lasts until the license's expiry (or ten years for a license without
     one). ``renew_at`` = ``exp`` minus the grace window, a third of the lease
     and at least one day.
+
+    A lease also ends no later than the earliest moment at which a *second*
+    regeneration could follow one made now (``months`` calendar months, from
+    the start of that day). A server superseded by one regeneration is then
+    always stopped before the next regeneration can free the key again, so at
+    most two servers of one license run at any moment, even when a customer
+    renews by hand on the eve of a regeneration and the months are short
+    (Feb 27 + 30 days would outlive the Mar 27 regeneration).
     """
     days = default_days if record.lease_days is None else record.lease_days
     if days == 0:
@@ -113,7 +121,8 @@ def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime) -> Le
         lease = NO_LEASE_LIFETIME
     else:
         lease = _dt.timedelta(days=days)
-        end = now + lease
+        next_free = add_months(now.astimezone(_dt.UTC), months)
+        end = min(now + lease, next_free.replace(hour=0, minute=0, second=0, microsecond=0))
     if record.expires_at is not None:
         end = min(end, record.expires_at)
         if days == 0:
@@ -199,10 +208,10 @@ def redeem(
         # later one: re-binding would let a license walk to another server
         # one component at a time.
         if matches(current.fingerprint, fingerprint):
-            return _extend(record, current, "reactivated", method, actor, now, lease_days)
+            return _extend(record, current, "reactivated", method, actor, now, lease_days, months)
         allowed = next_regeneration(record, months, now)
         raise AlreadyActivatedError(regenerate_after=allowed.date())
-    lease = lease_for(record, lease_days, now)
+    lease = lease_for(record, lease_days, now, months)
     activation = Activation(
         activation_id=activation_id,
         fingerprint=fingerprint,
@@ -239,9 +248,10 @@ def _extend(
     actor: str,
     now: _dt.datetime,
     lease_days: int,
+    months: int,
 ) -> tuple[LicenseRecord, Activation, Lease]:
     """Give the current activation a fresh lease and record it in the history."""
-    lease = lease_for(record, lease_days, now)
+    lease = lease_for(record, lease_days, now, months)
     # The recorded end never moves back: a revocation entry must outlive every token issued.
     until = max(lease.expires_at, current.lease_until or lease.expires_at)
     activation = replace(current, lease_until=until, renewed_at=now)
@@ -265,6 +275,7 @@ def renew(
     actor: str,
     now: _dt.datetime,
     lease_days: int,
+    months: int,
 ) -> tuple[LicenseRecord, Activation, Lease]:
     """Decide a renewal: only the license's current activation, on its own server, renews.
 
@@ -287,7 +298,7 @@ def renew(
     # The same majority rule as verification, against the fingerprint bound at activation.
     if not matches(current.fingerprint, fingerprint):
         raise WrongServerError("this renewal comes from another server than the activation's")
-    return _extend(record, current, "renewed", method, actor, now, lease_days)
+    return _extend(record, current, "renewed", method, actor, now, lease_days, months)
 
 
 def regenerate(

@@ -665,6 +665,7 @@ class Issuer:
                 actor=self.actor,
                 now=now,
                 lease_days=self.ledger.info.lease_days,
+                months=self.config.regeneration_months,
             )
             return updated, (updated, activation, lease)
 

@@ -40,7 +40,7 @@ class Outcome:
     servers: list[Server] = field(default_factory=list)
 
 
-def simulate(tmp_path: Path, *, lease_days: int, lists: bool) -> Outcome:
+def simulate(tmp_path: Path, *, lease_days: int, lists: bool, renew_daily: bool = False) -> Outcome:
     clock = FakeClock(T0)
     iss = make_issuer(tmp_path, clock, lease_days=lease_days)
     license_id = iss.create_license(PRODUCT, days=DAYS + 60).license_id
@@ -67,7 +67,8 @@ def simulate(tmp_path: Path, *, lease_days: int, lists: bool) -> Outcome:
             applied = listing
         running = 0
         for server in out.servers:
-            if server.verifier.status(server.token).state == TokenState.GRACE:
+            state = server.verifier.status(server.token).state
+            if state == TokenState.GRACE or (renew_daily and state == TokenState.VALID):
                 try:
                     server.token = iss.renew(renewal_for(server.token, server.name, clock=clock))
                     server.renewals += 1
@@ -92,6 +93,17 @@ def test_leases_keep_at_most_two_servers_and_stop_the_superseded_one_within_a_le
         assert server.last_running_day - server.superseded_on <= 30, server
     assert out.servers[0].renewals >= 1  # the current server renews its lease, month after month
     assert out.servers[-1].verifier.status(out.servers[-1].token).valid
+
+
+@pytest.mark.slow
+def test_renewing_every_day_never_keeps_a_third_server_running(tmp_path: Path) -> None:
+    # The greedy customer: every panel forces a renewal daily, so each superseded
+    # server holds the longest lease it could get, renewed the day before its
+    # regeneration — also before 28-day Februaries.
+    out = simulate(tmp_path, lease_days=30, lists=False, renew_daily=True)
+    assert max(out.counts) == 2
+    for server in out.servers[:-1]:
+        assert server.last_running_day - server.superseded_on <= 30, server  # type: ignore[operator]
 
 
 @pytest.mark.slow

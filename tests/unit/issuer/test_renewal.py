@@ -39,13 +39,21 @@ def test_lease_is_the_provider_default_and_renewal_extends_it(iss: Issuer, clock
     assert first.license_expires_at == start + dt.timedelta(days=365)
     clock.advance(days=25)
     assert v.status(token).state == "grace"
-    renewed = v.verify(iss.renew(renewal_for(token, "alpha", clock=clock)))
+    renewed_token = iss.renew(renewal_for(token, "alpha", clock=clock))
+    renewed = v.verify(renewed_token)
     assert renewed.activation_id == first.activation_id
-    assert renewed.expires_at == clock.now.replace(microsecond=0) + dt.timedelta(days=30)
+    # Renewed on Feb 9: 30 days would reach Mar 11, but a lease ends by the start of the
+    # day a second regeneration could follow one made now (Mar 9), February being short.
+    assert clock.now.date() == dt.date(2026, 2, 9)
+    cap = dt.datetime(2026, 3, 9, tzinfo=dt.UTC)
+    assert renewed.expires_at == cap
     record = iss.show(license_id).record
     assert record.history[-1].action == "renewed" and "air-gapped" in record.history[-1].detail
     assert record.activation is not None and record.activation.renewed_at == clock.now
-    assert record.activation.lease_until == clock.now + dt.timedelta(days=30)
+    assert record.activation.lease_until == cap
+    clock.advance(days=40)  # Mar 21: a 30-day month ahead, the full lease again
+    again = v.verify(iss.renew(renewal_for(renewed_token, "alpha", clock=clock)))
+    assert again.expires_at == clock.now.replace(microsecond=0) + dt.timedelta(days=30)
 
 
 def test_an_expired_token_whose_activation_is_current_still_renews(iss: Issuer, clock: FakeClock) -> None:
