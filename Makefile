@@ -3,14 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demos install only what they run: licet itself, plus the server extra online.
+DEMO_STAMP := $(VENV)/.installed-demo
+ONLINE_STAMP := $(VENV)/.installed-online
 
 .PHONY: test lint demo demo-online bench audit clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+$(ONLINE_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[server]'
+	touch $(ONLINE_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check verifier keytool issuer tests bench examples
@@ -24,11 +37,13 @@ test: lint
 	# Integration tests run the installed console scripts, so .venv/bin goes first on PATH.
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo.sh
+	@echo; echo "The commands are in .venv/bin: run '. .venv/bin/activate' (or call .venv/bin/licet ...)."
 
-demo-online: $(STAMP)
+demo-online: $(ONLINE_STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo-online.sh
+	@echo; echo "The commands are in .venv/bin: run '. .venv/bin/activate' (or call .venv/bin/licet ...)."
 
 bench: $(STAMP)
 	status=0; for b in bench/verify.py bench/ledger.py bench/server.py bench/lifecycle.py bench/postgres.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status

@@ -18,6 +18,7 @@ from issuer.errors import (
     LedgerVersionError,
     LedgerWriteError,
     ListenError,
+    UnknownProductError,
 )
 from issuer.ledger_api import LedgerBackend, open_ledger
 from issuer.ratelimit import RateLimit
@@ -43,5 +44,6 @@ __all__ = [
     "LicenseView",
     "ListenError",
     "RateLimit",
+    "UnknownProductError",
     "open_ledger",
 ]

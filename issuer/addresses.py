@@ -36,6 +36,7 @@ __all__ = [
     "callback_allowed",
     "canonical_ip",
     "client_address",
+    "in_bucket",
     "parse_proxies",
     "rate_bucket",
 ]
@@ -131,6 +132,19 @@ def rate_bucket(address: str, *, ipv6_prefix: int = 64) -> str:
     if isinstance(ip, ipaddress.IPv4Address):
         return str(ip)
     return str(ipaddress.IPv6Network((ip, ipv6_prefix), strict=False))
+
+
+def in_bucket(address: str, bucket: str) -> bool:
+    """Whether a client at ``address`` is counted in rate-limit ``bucket``, whatever its prefix.
+
+    Raises:
+        BadInputError: ``address`` is not an IP address.
+    """
+    ip = _parse(canonical_ip(address))
+    try:
+        return ip in ipaddress.ip_network(bucket, strict=False)
+    except ValueError:
+        return bucket == str(ip)
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

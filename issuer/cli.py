@@ -15,27 +15,47 @@ from typer.exceptions import TyperException
 
 from issuer.ledger_api import is_database_url
 from issuer.ledger_copy import copy_ledger
-from issuer.service import Issuer, LicenseView
+from issuer.ratelimit import RateLimit
+from issuer.service import Issuer, IssuerConfig, LicenseView
 from keytool.passphrase import read_passphrase
-from verifier.cliutil import print_json, run
-from verifier.errors import BadInputError
+from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run
+from verifier.clock import format_utc
+from verifier.errors import BadInputError, LicenseError
+
+# The license server's port; the panel's callback defaults to another (8472),
+# so a provider can run both on one machine.
+DEFAULT_PORT = 8470
 
 app = typer.Typer(
     help="Issue licenses and activation keys; redeem activation requests.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
 license_app = typer.Typer(
-    help="Create, show, list, regenerate and revoke licenses.", no_args_is_help=True
+    help="Create, show, list, regenerate and revoke licenses.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(license_app, name="license")
 ledger_app = typer.Typer(
     help="Upgrade a ledger's schema; copy a ledger between a folder and PostgreSQL.",
     no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(ledger_app, name="ledger")
-revocations_app = typer.Typer(help="The signed revocation list for panels.", no_args_is_help=True)
+ratelimit_app = typer.Typer(
+    help="See and clear the failed-attempt limits of the license server's clients.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
+app.add_typer(ratelimit_app, name="ratelimit")
+revocations_app = typer.Typer(
+    help="The signed revocation list for panels.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
 app.add_typer(revocations_app, name="revocations")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
@@ -47,23 +67,35 @@ LedgerDir = Annotated[
         help="Ledger folder, or postgresql://user@host/db (password via PGPASSWORD/PGPASSFILE).",
     ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON (default: text).")]
+# The options naming files a "missing" refusal is about (see verifier.cliutil.run).
+_KEYS_OPTION: PathOption = ("--keys", "LICET_KEYS", "./keys")
+_PATHS: dict[str, PathOption] = {
+    "ledger-missing": ("--ledger", "LICET_LEDGER", "./ledger"),
+    "keyring-missing": _KEYS_OPTION,
+    "no-active-key": _KEYS_OPTION,
+    "secret-missing": _KEYS_OPTION,
+}
 PassphraseFile = Annotated[
     Path | None,
     typer.Option(
-        "--passphrase-file", help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE])."
+        "--passphrase-file",
+        help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE]); "
+        "default: the key is not encrypted.",
     ),
 ]
 LeaseDays = Annotated[
     int | None,
     typer.Option(
         "--lease-days",
-        help="Lease in days: tokens must be renewed within it (0 = no lease, until expiry).",
+        help="Lease in days: tokens must be renewed within it (0 = no lease, until expiry; "
+        "default: the ledger's).",
     ),
 ]
 Qr = Annotated[bool, typer.Option("--qr", help="Also print the token as a QR code.")]
 QrPng = Annotated[
-    Path | None, typer.Option("--qr-png", help="Write the token's QR code as a PNG file.")
+    Path | None,
+    typer.Option("--qr-png", help="Write the token's QR code as a PNG file (default: none)."),
 ]
 
 
@@ -99,7 +131,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
         print("activated      no")
     else:
         print(
-            f"activated      {activation.activated_at.isoformat()} on {activation.hostname or '?'}"
+            f"activated      {format_utc(activation.activated_at)} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
     lease = f"{d['lease_days']} days" if d["lease_days"] else "none (until expiry)"
@@ -109,7 +141,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
     print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
     print(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
-        print(f"  {event.at.isoformat()}  {event.action:<12} {event.actor}  {event.detail}")
+        print(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
 
 
 def _limits(items: list[str]) -> dict[str, int]:
@@ -145,6 +177,7 @@ def init(
     ] = MachineIds.ACCEPT,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
+    json: Json = False,
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
     iss = Issuer.init(
@@ -156,7 +189,18 @@ def init(
         actor=_actor(),
     )
     lease = f"{lease_days}-day leases" if lease_days else "no leases"
-    print(f"created ledger in {iss.ledger.location} for provider {name!r} ({lease} by default)")
+    where = iss.ledger.location if is_database_url(ledger) else str(Path(ledger).resolve())
+    if json:
+        print_json(
+            {
+                "ledger": where,
+                "keys": str(keys.resolve()),
+                "provider": name,
+                "lease_days": lease_days,
+            }
+        )
+        return
+    print(f"created ledger in {where} for provider {name!r} ({lease} by default)")
 
 
 @ledger_app.command("upgrade")
@@ -199,21 +243,30 @@ def ledger_copy(
 def license_create(
     product: Annotated[str, typer.Option("--product", help="Product name.")],
     ip: Annotated[
-        str | None, typer.Option("--ip", help="Assigned public IP (automatic activation).")
+        str | None,
+        typer.Option("--ip", help="Assigned public IP, for automatic activation (default: none)."),
     ] = None,
-    days: Annotated[int | None, typer.Option("--days", help="Valid for N days.")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Valid for N days (default: no expiry).")
+    ] = None,
     expires: Annotated[
         _dt.datetime | None,
-        typer.Option("--expires", formats=["%Y-%m-%d"], help="Valid through YYYY-MM-DD."),
+        typer.Option(
+            "--expires",
+            formats=["%Y-%m-%d"],
+            help="Valid through YYYY-MM-DD (default: no expiry).",
+        ),
     ] = None,
     feature: Annotated[
-        list[str] | None, typer.Option("--feature", help="Enabled feature (repeatable).")
+        list[str] | None,
+        typer.Option("--feature", help="Enabled feature, repeatable (default: none)."),
     ] = None,
     limit: Annotated[
-        list[str] | None, typer.Option("--limit", help="NAME=NUMBER (repeatable).")
+        list[str] | None,
+        typer.Option("--limit", help="NAME=NUMBER, repeatable (default: none)."),
     ] = None,
     customer: Annotated[
-        str | None, typer.Option("--customer", help="Customer (free text).")
+        str | None, typer.Option("--customer", help="Customer, free text (default: none).")
     ] = None,
     lease_days: LeaseDays = None,
     machine_ids: Annotated[
@@ -223,6 +276,13 @@ def license_create(
             help="Accept or refuse activations with a custom machine id (default: the ledger's).",
         ),
     ] = None,
+    new_product: Annotated[
+        bool,
+        typer.Option(
+            "--new-product",
+            help="PRODUCT is a new product (needed once the ledger has licenses of others).",
+        ),
+    ] = False,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
@@ -238,6 +298,7 @@ def license_create(
         customer=customer,
         lease_days=lease_days,
         accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
+        new_product=new_product,
     )
     _print_license(view, json)
 
@@ -255,17 +316,36 @@ def license_show(
 
 @license_app.command("list")
 def license_list(
-    ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    show_keys: Annotated[
+        bool,
+        typer.Option(
+            "--show-keys", help="Include the activation keys (default: hidden, for screen sharing)."
+        ),
+    ] = False,
+    json: Json = False,
 ) -> None:
-    """List every license."""
+    """List every license: id, product, customer, status, expiry, activated host."""
     views = _issuer(ledger, keys).licenses()
+    rows = [v.to_dict() for v in views]
+    if not show_keys:
+        for row in rows:
+            del row["activation_key"]
     if json:
-        print_json([v.to_dict() for v in views])
+        print_json(rows)
         return
-    for v in views:
-        r = v.record
-        host = r.activation.hostname if r.activation else "-"
-        print(f"{r.license_id}  {r.product:<14} {v.state:<9} {v.activation_key}  {host}")
+    header = (
+        f"{'LICENSE':<14}  {'PRODUCT':<14}  {'CUSTOMER':<20}  {'STATUS':<9}  {'EXPIRES':<20}  HOST"
+    )
+    print(header + ("  ACTIVATION KEY" if show_keys else ""))
+    for row in rows:
+        line = (
+            f"{row['license_id']:<14}  {row['product']:<14}  {(row['customer'] or '-')[:20]:<20}  "
+            f"{row['status']:<9}  {row['expires_at'] or 'never':<20}  "
+            f"{row['activated_hostname'] or '-'}"
+        )
+        print(line + (f"  {row['activation_key']}" if show_keys else ""))
 
 
 @license_app.command("regenerate")
@@ -284,10 +364,71 @@ def license_revoke(
     license_id: Annotated[str, typer.Argument(help="License id.")],
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Revoke without asking.")] = False,
+    json: Json = False,
 ) -> None:
-    """Revoke a license: no further activation succeeds."""
-    _issuer(ledger, keys).revoke(license_id)
+    """Revoke a license: no further activation succeeds (asks first on a terminal)."""
+    iss = _issuer(ledger, keys)
+    view = iss.show(license_id)  # refuse an unknown id before asking anything
+    customer = f" of {view.record.customer}" if view.record.customer else ""
+    confirm(f"Revoke license {license_id}{customer} ({view.record.product})?", yes)
+    revoked = iss.revoke(license_id)
+    if json:
+        print_json(revoked.to_dict())
+        return
     print(f"revoked {license_id}")
+
+
+FailureLimit = Annotated[
+    int,
+    typer.Option(
+        "--failure-limit",
+        min=1,
+        max=10_000,
+        help="Failed key attempts per address per 15 minutes (the server's --failure-limit).",
+    ),
+]
+
+
+@ratelimit_app.command("list")
+def ratelimit_list(
+    failure_limit: FailureLimit = 10,
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """List the clients with failed attempts in the window, blocked ones first."""
+    config = IssuerConfig(rate_limit=RateLimit(limit=failure_limit))
+    iss = Issuer(ledger, keys, config=config, actor=_actor())
+    entries = [e.to_dict() for e in iss.rate_limited()]
+    if json:
+        print_json(entries)
+        return
+    print(f"{'CLIENT':<40}  {'FAILURES':>8}  {'LAST FAILURE':<20}  BLOCKED UNTIL")
+    for e in entries:
+        print(
+            f"{e['bucket']:<40}  {e['failures']:>8}  {e['last_failure']:<20}  "
+            f"{e['blocked_until'] or '-'}"
+        )
+
+
+@ratelimit_app.command("clear")
+def ratelimit_clear(
+    address: Annotated[
+        str | None,
+        typer.Argument(help="The client's IP address (default: every client)."),
+    ] = None,
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Forget a client's failed attempts, so a locked-out customer can try again now."""
+    cleared = _issuer(ledger, keys).clear_rate_limit(address)
+    if json:
+        print_json({"cleared": cleared})
+        return
+    who = address or "any client"
+    print(f"cleared {', '.join(cleared)}" if cleared else f"no failed attempts recorded for {who}")
 
 
 Force = Annotated[
@@ -296,14 +437,23 @@ Force = Annotated[
 
 
 def _deliver(
-    iss: Issuer, token: str, out: Path | None, force: bool, qr: bool, qr_png: Path | None
+    iss: Issuer,
+    token: str,
+    out: Path | None,
+    force: bool,
+    qr: bool,
+    qr_png: Path | None,
+    json: bool = False,
 ) -> None:
     """Print the token (or write it to ``out``), with its QR code when asked."""
-    if out is None:
+    if out is not None:
+        iss.save_token(out, token, force=force)
+    if json:
+        print_json({"token": token, "out": None if out is None else str(out.resolve())})
+    elif out is None:
         print(token)
     else:
-        iss.save_token(out, token, force=force)
-        print(f"wrote token to {out}")
+        print(f"wrote token to {out.resolve()}")
     if qr or qr_png:
         from verifier.qr import qr_png as write_png
         from verifier.qr import qr_terminal
@@ -318,40 +468,51 @@ def _deliver(
 @app.command()
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the token to this file (default: print it)."),
+    ] = None,
     force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
+    json: Json = False,
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
     text = sys.stdin.read(8192) if code == "-" else code
     iss = _issuer(ledger, keys, passphrase_file)
-    _deliver(iss, iss.activate(text), out, force, qr, qr_png)
+    _deliver(iss, iss.activate(text), out, force, qr, qr_png, json)
 
 
 @app.command()
 def renew(
     code: Annotated[str, typer.Argument(help="The renewal code, or - to read it from stdin.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write the token to this file.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the token to this file (default: print it)."),
+    ] = None,
     force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
+    json: Json = False,
 ) -> None:
     """Renew an air-gapped server's lease from its renewal code and print the new token."""
     text = sys.stdin.read(8192) if code == "-" else code
     iss = _issuer(ledger, keys, passphrase_file)
-    _deliver(iss, iss.renew(text), out, force, qr, qr_png)
+    _deliver(iss, iss.renew(text), out, force, qr, qr_png, json)
 
 
 @revocations_app.command("export")
 def revocations_export(
-    out: Annotated[Path | None, typer.Option("--out", help="Write the list to this file.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the list to this file (default: print it)."),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace an existing --out file that is not such a list."),
@@ -362,23 +523,30 @@ def revocations_export(
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
+    json: Json = False,
 ) -> None:
     """Print the signed revocation list (revoked licenses, superseded activations)."""
     iss = _issuer(ledger, keys, passphrase_file)
     text = iss.revocation_list(days=days)
-    if out is None:
+    if out is not None:
+        iss.save_revocation_list(out, text, force=force)
+    if json:
+        print_json({"revocations": text, "out": None if out is None else str(out.resolve())})
+    elif out is None:
         print(text)
     else:
-        iss.save_revocation_list(out, text, force=force)
-        print(f"wrote the revocation list to {out}")
+        print(f"wrote the revocation list to {out.resolve()}")
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
-    ] = 8470,
+        int,
+        typer.Option(
+            "--port", min=1, max=65535, help="Port to listen on (the panel's callback uses 8472)."
+        ),
+    ] = DEFAULT_PORT,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
     ] = 1,
@@ -386,13 +554,14 @@ def serve(
         bool,
         typer.Option(
             "--allow-private-callbacks",
-            help="Allow automatic-activation callbacks to private addresses.",
+            help="Allow callbacks to private addresses (default: public addresses only).",
         ),
     ] = False,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
-            "--trusted-proxy", help="Believe X-Forwarded-For from this peer (repeatable)."
+            "--trusted-proxy",
+            help="Believe X-Forwarded-For from this peer, repeatable (default: none).",
         ),
     ] = None,
     callback_timeout: Annotated[
@@ -429,8 +598,8 @@ def serve(
         from issuer.server import ServerConfig
         from issuer.server import serve as run_server
     except ImportError as err:
-        raise BadInputError(
-            "the license server needs the 'server' extra: pip install 'licet[server]'"
+        raise LicenseError(
+            "the license server needs the 'server' extra: pip install '.[server]' (checkout)"
         ) from err
     config = ServerConfig(
         ledger=str(ledger),
@@ -456,6 +625,12 @@ def serve(
     )
 
 
-def main() -> None:
-    """Console-script entry point."""
-    run("issuer", lambda: app(standalone_mode=False), usage_errors=(TyperException,))
+def main(argv: list[str] | None = None, prog: str = "issuer") -> None:
+    """Console-script entry point (``argv`` and ``prog`` for ``licet issuer``)."""
+    run(
+        prog,
+        lambda: app(args=argv, prog_name=prog, standalone_mode=False),
+        argv=argv,
+        paths=_PATHS,
+        usage_errors=(TyperException,),
+    )

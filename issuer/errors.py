@@ -1,4 +1,4 @@
-"""Refusals of the provider's ledger (part of the one LicenseError tree).
+"""Refusals of the provider's ledger and licenses (part of the one LicenseError tree).
 
 The classes live in :mod:`verifier.errors`: a license server answers with them
 (``ledger-busy`` when another process holds the lock, for instance), and a
@@ -17,6 +17,7 @@ from verifier.errors import (
     LedgerMissingError,
     LedgerWriteError,
     LicenseError,
+    SecretMissingError,
 )
 
 __all__ = [
@@ -28,7 +29,21 @@ __all__ = [
     "LedgerWriteError",
     "LedgerVersionError",
     "ListenError",
+    "SecretMissingError",
+    "UnknownProductError",
 ]
+
+
+class UnknownProductError(LicenseError):
+    """A license for a product this ledger does not know, or a case variant of one it does.
+
+    Tokens name their product exactly; a license for ``ISPmanager`` sold to an
+    ``ispmanager`` customer could never be activated.
+    """
+
+    code = "unknown-product"
+    default_message = "unknown product — check the spelling, or add it as a new product"
+    http_status = 422
 
 
 class ListenError(LicenseError):

@@ -11,6 +11,7 @@ Layout of a ledger folder (the files are the ledger's own business)::
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
     revocations/list.json  the revocation list's serial and its entries
     attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent failures
+    products/all.json  every product name the ledger has licensed (for typo checks)
 
 Why shards: TinyDB rewrites a whole file on every write, so one big file costs
 O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
@@ -83,6 +84,7 @@ META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
 _LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
+_PRODUCTS, _ALL = "products", "all"  # the products index is one small file
 _REVOCATIONS, _REVOCATIONS_SHARD = "revocations", "list"
 DEFAULT_LEASE_DAYS = 30
 DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name: 16**3 = 4096 shards per kind
@@ -351,10 +353,7 @@ class Ledger(LedgerBackend):
                 f"shard width must be a whole number from {SHARD_WIDTHS[0]} to {SHARD_WIDTHS[-1]}"
             )
         root = Path(folder)
-        if (root / META_FILE).exists():
-            raise LedgerExistsError(f"a ledger exists in {root} already; it is never overwritten")
-        if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
-            raise LedgerExistsError(f"{root} is not empty; give a new folder for the ledger")
+        cls.check_creatable(root)
         made: list[Path] = []
         try:
             private_dir(root)  # an existing empty folder others could write to is made private
@@ -395,6 +394,23 @@ class Ledger(LedgerBackend):
         """The ledger folder: an output file never goes into it."""
         return (self.folder,)
 
+    @staticmethod
+    def check_creatable(folder: str | os.PathLike[str]) -> None:
+        """Refuse, before anything is written, a folder :meth:`create` would refuse.
+
+        Raises:
+            LedgerExistsError: ``folder`` already holds a ledger or other files.
+        """
+        root = Path(folder)
+        if (root / META_FILE).exists():
+            raise LedgerExistsError(
+                f"a ledger exists in {root.resolve()} already; it is never overwritten"
+            )
+        if root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
+            raise LedgerExistsError(
+                f"{root.resolve()} is not empty; give a new folder for the ledger"
+            )
+
     # -- reads ------------------------------------------------------------------
 
     def get(self, license_id: str) -> LicenseRecord:
@@ -424,6 +440,22 @@ class Ledger(LedgerBackend):
                 for doc in txn.table(_IPS, self._shard(ip)).search(Query().ip == ip)
             ]
             return [r for r in (self._load(txn, i) for i in ids) if r.ip == ip]
+
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has a license for (or had: revoked ones count)."""
+        with self._transaction() as txn:
+            return self._products(txn)
+
+    def failed_attempts(self, *, since: _dt.datetime) -> dict[str, list[float]]:
+        """Rate-limit buckets with failures after ``since``: bucket -> times, oldest first."""
+        with self._transaction() as txn:
+            found: dict[str, list[float]] = {}
+            for table in self._attempt_tables(txn):
+                for doc in table.all():
+                    recent = _recent(doc, since.timestamp())
+                    if recent and isinstance(doc.get("bucket"), str):
+                        found[doc["bucket"]] = recent
+            return found
 
     def revocations(self) -> tuple[int, list[RevocationEntry]]:
         """The revocation list's serial and its entries (expired ones included)."""
@@ -456,8 +488,36 @@ class Ledger(LedgerBackend):
             )
             txn.commit()
 
-    def add(self, record: LicenseRecord) -> None:
-        """Store a new license and index its key (and IP).
+    def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
+        """Forget the failures of every rate-limit bucket ``matches`` accepts.
+
+        Returns:
+            The buckets forgotten (their clients are no longer limited).
+        """
+        with self._transaction() as txn:
+            forgotten: list[str] = []
+            for table in self._attempt_tables(txn):
+                for doc in table.all():
+                    bucket = doc.get("bucket")
+                    if isinstance(bucket, str) and matches(bucket):
+                        table.remove(doc_ids=[doc.doc_id])
+                        forgotten.append(bucket)
+            if forgotten:
+                txn.commit()
+            return sorted(forgotten)
+
+    def add(
+        self,
+        record: LicenseRecord,
+        *,
+        check_product: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Store a new license and index its key (and IP, and product).
+
+        Args:
+            record: the new license.
+            check_product: called under the lock with the known product names;
+                a refusal it raises writes nothing.
 
         Raises:
             LedgerExistsError: a license with this id exists (ids are random; retry).
@@ -466,6 +526,10 @@ class Ledger(LedgerBackend):
             table = txn.table(_LICENSES, self._shard(record.license_id))
             if table.contains(Query().license_id == record.license_id):
                 raise LedgerExistsError(f"license {record.license_id} exists already")
+            known = self._products(txn)
+            if check_product is not None:
+                check_product(known)
+            self._index_products(txn, known, [record])
             for kind, shard, doc in _placements(record, self.info.shard_width):
                 txn.table(kind, shard).insert(doc)
             txn.commit()
@@ -480,6 +544,7 @@ class Ledger(LedgerBackend):
         import leaves unindexed licenses, never index entries without one.
         """
         with self._transaction() as txn:
+            self._index_products(txn, self._products(txn), records)
             by_kind: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for record in records:
                 for kind, shard, doc in _placements(record, self.info.shard_width):
@@ -551,7 +616,10 @@ class Ledger(LedgerBackend):
     def _read_info(self) -> LedgerInfo:
         meta = _read_json(self.folder / META_FILE, "file")
         if meta is None:
-            raise LedgerMissingError(f"no ledger in {self.folder} — run 'issuer init' first")
+            raise LedgerMissingError(
+                f"no ledger in {self.folder.resolve()} — point --ledger (or LICET_LEDGER) at the "
+                "provider's ledger; 'issuer init' there would start a second, empty one"
+            )
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise LedgerCorruptError(f"{self.folder / META_FILE} is not a licet ledger")
         if meta.get("version") != VERSION:
@@ -681,6 +749,11 @@ class Ledger(LedgerBackend):
         horizon = (attempt.now - attempt.window).timestamp()
         return table, _recent(table.get(Query().bucket == attempt.bucket), horizon)
 
+    def _attempt_tables(self, txn: _Transaction) -> list[Table]:
+        folder = self.folder / _ATTEMPTS
+        shards = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        return [txn.table(_ATTEMPTS, path.stem) for path in shards]
+
     def _check_attempts(self, txn: _Transaction, attempt: Attempt) -> None:
         _, recent = self._attempts(txn, attempt)
         if len(recent) >= attempt.limit:
@@ -695,6 +768,28 @@ class Ledger(LedgerBackend):
                 table.remove(doc_ids=[doc.doc_id])
         stamps = [*recent, attempt.now.timestamp()]
         table.upsert({"bucket": attempt.bucket, "at": stamps}, Query().bucket == attempt.bucket)
+
+    def _products(self, txn: _Transaction) -> frozenset[str]:
+        if not (self.folder / _PRODUCTS / f"{_ALL}.json").exists():
+            # No license yet, or a ledger older than the index: derive it from the
+            # licenses (the next new license writes it).
+            return frozenset(
+                str(doc["product"])
+                for path in (self.folder / _LICENSES).glob("*.json")
+                for doc in txn.table(_LICENSES, path.stem).all()
+            )
+        return frozenset(str(doc["name"]) for doc in txn.table(_PRODUCTS, _ALL).all())
+
+    def _index_products(
+        self, txn: _Transaction, known: frozenset[str], records: list[LicenseRecord]
+    ) -> None:
+        new = {r.product for r in records} - known
+        if not new:
+            return
+        if not (self.folder / _PRODUCTS / f"{_ALL}.json").exists():
+            (self.folder / _PRODUCTS).mkdir(mode=0o700, exist_ok=True)
+            new |= known
+        txn.table(_PRODUCTS, _ALL).insert_multiple({"name": name} for name in sorted(new))
 
     def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
         kind, shard, doc = _key_placement(record, self.info.shard_width)

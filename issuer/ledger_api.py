@@ -28,7 +28,7 @@ from issuer.records import LicenseRecord, RevocationEntry
 if TYPE_CHECKING:
     from issuer.ledger import LedgerInfo
 
-__all__ = ["LedgerBackend", "create_ledger", "is_database_url", "open_ledger"]
+__all__ = ["LedgerBackend", "check_creatable", "create_ledger", "is_database_url", "open_ledger"]
 
 T = TypeVar("T")
 Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
@@ -68,6 +68,22 @@ class LedgerBackend(abc.ABC):
         """The licenses assigned to ``ip`` (for automatic activation)."""
 
     @abc.abstractmethod
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has a license for (or had: revoked ones count)."""
+
+    @abc.abstractmethod
+    def failed_attempts(self, *, since: _dt.datetime) -> dict[str, list[float]]:
+        """Rate-limit buckets with failures after ``since``: bucket -> times, oldest first."""
+
+    @abc.abstractmethod
+    def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
+        """Forget the failures of every rate-limit bucket ``matches`` accepts.
+
+        Returns:
+            The buckets forgotten, sorted (their clients are no longer limited).
+        """
+
+    @abc.abstractmethod
     def revocations(self) -> tuple[int, list[RevocationEntry]]:
         """The revocation list's serial and its entries (expired ones included)."""
 
@@ -80,8 +96,18 @@ class LedgerBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def add(self, record: LicenseRecord) -> None:
-        """Store a new license and index its key (and IP).
+    def add(
+        self,
+        record: LicenseRecord,
+        *,
+        check_product: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Store a new license and index its key (and IP, and product).
+
+        Args:
+            record: the new license.
+            check_product: called under the ledger's lock with the known product
+                names; a refusal it raises writes nothing.
 
         Raises:
             LedgerExistsError: a license with this id exists (ids are random; retry).
@@ -123,6 +149,23 @@ class LedgerBackend(abc.ABC):
 def is_database_url(url_or_dir: str | os.PathLike[str]) -> bool:
     """Whether ``url_or_dir`` names a PostgreSQL ledger rather than a folder."""
     return isinstance(url_or_dir, str) and url_or_dir.startswith(_URL_SCHEMES)
+
+
+def check_creatable(url_or_dir: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is written, a place :func:`create_ledger` would refuse.
+
+    Raises:
+        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
+        LedgerError: the database cannot be reached.
+    """
+    if is_database_url(url_or_dir):
+        from issuer.ledger_postgres import PostgresLedger
+
+        PostgresLedger.check_creatable(str(url_or_dir))
+        return
+    from issuer.ledger import Ledger
+
+    Ledger.check_creatable(url_or_dir)
 
 
 def open_ledger(url_or_dir: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> LedgerBackend:

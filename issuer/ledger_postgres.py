@@ -9,6 +9,7 @@ Layout: the ``licet`` schema of the database the URL names (see
     licet.license_ips   assigned IP -> license
     licet.attempts      rate-limit bucket -> times of its recent failures
     licet.revocations   the revocation list's entries (its serial is in licet.meta)
+    licet.products      every product name the ledger has licensed (for typo checks)
 
 Guarantees come from the database, not from a process lock: every change to
 a license locks its row (``SELECT ... FOR UPDATE``) and re-reads it under that
@@ -35,7 +36,7 @@ import datetime as _dt
 import importlib.resources
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from issuer.errors import (
@@ -188,6 +189,24 @@ class PostgresLedger(LedgerBackend):
             return probe  # an old schema, for upgrade tests; not usable as a ledger
         return cls(url)
 
+    @classmethod
+    def check_creatable(cls, url: str) -> None:
+        """Refuse, before anything is written, a database :meth:`create` would refuse.
+
+        Raises:
+            LedgerExistsError: the database has a licet schema already.
+            LedgerError: the database cannot be reached.
+        """
+        probe = cls._unopened(url)
+        with probe._direct() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'licet')"
+            ).fetchone()
+        if row is not None and row[0]:
+            raise LedgerExistsError(
+                f"a ledger exists in {probe.location} already; it is never overwritten"
+            )
+
     # -- reads ------------------------------------------------------------------
 
     def get(self, license_id: str) -> LicenseRecord:
@@ -222,6 +241,26 @@ class PostgresLedger(LedgerBackend):
             ).fetchall()
         return [r for r in (_record(row[0]) for row in rows) if r.ip == ip]
 
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has a license for (or had: revoked ones count)."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT name FROM licet.products").fetchall()
+        return frozenset(str(row[0]) for row in rows)
+
+    def failed_attempts(self, *, since: _dt.datetime) -> dict[str, list[float]]:
+        """Rate-limit buckets with failures after ``since``: bucket -> times, oldest first."""
+        horizon = since.timestamp()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT bucket, stamps FROM licet.attempts WHERE last_at > %s", (horizon,)
+            ).fetchall()
+        found: dict[str, list[float]] = {}
+        for bucket, stamps in rows:
+            recent = sorted(t for t in stamps if isinstance(t, float) and t > horizon)
+            if recent:
+                found[str(bucket)] = recent
+        return found
+
     def revocations(self) -> tuple[int, list[RevocationEntry]]:
         """The revocation list's serial and its entries (expired ones included)."""
         with self._transaction() as conn:
@@ -251,15 +290,54 @@ class PostgresLedger(LedgerBackend):
             conn.execute("UPDATE licet.meta SET revocation_serial = %s", (serial,))
             _insert_entries(conn, entries)
 
-    def add(self, record: LicenseRecord) -> None:
-        """Store a new license and index its key (and IP).
+    def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
+        """Forget the failures of every rate-limit bucket ``matches`` accepts.
+
+        Each bucket is deleted under the lock its failures are counted under,
+        so a failure another node is counting at the same moment is either
+        forgotten with the rest or counted after, never half of each.
+
+        Returns:
+            The buckets forgotten, sorted (their clients are no longer limited).
+        """
+        with self._transaction() as conn:
+            buckets = [str(row[0]) for row in conn.execute("SELECT bucket FROM licet.attempts")]
+            chosen = sorted(b for b in buckets if matches(b))
+            for bucket in chosen:
+                conn.execute(_LOCK_BUCKET, (bucket,))
+            if not chosen:
+                return []
+            rows = conn.execute(
+                "DELETE FROM licet.attempts WHERE bucket = ANY(%s) RETURNING bucket", (chosen,)
+            ).fetchall()
+        return sorted(str(row[0]) for row in rows)
+
+    def add(
+        self,
+        record: LicenseRecord,
+        *,
+        check_product: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Store a new license and index its key (and IP, and product).
+
+        Args:
+            record: the new license.
+            check_product: called with the known product names while every other
+                node's new licenses wait; a refusal it raises writes nothing.
 
         Raises:
             LedgerExistsError: a license with this id exists (ids are random; retry).
         """
         try:
             with self._transaction() as conn:
+                # New licenses take turns, so two nodes never both accept the
+                # case twins of one new product name.
+                conn.execute(_LOCK_PRODUCTS)
+                if check_product is not None:
+                    rows = conn.execute("SELECT name FROM licet.products").fetchall()
+                    check_product(frozenset(str(row[0]) for row in rows))
                 _insert(conn, record)
+                _index_products(conn, [record])
         except LedgerError as err:
             if isinstance(err.__cause__, pg_errors.UniqueViolation):
                 raise LedgerExistsError(f"license {record.license_id} exists already") from None
@@ -278,6 +356,8 @@ class PostgresLedger(LedgerBackend):
                 for r in records:
                     if r.ip is not None:
                         copy.write_row((r.ip, r.license_id))
+            cur.execute(_LOCK_PRODUCTS)
+            _index_products(conn, records)
             # Fresh statistics, so the planner sees the tables as they now are.
             cur.execute("ANALYZE licet.licenses, licet.license_keys, licet.license_ips")
 
@@ -548,6 +628,15 @@ def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
         )
 
 
+def _index_products(conn: psycopg.Connection[Any], records: list[LicenseRecord]) -> None:
+    names = sorted({r.product for r in records})
+    if names:
+        conn.execute(
+            "INSERT INTO licet.products (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (names,),
+        )
+
+
 def _entry(row: Any) -> RevocationEntry:
     return RevocationEntry.from_doc(
         {"kind": row[0], "id": row[1], "until": row[2].astimezone(_dt.UTC).isoformat()}
@@ -574,6 +663,7 @@ def _revoke(
 
 
 _LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"
+_LOCK_PRODUCTS = "SELECT pg_advisory_xact_lock(hashtextextended('licet.products', 7171))"
 
 
 def _recent(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> list[float]:

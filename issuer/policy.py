@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
+import difflib
+from collections.abc import Set
 from dataclasses import dataclass, replace
 
+from issuer.errors import UnknownProductError
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
 from verifier.errors import (
@@ -55,6 +58,7 @@ __all__ = [
     "MAX_LEASE_DAYS",
     "NO_LEASE_LIFETIME",
     "add_months",
+    "check_product",
     "check_lease_days",
     "check_usable",
     "lease_for",
@@ -129,6 +133,37 @@ def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, month
             lease = end - now
     grace = max(_MIN_GRACE, lease / 3)
     return Lease(expires_at=end, renew_at=max(now, end - grace))
+
+
+def check_product(product: str, known: Set[str], *, new_product: bool = False) -> None:
+    """Refuse a product name that is most likely a typo of one the ledger knows.
+
+    A name that differs from a known one only in case is always refused (the
+    two could never be told apart by a customer, yet tokens of one do not
+    activate the other). Any other unknown name needs ``new_product``, except
+    the ledger's very first one.
+
+    Raises:
+        UnknownProductError: a case variant, or a new name without ``new_product``.
+    """
+    if product in known:
+        return
+    for name in sorted(known):
+        if name.casefold() == product.casefold():
+            raise UnknownProductError(
+                f"product {product!r} differs only in case from {name!r}, which this ledger "
+                f"already has: use {name!r}"
+            )
+    if not known or new_product:
+        return
+    close = difflib.get_close_matches(product, sorted(known), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    names = sorted(known)
+    has = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    raise UnknownProductError(
+        f"product {product!r} is new to this ledger (it has {has}): "
+        f"{hint}check the spelling, or pass --new-product to add it"
+    )
 
 
 def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:

@@ -21,6 +21,7 @@ import hmac
 import secrets
 from pathlib import Path
 
+from issuer.errors import SecretMissingError
 from keytool.errors import PrivateKeyError
 from keytool.keyring import read_private_file
 from verifier.activation_key import key_from_bytes
@@ -75,9 +76,13 @@ class KeySecret:
             PrivateKeyError: missing, readable by others, or damaged.
         """
         path = keys / SECRET_FILE
-        data = read_private_file(
-            path, f"activation-key secret {path} is missing — run 'issuer init'", 1024
-        )
+        if not path.exists() and not path.is_symlink():
+            raise SecretMissingError(
+                f"activation-key secret {path.resolve()} is missing — point --keys (or "
+                "LICET_KEYS) at the keys folder this ledger was made with, or restore the file "
+                "from a backup"
+            )
+        data = read_private_file(path, f"activation-key secret {path.resolve()} is missing", 1024)
         try:
             return cls(base64.b64decode(data.strip(), validate=True))
         except ValueError as err:

@@ -16,7 +16,8 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
 library's stable ``code``; for failures on the provider's side (ledger,
 keys, a bug) the detail is generic, with an incident id, and the real one
-goes to the log.
+goes to the log. Every request is logged on stderr as one JSON line
+(:mod:`issuer.requestlog`), without keys or tokens.
 
 Automatic activation trusts only the TCP peer address (or, behind trusted
 proxies, the right-most X-Forwarded-For hop that is not one of them) — never
@@ -38,6 +39,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -56,6 +58,7 @@ from uvicorn.supervisors import Multiprocess
 from issuer.addresses import callback_allowed, client_address, parse_proxies
 from issuer.errors import ListenError
 from issuer.ratelimit import RateLimit
+from issuer.requestlog import CLIENT, LICENSE_ID, log_requests
 from issuer.service import Issuer, IssuerConfig
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
@@ -357,7 +360,9 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
 
     def caller(request: Request) -> str:
         peer = request.client.host if request.client else ""
-        return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
+        address = client_address(peer, request.headers.get("x-forwarded-for"), proxies)
+        setattr(request.state, CLIENT, address)  # the request log names whom it believed
+        return address
 
     @app.exception_handler(LicenseError)
     async def on_license_error(request: Request, err: LicenseError) -> JSONResponse:
@@ -397,6 +402,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         """Manual online activation: the same content as an air-gapped request code."""
         activation_request = parse_request_code(body.request_code)
         result = iss.redeem(activation_request, method="online", client=caller(request))
+        setattr(request.state, LICENSE_ID, result.license_id)
         return TokenResponse(token=result.token)
 
     @app.post("/v1/renewals", response_model=TokenResponse)
@@ -446,6 +452,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
             confirm=confirm,
             identity=body.identity,
         )
+        setattr(request.state, LICENSE_ID, result.license_id)
         return TokenResponse(token=result.token)
 
     return app
@@ -458,7 +465,13 @@ def app_from_environment() -> Any:
     config = ServerConfig(**raw)
     _log_to_stderr()
     app = create_app(config, read_passphrase(None))
-    return _limit_body(app, config.max_body_bytes, config.max_header_bytes)
+    paths = {route.path for route in app.routes if hasattr(route, "path")}
+    # Outermost, so that requests refused for their size are logged too.
+    return log_requests(
+        _limit_body(app, config.max_body_bytes, config.max_header_bytes),
+        paths=paths,
+        stream=sys.stderr,
+    )
 
 
 def _log_to_stderr() -> None:
@@ -536,6 +549,7 @@ def serve(
         server_header=False,
         timeout_keep_alive=5,
         log_level="warning",
+        access_log=False,  # issuer.requestlog logs each request, without keys or tokens
     )
     if on_listening is not None:
         shown = f"[{host}]" if ":" in host else host

@@ -26,19 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from issuer import policy
-from issuer.addresses import canonical_ip
+from issuer.addresses import canonical_ip, in_bucket
 from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
-from issuer.ledger_api import create_ledger, open_ledger
+from issuer.ledger_api import check_creatable, create_ledger, open_ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus, RevocationEntry
-from issuer.secret import KeySecret, key_hash
+from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
 from keytool.keyring import ActiveSigner, Keyring
 from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
 from verifier.claims import IDENTITY_HARDWARE, TOKEN_TYPE, build_claims
-from verifier.clock import Clock, now_from, utc_now
+from verifier.clock import Clock, format_utc, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
     ActivationNotFoundError,
@@ -53,7 +53,7 @@ from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
 from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
 
-__all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView"]
+__all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView", "RateLimited"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -105,7 +105,7 @@ class LicenseView:
         return self.record.license_id
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (``issuer license show --json``)."""
+        """JSON-ready view (``issuer license show --json``); times in ISO 8601 UTC to the second."""
         r = self.record
         activation = r.activation
         return {
@@ -116,19 +116,53 @@ class LicenseView:
             "status": self.state,
             "activation_key": self.activation_key,
             "key_generation": r.generation,
-            "created_at": r.created_at.isoformat(),
-            "expires_at": None if r.expires_at is None else r.expires_at.isoformat(),
+            "created_at": format_utc(r.created_at),
+            "expires_at": format_utc(r.expires_at),
             "features": list(r.features),
             "limits": dict(r.limits),
             "lease_days": self.lease_days,
             "lease_days_default": r.lease_days is None,
-            "activation": None if activation is None else activation.to_doc(),
+            "activation": None if activation is None else _activation_view(activation),
             "activated_fingerprint": None if activation is None else list(activation.fingerprint),
             "activated_hostname": None if activation is None else activation.hostname,
-            "past_activations": [a.to_doc() for a in r.past_activations],
-            "next_regeneration": self.next_regeneration.date().isoformat(),
+            "past_activations": [_activation_view(a) for a in r.past_activations],
+            "next_regeneration": format_utc(self.next_regeneration),
             "accept_machine_id": self.accepts_machine_id,
-            "history": [e.to_doc() for e in r.history],
+            "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
+        }
+
+
+def _activation_view(activation: Activation) -> dict[str, Any]:
+    return {
+        **activation.to_doc(),
+        "activated_at": format_utc(activation.activated_at),
+        "superseded_at": format_utc(activation.superseded_at),
+    }
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """A client (an IPv4 address or an IPv6 network) with recent failed attempts.
+
+    Attributes:
+        bucket: who is counted.
+        failures: failed attempts inside the window.
+        last_failure: the latest of them.
+        blocked_until: while at its limit, when it may try again; else ``None``.
+    """
+
+    bucket: str
+    failures: int
+    last_failure: _dt.datetime
+    blocked_until: _dt.datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (``issuer ratelimit list --json``)."""
+        return {
+            "bucket": self.bucket,
+            "failures": self.failures,
+            "last_failure": format_utc(self.last_failure),
+            "blocked_until": format_utc(self.blocked_until),
         }
 
 
@@ -246,6 +280,9 @@ class Issuer:
     ) -> Issuer:
         """Create a new ledger (and the activation-key secret if the keys folder has none).
 
+        A refusal writes nothing: the ledger folder and the signing key are
+        checked before the secret is made.
+
         Args:
             ledger: the new ledger's folder, or a ``postgresql://`` URL.
             keys: the keys folder (the activation-key secret stays there, never in a database).
@@ -261,27 +298,71 @@ class Issuer:
 
         Raises:
             LedgerExistsError: a ledger exists there already.
+            KeyringMissingError | NoActiveKeyError: no active signing key in ``keys``
+                (licenses nobody could redeem would follow).
             BadInputError: a bad name or lease.
         """
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise BadInputError("provider name must be 1-128 characters")
         policy.check_lease_days(lease_days)
+        check_creatable(ledger)
+        Keyring(keys).active()
+        secret_path = Path(keys) / SECRET_FILE
+        made_secret = not secret_path.exists()
         secret = KeySecret.create_or_load(Path(keys))
-        create_ledger(
-            ledger,
-            provider=name.strip(),
-            secret_check=secret.check(),
-            now=now_from(clock),
-            lease_days=lease_days,
-            shard_width=shard_width,
-            accept_machine_id=bool(accept_machine_id),
-        )
+        try:
+            create_ledger(
+                ledger,
+                provider=name.strip(),
+                secret_check=secret.check(),
+                now=now_from(clock),
+                lease_days=lease_days,
+                shard_width=shard_width,
+                accept_machine_id=bool(accept_machine_id),
+            )
+        except LicenseError:
+            if made_secret:  # lost a race for the folder, or a bad shard width: leave nothing
+                secret_path.unlink(missing_ok=True)
+            raise
         return cls(ledger, keys, clock=clock, **kwargs)
 
     @property
     def provider(self) -> str:
         """The provider name tokens are issued under (``iss``)."""
         return self.ledger.info.provider
+
+    # -- rate limits --------------------------------------------------------------
+
+    def rate_limited(self) -> list[RateLimited]:
+        """Clients with failed attempts inside the window, blocked ones first."""
+        now = now_from(self._clock)
+        policy_ = self.config.rate_limit
+        found = []
+        for bucket, times in self.ledger.failed_attempts(since=now - policy_.window).items():
+            blocked = None
+            if len(times) >= policy_.limit:
+                # Free again once enough failures have left the window to be under the limit.
+                oldest_counting = times[len(times) - policy_.limit]
+                blocked = _dt.datetime.fromtimestamp(oldest_counting, _dt.UTC) + policy_.window
+            last = _dt.datetime.fromtimestamp(times[-1], _dt.UTC)
+            found.append(RateLimited(bucket, len(times), last, blocked))
+        return sorted(found, key=lambda r: (r.blocked_until is None, r.bucket))
+
+    def clear_rate_limit(self, address: str | None = None) -> list[str]:
+        """Forget the failed attempts of ``address`` (of every client when ``None``).
+
+        A customer who mistyped the key too often can try again at once.
+
+        Returns:
+            The buckets forgotten.
+
+        Raises:
+            BadInputError: ``address`` is not an IP address.
+        """
+        if address is None:
+            return self.ledger.forget_attempts(lambda bucket: True)
+        canonical_ip(address)  # refuse a typo before touching anything
+        return self.ledger.forget_attempts(lambda bucket: in_bucket(address, bucket))
 
     # -- licenses -----------------------------------------------------------------
 
@@ -297,6 +378,7 @@ class Issuer:
         customer: str | None = None,
         lease_days: int | None = None,
         accept_machine_id: bool | None = None,
+        new_product: bool = False,
     ) -> LicenseView:
         """Create a license and its first activation key.
 
@@ -313,10 +395,16 @@ class Issuer:
                 ``None`` for the provider's default.
             accept_machine_id: whether activations with a custom machine id
                 are accepted; ``None`` follows the ledger's default.
+            new_product: ``product`` is a product the ledger has no license for yet.
 
         Raises:
             BadInputError: a malformed argument.
+            UnknownProductError: ``product`` is new without ``new_product``, or
+                differs only in case from a known product.
+            NoActiveKeyError | KeyringMissingError: nothing could sign its tokens
+                (a license nobody can redeem is not sold).
         """
+        Keyring(self.keys).active()
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
         if lease_days is not None:
@@ -325,7 +413,13 @@ class Issuer:
             if type(accept_machine_id) is not bool:
                 raise BadInputError("accept_machine_id must be true, false or None")
             record = replace(record, accept_machine_id=accept_machine_id)
-        self.ledger.add(record)
+        product = record.product
+        self.ledger.add(
+            record,
+            check_product=lambda known: policy.check_product(
+                product, known, new_product=new_product
+            ),
+        )
         return self._view(record, now)
 
     def create_licenses(

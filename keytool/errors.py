@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from verifier.errors import (
     KeyringError,
+    KeyringMissingError,
     LicenseError,
     NoActiveKeyError,
     PassphraseError,
@@ -18,6 +19,7 @@ from verifier.errors import (
 
 __all__ = [
     "KeyringError",
+    "KeyringMissingError",
     "NoActiveKeyError",
     "OutputRefusedError",
     "PassphraseError",

@@ -30,7 +30,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from keytool.errors import KeyringError, NoActiveKeyError, PassphraseError, PrivateKeyError
+from keytool.errors import (
+    KeyringError,
+    KeyringMissingError,
+    NoActiveKeyError,
+    PassphraseError,
+    PrivateKeyError,
+)
 from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.clock import Clock, now_from, utc_now
@@ -187,7 +193,10 @@ class Keyring:
             with open(path, "rb") as handle:
                 data = handle.read(_MAX_KEY_FILE * 16)
         except FileNotFoundError:
-            raise KeyringError(f"no keyring in {self.folder} — run 'keytool new'") from None
+            raise KeyringMissingError(
+                f"no keyring in {self.folder.resolve()} — point --keys (or LICET_KEYS) at the "
+                "provider's keys folder; 'keytool new' there would make a key no panel trusts"
+            ) from None
         except OSError as err:
             raise KeyringError(f"cannot read {path}: {os_error_words(err)}") from err
         try:
@@ -216,7 +225,10 @@ class Keyring:
         for record in self.records():
             if record.status == KeyStatus.ACTIVE:
                 return record
-        raise NoActiveKeyError()
+        raise NoActiveKeyError(
+            f"no active signing key in {self.folder.resolve()} (every key is retired or "
+            "revoked) — run 'keytool rotate' there to make one"
+        )
 
     def trusted_keys(self) -> TrustedKeys:
         """The trust set panels should use: every key that may still verify something.

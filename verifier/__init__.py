@@ -16,6 +16,8 @@ mark beside the token; ``v.status(token).state`` is one of :class:`TokenState`.
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from verifier.activation_key import normalize_key
 from verifier.claims import License
 from verifier.errors import (
@@ -62,6 +64,7 @@ from verifier.trust import TrustedKey, TrustedKeys
 from verifier.verify import Status, TokenState, Verifier, VerifierConfig
 
 __all__ = [
+    "__version__",
     "Challenge",
     "activate_automatic",
     "activate_online",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from verifier.clock import is_epoch
+from verifier.clock import format_utc, is_epoch
 from verifier.errors import BadInputError, InvalidTokenError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
@@ -169,12 +169,10 @@ class License:
             "activation_id": self.activation_id,
             "features": sorted(self.features),
             "limits": dict(self.limits),
-            "issued_at": self.issued_at.isoformat(),
-            "expires_at": self.expires_at.isoformat(),
-            "renew_at": self.renew_at_time.isoformat(),
-            "license_expires_at": None
-            if self.license_expires_at is None
-            else self.license_expires_at.isoformat(),
+            "issued_at": format_utc(self.issued_at),
+            "expires_at": format_utc(self.expires_at),
+            "renew_at": format_utc(self.renew_at_time),
+            "license_expires_at": format_utc(self.license_expires_at),
             "ip": self.ip,
             "identity": self.identity,
         }

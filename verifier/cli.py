@@ -4,26 +4,38 @@ Commands: fingerprint, request, install, status, activate, renew, and
 revocations install.
 
 Built on argparse rather than typer: panels ship the verifier package, and it
-must not pull a CLI library in.
+must not pull a CLI library in. Every option naming the product, the trusted
+keys, the token store or the machine id also reads an environment variable
+(``LICET_PRODUCT``, ``LICET_TRUSTED_KEYS``, ``LICET_STORE``,
+``LICET_MACHINE_ID``), so a panel's service sets them once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, fail, print_json, run
-from verifier.errors import BadInputError
+from verifier import __version__
+from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, PathOption, fail, print_json, run
+from verifier.clock import format_utc
+from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.renewal import renewal_code
-from verifier.request import request_code
+from verifier.request import REQUEST_PREFIX, request_code
 from verifier.store import TokenStore, default_store_path
 from verifier.trust import TrustedKeys
 from verifier.verify import Status, TokenState, Verifier
 
 _MAX_STDIN = 64 * 1024
+# The license server listens on 8470 by default and a provider often runs it
+# on the same machine as a test panel: the callback must not collide with it.
+DEFAULT_CALLBACK_PORT = 8472
+_PATHS: dict[str, PathOption] = {
+    "trusted-keys-missing": ("--trusted-keys", "LICET_TRUSTED_KEYS", "(none)"),
+}
 
 
 def _stdin_or(value: str) -> str:
@@ -39,14 +51,21 @@ def _verifier(args: argparse.Namespace) -> Verifier:
     )
 
 
-def _print_code(text: str, args: argparse.Namespace) -> None:
-    """Print a code (or token) for the air gap, with its QR code when asked."""
-    print(text)
+def _print_code(text: str, args: argparse.Namespace, name: str = "request_code") -> None:
+    """Print a code (or token) for the air gap, with its QR code when asked.
+
+    With ``--json`` the code is the ``name`` member of a JSON object, and a
+    terminal QR code goes to stderr so that stdout stays JSON.
+    """
+    if args.json:
+        print_json({name: text, "product": args.product})
+    else:
+        print(text)
     if args.qr or args.qr_png:
         from verifier.qr import qr_png, qr_terminal
 
         if args.qr:
-            print(qr_terminal(text), end="")
+            print(qr_terminal(text), end="", file=sys.stderr if args.json else sys.stdout)
         if args.qr_png:
             qr_png(text, args.qr_png)
             print(f"QR code written to {args.qr_png}", file=sys.stderr)
@@ -59,7 +78,7 @@ def _describe(status: Status) -> str:
         return f"{status.state}: {reason}"
     line = (
         f"{status.state}: license {lic.license_id} for {lic.product}, features "
-        f"{', '.join(sorted(lic.features)) or '-'}, expires {lic.expires_at.isoformat()} "
+        f"{', '.join(sorted(lic.features)) or '-'}, expires {format_utc(lic.expires_at)} "
         f"({status.days_left} days left)"
     )
     if status.state == TokenState.GRACE:
@@ -71,12 +90,49 @@ def _store(args: argparse.Namespace) -> TokenStore:
     return TokenStore(args.store or default_store_path(args.product))
 
 
+def _token_argument(value: str) -> str:
+    """The token given to ``install``, refusing the two things people paste instead."""
+    token = _stdin_or(value).strip()
+    if token.startswith(REQUEST_PREFIX[:5]):
+        raise BadInputError(
+            "this is a request code (what 'verifier request' prints for the provider); "
+            "install takes the activation token the provider sends back, which starts with 'ey'"
+        )
+    if token.count(".") != 2 and Path(token).exists():
+        raise BadInputError(
+            f"{token!r} is a file name; install takes the token itself: "
+            f"'verifier install - < {token}'"
+        )
+    return token
+
+
+def _installed(lic: Any, store: TokenStore, how: str) -> dict[str, Any]:
+    return {
+        "license_id": lic.license_id,
+        "product": lic.product,
+        "expires_at": format_utc(lic.expires_at),
+        "store": str(store.path.resolve()),
+        "how": how,
+    }
+
+
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    for kind, found in probe_components(args.machine_id):
+    components = probe_components(args.machine_id)
+    parts = list(fingerprint(args.product, args.machine_id)) if args.product else None
+    if args.json:
+        print_json(
+            {
+                "components": [{"kind": kind, "found": found} for kind, found in components],
+                "product": args.product,
+                "fingerprint": parts,
+            }
+        )
+        return 0
+    for kind, found in components:
         print(f"{kind:<12} {found}")
-    if args.product:
+    if parts is not None:
         print(f"fingerprint for {args.product}:")
-        for part in fingerprint(args.product, args.machine_id):
+        for part in parts:
             print(f"  {part}")
     return 0
 
@@ -87,24 +143,38 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    token = _stdin_or(args.token).strip()
+    token = _token_argument(args.token)
     verifier = _verifier(args)
     lic = verifier.verify(token)  # refuse before storing anything
     store = _store(args)
     store.save(token)
-    expires = lic.expires_at.date().isoformat()
-    print(f"installed license {lic.license_id} for {lic.product} (valid until {expires})")
-    print(f"token stored in {store.path}")
+    if args.json:
+        print_json({**_installed(lic, store, "installed"), "notes": list(verifier.notes)})
+        return 0
+    until = format_utc(lic.expires_at)
+    print(f"installed license {lic.license_id} for {lic.product} (valid until {until})")
+    print(f"token stored in {store.path.resolve()}")
     for note in verifier.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    verifier = _verifier(args)
-    status = verifier.status(_store(args).load())
+    try:
+        verifier = _verifier(args)
+        status = verifier.status(_store(args).load())
+    except LicenseError as err:
+        if not args.json:
+            raise
+        # The check itself could not run (trusted keys, token store): still JSON.
+        print_json({"state": "error", "code": err.code, "reason": err.message})
+        return EXIT_REFUSED
     if args.json:
-        print_json(status.to_dict())
+        data = status.to_dict()
+        if status.state == "missing":
+            data.setdefault("code", "token-missing")
+            data.setdefault("reason", f"no activation token in {_store(args).path.resolve()}")
+        print_json(data)
     else:
         print(_describe(status))
         for note in status.notes:
@@ -119,7 +189,8 @@ def cmd_renew(args: argparse.Namespace) -> int:
     if held is None:
         raise BadInputError(f"no activation token in {store.path} to renew — activate first")
     if args.offline:
-        _print_code(renewal_code(held, product=args.product, machine_id=args.machine_id), args)
+        code = renewal_code(held, product=args.product, machine_id=args.machine_id)
+        _print_code(code, args, "renewal_code")
         print(
             "give this renewal code to your provider, then run 'verifier install' "
             "with the token you get back",
@@ -129,9 +200,12 @@ def cmd_renew(args: argparse.Namespace) -> int:
     status = verifier.status(held)
     lic = status.license
     if status.state == TokenState.VALID and lic is not None and not args.force:
+        if args.json:
+            print_json({"renewed": False, **status.to_dict()})
+            return 0
         print(
-            f"not due: the lease runs until {lic.expires_at.isoformat()}; "
-            f"renewal starts {lic.renew_at_time.isoformat()}"
+            f"not due: the lease runs until {format_utc(lic.expires_at)}; "
+            f"renewal starts {format_utc(lic.renew_at_time)}"
         )
         return 0
     if status.state == TokenState.CLOCK_ROLLBACK and status.error is not None:
@@ -139,7 +213,10 @@ def cmd_renew(args: argparse.Namespace) -> int:
     from verifier.client import renew_online
 
     lic = renew_online(args.server, verifier, store)
-    print(f"renewed: license {lic.license_id} for {lic.product} until {lic.expires_at.isoformat()}")
+    if args.json:
+        print_json({"renewed": True, **_installed(lic, store, "renewed online")})
+        return 0
+    print(f"renewed: license {lic.license_id} for {lic.product} until {format_utc(lic.expires_at)}")
     return 0
 
 
@@ -147,11 +224,21 @@ def cmd_revocations_install(args: argparse.Namespace) -> int:
     text = sys.stdin.read(4 * 1024 * 1024 + 1) if args.file == "-" else _read_list(args.file)
     verifier = _verifier(args)
     lst = verifier.apply_revocations(text)
+    status = verifier.status(_store(args).load())
+    if args.json:
+        print_json(
+            {
+                "serial": lst.serial,
+                "entries": len(lst),
+                "fresh_until": format_utc(lst.expires_at),
+                "status": status.to_dict(),
+            }
+        )
+        return 0
     print(
         f"revocation list serial {lst.serial} in force ({len(lst)} entries, "
-        f"fresh until {lst.expires_at.isoformat()})"
+        f"fresh until {format_utc(lst.expires_at)})"
     )
-    status = verifier.status(_store(args).load())
     if status.state in (TokenState.SUPERSEDED, TokenState.REVOKED):
         print(_describe(status))
     return 0
@@ -185,9 +272,12 @@ def cmd_activate(args: argparse.Namespace) -> int:
     store = _store(args)
     store.save(token)
     how = "manually" if args.key is not None else "automatically"
-    until = lic.expires_at.date().isoformat()
+    if args.json:
+        print_json(_installed(lic, store, f"activated {how}"))
+        return 0
+    until = format_utc(lic.expires_at)
     print(f"activated {how}: license {lic.license_id} for {lic.product} until {until}")
-    print(f"token stored in {store.path}")
+    print(f"token stored in {store.path.resolve()}")
     return 0
 
 
@@ -204,27 +294,57 @@ class _Parser(argparse.ArgumentParser):
         fail(self.prog, message, EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _env_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    envvar: str,
+    help_text: str,
+    *,
+    required: bool,
+    type_: Any = str,
+) -> None:
+    """An option that falls back to an environment variable (required only when neither is set)."""
+    default = os.environ.get(envvar) or None
+    parser.add_argument(
+        flag,
+        type=type_,
+        default=None if default is None else type_(default),
+        required=required and default is None,
+        help=f"{help_text} (env {envvar}"
+        + ("; required" if required else "; default: none")
+        + ").",
+    )
+
+
+def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = _Parser(prog="verifier", description="Activate and check this server's license.")
+    parser = _Parser(prog=prog, description="Activate and check this server's license.")
+    parser.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
+        sub.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
+        _env_option(
+            sub,
             "--machine-id",
-            help="Stable id replacing hardware identifiers (containers, cloned VMs).",
+            "LICET_MACHINE_ID",
+            "Stable id replacing hardware identifiers (containers, cloned VMs)",
+            required=False,
         )
+        sub.add_argument("--json", action="store_true", help="Print JSON (default: text).")
         return sub
 
     fp = command("fingerprint", "Show what identifies this server.")
-    fp.add_argument("--product")
+    _env_option(
+        fp, "--product", "LICET_PRODUCT", "Also show the product's fingerprint", required=False
+    )
     fp.set_defaults(run=cmd_fingerprint)
 
     req = command("request", "Print an activation request code for an air-gapped activation.")
-    req.add_argument("--product", required=True)
+    _env_option(req, "--product", "LICET_PRODUCT", "The product", required=True)
     req.add_argument(
-        "--key", required=True, help="The activation key (or - to read it from stdin)."
+        "--key", required=True, help="The activation key, or - to read it from stdin (required)."
     )
     _qr_options(req)
     req.set_defaults(run=cmd_request)
@@ -232,12 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     revocations = commands.add_parser(
         "revocations", help="Apply the provider's signed revocation list."
     )
+    revocations.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
     rev_commands = revocations.add_subparsers(dest="action", required=True, metavar="ACTION")
     rev_install = rev_commands.add_parser(
         "install", help="Check a revocation list and apply it (a lower serial is refused)."
     )
+    rev_install.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
     rev_install.add_argument("file", help="The list (from 'issuer revocations export'), or -.")
-    rev_install.add_argument("--machine-id", help="Stable id replacing hardware identifiers.")
+    _env_option(
+        rev_install,
+        "--machine-id",
+        "LICET_MACHINE_ID",
+        "Stable id replacing hardware identifiers (containers, cloned VMs)",
+        required=False,
+    )
+    rev_install.add_argument("--json", action="store_true", help="Print JSON (default: text).")
 
     for name, help_text, handler in (
         ("install", "Verify an activation token and store it.", cmd_install),
@@ -249,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = rev_install if name == "revocations install" else command(name, help_text)
         if name == "renew":
             how = sub.add_mutually_exclusive_group(required=True)
-            how.add_argument("--server", help="License server URL (online renewal).")
+            how.add_argument("--server", help="License server URL (required unless --offline).")
             how.add_argument(
                 "--offline", action="store_true", help="Print a renewal code for the provider."
             )
@@ -260,42 +389,57 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "install":
             sub.add_argument("token", help="The token, or - to read it from stdin.")
         if name == "activate":
-            sub.add_argument("--server", required=True, help="License server URL.")
-            sub.add_argument("--key", help="Activation key (manual); without it, automatic by IP.")
+            sub.add_argument("--server", required=True, help="License server URL (required).")
+            sub.add_argument(
+                "--key",
+                help="Activation key, for manual activation (default: automatic by IP).",
+            )
             sub.add_argument(
                 "--callback-port",
                 type=_port,
-                default=8470,
-                help="Port for the license server's callback.",
+                default=DEFAULT_CALLBACK_PORT,
+                help="Port for the license server's callback (default %(default)s).",
             )
             sub.add_argument(
                 "--listen",
                 default="0.0.0.0",  # noqa: S104 - the license server calls back from outside
-                help="Address the callback responder listens on.",
+                help="Address the callback responder listens on (default %(default)s).",
             )
-        sub.add_argument("--product", required=True)
-        sub.add_argument(
-            "--trusted-keys", required=True, type=Path, help="JWKS from 'keytool export'."
+        _env_option(sub, "--product", "LICET_PRODUCT", "The product", required=True)
+        _env_option(
+            sub,
+            "--trusted-keys",
+            "LICET_TRUSTED_KEYS",
+            "JWKS file from 'keytool export'",
+            required=True,
+            type_=Path,
         )
-        sub.add_argument("--store", type=Path, help="Token file (default ./licet-PRODUCT.token).")
-        if name == "status":
-            sub.add_argument("--json", action="store_true", help="Print JSON.")
+        _env_option(
+            sub,
+            "--store",
+            "LICET_STORE",
+            "Token file (when unset: ./licet-PRODUCT.token)",
+            required=False,
+            type_=Path,
+        )
         sub.set_defaults(run=handler)
     return parser
 
 
 def _qr_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--qr", action="store_true", help="Also print the code as a QR code.")
-    sub.add_argument("--qr-png", type=Path, metavar="FILE", help="Write the QR code as PNG.")
+    sub.add_argument(
+        "--qr-png", type=Path, metavar="FILE", help="Write the QR code as PNG (default: none)."
+    )
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None, prog: str = "verifier") -> None:
+    """Console-script entry point (``argv`` and ``prog`` for ``licet verifier``)."""
 
     def invoke() -> None:
-        args = build_parser().parse_args()
+        args = build_parser(prog).parse_args(argv)
         code = args.run(args)
         if code:
             raise SystemExit(code)
 
-    run("verifier", invoke)
+    run(prog, invoke, argv=argv, paths=_PATHS)

@@ -6,7 +6,7 @@ classes the issuer raised, rebuilt from the problem+json ``code``.
 
 Example:
     >>> lic = startup(verifier, store, server_url="https://licenses.example.com",
-    ...               callback_port=8470, buy_url="https://example.com/buy")  # doctest: +SKIP
+    ...               callback_port=8472, buy_url="https://example.com/buy")  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -3,21 +3,28 @@
 All three command lines (verifier, keytool, issuer) run through :func:`run`,
 so they behave alike: 0 on success, 1 with one line on stderr for a refusal,
 2 with one line for bad usage (an option or argument of the wrong form,
-:class:`~verifier.errors.BadInputError` included), and never a traceback.
+:class:`~verifier.errors.BadInputError` included), and never a traceback;
+``--version`` anywhere before ``--`` prints the version.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
+from verifier import __version__
 from verifier.errors import BadInputError, LicenseError
 from verifier.fileio import os_error_words
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+#: Click/typer context settings every provider CLI uses: ``-h`` as well as ``--help``.
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+#: Where a path option's value may come from: the option, an environment variable, a default.
+PathOption = tuple[str, str | None, str]
 
 
 def fail(prog: str, message: str, code: int = EXIT_REFUSED) -> NoReturn:
@@ -26,10 +33,23 @@ def fail(prog: str, message: str, code: int = EXIT_REFUSED) -> NoReturn:
     raise SystemExit(code)
 
 
+def origin(option: PathOption, argv: list[str]) -> str:
+    """Say where a path came from, so a "missing" message points at the right thing to change."""
+    flag, envvar, default = option
+    if any(a == flag or a.startswith(flag + "=") for a in argv):
+        return f"given by {flag}"
+    if envvar and os.environ.get(envvar):
+        return f"from {envvar}={os.environ[envvar]}"
+    unset = f"neither {flag} nor {envvar} is set" if envvar else f"no {flag} given"
+    return f"the default {default}, relative to {os.getcwd()}: {unset}"
+
+
 def run(
     prog: str,
     main: Callable[[], Any],
     *,
+    argv: list[str] | None = None,
+    paths: Mapping[str, PathOption] | None = None,
     usage_errors: tuple[type[Exception], ...] = (),
 ) -> NoReturn:
     """Run a CLI entry point, mapping every failure to one line and an exit code.
@@ -37,9 +57,16 @@ def run(
     Args:
         prog: the command's name, prefixed to every message.
         main: the entry point.
+        argv: its arguments (default ``sys.argv[1:]``), scanned for ``--version``.
+        paths: for an error code about a missing file or folder, the option that
+            names it; the message then says where the path came from.
         usage_errors: the CLI library's own usage errors (they carry
             ``format_message()``); reported as one line with exit 2.
     """
+    args = sys.argv[1:] if argv is None else argv
+    if "--version" in args[: args.index("--") if "--" in args else None]:
+        print(f"{prog} (licet) {__version__}")
+        raise SystemExit(0)
     try:
         result = main()
     except SystemExit:
@@ -54,7 +81,8 @@ def run(
     except BadInputError as err:
         fail(prog, err.message, EXIT_USAGE)
     except LicenseError as err:
-        fail(prog, err.message)
+        where = (paths or {}).get(err.code)
+        fail(prog, err.message if where is None else f"{err.message} [{origin(where, args)}]")
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
     except OSError as err:  # a file the command itself wrote, e.g. --out: its name is the user's
@@ -62,6 +90,21 @@ def run(
     except Exception as err:  # a bug: still one line, never a traceback
         fail(prog, f"internal error: {type(err).__name__}: {err}")
     raise SystemExit(result if isinstance(result, int) else 0)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask ``question`` on a terminal before a destructive change; exit 1 unless answered yes.
+
+    ``--yes`` (``yes``) skips the question. Without a terminal there is no one
+    to ask: scripts and cron jobs go on, a person at a terminal gets a chance
+    to reconsider.
+    """
+    if yes or not sys.stdin.isatty():
+        return
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        print("not confirmed: nothing was changed", file=sys.stderr)
+        raise SystemExit(EXIT_REFUSED)
 
 
 def print_json(data: Any) -> None:

@@ -16,7 +16,7 @@ from typing import TypeGuard
 
 from verifier.errors import BadInputError
 
-__all__ = ["Clock", "from_epoch", "is_epoch", "now_from", "utc_now"]
+__all__ = ["Clock", "format_utc", "from_epoch", "is_epoch", "now_from", "utc_now"]
 
 Clock = Callable[[], _dt.datetime]
 
@@ -38,6 +38,16 @@ def now_from(clock: Clock) -> _dt.datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise BadInputError("clock must return an aware datetime")
     return moment.astimezone(_dt.UTC)
+
+
+def format_utc(moment: _dt.datetime | None) -> str | None:
+    """How every command prints a time: ISO 8601 in UTC to the second (``2027-02-15T12:00:00Z``).
+
+    ``None`` (no expiry, not activated) stays ``None``.
+    """
+    if moment is None:
+        return None
+    return moment.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold

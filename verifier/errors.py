@@ -41,6 +41,7 @@ __all__ = [
     "InvalidActivationKeyError",
     "InvalidTokenError",
     "KeyringError",
+    "KeyringMissingError",
     "LedgerBusyError",
     "LedgerCorruptError",
     "LedgerError",
@@ -63,6 +64,7 @@ __all__ = [
     "RequestCodeError",
     "RevocationsError",
     "RevocationsRollbackError",
+    "SecretMissingError",
     "ServerUnavailableError",
     "SigningKeyRevokedError",
     "TokenExpiredError",
@@ -70,6 +72,7 @@ __all__ = [
     "TokenStoreError",
     "TokenTooLargeError",
     "TrustedKeysError",
+    "TrustedKeysMissingError",
     "UntrustedKeyError",
     "WrongServerError",
     "error_class",
@@ -326,6 +329,13 @@ class TrustedKeysError(LicenseError):
     default_message = "invalid trusted keys"
 
 
+class TrustedKeysMissingError(TrustedKeysError):
+    """The trusted-keys file is not where it was looked for."""
+
+    code = "trusted-keys-missing"
+    default_message = "trusted keys file not found"
+
+
 class TokenStoreError(LicenseError):
     """The stored token cannot be read or written."""
 
@@ -449,10 +459,17 @@ class RegenerationTooSoonError(LicenseError):
 
     def __init__(self, allowed_from: _dt.datetime | _dt.date, message: str | None = None) -> None:
         self.allowed_from = allowed_from
+        shown = allowed_from.isoformat()
+        if isinstance(allowed_from, _dt.datetime):
+            from verifier.clock import format_utc  # here: verifier.clock imports this module
+
+            # Rounded up: at the second shown, regeneration is allowed.
+            ceiling = allowed_from + _dt.timedelta(microseconds=999_999)
+            shown = format_utc(ceiling.replace(microsecond=0)) or shown
         super().__init__(
             message
             or "activation key was regenerated less than a month ago; "
-            f"next regeneration possible from {allowed_from.isoformat()}"
+            f"next regeneration possible from {shown}"
         )
 
     def details(self) -> dict[str, Any]:
@@ -563,7 +580,7 @@ class LedgerMissingError(LedgerError):
     """No ledger at the given place (only ``issuer init`` creates one)."""
 
     code = "ledger-missing"
-    default_message = "no ledger here — run 'issuer init' first"
+    default_message = "no ledger here — point --ledger (or LICET_LEDGER) at the provider's ledger"
 
 
 class LedgerExistsError(LedgerError):
@@ -605,6 +622,13 @@ class KeyringError(LicenseError):
     http_status = 503  # the provider's set-up, not the client's request
 
 
+class KeyringMissingError(KeyringError):
+    """No keyring in the keys folder: the wrong folder, far more often than no keys at all."""
+
+    code = "keyring-missing"
+    default_message = "no keyring in the keys folder"
+
+
 class NoActiveKeyError(KeyringError):
     """No key may sign: none was made, or the active one was revoked."""
 
@@ -625,3 +649,10 @@ class PassphraseError(PrivateKeyError):
 
     code = "passphrase-error"
     default_message = "wrong or missing passphrase for the private key"
+
+
+class SecretMissingError(PrivateKeyError):
+    """The activation-key secret is not in the keys folder (the wrong folder, or lost)."""
+
+    code = "secret-missing"
+    default_message = "the activation-key secret is missing from the keys folder"

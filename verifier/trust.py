@@ -25,7 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
-from verifier.errors import SigningKeyRevokedError, TrustedKeysError, UntrustedKeyError
+from verifier.errors import (
+    SigningKeyRevokedError,
+    TrustedKeysError,
+    TrustedKeysMissingError,
+    UntrustedKeyError,
+)
 from verifier.fileio import os_error_words, read_regular
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 
@@ -141,6 +146,16 @@ class TrustedKeys:
     def from_jwks(cls, jwks: Mapping[str, Any]) -> TrustedKeys:
         """Build from a parsed JWKS object (``{"keys": [...]}``), e.g. embedded in a panel."""
         keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+        if (
+            isinstance(jwks, Mapping)
+            and "version" in jwks
+            and isinstance(keys, list)
+            and any(isinstance(k, Mapping) and "public" in k for k in keys)
+        ):
+            raise TrustedKeysError(
+                "this is the provider's keyring (keys/keyring.json), not a trust set: "
+                "give the trusted_keys.json that 'keytool export' writes"
+            )
         if not isinstance(keys, list):
             raise TrustedKeysError("trusted keys must be a JWKS object with a 'keys' list")
         return cls(TrustedKey.from_jwk(jwk) for jwk in keys)
@@ -169,7 +184,10 @@ class TrustedKeys:
                 f"cannot read trusted keys {os.fspath(path)!r}: {os_error_words(err)}"
             ) from err
         if data is None:
-            raise TrustedKeysError(f"cannot read trusted keys {os.fspath(path)!r}: no such file")
+            raise TrustedKeysMissingError(
+                f"trusted keys file {Path(path).resolve()} not found — it is the "
+                "trusted_keys.json the provider makes with 'keytool export'"
+            )
         return cls.from_json(data)
 
     @property
@@ -188,7 +206,12 @@ class TrustedKeys:
         """
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
-            raise UntrustedKeyError("activation token is signed by an unknown key")
+            named = repr(kid[:32]) if isinstance(kid, str) else "(no usable kid)"
+            raise UntrustedKeyError(
+                f"activation token is signed by an unknown key {named}: the trusted keys here "
+                "do not hold it — the provider re-exports them with 'keytool export'; install "
+                "the new trusted_keys.json"
+            )
         if key.status == KeyStatus.REVOKED:
             raise SigningKeyRevokedError(f"activation token is signed by revoked key {kid}")
         return self._public[key.kid]

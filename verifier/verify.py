@@ -407,6 +407,48 @@ class Verifier:
             # holds in memory, and status reports why it could not be saved.
             self._mark_error = err.message
 
+    def activate(
+        self,
+        key: str,
+        *,
+        server_url: str,
+        store: TokenStore | None = None,
+        timeout: float = 15.0,
+    ) -> License:
+        """Activate this server online with an activation key, verify the token, store it.
+
+        The request names this verifier's product and carries the fingerprint
+        of this verifier's own identity (its ``machine_id`` when it has one), so
+        the key is bound to exactly what :meth:`verify` checks afterwards — a
+        panel that verifies with a machine id can never burn its key on the
+        hardware fingerprint. Nothing is stored unless the token verifies.
+
+        Args:
+            key: the activation key the customer typed.
+            server_url: the license server.
+            store: where the token goes (default: this verifier's ``store``).
+            timeout: seconds for the whole exchange.
+
+        Returns:
+            The license of the stored token.
+
+        Raises:
+            BadInputError: no store, here or on the verifier.
+            ActivationKeyFormatError: a typo in the key (nothing is sent).
+            LicenseError: the server's refusal, or a token that does not verify here.
+        """
+        target = store if store is not None else self.store
+        if target is None:
+            raise BadInputError("Verifier.activate needs a token store: pass store=")
+        from verifier.client import activate_online  # the HTTP client loads only when used
+
+        token = activate_online(
+            server_url, self.product, key, machine_id=self.machine_id, timeout=timeout
+        )
+        lic = self.verify(token)
+        target.save(token)
+        return lic
+
     def status(self, token: str | None) -> Status:
         """Classify ``token`` for a status screen.
 

@@ -38,7 +38,7 @@ from verifier import (
     renewal_code,
     request_code,
 )
-from verifier.client import CHALLENGE_PATH, Challenge, activate_online, renew_online, startup
+from verifier.client import CHALLENGE_PATH, Challenge, renew_online, startup
 from verifier.qr import qr_svg
 
 PAGE = """<!doctype html>
@@ -147,11 +147,8 @@ class Panel:
                 self.message = "No license server is configured; use the air-gapped activation."
                 return
             try:
-                token = activate_online(
-                    self.server_url, self.product, key, machine_id=self.machine_id
-                )
-                lic = self.verifier.verify(token)
-                self.store.save(token)
+                # Same product and machine id as the checks: the key binds to this panel.
+                lic = self.verifier.activate(key, server_url=self.server_url, store=self.store)
                 self.message = f"Activated: license {lic.license_id}."
             except LicenseError as err:
                 self.message = explain(err)

@@ -69,14 +69,26 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class LicenseServer:
-    """`issuer serve` on 127.0.0.1, started from the installed console script."""
+    """`issuer serve` on 127.0.0.1, started from the installed console script.
 
-    def __init__(self, home: Path, *args: str) -> None:
+    ``command`` builds another command line for the port (a deployment file's),
+    run with ``env``.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *args: str,
+        command: Callable[[int], list[str]] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        argv = [script("issuer"), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.proc = subprocess.Popen(
-            [script("issuer"), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            argv if command is None else command(self.port),
             cwd=home,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

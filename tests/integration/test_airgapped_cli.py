@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from clirun import assert_one_line_refusal, cli
+from clirun import assert_one_line_refusal, cli, provider_home
 from support import ledger_bytes
 
 
@@ -79,6 +80,7 @@ def test_whole_story(provider: Path, tmp_path: Path) -> None:
                cwd=b).stdout.startswith("valid")
     again = cli("issuer", "license", "regenerate", lic["license_id"], cwd=provider, check=None)
     assert_one_line_refusal(again, "next regeneration possible from")
+    assert re.search(r"possible from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", again.stderr.strip()), again.stderr
 
     listed = json.loads(cli("issuer", "license", "list", "--json", cwd=provider).stdout)
     assert [row["license_id"] for row in listed] == [lic["license_id"]]
@@ -141,3 +143,19 @@ def test_commands_refuse_a_missing_ledger(tmp_path: Path) -> None:
     assert not (tmp_path / "ledger").exists()
     cli("issuer", "init", "--name", "acme", cwd=tmp_path)
     assert_one_line_refusal(cli("issuer", "init", "--name", "acme", cwd=tmp_path, check=None), "never overwritten")
+
+
+def test_license_create_catches_a_product_typo_and_takes_new_product(tmp_path: Path) -> None:
+    provider = provider_home(tmp_path, ("--product", "ispmanager"))
+    before = ledger_bytes(provider / "ledger")
+    assert_one_line_refusal(
+        cli("issuer", "license", "create", "--product", "ISPmanager", cwd=provider, check=None),
+        "'ISPmanager' differs only in case from 'ispmanager', which this ledger already has: use 'ispmanager'",
+    )
+    assert_one_line_refusal(
+        cli("issuer", "license", "create", "--product", "dnsmanager", cwd=provider, check=None),
+        "pass --new-product to add it",
+    )
+    assert ledger_bytes(provider / "ledger") == before
+    created = cli("issuer", "license", "create", "--product", "dnsmanager", "--new-product", "--json", cwd=provider)
+    assert json.loads(created.stdout)["product"] == "dnsmanager"

@@ -190,7 +190,7 @@ def test_manual_online_all_five_outcomes(home: Path, server: LicenseServer) -> N
     cli("issuer", "license", "revoke", revoked["license_id"], cwd=home)
     with pytest.raises(LicenseRevokedError):
         activate_online(server.url, PRODUCT, revoked["activation_key"], machine_id="m1")
-    other = create(home, product="otherpanel")
+    other = create(home, "--new-product", product="otherpanel")
     with pytest.raises(ProductMismatchError):
         activate_online(server.url, PRODUCT, other["activation_key"], machine_id="m1")
 

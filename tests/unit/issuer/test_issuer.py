@@ -60,7 +60,7 @@ def test_outcome_2_revoked_expired_wrong_product(iss: Issuer, clock: FakeClock) 
     with pytest.raises(LicenseRevokedError, match="revoked"):
         iss.redeem(request_for(revoked.activation_key, "alpha"), method="air-gapped")
     expiring = iss.create_license(PRODUCT, days=1)
-    other = iss.create_license("otherpanel")
+    other = iss.create_license("otherpanel", new_product=True)
     clock.advance(days=2)
     with pytest.raises(LicenseExpiredError, match="expired on"):
         iss.redeem(request_for(expiring.activation_key, "alpha"), method="air-gapped")
@@ -213,5 +213,76 @@ def test_readable_activation_key_secret_is_refused(iss: Issuer, tmp_path: Path, 
     with pytest.raises(PrivateKeyError, match="chmod 600"):
         Issuer(site.url, tmp_path / "keys")
     (tmp_path / "keys" / "activation-keys.secret").unlink()
-    with pytest.raises(PrivateKeyError, match="issuer init"):
+    missing = str((tmp_path / "keys" / "activation-keys.secret").resolve())
+    with pytest.raises(PrivateKeyError, match="is missing — point --keys") as refused:
         Issuer(site.url, tmp_path / "keys")
+    assert missing in str(refused.value) and "issuer init" not in str(refused.value)
+
+
+def test_product_typos_are_caught_against_the_products_the_ledger_knows(iss: Issuer, site: LedgerSite) -> None:
+    from issuer import UnknownProductError
+
+    first = iss.create_license(PRODUCT)  # a ledger's first product needs no flag
+    before = site.snapshot()
+    with pytest.raises(UnknownProductError, match=r"'ISPmanager' differs only in case from 'ispmanager'"):
+        iss.create_license("ISPmanager")
+    with pytest.raises(UnknownProductError, match="only in case"):
+        iss.create_license("ISPMANAGER", new_product=True)  # a case twin is never a new product
+    with pytest.raises(UnknownProductError, match=r"did you mean 'ispmanager'\?.*--new-product"):
+        iss.create_license("ispmanagr")
+    with pytest.raises(UnknownProductError, match=r"'dnsmanager' is new to this ledger \(it has ispmanager\)"):
+        iss.create_license("dnsmanager")
+    assert site.snapshot() == before  # a refusal writes nothing
+
+    other = iss.create_license("dnsmanager", new_product=True)
+    assert iss.create_license("dnsmanager").record.product == other.record.product == "dnsmanager"
+    assert iss.ledger.products() == {PRODUCT, "dnsmanager"}
+    iss.revoke(first.license_id)
+    assert PRODUCT in iss.ledger.products()  # a revoked license still names its product
+
+
+def test_a_ledger_without_the_products_index_derives_it_from_its_licenses(
+    iss: Issuer, tmp_path: Path, site: LedgerSite
+) -> None:
+    import shutil
+
+    from issuer import UnknownProductError
+
+    if site.kind == "postgres":
+        pytest.skip("a PostgreSQL ledger gains the index in its schema upgrade (test_ledger_contract.py)")
+    iss.create_license(PRODUCT)
+    iss.create_license("dnsmanager", new_product=True)
+    shutil.rmtree(tmp_path / "ledger" / "products")  # as a ledger made before the index existed
+    assert iss.ledger.products() == {PRODUCT, "dnsmanager"}
+    with pytest.raises(UnknownProductError, match="only in case"):
+        iss.create_license("DNSmanager")
+    iss.create_license("mailmanager", new_product=True)
+    assert (tmp_path / "ledger" / "products" / "all.json").exists()
+    assert iss.ledger.products() == {PRODUCT, "dnsmanager", "mailmanager"}
+
+
+def test_rate_limited_clients_are_listed_with_their_release_time_and_cleared(
+    iss: Issuer, clock: FakeClock, site: LedgerSite
+) -> None:
+    from issuer import IssuerConfig, RateLimit
+    from verifier.activation_key import key_from_bytes
+
+    strict = Issuer(site.url, iss.keys, clock=clock, config=IssuerConfig(rate_limit=RateLimit(limit=2)))
+    wrong = request_for(key_from_bytes(b"\x09" * 15), "alpha")
+    for client, minutes in (("2001:db8::7", 0), ("2001:db8::8", 5), ("198.51.100.4", 6)):
+        clock.advance(minutes=minutes)
+        with pytest.raises(InvalidActivationKeyError):
+            strict.redeem(wrong, method="online", client=client)
+    first = clock.now - dt.timedelta(minutes=11)
+    listed = strict.rate_limited()
+    assert [(r.bucket, r.failures) for r in listed] == [("2001:db8::/64", 2), ("198.51.100.4", 1)]
+    # Two failures in the /64: free once the older one leaves the 15-minute window.
+    assert listed[0].blocked_until == first.replace(microsecond=0) + dt.timedelta(minutes=15)
+    assert listed[1].blocked_until is None
+
+    assert strict.clear_rate_limit("2001:db8::1234") == ["2001:db8::/64"]  # any address of the network
+    assert [r.bucket for r in strict.rate_limited()] == ["198.51.100.4"]
+    with pytest.raises(BadInputError):
+        strict.clear_rate_limit("not-an-ip")
+    assert strict.clear_rate_limit() == ["198.51.100.4"]
+    assert strict.rate_limited() == []

@@ -3,6 +3,7 @@ then what only a database ledger can get wrong (URLs, versions, privileges)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -75,6 +76,76 @@ def test_every_backend_is_a_ledger_backend(iss: Issuer, site: LedgerSite) -> Non
     assert iss.ledger.licenses_for_ip("203.0.113.10") == []
 
 
+def test_the_product_index_is_the_ledgers_and_a_refused_check_writes_nothing(iss: Issuer, tmp_path: Path, site: LedgerSite) -> None:
+    from issuer import UnknownProductError
+
+    other_door = open_ledger(site.url)  # another process or node
+    assert iss.ledger.products() == other_door.products() == frozenset()
+    first = iss.create_license(PRODUCT)
+    assert other_door.products() == {PRODUCT}
+    record = iss.ledger.get(first.license_id)
+    seen: list[frozenset[str]] = []
+
+    def refuse(known: frozenset[str]) -> None:
+        seen.append(known)
+        raise UnknownProductError("refused under the lock")
+
+    twin = dataclasses.replace(record, license_id="LIC-TWIN00000", product="otherpanel", key_hash="0" * 64)
+    before = site.snapshot()
+    with pytest.raises(UnknownProductError, match="refused under the lock"):
+        other_door.add(twin, check_product=refuse)
+    assert seen == [frozenset({PRODUCT})]
+    assert site.snapshot() == before and other_door.products() == {PRODUCT}
+    other_door.add(twin, check_product=lambda known: None)
+    bulk = [dataclasses.replace(twin, license_id=f"LIC-BULK0000{i}", product=f"bulk{i % 2}", key_hash=f"{i + 1}" * 64) for i in range(4)]
+    other_door.add_many(bulk)
+    assert iss.ledger.products() == {PRODUCT, "otherpanel", "bulk0", "bulk1"}
+    iss.revoke(first.license_id)
+    assert PRODUCT in other_door.products()  # a revoked license still names its product
+
+
+def test_rate_limit_buckets_are_listed_and_forgotten_on_every_door(tmp_path: Path, clock: FakeClock, site: LedgerSite) -> None:
+    config = IssuerConfig(rate_limit=RateLimit(limit=2, window=dt.timedelta(minutes=15)))
+    iss = make_issuer(tmp_path, clock, ledger=site.url, config=config)
+    other = Issuer(site.url, tmp_path / "keys", clock=clock, config=config)  # another process or node
+    wrong = request_for(key_from_bytes(b"\x04" * 15), "beta")
+    for client in ("198.51.100.1", "198.51.100.1", "198.51.100.2", "2001:db8::5"):
+        with pytest.raises(InvalidActivationKeyError):
+            iss.redeem(wrong, method="online", client=client)
+        clock.advance(seconds=10)
+    start = clock.now - dt.timedelta(seconds=40)
+    listed = other.ledger.failed_attempts(since=start - dt.timedelta(seconds=1))
+    assert {b: len(t) for b, t in listed.items()} == {"198.51.100.1": 2, "198.51.100.2": 1, "2001:db8::/64": 1}
+    assert listed["198.51.100.1"] == sorted(listed["198.51.100.1"])
+    assert listed["198.51.100.1"][0] == pytest.approx(start.timestamp())
+    # Only failures after `since` count: the first one of 198.51.100.1 is older.
+    assert set(other.ledger.failed_attempts(since=start + dt.timedelta(seconds=5))) == {"198.51.100.1", "198.51.100.2", "2001:db8::/64"}
+    assert len(other.ledger.failed_attempts(since=start + dt.timedelta(seconds=5))["198.51.100.1"]) == 1
+    assert other.ledger.failed_attempts(since=clock.now) == {}
+    with pytest.raises(RateLimitedError):
+        iss.redeem(wrong, method="online", client="198.51.100.1")
+
+    assert other.ledger.forget_attempts(lambda bucket: bucket.startswith("198.51.100.")) == ["198.51.100.1", "198.51.100.2"]
+    assert other.ledger.forget_attempts(lambda bucket: bucket.startswith("198.51.100.")) == []
+    assert set(iss.ledger.failed_attempts(since=start - dt.timedelta(seconds=1))) == {"2001:db8::/64"}
+    with pytest.raises(InvalidActivationKeyError):  # freed on the other door too: refused, not limited
+        iss.redeem(wrong, method="online", client="198.51.100.1")
+    assert other.clear_rate_limit() == ["198.51.100.1", "2001:db8::/64"]
+    assert iss.rate_limited() == []
+
+
+def test_init_on_a_taken_place_is_refused_before_a_secret_is_made(tmp_path: Path, clock: FakeClock, site: LedgerSite) -> None:
+    from keytool import Keyring
+
+    make_issuer(tmp_path / "first", clock, ledger=site.url)
+    before = site.snapshot()
+    Keyring(tmp_path / "fresh" / "keys", clock=clock).new()
+    with pytest.raises(LedgerExistsError, match="never overwritten"):
+        Issuer.init(site.url, tmp_path / "fresh" / "keys", name="again", clock=clock)
+    assert not (tmp_path / "fresh" / "keys" / "activation-keys.secret").exists()
+    assert site.snapshot() == before
+
+
 def test_a_missing_ledger_is_refused_not_created(tmp_path: Path, site: LedgerSite) -> None:
     with pytest.raises(LedgerMissingError, match="issuer init"):
         open_ledger(site.url)
@@ -106,6 +177,27 @@ def test_an_older_schema_needs_an_explicit_upgrade(tmp_path: Path, clock: FakeCl
     with pytest.raises(InvalidActivationKeyError):  # the table the upgrade added is in use
         upgraded.redeem(request_for(key_from_bytes(b"\x03" * 15), "x"), method="online", client="198.51.100.7")
     assert upgraded.redeem(request_for(created.activation_key, "alpha"), method="online", client="198.51.100.7").new
+
+
+def test_the_upgrade_to_the_product_index_fills_it_from_the_licenses(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
+    import psycopg
+
+    from issuer import UnknownProductError
+    from issuer.ledger_postgres import upgrade_schema
+
+    iss = make_issuer(tmp_path, clock, ledger=pg_url)
+    iss.create_license(PRODUCT)
+    iss.create_license("dnsmanager", new_product=True)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as the ledger was before version 4
+        conn.execute("DROP TABLE licet.products")
+        conn.execute("UPDATE licet.meta SET schema_version = 3")
+    with pytest.raises(LedgerVersionError, match="schema version 3"):
+        open_ledger(pg_url)
+    assert upgrade_schema(pg_url) == (3, 4)
+    upgraded = Issuer(pg_url, tmp_path / "keys", clock=clock)
+    assert upgraded.ledger.products() == {PRODUCT, "dnsmanager"}
+    with pytest.raises(UnknownProductError, match="only in case"):
+        upgraded.create_license("DNSmanager")
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:

@@ -54,8 +54,9 @@ def test_bad_documents_are_refused(text: str) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(TrustedKeysError, match="cannot read trusted keys"):
+    with pytest.raises(TrustedKeysError, match=r"nope\.json not found — .*'keytool export'") as refused:
         TrustedKeys.from_file(tmp_path / "nope.json")
+    assert str((tmp_path / "nope.json").resolve()) in str(refused.value)
 
 
 def test_oversized_file_is_refused(tmp_path: Path) -> None:
