@@ -54,7 +54,8 @@ class Attempt:
         """The refusal for a client at its limit, until ``retry_at``."""
         wait = max(1, math.ceil((retry_at - self.now).total_seconds()))
         return RateLimitedError(
-            f"too many failed attempts from {self.address} — try again in {wait} s"
+            f"too many failed attempts from {self.address} — try again in {wait} s",
+            retry_after=wait,
         )
 
 

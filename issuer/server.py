@@ -12,12 +12,16 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     POST /v1/renewals          {"renewal_code"}                         lease renewal
     GET  /v1/revocations       the signed revocation list (application/jwt, ETag)
     GET  /v1/health
+    GET  /problems, /problems/{code}                                   what each code means
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
-library's stable ``code``; for failures on the provider's side (ledger,
-keys, a bug) the detail is generic, with an incident id, and the real one
-goes to the log. Every request is logged on stderr as one JSON line
-(:mod:`issuer.requestlog`), without keys or tokens.
+library's stable ``code``, and the OpenAPI document lists, per operation and
+status, the codes it may answer (built by :mod:`issuer.apidoc` from the error
+classes each route declares); request bodies refuse unknown members. For
+failures on the provider's side (ledger, keys, a bug) the detail is generic,
+with an incident id, and the real one goes to the log. Every request is
+logged on stderr as one JSON line (:mod:`issuer.requestlog`), without keys or
+tokens.
 
 Automatic activation trusts only the TCP peer address (or, behind trusted
 proxies, the right-most X-Forwarded-For hop that is not one of them) — never
@@ -37,36 +41,51 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import h11
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
+from issuer import apidoc
 from issuer.addresses import callback_allowed, client_address, parse_proxies
 from issuer.errors import ListenError
 from issuer.ratelimit import RateLimit
 from issuer.requestlog import CLIENT, LICENSE_ID, log_requests
-from issuer.service import Issuer, IssuerConfig
+from issuer.service import NAME_PATTERN, Issuer, IssuerConfig
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
+from verifier import errors as e
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.client import CHALLENGE_PATH
-from verifier.errors import BadInputError, CallbackError, LicenseError
-from verifier.fingerprint import parse_fingerprint
-from verifier.renewal import MAX_RENEWAL_CODE
-from verifier.request import MAX_REQUEST_CODE, parse_request_code
+from verifier.errors import CallbackError, LicenseError
+from verifier.fingerprint import (
+    COMPONENT_PATTERN,
+    MAX_COMPONENTS,
+    MAX_PER_KIND,
+    parse_fingerprint,
+)
+from verifier.renewal import MAX_RENEWAL_CODE, RENEWAL_PREFIX
+from verifier.request import (
+    HOSTNAME_PATTERN,
+    MAX_REQUEST_CODE,
+    REQUEST_PREFIX,
+    parse_request_code,
+)
 from verifier.revocations import revocations_etag
 
 __all__ = ["ServerConfig", "create_app", "serve"]
@@ -165,30 +184,71 @@ class DeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-class ManualRequest(BaseModel):
-    """Body of ``POST /v1/activations``."""
+def _code_pattern(prefix: str) -> str:
+    """The shape of a code as sent: its prefix, then base64url; whitespace is dropped."""
+    return r"^\s*" + re.escape(prefix) + r"[A-Za-z0-9_\-\s]*$"
 
-    model_config = ConfigDict(strict=True, extra="ignore")
-    request_code: Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_CODE)]
+
+class ManualRequest(BaseModel):
+    """Body of ``POST /v1/activations``: a request code as the panel printed it."""
+
+    # Unknown members are refused: a client misspelling a member learns it at once.
+    model_config = ConfigDict(strict=True, extra="forbid")
+    # The pattern is documented and checked by the request-code parser itself,
+    # which names what is wrong (another version, a truncated copy).
+    request_code: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_REQUEST_CODE,
+            json_schema_extra={"pattern": _code_pattern(REQUEST_PREFIX)},
+        ),
+    ]
+
+
+#: JSON Schema of a fingerprint, as :func:`verifier.fingerprint.parse_fingerprint` checks it.
+_FINGERPRINT_SCHEMA: dict[str, Any] = {
+    "items": {"type": "string", "pattern": COMPONENT_PATTERN},
+    "uniqueItems": True,
+    "allOf": [
+        {"contains": {"pattern": f"^{kind}:"}, "minContains": 0, "maxContains": most}
+        for kind, most in MAX_PER_KIND.items()
+    ],
+}
 
 
 class RenewalBody(BaseModel):
-    """Body of ``POST /v1/renewals``."""
+    """Body of ``POST /v1/renewals``: a renewal code as the panel made it."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
-    renewal_code: Annotated[str, Field(min_length=1, max_length=MAX_RENEWAL_CODE)]
+    model_config = ConfigDict(strict=True, extra="forbid")
+    # Checked by the renewal-code parser, which names what is wrong.
+    renewal_code: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_RENEWAL_CODE,
+            json_schema_extra={"pattern": _code_pattern(RENEWAL_PREFIX)},
+        ),
+    ]
 
 
 class AutoRequest(BaseModel):
-    """Body of ``POST /v1/activations/auto``. Any address in it is ignored."""
+    """Body of ``POST /v1/activations/auto``. An address in it is refused, never used."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
-    product: Annotated[str, Field(min_length=1, max_length=64)]
-    fingerprint: Annotated[list[str], Field(min_length=1, max_length=10)]
+    model_config = ConfigDict(strict=True, extra="forbid")
+    product: Annotated[str, Field(pattern=NAME_PATTERN)]
+    # Component format, duplicates and kinds are checked by parse_fingerprint.
+    fingerprint: Annotated[
+        list[str],
+        Field(min_length=1, max_length=MAX_COMPONENTS, json_schema_extra=_FINGERPRINT_SCHEMA),
+    ]
     callback_port: Annotated[int, Field(ge=1, le=65535)]
     challenge_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    hostname: Annotated[str, Field(max_length=253)] = ""
-    identity: Annotated[str, Field(max_length=32)] = IDENTITY_HARDWARE
+    hostname: Annotated[str, Field(pattern=HOSTNAME_PATTERN)] = ""
+    # The kinds are checked in the route, against the one list of them.
+    identity: Annotated[str, Field(json_schema_extra={"enum": list(IDENTITY_KINDS)})] = (
+        IDENTITY_HARDWARE
+    )
 
 
 class TokenResponse(BaseModel):
@@ -197,11 +257,89 @@ class TokenResponse(BaseModel):
     token: str
 
 
+class HealthResponse(BaseModel):
+    """The server is up, and whose it is."""
+
+    status: Literal["ok"]
+    provider: str
+
+
+#: Every answer may be one of these: the HTTP layer's limits and a bug (500).
+_EVERY_ROUTE: tuple[type[LicenseError], ...] = (
+    e.HeadersTooLargeError,
+    e.BodyTooLargeError,
+    e.ServerUnavailableError,
+)
+#: The provider's own faults (503, generic detail and an incident id).
+_FAULTS: tuple[type[LicenseError], ...] = (
+    e.LedgerError,
+    e.LedgerMissingError,
+    e.LedgerCorruptError,
+    e.LedgerBusyError,
+    e.LedgerWriteError,
+    e.KeyringError,
+    e.NoActiveKeyError,
+    e.PrivateKeyError,
+    e.PassphraseError,
+)
+#: What a redemption may answer, whichever door the request came through.
+_REDEMPTION: tuple[type[LicenseError], ...] = (
+    e.BadInputError,
+    e.InvalidActivationKeyError,
+    e.LicenseRevokedError,
+    e.LicenseExpiredError,
+    e.ProductMismatchError,
+    e.MachineIdRefusedError,
+    e.AlreadyActivatedError,
+    e.RateLimitedError,
+    *_FAULTS,
+)
+_DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
+    "health": _EVERY_ROUTE,
+    "activate_manual": (
+        *_EVERY_ROUTE,
+        *_REDEMPTION,
+        e.RequestCodeError,
+        e.ActivationKeyFormatError,
+    ),
+    "activate_auto": (
+        *_EVERY_ROUTE,
+        *_REDEMPTION,
+        e.NoLicenseForAddressError,
+        e.CallbackError,
+    ),
+    "renew": (
+        *_EVERY_ROUTE,
+        *_FAULTS,
+        e.BadInputError,
+        e.RenewalCodeError,
+        e.RateLimitedError,
+        e.ActivationSupersededError,
+        e.ActivationNotFoundError,
+        e.WrongServerError,
+        e.LicenseNotFoundError,
+        e.LicenseRevokedError,
+        e.LicenseExpiredError,
+        e.ProductMismatchError,
+    ),
+    "revocations": (*_EVERY_ROUTE, *_FAULTS, e.BadInputError),
+    "problems_index": _EVERY_ROUTE,
+    "problem_page": (*_EVERY_ROUTE, e.NotFoundError),
+}
+_BUG_STATUS: dict[type[LicenseError], int] = {e.ServerUnavailableError: 500}
+
+
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     """An RFC 9457 problem document."""
-    body = {"type": f"urn:licet:problem:{code}", "title": code.replace("-", " "), "status": status}
-    body.update({"detail": detail, "code": code, **extra})
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    headers = None
+    if isinstance(extra.get("retry_after"), int):
+        headers = {"Retry-After": str(extra["retry_after"])}
+    return JSONResponse(
+        apidoc.problem_body(status, code, detail, **extra),
+        status_code=status,
+        media_type=apidoc.PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
 
 
 def _problem_for(err: LicenseError) -> JSONResponse:
@@ -299,18 +437,22 @@ def _limit_body(app: ASGIApp, max_bytes: int, max_header_bytes: int) -> ASGIApp:
         if sum(len(name) + len(value) + 4 for name, value in headers) > max_header_bytes:
             too_long = problem(
                 431,
-                "headers-too-large",
+                e.HeadersTooLargeError.code,
                 f"request headers are larger than {max_header_bytes} bytes",
             )
             await too_long(scope, receive, send)
             return
         encoding = dict(headers).get(b"content-encoding", b"identity").strip().lower()
         if encoding not in (b"", b"identity"):
-            refused = problem(422, "bad-input", "request bodies must be plain JSON, not encoded")
+            refused = problem(
+                422, e.BadInputError.code, "request bodies must be plain JSON, not encoded"
+            )
             await refused(scope, receive, send)
             return
         declared = dict(headers).get(b"content-length")
-        too_big = problem(413, "body-too-large", f"request body is larger than {max_bytes} bytes")
+        too_big = problem(
+            413, e.BodyTooLargeError.code, f"request body is larger than {max_bytes} bytes"
+        )
         if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             await too_big(scope, receive, send)
             return
@@ -377,27 +519,51 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
             if where
             else str(first.get("msg", "invalid body"))
         )
-        return problem(422, "bad-input", f"invalid request body — {detail}")
+        return problem(422, e.BadInputError.code, f"invalid request body — {detail}")
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         if err.status_code == 400:
             # FastAPI's answer to a body it could not parse (bad UTF-8, nesting
             # too deep, numbers too long): a malformed body like any other.
-            return problem(422, "bad-input", "invalid request body — not valid UTF-8 JSON")
-        code = {404: "not-found", 405: "method-not-allowed"}.get(err.status_code, "http-error")
-        return problem(err.status_code, code, str(err.detail))
+            return problem(422, e.BadInputError.code, "invalid request body — not valid UTF-8 JSON")
+        known = {404: e.NotFoundError, 405: e.MethodNotAllowedError}
+        code = known.get(err.status_code, e.HttpRefusalError).code
+        detail = str(err.detail)
+        allowed = (err.headers or {}).get("Allow")
+        if err.status_code == 405 and allowed:
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+        answer = problem(err.status_code, code, detail)
+        # Keeps the Allow header of a 405, which names the methods the path takes.
+        answer.headers.update(err.headers or {})
+        return answer
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, err: Exception) -> JSONResponse:
-        return _incident("server-unavailable", f"{type(err).__name__}: {err}", 500)
+        return _incident(e.ServerUnavailableError.code, f"{type(err).__name__}: {err}", 500)
 
-    @app.get("/v1/health")
-    async def health() -> dict[str, str]:
+    def documented(name: str) -> dict[int | str, dict[str, Any]]:
+        answers: dict[int | str, dict[str, Any]] = {}
+        answers.update(apidoc.refusals(_DOCUMENTED[name], _BUG_STATUS))
+        return answers
+
+    # HEAD answers as GET without the body, as RFC 9110 asks of every GET resource.
+    @app.api_route(
+        "/v1/health",
+        methods=["GET", "HEAD"],
+        response_model=HealthResponse,
+        responses=documented("health"),
+    )
+    async def health() -> HealthResponse:
+        """The server is up; names the provider."""
         # async: answered on the event loop, never queued behind busy worker threads
-        return {"status": "ok", "provider": iss.provider}
+        return HealthResponse(status="ok", provider=iss.provider)
 
-    @app.post("/v1/activations", response_model=TokenResponse)
+    @app.post(
+        "/v1/activations",
+        response_model=TokenResponse,
+        responses=documented("activate_manual"),
+    )
     def activate_manual(body: ManualRequest, request: Request) -> TokenResponse:
         """Manual online activation: the same content as an air-gapped request code."""
         activation_request = parse_request_code(body.request_code)
@@ -405,34 +571,50 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         setattr(request.state, LICENSE_ID, result.license_id)
         return TokenResponse(token=result.token)
 
-    @app.post("/v1/renewals", response_model=TokenResponse)
+    @app.post("/v1/renewals", response_model=TokenResponse, responses=documented("renew"))
     def renew(body: RenewalBody, request: Request) -> TokenResponse:
         """Renew the lease of the license's current activation (same activation id, later exp)."""
         token = iss.renew(body.renewal_code, method="online", client=caller(request))
         return TokenResponse(token=token)
 
-    @app.get(
+    @app.api_route(
         "/v1/revocations",
+        methods=["GET", "HEAD"],
         response_class=Response,
-        responses={200: {"content": {"application/jwt": {}}}, 304: {"description": "unchanged"}},
+        responses={
+            200: {
+                "description": "The signed revocation list (a compact JWS); `ETag` names it.",
+                "content": {"application/jwt": {}},
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+            },
+            304: {"description": "Unchanged since the list whose ETag came in If-None-Match."},
+            **documented("revocations"),
+        },
     )
-    def revocations(request: Request) -> Response:
+    def revocations(
+        request: Request,
+        if_none_match: Annotated[str, Header(max_length=1024)] = "",
+    ) -> Response:
         """The signed revocation list, as the bare compact JWS."""
         text = iss.revocation_list()
         etag = revocations_etag(text)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        wanted = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+        wanted = [t.strip() for t in if_none_match.split(",")]
         if etag in wanted or "*" in wanted:
             return Response(status_code=304, headers=headers)
         return Response(text, media_type="application/jwt", headers=headers)
 
-    @app.post("/v1/activations/auto", response_model=TokenResponse)
+    @app.post(
+        "/v1/activations/auto",
+        response_model=TokenResponse,
+        responses=documented("activate_auto"),
+    )
     def activate_auto(body: AutoRequest, request: Request) -> TokenResponse:
         """Automatic activation: the caller's address names the license; a callback proves it."""
         address = caller(request)
         fingerprint = parse_fingerprint(body.fingerprint)
         if body.identity not in IDENTITY_KINDS:
-            raise BadInputError(f"identity must be one of {', '.join(IDENTITY_KINDS)}")
+            raise e.BadInputError(f"identity must be one of {', '.join(IDENTITY_KINDS)}")
 
         def confirm() -> None:
             if not callback_allowed(address, config.allow_private_callbacks):
@@ -455,7 +637,78 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         setattr(request.state, LICENSE_ID, result.license_id)
         return TokenResponse(token=result.token)
 
+    _problem_pages(app, documented)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _problem_pages(
+    app: FastAPI, documented: Callable[[str], dict[int | str, dict[str, Any]]]
+) -> None:
+    """Serve the pages the problem ``type`` URIs name."""
+    html_answer: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page"}
+    }
+
+    @app.api_route(
+        apidoc.PROBLEMS_PATH,
+        methods=["GET", "HEAD"],
+        response_class=HTMLResponse,
+        responses={**html_answer, **documented("problems_index")},
+    )
+    async def problems_index() -> HTMLResponse:
+        """Every problem code: what it means, whether to retry."""
+        return HTMLResponse(apidoc.problems_index())
+
+    @app.api_route(
+        apidoc.PROBLEMS_PATH + "/{code}",
+        methods=["GET", "HEAD"],
+        response_class=HTMLResponse,
+        responses={**html_answer, **documented("problem_page")},
+    )
+    async def problem_page(code: str) -> HTMLResponse:
+        """One problem code: what it means, what to do, whether to retry."""
+        cls = e.error_class(code)
+        if cls is None:
+            raise e.NotFoundError(f"no problem code {code!r}")
+        return HTMLResponse(apidoc.problem_page(cls))
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the one problem schema every refusal refers to.
+
+    FastAPI's own validation-error schemas are dropped: this server answers
+    a malformed body with a ``bad-input`` problem like every other refusal.
+    """
+    if app.openapi_schema is None:
+        with warnings.catch_warnings():
+            # GET routes also take HEAD, and FastAPI gives both one operation id;
+            # the HEAD operations are dropped below.
+            warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=(
+                    "Refusals are RFC 9457 problem documents (application/problem+json); "
+                    f"each `type` is a page under {apidoc.PROBLEMS_PATH}."
+                ),
+                routes=app.routes,
+            )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        for item in document["paths"].values():
+            # HEAD is implied by GET (same answer, no body); listing it again
+            # would give two operations one id.
+            item.pop("head", None)
+            for operation in item.values():
+                operation["summary"] = operation.get("description", "").split("\n")[0]
+                answers = operation["responses"]
+                if "HTTPValidationError" in json.dumps(answers.get("422", {})):
+                    del answers["422"]  # a path parameter that no value can fail
+        schemas["Problem"] = apidoc.problem_schema()
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def app_from_environment() -> Any:

@@ -56,7 +56,10 @@ from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
 __all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView", "RateLimited"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Products, features and limit names: 1-64 letters, digits, '.', '_' or '-',
+#: starting with a letter or digit.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_NAME = re.compile(NAME_PATTERN)
 _MAX_DAYS = 36500
 
 

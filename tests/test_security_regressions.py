@@ -65,6 +65,7 @@ from verifier import (
     MachineIdRefusedError,
     RateLimitedError,
     RegenerationTooSoonError,
+    RequestCodeError,
     ServerUnavailableError,
     TokenExpiredError,
     TokenNotYetValidError,
@@ -1157,3 +1158,29 @@ def test_refused_signatures_fill_no_memo_or_cache(provider: Provider) -> None:
     # The memos still serve the honest token once it has verified.
     assert verifier.verify(provider.token()).license_id == "LIC-TEST"
     assert len(verifier._headers) == 1 and len(verifier._cache) == 1
+
+
+def test_a_hostname_with_control_characters_never_reaches_the_provider(tmp_path: Path) -> None:
+    """The hostname is shown in the provider's terminal: escape sequences must not get there."""
+    import dataclasses
+
+    from starlette.testclient import TestClient
+
+    from issuer.server import ServerConfig, create_app
+    from verifier.activation_key import key_from_bytes
+
+
+    hostile = "web1\x1b]0;pwned\x07\x1b[2J"
+    # A panel's own request code carries the name in its displayable form ...
+    made = parse_request_code(request_code(PRODUCT, key_from_bytes(bytes(15)), machine_id="m", hostname=hostile))
+    assert made.hostname == "web1--0-pwned---2J"
+    # ... and a crafted one with the raw name is refused, like a crafted HTTP body.
+    crafted = dataclasses.replace(made, hostname=hostile).encode()
+    with pytest.raises(RequestCodeError, match="host"):
+        parse_request_code(crafted)
+    make_issuer(tmp_path, FakeClock())
+    client = TestClient(create_app(ServerConfig(ledger=str(tmp_path / "ledger"), keys=str(tmp_path / "keys"))))
+    assert client.post("/v1/activations", json={"request_code": crafted}).json()["code"] == "invalid-request-code"
+    body = {"product": PRODUCT, "fingerprint": list(made.fingerprint), "callback_port": 80, "challenge_hash": "a" * 64, "hostname": hostile}
+    assert client.post("/v1/activations/auto", json=body).json()["code"] == "bad-input"
+

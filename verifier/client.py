@@ -39,7 +39,7 @@ from verifier.errors import (
 )
 from verifier.fingerprint import fingerprint
 from verifier.renewal import renewal_request
-from verifier.request import identity_kind, request_code
+from verifier.request import display_hostname, identity_kind, request_code
 from verifier.revocations import MAX_REVOCATIONS_BYTES, RevocationList, revocations_etag
 from verifier.store import TokenStore
 from verifier.verify import TokenState, Verifier
@@ -252,7 +252,7 @@ def activate_automatic(
         "fingerprint": list(fingerprint(product, machine_id)),
         "callback_port": callback_port,
         "challenge_hash": challenge.hash,
-        "hostname": hostname or socket.gethostname(),
+        "hostname": display_hostname(hostname or socket.gethostname()),
         "identity": identity_kind(machine_id),
     }
     if listen is None:

@@ -36,8 +36,11 @@ __all__ = [
     "ActivationSupersededError",
     "AlreadyActivatedError",
     "BadInputError",
+    "BodyTooLargeError",
     "CallbackError",
     "ClockRollbackError",
+    "HeadersTooLargeError",
+    "HttpRefusalError",
     "InvalidActivationKeyError",
     "InvalidTokenError",
     "KeyringError",
@@ -53,8 +56,10 @@ __all__ = [
     "LicenseNotFoundError",
     "LicenseRevokedError",
     "MachineIdRefusedError",
+    "MethodNotAllowedError",
     "NoActiveKeyError",
     "NoLicenseForAddressError",
+    "NotFoundError",
     "PassphraseError",
     "PrivateKeyError",
     "ProductMismatchError",
@@ -76,6 +81,7 @@ __all__ = [
     "UntrustedKeyError",
     "WrongServerError",
     "error_class",
+    "error_classes",
     "error_for_code",
 ]
 
@@ -97,6 +103,12 @@ class LicenseError(Exception):
     default_message: ClassVar[str] = "license error"
     #: HTTP status the license server answers with for this refusal.
     http_status: ClassVar[int] = 400
+    #: What a client should do about this refusal (its problem page says it).
+    advice: ClassVar[str] = "Read the detail, correct the request, or ask the provider."
+    #: Whether the very same request, sent again later, may succeed.
+    retry: ClassVar[bool] = False
+    #: Extension members this refusal carries in a problem document: name → JSON Schema.
+    members: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -138,6 +150,11 @@ def _register(cls: type[LicenseError]) -> None:
 
 
 _register(LicenseError)
+
+
+def error_classes() -> list[type[LicenseError]]:
+    """Every registered error class (of the modules imported so far), ordered by code."""
+    return [_REGISTRY[code] for code in sorted(_REGISTRY)]
 
 
 def error_class(code: str) -> type[LicenseError] | None:
@@ -195,6 +212,11 @@ class BadInputError(LicenseError):
     """Input of the wrong shape: an option, a JSON field, an IP address."""
 
     code = "bad-input"
+    advice = (
+        "The request is malformed (a field of the wrong type, length or format, an "
+        "unknown member). Fix the request as the detail says; the OpenAPI document gives "
+        "every field's format."
+    )
     default_message = "bad input"
     http_status = 422  # a malformed request body, whichever field is wrong
 
@@ -203,6 +225,10 @@ class RequestCodeError(LicenseError):
     """An activation request code that is truncated, altered or of another version."""
 
     code = "invalid-request-code"
+    advice = (
+        "Copy the whole request code again from the panel (it is one line) and send it "
+        "unchanged; a code of another version needs a matching panel."
+    )
     default_message = "invalid activation request code"
     http_status = 422  # a malformed request body, whichever field is wrong
 
@@ -214,6 +240,10 @@ class ActivationKeyFormatError(LicenseError):
     """
 
     code = "malformed-activation-key"
+    advice = (
+        "The activation key has a typo: compare it with the key the provider gave, "
+        "character by character."
+    )
     default_message = "malformed activation key — check for a typo"
     http_status = 422  # a malformed request body, whichever field is wrong
 
@@ -223,6 +253,11 @@ class RenewalCodeError(LicenseError):
 
     code = "invalid-renewal-code"
     default_message = "invalid renewal code"
+    http_status = 422  # a malformed request body, whichever field is wrong
+    advice = (
+        "Make a new renewal code on the panel and send it whole and unchanged; "
+        "a code of another version needs a matching license server."
+    )
 
 
 # --- token verification ----------------------------------------------------
@@ -274,6 +309,10 @@ class WrongServerError(InvalidTokenError):
     """A valid token bound to another server's fingerprint."""
 
     code = "wrong-server"
+    advice = (
+        "The token or renewal belongs to another server's activation. "
+        "Activate this server with its own activation key."
+    )
     default_message = "activation token belongs to another server"
     http_status = 403
 
@@ -350,6 +389,10 @@ class InvalidActivationKeyError(LicenseError):
     """A well-formed key that opens no license (counted for rate limiting)."""
 
     code = "invalid-activation-key"
+    advice = (
+        "The key opens no license. Check it with the provider; repeated wrong keys from "
+        "one address are rate limited."
+    )
     default_message = "invalid activation key"
     http_status = 403
 
@@ -358,6 +401,7 @@ class LicenseNotFoundError(LicenseError):
     """No license with that id."""
 
     code = "license-not-found"
+    advice = "No license has that id. Check the id."
     default_message = "no such license"
     http_status = 404
 
@@ -366,6 +410,7 @@ class LicenseRevokedError(LicenseError):
     """The license was revoked by the provider."""
 
     code = "license-revoked"
+    advice = "The provider revoked this license. Contact the provider; retrying does not help."
     default_message = "license has been revoked by the provider"
     http_status = 403
 
@@ -374,6 +419,7 @@ class LicenseExpiredError(LicenseError):
     """The license is past its expiry date."""
 
     code = "license-expired"
+    advice = "The license has expired. Renew the license with the provider."
     default_message = "license has expired"
     http_status = 403
 
@@ -382,6 +428,10 @@ class ActivationSupersededError(LicenseError):
     """The activation was replaced: the key was regenerated and the license freed or reused."""
 
     code = "activation-superseded"
+    advice = (
+        "The activation key was regenerated and this server's activation replaced. "
+        "Activate again with the current key."
+    )
     default_message = (
         "this server's activation was superseded — the activation key was regenerated; "
         "activate again with the current key"
@@ -393,6 +443,7 @@ class ActivationNotFoundError(LicenseError):
     """A renewal names an activation the license never had."""
 
     code = "activation-not-found"
+    advice = "The license never had this activation. Activate the server again."
     default_message = "no such activation for this license"
     http_status = 404
 
@@ -401,6 +452,7 @@ class ProductMismatchError(LicenseError):
     """The key or token belongs to another product."""
 
     code = "wrong-product"
+    advice = "The key or license belongs to another product. Use the key issued for this product."
     default_message = "license is for another product"
     http_status = 403
 
@@ -409,6 +461,10 @@ class MachineIdRefusedError(LicenseError):
     """The license accepts only the server's own hardware identity, not a custom machine id."""
 
     code = "machine-id-refused"
+    advice = (
+        "Activate with the server's own hardware identity (no custom machine id), or ask "
+        "the provider to allow custom machine ids for this license."
+    )
     default_message = (
         "this license does not accept a custom machine id (--machine-id) — "
         "activate with the server's own hardware identity"
@@ -425,6 +481,17 @@ class AlreadyActivatedError(LicenseError):
     """
 
     code = "already-activated"
+    members: ClassVar[dict[str, dict[str, Any]]] = {
+        "regenerate_after": {
+            "type": "string",
+            "format": "date",
+            "description": "first date on which the provider may regenerate the key",
+        },
+    }
+    advice = (
+        "The key is in use on another server. Ask the provider to regenerate the "
+        "activation key (possible from regenerate_after), then activate with the new key."
+    )
     http_status = 409
 
     def __init__(self, regenerate_after: _dt.date | None, message: str | None = None) -> None:
@@ -455,6 +522,14 @@ class RegenerationTooSoonError(LicenseError):
     """
 
     code = "regeneration-too-soon"
+    members: ClassVar[dict[str, dict[str, Any]]] = {
+        "allowed_from": {
+            "type": "string",
+            "description": "first moment (ISO 8601 date or UTC time) regeneration is allowed",
+        },
+    }
+    advice = "The key was regenerated less than a month ago. Try again from allowed_from."
+    retry = True
     http_status = 409
 
     def __init__(self, allowed_from: _dt.datetime | _dt.date, message: str | None = None) -> None:
@@ -493,6 +568,10 @@ class NoLicenseForAddressError(LicenseError):
     """Automatic activation found no license assigned to the caller's address."""
 
     code = "no-license-for-address"
+    advice = (
+        "No license is assigned to this server's address for the product. Activate "
+        "manually with an activation key."
+    )
     default_message = "no license is assigned to this server's address — activate manually"
     http_status = 404
 
@@ -501,6 +580,12 @@ class CallbackError(LicenseError):
     """The license server could not confirm the panel at the caller's address."""
 
     code = "callback-failed"
+    advice = (
+        "The license server could not fetch the challenge from the panel at the caller's "
+        "address and callback port. Make the port reachable from the license server "
+        "(firewall, NAT), then retry; or activate manually."
+    )
+    retry = True
     default_message = "the license server could not confirm this panel through its callback"
     http_status = 403
 
@@ -509,16 +594,49 @@ class RateLimitedError(LicenseError):
     """Too many failed attempts from one client address."""
 
     code = "rate-limited"
+    advice = (
+        "Too many failed attempts from this address. Wait retry_after seconds (also sent "
+        "as Retry-After) before trying again."
+    )
+    retry = True
+    members: ClassVar[dict[str, dict[str, Any]]] = {
+        "retry_after": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "seconds to wait before the next attempt (also the Retry-After header)",
+        },
+    }
     default_message = "too many failed activation attempts — try again later"
     http_status = 429
+
+    def __init__(self, message: str | None = None, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def details(self) -> dict[str, Any]:
+        """Carry the seconds to wait before the next attempt."""
+        return {} if self.retry_after is None else {"retry_after": self.retry_after}
+
+    @classmethod
+    def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
+        """Rebuild with the wait the server sent (ignored unless a whole number ≥ 0)."""
+        wait = details.get("retry_after")
+        return cls(message, retry_after=wait if type(wait) is int and wait >= 0 else None)
 
 
 class ServerUnavailableError(LicenseError):
     """The license server could not be reached or answered nonsense."""
 
     code = "server-unavailable"
+    advice = (
+        "The license server failed or could not be reached. Retry later with backoff; "
+        "quote the incident id to the provider if it persists."
+    )
+    retry = True
     default_message = "license server unavailable"
-    http_status = 502
+    # The license server answers it for a fault of its own (a bug), under an
+    # incident id; a panel also raises it when no license server answers at all.
+    http_status = 500
 
 
 class ActivationRequiredError(LicenseError):
@@ -562,6 +680,53 @@ class ActivationRequiredError(LicenseError):
         return cls(reason=reason, buy_url=buy_url if isinstance(buy_url, str) else None)
 
 
+# --- refusals of the HTTP layer (the license server and the console) -----------
+
+
+class NotFoundError(LicenseError):
+    """No endpoint at that path (or no such problem page)."""
+
+    code = "not-found"
+    default_message = "no such resource"
+    http_status = 404
+    advice = "Check the URL against the OpenAPI document (/openapi.json)."
+
+
+class MethodNotAllowedError(LicenseError):
+    """The path exists but not for that method; the ``Allow`` header lists the methods."""
+
+    code = "method-not-allowed"
+    default_message = "method not allowed"
+    http_status = 405
+    advice = "Use one of the methods the Allow header lists."
+
+
+class BodyTooLargeError(LicenseError):
+    """A request body over the server's size limit, refused before it is read whole."""
+
+    code = "body-too-large"
+    default_message = "request body is too large"
+    http_status = 413
+    advice = "Send the request body unchanged as the panel made it; it is never this large."
+
+
+class HeadersTooLargeError(LicenseError):
+    """Request headers over the server's size limit."""
+
+    code = "headers-too-large"
+    default_message = "request headers are too large"
+    http_status = 431
+    advice = "Send fewer or shorter headers (cookies, proxies' additions)."
+
+
+class HttpRefusalError(LicenseError):
+    """Any other refusal of the HTTP layer, with the status it names."""
+
+    code = "http-error"
+    default_message = "the request was refused"
+    advice = "Read the detail and the HTTP status; correct the request."
+
+
 # --- the provider's own faults (the license server answers 503) -------------------
 #
 # Raised by the issuer and keytool, defined here because a panel may receive any
@@ -572,6 +737,11 @@ class LedgerError(LicenseError):
     """The ledger cannot be used."""
 
     code = "ledger-error"
+    advice = (
+        "The provider's ledger cannot be used right now. Retry later with backoff; quote "
+        "the incident id to the provider if it persists."
+    )
+    retry = True
     default_message = "ledger error"
     http_status = 503
 
@@ -618,6 +788,11 @@ class KeyringError(LicenseError):
     """The keyring is missing, unreadable, or inconsistent."""
 
     code = "keyring-error"
+    advice = (
+        "The provider's signing keys cannot be used right now. Retry later; quote the "
+        "incident id to the provider."
+    )
+    retry = True
     default_message = "keyring error"
     http_status = 503  # the provider's set-up, not the client's request
 
@@ -640,6 +815,11 @@ class PrivateKeyError(LicenseError):
     """A private key file that is missing, unsafe, or not an Ed25519 key."""
 
     code = "private-key-error"
+    advice = (
+        "The provider's signing key cannot be used right now. Retry later; quote the "
+        "incident id to the provider."
+    )
+    retry = True
     default_message = "unusable private key"
     http_status = 503
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -33,7 +34,9 @@ from verifier.errors import BadInputError
 
 __all__ = [
     "Fingerprint",
+    "COMPONENT_PATTERN",
     "MAX_COMPONENTS",
+    "MAX_PER_KIND",
     "fingerprint",
     "fingerprint_from_sources",
     "matches",
@@ -45,9 +48,12 @@ Fingerprint = tuple[str, ...]
 
 #: kind → weight in the match rule.
 _WEIGHTS = {"mid": 2, "uuid": 2, "mac": 1}
-_MAX_PER_KIND = {"mid": 1, "uuid": 1, "mac": 8}
-MAX_COMPONENTS = sum(_MAX_PER_KIND.values())
-_HEX = frozenset("0123456789abcdef")
+#: kind → how many components of that kind one fingerprint may hold.
+MAX_PER_KIND = {"mid": 1, "uuid": 1, "mac": 8}
+MAX_COMPONENTS = sum(MAX_PER_KIND.values())
+#: One component: its kind, a colon, 32 lowercase hex digits (128 bits of HMAC-SHA256).
+COMPONENT_PATTERN = "^(" + "|".join(MAX_PER_KIND) + "):[0-9a-f]{32}$"
+_COMPONENT = re.compile(COMPONENT_PATTERN)
 
 _MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 _DMI_UUID = Path("/sys/class/dmi/id/product_uuid")
@@ -92,7 +98,7 @@ def fingerprint_from_sources(
     if uuid and uuid not in _BOGUS_UUIDS:
         parts.append(_component(key, "uuid", uuid))
     clean_macs = sorted({m.strip().lower() for m in macs if m.strip()} - {"00:00:00:00:00:00"})
-    parts.extend(_component(key, "mac", mac) for mac in clean_macs[: _MAX_PER_KIND["mac"]])
+    parts.extend(_component(key, "mac", mac) for mac in clean_macs[: MAX_PER_KIND["mac"]])
     if not parts:
         raise BadInputError(
             "no stable server identifier found — pass a machine id (--machine-id) for this server"
@@ -168,15 +174,14 @@ def parse_fingerprint(value: object) -> Fingerprint:
     """
     if not isinstance(value, list | tuple) or not value:
         raise BadInputError("fingerprint must be a non-empty list of component hashes")
-    counts = dict.fromkeys(_MAX_PER_KIND, 0)
+    counts = dict.fromkeys(MAX_PER_KIND, 0)
     for part in value:
-        kind, _, digest = part.partition(":") if isinstance(part, str) else ("", "", "")
-        if kind not in counts or len(digest) != 32 or not _HEX.issuperset(digest):
+        if not isinstance(part, str) or _COMPONENT.fullmatch(part) is None:
             raise BadInputError("fingerprint has a malformed component")
-        counts[kind] += 1
+        counts[part.partition(":")[0]] += 1
     if len(set(value)) != len(value):
         raise BadInputError("fingerprint repeats a component")
-    if any(counts[kind] > limit for kind, limit in _MAX_PER_KIND.items()):
+    if any(counts[kind] > limit for kind, limit in MAX_PER_KIND.items()):
         raise BadInputError("fingerprint has too many components of one kind")
     return tuple(value)
 

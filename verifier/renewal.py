@@ -26,7 +26,13 @@ from verifier.clock import Clock, from_epoch, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import BadInputError, LicenseError, RenewalCodeError
 from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
-from verifier.request import check_text, decode_code, encode_code
+from verifier.request import (
+    check_hostname,
+    check_text,
+    decode_code,
+    display_hostname,
+    encode_code,
+)
 
 __all__ = [
     "MAX_RENEWAL_CODE",
@@ -144,7 +150,7 @@ def renewal_request(
         license_id=license_id,
         activation_id=activation_id,
         fingerprint=server_fingerprint or fingerprint(product, machine_id),
-        hostname=(hostname or socket.gethostname())[:253],
+        hostname=display_hostname(hostname or socket.gethostname()),
         nonce=secrets.token_urlsafe(12),
         created_at=now_from(clock),
     )
@@ -161,8 +167,7 @@ def parse_renewal_code(text: object) -> RenewalRequest:
         raise RenewalCodeError("renewal code has an unknown layout")
     try:
         hostname = payload.get("host", "")
-        if not isinstance(hostname, str) or len(hostname) > 253:
-            raise BadInputError("host must be a string of at most 253 characters")
+        check_hostname(hostname)
         created = from_epoch(payload.get("ts"))
         if created is None:
             raise BadInputError("ts must be a timestamp")

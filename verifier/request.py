@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -36,10 +37,13 @@ from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
 
 __all__ = [
     "ActivationRequest",
+    "HOSTNAME_PATTERN",
     "MAX_REQUEST_CODE",
     "REQUEST_PREFIX",
+    "check_hostname",
     "check_text",
     "decode_code",
+    "display_hostname",
     "encode_code",
     "parse_request_code",
     "identity_kind",
@@ -50,6 +54,27 @@ REQUEST_PREFIX = "LICET1."
 MAX_REQUEST_CODE = 4096
 _CHECKSUM_BYTES = 4
 _MAX_TEXT = 253  # a hostname's maximum length; products and nonces are shorter
+#: A hostname is only shown to the provider, in a terminal or a page: letters,
+#: digits, '.', '_' and '-' only, so no control character or markup gets there.
+HOSTNAME_PATTERN = r"^[A-Za-z0-9._-]{0,253}$"
+_HOSTNAME = re.compile(HOSTNAME_PATTERN)
+_NOT_HOSTNAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def check_hostname(value: object) -> str:
+    """A hostname received in a code or a body, refused unless it matches :data:`HOSTNAME_PATTERN`.
+
+    Raises:
+        BadInputError: not text, too long, or a character outside the pattern.
+    """
+    if not isinstance(value, str) or _HOSTNAME.fullmatch(value) is None:
+        raise BadInputError("host must be at most 253 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def display_hostname(name: str) -> str:
+    """``name`` made fit to show: other characters become ``-``, cut to 253 characters."""
+    return _NOT_HOSTNAME.sub("-", name)[:_MAX_TEXT]
 
 
 @dataclass(frozen=True)
@@ -167,7 +192,7 @@ def request_code(
         product=product,
         activation_key=normalize_key(key),
         fingerprint=fingerprint(product, machine_id),
-        hostname=(hostname or socket.gethostname())[:_MAX_TEXT],
+        hostname=display_hostname(hostname or socket.gethostname()),
         nonce=secrets.token_urlsafe(12),
         created_at=now_from(clock),
         identity=identity_kind(machine_id),
@@ -216,8 +241,7 @@ def _request_from_payload(payload: object) -> ActivationRequest:
     try:
         product = check_text("product", payload.get("product"))
         hostname = payload.get("host", "")
-        if not isinstance(hostname, str) or len(hostname) > _MAX_TEXT:
-            raise BadInputError("host must be a string of at most 253 characters")
+        check_hostname(hostname)
         nonce = check_text("nonce", payload.get("nonce"))
         created = from_epoch(payload.get("ts"))
         if created is None:

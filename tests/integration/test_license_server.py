@@ -113,9 +113,11 @@ def test_no_license_for_the_address_means_manual(tmp_path: Path) -> None:
             "callback_port": 9,
             "challenge_hash": challenge.hash,
             "hostname": "x",
-            "ip": "203.0.113.9",
-            "address": "203.0.113.9",
         }
+        # A body naming an address is refused outright: unknown members are never ignored.
+        claimed = {**body, "ip": "203.0.113.9"}
+        status, content_type, reply = post(srv.url + "/v1/activations/auto", json.dumps(claimed).encode())
+        assert (status, reply["code"]) == (422, "bad-input") and "ip" in reply["detail"]
         status, content_type, reply = post(srv.url + "/v1/activations/auto", json.dumps(body).encode())
         assert status == 404 and content_type == "application/problem+json"
         assert reply["code"] == "no-license-for-address" and "activate manually" in reply["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
@@ -12,6 +13,7 @@ from support import FakeClock
 from verifier import LicenseError, RequestCodeError, parse_request_code, request_code
 from verifier.activation_key import key_from_bytes
 from verifier.fingerprint import fingerprint
+from verifier.request import HOSTNAME_PATTERN, display_hostname
 
 names = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=40)
 hostnames = st.text(min_size=0, max_size=100)
@@ -26,7 +28,11 @@ def test_round_trip(product: str, machine: str, host: str, key: str, seconds: in
     clock = FakeClock(dt.datetime(2000, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds))
     code = request_code(product, key, machine_id=machine, hostname=host or "h", clock=clock)
     req = parse_request_code(code)
-    assert (req.product, req.activation_key, req.hostname) == (product, key, host or "h")
+    # Any hostname is sent in its displayable form: other characters become '-'.
+    assert (req.product, req.activation_key, req.hostname) == (product, key, display_hostname(host or "h"))
+    assert re.fullmatch(HOSTNAME_PATTERN, req.hostname)
+    if re.fullmatch(HOSTNAME_PATTERN, host or "h"):
+        assert req.hostname == (host or "h")
     assert req.fingerprint == fingerprint(product, machine)
     assert req.created_at == clock.now
 

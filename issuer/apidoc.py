@@ -1,0 +1,302 @@
+"""What licet's HTTP APIs promise: problem documents, their pages, the documented refusals.
+
+Every refusal an HTTP API of licet answers is an RFC 9457 problem document
+(``application/problem+json``) with the library's stable ``code``. This
+module builds, from the error registry of :mod:`verifier.errors`, everything
+that documents them, so the documents cannot drift from the errors:
+
+* :func:`problem_body` — the document itself; its ``type`` is
+  ``/problems/<code>``, a page the server serves;
+* :func:`problem_schema` — the one JSON Schema every refusal follows,
+  extension members (``regenerate_after``, ``incident``, ...) included;
+* :func:`refusals` — an operation's OpenAPI ``responses`` for the error
+  classes it may raise, grouped by status, each listing its codes;
+* :func:`problem_page` / :func:`problems_index` — the HTML pages behind the
+  ``type`` URIs: what each code means, what a client should do, whether a
+  retry may help;
+* :func:`markdown` and :func:`problem_table` — the README's "HTTP API"
+  section, from an OpenAPI document.
+
+No web framework is imported here; the servers use it.
+
+Example:
+    >>> from verifier.errors import RateLimitedError
+    >>> sorted(refusals([RateLimitedError]))
+    ['429']
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from verifier.errors import LicenseError, error_class, error_classes
+
+__all__ = [
+    "INCIDENT_MEMBER",
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEMS_PATH",
+    "markdown",
+    "problem_body",
+    "problem_page",
+    "problem_schema",
+    "problem_table",
+    "problem_type",
+    "problems_index",
+    "refusals",
+]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEMS_PATH = "/problems"
+#: Added by the server to every answer for a fault of its own (5xx).
+INCIDENT_MEMBER: dict[str, Any] = {
+    "type": "string",
+    "pattern": "^[0-9a-f]{12}$",
+    "description": "names the fault in the provider's log; quote it when asking for help",
+}
+_SCHEMA_REF = "#/components/schemas/Problem"
+
+
+def problem_type(code: str) -> str:
+    """The ``type`` URI of a problem: the page that explains ``code``."""
+    return f"{PROBLEMS_PATH}/{code}"
+
+
+def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem document for ``code``."""
+    body: dict[str, Any] = {
+        "type": problem_type(code),
+        "title": code.replace("-", " "),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return body
+
+
+def problem_schema() -> dict[str, Any]:
+    """The JSON Schema of every problem document, with every registered extension member."""
+    members: dict[str, Any] = {"incident": INCIDENT_MEMBER}
+    for cls in error_classes():
+        members.update(cls.members)
+    return {
+        "title": "Problem",
+        "description": (
+            "An RFC 9457 problem document. `code` is stable and machine-readable; "
+            "`type` is the page explaining it; `detail` is one line for humans."
+        ),
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "code": {"type": "string", "pattern": "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"},
+            **members,
+        },
+        "additionalProperties": False,
+    }
+
+
+def refusals(
+    errors: Iterable[type[LicenseError]], statuses: Mapping[type[LicenseError], int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """OpenAPI ``responses`` for an operation that may raise ``errors``.
+
+    Args:
+        errors: the error classes the operation may answer with.
+        statuses: the status a class is answered with when it is not its
+            ``http_status`` (a bug is answered 500 with ``server-unavailable``).
+
+    Returns:
+        status (as a string) → response object whose schema is the shared
+        problem schema with ``status`` and ``code`` narrowed to what this
+        operation answers.
+    """
+    grouped: dict[int, list[type[LicenseError]]] = {}
+    for cls in errors:
+        status = (statuses or {}).get(cls, cls.http_status)
+        if cls not in grouped.setdefault(status, []):
+            grouped[status].append(cls)
+    responses: dict[str, dict[str, Any]] = {}
+    for status in sorted(grouped):
+        codes = sorted(cls.code for cls in grouped[status])
+        schema = {
+            "allOf": [
+                {"$ref": _SCHEMA_REF},
+                {"properties": {"status": {"const": status}, "code": {"enum": codes}}},
+            ]
+        }
+        responses[str(status)] = {
+            "description": "Refused: " + ", ".join(f"`{code}`" for code in codes),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
+        }
+    return responses
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n"
+        f"<body>\n{body}</body></html>\n"
+    )
+
+
+def _summary(cls: type[LicenseError]) -> str:
+    return (cls.__doc__ or cls.default_message).strip().splitlines()[0]
+
+
+def problem_page(cls: type[LicenseError]) -> str:
+    """The HTML page for one problem ``code``: what it means, what to do, whether to retry."""
+    members = "".join(
+        f"<li><code>{html.escape(name)}</code>: "
+        f"{html.escape(str(schema.get('description', '')))}</li>\n"
+        for name, schema in cls.members.items()
+    )
+    body = (
+        f"<h1><code>{html.escape(cls.code)}</code></h1>\n"
+        f"<p>{html.escape(_summary(cls))}</p>\n"
+        f"<p><strong>What to do:</strong> {html.escape(cls.advice)}</p>\n"
+        f"<p><strong>Retry:</strong> {_retry_words(cls)}</p>\n"
+        + (f"<p>Extension members:</p>\n<ul>\n{members}</ul>\n" if members else "")
+        + f'<p><a href="{PROBLEMS_PATH}">Every problem code</a></p>\n'
+    )
+    return _page(f"licet problem: {cls.code}", body)
+
+
+def problems_index() -> str:
+    """The HTML page listing every problem code with its advice."""
+    rows = "".join(
+        f'<tr><td><a href="{problem_type(cls.code)}"><code>{html.escape(cls.code)}</code></a>'
+        f"</td><td>{html.escape(_summary(cls))}</td><td>{_retry_words(cls)}</td></tr>\n"
+        for cls in error_classes()
+    )
+    body = (
+        "<h1>licet problem codes</h1>\n"
+        "<table>\n<tr><th>code</th><th>meaning</th><th>retry</th></tr>\n"
+        f"{rows}</table>\n"
+    )
+    return _page("licet problem codes", body)
+
+
+def _retry_words(cls: type[LicenseError]) -> str:
+    return "yes, later" if cls.retry else "no, not the same request"
+
+
+def markdown(openapi: Mapping[str, Any]) -> str:
+    """The README's "HTTP API" section body for an OpenAPI document.
+
+    One line per operation (method, path, summary), then its request body's
+    fields with their constraints, then each answer's status and codes.
+    """
+    lines: list[str] = []
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for path, item in openapi.get("paths", {}).items():
+        for method, operation in item.items():
+            lines.append(f"#### `{method.upper()} {path}`")
+            lines.append("")
+            lines.append(str(operation.get("summary", "")).strip())
+            lines.append("")
+            for parameter in operation.get("parameters", ()):
+                need = "required" if parameter.get("required") else "optional"
+                rules = _constraints(parameter.get("schema", {}))
+                lines.append(
+                    f"- `{parameter['name']}` ({parameter['in']}, {need}) {rules}".rstrip()
+                )
+            if operation.get("parameters"):
+                lines.append("")
+            body = operation.get("requestBody", {}).get("content", {})
+            for media, content in body.items():
+                schema = _resolve(content.get("schema", {}), schemas)
+                lines.append(f"Request `{media}`:")
+                lines.append("")
+                lines.extend(_fields(schema, schemas))
+                lines.append("")
+            lines.append("| status | media type | codes / body |")
+            lines.append("|---|---|---|")
+            for status, answer in operation.get("responses", {}).items():
+                for media, content in answer.get("content", {"-": {}}).items():
+                    lines.append(f"| {status} | `{media}` | {_answer(content, schemas)} |")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def problem_table(openapi: Mapping[str, Any]) -> str:
+    """The README's table of every problem code an OpenAPI document's operations answer."""
+    codes: set[str] = set()
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            for answer in operation.get("responses", {}).values():
+                for content in answer.get("content", {}).values():
+                    for part in content.get("schema", {}).get("allOf", ()):
+                        codes.update(part.get("properties", {}).get("code", {}).get("enum", ()))
+    lines = ["| code | status | meaning | what to do | retry |", "|---|---|---|---|---|"]
+    for code in sorted(codes):
+        cls = error_class(code)
+        if cls is None:
+            raise ValueError(f"the document names the unregistered problem code {code!r}")
+        row = (f"`{code}`", str(cls.http_status), _summary(cls), cls.advice, _retry_words(cls))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _resolve(schema: Mapping[str, Any], schemas: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return dict(schemas.get(ref.rsplit("/", 1)[-1], {}))
+    return schema
+
+
+def _fields(schema: Mapping[str, Any], schemas: Mapping[str, Any]) -> list[str]:
+    required = set(schema.get("required", ()))
+    lines = []
+    for name, field in schema.get("properties", {}).items():
+        rules = _constraints(_resolve(field, schemas))
+        need = "required" if name in required else "optional"
+        lines.append(f"- `{name}` ({need}) {rules}".rstrip())
+    if schema.get("additionalProperties") is False:
+        lines.append("- any other member is refused (`bad-input`)")
+    return lines
+
+
+def _constraints(field: Mapping[str, Any]) -> str:
+    shown = []
+    for key in (
+        "type",
+        "enum",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "default",
+    ):
+        if key in field:
+            shown.append(f"{key} `{field[key]}`")
+    items = field.get("items")
+    if isinstance(items, Mapping) and "pattern" in items:
+        shown.append(f"items pattern `{items['pattern']}`")
+    for rule in field.get("allOf", ()):
+        contains = rule.get("contains", {})
+        if "maxContains" in rule and "pattern" in contains:
+            shown.append(f"at most {rule['maxContains']} matching `{contains['pattern']}`")
+    return ": " + ", ".join(shown) if shown else ""
+
+
+def _answer(content: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
+    schema = content.get("schema", {})
+    for part in schema.get("allOf", ()):
+        codes = part.get("properties", {}).get("code", {}).get("enum")
+        if codes:
+            return ", ".join(f"`{code}`" for code in codes)
+    resolved = _resolve(schema, schemas)
+    if resolved.get("type") == "object" and "properties" in resolved:
+        return "{" + ", ".join(f"`{name}`" for name in resolved["properties"]) + "}"
+    return str(resolved.get("type", "")) or "-"
