@@ -23,7 +23,7 @@ from issuer.errors import (
 from issuer.ledger_api import LedgerBackend, open_ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
-from issuer.service import Activated, Issuer, IssuerConfig, LicenseView
+from issuer.service import Activated, Issuer, IssuerConfig, LicenseSummaryView, LicenseView, Page
 
 __all__ = [
     "Activated",
@@ -41,7 +41,9 @@ __all__ = [
     "LedgerWriteError",
     "LicenseRecord",
     "LicenseStatus",
+    "LicenseSummaryView",
     "LicenseView",
+    "Page",
     "ListenError",
     "RateLimit",
     "UnknownProductError",

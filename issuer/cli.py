@@ -13,10 +13,11 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
+from issuer.admin_cli import admin_app, console
 from issuer.ledger_api import is_database_url
 from issuer.ledger_copy import copy_ledger
 from issuer.ratelimit import RateLimit
-from issuer.service import Issuer, IssuerConfig, LicenseView
+from issuer.service import KEEP, Issuer, IssuerConfig, LicenseView
 from keytool.passphrase import read_passphrase
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run
 from verifier.clock import format_utc
@@ -45,6 +46,8 @@ ledger_app = typer.Typer(
     context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(admin_app, name="admin")
+app.command("console")(console)
 ratelimit_app = typer.Typer(
     help="See and clear the failed-attempt limits of the license server's clients.",
     no_args_is_help=True,
@@ -377,6 +380,83 @@ def license_revoke(
         print_json(revoked.to_dict())
         return
     print(f"revoked {license_id}")
+
+
+@license_app.command("set")
+def license_set(
+    license_id: Annotated[str, typer.Argument(help="License id.")],
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Customer (empty text clears it).")
+    ] = None,
+    ip: Annotated[
+        str | None, typer.Option("--ip", help="Assigned public IP (empty text clears it).")
+    ] = None,
+    days: Annotated[int | None, typer.Option("--days", help="Valid for N days from now.")] = None,
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Valid through YYYY-MM-DD ('never': no end).")
+    ] = None,
+    feature: Annotated[
+        list[str] | None,
+        typer.Option("--feature", help="The features, replacing the current ones (repeatable)."),
+    ] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option("--limit", help="NAME=NUMBER, replacing the current limits (repeatable)."),
+    ] = None,
+    lease_days: Annotated[
+        str | None,
+        typer.Option(
+            "--lease-days", help="Lease in days (0: no lease; 'default': the provider's)."
+        ),
+    ] = None,
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Change a license's terms; options left out stay as they are."""
+    lease: object = KEEP
+    if lease_days is not None:
+        if lease_days != "default" and not lease_days.isdigit():
+            raise BadInputError(
+                f"--lease-days takes a number of days or default, got {lease_days!r}"
+            )
+        lease = None if lease_days == "default" else int(lease_days)
+    expiry: object = KEEP
+    if expires is not None:
+        try:
+            expiry = None if expires == "never" else _dt.date.fromisoformat(expires)
+        except ValueError:
+            raise BadInputError(f"--expires takes YYYY-MM-DD or never, got {expires!r}") from None
+    view = _issuer(ledger, keys).update_license(
+        license_id,
+        customer=KEEP if customer is None else (customer or None),
+        ip=KEEP if ip is None else (ip or None),
+        expires=expiry,  # type: ignore[arg-type]  # KEEP, None or a date
+        days=days,
+        features=feature,
+        limits=None if limit is None else _limits(limit),
+        lease_days=lease,  # type: ignore[arg-type]  # KEEP, None or a number
+    )
+    _print_license(view, json)
+
+
+@license_app.command("history")
+def license_history(
+    license_id: Annotated[str, typer.Argument(help="License id.")],
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Every change to a license: when, who, what, and each field before and after."""
+    history = _issuer(ledger, keys).show(license_id).record.history
+    if json:
+        print_json([e.to_doc() for e in history])
+        return
+    for e in history:
+        changes = "; ".join(
+            f"{name}: {c.get('before')!r} -> {c.get('after')!r}" for name, c in e.changes.items()
+        )
+        print(f"{e.at.isoformat()}  {e.action:<12} {e.actor:<20} {changes or e.detail}")
 
 
 FailureLimit = Annotated[

@@ -1,4 +1,4 @@
-"""Refusals of the provider's ledger and licenses (part of the one LicenseError tree).
+"""Refusals of the provider's ledger, licenses and console (part of the one LicenseError tree).
 
 The classes live in :mod:`verifier.errors`: a license server answers with them
 (``ledger-busy`` when another process holds the lock, for instance), and a
@@ -21,6 +21,10 @@ from verifier.errors import (
 )
 
 __all__ = [
+    "AccountExistsError",
+    "AccountNotFoundError",
+    "AuthenticationError",
+    "CsrfError",
     "LedgerBusyError",
     "LedgerCorruptError",
     "LedgerError",
@@ -29,6 +33,7 @@ __all__ = [
     "LedgerWriteError",
     "LedgerVersionError",
     "ListenError",
+    "PermissionDeniedError",
     "SecretMissingError",
     "UnknownProductError",
 ]
@@ -63,3 +68,46 @@ class LedgerVersionError(LedgerError):
 
     code = "ledger-version"
     default_message = "the ledger's schema is of another version — run 'issuer ledger upgrade'"
+
+
+class AccountExistsError(LicenseError):
+    """A console user or API token of that name exists already."""
+
+    code = "account-exists"
+    default_message = "an account of that name exists already"
+    http_status = 409
+
+
+class AccountNotFoundError(LicenseError):
+    """No console user or API token of that name."""
+
+    code = "account-not-found"
+    default_message = "no such account"
+    http_status = 404
+
+
+class AuthenticationError(LicenseError):
+    """Missing or wrong credentials: password, API token or session.
+
+    The message never says which part was wrong.
+    """
+
+    code = "unauthorized"
+    default_message = "wrong user name or password"
+    http_status = 401
+
+
+class PermissionDeniedError(LicenseError):
+    """The credentials are valid but do not allow this (a read-scope token writing)."""
+
+    code = "forbidden"
+    default_message = "this token may only read; changes need a write-scope token"
+    http_status = 403
+
+
+class CsrfError(LicenseError):
+    """A console form came without the session's anti-forgery token."""
+
+    code = "csrf-failed"
+    default_message = "the form expired or did not come from this console — reload and try again"
+    http_status = 403

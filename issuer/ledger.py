@@ -9,9 +9,17 @@ Layout of a ledger folder (the files are the ledger's own business)::
     licenses/XYZ.json  TinyDB shard: licenses whose id hashes to XYZ
     keys/XYZ.json      TinyDB shard: key hash -> license id
     ips/XYZ.json       TinyDB shard: assigned IP -> license id
+    index/head.json    how many licenses and audit events there are
+    index/NNNNNN.json  license summaries in creation order, 256 per page
+    events/NNNNNN.json the one audit log of every change, 256 events per page
+    accounts/*.json    console users and API tokens (hashed), sessions, login failures
     revocations/list.json  the revocation list's serial and its entries
     attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent failures
     products/all.json  every product name the ledger has licensed (for typo checks)
+
+Why pages in creation order: a list or search of licenses reads the pages it
+shows (newest first), never every license; a page is rewritten only when one
+of its licenses changes.
 
 Why shards: TinyDB rewrites a whole file on every write, so one big file costs
 O(ledger) per redemption. With 4096 shards a redemption rewrites one file of a
@@ -46,15 +54,17 @@ import datetime as _dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Table
+from tinydb.table import Document, Table
 
 from issuer.errors import (
+    AccountExistsError,
+    AccountNotFoundError,
     LedgerBusyError,
     LedgerCorruptError,
     LedgerError,
@@ -64,7 +74,17 @@ from issuer.errors import (
 )
 from issuer.ledger_api import LedgerBackend
 from issuer.ratelimit import Attempt
-from issuer.records import LicenseRecord, RevocationEntry, revocation_changes
+from issuer.records import (
+    Account,
+    Event,
+    LicenseQuery,
+    LicenseRecord,
+    LicenseSummary,
+    LoggedEvent,
+    RevocationEntry,
+    Session,
+    revocation_changes,
+)
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
 from verifier.fileio import (
     LockTimeout,
@@ -87,6 +107,12 @@ _LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
 _PRODUCTS, _ALL = "products", "all"  # the products index is one small file
 _REVOCATIONS, _REVOCATIONS_SHARD = "revocations", "list"
 DEFAULT_LEASE_DAYS = 30
+_INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
+_KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS, _INDEX, _EVENTS, _ACCOUNTS)
+_HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
+_PAGE = 256  # summaries or events per page file
+_MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
+_POS = "index_pos"  # a license document's place in the index (not part of the record)
 DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name: 16**3 = 4096 shards per kind
 SHARD_WIDTHS = range(1, 5)
 _MAX_FILE = 64 * 1024 * 1024
@@ -144,17 +170,21 @@ def _key_placement(record: LicenseRecord, width: int) -> Placement:
     )
 
 
-def _placements(record: LicenseRecord, width: int) -> list[Placement]:
+def _ip_placement(ip: str, license_id: str, width: int) -> Placement:
+    return (_IPS, _shard(ip, width), {"ip": ip, "license_id": license_id})
+
+
+def _placements(record: LicenseRecord, width: int, position: int) -> list[Placement]:
     """Where a new license and its index entries are stored."""
-    placed = [
-        (_LICENSES, _shard(record.license_id, width), record.to_doc()),
-        _key_placement(record, width),
-    ]
+    doc = {**record.to_doc(), _POS: position}
+    placed = [(_LICENSES, _shard(record.license_id, width), doc), _key_placement(record, width)]
     if record.ip is not None:
-        placed.append(
-            (_IPS, _shard(record.ip, width), {"ip": record.ip, "license_id": record.license_id})
-        )
+        placed.append(_ip_placement(record.ip, record.license_id, width))
     return placed
+
+
+def _page_name(position: int) -> str:
+    return f"{position // _PAGE:06d}"
 
 
 def _read_raw(path: Path, what: str) -> bytes | None:
@@ -318,6 +348,9 @@ class Ledger(LedgerBackend):
         self.location = str(folder)
         self._lock_timeout = lock_timeout
         self.info = self._read_info()
+        for kind in _KINDS:  # ledgers made before the index, the audit log and accounts
+            with contextlib.suppress(FileExistsError):
+                (self.folder / kind).mkdir(mode=0o700)
 
     @classmethod
     def create(
@@ -357,7 +390,7 @@ class Ledger(LedgerBackend):
         made: list[Path] = []
         try:
             private_dir(root)  # an existing empty folder others could write to is made private
-            for kind in (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS):
+            for kind in _KINDS:
                 (root / kind).mkdir(mode=0o700)
                 made.append(root / kind)
         except OSError as err:
@@ -388,7 +421,10 @@ class Ledger(LedgerBackend):
             raise LedgerWriteError(
                 f"cannot create the ledger in {root}: {os_error_words(err, writing=True)}"
             ) from err
-        return cls(root)
+        ledger = cls(root)
+        with ledger._transaction():
+            pass  # writes the (empty) index head
+        return ledger
 
     def protected_paths(self) -> tuple[Path, ...]:
         """The ledger folder: an output file never goes into it."""
@@ -530,8 +566,12 @@ class Ledger(LedgerBackend):
             if check_product is not None:
                 check_product(known)
             self._index_products(txn, known, [record])
-            for kind, shard, doc in _placements(record, self.info.shard_width):
+            head = self._head(txn)
+            position = self._append_summary(txn, head, LicenseSummary.of(record))
+            for kind, shard, doc in _placements(record, self.info.shard_width, position):
                 txn.table(kind, shard).insert(doc)
+            self._append_events(txn, head, [(e, record.license_id) for e in record.history])
+            self._save_head(txn, head)
             txn.commit()
 
     def add_many(self, records: list[LicenseRecord]) -> None:
@@ -544,15 +584,19 @@ class Ledger(LedgerBackend):
         import leaves unindexed licenses, never index entries without one.
         """
         with self._transaction() as txn:
+            head = self._head(txn)
             self._index_products(txn, self._products(txn), records)
             by_kind: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for record in records:
-                for kind, shard, doc in _placements(record, self.info.shard_width):
+                position = self._append_summary(txn, head, LicenseSummary.of(record))
+                for kind, shard, doc in _placements(record, self.info.shard_width, position):
                     by_kind.setdefault((kind, shard), []).append(doc)
+                self._append_events(txn, head, [(e, record.license_id) for e in record.history])
             for (kind, shard), docs in sorted(
                 by_kind.items(), key=lambda item: item[0][0] != _LICENSES
             ):
                 txn.table(kind, shard).insert_multiple(docs)
+            self._save_head(txn, head)
             txn.commit(journal=False)
 
     def update(
@@ -582,6 +626,7 @@ class Ledger(LedgerBackend):
             LedgerError: the ledger (or a failure's count) cannot be read or written.
         """
         with self._transaction() as txn:
+            record: LicenseRecord
             if attempt is not None:
                 self._check_attempts(txn, attempt)
             counted = attempt.counted if attempt is not None else ()
@@ -599,17 +644,212 @@ class Ledger(LedgerBackend):
                     txn.commit()
                 raise
             if new_record is not None:
-                if new_record.key_hash != record.key_hash:
-                    self._index_key(txn, new_record)
-                entries = revocation_changes(record, new_record)
-                if entries is not None:
-                    self._revoke(txn, entries, new_record.history[-1].at)
-                table = txn.table(_LICENSES, self._shard(record.license_id))
-                table.update(
-                    _replace_with(new_record.to_doc()), Query().license_id == record.license_id
-                )
+                self._store_change(txn, record, new_record)
                 txn.commit()
             return result
+
+    # -- the license index and the audit log --------------------------------------
+
+    def page(
+        self, query: LicenseQuery, *, before: int | None = None, limit: int = 50
+    ) -> tuple[list[LicenseSummary], int | None]:
+        """Licenses matching ``query``, newest first, one page at a time.
+
+        Reads the index pages from ``before`` backwards until ``limit`` matches
+        (and one more, to know whether there is a next page) are found.
+
+        Args:
+            query: the conditions.
+            before: the cursor a previous page returned (``None``: start at the newest).
+            limit: the most licenses to return.
+
+        Returns:
+            The summaries, and the cursor of the next page (``None`` on the last one).
+        """
+        found: list[tuple[int, LicenseSummary]] = []
+        needle = _raw_needle(query.exact or query.text)
+        with self._transaction() as txn:
+            total = self._head(txn)["licenses"]
+            start = total if before is None else min(before, total)
+            position = start - 1
+            while position >= 0 and len(found) <= limit:
+                floor = position - position % _PAGE
+                if needle is not None and not _may_contain(
+                    self.folder / _INDEX / f"{_page_name(position)}.json", needle
+                ):
+                    position = floor - 1  # no entry of this page can match: not parsed
+                    continue
+                page = txn.table(_INDEX, _page_name(position))
+                docs = {doc.doc_id - 1: doc for doc in page.all()}
+                for here in range(position, floor - 1, -1):
+                    doc = docs.get(here)
+                    if doc is None:
+                        raise LedgerCorruptError(
+                            f"ledger is damaged: index entry {here} is missing"
+                        )
+                    summary = LicenseSummary.from_doc(doc)
+                    if query.matches(summary):
+                        found.append((here, summary))
+                        if len(found) > limit:
+                            break
+                position = floor - 1
+        more = len(found) > limit
+        items = found[:limit]
+        return [s for _, s in items], (items[-1][0] if more and items else None)
+
+    def events(self, *, after: int = 0, limit: int = 100) -> list[LoggedEvent]:
+        """Audit events in the order they happened, from the one after cursor ``after``."""
+        logged: list[LoggedEvent] = []
+        with self._transaction() as txn:
+            total = self._head(txn)["events"]
+            cursor = max(after, 0) + 1
+            while cursor <= total and len(logged) < limit:
+                page = txn.table(_EVENTS, _page_name(cursor - 1))
+                docs = {doc.doc_id: doc for doc in page.all()}
+                last = min(total, cursor - (cursor - 1) % _PAGE + _PAGE - 1)
+                for here in range(cursor, last + 1):
+                    doc = docs.get(here)
+                    if doc is None:
+                        raise LedgerCorruptError(
+                            f"ledger is damaged: audit event {here} is missing"
+                        )
+                    logged.append(_logged(here, doc))
+                    if len(logged) >= limit:
+                        break
+                cursor = last + 1
+        return logged
+
+    # -- accounts, sessions, login failures ---------------------------------------
+
+    def add_account(self, account: Account, event: Event) -> None:
+        """Store a new console user or API token, and log ``event``.
+
+        Raises:
+            AccountExistsError: one of that kind and name exists.
+        """
+        with self._transaction() as txn:
+            table = txn.table(_ACCOUNTS, "accounts")
+            if table.contains(_account_query(account.kind, account.name)):
+                raise AccountExistsError(f"a {account.kind} named {account.name!r} exists already")
+            table.insert(account.to_doc())
+            self._log(txn, event)
+            txn.commit()
+
+    def remove_account(self, kind: str, name: str, event: Event) -> None:
+        """Remove a user (ending their sessions) or revoke a token, and log ``event``.
+
+        Raises:
+            AccountNotFoundError: no such account.
+        """
+        with self._transaction() as txn:
+            if not txn.table(_ACCOUNTS, "accounts").remove(_account_query(kind, name)):
+                raise AccountNotFoundError(f"no {kind} named {name!r}")
+            if kind == "user":
+                txn.table(_ACCOUNTS, "sessions").remove(Query().user == name)
+            self._log(txn, event)
+            txn.commit()
+
+    def accounts(self, kind: str) -> list[Account]:
+        """Every account of a kind (``user`` or ``token``), by name."""
+        with self._transaction() as txn:
+            docs = txn.table(_ACCOUNTS, "accounts").search(Query().kind == kind)
+        return sorted((Account.from_doc(d) for d in docs), key=lambda a: a.name)
+
+    def find_account(
+        self, kind: str, *, name: str | None = None, secret_hash: str | None = None
+    ) -> Account | None:
+        """The account of a kind with this name, or with this secret hash (tokens)."""
+        if name is not None:
+            cond = _account_query(kind, name)
+        elif secret_hash is not None:
+            cond = (Query().kind == kind) & (Query().secret_hash == secret_hash)
+        else:
+            return None
+        with self._transaction() as txn:
+            doc = txn.table(_ACCOUNTS, "accounts").get(cond)
+        return None if doc is None else Account.from_doc(doc)
+
+    def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
+        """Store a new session; sessions unused since ``drop_unused_since`` are dropped."""
+        with self._transaction() as txn:
+            table = txn.table(_ACCOUNTS, "sessions")
+            table.remove(Query().last_seen < drop_unused_since.isoformat())
+            table.insert(session.to_doc())
+            txn.commit()
+
+    def session(self, key_hash: str) -> Session | None:
+        """The session stored under this hash, if any."""
+        with self._transaction() as txn:
+            doc = txn.table(_ACCOUNTS, "sessions").get(Query().key_hash == key_hash)
+        return None if doc is None else Session.from_doc(doc)
+
+    def save_session(self, session: Session) -> None:
+        """Record a session's new last use."""
+        with self._transaction() as txn:
+            txn.table(_ACCOUNTS, "sessions").update(
+                session.to_doc(), Query().key_hash == session.key_hash
+            )
+            txn.commit()
+
+    def end_session(self, key_hash: str) -> None:
+        """Remove a session (logout, expiry); nothing happens if it is gone already."""
+        with self._transaction() as txn:
+            if txn.table(_ACCOUNTS, "sessions").remove(Query().key_hash == key_hash):
+                txn.commit()
+
+    def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
+        """The most failed logins since ``since`` among ``subjects`` (user names, addresses)."""
+        with self._transaction() as txn:
+            table = txn.table(_ACCOUNTS, "logins")
+            counts = [
+                sum(
+                    1
+                    for t in (doc.get("times") or [])
+                    if isinstance(t, str) and t >= since.isoformat()
+                )
+                for doc in table.search(Query().subject.one_of(subjects))
+            ]
+        return max(counts, default=0)
+
+    def note_login_failure(
+        self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
+    ) -> None:
+        """Count a failed login against each subject (older failures are forgotten)."""
+        horizon = keep_since.isoformat()
+        with self._transaction() as txn:
+            table = txn.table(_ACCOUNTS, "logins")
+            for subject in subjects:
+                doc = table.get(Query().subject == subject)
+                times = [
+                    t
+                    for t in (doc.get("times") or [] if doc is not None else [])
+                    if isinstance(t, str) and t >= horizon
+                ]
+                times.append(now.isoformat())
+                if doc is None:
+                    table.insert({"subject": subject, "times": times})
+                else:
+                    table.update({"times": times}, doc_ids=[doc.doc_id])
+            # Forget subjects with no recent failure, and bound the file against a
+            # flood of addresses by keeping the most recently failing ones.
+            table.remove(
+                Query().times.test(
+                    lambda ts: not (isinstance(ts, list) and any(str(t) >= horizon for t in ts))
+                )
+            )
+            docs = table.all()
+            if len(docs) > _MAX_LOGIN_SUBJECTS:
+                docs.sort(key=lambda doc: max(str(t) for t in doc["times"]))
+                table.remove(
+                    doc_ids=[doc.doc_id for doc in docs[: len(docs) - _MAX_LOGIN_SUBJECTS]]
+                )
+            txn.commit()
+
+    def clear_login_failures(self, subject: str) -> None:
+        """Forget a subject's failed logins (after a successful login)."""
+        with self._transaction() as txn:
+            if txn.table(_ACCOUNTS, "logins").remove(Query().subject == subject):
+                txn.commit()
 
     # -- internals ----------------------------------------------------------------
 
@@ -661,6 +901,8 @@ class Ledger(LedgerBackend):
                 ) from err
             self._read_info()  # the ledger may have been removed since we opened it
             self._replay_journal()
+            if not (self.folder / _INDEX / f"{_HEAD}.json").exists():
+                self._build_index()
             try:
                 yield _Transaction(self.folder)
             except OSError as err:
@@ -795,6 +1037,110 @@ class Ledger(LedgerBackend):
         kind, shard, doc = _key_placement(record, self.info.shard_width)
         txn.table(kind, shard).insert(doc)
 
+    def _head(self, txn: _Transaction) -> dict[str, int]:
+        doc = txn.table(_INDEX, _HEAD).get(doc_id=1)
+        if doc is None:
+            return {"licenses": 0, "events": 0}
+        counts = {k: doc.get(k) for k in ("licenses", "events")}
+        if not all(type(v) is int and v >= 0 for v in counts.values()):
+            raise LedgerCorruptError("ledger is damaged: the index head is malformed")
+        return counts  # type: ignore[return-value]  # checked just above
+
+    def _save_head(self, txn: _Transaction, head: dict[str, int]) -> None:
+        table = txn.table(_INDEX, _HEAD)
+        if table.contains(doc_id=1):
+            table.update(dict(head), doc_ids=[1])
+        else:
+            table.insert(Document(dict(head), doc_id=1))
+
+    def _append_summary(
+        self, txn: _Transaction, head: dict[str, int], summary: LicenseSummary
+    ) -> int:
+        position = head["licenses"]
+        txn.table(_INDEX, _page_name(position)).insert(
+            Document(summary.to_doc(), doc_id=position + 1)
+        )
+        head["licenses"] = position + 1
+        return position
+
+    def _append_events(
+        self,
+        txn: _Transaction,
+        head: dict[str, int],
+        events: Sequence[tuple[Event, str | None]],
+    ) -> None:
+        for event, license_id in events:
+            cursor = head["events"] + 1
+            doc = {"license_id": license_id, **event.to_doc()}
+            txn.table(_EVENTS, _page_name(cursor - 1)).insert(Document(doc, doc_id=cursor))
+            head["events"] = cursor
+
+    def _log(self, txn: _Transaction, event: Event, license_id: str | None = None) -> None:
+        head = self._head(txn)
+        self._append_events(txn, head, [(event, license_id)])
+        self._save_head(txn, head)
+
+    def _store_change(self, txn: _Transaction, old: LicenseRecord, new: LicenseRecord) -> None:
+        """Write a changed license, its key and IP index entries, summary and audit events."""
+        table = txn.table(_LICENSES, self._shard(old.license_id))
+        stored = table.get(Query().license_id == old.license_id)
+        position = None if stored is None else stored.get(_POS)
+        if type(position) is not int:
+            raise LedgerCorruptError(f"ledger is damaged: license {old.license_id} is not indexed")
+        if new.key_hash != old.key_hash:
+            self._index_key(txn, new)
+        entries = revocation_changes(old, new)
+        if entries is not None:
+            self._revoke(txn, entries, new.history[-1].at)
+        if new.ip != old.ip:
+            if old.ip is not None:
+                txn.table(_IPS, self._shard(old.ip)).remove(
+                    (Query().ip == old.ip) & (Query().license_id == old.license_id)
+                )
+            if new.ip is not None:
+                kind, shard, doc = _ip_placement(new.ip, new.license_id, self.info.shard_width)
+                txn.table(kind, shard).insert(doc)
+        table.update(
+            _replace_with({**new.to_doc(), _POS: position}),
+            Query().license_id == old.license_id,
+        )
+        summary = LicenseSummary.of(new)
+        if summary != LicenseSummary.of(old):
+            txn.table(_INDEX, _page_name(position)).update(summary.to_doc(), doc_ids=[position + 1])
+        added = new.history[len(old.history) :]
+        if added:
+            head = self._head(txn)
+            self._append_events(txn, head, [(e, new.license_id) for e in added])
+            self._save_head(txn, head)
+
+    def _build_index(self) -> None:
+        """Index a ledger written before the index and the audit log existed.
+
+        Licenses get places in creation order and their histories become the
+        audit log, in time order. The head is written last: an interrupted
+        build is simply done again.
+        """
+        txn = _Transaction(self.folder)
+        records: list[tuple[LicenseRecord, Table]] = []
+        for path in sorted((self.folder / _LICENSES).glob("*.json")):
+            table = txn.table(_LICENSES, path.stem)
+            records.extend((LicenseRecord.from_doc(doc), table) for doc in table.all())
+        records.sort(key=lambda item: (item[0].created_at, item[0].license_id))
+        for path in (self.folder / _INDEX).glob("*.json"):
+            txn.table(_INDEX, path.stem).truncate()
+        for path in (self.folder / _EVENTS).glob("*.json"):
+            txn.table(_EVENTS, path.stem).truncate()
+        head = {"licenses": 0, "events": 0}
+        for record, table in records:
+            position = self._append_summary(txn, head, LicenseSummary.of(record))
+            table.update({_POS: position}, Query().license_id == record.license_id)
+        history = sorted(
+            ((e, r.license_id) for r, _ in records for e in r.history), key=lambda item: item[0].at
+        )
+        self._append_events(txn, head, history)
+        self._save_head(txn, head)  # last: its file is the mark of a finished build
+        txn.commit(journal=False)
+
 
 def _serial_of(doc: Any) -> int:
     serial = doc.get("serial")
@@ -829,3 +1175,34 @@ def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], N
         stored.update(doc)
 
     return transform
+
+
+def _account_query(kind: str, name: str) -> Any:
+    return (Query().kind == kind) & (Query().name == name)
+
+
+def _logged(cursor: int, doc: Any) -> LoggedEvent:
+    try:
+        license_id = doc["license_id"]
+        if license_id is not None and not isinstance(license_id, str):
+            raise TypeError("license_id is not text")
+        return LoggedEvent(cursor=cursor, event=Event.from_doc(doc), license_id=license_id)
+    except (KeyError, TypeError, ValueError) as err:
+        raise LedgerCorruptError(f"ledger is damaged: audit event {cursor} is malformed") from err
+
+
+def _raw_needle(text: str | None) -> bytes | None:
+    """Search text as it appears in a page file's bytes, when that can be known.
+
+    Pages are JSON with non-ASCII escaped, so only plain printable ASCII text
+    (without quotes or backslashes) is found verbatim in them.
+    """
+    if not text or not all(32 <= ord(c) < 127 and c not in '"\\' for c in text):
+        return None
+    return text.lower().encode()
+
+
+def _may_contain(path: Path, needle: bytes) -> bool:
+    """Whether an index page's bytes contain ``needle`` (case-insensitively): a cheap pre-check."""
+    data = _read_raw(path, "index page")
+    return data is None or needle in data.lower()

@@ -23,17 +23,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from issuer.ratelimit import Attempt
-from issuer.records import LicenseRecord, RevocationEntry
+from issuer.records import (
+    Account,
+    Event,
+    LicenseQuery,
+    LicenseRecord,
+    LicenseSummary,
+    LoggedEvent,
+    RevocationEntry,
+    Session,
+)
+from verifier.errors import LedgerError
 
 if TYPE_CHECKING:
     from issuer.ledger import LedgerInfo
 
-__all__ = ["LedgerBackend", "check_creatable", "create_ledger", "is_database_url", "open_ledger"]
+__all__ = [
+    "CONSOLE_NEEDS_TINYDB",
+    "LedgerBackend",
+    "check_creatable",
+    "create_ledger",
+    "is_database_url",
+    "open_ledger",
+]
 
 T = TypeVar("T")
 Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
 
 _URL_SCHEMES = ("postgresql://", "postgres://")
+# Console accounts, sessions and the event log are kept by the folder ledger only.
+CONSOLE_NEEDS_TINYDB = "the provider console needs a TinyDB ledger for now"
 
 
 class LedgerBackend(abc.ABC):
@@ -141,6 +160,77 @@ class LedgerBackend(abc.ABC):
             LicenseNotFoundError: no license with ``license_id``.
             LedgerError: the ledger cannot be read or written.
         """
+
+    @abc.abstractmethod
+    def page(
+        self, query: LicenseQuery, *, before: int | None = None, limit: int = 50
+    ) -> tuple[list[LicenseSummary], int | None]:
+        """Licenses matching ``query``, newest first, one page at a time.
+
+        Args:
+            query: the conditions.
+            before: the cursor a previous page returned (``None``: start at the newest).
+            limit: the most licenses to return.
+
+        Returns:
+            The summaries, and the cursor of the next page (``None`` on the last one).
+        """
+
+    # -- the provider console's storage: a TinyDB ledger's for now ---------------------
+    # A database ledger does not keep console accounts, sessions or the event log yet;
+    # `issuer console` refuses such a ledger at start-up, and these say the same.
+
+    def events(self, *, after: int = 0, limit: int = 100) -> list[LoggedEvent]:
+        """The event log from position ``after`` on (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def add_account(self, account: Account, event: Event) -> None:
+        """Store a console user or API token (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def remove_account(self, kind: str, name: str, event: Event) -> None:
+        """Remove a console user or API token (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def accounts(self, kind: str) -> list[Account]:
+        """The console users or API tokens (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def find_account(
+        self, kind: str, *, name: str | None = None, secret_hash: str | None = None
+    ) -> Account | None:
+        """One console user or API token (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
+        """Store a new console session (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def session(self, key_hash: str) -> Session | None:
+        """A console session by its key's hash (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def save_session(self, session: Session) -> None:
+        """Update a console session (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def end_session(self, key_hash: str) -> None:
+        """End a console session (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
+        """Failed console log-ins since ``since`` (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def note_login_failure(
+        self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
+    ) -> None:
+        """Count a failed console log-in (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def clear_login_failures(self, subject: str) -> None:
+        """Forget a subject's failed console log-ins (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
 
     def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
         """Release what the ledger holds open (a database's connections)."""

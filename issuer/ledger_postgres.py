@@ -4,7 +4,7 @@ Layout: the ``licet`` schema of the database the URL names (see
 ``issuer/schema/*.sql``, one file per schema version)::
 
     licet.meta          the ledger's identity and schema version (one row)
-    licet.licenses      one row per license: its record as a JSON document
+    licet.licenses      one row per license: its record as a JSON document, its position
     licet.license_keys  key hash -> license (every generation; only the current opens it)
     licet.license_ips   assigned IP -> license
     licet.attempts      rate-limit bucket -> times of its recent failures
@@ -50,7 +50,13 @@ from issuer.errors import (
 from issuer.ledger import FORMAT, LedgerInfo
 from issuer.ledger_api import Decision, LedgerBackend
 from issuer.ratelimit import Attempt
-from issuer.records import LicenseRecord, RevocationEntry, revocation_changes
+from issuer.records import (
+    LicenseQuery,
+    LicenseRecord,
+    LicenseSummary,
+    RevocationEntry,
+    revocation_changes,
+)
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
 
 try:
@@ -224,12 +230,45 @@ class PostgresLedger(LedgerBackend):
         return _record(row[0])
 
     def licenses(self) -> list[LicenseRecord]:
-        """Every license, oldest first."""
+        """Every license, in the order they were added."""
         with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT doc FROM licet.licenses ORDER BY created_at, license_id"
-            ).fetchall()
+            rows = conn.execute("SELECT doc FROM licet.licenses ORDER BY position").fetchall()
         return [_record(row[0]) for row in rows]
+
+    def page(
+        self, query: LicenseQuery, *, before: int | None = None, limit: int = 50
+    ) -> tuple[list[LicenseSummary], int | None]:
+        """Licenses matching ``query``, newest first, one page at a time.
+
+        The cursor is a license's position in the order licenses were added;
+        rows are read newest first in batches until ``limit`` matches (and
+        one more, to know whether there is a next page) are found.
+
+        Args:
+            query: the conditions.
+            before: the cursor a previous page returned (``None``: start at the newest).
+            limit: the most licenses to return.
+
+        Returns:
+            The summaries, and the cursor of the next page (``None`` on the last one).
+        """
+        found: list[tuple[int, LicenseSummary]] = []
+        with self._transaction() as conn, conn.cursor(name="licet_page") as cur:
+            cur.itersize = 512
+            cur.execute(
+                "SELECT position, doc FROM licet.licenses WHERE position < %s"
+                " ORDER BY position DESC",
+                (_NO_CURSOR if before is None else before,),
+            )
+            for position, doc in cur:
+                summary = LicenseSummary.of(_record(doc))
+                if query.matches(summary):
+                    found.append((int(position), summary))
+                    if len(found) > limit:
+                        break
+        more = len(found) > limit
+        items = found[:limit]
+        return [s for _, s in items], (items[-1][0] if more and items else None)
 
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""
@@ -400,6 +439,16 @@ class PostgresLedger(LedgerBackend):
                         "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
                         (new_record.key_hash, new_record.license_id),
                     )
+                if new_record.ip != record.ip:  # an edited license: its IP look-up follows
+                    conn.execute(
+                        "DELETE FROM licet.license_ips WHERE license_id = %s",
+                        (record.license_id,),
+                    )
+                    if new_record.ip is not None:
+                        conn.execute(
+                            "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
+                            (new_record.ip, new_record.license_id),
+                        )
                 entries = revocation_changes(record, new_record)
                 if entries is not None:
                     _revoke(conn, entries, new_record.history[-1].at)
@@ -662,6 +711,7 @@ def _revoke(
     _insert_entries(conn, entries)
 
 
+_NO_CURSOR = 2**63 - 1  # above every position: start at the newest license
 _LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"
 _LOCK_PRODUCTS = "SELECT pg_advisory_xact_lock(hashtextextended('licet.products', 7171))"
 

@@ -33,8 +33,9 @@ from __future__ import annotations
 import calendar
 import datetime as _dt
 import difflib
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, replace
+from typing import Any
 
 from issuer.errors import UnknownProductError
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
@@ -54,15 +55,19 @@ from verifier.errors import (
 from verifier.fingerprint import Fingerprint, matches
 
 __all__ = [
+    "EDITABLE",
     "Lease",
     "MAX_LEASE_DAYS",
     "NO_LEASE_LIFETIME",
     "add_months",
+    "amend",
+    "audited_fields",
     "check_product",
     "check_lease_days",
     "check_usable",
     "lease_for",
     "next_regeneration",
+    "recorded",
     "redeem",
     "regenerate",
     "renew",
@@ -256,20 +261,13 @@ def redeem(
         lease_until=lease.expires_at,
         identity=identity,
     )
-    event = Event(
-        at=now,
-        action="activated",
-        actor=actor,
-        detail=f"{activation_id} on {hostname or '?'} ({method}); "
-        f"lease until {lease.expires_at.isoformat()}",
+    updated = replace(record, status=LicenseStatus.ACTIVATED, activation=activation)
+    detail = (
+        f"{activation_id} on {hostname or '?'} ({method}); "
+        f"lease until {lease.expires_at.isoformat()}"
     )
     return (
-        replace(
-            record,
-            status=LicenseStatus.ACTIVATED,
-            activation=activation,
-            history=(*record.history, event),
-        ),
+        recorded(record, updated, "activated", actor=actor, now=now, detail=detail),
         activation,
         lease,
     )
@@ -290,14 +288,9 @@ def _extend(
     # The recorded end never moves back: a revocation entry must outlive every token issued.
     until = max(lease.expires_at, current.lease_until or lease.expires_at)
     activation = replace(current, lease_until=until, renewed_at=now)
-    event = Event(
-        at=now,
-        action=action,
-        actor=actor,
-        detail=f"{current.activation_id} ({method}); lease until {lease.expires_at.isoformat()}",
-    )
-    updated = replace(record, activation=activation, history=(*record.history, event))
-    return updated, activation, lease
+    detail = f"{current.activation_id} ({method}); lease until {lease.expires_at.isoformat()}"
+    updated = replace(record, activation=activation)
+    return recorded(record, updated, action, actor=actor, now=now, detail=detail), activation, lease
 
 
 def renew(
@@ -353,13 +346,7 @@ def regenerate(
     past = record.past_activations
     if record.activation is not None:
         past = (*past, replace(record.activation, superseded_at=now))
-    event = Event(
-        at=now,
-        action="regenerated",
-        actor=actor,
-        detail=f"activation key generation {record.generation + 1}; previous key invalidated",
-    )
-    return replace(
+    updated = replace(
         record,
         generation=record.generation + 1,
         key_hash=new_key_hash,
@@ -367,8 +354,9 @@ def regenerate(
         activation=None,
         past_activations=past,
         regenerated_at=now,
-        history=(*record.history, event),
     )
+    detail = f"activation key generation {record.generation + 1}; previous key invalidated"
+    return recorded(record, updated, "regenerated", actor=actor, now=now, detail=detail)
 
 
 def revoke(record: LicenseRecord, *, actor: str, now: _dt.datetime) -> LicenseRecord:
@@ -379,7 +367,69 @@ def revoke(record: LicenseRecord, *, actor: str, now: _dt.datetime) -> LicenseRe
     """
     if record.status == LicenseStatus.REVOKED:
         raise LicenseRevokedError("license is already revoked")
-    event = Event(at=now, action="revoked", actor=actor, detail="")
-    return replace(
-        record, status=LicenseStatus.REVOKED, revoked_at=now, history=(*record.history, event)
-    )
+    updated = replace(record, status=LicenseStatus.REVOKED, revoked_at=now)
+    return recorded(record, updated, "revoked", actor=actor, now=now)
+
+
+def amend(
+    record: LicenseRecord, edits: Mapping[str, Any], *, actor: str, now: _dt.datetime
+) -> LicenseRecord | None:
+    """Change a license's editable terms; ``None`` when nothing actually changes.
+
+    Args:
+        record: the license as stored.
+        edits: validated new values by field name (``customer``, ``ip``,
+            ``expires_at``, ``features``, ``limits``).
+        actor: who.
+        now: when.
+    """
+    unknown = set(edits) - set(EDITABLE)
+    if unknown:
+        raise BadInputError(f"these fields cannot be changed: {', '.join(sorted(unknown))}")
+    updated = replace(record, **edits)
+    if updated == record:
+        return None
+    changed = ", ".join(k for k in EDITABLE if getattr(updated, k) != getattr(record, k))
+    return recorded(record, updated, "updated", actor=actor, now=now, detail=changed)
+
+
+#: The terms a provider may change after creation.
+EDITABLE = ("customer", "ip", "expires_at", "features", "limits", "lease_days")
+
+
+def audited_fields(record: LicenseRecord | None) -> dict[str, Any]:
+    """The fields the audit trail follows, as JSON values (``None`` before creation)."""
+    if record is None:
+        return {}
+    return {
+        "product": record.product,
+        "customer": record.customer,
+        "ip": record.ip,
+        "expires_at": None if record.expires_at is None else record.expires_at.isoformat(),
+        "features": list(record.features),
+        "limits": dict(record.limits),
+        "lease_days": record.lease_days,
+        "status": record.status,
+        "key_generation": record.generation,
+        "activation_id": None if record.activation is None else record.activation.activation_id,
+    }
+
+
+def recorded(
+    before: LicenseRecord | None,
+    after: LicenseRecord,
+    action: str,
+    *,
+    actor: str,
+    now: _dt.datetime,
+    detail: str = "",
+) -> LicenseRecord:
+    """``after`` with one history event naming each audited field that changed."""
+    old, new = audited_fields(before), audited_fields(after)
+    changes = {
+        name: {"before": old.get(name), "after": value}
+        for name, value in new.items()
+        if old.get(name) != value
+    }
+    event = Event(at=now, action=action, actor=actor, detail=detail, changes=changes)
+    return replace(after, history=(*after.history, event))

@@ -8,7 +8,10 @@ half-read.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from issuer.errors import LedgerCorruptError
@@ -17,13 +20,23 @@ from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
 __all__ = [
+    "Account",
     "Activation",
     "Event",
+    "LicenseQuery",
     "LicenseRecord",
     "LicenseStatus",
+    "LicenseSummary",
+    "LoggedEvent",
     "RevocationEntry",
+    "Session",
     "revocation_changes",
 ]
+
+_WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
+
+#: One field's change in an audit event: ``{"before": old, "after": new}`` (JSON values).
+Changes = dict[str, dict[str, Any]]
 
 
 class LicenseStatus:
@@ -38,12 +51,21 @@ class LicenseStatus:
 
 @dataclass(frozen=True)
 class Event:
-    """One line of a license's audit history: when, what, who, details."""
+    """One line of a license's audit history: when, what, who, details.
+
+    Attributes:
+        at: when.
+        action: ``created``, ``activated``, ``regenerated``, ``revoked``, ``updated``, ...
+        actor: who: ``cli:<os user>``, ``console:<user>``, ``api:<token>``, ``panel:<method>``.
+        detail: one line for people.
+        changes: the fields that changed, each ``{"before": ..., "after": ...}``.
+    """
 
     at: _dt.datetime
     action: str
     actor: str
     detail: str
+    changes: Changes = field(default_factory=dict)
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document."""
@@ -52,17 +74,45 @@ class Event:
             "action": self.action,
             "actor": self.actor,
             "detail": self.detail,
+            "changes": self.changes,
         }
 
     @classmethod
     def from_doc(cls, doc: Any) -> Event:
-        """Parse a history entry."""
+        """Parse a history entry (entries written before changes were recorded have none)."""
         return cls(
             at=_time(doc["at"]),
             action=_str(doc["action"]),
             actor=_str(doc["actor"]),
             detail=_str(doc["detail"]),
+            changes={_str(k): _dict(v) for k, v in _dict(doc.get("changes", {})).items()},
         )
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event in the ledger's one audit log, in the order changes happened.
+
+    Attributes:
+        cursor: its position in the log (1, 2, 3, ...); the feed resumes after it.
+        event: what happened.
+        license_id: the license it changed, or ``None`` (accounts and tokens).
+    """
+
+    cursor: int
+    event: Event
+    license_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The audit feed's JSON form."""
+        return {
+            "cursor": str(self.cursor),
+            "time": self.event.at.isoformat(),
+            "actor": self.event.actor,
+            "action": self.event.action,
+            "license_id": self.license_id,
+            "changes": self.event.changes,
+        }
 
 
 @dataclass(frozen=True)
@@ -377,3 +427,218 @@ def _time(value: Any) -> _dt.datetime:
 
 def _optional_time(value: Any) -> _dt.datetime | None:
     return None if value is None else _time(value)
+
+
+@dataclass(frozen=True)
+class LicenseSummary:
+    """What the license list shows and searches: one small entry per license.
+
+    The ledger keeps these in creation order beside the licenses, so a list
+    page reads a page of summaries, never every license.
+    """
+
+    license_id: str
+    product: str
+    customer: str | None
+    ip: str | None
+    status: str
+    created_at: _dt.datetime
+    expires_at: _dt.datetime | None
+    generation: int
+    hostname: str | None
+
+    @classmethod
+    def of(cls, record: LicenseRecord) -> LicenseSummary:
+        """The summary of a license."""
+        return cls(
+            license_id=record.license_id,
+            product=record.product,
+            customer=record.customer,
+            ip=record.ip,
+            status=record.status,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            generation=record.generation,
+            hostname=None if record.activation is None else record.activation.hostname,
+        )
+
+    def state(self, now: _dt.datetime) -> str:
+        """The status shown to people (``expired`` once the expiry has passed)."""
+        if (
+            self.status != LicenseStatus.REVOKED
+            and self.expires_at is not None
+            and now >= self.expires_at
+        ):
+            return LicenseStatus.EXPIRED
+        return self.status
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {
+            "license_id": self.license_id,
+            "product": self.product,
+            "customer": self.customer,
+            "ip": self.ip,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": _iso(self.expires_at),
+            "generation": self.generation,
+            "hostname": self.hostname,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> LicenseSummary:
+        """Parse a summary document.
+
+        Raises:
+            LedgerCorruptError: anything missing or of the wrong type.
+        """
+        try:
+            return cls(
+                license_id=_str(doc["license_id"]),
+                product=_str(doc["product"]),
+                customer=_optional_str(doc["customer"]),
+                ip=_optional_str(doc["ip"]),
+                status=_str(doc["status"]),
+                created_at=_time(doc["created_at"]),
+                expires_at=_optional_time(doc["expires_at"]),
+                generation=_int(doc["generation"]),
+                hostname=_optional_str(doc["hostname"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise LedgerCorruptError(
+                f"ledger is damaged: a license index entry is malformed ({err})"
+            ) from err
+
+
+@dataclass(frozen=True)
+class LicenseQuery:
+    """Which licenses a list shows: every condition given must hold.
+
+    Attributes:
+        product: exactly this product.
+        status: this shown status (``expired`` is derived from the expiry date).
+        text: a whole license id or IP address names exactly that license or
+            address (:attr:`exact`); other text is found in the id, the customer
+            or the IP, ignoring case (``str.lower``: the same rule whether a page
+            is parsed or its bytes are pre-checked).
+        now: the time ``expired`` is judged at.
+    """
+
+    now: _dt.datetime
+    product: str | None = None
+    status: str | None = None
+    text: str | None = None
+
+    @cached_property  # asked for every summary a scan reads
+    def exact(self) -> str | None:
+        """The license id (upper case) or canonical IP address the text names, if it is one."""
+        if not self.text:
+            return None
+        text = self.text.strip()
+        if _WHOLE_ID.fullmatch(text):
+            return text.upper()
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            return None
+
+    def matches(self, summary: LicenseSummary) -> bool:
+        """Whether ``summary`` is one of the licenses asked for."""
+        if self.product is not None and summary.product != self.product:
+            return False
+        if self.status is not None and summary.state(self.now) != self.status:
+            return False
+        exact = self.exact
+        if exact is not None:
+            return exact in (summary.license_id, summary.ip)
+        if self.text:
+            needle = self.text.lower()
+            return any(
+                needle in (value or "").lower()
+                for value in (summary.license_id, summary.customer, summary.ip)
+            )
+        return True
+
+
+@dataclass(frozen=True)
+class Account:
+    """A console user or an admin API token; only a hash of its secret is stored.
+
+    Attributes:
+        kind: ``user`` (password, hashed with Argon2id) or ``token`` (SHA-256 of
+            a 256-bit random token).
+        name: the user name or the token's name.
+        secret_hash: the hash.
+        scope: ``read`` or ``write`` (users always ``write``).
+        created_at: when.
+    """
+
+    kind: str
+    name: str
+    secret_hash: str
+    scope: str
+    created_at: _dt.datetime
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "secret_hash": self.secret_hash,
+            "scope": self.scope,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Account:
+        """Parse an account document."""
+        try:
+            return cls(
+                kind=_str(doc["kind"]),
+                name=_str(doc["name"]),
+                secret_hash=_str(doc["secret_hash"]),
+                scope=_str(doc["scope"]),
+                created_at=_time(doc["created_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise LedgerCorruptError(f"ledger is damaged: an account is malformed ({err})") from err
+
+
+@dataclass(frozen=True)
+class Session:
+    """A console session, stored under the SHA-256 of its cookie value.
+
+    Attributes:
+        key_hash: SHA-256 of the session cookie (the cookie itself is not stored).
+        user: who logged in.
+        created_at: login time (for the absolute expiry).
+        last_seen: last request (for the idle expiry).
+    """
+
+    key_hash: str
+    user: str
+    created_at: _dt.datetime
+    last_seen: _dt.datetime
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {
+            "key_hash": self.key_hash,
+            "user": self.user,
+            "created_at": self.created_at.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Session:
+        """Parse a session document."""
+        try:
+            return cls(
+                key_hash=_str(doc["key_hash"]),
+                user=_str(doc["user"]),
+                created_at=_time(doc["created_at"]),
+                last_seen=_time(doc["last_seen"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise LedgerCorruptError(f"ledger is damaged: a session is malformed ({err})") from err

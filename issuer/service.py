@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import os
 import re
@@ -23,17 +24,27 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from issuer import policy
+from issuer.accounts import Accounts, AccountsConfig
 from issuer.addresses import canonical_ip, in_bucket
 from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
 from issuer.ledger_api import check_creatable, create_ledger, open_ledger
 from issuer.ratelimit import RateLimit
-from issuer.records import Activation, Event, LicenseRecord, LicenseStatus, RevocationEntry
+from issuer.records import (
+    Account,
+    Activation,
+    LicenseQuery,
+    LicenseRecord,
+    LicenseStatus,
+    LicenseSummary,
+    LoggedEvent,
+    RevocationEntry,
+)
 from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
-from keytool.keyring import ActiveSigner, Keyring
+from keytool.keyring import ActiveSigner, KeyRecord, Keyring
 from keytool.outputs import write_output
 from keytool.signing import TokenSigner
 from verifier.activation_key import normalize_key
@@ -53,7 +64,18 @@ from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
 from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
 
-__all__ = ["Activated", "Issuer", "IssuerConfig", "LicenseView", "RateLimited"]
+__all__ = [
+    "KEEP",
+    "Activated",
+    "Issuer",
+    "IssuerConfig",
+    "LicenseSummaryView",
+    "LicenseView",
+    "Page",
+    "RateLimited",
+]
+
+T = TypeVar("T")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #: Products, features and limit names: 1-64 letters, digits, '.', '_' or '-',
@@ -61,6 +83,11 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 _MAX_DAYS = 36500
+_MAX_ITEMS = 64  # features or limits on one license
+_MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
+_PAGE_MAX = 200
+KEEP: Any = object()
+"""Default of :meth:`Issuer.update_license` arguments: leave the field as it is."""
 
 
 @dataclass(frozen=True)
@@ -75,12 +102,14 @@ class IssuerConfig:
         lock_timeout: seconds to wait for the ledger lock (default 10).
         revocation_list_days: how long a revocation list stays fresh (default 30; 1 to 365).
         rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
+        accounts: console session and login rules.
     """
 
     regeneration_months: int = 1
     lock_timeout: float = 10.0
     revocation_list_days: int = 30
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.revocation_list_days <= 365:
@@ -100,6 +129,8 @@ class LicenseView:
     state: str
     next_regeneration: _dt.datetime
     lease_days: int
+    #: whether a regeneration would be accepted now (not revoked, a month since the last)
+    regeneration_allowed: bool = False
     accepts_machine_id: bool = True
 
     @property
@@ -170,6 +201,44 @@ class RateLimited:
 
 
 @dataclass(frozen=True)
+class LicenseSummaryView:
+    """A row of the license list: the summary with its current key and shown status."""
+
+    summary: LicenseSummary
+    activation_key: str
+    state: str
+
+    @property
+    def license_id(self) -> str:
+        """The license id."""
+        return self.summary.license_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the field names of :meth:`LicenseView.to_dict`."""
+        s = self.summary
+        return {
+            "license_id": s.license_id,
+            "product": s.product,
+            "customer": s.customer,
+            "ip": s.ip,
+            "status": self.state,
+            "activation_key": self.activation_key,
+            "key_generation": s.generation,
+            "created_at": s.created_at.isoformat(),
+            "expires_at": None if s.expires_at is None else s.expires_at.isoformat(),
+            "activated_hostname": s.hostname,
+        }
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list; ``next_cursor`` asks for the next (``None``: this is the last)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
 class Activated:
     """The result of a redemption.
 
@@ -228,6 +297,64 @@ def _name(kind: str, value: str) -> str:
     return value
 
 
+def _expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _dt.datetime | None:
+    """The end of a license given in days from now or as a last day; neither: no end."""
+    if days is not None and expires is not None:
+        raise BadInputError("give --days or --expires, not both")
+    if days is not None:
+        if type(days) is not int or not 1 <= days <= _MAX_DAYS:
+            raise BadInputError(f"days must be a whole number from 1 to {_MAX_DAYS}")
+        return now + _dt.timedelta(days=days)
+    if expires is None:
+        return None
+    if not isinstance(expires, _dt.date) or isinstance(expires, _dt.datetime):
+        raise BadInputError("expires must be a date (YYYY-MM-DD)")
+    # "Expires 2027-01-31" means usable through that day.
+    start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
+    if start - now >= _dt.timedelta(days=_MAX_DAYS):
+        raise BadInputError(f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away")
+    expires_at = start + _dt.timedelta(days=1)
+    if expires_at <= now:
+        raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
+    return expires_at
+
+
+def _limits(limits: Mapping[str, int] | None) -> dict[str, int]:
+    items = dict(limits or {})
+    if len(items) > _MAX_ITEMS:
+        raise BadInputError(f"at most {_MAX_ITEMS} limits")
+    for name, value in items.items():
+        _name("limit", name)
+        if type(value) is not int or not 0 <= value <= _MAX_LIMIT:
+            raise BadInputError(f"limit {name} must be a whole number from 0 to {_MAX_LIMIT}")
+    return items
+
+
+def _features(features: Iterable[str]) -> tuple[str, ...]:
+    wanted = list(features)
+    if len(wanted) > _MAX_ITEMS:
+        raise BadInputError(f"at most {_MAX_ITEMS} features")
+    return tuple(sorted({_name("feature", f) for f in wanted}))
+
+
+def _customer(customer: str | None) -> str | None:
+    if customer is None:
+        return None
+    if not isinstance(customer, str) or len(customer) > 256:
+        raise BadInputError("customer must be text of at most 256 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in customer):
+        raise BadInputError("customer must not contain control characters")
+    return customer.strip() or None
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 12:
+        raise BadInputError("invalid cursor — use the next_cursor of a previous answer")
+    return int(value)
+
+
 class Issuer:
     """The provider's licensing operations over one ledger and one keys folder.
 
@@ -266,6 +393,7 @@ class Issuer:
                 f"the activation-key secret in {self.keys} does not belong to this ledger"
             )
         self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
+        self.accounts = Accounts(self.ledger, clock=clock, config=self.config.accounts)
         self._revocation_list: tuple[tuple[object, ...], str] | None = None
 
     @classmethod
@@ -458,49 +586,26 @@ class Issuer:
         customer: str | None,
         now: _dt.datetime,
     ) -> LicenseRecord:
-        if days is not None and expires is not None:
-            raise BadInputError("give --days or --expires, not both")
-        expires_at = None
-        if days is not None:
-            if type(days) is not int or not 1 <= days <= _MAX_DAYS:
-                raise BadInputError(f"days must be a whole number from 1 to {_MAX_DAYS}")
-            expires_at = now + _dt.timedelta(days=days)
-        elif expires is not None:
-            # "Expires 2027-01-31" means usable through that day.
-            start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
-            if start - now >= _dt.timedelta(days=_MAX_DAYS):
-                raise BadInputError(
-                    f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away"
-                )
-            expires_at = start + _dt.timedelta(days=1)
-            if expires_at <= now:
-                raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
-        limit_items = dict(limits or {})
-        for name, value in limit_items.items():
-            _name("limit", name)
-            if type(value) is not int or value < 0:
-                raise BadInputError(f"limit {name} must be a whole number ≥ 0")
-        if customer is not None and len(customer) > 256:
-            raise BadInputError("customer must be at most 256 characters")
+        expires_at = _expiry(days, expires, now)
+        limit_items = _limits(limits)
+        customer = _customer(customer)
         license_id = _random_id("LIC-", 10)
         key = self._secret.key_for(license_id, 1)
-        return LicenseRecord(
+        record = LicenseRecord(
             license_id=license_id,
             product=_name("product", product),
             customer=customer,
             ip=None if ip is None else canonical_ip(ip),
             created_at=now,
             expires_at=expires_at,
-            features=tuple(sorted({_name("feature", f) for f in features})),
+            features=_features(features),
             limits=limit_items,
             generation=1,
             key_hash=key_hash(key),
             status=LicenseStatus.ISSUED,
-            history=(
-                Event(
-                    at=now, action="created", actor=self.actor, detail="activation key generation 1"
-                ),
-            ),
+        )
+        return policy.recorded(
+            None, record, "created", actor=self.actor, now=now, detail="activation key generation 1"
         )
 
     def show(self, license_id: str) -> LicenseView:
@@ -702,7 +807,9 @@ class Issuer:
             hostname=hostname,
             method=method,
             activation_id=_random_id("ACT-", 12),
-            actor=self.actor,
+            # A panel asking over the network is the actor; an air-gapped code is
+            # redeemed by whoever runs the command.
+            actor=self.actor if method == "air-gapped" else f"panel:{method}",
             now=now,
             months=self.config.regeneration_months,
             lease_days=self.ledger.info.lease_days,
@@ -759,7 +866,7 @@ class Issuer:
                 activation_id=request.activation_id,
                 fingerprint=request.fingerprint,
                 method=method,
-                actor=self.actor,
+                actor=self.actor if method == "air-gapped" else f"panel:{method}",
                 now=now,
                 lease_days=self.ledger.info.lease_days,
                 months=self.config.regeneration_months,
@@ -918,15 +1025,225 @@ class Issuer:
         raise last_error
 
     def _view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
+        allowed = policy.next_regeneration(record, self.config.regeneration_months, now)
         return LicenseView(
             record=record,
             activation_key=self._secret.key_for(record.license_id, record.generation),
             state=record.state(now),
-            next_regeneration=policy.next_regeneration(
-                record, self.config.regeneration_months, now
-            ),
+            next_regeneration=allowed,
+            regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
             lease_days=self.ledger.info.lease_days
             if record.lease_days is None
             else record.lease_days,
             accepts_machine_id=self._accepts_machine_id(record),
         )
+
+    # -- the console and the admin API -------------------------------------------------
+
+    def acting_as(self, actor: str) -> Issuer:
+        """The same issuer recording its changes under another actor (one per request)."""
+        other = copy.copy(self)
+        other.actor = actor
+        return other
+
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        product: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[LicenseSummaryView]:
+        """Licenses, newest first, a page at a time, optionally searched and filtered.
+
+        Args:
+            text: found in the license id, customer or IP (case-insensitive); a
+                whole license id or IP address is looked up directly.
+            product: only this product.
+            status: only this status (``issued``, ``activated``, ``revoked``, ``expired``).
+            cursor: the ``next_cursor`` of the previous page.
+            limit: licenses per page (1 to 200).
+
+        Raises:
+            BadInputError: a malformed filter, cursor or limit.
+        """
+        if type(limit) is not int or not 1 <= limit <= _PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {_PAGE_MAX}")
+        if status is not None and status not in (*LicenseStatus.STORED, LicenseStatus.EXPIRED):
+            raise BadInputError("status must be one of issued, activated, revoked, expired")
+        if product is not None:
+            _name("product", product)
+        if text is not None and (not isinstance(text, str) or len(text) > 256):
+            raise BadInputError("search text must be at most 256 characters")
+        text = (text or "").strip() or None
+        now = now_from(self._clock)
+        query = LicenseQuery(now=now, product=product, status=status, text=text)
+        before = _cursor(cursor)
+        direct = self._look_up(query.exact) if before is None else None
+        if direct is not None and len(direct) <= limit:  # all of them, without the index
+            items = sorted(
+                (s for s in direct if query.matches(s)), key=lambda s: s.created_at, reverse=True
+            )
+        else:
+            items, before = self.ledger.page(query, before=before, limit=limit)
+        views = [
+            LicenseSummaryView(
+                summary=s,
+                activation_key=self._secret.key_for(s.license_id, s.generation),
+                state=s.state(now),
+            )
+            for s in items
+        ]
+        return Page(views, None if before is None else str(before))
+
+    def _look_up(self, exact: str | None) -> list[LicenseSummary] | None:
+        """The licenses a whole license id or IP address names, read from their shards."""
+        if exact is None:
+            return None
+        if exact.startswith("LIC-"):
+            try:
+                return [LicenseSummary.of(self.ledger.get(exact))]
+            except LicenseNotFoundError:
+                return []
+        return [LicenseSummary.of(r) for r in self.ledger.licenses_for_ip(exact)]
+
+    def update_license(
+        self,
+        license_id: str,
+        *,
+        customer: str | None = KEEP,
+        ip: str | None = KEEP,
+        expires: _dt.date | None = KEEP,
+        days: int | None = None,
+        features: Iterable[str] | None = None,
+        limits: Mapping[str, int] | None = None,
+        lease_days: int | None = KEEP,
+    ) -> LicenseView:
+        """Change a license's terms; arguments left out (``KEEP``) stay as they are.
+
+        Args:
+            license_id: the license.
+            customer: new customer text (``None`` clears it).
+            ip: new assigned IP (``None`` clears it).
+            expires: new last day (``None``: no expiry); or
+            days: valid for this many days from now.
+            features: the new set of features.
+            limits: the new limits.
+            lease_days: this license's lease (0: no lease; ``None``: the provider's default).
+
+        Raises:
+            BadInputError: a malformed value.
+            LicenseNotFoundError: no such license.
+        """
+        now = now_from(self._clock)
+        edits: dict[str, Any] = {}
+        if lease_days is not KEEP:
+            edits["lease_days"] = (
+                None if lease_days is None else policy.check_lease_days(lease_days)
+            )
+        if customer is not KEEP:
+            edits["customer"] = _customer(customer)
+        if ip is not KEEP:
+            edits["ip"] = None if ip is None else canonical_ip(ip)
+        if days is not None or expires is not KEEP:
+            edits["expires_at"] = _expiry(days, None if expires is KEEP else expires, now)
+        if features is not None:
+            edits["features"] = _features(features)
+        if limits is not None:
+            edits["limits"] = _limits(limits)
+
+        def decide(record: LicenseRecord) -> tuple[LicenseRecord | None, LicenseRecord]:
+            updated = policy.amend(record, edits, actor=self.actor, now=now)
+            return updated, updated or record
+
+        return self._view(self.ledger.update(decide, license_id=license_id), now)
+
+    def events(self, *, after: str | None = None, limit: int = 100) -> Page[LoggedEvent]:
+        """The audit log of every change, in order, from the event after cursor ``after``.
+
+        ``next_cursor`` is the cursor to ask after next time (the last event's,
+        or ``after`` itself when nothing new happened).
+
+        Raises:
+            BadInputError: a malformed cursor or limit.
+        """
+        if type(limit) is not int or not 1 <= limit <= _PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {_PAGE_MAX}")
+        start = _cursor(after) or 0
+        items = self.ledger.events(after=start, limit=limit)
+        next_cursor = str(items[-1].cursor) if items else (None if after is None else str(start))
+        return Page(items, next_cursor)
+
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries still in force, for display."""
+        now = now_from(self._clock)
+        serial, entries = self.ledger.revocations()
+        return serial, [e for e in entries if e.until > now]
+
+    def signing_keys(self) -> list[KeyRecord]:
+        """The signing keys (public facts only), for display."""
+        return Keyring(self.keys, clock=self._clock).records()
+
+    def users(self) -> list[Account]:
+        """The console users."""
+        return self.ledger.accounts("user")
+
+    def add_user(self, name: str, password: str) -> Account:
+        """Add a console user (password hashed with Argon2id)."""
+        return self.accounts.add_user(name, password, actor=self.actor)
+
+    def remove_user(self, name: str) -> None:
+        """Remove a console user and end their sessions."""
+        self.accounts.remove_user(name, actor=self.actor)
+
+    def tokens(self) -> list[Account]:
+        """The admin API tokens (names and scopes; the tokens themselves are not stored)."""
+        return self.ledger.accounts("token")
+
+    def create_token(self, name: str, scope: str) -> tuple[Account, str]:
+        """Create an admin API token; the returned text is shown once and never stored."""
+        return self.accounts.create_token(name, scope, actor=self.actor)
+
+    def revoke_token(self, name: str) -> None:
+        """Revoke an admin API token."""
+        self.accounts.revoke_token(name, actor=self.actor)
+
+    def authenticate_token(self, token: str, *, write: bool) -> Issuer:
+        """The issuer acting as the admin API token's owner (``api:<token name>``).
+
+        Raises:
+            AuthenticationError: not a valid token.
+            PermissionDeniedError: a read-scope token asking to write.
+        """
+        account = self.accounts.authenticate_token(token, write=write)
+        return self.acting_as(f"api:{account.name}")
+
+    def login(self, user: str, password: str, *, address: str) -> str:
+        """Check a console password and open a session; returns the session cookie value.
+
+        Raises:
+            RateLimitedError: too many failed logins for this user or address.
+            AuthenticationError: wrong user name or password.
+        """
+        return self.accounts.login(user, password, address=address)
+
+    def session(self, key: str) -> Issuer:
+        """The issuer acting as the logged-in console user (``console:<user>``).
+
+        Raises:
+            AuthenticationError: no such session, or it expired (it is then ended).
+        """
+        return self.acting_as(f"console:{self.accounts.session_user(key)}")
+
+    def logout(self, key: str) -> None:
+        """End a console session server-side."""
+        self.accounts.logout(key)
+
+    def csrf_token(self, key: str) -> str:
+        """The anti-forgery token forms of this session (or login page) carry."""
+        return self.accounts.csrf_token(key)
+
+    def csrf_ok(self, key: str, token: object) -> bool:
+        """Whether a submitted anti-forgery token is this session's (constant-time)."""
+        return self.accounts.csrf_ok(key, token)

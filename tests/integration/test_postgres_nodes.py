@@ -252,6 +252,23 @@ def test_case_twins_of_a_new_product_created_on_two_nodes_at_once_yield_one(pg_h
         assert len(known & set(twins)) == 1 and out[0][1] in known
 
 
+def test_the_console_refuses_a_database_ledger_at_start_up_and_its_accounts_too(tmp_path: Path, pg_home: tuple[Path, str]) -> None:
+    home, url = pg_home
+    (tmp_path / "pw").write_text("correct horse battery staple\n")
+    for args in (
+        ["console", "--port", "1"],  # refused before it would listen
+        ["admin", "user", "add", "alice", "--password-file", str(tmp_path / "pw")],
+        ["admin", "token", "list"],
+    ):
+        proc = cli("issuer", *args, "--ledger", url, cwd=home, check=None)
+        assert proc.returncode != 0 and proc.stdout == "", proc
+        assert_one_line_refusal(proc, "the provider console needs a TinyDB ledger for now", code=proc.returncode)
+    # The license list (newest first, a page at a time) works on the database ledger.
+    newest = create(home, url)
+    listed = json.loads(cli("issuer", "license", "list", "--json", "--ledger", url, cwd=home).stdout)
+    assert listed[0]["license_id"] == newest["license_id"]
+
+
 def test_ledger_copy_round_trip_keeps_everything(tmp_path: Path, pg_url: str) -> None:
     from clirun import provider_home
 

@@ -179,23 +179,28 @@ def test_an_older_schema_needs_an_explicit_upgrade(tmp_path: Path, clock: FakeCl
     assert upgraded.redeem(request_for(created.activation_key, "alpha"), method="online", client="198.51.100.7").new
 
 
-def test_the_upgrade_to_the_product_index_fills_it_from_the_licenses(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
+def test_the_upgrades_to_the_product_index_and_license_order_fill_them_from_the_licenses(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
     import psycopg
 
     from issuer import UnknownProductError
-    from issuer.ledger_postgres import upgrade_schema
+    from issuer.ledger_postgres import SCHEMA_VERSION, upgrade_schema
 
     iss = make_issuer(tmp_path, clock, ledger=pg_url)
     iss.create_license(PRODUCT)
     iss.create_license("dnsmanager", new_product=True)
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as the ledger was before version 4
         conn.execute("DROP TABLE licet.products")
+        conn.execute("ALTER TABLE licet.licenses DROP COLUMN position")  # its sequence goes with it
         conn.execute("UPDATE licet.meta SET schema_version = 3")
     with pytest.raises(LedgerVersionError, match="schema version 3"):
         open_ledger(pg_url)
-    assert upgrade_schema(pg_url) == (3, 4)
+    assert upgrade_schema(pg_url) == (3, SCHEMA_VERSION)
     upgraded = Issuer(pg_url, tmp_path / "keys", clock=clock)
     assert upgraded.ledger.products() == {PRODUCT, "dnsmanager"}
+    # The licenses keep the order they were created in, and new ones come after them.
+    newest = upgraded.create_license(PRODUCT)
+    assert [v.summary.product for v in upgraded.search(limit=3).items] == [PRODUCT, "dnsmanager", PRODUCT]
+    assert upgraded.search(limit=1).items[0].license_id == newest.license_id
     with pytest.raises(UnknownProductError, match="only in case"):
         upgraded.create_license("DNSmanager")
 

@@ -1,0 +1,284 @@
+"""Who may use the console and the admin API: users, API tokens, sessions, login limits.
+
+Passwords are hashed with Argon2id; API tokens are 256-bit random strings,
+stored as their SHA-256 (a hash that cannot be reversed and needs no slow
+hashing, since the token cannot be guessed); console sessions are stored
+under the SHA-256 of their cookie, so reading the ledger gives no way in.
+Every secret comparison is constant-time, and an unknown user name costs the
+same Argon2 work as a wrong password.
+
+Example:
+    >>> accounts = Accounts(ledger, clock=utc_now)  # doctest: +SKIP
+    >>> accounts.add_user("alice", "correct horse battery", actor="cli:root")  # doctest: +SKIP
+    >>> key = accounts.login("alice", "correct horse", address="::1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from issuer.addresses import rate_bucket
+from issuer.errors import AuthenticationError, PermissionDeniedError
+from issuer.ledger_api import LedgerBackend
+from issuer.records import Account, Event, Session
+from verifier.clock import Clock, now_from
+from verifier.errors import BadInputError, RateLimitedError
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+__all__ = ["Accounts", "AccountsConfig", "SCOPES", "TOKEN_PREFIX"]
+
+SCOPES = ("read", "write")
+TOKEN_PREFIX = "licet_"  # noqa: S105  # a marker for secret scanners, not a secret
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{43}")
+_SESSION = re.compile(r"[A-Za-z0-9_-]{43}")
+MIN_PASSWORD, MAX_PASSWORD = 12, 1024
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    """Session and login rules, with defaults.
+
+    Attributes:
+        session_idle: a session unused this long ends (default 30 minutes).
+        session_max: a session ends this long after login, used or not (default 12 hours).
+        login_limit: failed logins allowed per user name and per address in
+            ``login_window`` (default 5); more are refused until the window passes.
+        login_window: the window (default 15 minutes).
+    """
+
+    session_idle: _dt.timedelta = _dt.timedelta(minutes=30)
+    session_max: _dt.timedelta = _dt.timedelta(hours=12)
+    login_limit: int = 5
+    login_window: _dt.timedelta = _dt.timedelta(minutes=15)
+
+    def __post_init__(self) -> None:
+        if not _dt.timedelta(minutes=1) <= self.session_idle <= self.session_max:
+            raise BadInputError("session_idle must be at least a minute and at most session_max")
+        if self.session_max > _dt.timedelta(days=30):
+            raise BadInputError("session_max must be at most 30 days")
+        if not 1 <= self.login_limit <= 1000:
+            raise BadInputError("login_limit must be between 1 and 1000")
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _name(kind: str, value: Any) -> str:
+    if not isinstance(value, str) or _NAME.fullmatch(value) is None:
+        raise BadInputError(
+            f"{kind} name must be 1-64 letters, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _hasher() -> PasswordHasher:
+    try:
+        from argon2 import PasswordHasher
+    except ImportError as err:
+        raise BadInputError(
+            "console accounts need the 'console' extra: pip install 'licet[console]'"
+        ) from err
+    return PasswordHasher()  # Argon2id with the library's current recommended cost
+
+
+class Accounts:
+    """Console users, API tokens and sessions in one ledger.
+
+    Args:
+        ledger: where they are stored.
+        clock: time source (session expiry and login limits follow it).
+        config: session and login rules.
+    """
+
+    def __init__(
+        self, ledger: LedgerBackend, *, clock: Clock, config: AccountsConfig | None = None
+    ) -> None:
+        self.ledger = ledger
+        self.config = config or AccountsConfig()
+        self._clock = clock
+        self._dummy_hash: str | None = None
+
+    # -- users -------------------------------------------------------------------
+
+    def add_user(self, name: str, password: str, *, actor: str) -> Account:
+        """Add a console user.
+
+        Raises:
+            BadInputError: a malformed name, or a password under 12 characters.
+            AccountExistsError: the name is taken.
+        """
+        _name("user", name)
+        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise BadInputError(
+                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
+            )
+        now = now_from(self._clock)
+        account = Account("user", name, _hasher().hash(password), "write", now)
+        self.ledger.add_account(account, self._event("user-added", actor, now, name))
+        return account
+
+    def remove_user(self, name: str, *, actor: str) -> None:
+        """Remove a console user and end their sessions.
+
+        Raises:
+            AccountNotFoundError: no such user.
+        """
+        now = now_from(self._clock)
+        self.ledger.remove_account("user", name, self._event("user-removed", actor, now, name))
+
+    # -- API tokens ----------------------------------------------------------------
+
+    def create_token(self, name: str, scope: str, *, actor: str) -> tuple[Account, str]:
+        """Create an API token; returns it with the token text, which is never stored.
+
+        Raises:
+            BadInputError: a malformed name or an unknown scope.
+            AccountExistsError: the name is taken.
+        """
+        _name("token", name)
+        if scope not in SCOPES:
+            raise BadInputError(f"scope must be one of {', '.join(SCOPES)}")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = now_from(self._clock)
+        account = Account("token", name, _sha256(token), scope, now)
+        self.ledger.add_account(
+            account, self._event("token-created", actor, now, f"{name} ({scope})")
+        )
+        return account, token
+
+    def revoke_token(self, name: str, *, actor: str) -> None:
+        """Revoke an API token at once.
+
+        Raises:
+            AccountNotFoundError: no such token.
+        """
+        now = now_from(self._clock)
+        self.ledger.remove_account("token", name, self._event("token-revoked", actor, now, name))
+
+    def authenticate_token(self, token: str, *, write: bool) -> Account:
+        """The API token's account, if the token is valid and its scope allows the request.
+
+        Raises:
+            AuthenticationError: no such token (or not a token at all).
+            PermissionDeniedError: a read-scope token asking to write.
+        """
+        if not isinstance(token, str) or _TOKEN.fullmatch(token) is None:
+            raise AuthenticationError("missing or invalid API token")
+        digest = _sha256(token)
+        account = self.ledger.find_account("token", secret_hash=digest)
+        if account is None or not hmac.compare_digest(account.secret_hash, digest):
+            raise AuthenticationError("missing or invalid API token")
+        if write and account.scope != "write":
+            raise PermissionDeniedError()
+        return account
+
+    # -- console sessions -------------------------------------------------------------
+
+    def login(self, name: str, password: str, *, address: str) -> str:
+        """Check a password and open a session; returns the session cookie value.
+
+        Raises:
+            RateLimitedError: too many failed logins for this name or from this address.
+            AuthenticationError: wrong name or password (the message does not say which).
+        """
+        now = now_from(self._clock)
+        window_start = now - self.config.login_window
+        # An IPv6 client is counted per /64, like every other rate limit here.
+        subjects = [f"user:{str(name)[:64]}", f"address:{rate_bucket(address)}"]
+        if self.ledger.login_failures(subjects, window_start) >= self.config.login_limit:
+            raise RateLimitedError(
+                "too many failed logins for this user or from this address — "
+                f"try again in {int(self.config.login_window.total_seconds() // 60)} minutes"
+            )
+        account = None
+        if isinstance(name, str) and _NAME.fullmatch(name):
+            account = self.ledger.find_account("user", name=name)
+        password_ok = self._password_ok(account, password)
+        if account is None or not password_ok:
+            self.ledger.note_login_failure(subjects, now, keep_since=window_start)
+            raise AuthenticationError()
+        self.ledger.clear_login_failures(subjects[0])
+        key = secrets.token_urlsafe(32)
+        self.ledger.open_session(
+            Session(_sha256(key), account.name, now, now),
+            drop_unused_since=now - self.config.session_idle,
+        )
+        return key
+
+    def session_user(self, key: str) -> str:
+        """The user of a live session; an expired one is ended.
+
+        Raises:
+            AuthenticationError: no session, or it expired.
+        """
+        if not isinstance(key, str) or _SESSION.fullmatch(key) is None:
+            raise AuthenticationError("please log in")
+        now = now_from(self._clock)
+        digest = _sha256(key)
+        session = self.ledger.session(digest)
+        if session is None or not hmac.compare_digest(session.key_hash, digest):
+            raise AuthenticationError("please log in")
+        if (
+            now - session.last_seen >= self.config.session_idle
+            or now - session.created_at >= self.config.session_max
+        ):
+            self.ledger.end_session(digest)
+            raise AuthenticationError("your session expired — please log in again")
+        if now - session.last_seen >= _dt.timedelta(minutes=1):  # not a write per request
+            self.ledger.save_session(Session(digest, session.user, session.created_at, now))
+        return session.user
+
+    def logout(self, key: str) -> None:
+        """End a session server-side (the cookie becomes worthless)."""
+        if isinstance(key, str) and _SESSION.fullmatch(key):
+            self.ledger.end_session(_sha256(key))
+
+    @staticmethod
+    def csrf_token(key: str) -> str:
+        """The anti-forgery token of a session: derived from its secret cookie, never stored."""
+        return hashlib.sha256(b"licet-csrf\0" + key.encode()).hexdigest()
+
+    @classmethod
+    def csrf_ok(cls, key: str, token: Any) -> bool:
+        """Whether a form's anti-forgery token belongs to the session (constant-time)."""
+        if not isinstance(token, str) or not token.isascii():
+            return False
+        if not isinstance(key, str) or _SESSION.fullmatch(key) is None:
+            return False  # no session (or login cookie): no token can be right
+        return hmac.compare_digest(cls.csrf_token(key), token)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _password_ok(self, account: Account | None, password: Any) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        hasher = _hasher()
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+            password = ""
+        if account is None:
+            # The same Argon2 work as for a real user: timing does not reveal names.
+            if self._dummy_hash is None:
+                self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+            with contextlib.suppress(VerificationError, InvalidHashError):
+                hasher.verify(self._dummy_hash, password or "-")
+            return False
+        try:
+            return bool(hasher.verify(account.secret_hash, password))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    @staticmethod
+    def _event(action: str, actor: str, now: _dt.datetime, detail: str) -> Event:
+        return Event(at=now, action=action, actor=actor, detail=detail)

@@ -1,0 +1,184 @@
+"""``issuer admin`` (console users, API tokens) and ``issuer console`` (the web console).
+
+Passwords are never command-line arguments: they come from ``--password-file``,
+else one line of stdin when it is not a terminal, else a prompt asked twice.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from issuer.ledger_api import CONSOLE_NEEDS_TINYDB, is_database_url
+from issuer.service import Issuer
+from verifier.cliutil import print_json
+from verifier.errors import BadInputError
+
+admin_app = typer.Typer(help="Console users and admin API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Add, list and remove console users.", no_args_is_help=True)
+token_app = typer.Typer(help="Create, list and revoke admin API tokens.", no_args_is_help=True)
+admin_app.add_typer(user_app, name="user")
+admin_app.add_typer(token_app, name="token")
+
+KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
+LedgerDir = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        envvar="LICET_LEDGER",
+        help="Ledger folder (a postgresql:// ledger does not keep console accounts yet).",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_MAX_PASSWORD_FILE = 4096
+
+
+def _issuer(ledger: str, keys: Path) -> Issuer:
+    from issuer.cli import _actor  # one rule for the CLI's actor name (cli:<os user>)
+
+    return Issuer(ledger, keys, actor=_actor())
+
+
+def _read_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        with open(password_file, "rb") as handle:
+            data = handle.read(_MAX_PASSWORD_FILE + 1)
+        if len(data) > _MAX_PASSWORD_FILE:
+            raise BadInputError(f"{password_file} is too large for a password file")
+        lines = data.decode("utf-8", errors="strict").splitlines()
+        return lines[0] if lines else ""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline(_MAX_PASSWORD_FILE).rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != first:
+        raise BadInputError("the two passwords differ; nothing was changed")
+    return first
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="Read the password from this file.")
+    ] = None,
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+) -> None:
+    """Add a console user (password from a file, stdin or a prompt; never an argument)."""
+    iss = _issuer(ledger, keys)
+    iss.add_user(name, _read_password(password_file))
+    print(f"added console user {name}")
+
+
+@user_app.command("list")
+def user_list(
+    ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
+) -> None:
+    """List console users."""
+    users = _issuer(ledger, keys).users()
+    if json:
+        print_json([{"name": u.name, "created_at": u.created_at.isoformat()} for u in users])
+        return
+    for u in users:
+        print(f"{u.name:<32} added {u.created_at.isoformat(timespec='seconds')}")
+
+
+@user_app.command("remove")
+def user_remove(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+) -> None:
+    """Remove a console user and end their sessions."""
+    _issuer(ledger, keys).remove_user(name)
+    print(f"removed console user {name}")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Token name (recorded as api:NAME).")],
+    scope: Annotated[str, typer.Option("--scope", help="read or write.")],
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+    json: Json = False,
+) -> None:
+    """Create an admin API token; it is printed once, on the last line, and stored hashed."""
+    account, token = _issuer(ledger, keys).create_token(name, scope)
+    if json:
+        print_json({"name": account.name, "scope": account.scope, "token": token})
+        return
+    print(f"created {account.scope} token {account.name}; it is shown only now:")
+    print(token)
+
+
+@token_app.command("list")
+def token_list(
+    ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
+) -> None:
+    """List admin API tokens (names and scopes)."""
+    tokens = _issuer(ledger, keys).tokens()
+    if json:
+        print_json(
+            [
+                {"name": t.name, "scope": t.scope, "created_at": t.created_at.isoformat()}
+                for t in tokens
+            ]
+        )
+        return
+    for t in tokens:
+        print(f"{t.name:<32} {t.scope:<6} created {t.created_at.isoformat(timespec='seconds')}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="Token name.")],
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+) -> None:
+    """Revoke an admin API token at once."""
+    _issuer(ledger, keys).revoke_token(name)
+    print(f"revoked token {name}")
+
+
+def console(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8471,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="TLS private key (PEM).")
+    ] = None,
+    allow_plain_http: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plain-http",
+            help="Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).",
+        ),
+    ] = False,
+    ledger: LedgerDir = "ledger",
+    keys: KeysDir = Path("keys"),
+) -> None:
+    """Run the provider console and the admin REST API."""
+    if is_database_url(ledger):  # refused before anything listens: nothing half-works
+        raise BadInputError(CONSOLE_NEEDS_TINYDB)
+    try:
+        from issuer.web.app import ConsoleConfig, check_bind, serve_console
+    except ImportError as err:
+        raise BadInputError(
+            "the console needs the 'console' extra: pip install 'licet[console]'"
+        ) from err
+    if (tls_cert is None) != (tls_key is None):
+        raise BadInputError("give both --tls-cert and --tls-key")
+    tls = tls_cert is not None
+    check_bind(host, tls=tls, allow_plain_http=allow_plain_http)
+    config = ConsoleConfig(
+        ledger=str(ledger), keys=str(keys), secure_cookies=tls or allow_plain_http
+    )
+    scheme = "https" if tls else "http"
+    print(f"licet console on {scheme}://{host}:{port}", flush=True)
+    serve_console(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)

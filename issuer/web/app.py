@@ -1,0 +1,228 @@
+"""The ``issuer console`` application: pages, admin API, errors, limits, and how it runs.
+
+The console is a separate process from ``issuer serve`` over the same ledger.
+It binds to loopback unless told otherwise; any other address needs TLS
+(``--tls-cert``/``--tls-key``) or an explicit ``--allow-plain-http`` for a
+TLS-terminating proxy, because it carries passwords, session cookies and
+activation keys.
+
+Example:
+    >>> app = create_console_app(ConsoleConfig(ledger="ledger", keys="keys"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from issuer.server import DeadlineProtocol, _limit_body, problem
+from issuer.service import Issuer
+from issuer.web import admin_api, console
+from keytool.passphrase import read_passphrase
+from verifier.clock import Clock, utc_now
+from verifier.errors import BadInputError, LicenseError
+
+__all__ = ["ConsoleConfig", "check_bind", "create_console_app", "serve_console"]
+
+_CONFIG_ENV = "LICET_CONSOLE_CONFIG"  # hand-off from `issuer console` to the uvicorn app factory
+_SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsoleConfig:
+    """How the console runs.
+
+    Attributes:
+        ledger: the ledger folder.
+        keys: the keys folder.
+        secure_cookies: mark the session cookie ``Secure`` (on under TLS, and
+            behind a TLS-terminating proxy).
+        max_body_bytes: request bodies larger than this are refused (default 64 KiB).
+        max_header_bytes: request headers larger than this are refused (default 16 KiB).
+        receive_timeout: seconds a client has to send a whole request (default 10).
+        page_size: licenses per list page (default 50).
+    """
+
+    ledger: str
+    keys: str
+    secure_cookies: bool = False
+    max_body_bytes: int = 64 * 1024
+    max_header_bytes: int = 16 * 1024
+    receive_timeout: float = 10.0
+    page_size: int = 50
+
+
+def check_bind(host: str, *, tls: bool, allow_plain_http: bool) -> None:
+    """Refuse to serve passwords and keys in clear text beyond this machine.
+
+    Raises:
+        BadInputError: a non-loopback address without TLS or ``--allow-plain-http``.
+    """
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not tls and not allow_plain_http:
+        raise BadInputError(
+            f"refusing to serve the console on {host} without TLS — give --tls-cert and "
+            "--tls-key, or --allow-plain-http behind a TLS-terminating proxy"
+        )
+
+
+def create_console_app(
+    config: ConsoleConfig, *, clock: Clock = utc_now, issuer: Issuer | None = None
+) -> FastAPI:
+    """Build the console app (pages and admin API).
+
+    Args:
+        config: the console's settings.
+        clock: time source (sessions, login limits, license dates).
+        issuer: an issuer to use instead of opening ``config.ledger`` (tests).
+    """
+    iss = issuer or Issuer(
+        config.ledger,
+        config.keys,
+        clock=clock,
+        # The revocation list download signs: an encrypted key's passphrase comes
+        # from LICET_KEY_PASSPHRASE[_FILE], never from the command line.
+        passphrase=read_passphrase(None),
+        actor="console",
+    )
+    app = FastAPI(
+        title="licet provider console and admin API",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        description=(
+            "Admin REST API under /v1/admin/ (Bearer token: read scope for GET, write "
+            "scope for the rest). Errors are application/problem+json (RFC 9457) with a "
+            "stable `code`. The HTML console pages are not part of this document."
+        ),
+    )
+    app.state.issuer = iss
+    app.state.config = config
+
+    def wants_problem(request: Request) -> bool:
+        return request.url.path.startswith("/v1/")
+
+    @app.exception_handler(LicenseError)
+    async def on_license_error(request: Request, err: LicenseError) -> Response:
+        if wants_problem(request):
+            response = problem(err.http_status, err.code, err.message, **err.details())
+            if err.http_status == 401:
+                response.headers["www-authenticate"] = "Bearer"
+            return response
+        return console.error_page(request, err.http_status, err.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, err: RequestValidationError) -> Response:
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        message = str(first.get("msg", "invalid"))
+        detail = f"{where}: {message}" if where else message
+        if wants_problem(request):
+            return problem(422, "bad-input", f"invalid request — {detail}")
+        return console.error_page(request, 422, f"invalid request — {detail}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, err: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "method-not-allowed"}.get(err.status_code, "http-error")
+        if wants_problem(request):
+            return problem(err.status_code, code, str(err.detail))
+        return console.error_page(request, err.status_code, str(err.detail))
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if config.secure_cookies:
+            response.headers.setdefault("strict-transport-security", "max-age=31536000")
+        return response
+
+    app.include_router(admin_api.router)
+    console.install(app)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    _document_problems(app)
+    return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Name the problem+json schema in the OpenAPI document (FastAPI adds its own 422)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = admin_api.Problem.model_json_schema()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["description"] = "Malformed request: wrong types, unknown fields"
+                    invalid["content"] = {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+def app_from_environment() -> Any:
+    """The app uvicorn runs, configured by ``issuer console`` through the environment."""
+    config = ConsoleConfig(**json.loads(os.environ[_CONFIG_ENV]))
+    app = create_console_app(config)
+    return _limit_body(app, config.max_body_bytes, config.max_header_bytes)
+
+
+def serve_console(
+    config: ConsoleConfig,
+    *,
+    host: str,
+    port: int,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    """Run the console with uvicorn (blocks)."""
+    Issuer(config.ledger, config.keys)  # fail fast, with the library's message
+    os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
+    DeadlineProtocol.receive_timeout = config.receive_timeout
+    uvicorn.run(
+        "issuer.web.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        http=DeadlineProtocol,
+        h11_max_incomplete_event_size=config.max_header_bytes,
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=5,
+        log_level="warning",
+        ssl_certfile=None if tls_cert is None else str(tls_cert),
+        ssl_keyfile=None if tls_key is None else str(tls_key),
+    )
