@@ -15,10 +15,12 @@ from issuer.errors import (
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
+    LedgerVersionError,
     LedgerWriteError,
     ListenError,
     UnknownProductError,
 )
+from issuer.ledger_api import LedgerBackend, open_ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.service import Activated, Issuer, IssuerConfig, LicenseSummaryView, LicenseView, Page
@@ -33,7 +35,9 @@ __all__ = [
     "LedgerCorruptError",
     "LedgerError",
     "LedgerExistsError",
+    "LedgerBackend",
     "LedgerMissingError",
+    "LedgerVersionError",
     "LedgerWriteError",
     "LicenseRecord",
     "LicenseStatus",
@@ -43,4 +47,5 @@ __all__ = [
     "ListenError",
     "RateLimit",
     "UnknownProductError",
+    "open_ledger",
 ]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from issuer.addresses import rate_bucket
 from issuer.errors import AuthenticationError, PermissionDeniedError
-from issuer.ledger import Ledger
+from issuer.ledger_api import LedgerBackend
 from issuer.records import Account, Event, Session
 from verifier.clock import Clock, now_from
 from verifier.errors import BadInputError, RateLimitedError
@@ -103,7 +103,7 @@ class Accounts:
     """
 
     def __init__(
-        self, ledger: Ledger, *, clock: Clock, config: AccountsConfig | None = None
+        self, ledger: LedgerBackend, *, clock: Clock, config: AccountsConfig | None = None
     ) -> None:
         self.ledger = ledger
         self.config = config or AccountsConfig()

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from issuer.ledger_api import CONSOLE_NEEDS_TINYDB, is_database_url
 from issuer.service import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
@@ -24,12 +25,19 @@ admin_app.add_typer(user_app, name="user")
 admin_app.add_typer(token_app, name="token")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
-LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
+LedgerDir = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        envvar="LICET_LEDGER",
+        help="Ledger folder (a postgresql:// ledger does not keep console accounts yet).",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _MAX_PASSWORD_FILE = 4096
 
 
-def _issuer(ledger: Path, keys: Path) -> Issuer:
+def _issuer(ledger: str, keys: Path) -> Issuer:
     from issuer.cli import _actor  # one rule for the CLI's actor name (cli:<os user>)
 
     return Issuer(ledger, keys, actor=_actor())
@@ -61,7 +69,7 @@ def user_add(
             help="Read the password from this file (default: stdin, or a prompt on a terminal).",
         ),
     ] = None,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Add a console user (password from a file, stdin or a prompt; never an argument)."""
@@ -72,7 +80,7 @@ def user_add(
 
 @user_app.command("list")
 def user_list(
-    ledger: LedgerDir = Path("ledger"), keys: KeysDir = Path("keys"), json: Json = False
+    ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
 ) -> None:
     """List console users."""
     users = _issuer(ledger, keys).users()
@@ -86,7 +94,7 @@ def user_list(
 @user_app.command("remove")
 def user_remove(
     name: Annotated[str, typer.Argument(help="User name.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Remove a console user and end their sessions."""
@@ -98,7 +106,7 @@ def user_remove(
 def token_create(
     name: Annotated[str, typer.Argument(help="Token name (recorded as api:NAME).")],
     scope: Annotated[str, typer.Option("--scope", help="read or write.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -113,7 +121,7 @@ def token_create(
 
 @token_app.command("list")
 def token_list(
-    ledger: LedgerDir = Path("ledger"), keys: KeysDir = Path("keys"), json: Json = False
+    ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
 ) -> None:
     """List admin API tokens (names and scopes)."""
     tokens = _issuer(ledger, keys).tokens()
@@ -132,7 +140,7 @@ def token_list(
 @token_app.command("revoke")
 def token_revoke(
     name: Annotated[str, typer.Argument(help="Token name.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Revoke an admin API token at once."""
@@ -159,10 +167,12 @@ def console(
             help="Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).",
         ),
     ] = False,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Run the provider console and the admin REST API."""
+    if is_database_url(ledger):  # refused before anything listens: nothing half-works
+        raise BadInputError(CONSOLE_NEEDS_TINYDB)
     try:
         from issuer.web.app import ConsoleConfig, check_bind, serve_console
     except ImportError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import sys
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,8 @@ import typer
 from typer.exceptions import TyperException
 
 from issuer.admin_cli import admin_app, console
+from issuer.ledger_api import is_database_url
+from issuer.ledger_copy import copy_ledger
 from issuer.ratelimit import RateLimit
 from issuer.service import KEEP, Issuer, IssuerConfig, LicenseView
 from keytool.passphrase import read_passphrase
@@ -37,6 +40,12 @@ license_app = typer.Typer(
     context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(license_app, name="license")
+ledger_app = typer.Typer(
+    help="Upgrade a ledger's schema; copy a ledger between a folder and PostgreSQL.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(admin_app, name="admin")
 app.command("console")(console)
 ratelimit_app = typer.Typer(
@@ -53,7 +62,14 @@ revocations_app = typer.Typer(
 app.add_typer(revocations_app, name="revocations")
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
-LedgerDir = Annotated[Path, typer.Option("--ledger", envvar="LICET_LEDGER", help="Ledger folder.")]
+LedgerDir = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        envvar="LICET_LEDGER",
+        help="Ledger folder, or postgresql://user@host/db (password via PGPASSWORD/PGPASSFILE).",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (default: text).")]
 # The options naming files a "missing" refusal is about (see verifier.cliutil.run).
 _KEYS_OPTION: PathOption = ("--keys", "LICET_KEYS", "./keys")
@@ -93,7 +109,7 @@ def _actor() -> str:
         return "cli"
 
 
-def _issuer(ledger: Path, keys: Path, passphrase_file: Path | None = None) -> Issuer:
+def _issuer(ledger: str, keys: Path, passphrase_file: Path | None = None) -> Issuer:
     return Issuer(ledger, keys, passphrase=read_passphrase(passphrase_file), actor=_actor())
 
 
@@ -162,12 +178,12 @@ def init(
             help="Default for licenses: accept or refuse activations with a custom machine id.",
         ),
     ] = MachineIds.ACCEPT,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
     """Create a new ledger (and the activation-key secret); never overwrites one."""
-    Issuer.init(
+    iss = Issuer.init(
         ledger,
         keys,
         name=name,
@@ -176,17 +192,54 @@ def init(
         actor=_actor(),
     )
     lease = f"{lease_days}-day leases" if lease_days else "no leases"
+    where = iss.ledger.location if is_database_url(ledger) else str(Path(ledger).resolve())
     if json:
         print_json(
             {
-                "ledger": str(ledger.resolve()),
+                "ledger": where,
                 "keys": str(keys.resolve()),
                 "provider": name,
                 "lease_days": lease_days,
             }
         )
         return
-    print(f"created ledger in {ledger.resolve()} for provider {name!r} ({lease} by default)")
+    print(f"created ledger in {where} for provider {name!r} ({lease} by default)")
+
+
+@ledger_app.command("upgrade")
+def ledger_upgrade(ledger: LedgerDir = "ledger") -> None:
+    """Bring a PostgreSQL ledger's schema up to this issuer's version (explicit, one step)."""
+    if not is_database_url(ledger):
+        raise BadInputError("only a postgresql:// ledger has a schema to upgrade")
+    from issuer.ledger_postgres import redact_url, upgrade_schema
+
+    before, after = upgrade_schema(ledger)
+    where = redact_url(ledger)
+    if before == after:
+        print(f"the ledger in {where} is at schema version {after} already")
+    else:
+        print(f"upgraded the ledger in {where} from schema version {before} to {after}")
+
+
+@ledger_app.command("copy")
+def ledger_copy(
+    source: Annotated[
+        str, typer.Option("--from", help="The ledger to copy: a folder or postgresql:// URL.")
+    ],
+    destination: Annotated[
+        str, typer.Option("--to", help="A new folder, or a database without a ledger.")
+    ],
+    json: Json = False,
+) -> None:
+    """Copy a ledger between backends; checks counts and a digest, removes a bad copy."""
+    summary = copy_ledger(source, destination)
+    if json:
+        print_json(asdict(summary))
+        return
+    print(
+        f"copied {summary.licenses} licenses, {summary.activations} activations and "
+        f"{summary.events} events; digest {summary.digest} matches the source"
+    )
 
 
 @license_app.command("create")
@@ -233,7 +286,7 @@ def license_create(
             help="PRODUCT is a new product (needed once the ledger has licenses of others).",
         ),
     ] = False,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -256,7 +309,7 @@ def license_create(
 @license_app.command("show")
 def license_show(
     license_id: Annotated[str, typer.Argument(help="License id.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -266,7 +319,7 @@ def license_show(
 
 @license_app.command("list")
 def license_list(
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     show_keys: Annotated[
         bool,
@@ -301,7 +354,7 @@ def license_list(
 @license_app.command("regenerate")
 def license_regenerate(
     license_id: Annotated[str, typer.Argument(help="License id.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -312,7 +365,7 @@ def license_regenerate(
 @license_app.command("revoke")
 def license_revoke(
     license_id: Annotated[str, typer.Argument(help="License id.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Revoke without asking.")] = False,
     json: Json = False,
@@ -370,7 +423,7 @@ def license_set(
             "--lease-days", help="Lease in days (0: no lease; 'default': the provider's)."
         ),
     ] = None,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -404,7 +457,7 @@ def license_set(
 @license_app.command("history")
 def license_history(
     license_id: Annotated[str, typer.Argument(help="License id.")],
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -434,7 +487,7 @@ FailureLimit = Annotated[
 @ratelimit_app.command("list")
 def ratelimit_list(
     failure_limit: FailureLimit = 10,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -459,7 +512,7 @@ def ratelimit_clear(
         str | None,
         typer.Argument(help="The client's IP address (default: every client)."),
     ] = None,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,
 ) -> None:
@@ -516,7 +569,7 @@ def activate(
     force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -537,7 +590,7 @@ def renew(
     force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -561,7 +614,7 @@ def revocations_export(
     days: Annotated[
         int | None, typer.Option("--days", help="Days the list stays fresh (default 30).")
     ] = None,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -630,7 +683,7 @@ def serve(
             "--request-timeout", min=0.5, max=120, help="Seconds to receive a whole request."
         ),
     ] = 10.0,
-    ledger: LedgerDir = Path("ledger"),
+    ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
 ) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "LedgerExistsError",
     "LedgerMissingError",
     "LedgerWriteError",
+    "LedgerVersionError",
     "ListenError",
     "PermissionDeniedError",
     "SecretMissingError",
@@ -56,6 +57,17 @@ class ListenError(LicenseError):
     code = "cannot-listen"
     default_message = "cannot listen on that address and port"
     http_status = 503
+
+
+class LedgerVersionError(LedgerError):
+    """The ledger's schema is of another version than this issuer's.
+
+    An older schema is brought up to date only on request (``issuer ledger
+    upgrade``), never silently; a newer one needs a newer licet.
+    """
+
+    code = "ledger-version"
+    default_message = "the ledger's schema is of another version — run 'issuer ledger upgrade'"
 
 
 class AccountExistsError(LicenseError):

@@ -72,6 +72,7 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
 )
+from issuer.ledger_api import LedgerBackend
 from issuer.ratelimit import Attempt
 from issuer.records import (
     Account,
@@ -330,7 +331,7 @@ class _Transaction:
                 fsync_dir(self.root)
 
 
-class Ledger:
+class Ledger(LedgerBackend):
     """The provider's licenses and activations in one ledger folder.
 
     Args:
@@ -344,6 +345,7 @@ class Ledger:
 
     def __init__(self, folder: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
         self.folder = Path(folder)
+        self.location = str(folder)
         self._lock_timeout = lock_timeout
         self.info = self._read_info()
         for kind in _KINDS:  # ledgers made before the index, the audit log and accounts
@@ -424,6 +426,10 @@ class Ledger:
             pass  # writes the (empty) index head
         return ledger
 
+    def protected_paths(self) -> tuple[Path, ...]:
+        """The ledger folder: an output file never goes into it."""
+        return (self.folder,)
+
     @staticmethod
     def check_creatable(folder: str | os.PathLike[str]) -> None:
         """Refuse, before anything is written, a folder :meth:`create` would refuse.
@@ -501,6 +507,22 @@ class Ledger:
         return serial, entries
 
     # -- changes ----------------------------------------------------------------
+
+    def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:
+        """Give a new, empty ledger a copied revocation list (serial and entries).
+
+        Raises:
+            LedgerExistsError: the ledger has a revocation list already.
+        """
+        with self._transaction() as txn:
+            (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)
+            table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
+            if table.all():
+                raise LedgerExistsError("the ledger has a revocation list already")
+            table.insert_multiple(
+                [{"kind": "serial", "serial": serial}, *(e.to_doc() for e in entries)]
+            )
+            txn.commit()
 
     def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
         """Forget the failures of every rate-limit bucket ``matches`` accepts.

@@ -104,7 +104,8 @@ class ServerConfig:
     """How the license server runs.
 
     Attributes:
-        ledger: the ledger folder.
+        ledger: the ledger folder, or a ``postgresql://`` URL (kept out of the
+            config's repr: it may carry a password).
         keys: the keys folder.
         allow_private_callbacks: let automatic activation call back loopback
             and private addresses (tests, intranets); off by default.
@@ -126,7 +127,7 @@ class ServerConfig:
             a rate limit out of bounds.
     """
 
-    ledger: str
+    ledger: str = dataclasses.field(repr=False)
     keys: str
     allow_private_callbacks: bool = False
     trusted_proxies: tuple[str, ...] = ()

@@ -29,7 +29,8 @@ from typing import Any, Generic, TypeVar
 from issuer import policy
 from issuer.accounts import Accounts, AccountsConfig
 from issuer.addresses import canonical_ip, in_bucket
-from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, Ledger
+from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
+from issuer.ledger_api import check_creatable, create_ledger, open_ledger
 from issuer.ratelimit import RateLimit
 from issuer.records import (
     Account,
@@ -358,7 +359,7 @@ class Issuer:
     """The provider's licensing operations over one ledger and one keys folder.
 
     Args:
-        ledger: the ledger folder.
+        ledger: the ledger folder, or a ``postgresql://`` URL.
         keys: the keys folder (signing keys and the activation-key secret).
         clock: time source (aware UTC datetimes).
         passphrase: for an encrypted signing key.
@@ -381,7 +382,7 @@ class Issuer:
         actor: str = "library",
     ) -> None:
         self.config = config or IssuerConfig()
-        self.ledger = Ledger(ledger, lock_timeout=self.config.lock_timeout)
+        self.ledger = open_ledger(ledger, lock_timeout=self.config.lock_timeout)
         self.keys = Path(keys)
         self.actor = actor
         self._clock = clock
@@ -414,8 +415,8 @@ class Issuer:
         checked before the secret is made.
 
         Args:
-            ledger: the new ledger's folder.
-            keys: the keys folder.
+            ledger: the new ledger's folder, or a ``postgresql://`` URL.
+            keys: the keys folder (the activation-key secret stays there, never in a database).
             name: the provider name tokens are issued under.
             clock: time source.
             lease_days: the provider's default lease (default 30; 0 means no lease).
@@ -435,13 +436,13 @@ class Issuer:
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise BadInputError("provider name must be 1-128 characters")
         policy.check_lease_days(lease_days)
-        Ledger.check_creatable(ledger)
+        check_creatable(ledger)
         Keyring(keys).active()
         secret_path = Path(keys) / SECRET_FILE
         made_secret = not secret_path.exists()
         secret = KeySecret.create_or_load(Path(keys))
         try:
-            Ledger.create(
+            create_ledger(
                 ledger,
                 provider=name.strip(),
                 secret_check=secret.check(),
@@ -946,7 +947,7 @@ class Issuer:
             token.strip().encode() + b"\n",
             mode=0o644,
             earlier_output=_is_token,
-            protected=[self.keys, self.ledger.folder],
+            protected=[self.keys, *self.ledger.protected_paths()],
             force=force,
         )
 
@@ -963,7 +964,7 @@ class Issuer:
             text.strip().encode() + b"\n",
             mode=0o644,
             earlier_output=_is_revocation_list,
-            protected=[self.keys, self.ledger.folder],
+            protected=[self.keys, *self.ledger.protected_paths()],
             force=force,
         )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,22 @@ def iss(tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
     from support import make_issuer
 
     return make_issuer(tmp_path, clock)
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test module (skipped without a server, except on CI)."""
+    from pgsupport import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """The module's database, without a ledger in it before and after the test."""
+    from pgsupport import drop_ledger
+
+    drop_ledger(pg_database)
+    yield pg_database
+    drop_ledger(pg_database)

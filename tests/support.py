@@ -101,12 +101,12 @@ class Provider:
         return header
 
 
-def make_issuer(folder: Path, clock: FakeClock, **kwargs: Any) -> Any:
-    """A real keyring and ledger in ``folder``; returns the Issuer."""
+def make_issuer(folder: Path, clock: FakeClock, ledger: str | None = None, **kwargs: Any) -> Any:
+    """A real keyring in ``folder`` and a ledger there (or at ``ledger``, a URL); returns the Issuer."""
     from issuer import Issuer
 
     Keyring(folder / "keys", clock=clock).new()
-    return Issuer.init(folder / "ledger", folder / "keys", name=ISSUER, clock=clock, **kwargs)
+    return Issuer.init(ledger or folder / "ledger", folder / "keys", name=ISSUER, clock=clock, **kwargs)
 
 
 def request_for(key: str, server: str, product: str = PRODUCT, clock: FakeClock | None = None) -> Any:

@@ -106,7 +106,7 @@ def test_no_module_imports_another_packages_private_modules(path: Path) -> None:
 def test_web_routes_call_the_issuer_facade_never_the_ledger() -> None:
     tree = ast.parse((ROOT / "issuer" / "server.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert "issuer.ledger" not in imported
+    assert not {"issuer.ledger", "issuer.ledger_postgres", "issuer.ledger_api"} & imported
     touched = [  # `config.ledger` is only the folder's name, handed to the façade
         node.lineno
         for node in ast.walk(tree)
@@ -130,3 +130,19 @@ PROJECT_SOURCES = [
 def test_code_and_tests_state_rules_instead_of_pointing_at_outside_documents(path: Path) -> None:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         assert not OUTSIDE_DOCUMENTS.search(line), f"{path.relative_to(ROOT)}:{number} points outside the project: {line.strip()}"
+
+
+def test_only_the_ledger_backends_import_their_storage_libraries() -> None:
+    """Storage stays behind the Ledger interface: tinydb in one module, psycopg in another."""
+    owners = {"tinydb": "issuer/ledger.py", "psycopg": "issuer/ledger_postgres.py", "psycopg_pool": "issuer/ledger_postgres.py"}
+    for package in PACKAGES:
+        for path in sources(package):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    roots = {node.module.split(".")[0]}
+                elif isinstance(node, ast.Import):
+                    roots = {a.name.split(".")[0] for a in node.names}
+                else:
+                    continue
+                for root in roots & owners.keys():
+                    assert str(path.relative_to(ROOT)) == owners[root], f"{path}:{node.lineno} imports {root}"

@@ -13,7 +13,6 @@ from support import PRODUCT, FakeClock, ledger_bytes, make_issuer, request_for
 
 from issuer import Issuer, LedgerBusyError, LedgerCorruptError, LedgerMissingError
 from issuer.ledger import JOURNAL_FILE, LOCK_FILE, META_FILE, Ledger
-from verifier import InvalidActivationKeyError
 
 
 @pytest.fixture
@@ -166,48 +165,6 @@ def test_lock_left_by_a_killed_process_is_recovered(env: tuple[Issuer, Path], tm
     holder.wait()
     assert (env[1] / LOCK_FILE).exists()
     assert len(reopen(tmp_path).licenses()) == 1
-
-
-def test_a_long_lived_issuer_never_redeems_what_another_redeemed(env: tuple[Issuer, Path], tmp_path: Path) -> None:
-    first, _ = env
-    second = reopen(tmp_path)  # opened before the redemption below, kept open
-    key = first.licenses()[0].activation_key
-    assert second.licenses()[0].state == "issued"  # warm every cache it may have
-    first.redeem(request_for(key, "alpha"), method="air-gapped")
-    from verifier import AlreadyActivatedError
-
-    with pytest.raises(AlreadyActivatedError):
-        second.redeem(request_for(key, "beta"), method="air-gapped")
-    first.regenerate(first.licenses()[0].license_id)
-    with pytest.raises(InvalidActivationKeyError):
-        second.redeem(request_for(key, "alpha"), method="air-gapped")
-
-
-def test_failed_attempts_are_counted_per_client_and_forgotten_after_the_window(tmp_path: Path, clock: FakeClock) -> None:
-    import datetime as dt
-
-    from issuer import IssuerConfig, RateLimit
-    from verifier import AlreadyActivatedError, RateLimitedError
-    from verifier.activation_key import key_from_bytes
-
-    iss = make_issuer(tmp_path, clock, config=IssuerConfig(rate_limit=RateLimit(limit=2, window=dt.timedelta(minutes=15))))
-    used = iss.create_license(PRODUCT).activation_key
-    iss.redeem(request_for(used, "alpha"), method="online", client="198.51.100.1")
-    wrong = request_for(key_from_bytes(b"\x02" * 15), "beta")
-    for _ in range(3):  # refusals other than a wrong key do not count
-        with pytest.raises(AlreadyActivatedError):
-            iss.redeem(request_for(used, "beta"), method="online", client="198.51.100.1")
-    for _ in range(2):
-        with pytest.raises(InvalidActivationKeyError):
-            iss.redeem(wrong, method="online", client="198.51.100.1")
-    with pytest.raises(RateLimitedError, match="try again in 900 s"):
-        iss.redeem(wrong, method="online", client="198.51.100.1")
-    with pytest.raises(InvalidActivationKeyError):  # another client has its own count
-        iss.redeem(wrong, method="online", client="198.51.100.2")
-    iss.redeem(request_for(used, "alpha"), method="air-gapped")  # doors without a client are not limited
-    clock.advance(minutes=15, seconds=1)
-    with pytest.raises(InvalidActivationKeyError):  # the window has passed
-        iss.redeem(wrong, method="online", client="198.51.100.1")
 
 
 # --- the shard layout is the ledger's own record --------------------------------------------

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pgsupport import LedgerSite
 from support import PRODUCT, FakeClock, make_issuer, request_for
 
 from issuer import Issuer, LedgerCorruptError
@@ -64,7 +65,9 @@ def test_a_ledger_from_before_the_index_is_indexed_on_first_use(tmp_path: Path, 
     assert again.events(after=str(events[-1].cursor)).items[0].event.changes["customer"]["after"] == "after the upgrade"
 
 
-def test_a_damaged_index_page_is_refused_not_read_as_empty(iss: Issuer, tmp_path: Path) -> None:
+def test_a_damaged_index_page_is_refused_not_read_as_empty(iss: Issuer, tmp_path: Path, site: LedgerSite) -> None:
+    if site.kind == "postgres":
+        pytest.skip("a PostgreSQL ledger orders its licenses by a column, not index files")
     iss.create_license(PRODUCT)
     (tmp_path / "ledger" / "index" / "000000.json").write_text("{")
     with pytest.raises(LedgerCorruptError):

@@ -6,7 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from support import PRODUCT, FakeClock, ledger_bytes, panel_verifier, renewal_for, request_for
+from pgsupport import LedgerSite
+from support import PRODUCT, FakeClock, panel_verifier, renewal_for, request_for
 
 from issuer import Issuer
 from verifier import (
@@ -97,14 +98,14 @@ def test_reactivation_on_the_same_server_gives_a_fresh_lease(iss: Issuer, clock:
     assert v.verify(again.token).exp - v.verify(first.token).exp == 10 * 86400
 
 
-def test_superseded_activation_cannot_renew(iss: Issuer, clock: FakeClock) -> None:
+def test_superseded_activation_cannot_renew(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
     license_id, token = activate(iss)
     iss.regenerate(license_id)
-    before = ledger_bytes(iss.ledger.folder)
+    before = site.snapshot()
     with pytest.raises(ActivationSupersededError) as err:
         iss.renew(renewal_for(token, "alpha", clock=clock))
     assert err.value.http_status == 409 and err.value.code == "activation-superseded"
-    assert ledger_bytes(iss.ledger.folder) == before
+    assert site.snapshot() == before
 
 
 def test_revoked_license_cannot_renew(iss: Issuer, clock: FakeClock) -> None:
@@ -114,12 +115,12 @@ def test_revoked_license_cannot_renew(iss: Issuer, clock: FakeClock) -> None:
         iss.renew(renewal_for(token, "alpha", clock=clock))
 
 
-def test_renewal_from_another_server_is_refused(iss: Issuer, clock: FakeClock) -> None:
+def test_renewal_from_another_server_is_refused(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
     _, token = activate(iss)
-    before = ledger_bytes(iss.ledger.folder)
+    before = site.snapshot()
     with pytest.raises(WrongServerError):
         iss.renew(renewal_for(token, "mallory", clock=clock))
-    assert ledger_bytes(iss.ledger.folder) == before
+    assert site.snapshot() == before
 
 
 def test_unknown_activation_and_license_are_refused(iss: Issuer, clock: FakeClock) -> None:
@@ -141,13 +142,13 @@ def test_unknown_activation_and_license_are_refused(iss: Issuer, clock: FakeCloc
     lambda c: "",
     lambda c: "garbage",
 ])
-def test_damaged_renewal_codes_are_refused_with_one_line(iss: Issuer, clock: FakeClock, mangle) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_renewal_codes_are_refused_with_one_line(iss: Issuer, clock: FakeClock, site: LedgerSite, mangle) -> None:  # type: ignore[no-untyped-def]
     _, token = activate(iss)
-    before = ledger_bytes(iss.ledger.folder)
+    before = site.snapshot()
     with pytest.raises(RenewalCodeError) as err:
         iss.renew(mangle(renewal_for(token, "alpha", clock=clock)))
     assert "\n" not in err.value.message
-    assert ledger_bytes(iss.ledger.folder) == before
+    assert site.snapshot() == before
 
 
 def test_revocation_serial_grows_with_each_regeneration_and_revocation(iss: Issuer, clock: FakeClock) -> None:

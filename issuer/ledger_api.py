@@ -1,0 +1,332 @@
+"""The ledger interface every backend provides, and the door that picks one.
+
+A ledger is named by a folder (TinyDB files, the zero-setup default) or by a
+``postgresql://`` URL (one database shared by any number of license-server
+nodes). Both keep the same records with the same guarantees: a redemption,
+regeneration or revocation reads the license fresh and decides under a lock
+that every other process — on this machine or another — respects, so a key
+is used once and the monthly limit holds however many nodes race.
+
+Example:
+    >>> ledger = open_ledger("postgresql://licet@db.example/licet")  # doctest: +SKIP
+    >>> ledger.location  # doctest: +SKIP
+    'postgresql://licet@db.example:5432/licet'
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from issuer.ratelimit import Attempt
+from issuer.records import (
+    Account,
+    Event,
+    LicenseQuery,
+    LicenseRecord,
+    LicenseSummary,
+    LoggedEvent,
+    RevocationEntry,
+    Session,
+)
+from verifier.errors import LedgerError
+
+if TYPE_CHECKING:
+    from issuer.ledger import LedgerInfo
+
+__all__ = [
+    "CONSOLE_NEEDS_TINYDB",
+    "LedgerBackend",
+    "check_creatable",
+    "create_ledger",
+    "is_database_url",
+    "open_ledger",
+]
+
+T = TypeVar("T")
+Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
+
+_URL_SCHEMES = ("postgresql://", "postgres://")
+# Console accounts, sessions and the event log are kept by the folder ledger only.
+CONSOLE_NEEDS_TINYDB = "the provider console needs a TinyDB ledger for now"
+
+
+class LedgerBackend(abc.ABC):
+    """What the issuer asks of a ledger, whatever holds it.
+
+    Attributes:
+        info: the ledger's identity and defaults (provider, secret check, ...).
+        location: where the ledger is, fit to print (a URL never shows a password).
+    """
+
+    info: LedgerInfo
+    location: str
+
+    def protected_paths(self) -> tuple[Path, ...]:
+        """Files and folders of the ledger that an output file must never replace."""
+        return ()
+
+    @abc.abstractmethod
+    def get(self, license_id: str) -> LicenseRecord:
+        """The license with this id.
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+
+    @abc.abstractmethod
+    def licenses(self) -> list[LicenseRecord]:
+        """Every license, oldest first."""
+
+    @abc.abstractmethod
+    def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
+        """The licenses assigned to ``ip`` (for automatic activation)."""
+
+    @abc.abstractmethod
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has a license for (or had: revoked ones count)."""
+
+    @abc.abstractmethod
+    def failed_attempts(self, *, since: _dt.datetime) -> dict[str, list[float]]:
+        """Rate-limit buckets with failures after ``since``: bucket -> times, oldest first."""
+
+    @abc.abstractmethod
+    def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
+        """Forget the failures of every rate-limit bucket ``matches`` accepts.
+
+        Returns:
+            The buckets forgotten, sorted (their clients are no longer limited).
+        """
+
+    @abc.abstractmethod
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries (expired ones included)."""
+
+    @abc.abstractmethod
+    def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:
+        """Give a new, empty ledger a copied revocation list (serial and entries).
+
+        Raises:
+            LedgerExistsError: the ledger has a revocation list already.
+        """
+
+    @abc.abstractmethod
+    def add(
+        self,
+        record: LicenseRecord,
+        *,
+        check_product: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Store a new license and index its key (and IP, and product).
+
+        Args:
+            record: the new license.
+            check_product: called under the ledger's lock with the known product
+                names; a refusal it raises writes nothing.
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+
+    @abc.abstractmethod
+    def add_many(self, records: list[LicenseRecord]) -> None:
+        """Store many new licenses at once (imports, copies, benchmarks)."""
+
+    @abc.abstractmethod
+    def update(
+        self,
+        decide: Decision[T],
+        *,
+        license_id: str | None = None,
+        key_hash: str | None = None,
+        attempt: Attempt | None = None,
+    ) -> T:
+        """Apply ``decide`` to one license under the ledger's lock, reading it fresh.
+
+        The license is named by id, or found by the hash of an activation key
+        (which must be its *current* key). ``decide`` returns ``(new_record,
+        result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
+        raised by ``decide`` writes nothing either. With an ``attempt``, the
+        client's recent failures are checked first and a counted refusal is
+        recorded as one more failure, in the same transaction.
+
+        Raises:
+            RateLimitedError: the attempt's client is at its limit (nothing is looked up).
+            InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
+            LicenseNotFoundError: no license with ``license_id``.
+            LedgerError: the ledger cannot be read or written.
+        """
+
+    @abc.abstractmethod
+    def page(
+        self, query: LicenseQuery, *, before: int | None = None, limit: int = 50
+    ) -> tuple[list[LicenseSummary], int | None]:
+        """Licenses matching ``query``, newest first, one page at a time.
+
+        Args:
+            query: the conditions.
+            before: the cursor a previous page returned (``None``: start at the newest).
+            limit: the most licenses to return.
+
+        Returns:
+            The summaries, and the cursor of the next page (``None`` on the last one).
+        """
+
+    # -- the provider console's storage: a TinyDB ledger's for now ---------------------
+    # A database ledger does not keep console accounts, sessions or the event log yet;
+    # `issuer console` refuses such a ledger at start-up, and these say the same.
+
+    def events(self, *, after: int = 0, limit: int = 100) -> list[LoggedEvent]:
+        """The event log from position ``after`` on (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def add_account(self, account: Account, event: Event) -> None:
+        """Store a console user or API token (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def remove_account(self, kind: str, name: str, event: Event) -> None:
+        """Remove a console user or API token (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def accounts(self, kind: str) -> list[Account]:
+        """The console users or API tokens (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def find_account(
+        self, kind: str, *, name: str | None = None, secret_hash: str | None = None
+    ) -> Account | None:
+        """One console user or API token (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
+        """Store a new console session (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def session(self, key_hash: str) -> Session | None:
+        """A console session by its key's hash (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def save_session(self, session: Session) -> None:
+        """Update a console session (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def end_session(self, key_hash: str) -> None:
+        """End a console session (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
+        """Failed console log-ins since ``since`` (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def note_login_failure(
+        self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
+    ) -> None:
+        """Count a failed console log-in (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def clear_login_failures(self, subject: str) -> None:
+        """Forget a subject's failed console log-ins (TinyDB ledgers only, for now)."""
+        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+
+    def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
+        """Release what the ledger holds open (a database's connections)."""
+
+
+def is_database_url(url_or_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``url_or_dir`` names a PostgreSQL ledger rather than a folder."""
+    return isinstance(url_or_dir, str) and url_or_dir.startswith(_URL_SCHEMES)
+
+
+def check_creatable(url_or_dir: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is written, a place :func:`create_ledger` would refuse.
+
+    Raises:
+        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
+        LedgerError: the database cannot be reached.
+    """
+    if is_database_url(url_or_dir):
+        from issuer.ledger_postgres import PostgresLedger
+
+        PostgresLedger.check_creatable(str(url_or_dir))
+        return
+    from issuer.ledger import Ledger
+
+    Ledger.check_creatable(url_or_dir)
+
+
+def open_ledger(url_or_dir: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> LedgerBackend:
+    """Open the ledger at a folder or a ``postgresql://`` URL.
+
+    Args:
+        url_or_dir: the ledger folder, or the database URL.
+        lock_timeout: seconds to wait for another process's lock before giving up.
+
+    Raises:
+        LedgerMissingError: no ledger there (``issuer init`` makes one).
+        LedgerError: the ledger cannot be used (damaged, unreachable, another version).
+        BadInputError: a malformed URL, or the ``postgres`` extra is not installed.
+    """
+    if is_database_url(url_or_dir):
+        from issuer.ledger_postgres import PostgresLedger
+
+        return PostgresLedger(str(url_or_dir), lock_timeout=lock_timeout)
+    from issuer.ledger import Ledger
+
+    return Ledger(url_or_dir, lock_timeout=lock_timeout)
+
+
+def create_ledger(
+    url_or_dir: str | os.PathLike[str],
+    *,
+    provider: str,
+    secret_check: str,
+    now: _dt.datetime,
+    created_at: _dt.datetime | None = None,
+    shard_width: int | None = None,
+    lease_days: int | None = None,
+    accept_machine_id: bool = True,
+) -> LedgerBackend:
+    """Create a new, empty ledger at a folder or a ``postgresql://`` URL; never overwrites one.
+
+    Args:
+        url_or_dir: where the ledger goes.
+        provider: the provider name tokens are issued under.
+        secret_check: identifies the activation-key secret (which stays in the keys folder).
+        now: the time of creation.
+        created_at: the ledger's recorded creation time if not ``now`` (a copy keeps its source's).
+        shard_width: a file ledger's shard layout (ignored by a database).
+        lease_days: the provider's default lease (``None``: licet's default).
+        accept_machine_id: the default for licenses that do not say.
+
+    Raises:
+        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
+        LedgerError: the database cannot be reached or refuses to create the schema.
+    """
+    when = created_at or now
+    from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, Ledger
+
+    lease = DEFAULT_LEASE_DAYS if lease_days is None else lease_days
+    if is_database_url(url_or_dir):
+        from issuer.ledger_postgres import PostgresLedger
+
+        return PostgresLedger.create(
+            str(url_or_dir),
+            provider=provider,
+            secret_check=secret_check,
+            now=when,
+            lease_days=lease,
+            accept_machine_id=accept_machine_id,
+        )
+    return Ledger.create(
+        url_or_dir,
+        provider=provider,
+        secret_check=secret_check,
+        now=when,
+        shard_width=DEFAULT_SHARD_WIDTH if shard_width is None else shard_width,
+        lease_days=lease,
+        accept_machine_id=accept_machine_id,
+    )

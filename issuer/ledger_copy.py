@@ -1,0 +1,158 @@
+"""Copying a ledger between backends (a folder and a PostgreSQL database, either way).
+
+The copy goes into a new, empty ledger that keeps the source's identity —
+provider, creation time, default lease, machine-id default and the check of
+the activation-key secret, so the same keys folder works with it. Every
+license travels whole: its current key (as a hash), its activation and lease,
+the activations that regenerations superseded, and its audit history; so
+does the revocation list, serial included, so panels see no serial go back. Afterwards the
+destination is read back and its counts and a SHA-256 digest over every
+record must equal the source's; if they do not, or the copy fails half-way,
+the new destination is removed again and nothing of it remains.
+
+Rate-limit counters are not copied: they are short-lived and the new
+ledger's clients start with a clean slate.
+
+Example:
+    >>> report = copy_ledger("ledger", "postgresql://licet@db/licet")  # doctest: +SKIP
+    >>> report.licenses, report.digest  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from issuer.errors import LedgerError
+from issuer.ledger_api import LedgerBackend, create_ledger, is_database_url, open_ledger
+
+__all__ = ["LedgerSummary", "copy_ledger", "summarize"]
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """What a ledger holds, counted, with a digest over all of it.
+
+    Attributes:
+        licenses: how many licenses.
+        activations: current and superseded activations.
+        events: audit-history entries.
+        revocation_serial: the revocation list's serial.
+        revocations: entries of the revocation list.
+        digest: SHA-256 (hex) over the ledger's identity and every record.
+    """
+
+    licenses: int
+    activations: int
+    events: int
+    revocation_serial: int
+    revocations: int
+    digest: str
+
+
+def summarize(ledger: LedgerBackend) -> LedgerSummary:
+    """Count a ledger's records and digest them (the same value on every backend)."""
+    records = ledger.licenses()
+    serial, entries = ledger.revocations()
+    info = ledger.info
+    identity = {
+        "provider": info.provider,
+        "created_at": info.created_at.isoformat(),
+        "secret_check": info.secret_check,
+        "lease_days": info.lease_days,
+        "accept_machine_id": info.accept_machine_id,
+        "revocation_serial": serial,
+        "revocations": [e.to_doc() for e in entries],
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
+    for record in sorted(records, key=lambda r: r.license_id):
+        digest.update(b"\n" + json.dumps(record.to_doc(), sort_keys=True).encode())
+    return LedgerSummary(
+        licenses=len(records),
+        activations=sum(len(r.past_activations) + (r.activation is not None) for r in records),
+        events=sum(len(r.history) for r in records),
+        revocation_serial=serial,
+        revocations=len(entries),
+        digest=digest.hexdigest(),
+    )
+
+
+def copy_ledger(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    now: _dt.datetime | None = None,
+) -> LedgerSummary:
+    """Copy the ledger at ``source`` into a new ledger at ``destination`` and check it.
+
+    Args:
+        source: a ledger folder or ``postgresql://`` URL.
+        destination: a new folder, or a database without a licet ledger.
+        now: the time of the copy (the destination keeps the source's creation time).
+
+    Returns:
+        The summary both ledgers share.
+
+    Raises:
+        LedgerExistsError: the destination holds a ledger (or other files) already.
+        LedgerError: either side cannot be used, or the copy does not match its source.
+    """
+    src = open_ledger(source)
+    try:
+        before = summarize(src)
+        records = src.licenses()
+        serial, entries = src.revocations()
+    finally:
+        src.close()
+    info = src.info
+    folder_existed = not is_database_url(destination) and Path(destination).exists()
+    dst = create_ledger(
+        destination,
+        provider=info.provider,
+        secret_check=info.secret_check,
+        now=now or _dt.datetime.now(_dt.UTC),
+        created_at=info.created_at,
+        lease_days=info.lease_days,
+        accept_machine_id=info.accept_machine_id,
+    )
+    try:
+        dst.add_many(records)
+        dst.restore_revocations(serial, entries)
+        after = summarize(dst)
+        if after != before:
+            raise LedgerError(
+                f"the copy in {dst.location} does not match its source "
+                f"({after.licenses} of {before.licenses} licenses, digest "
+                f"{after.digest[:12]} instead of {before.digest[:12]}); it was removed"
+            )
+    except BaseException:
+        dst.close()
+        _discard(destination, folder_existed)
+        raise
+    dst.close()
+    return after
+
+
+def _discard(destination: str | os.PathLike[str], folder_existed: bool) -> None:
+    """Remove a destination this copy created (only ever a new or empty one)."""
+    with contextlib.suppress(LedgerError, OSError):
+        if is_database_url(destination):
+            from issuer.ledger_postgres import drop_schema
+
+            drop_schema(str(destination))
+            return
+        root = Path(destination)
+        if not folder_existed:
+            shutil.rmtree(root)
+            return
+        for entry in root.iterdir():  # it was empty before the copy
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()

@@ -1,0 +1,759 @@
+"""The ledger in PostgreSQL, shared by any number of license-server nodes.
+
+Layout: the ``licet`` schema of the database the URL names (see
+``issuer/schema/*.sql``, one file per schema version)::
+
+    licet.meta          the ledger's identity and schema version (one row)
+    licet.licenses      one row per license: its record as a JSON document, its position
+    licet.license_keys  key hash -> license (every generation; only the current opens it)
+    licet.license_ips   assigned IP -> license
+    licet.attempts      rate-limit bucket -> times of its recent failures
+    licet.revocations   the revocation list's entries (its serial is in licet.meta)
+    licet.products      every product name the ledger has licensed (for typo checks)
+
+Guarantees come from the database, not from a process lock: every change to
+a license locks its row (``SELECT ... FOR UPDATE``) and re-reads it under that
+lock, so of two nodes redeeming one key at once the second sees the first's
+activation; a client's failed attempts are counted under a transaction-scoped
+advisory lock on its bucket, so every node shares one count. A transaction
+either commits whole or not at all: an error at any point — the database
+restarting included — leaves nothing half-written, and an activation is
+acknowledged only after its commit.
+
+The password in a URL is used to connect and nowhere else: messages and
+:attr:`PostgresLedger.location` show the URL without it, and the metadata
+never records where the ledger is. The activation-key secret stays in the
+keys folder; the database holds only its check value.
+
+Example:
+    >>> ledger = PostgresLedger("postgresql://licet@db.example/licet")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import importlib.resources
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from issuer.errors import (
+    LedgerBusyError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerExistsError,
+    LedgerMissingError,
+    LedgerVersionError,
+)
+from issuer.ledger import FORMAT, LedgerInfo
+from issuer.ledger_api import Decision, LedgerBackend
+from issuer.ratelimit import Attempt
+from issuer.records import (
+    LicenseQuery,
+    LicenseRecord,
+    LicenseSummary,
+    RevocationEntry,
+    revocation_changes,
+)
+from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.types.json import Jsonb
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as err:  # pragma: no cover - depends on the installed extras
+    raise BadInputError(
+        "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
+    ) from err
+
+__all__ = ["SCHEMA_VERSION", "PostgresLedger", "drop_schema", "redact_url", "upgrade_schema"]
+
+T = TypeVar("T")
+
+_MIGRATIONS = tuple(
+    sorted(
+        (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
+        for entry in importlib.resources.files("issuer").joinpath("schema").iterdir()
+        if entry.name.endswith(".sql")
+    )
+)
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+_LEASES_VERSION = 3  # the schema version that added leases and the revocation list
+_POOL_SIZE = 8
+_CONNECT_TIMEOUT = 5  # seconds; an unreachable database is an error, not a hang
+# While the database is away, a request waits this long for a connection and then
+# fails (503); the pool gives up on a lost connection after _RECONNECT seconds and
+# tries anew when the next request comes, so service resumes within seconds of the
+# database's return instead of after an ever longer back-off.
+_CONNECTION_WAIT = 3.0
+_RECONNECT = 5.0
+
+
+def redact_url(url: str) -> str:
+    """The URL fit to print: user, host, port and database, never a password.
+
+    Raises:
+        BadInputError: not a PostgreSQL URL (the message does not repeat it).
+    """
+    params = _params(url)
+    user = params.get("user")
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    dbname = params.get("dbname") or user or ""
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+def _params(url: str) -> dict[str, str]:
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except psycopg.Error:
+        raise BadInputError("the ledger URL is not a valid postgresql:// URL") from None
+
+
+class PostgresLedger(LedgerBackend):
+    """The provider's licenses and activations in a PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database``; a password
+            may also come from ``PGPASSWORD`` or ``PGPASSFILE``.
+        lock_timeout: seconds to wait for a row lock or a free connection.
+
+    Raises:
+        LedgerMissingError: the database holds no licet ledger.
+        LedgerVersionError: the ledger's schema is of another version.
+        LedgerError: the database cannot be reached or used.
+    """
+
+    def __init__(self, url: str, *, lock_timeout: float = 10.0) -> None:
+        self._setup(url, lock_timeout)
+        with self._direct() as conn:
+            self.info = self._read_info(conn)
+
+    def _setup(self, url: str, lock_timeout: float) -> None:
+        self.location = redact_url(url)
+        self._url = url
+        self._secret_words = _secret_words(url)
+        self._lock_timeout = lock_timeout
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool_lock = threading.Lock()  # a server's threads open one pool, not one each
+
+    @classmethod
+    def _unopened(cls, url: str) -> PostgresLedger:
+        """A handle for creating or upgrading the schema, before there is a ledger to read."""
+        probe = cls.__new__(cls)
+        probe._setup(url, 10.0)
+        return probe
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        provider: str,
+        secret_check: str,
+        now: _dt.datetime,
+        lease_days: int = 30,
+        accept_machine_id: bool = True,
+        version: int = SCHEMA_VERSION,
+    ) -> PostgresLedger:
+        """Create the ledger's schema in one transaction; never touches an existing one.
+
+        Args:
+            url: the database.
+            provider: the provider name tokens are issued under.
+            secret_check: identifies the activation-key secret.
+            now: the creation time.
+            lease_days: the provider's default lease, kept in the ledger.
+            accept_machine_id: the default for licenses that do not say.
+            version: the schema version to create (older ones only to test upgrades).
+
+        Raises:
+            LedgerExistsError: the database has a licet schema already.
+            LedgerError: unreachable, or the role may not create a schema.
+        """
+        probe = cls._unopened(url)
+        with probe._direct() as conn:
+            try:
+                with conn.transaction():
+                    _migrate(conn, 0, version)
+                    conn.execute(
+                        "INSERT INTO licet.meta (format, schema_version, provider, created_at,"
+                        " secret_check, accept_machine_id) VALUES (%s, %s, %s, %s, %s, %s)",
+                        (FORMAT, version, provider, now, secret_check, accept_machine_id),
+                    )
+                    if version >= _LEASES_VERSION:
+                        conn.execute("UPDATE licet.meta SET lease_days = %s", (lease_days,))
+            except pg_errors.DuplicateSchema:
+                raise LedgerExistsError(
+                    f"a ledger exists in {probe.location} already; it is never overwritten"
+                ) from None
+        if version != SCHEMA_VERSION:
+            return probe  # an old schema, for upgrade tests; not usable as a ledger
+        return cls(url)
+
+    @classmethod
+    def check_creatable(cls, url: str) -> None:
+        """Refuse, before anything is written, a database :meth:`create` would refuse.
+
+        Raises:
+            LedgerExistsError: the database has a licet schema already.
+            LedgerError: the database cannot be reached.
+        """
+        probe = cls._unopened(url)
+        with probe._direct() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'licet')"
+            ).fetchone()
+        if row is not None and row[0]:
+            raise LedgerExistsError(
+                f"a ledger exists in {probe.location} already; it is never overwritten"
+            )
+
+    # -- reads ------------------------------------------------------------------
+
+    def get(self, license_id: str) -> LicenseRecord:
+        """The license with this id.
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id = %s", (license_id,)
+            ).fetchone()
+        if row is None:
+            raise LicenseNotFoundError(f"no license {license_id!r}")
+        return _record(row[0])
+
+    def licenses(self) -> list[LicenseRecord]:
+        """Every license, in the order they were added."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT doc FROM licet.licenses ORDER BY position").fetchall()
+        return [_record(row[0]) for row in rows]
+
+    def page(
+        self, query: LicenseQuery, *, before: int | None = None, limit: int = 50
+    ) -> tuple[list[LicenseSummary], int | None]:
+        """Licenses matching ``query``, newest first, one page at a time.
+
+        The cursor is a license's position in the order licenses were added;
+        rows are read newest first in batches until ``limit`` matches (and
+        one more, to know whether there is a next page) are found.
+
+        Args:
+            query: the conditions.
+            before: the cursor a previous page returned (``None``: start at the newest).
+            limit: the most licenses to return.
+
+        Returns:
+            The summaries, and the cursor of the next page (``None`` on the last one).
+        """
+        found: list[tuple[int, LicenseSummary]] = []
+        with self._transaction() as conn, conn.cursor(name="licet_page") as cur:
+            cur.itersize = 512
+            cur.execute(
+                "SELECT position, doc FROM licet.licenses WHERE position < %s"
+                " ORDER BY position DESC",
+                (_NO_CURSOR if before is None else before,),
+            )
+            for position, doc in cur:
+                summary = LicenseSummary.of(_record(doc))
+                if query.matches(summary):
+                    found.append((int(position), summary))
+                    if len(found) > limit:
+                        break
+        more = len(found) > limit
+        items = found[:limit]
+        return [s for _, s in items], (items[-1][0] if more and items else None)
+
+    def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
+        """The licenses assigned to ``ip`` (for automatic activation)."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT l.doc FROM licet.license_ips i JOIN licet.licenses l USING (license_id)"
+                " WHERE i.ip = %s ORDER BY l.created_at, l.license_id",
+                (ip,),
+            ).fetchall()
+        return [r for r in (_record(row[0]) for row in rows) if r.ip == ip]
+
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has a license for (or had: revoked ones count)."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT name FROM licet.products").fetchall()
+        return frozenset(str(row[0]) for row in rows)
+
+    def failed_attempts(self, *, since: _dt.datetime) -> dict[str, list[float]]:
+        """Rate-limit buckets with failures after ``since``: bucket -> times, oldest first."""
+        horizon = since.timestamp()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT bucket, stamps FROM licet.attempts WHERE last_at > %s", (horizon,)
+            ).fetchall()
+        found: dict[str, list[float]] = {}
+        for bucket, stamps in rows:
+            recent = sorted(t for t in stamps if isinstance(t, float) and t > horizon)
+            if recent:
+                found[str(bucket)] = recent
+        return found
+
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries (expired ones included)."""
+        with self._transaction() as conn:
+            serial_row = conn.execute("SELECT revocation_serial FROM licet.meta").fetchone()
+            rows = conn.execute(
+                "SELECT kind, ident, until FROM licet.revocations ORDER BY position"
+            ).fetchall()
+        if serial_row is None:
+            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
+        return int(serial_row[0]), [_entry(row) for row in rows]
+
+    # -- changes ----------------------------------------------------------------
+
+    def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:
+        """Give a new, empty ledger a copied revocation list (serial and entries).
+
+        Raises:
+            LedgerExistsError: the ledger has a revocation list already.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT revocation_serial, EXISTS (SELECT 1 FROM licet.revocations)"
+                " FROM licet.meta FOR UPDATE"
+            ).fetchone()
+            if row is None or row[0] != 0 or row[1]:
+                raise LedgerExistsError("the ledger has a revocation list already")
+            conn.execute("UPDATE licet.meta SET revocation_serial = %s", (serial,))
+            _insert_entries(conn, entries)
+
+    def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
+        """Forget the failures of every rate-limit bucket ``matches`` accepts.
+
+        Each bucket is deleted under the lock its failures are counted under,
+        so a failure another node is counting at the same moment is either
+        forgotten with the rest or counted after, never half of each.
+
+        Returns:
+            The buckets forgotten, sorted (their clients are no longer limited).
+        """
+        with self._transaction() as conn:
+            buckets = [str(row[0]) for row in conn.execute("SELECT bucket FROM licet.attempts")]
+            chosen = sorted(b for b in buckets if matches(b))
+            for bucket in chosen:
+                conn.execute(_LOCK_BUCKET, (bucket,))
+            if not chosen:
+                return []
+            rows = conn.execute(
+                "DELETE FROM licet.attempts WHERE bucket = ANY(%s) RETURNING bucket", (chosen,)
+            ).fetchall()
+        return sorted(str(row[0]) for row in rows)
+
+    def add(
+        self,
+        record: LicenseRecord,
+        *,
+        check_product: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Store a new license and index its key (and IP, and product).
+
+        Args:
+            record: the new license.
+            check_product: called with the known product names while every other
+                node's new licenses wait; a refusal it raises writes nothing.
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+        try:
+            with self._transaction() as conn:
+                # New licenses take turns, so two nodes never both accept the
+                # case twins of one new product name.
+                conn.execute(_LOCK_PRODUCTS)
+                if check_product is not None:
+                    rows = conn.execute("SELECT name FROM licet.products").fetchall()
+                    check_product(frozenset(str(row[0]) for row in rows))
+                _insert(conn, record)
+                _index_products(conn, [record])
+        except LedgerError as err:
+            if isinstance(err.__cause__, pg_errors.UniqueViolation):
+                raise LedgerExistsError(f"license {record.license_id} exists already") from None
+            raise
+
+    def add_many(self, records: list[LicenseRecord]) -> None:
+        """Bulk import in one transaction (``COPY``): all of it is stored, or none."""
+        with self._transaction() as conn, conn.cursor() as cur:
+            with cur.copy("COPY licet.licenses (license_id, created_at, doc) FROM STDIN") as copy:
+                for r in records:
+                    copy.write_row((r.license_id, r.created_at, json.dumps(r.to_doc())))
+            with cur.copy("COPY licet.license_keys (key_hash, license_id) FROM STDIN") as copy:
+                for r in records:
+                    copy.write_row((r.key_hash, r.license_id))
+            with cur.copy("COPY licet.license_ips (ip, license_id) FROM STDIN") as copy:
+                for r in records:
+                    if r.ip is not None:
+                        copy.write_row((r.ip, r.license_id))
+            cur.execute(_LOCK_PRODUCTS)
+            _index_products(conn, records)
+            # Fresh statistics, so the planner sees the tables as they now are.
+            cur.execute("ANALYZE licet.licenses, licet.license_keys, licet.license_ips")
+
+    def update(
+        self,
+        decide: Decision[T],
+        *,
+        license_id: str | None = None,
+        key_hash: str | None = None,
+        attempt: Attempt | None = None,
+    ) -> T:
+        """Apply ``decide`` to one license with its row locked, reading it fresh.
+
+        See :meth:`issuer.ledger_api.LedgerBackend.update`; the lock is the
+        license's row lock, held until this transaction commits, so a change
+        made on another node is always seen before deciding.
+        """
+        with self._transaction() as conn:
+            if attempt is not None:
+                # Unlocked: a success is decided against the count as it is now,
+                # so clients behind one address never queue behind each other.
+                _check_attempts(conn, attempt, lock=False)
+            counted = attempt.counted if attempt is not None else ()
+            try:
+                record = self._locked(conn, license_id=license_id, key_hash=key_hash)
+                new_record, result = decide(record)
+            except counted:
+                if attempt is not None:  # always: counted is empty without an attempt
+                    # A failure is answered only once counted, and counted only if
+                    # the client is still under its limit, both under the bucket's
+                    # lock: however many attempts race, at most `limit` failures
+                    # are ever answered per window.
+                    _check_attempts(conn, attempt, lock=True)
+                    _count_failure(conn, attempt)
+                    conn.commit()
+                raise
+            if new_record is not None:
+                if new_record.key_hash != record.key_hash:
+                    conn.execute(
+                        "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
+                        (new_record.key_hash, new_record.license_id),
+                    )
+                if new_record.ip != record.ip:  # an edited license: its IP look-up follows
+                    conn.execute(
+                        "DELETE FROM licet.license_ips WHERE license_id = %s",
+                        (record.license_id,),
+                    )
+                    if new_record.ip is not None:
+                        conn.execute(
+                            "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
+                            (new_record.ip, new_record.license_id),
+                        )
+                entries = revocation_changes(record, new_record)
+                if entries is not None:
+                    _revoke(conn, entries, new_record.history[-1].at)
+                conn.execute(
+                    "UPDATE licet.licenses SET doc = %s WHERE license_id = %s",
+                    (Jsonb(new_record.to_doc()), record.license_id),
+                )
+            return result
+
+    def close(self) -> None:
+        """Close the connection pool (a later operation opens a new one)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    # -- internals ----------------------------------------------------------------
+
+    def _locked(
+        self, conn: psycopg.Connection[Any], *, license_id: str | None, key_hash: str | None
+    ) -> LicenseRecord:
+        if key_hash is not None:
+            # Two primary-key look-ups, whatever the planner's statistics say.
+            row = conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id ="
+                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s) FOR UPDATE",
+                (key_hash,),
+            ).fetchone()
+            if row is None:
+                raise InvalidActivationKeyError()
+            record = _record(row[0])
+            if record.key_hash != key_hash:  # a key of an earlier generation
+                raise InvalidActivationKeyError()
+            return record
+        if license_id is None:
+            raise LicenseNotFoundError()
+        row = conn.execute(
+            "SELECT doc FROM licet.licenses WHERE license_id = %s FOR UPDATE", (license_id,)
+        ).fetchone()
+        if row is None:
+            raise LicenseNotFoundError(f"no license {license_id!r}")
+        return _record(row[0])
+
+    @contextlib.contextmanager
+    def _direct(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own (opening, creating, upgrading), errors translated.
+
+        In autocommit mode, so each ``conn.transaction()`` block is a whole
+        transaction that commits at its end — never a savepoint of an
+        implicit transaction that closing the connection would roll back.
+        """
+        with self._translated():
+            conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT, autocommit=True)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on a pooled connection: committed on success, else rolled back."""
+        with self._translated():
+            pool = self._open_pool()
+            with pool.connection() as conn:
+                yield conn
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """The connection pool, opened at first use: a server's workers each open their own."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=_POOL_SIZE,
+                    kwargs={"connect_timeout": _CONNECT_TIMEOUT},
+                    configure=lambda conn: _configure(conn, self._lock_timeout),
+                    # A connection the database dropped (a restart) is found before use.
+                    check=ConnectionPool.check_connection,
+                    timeout=min(self._lock_timeout, _CONNECTION_WAIT),
+                    reconnect_timeout=_RECONNECT,
+                    open=True,
+                )
+            return self._pool
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Database errors become one-line ledger errors that never show the password."""
+        try:
+            yield
+        except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as err:
+            raise LedgerBusyError(
+                f"ledger is busy: a license stayed locked for {self._lock_timeout:g} s"
+            ) from err
+        except pg_errors.UndefinedTable as err:
+            raise LedgerMissingError(
+                f"no ledger in {self.location} — run 'issuer init --ledger URL' first"
+            ) from err
+        except pg_errors.InsufficientPrivilege as err:
+            raise LedgerError(
+                f"the database role may not use the ledger in {self.location}: {self._words(err)}"
+            ) from err
+        except PoolTimeout as err:
+            raise LedgerError(
+                f"cannot reach the ledger database {self.location} "
+                f"(no working connection within {min(self._lock_timeout, _CONNECTION_WAIT):g} s)"
+            ) from err
+        except psycopg.OperationalError as err:
+            raise LedgerError(
+                f"cannot reach the ledger database {self.location}: {self._words(err)}"
+            ) from err
+        except psycopg.Error as err:
+            raise LedgerError(
+                f"the ledger database {self.location} failed: {self._words(err)}"
+            ) from err
+
+    def _words(self, err: Exception) -> str:
+        """The first line of a driver message, with any secret of the URL masked."""
+        text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        for word in self._secret_words:
+            text = text.replace(word, "***")
+        return text
+
+    def _read_info(self, conn: psycopg.Connection[Any]) -> LedgerInfo:
+        row = conn.execute("SELECT to_regclass('licet.meta') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            raise LedgerMissingError(
+                f"no ledger in {self.location} — run 'issuer init --ledger URL' first"
+            )
+        head = conn.execute("SELECT format, schema_version FROM licet.meta").fetchone()
+        if head is None or head[0] != FORMAT:
+            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
+        _check_version(head[1], self.location)
+        meta = conn.execute(
+            "SELECT provider, created_at, secret_check, accept_machine_id, lease_days"
+            " FROM licet.meta"
+        ).fetchone()
+        if meta is None:
+            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
+        return LedgerInfo(
+            provider=meta[0],
+            created_at=meta[1].astimezone(_dt.UTC),
+            secret_check=meta[2],
+            accept_machine_id=meta[3],
+            lease_days=meta[4],
+        )
+
+
+def upgrade_schema(url: str) -> tuple[int, int]:
+    """Apply the migrations from the ledger's schema version to this licet's, in one transaction.
+
+    Returns:
+        The versions before and after.
+
+    Raises:
+        LedgerMissingError: no ledger there.
+        LedgerVersionError: the ledger is newer than this licet.
+        LedgerError: the database cannot be reached or refuses a change.
+    """
+    probe = PostgresLedger._unopened(url)
+    with probe._direct() as conn:
+        exists = conn.execute("SELECT to_regclass('licet.meta') IS NOT NULL").fetchone()
+        if exists is None or not exists[0]:
+            raise LedgerMissingError(f"no ledger in {probe.location} — run 'issuer init' first")
+        with conn.transaction():
+            row = conn.execute("SELECT schema_version FROM licet.meta FOR UPDATE").fetchone()
+            if row is None:
+                raise LedgerCorruptError(f"{probe.location} does not hold a licet ledger")
+            before = int(row[0])
+            if before > SCHEMA_VERSION:
+                _check_version(before, probe.location)
+            _migrate(conn, before, SCHEMA_VERSION)
+            conn.execute("UPDATE licet.meta SET schema_version = %s", (SCHEMA_VERSION,))
+    return before, SCHEMA_VERSION
+
+
+def _migrate(conn: psycopg.Connection[Any], after: int, upto: int) -> None:
+    for version, sql in _MIGRATIONS:
+        if after < version <= upto:
+            conn.execute(sql.encode())
+
+
+def _check_version(version: Any, location: str) -> None:
+    if version == SCHEMA_VERSION:
+        return
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        raise LedgerVersionError(
+            f"the ledger in {location} has schema version {version}, this issuer needs "
+            f"{SCHEMA_VERSION} — run 'issuer ledger upgrade --ledger URL'"
+        )
+    raise LedgerVersionError(
+        f"the ledger in {location} has schema version {version!r}, newer than this issuer's "
+        f"{SCHEMA_VERSION} — upgrade licet"
+    )
+
+
+def _configure(conn: psycopg.Connection[Any], lock_timeout: float) -> None:
+    # A row held longer than the lock timeout is a busy ledger (retry), not a hang.
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout * 1000)}",))
+    conn.commit()
+
+
+def _secret_words(url: str) -> list[str]:
+    password = _params(url).get("password")
+    return [password] if password else []
+
+
+def _record(doc: Any) -> LicenseRecord:
+    if not isinstance(doc, dict):
+        raise LedgerCorruptError("ledger is damaged: a license record is not a JSON object")
+    return LicenseRecord.from_doc(doc)
+
+
+def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
+    conn.execute(
+        "INSERT INTO licet.licenses (license_id, created_at, doc) VALUES (%s, %s, %s)",
+        (record.license_id, record.created_at, Jsonb(record.to_doc())),
+    )
+    conn.execute(
+        "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
+        (record.key_hash, record.license_id),
+    )
+    if record.ip is not None:
+        conn.execute(
+            "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
+            (record.ip, record.license_id),
+        )
+
+
+def _index_products(conn: psycopg.Connection[Any], records: list[LicenseRecord]) -> None:
+    names = sorted({r.product for r in records})
+    if names:
+        conn.execute(
+            "INSERT INTO licet.products (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (names,),
+        )
+
+
+def _entry(row: Any) -> RevocationEntry:
+    return RevocationEntry.from_doc(
+        {"kind": row[0], "id": row[1], "until": row[2].astimezone(_dt.UTC).isoformat()}
+    )
+
+
+def _insert_entries(conn: psycopg.Connection[Any], entries: list[RevocationEntry]) -> None:
+    if entries:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO licet.revocations (kind, ident, until) VALUES (%s, %s, %s)",
+                [(e.kind, e.ident, e.until) for e in entries],
+            )
+
+
+def _revoke(
+    conn: psycopg.Connection[Any], entries: list[RevocationEntry], now: _dt.datetime
+) -> None:
+    """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
+    # The meta row's lock orders every list change across nodes: serials never repeat.
+    conn.execute("UPDATE licet.meta SET revocation_serial = revocation_serial + 1")
+    conn.execute("DELETE FROM licet.revocations WHERE until <= %s", (now,))
+    _insert_entries(conn, entries)
+
+
+_NO_CURSOR = 2**63 - 1  # above every position: start at the newest license
+_LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"
+_LOCK_PRODUCTS = "SELECT pg_advisory_xact_lock(hashtextextended('licet.products', 7171))"
+
+
+def _recent(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> list[float]:
+    if lock:  # every node counts this client's failures in turn
+        conn.execute(_LOCK_BUCKET, (attempt.bucket,))
+    row = conn.execute(
+        "SELECT stamps FROM licet.attempts WHERE bucket = %s", (attempt.bucket,)
+    ).fetchone()
+    horizon = (attempt.now - attempt.window).timestamp()
+    stamps = row[0] if row is not None else []
+    return sorted(t for t in stamps if isinstance(t, float) and t > horizon)
+
+
+def _check_attempts(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> None:
+    recent = _recent(conn, attempt, lock=lock)
+    if len(recent) >= attempt.limit:
+        oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
+        raise attempt.refusal(oldest + attempt.window)
+
+
+def _count_failure(conn: psycopg.Connection[Any], attempt: Attempt) -> None:
+    recent = _recent(conn, attempt, lock=True)
+    now = attempt.now.timestamp()
+    horizon = (attempt.now - attempt.window).timestamp()
+    # Forget other clients' stale counts, skipping any another transaction holds:
+    # two nodes pruning at once never wait for (or deadlock on) each other.
+    conn.execute(
+        "DELETE FROM licet.attempts WHERE bucket IN (SELECT bucket FROM licet.attempts"
+        " WHERE last_at <= %s AND bucket <> %s FOR UPDATE SKIP LOCKED)",
+        (horizon, attempt.bucket),
+    )
+    conn.execute(
+        "INSERT INTO licet.attempts (bucket, stamps, last_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (bucket) DO UPDATE SET stamps = EXCLUDED.stamps, last_at = EXCLUDED.last_at",
+        (attempt.bucket, [*recent, now], now),
+    )
+
+
+def drop_schema(url: str) -> None:
+    """Remove the ledger's schema: only for a copy that failed into a schema it created."""
+    probe = PostgresLedger._unopened(url)
+    with probe._direct() as conn, conn.transaction():
+        conn.execute("DROP SCHEMA IF EXISTS licet CASCADE")
