@@ -187,6 +187,8 @@ def test_the_upgrades_to_the_product_index_and_license_order_fill_them_from_the_
 
     iss = make_issuer(tmp_path, clock, ledger=pg_url)
     iss.create_license(PRODUCT)
+    # A second later: licenses created in the same second have no order but their random ids.
+    clock.advance(seconds=1)
     iss.create_license("dnsmanager", new_product=True)
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as the ledger was before version 4
         conn.execute("DROP TABLE licet.products")
