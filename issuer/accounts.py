@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from issuer.addresses import rate_bucket
-from issuer.errors import AuthenticationError, PermissionDeniedError
+from issuer.errors import AccountNotFoundError, AuthenticationError, PermissionDeniedError
 from issuer.ledger_api import LedgerBackend
 from issuer.records import Account, Event, Session
 from verifier.clock import Clock, now_from
@@ -211,10 +211,13 @@ class Accounts:
             raise AuthenticationError()
         self.ledger.clear_login_failures(subjects[0])
         key = secrets.token_urlsafe(32)
-        self.ledger.open_session(
-            Session(_sha256(key), account.name, now, now),
-            drop_unused_since=now - self.config.session_idle,
-        )
+        try:
+            self.ledger.open_session(
+                Session(_sha256(key), account.name, now, now),
+                drop_unused_since=now - self.config.session_idle,
+            )
+        except AccountNotFoundError:  # removed (on another node) since the password check
+            raise AuthenticationError() from None
         return key
 
     def session_user(self, key: str) -> str:

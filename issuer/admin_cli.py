@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from issuer.ledger_api import CONSOLE_NEEDS_TINYDB, is_database_url
 from issuer.service import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
@@ -30,7 +29,7 @@ LedgerDir = Annotated[
     typer.Option(
         "--ledger",
         envvar="LICET_LEDGER",
-        help="Ledger folder (a postgresql:// ledger does not keep console accounts yet).",
+        help="Ledger folder, or postgresql://user@host/db (password via PGPASSWORD/PGPASSFILE).",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -171,8 +170,6 @@ def console(
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Run the provider console and the admin REST API."""
-    if is_database_url(ledger):  # refused before anything listens: nothing half-works
-        raise BadInputError(CONSOLE_NEEDS_TINYDB)
     try:
         from issuer.web.app import ConsoleConfig, check_bind, serve_console
     except ImportError as err:

@@ -237,8 +237,9 @@ def ledger_copy(
         print_json(asdict(summary))
         return
     print(
-        f"copied {summary.licenses} licenses, {summary.activations} activations and "
-        f"{summary.events} events; digest {summary.digest} matches the source"
+        f"copied {summary.licenses} licenses, {summary.activations} activations, "
+        f"{summary.events} events, {summary.users} console users and {summary.tokens} "
+        f"API tokens; digest {summary.digest} matches the source"
     )
 
 

@@ -111,7 +111,7 @@ _INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
 _KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS, _INDEX, _EVENTS, _ACCOUNTS)
 _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
-_MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
+MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
 _POS = "index_pos"  # a license document's place in the index (not part of the record)
 DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name: 16**3 = 4096 shards per kind
 SHARD_WIDTHS = range(1, 5)
@@ -574,8 +574,11 @@ class Ledger(LedgerBackend):
             self._save_head(txn, head)
             txn.commit()
 
-    def add_many(self, records: list[LicenseRecord]) -> None:
+    def add_many(self, records: list[LicenseRecord], *, log_history: bool = True) -> None:
         """Bulk import into a new ledger: one lock, each touched file written once.
+
+        With ``log_history`` the licenses' histories are appended to the audit
+        log, license by license; a copy leaves that to :meth:`restore_console`.
 
         Every file is still replaced atomically, but the import as a whole is
         not journaled (a journal of a large import would be as large as the
@@ -591,7 +594,9 @@ class Ledger(LedgerBackend):
                 position = self._append_summary(txn, head, LicenseSummary.of(record))
                 for kind, shard, doc in _placements(record, self.info.shard_width, position):
                     by_kind.setdefault((kind, shard), []).append(doc)
-                self._append_events(txn, head, [(e, record.license_id) for e in record.history])
+                if log_history:
+                    history = [(e, record.license_id) for e in record.history]
+                    self._append_events(txn, head, history)
             for (kind, shard), docs in sorted(
                 by_kind.items(), key=lambda item: item[0][0] != _LICENSES
             ):
@@ -719,6 +724,25 @@ class Ledger(LedgerBackend):
                 cursor = last + 1
         return logged
 
+    def restore_console(self, accounts: list[Account], events: list[LoggedEvent]) -> None:
+        """Give a new ledger a copied audit log and console accounts.
+
+        The events keep their order and are numbered 1, 2, 3, ... (a folder's
+        log has no gaps; a database's may, where a transaction was undone).
+
+        Raises:
+            LedgerExistsError: the ledger has events or accounts already.
+        """
+        with self._transaction() as txn:
+            head = self._head(txn)
+            table = txn.table(_ACCOUNTS, "accounts")
+            if head["events"] or table.all():
+                raise LedgerExistsError("the ledger has an event log or accounts already")
+            self._append_events(txn, head, [(e.event, e.license_id) for e in events])
+            table.insert_multiple(a.to_doc() for a in accounts)
+            self._save_head(txn, head)
+            txn.commit(journal=False)
+
     # -- accounts, sessions, login failures ---------------------------------------
 
     def add_account(self, account: Account, event: Event) -> None:
@@ -770,8 +794,14 @@ class Ledger(LedgerBackend):
         return None if doc is None else Account.from_doc(doc)
 
     def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
-        """Store a new session; sessions unused since ``drop_unused_since`` are dropped."""
+        """Store a new session; sessions unused since ``drop_unused_since`` are dropped.
+
+        Raises:
+            AccountNotFoundError: the user was removed meanwhile (by another process).
+        """
         with self._transaction() as txn:
+            if not txn.table(_ACCOUNTS, "accounts").contains(_account_query("user", session.user)):
+                raise AccountNotFoundError(f"no user named {session.user!r}")
             table = txn.table(_ACCOUNTS, "sessions")
             table.remove(Query().last_seen < drop_unused_since.isoformat())
             table.insert(session.to_doc())
@@ -784,7 +814,7 @@ class Ledger(LedgerBackend):
         return None if doc is None else Session.from_doc(doc)
 
     def save_session(self, session: Session) -> None:
-        """Record a session's new last use."""
+        """Record a session's new last use (a session ended meanwhile stays ended)."""
         with self._transaction() as txn:
             txn.table(_ACCOUNTS, "sessions").update(
                 session.to_doc(), Query().key_hash == session.key_hash
@@ -838,11 +868,9 @@ class Ledger(LedgerBackend):
                 )
             )
             docs = table.all()
-            if len(docs) > _MAX_LOGIN_SUBJECTS:
+            if len(docs) > MAX_LOGIN_SUBJECTS:
                 docs.sort(key=lambda doc: max(str(t) for t in doc["times"]))
-                table.remove(
-                    doc_ids=[doc.doc_id for doc in docs[: len(docs) - _MAX_LOGIN_SUBJECTS]]
-                )
+                table.remove(doc_ids=[doc.doc_id for doc in docs[: len(docs) - MAX_LOGIN_SUBJECTS]])
             txn.commit()
 
     def clear_login_failures(self, subject: str) -> None:

@@ -33,13 +33,11 @@ from issuer.records import (
     RevocationEntry,
     Session,
 )
-from verifier.errors import LedgerError
 
 if TYPE_CHECKING:
     from issuer.ledger import LedgerInfo
 
 __all__ = [
-    "CONSOLE_NEEDS_TINYDB",
     "LedgerBackend",
     "check_creatable",
     "create_ledger",
@@ -51,8 +49,6 @@ T = TypeVar("T")
 Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
 
 _URL_SCHEMES = ("postgresql://", "postgres://")
-# Console accounts, sessions and the event log are kept by the folder ledger only.
-CONSOLE_NEEDS_TINYDB = "the provider console needs a TinyDB ledger for now"
 
 
 class LedgerBackend(abc.ABC):
@@ -133,8 +129,14 @@ class LedgerBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def add_many(self, records: list[LicenseRecord]) -> None:
-        """Store many new licenses at once (imports, copies, benchmarks)."""
+    def add_many(self, records: list[LicenseRecord], *, log_history: bool = True) -> None:
+        """Store many new licenses at once (imports, copies, benchmarks).
+
+        Args:
+            records: the new licenses.
+            log_history: append their histories to the audit log (``False``: a
+                copy, which gives the log whole with :meth:`restore_console`).
+        """
 
     @abc.abstractmethod
     def update(
@@ -176,61 +178,86 @@ class LedgerBackend(abc.ABC):
             The summaries, and the cursor of the next page (``None`` on the last one).
         """
 
-    # -- the provider console's storage: a TinyDB ledger's for now ---------------------
-    # A database ledger does not keep console accounts, sessions or the event log yet;
-    # `issuer console` refuses such a ledger at start-up, and these say the same.
+    # -- the provider console's storage -------------------------------------------------
 
+    @abc.abstractmethod
     def events(self, *, after: int = 0, limit: int = 100) -> list[LoggedEvent]:
-        """The event log from position ``after`` on (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Audit events in the order they happened, from the one after cursor ``after``.
 
+        Every change's events are appended in the transaction that makes the
+        change, so an event the feed has passed never appears behind it later.
+        """
+
+    @abc.abstractmethod
+    def restore_console(self, accounts: list[Account], events: list[LoggedEvent]) -> None:
+        """Give a new ledger a copied audit log and console accounts.
+
+        The events keep their order; their cursors are kept where the backend
+        can number its log freely (a folder numbers it 1, 2, 3, ...).
+
+        Raises:
+            LedgerExistsError: the ledger has events or accounts already.
+        """
+
+    @abc.abstractmethod
     def add_account(self, account: Account, event: Event) -> None:
-        """Store a console user or API token (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Store a new console user or API token, and log ``event``.
 
+        Raises:
+            AccountExistsError: one of that kind and name exists.
+        """
+
+    @abc.abstractmethod
     def remove_account(self, kind: str, name: str, event: Event) -> None:
-        """Remove a console user or API token (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Remove a user (ending their sessions) or revoke a token, and log ``event``.
 
+        Raises:
+            AccountNotFoundError: no such account.
+        """
+
+    @abc.abstractmethod
     def accounts(self, kind: str) -> list[Account]:
-        """The console users or API tokens (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Every account of a kind (``user`` or ``token``), by name."""
 
+    @abc.abstractmethod
     def find_account(
         self, kind: str, *, name: str | None = None, secret_hash: str | None = None
     ) -> Account | None:
-        """One console user or API token (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """The account of a kind with this name, or with this secret hash (tokens)."""
 
+    @abc.abstractmethod
     def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
-        """Store a new console session (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Store a new session; sessions unused since ``drop_unused_since`` are dropped.
 
+        Raises:
+            AccountNotFoundError: the session's user was removed meanwhile.
+        """
+
+    @abc.abstractmethod
     def session(self, key_hash: str) -> Session | None:
-        """A console session by its key's hash (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """The session stored under this hash, if any."""
 
+    @abc.abstractmethod
     def save_session(self, session: Session) -> None:
-        """Update a console session (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Record a session's new last use (a session ended meanwhile stays ended)."""
 
+    @abc.abstractmethod
     def end_session(self, key_hash: str) -> None:
-        """End a console session (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Remove a session (logout, expiry); nothing happens if it is gone already."""
 
+    @abc.abstractmethod
     def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
-        """Failed console log-ins since ``since`` (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """The most failed logins since ``since`` among ``subjects`` (user names, addresses)."""
 
+    @abc.abstractmethod
     def note_login_failure(
         self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
     ) -> None:
-        """Count a failed console log-in (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Count a failed login against each subject (failures before ``keep_since`` go)."""
 
+    @abc.abstractmethod
     def clear_login_failures(self, subject: str) -> None:
-        """Forget a subject's failed console log-ins (TinyDB ledgers only, for now)."""
-        raise LedgerError(CONSOLE_NEEDS_TINYDB)
+        """Forget a subject's failed logins (after a successful login)."""
 
     def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
         """Release what the ledger holds open (a database's connections)."""

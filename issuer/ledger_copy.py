@@ -5,13 +5,17 @@ provider, creation time, default lease, machine-id default and the check of
 the activation-key secret, so the same keys folder works with it. Every
 license travels whole: its current key (as a hash), its activation and lease,
 the activations that regenerations superseded, and its audit history; so
-does the revocation list, serial included, so panels see no serial go back. Afterwards the
-destination is read back and its counts and a SHA-256 digest over every
-record must equal the source's; if they do not, or the copy fails half-way,
-the new destination is removed again and nothing of it remains.
+does the revocation list, serial included, so panels see no serial go back;
+so do the console's users and API tokens (their hashes: passwords and tokens
+keep working) and the one audit log of every change, in its order, which
+the admin API's event feed reads. Afterwards the destination is read back
+and its counts and a SHA-256 digest over every record must equal the
+source's; if they do not, or the copy fails half-way, the new destination is
+removed again and nothing of it remains.
 
-Rate-limit counters are not copied: they are short-lived and the new
-ledger's clients start with a clean slate.
+Rate-limit counters, console sessions and failed console log-ins are not
+copied: they are short-lived, the new ledger's clients start with a clean
+slate and console users log in again.
 
 Example:
     >>> report = copy_ledger("ledger", "postgresql://licet@db/licet")  # doctest: +SKIP
@@ -31,8 +35,11 @@ from pathlib import Path
 
 from issuer.errors import LedgerError
 from issuer.ledger_api import LedgerBackend, create_ledger, is_database_url, open_ledger
+from issuer.records import Account, LoggedEvent
 
 __all__ = ["LedgerSummary", "copy_ledger", "summarize"]
+
+_BATCH = 10_000  # audit events read per call
 
 
 @dataclass(frozen=True)
@@ -42,22 +49,44 @@ class LedgerSummary:
     Attributes:
         licenses: how many licenses.
         activations: current and superseded activations.
-        events: audit-history entries.
+        events: entries of the audit log (every license's history, and account changes).
+        users: console users.
+        tokens: admin API tokens.
         revocation_serial: the revocation list's serial.
         revocations: entries of the revocation list.
-        digest: SHA-256 (hex) over the ledger's identity and every record.
+        digest: SHA-256 (hex) over the ledger's identity and every record, the
+            audit log in its order (not its cursors) and the accounts.
     """
 
     licenses: int
     activations: int
     events: int
+    users: int
+    tokens: int
     revocation_serial: int
     revocations: int
     digest: str
 
 
+def _all_events(ledger: LedgerBackend) -> list[LoggedEvent]:
+    events: list[LoggedEvent] = []
+    while batch := ledger.events(after=events[-1].cursor if events else 0, limit=_BATCH):
+        events.extend(batch)
+    return events
+
+
+def _accounts(ledger: LedgerBackend) -> list[Account]:
+    return [*ledger.accounts("user"), *ledger.accounts("token")]
+
+
 def summarize(ledger: LedgerBackend) -> LedgerSummary:
     """Count a ledger's records and digest them (the same value on every backend)."""
+    return _summary(ledger, _all_events(ledger), _accounts(ledger))
+
+
+def _summary(
+    ledger: LedgerBackend, events: list[LoggedEvent], accounts: list[Account]
+) -> LedgerSummary:
     records = ledger.licenses()
     serial, entries = ledger.revocations()
     info = ledger.info
@@ -73,10 +102,17 @@ def summarize(ledger: LedgerBackend) -> LedgerSummary:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for record in sorted(records, key=lambda r: r.license_id):
         digest.update(b"\n" + json.dumps(record.to_doc(), sort_keys=True).encode())
+    for logged in events:
+        doc = {"license_id": logged.license_id, **logged.event.to_doc()}
+        digest.update(b"\nevent " + json.dumps(doc, sort_keys=True).encode())
+    for account in sorted(accounts, key=lambda a: (a.kind, a.name)):
+        digest.update(b"\naccount " + json.dumps(account.to_doc(), sort_keys=True).encode())
     return LedgerSummary(
         licenses=len(records),
         activations=sum(len(r.past_activations) + (r.activation is not None) for r in records),
-        events=sum(len(r.history) for r in records),
+        events=len(events),
+        users=sum(a.kind == "user" for a in accounts),
+        tokens=sum(a.kind == "token" for a in accounts),
         revocation_serial=serial,
         revocations=len(entries),
         digest=digest.hexdigest(),
@@ -105,7 +141,8 @@ def copy_ledger(
     """
     src = open_ledger(source)
     try:
-        before = summarize(src)
+        events, accounts = _all_events(src), _accounts(src)
+        before = _summary(src, events, accounts)
         records = src.licenses()
         serial, entries = src.revocations()
     finally:
@@ -122,8 +159,9 @@ def copy_ledger(
         accept_machine_id=info.accept_machine_id,
     )
     try:
-        dst.add_many(records)
+        dst.add_many(records, log_history=False)
         dst.restore_revocations(serial, entries)
+        dst.restore_console(accounts, events)
         after = summarize(dst)
         if after != before:
             raise LedgerError(

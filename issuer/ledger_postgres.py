@@ -10,6 +10,10 @@ Layout: the ``licet`` schema of the database the URL names (see
     licet.attempts      rate-limit bucket -> times of its recent failures
     licet.revocations   the revocation list's entries (its serial is in licet.meta)
     licet.products      every product name the ledger has licensed (for typo checks)
+    licet.events        the one audit log of every change; its position is the feed's cursor
+    licet.accounts      console users and admin API tokens (only hashes of their secrets)
+    licet.sessions      console sessions, under the SHA-256 of their cookie
+    licet.login_failures  recent failed console log-ins per user name and per address
 
 Guarantees come from the database, not from a process lock: every change to
 a license locks its row (``SELECT ... FOR UPDATE``) and re-reads it under that
@@ -25,6 +29,12 @@ The password in a URL is used to connect and nowhere else: messages and
 never records where the ledger is. The activation-key secret stays in the
 keys folder; the database holds only its check value.
 
+The audit log is read in cursor order, and a cursor is handed out when an
+event is inserted, not when it commits: the feed therefore waits, under a
+table lock that new events queue behind, for the transactions that are
+inserting events to end, so it never skips an event that commits after a
+later one.
+
 Example:
     >>> ledger = PostgresLedger("postgresql://licet@db.example/licet")  # doctest: +SKIP
 """
@@ -36,10 +46,12 @@ import datetime as _dt
 import importlib.resources
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from issuer.errors import (
+    AccountExistsError,
+    AccountNotFoundError,
     LedgerBusyError,
     LedgerCorruptError,
     LedgerError,
@@ -47,14 +59,18 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerVersionError,
 )
-from issuer.ledger import FORMAT, LedgerInfo
+from issuer.ledger import FORMAT, MAX_LOGIN_SUBJECTS, LedgerInfo
 from issuer.ledger_api import Decision, LedgerBackend
 from issuer.ratelimit import Attempt
 from issuer.records import (
+    Account,
+    Event,
     LicenseQuery,
     LicenseRecord,
     LicenseSummary,
+    LoggedEvent,
     RevocationEntry,
+    Session,
     revocation_changes,
 )
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
@@ -377,13 +393,18 @@ class PostgresLedger(LedgerBackend):
                     check_product(frozenset(str(row[0]) for row in rows))
                 _insert(conn, record)
                 _index_products(conn, [record])
+                _log(conn, [(e, record.license_id) for e in record.history])
         except LedgerError as err:
             if isinstance(err.__cause__, pg_errors.UniqueViolation):
                 raise LedgerExistsError(f"license {record.license_id} exists already") from None
             raise
 
-    def add_many(self, records: list[LicenseRecord]) -> None:
-        """Bulk import in one transaction (``COPY``): all of it is stored, or none."""
+    def add_many(self, records: list[LicenseRecord], *, log_history: bool = True) -> None:
+        """Bulk import in one transaction (``COPY``): all of it is stored, or none.
+
+        With ``log_history`` the licenses' histories are appended to the event
+        log, license by license; a copy leaves that to :meth:`restore_console`.
+        """
         with self._transaction() as conn, conn.cursor() as cur:
             with cur.copy("COPY licet.licenses (license_id, created_at, doc) FROM STDIN") as copy:
                 for r in records:
@@ -397,6 +418,11 @@ class PostgresLedger(LedgerBackend):
                         copy.write_row((r.ip, r.license_id))
             cur.execute(_LOCK_PRODUCTS)
             _index_products(conn, records)
+            if log_history:
+                with cur.copy("COPY licet.events (license_id, doc) FROM STDIN") as copy:
+                    for r in records:
+                        for e in r.history:
+                            copy.write_row((r.license_id, json.dumps(e.to_doc())))
             # Fresh statistics, so the planner sees the tables as they now are.
             cur.execute("ANALYZE licet.licenses, licet.license_keys, licet.license_ips")
 
@@ -456,7 +482,219 @@ class PostgresLedger(LedgerBackend):
                     "UPDATE licet.licenses SET doc = %s WHERE license_id = %s",
                     (Jsonb(new_record.to_doc()), record.license_id),
                 )
+                # Last: the feed waits for transactions holding uncommitted events.
+                added = new_record.history[len(record.history) :]
+                _log(conn, [(e, new_record.license_id) for e in added])
             return result
+
+    # -- the audit log -------------------------------------------------------------
+
+    def events(self, *, after: int = 0, limit: int = 100) -> list[LoggedEvent]:
+        """Audit events in the order they happened, from the one after cursor ``after``.
+
+        Cursors are handed out when events are inserted, so a transaction can
+        commit a lower one after another committed a higher one. The read
+        first waits for every transaction inserting events to end (new ones
+        wait meanwhile): what it returns has no hole that fills in later.
+        """
+        with self._transaction() as conn:
+            conn.execute("LOCK TABLE licet.events IN SHARE MODE")
+            rows = conn.execute(
+                "SELECT position, license_id, doc FROM licet.events WHERE position > %s"
+                " ORDER BY position LIMIT %s",
+                (max(after, 0), limit),
+            ).fetchall()
+        return [_logged(int(row[0]), row[1], row[2]) for row in rows]
+
+    def restore_console(self, accounts: list[Account], events: list[LoggedEvent]) -> None:
+        """Give a new ledger a copied audit log (its cursors kept) and console accounts.
+
+        Raises:
+            LedgerExistsError: the ledger has events or accounts already.
+        """
+        with self._transaction() as conn:
+            conn.execute("LOCK TABLE licet.events, licet.accounts IN EXCLUSIVE MODE")
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM licet.events)"
+                " OR EXISTS (SELECT 1 FROM licet.accounts)"
+            ).fetchone()
+            if row is None or row[0]:
+                raise LedgerExistsError("the ledger has an event log or accounts already")
+            with conn.cursor() as cur:
+                with cur.copy("COPY licet.events (position, license_id, doc) FROM STDIN") as copy:
+                    for e in events:
+                        copy.write_row((e.cursor, e.license_id, json.dumps(e.event.to_doc())))
+                with cur.copy(
+                    "COPY licet.accounts (kind, name, secret_hash, doc) FROM STDIN"
+                ) as copy:
+                    for a in accounts:
+                        copy.write_row((a.kind, a.name, a.secret_hash, json.dumps(a.to_doc())))
+                cur.execute(
+                    "SELECT setval('licet.events_position_seq',"
+                    " COALESCE((SELECT max(position) FROM licet.events), 0) + 1, false)"
+                )
+
+    # -- accounts, sessions, login failures ---------------------------------------
+
+    def add_account(self, account: Account, event: Event) -> None:
+        """Store a new console user or API token, and log ``event``.
+
+        Raises:
+            AccountExistsError: one of that kind and name exists.
+        """
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO licet.accounts (kind, name, secret_hash, doc)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (account.kind, account.name, account.secret_hash, Jsonb(account.to_doc())),
+                )
+                _log(conn, [(event, None)])
+        except LedgerError as err:
+            if isinstance(err.__cause__, pg_errors.UniqueViolation):
+                raise AccountExistsError(
+                    f"a {account.kind} named {account.name!r} exists already"
+                ) from None
+            raise
+
+    def remove_account(self, kind: str, name: str, event: Event) -> None:
+        """Remove a user (ending their sessions on every node) or a token, and log ``event``.
+
+        Raises:
+            AccountNotFoundError: no such account.
+        """
+        with self._transaction() as conn:
+            # The user's sessions go with the account (a cascading foreign key).
+            gone = conn.execute(
+                "DELETE FROM licet.accounts WHERE kind = %s AND name = %s RETURNING name",
+                (kind, name),
+            ).fetchone()
+            if gone is None:
+                raise AccountNotFoundError(f"no {kind} named {name!r}")
+            _log(conn, [(event, None)])
+
+    def accounts(self, kind: str) -> list[Account]:
+        """Every account of a kind (``user`` or ``token``), by name."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT doc FROM licet.accounts WHERE kind = %s", (kind,))
+            found = [Account.from_doc(row[0]) for row in rows.fetchall()]
+        # Sorted here, not by the database's collation: the same order on every backend.
+        return sorted(found, key=lambda a: a.name)
+
+    def find_account(
+        self, kind: str, *, name: str | None = None, secret_hash: str | None = None
+    ) -> Account | None:
+        """The account of a kind with this name, or with this secret hash (tokens)."""
+        if name is not None:
+            sql, value = "SELECT doc FROM licet.accounts WHERE kind = %s AND name = %s", name
+        elif secret_hash is not None:
+            sql = "SELECT doc FROM licet.accounts WHERE kind = %s AND secret_hash = %s"
+            value = secret_hash
+        else:
+            return None
+        with self._transaction() as conn:
+            row = conn.execute(sql, (kind, value)).fetchone()
+        return None if row is None else Account.from_doc(row[0])
+
+    def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
+        """Store a new session; sessions unused since ``drop_unused_since`` are dropped.
+
+        Raises:
+            AccountNotFoundError: the user was removed meanwhile (on any node).
+        """
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "DELETE FROM licet.sessions WHERE key_hash IN (SELECT key_hash"
+                    " FROM licet.sessions WHERE last_seen < %s FOR UPDATE SKIP LOCKED)",
+                    (drop_unused_since,),
+                )
+                conn.execute(
+                    "INSERT INTO licet.sessions (key_hash, user_name, created_at, last_seen)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (session.key_hash, session.user, session.created_at, session.last_seen),
+                )
+        except LedgerError as err:
+            if isinstance(err.__cause__, pg_errors.ForeignKeyViolation):
+                raise AccountNotFoundError(f"no user named {session.user!r}") from None
+            raise
+
+    def session(self, key_hash: str) -> Session | None:
+        """The session stored under this hash, if any."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT key_hash, user_name, created_at, last_seen FROM licet.sessions"
+                " WHERE key_hash = %s",
+                (key_hash,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Session(
+            key_hash=row[0],
+            user=row[1],
+            created_at=row[2].astimezone(_dt.UTC),
+            last_seen=row[3].astimezone(_dt.UTC),
+        )
+
+    def save_session(self, session: Session) -> None:
+        """Record a session's new last use (a session ended meanwhile stays ended)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE licet.sessions SET last_seen = %s WHERE key_hash = %s",
+                (session.last_seen, session.key_hash),
+            )
+
+    def end_session(self, key_hash: str) -> None:
+        """Remove a session (logout, expiry); nothing happens if it is gone already."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM licet.sessions WHERE key_hash = %s", (key_hash,))
+
+    def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
+        """The most failed logins since ``since`` among ``subjects`` (user names, addresses)."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT times FROM licet.login_failures WHERE subject = ANY(%s)", (subjects,)
+            ).fetchall()
+        return max((sum(1 for t in row[0] if t >= since) for row in rows), default=0)
+
+    def note_login_failure(
+        self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
+    ) -> None:
+        """Count a failed login against each subject (older failures are forgotten).
+
+        Each subject's row is updated in place under its row lock, so failures
+        counted at once by several nodes all count.
+        """
+        with self._transaction() as conn:
+            for subject in sorted(set(subjects)):  # one order on every node: no deadlock
+                conn.execute(
+                    "INSERT INTO licet.login_failures AS f (subject, times, last_at)"
+                    " VALUES (%(subject)s, ARRAY[%(now)s::timestamptz], %(now)s)"
+                    " ON CONFLICT (subject) DO UPDATE SET"
+                    " times = ARRAY(SELECT t FROM unnest(f.times) AS t WHERE t >= %(horizon)s"
+                    " ORDER BY t) || %(now)s::timestamptz,"
+                    " last_at = GREATEST(f.last_at, %(now)s)",
+                    {"subject": subject, "now": now, "horizon": keep_since},
+                )
+            # Forget subjects with no recent failure, and bound the table against a
+            # flood of addresses by keeping the most recently failing ones; rows
+            # another node is counting are left for the next time.
+            conn.execute(
+                "DELETE FROM licet.login_failures WHERE subject IN (SELECT subject"
+                " FROM licet.login_failures WHERE last_at < %s FOR UPDATE SKIP LOCKED)",
+                (keep_since,),
+            )
+            conn.execute(
+                "DELETE FROM licet.login_failures WHERE subject IN (SELECT subject"
+                " FROM licet.login_failures ORDER BY last_at DESC OFFSET %s"
+                " FOR UPDATE SKIP LOCKED)",
+                (MAX_LOGIN_SUBJECTS,),
+            )
+
+    def clear_login_failures(self, subject: str) -> None:
+        """Forget a subject's failed logins (after a successful login)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM licet.login_failures WHERE subject = %s", (subject,))
 
     def close(self) -> None:
         """Close the connection pool (a later operation opens a new one)."""
@@ -675,6 +913,25 @@ def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
             "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
             (record.ip, record.license_id),
         )
+
+
+def _log(conn: psycopg.Connection[Any], events: Sequence[tuple[Event, str | None]]) -> None:
+    """Append events to the audit log, in order (the caller's last statement before commit)."""
+    if events:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO licet.events (license_id, doc) VALUES (%s, %s)",
+                [(license_id, Jsonb(event.to_doc())) for event, license_id in events],
+            )
+
+
+def _logged(cursor: int, license_id: Any, doc: Any) -> LoggedEvent:
+    try:
+        if license_id is not None and not isinstance(license_id, str):
+            raise TypeError("license_id is not text")
+        return LoggedEvent(cursor=cursor, event=Event.from_doc(doc), license_id=license_id)
+    except (KeyError, TypeError, ValueError) as err:
+        raise LedgerCorruptError(f"ledger is damaged: audit event {cursor} is malformed") from err
 
 
 def _index_products(conn: psycopg.Connection[Any], records: list[LicenseRecord]) -> None:

@@ -191,7 +191,7 @@ def test_the_upgrades_to_the_product_index_and_license_order_fill_them_from_the_
     clock.advance(seconds=1)
     iss.create_license("dnsmanager", new_product=True)
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as the ledger was before version 4
-        conn.execute("DROP TABLE licet.products")
+        conn.execute("DROP TABLE licet.products, licet.events, licet.sessions, licet.login_failures, licet.accounts")
         conn.execute("ALTER TABLE licet.licenses DROP COLUMN position")  # its sequence goes with it
         conn.execute("UPDATE licet.meta SET schema_version = 3")
     with pytest.raises(LedgerVersionError, match="schema version 3"):
@@ -278,8 +278,8 @@ def test_a_copy_that_does_not_match_its_source_is_removed(tmp_path: Path, clock:
         destination_class = Ledger
     real_add_many = destination_class.add_many
 
-    def lossy_add_many(self: LedgerBackend, records: list) -> None:  # type: ignore[type-arg]
-        real_add_many(self, records[:-1])  # a destination that silently drops a license
+    def lossy_add_many(self: LedgerBackend, records: list, **kwargs: bool) -> None:  # type: ignore[type-arg]
+        real_add_many(self, records[:-1], **kwargs)  # a destination that silently drops a license
 
     monkeypatch.setattr(destination_class, "add_many", lossy_add_many)
     with pytest.raises(LedgerError, match="does not match its source"):
