@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 SERVER_URL = os.environ.get("LICET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = ("meta", "licenses", "license_keys", "license_ips", "revocations", "products")
+TABLES = ("meta", "licenses", "license_keys", "license_ips", "revocations", "products", "events", "accounts", "sessions")
 
 
 def _reachable() -> str | None:

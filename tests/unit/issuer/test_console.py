@@ -1,14 +1,20 @@
-"""The console's pages in-process, with an injected clock: sessions, CSRF, cookies, login limits, escaping."""
+"""The console's pages in-process, with an injected clock: sessions, CSRF, cookies, login limits, escaping.
+
+Every test runs on a TinyDB ledger and on a PostgreSQL one: the console keeps
+its users, sessions and login failures in whichever the provider has."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import PRODUCT, FakeClock, ledger_bytes, make_issuer, request_for
+from pgsupport import LedgerSite
+from support import PRODUCT, FakeClock, make_issuer, request_for
 
 from issuer import Issuer
 from issuer.errors import AuthenticationError
@@ -19,16 +25,24 @@ PASSWORD = "correct horse battery staple"
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "{{ 7*7 }}</td><b>bold</b>"]
 
 
+@pytest.fixture(params=["tinydb", "postgres"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerSite:
+    """One TinyDB layout is enough here: accounts and sessions are not sharded."""
+    if request.param == "postgres":
+        return LedgerSite("postgres", request.getfixturevalue("pg_url"))
+    return LedgerSite("tinydb", str(tmp_path / "ledger"))
+
+
 @pytest.fixture
-def iss(tmp_path: Path, clock: FakeClock) -> Issuer:
-    issuer = make_issuer(tmp_path, clock)
+def iss(tmp_path: Path, clock: FakeClock, site: LedgerSite) -> Issuer:
+    issuer = make_issuer(tmp_path, clock, ledger=site.url)
     issuer.add_user("alice", PASSWORD)
     issuer.add_user("bob", PASSWORD)
     return issuer  # type: ignore[no-any-return]
 
 
 def client_for(iss: Issuer, clock: FakeClock, tmp_path: Path, secure: bool = False) -> TestClient:
-    config = ConsoleConfig(ledger=str(tmp_path / "ledger"), keys=str(tmp_path / "keys"), secure_cookies=secure)
+    config = ConsoleConfig(ledger=iss.ledger.location, keys=str(tmp_path / "keys"), secure_cookies=secure)
     return TestClient(create_console_app(config, clock=clock, issuer=iss), follow_redirects=False)
 
 
@@ -36,6 +50,17 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
     assert found, html
     return found.group(1)
+
+
+def failing_subjects(site: LedgerSite) -> list[str]:
+    """The user names and addresses the ledger stores failed logins for, read from its storage."""
+    if site.kind == "postgres":
+        import psycopg
+
+        with psycopg.connect(site.url) as conn:
+            return sorted(row[0] for row in conn.execute("SELECT subject FROM licet.login_failures"))
+    logins = Path(site.url) / "accounts" / "logins.json"
+    return sorted(doc["subject"] for table in json.loads(logins.read_text()).values() for doc in table.values())
 
 
 def login(client: TestClient, user: str = "alice", password: str = PASSWORD) -> object:
@@ -105,12 +130,13 @@ def test_session_idle_and_absolute_expiry_follow_the_injected_clock(iss: Issuer,
     assert dt.timedelta(hours=12) <= clock.now - start < dt.timedelta(hours=12, minutes=20)
 
     login(client)
+    stored = hashlib.sha256(client.cookies["licet_session"].encode()).hexdigest()
     clock.advance(minutes=29)
     assert client.get("/").status_code == 200
+    assert iss.ledger.session(stored) is not None
     clock.advance(minutes=31)  # idle longer than 30 minutes
     assert client.get("/").status_code == 303
-    sessions = (tmp_path / "ledger" / "accounts" / "sessions.json").read_text()
-    assert '"user":"alice"' not in sessions  # the expired session was ended in the ledger
+    assert iss.ledger.session(stored) is None  # the expired session was ended in the ledger
 
 
 def test_logout_ends_the_session_server_side(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
@@ -133,14 +159,14 @@ def test_removing_a_user_ends_their_sessions(iss: Issuer, clock: FakeClock, tmp_
     assert client.get("/").status_code == 303
 
 
-def test_forms_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+def test_forms_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing(iss: Issuer, clock: FakeClock, tmp_path: Path, site: LedgerSite) -> None:
     lid = iss.create_license(PRODUCT, customer="Acme").license_id
     client = client_for(iss, clock, tmp_path)
     login(client)
     other = client_for(iss, clock, tmp_path)
     login(other, "bob")
     foreign = csrf_of(other.get("/").text)  # a real token, of another session
-    before = ledger_bytes(tmp_path / "ledger")
+    before = site.snapshot()
     forms = [
         (f"/licenses/{lid}", {"customer": "Mallory", "ip": "", "expires": "", "features": "", "limits": ""}),
         (f"/licenses/{lid}/regenerate", {"confirm": "yes"}),
@@ -154,7 +180,7 @@ def test_forms_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing
             response = client.post(path, data=data)
             assert response.status_code == 403, (path, token)
             assert "did not come from this console" in response.text and "Traceback" not in response.text
-    assert ledger_bytes(tmp_path / "ledger") == before
+    assert site.snapshot() == before
     assert client.get("/").status_code == 200  # still logged in: the forged logout did nothing
     page = client.get("/login")
     assert client.post("/login", data={"csrf": "0" * 64, "user": "alice", "password": PASSWORD}).status_code == 403
@@ -256,18 +282,18 @@ def test_list_pages_walk_every_license_once(iss: Issuer, clock: FakeClock, tmp_p
     assert len(seen) == len(set(seen)) == 120 and set(seen) == ids
 
 
-def test_old_failed_logins_are_forgotten(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+def test_old_failed_logins_are_forgotten(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
     for i in range(3):
         with pytest.raises(AuthenticationError):
             iss.login(f"guess{i}", "a wrong guess, again", address=f"2001:db8::{i}")
-    logins = tmp_path / "ledger" / "accounts" / "logins.json"
     # three names, and one IPv6 /64 for the three addresses
-    assert sorted(re.findall(r'"subject":"([^"]+)"', logins.read_text())) == [
-        "address:2001:db8::/64", "user:guess0", "user:guess1", "user:guess2"]
+    assert failing_subjects(site) == ["address:2001:db8::/64", "user:guess0", "user:guess1", "user:guess2"]
+    assert iss.ledger.login_failures(["address:2001:db8::/64"], clock.now - dt.timedelta(days=1)) == 3
     clock.advance(minutes=16)
     with pytest.raises(AuthenticationError):
         iss.login("alice", "a wrong guess, again", address="198.51.100.99")
-    assert sorted(re.findall(r'"subject":"([^"]+)"', logins.read_text())) == ["address:198.51.100.99", "user:alice"]
+    assert failing_subjects(site) == ["address:198.51.100.99", "user:alice"]
+    assert iss.ledger.login_failures(["address:2001:db8::/64"], clock.now - dt.timedelta(days=1)) == 0
 
 
 def test_lease_and_revocations_pages(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
