@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import multiprocessing as mp
+import re
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 from clirun import assert_one_line_refusal, cli
+from consoles import PASSWORD, ConsoleServer, api
 from servers import LicenseServer, wait_until
 from support import PRODUCT, code_for
 
@@ -252,21 +256,82 @@ def test_case_twins_of_a_new_product_created_on_two_nodes_at_once_yield_one(pg_h
         assert len(known & set(twins)) == 1 and out[0][1] in known
 
 
-def test_the_console_refuses_a_database_ledger_at_start_up_and_its_accounts_too(tmp_path: Path, pg_home: tuple[Path, str]) -> None:
+def _console(node: Any, method: str, path: str, cookie: str = "", fields: dict[str, str] | None = None) -> tuple[int, str, str, list[str]]:
+    """One console page or form: (status, redirect location, HTML, the cookies it sets)."""
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+    headers = {"Cookie": cookie} if cookie else {}
+    if fields is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        conn.request(method, path, body=None if fields is None else urllib.parse.urlencode(fields), headers=headers)
+        page = conn.getresponse()
+        cookies = [v.split(";")[0] for k, v in page.getheaders() if k.lower() == "set-cookie"]
+        return page.status, page.getheader("location") or "", page.read().decode(), cookies
+    finally:
+        conn.close()
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def _feed(node: Any, token: str) -> list[dict[str, Any]]:
+    """The whole audit feed of one node, a page at a time."""
+    items: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        status, _, page = api(node.url, "GET", f"/v1/admin/events?limit=3{cursor}", token)
+        assert status == 200, page
+        if not page["items"]:
+            return items
+        items += page["items"]
+        cursor = f"&after={page['next_cursor']}"
+
+
+def test_two_consoles_on_one_database_share_licenses_events_accounts_and_sessions(pg_home: tuple[Path, str]) -> None:
     home, url = pg_home
-    (tmp_path / "pw").write_text("correct horse battery staple\n")
-    for args in (
-        ["console", "--port", "1"],  # refused before it would listen
-        ["admin", "user", "add", "alice", "--password-file", str(tmp_path / "pw")],
-        ["admin", "token", "list"],
-    ):
-        proc = cli("issuer", *args, "--ledger", url, cwd=home, check=None)
-        assert proc.returncode != 0 and proc.stdout == "", proc
-        assert_one_line_refusal(proc, "the provider console needs a TinyDB ledger for now", code=proc.returncode)
-    # The license list still works on the database ledger.
-    newest = create(home, url)
-    listed = json.loads(cli("issuer", "license", "list", "--json", "--ledger", url, cwd=home).stdout)
-    assert newest["license_id"] in [row["license_id"] for row in listed]
+    env = {"LICET_LEDGER": url}
+    cli("issuer", "admin", "user", "add", "alice", cwd=home, input=PASSWORD + "\n", env=env)
+    writer = json.loads(cli("issuer", "admin", "token", "create", "billing", "--scope", "write", "--json", cwd=home, env=env).stdout)["token"]
+    reader = json.loads(cli("issuer", "admin", "token", "create", "reports", "--scope", "read", "--json", cwd=home, env=env).stdout)["token"]
+    listed = json.loads(cli("issuer", "admin", "token", "list", "--json", "--ledger", url, cwd=home).stdout)
+    assert {t["name"] for t in listed} >= {"billing", "reports"}
+    a, b = ConsoleServer(home, "--ledger", url), ConsoleServer(home, "--ledger", url)
+    try:
+        status, _, made = api(a.url, "POST", "/v1/admin/licenses", writer, {"product": PRODUCT, "customer": "Acme"})
+        assert status == 201, made
+        status, _, seen = api(b.url, "GET", f"/v1/admin/licenses/{made['license_id']}", reader)
+        assert status == 200 and seen["activation_key"] == made["activation_key"] and seen["customer"] == "Acme"
+        status, _, edited = api(b.url, "PATCH", f"/v1/admin/licenses/{made['license_id']}", writer, {"customer": "Acme GmbH"})
+        assert status == 200, edited
+        feed = _feed(a, reader)
+        assert feed == _feed(b, writer)
+        mine = [(e["action"], e["actor"]) for e in feed if e["license_id"] == made["license_id"]]
+        assert mine == [("created", "api:billing"), ("updated", "api:billing")]
+        assert [e["action"] for e in feed if e["license_id"] is None][-3:] == ["user-added", "token-created", "token-created"]
+
+        # Logged in on one node, logged in on both; logged out on one, out on both.
+        _, _, html, cookies = _console(a, "GET", "/login")
+        login_cookie = next(c for c in cookies if c.startswith("licet_login="))
+        fields = {"csrf": _csrf(html), "user": "alice", "password": PASSWORD}
+        status, _, _, cookies = _console(a, "POST", "/login", login_cookie, fields)
+        assert status == 303, cookies
+        session = next(c for c in cookies if c.startswith("licet_session="))
+        status, _, html, _ = _console(b, "GET", "/", session)
+        assert status == 200
+        assert _console(b, "POST", "/logout", session, {"csrf": _csrf(html)})[0] == 303
+        assert _console(a, "GET", "/", session)[:2] == (303, "/login")
+
+        cli("issuer", "admin", "token", "revoke", "billing", "--ledger", url, cwd=home)
+        for node in (a, b):
+            status, _, problem = api(node.url, "GET", "/v1/admin/events", writer)
+            assert status == 401 and problem["code"] == "unauthorized", problem
+        assert api(b.url, "GET", "/v1/admin/events", reader)[0] == 200
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_ledger_copy_round_trip_keeps_everything(tmp_path: Path, pg_url: str) -> None:
@@ -279,6 +344,8 @@ def test_ledger_copy_round_trip_keeps_everything(tmp_path: Path, pg_url: str) ->
     cli("issuer", "activate", code_for(keys[1], "beta"), cwd=home)
     cli("issuer", "license", "regenerate", ids[1], cwd=home)  # a superseded activation in the history
     cli("issuer", "license", "revoke", ids[2], cwd=home)
+    cli("issuer", "admin", "user", "add", "alice", cwd=home, input=PASSWORD + "\n")
+    token = json.loads(cli("issuer", "admin", "token", "create", "billing", "--scope", "read", "--json", cwd=home).stdout)["token"]
 
     def listed(ledger: str) -> list[dict[str, Any]]:
         """The license list; a license never regenerated may be regenerated now, whenever now is."""
@@ -291,10 +358,15 @@ def test_ledger_copy_round_trip_keeps_everything(tmp_path: Path, pg_url: str) ->
     back = cli("issuer", "ledger", "copy", "--from", pg_url, "--to", "copied", "--json", cwd=home)
     summary = json.loads(there.stdout)
     assert summary == json.loads(back.stdout)
-    assert (summary["licenses"], summary["activations"]) == (3, 2)
-    assert summary["events"] == sum(len(show(home, "ledger", i)["history"]) for i in ids)
+    assert (summary["licenses"], summary["activations"], summary["users"], summary["tokens"]) == (3, 2, 1, 1)
+    assert summary["events"] == sum(len(show(home, "ledger", i)["history"]) for i in ids) + 2  # and the two accounts
     assert listed(pg_url) == original
     assert listed("copied") == original
+    for ledger in (pg_url, "copied"):  # the accounts came along: the same token, the same user
+        where = ledger if ledger == pg_url else str(home / ledger)
+        assert Issuer(where, home / "keys").authenticate_token(token, write=False).actor == "api:billing"
+        users = json.loads(cli("issuer", "admin", "user", "list", "--json", "--ledger", ledger, cwd=home).stdout)
+        assert [u["name"] for u in users] == ["alice"]
     assert [r["next_regeneration"] for r in original if r["key_generation"] > 1]  # a fixed time is compared
     # The copy works with the same keys: single use and the rate-limit-free air-gapped door included.
     assert_one_line_refusal(cli("issuer", "activate", code_for(keys[0], "gamma"), "--ledger", pg_url, cwd=home, check=None), "already activated")
