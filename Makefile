@@ -35,7 +35,7 @@ test: lint
 	@command -v zbarimg >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zbar-tools >/dev/null; } || true
 	# Integration tests run the installed console scripts, so .venv/bin goes first on PATH.
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q --durations=15
 
 demo: $(DEMO_STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo.sh

@@ -10,12 +10,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.client
-import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from _common import per_call, report  # noqa: E402
+from _common import per_call, post_concurrently, report  # noqa: E402
 from servers import LicenseServer  # noqa: E402
 from support import PRODUCT, FakeClock, Provider, make_issuer, renewal_for, request_for  # noqa: E402
 
@@ -115,33 +112,7 @@ def renewal_figures(folder: Path) -> bool:
 
 
 def post_all(url: str, codes: list[str]) -> float:
-    host, port = url.removeprefix("http://").split(":")
-    chunks = [codes[i::CLIENTS] for i in range(CLIENTS)]
-    failures: list[str] = []
-    barrier = threading.Barrier(CLIENTS + 1)
-
-    def client(mine: list[str]) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        barrier.wait()
-        for code in mine:
-            conn.request("POST", "/v1/renewals", json.dumps({"renewal_code": code}), {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            if response.status != 200:
-                failures.append(payload.decode()[:200])
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(chunk,)) for chunk in chunks]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    if failures:
-        raise SystemExit(f"renewals failed: {failures[:3]}")
-    return len(codes) / elapsed
+    return post_concurrently([url], "/v1/renewals", [{"renewal_code": code} for code in codes], CLIENTS)[0]
 
 
 def main() -> int:

@@ -19,13 +19,10 @@ it creates a database of its own and drops it at the end.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -34,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from _common import report  # noqa: E402
+from _common import post_concurrently, report  # noqa: E402
 from pgsupport import drop_ledger, fresh_database  # noqa: E402
 from servers import LicenseServer  # noqa: E402
 from support import PRODUCT, FakeClock, code_for, make_issuer, request_for  # noqa: E402
@@ -85,35 +82,11 @@ IDLE: dict[str, float] = {}
 
 def online(urls: list[str], codes: list[str]) -> float:
     """Activations/s of CLIENTS clients, client i posting to node i % len(urls)."""
-    chunks = [codes[i::CLIENTS] for i in range(CLIENTS)]
-    failures: list[str] = []
-    barrier = threading.Barrier(CLIENTS + 1)
-
-    def client(i: int, mine: list[str]) -> None:
-        host, port = urls[i % len(urls)].removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        barrier.wait()
-        for code in mine:
-            conn.request("POST", "/v1/activations", json.dumps({"request_code": code}), {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            if response.status != 200:
-                failures.append(payload.decode()[:200])
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(i, chunk)) for i, chunk in enumerate(chunks)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start, (busy0, total0) = time.perf_counter(), cpu_ticks()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    busy0, total0 = cpu_ticks()
+    rate, _ = post_concurrently(urls, "/v1/activations", [{"request_code": code} for code in codes], CLIENTS)
     busy1, total1 = cpu_ticks()
     IDLE[",".join(urls)] = 1 - (busy1 - busy0) / max(1, total1 - total0)
-    if failures:
-        raise SystemExit(f"{len(failures)} activations failed, e.g. {failures[0]}")
-    return len(codes) / elapsed
+    return rate
 
 
 def rate_on(home: Path, iss, ledger: str, nodes: int, tag: str) -> float:  # type: ignore[no-untyped-def]

@@ -9,12 +9,9 @@ throughput >= 0.5 x the in-process rate.
 
 from __future__ import annotations
 
-import http.client
-import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from _common import report  # noqa: E402
+from _common import post_concurrently, report  # noqa: E402
 from servers import LicenseServer  # noqa: E402
 from support import PRODUCT, FakeClock, code_for, make_issuer, request_for  # noqa: E402
 
@@ -37,37 +34,7 @@ def keys_for(iss, count: int) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def online(url: str, codes: list[str]) -> tuple[float, list[float]]:
-    host, port = url.removeprefix("http://").split(":")
-    chunks = [codes[i::CLIENTS] for i in range(CLIENTS)]
-    latencies: list[float] = []
-    failures: list[str] = []
-    barrier = threading.Barrier(CLIENTS + 1)
-
-    def client(mine: list[str]) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        barrier.wait()
-        for code in mine:
-            body = json.dumps({"request_code": code})
-            start = time.perf_counter()
-            conn.request("POST", "/v1/activations", body, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            latencies.append(time.perf_counter() - start)
-            if response.status != 200:
-                failures.append(payload.decode()[:200])
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(chunk,)) for chunk in chunks]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    if failures:
-        raise SystemExit(f"{len(failures)} activations failed, e.g. {failures[0]}")
-    return len(codes) / elapsed, latencies
+    return post_concurrently([url], "/v1/activations", [{"request_code": code} for code in codes], CLIENTS)
 
 
 def in_process_rate(iss, count: int, tag: str) -> float:  # type: ignore[no-untyped-def]

@@ -100,6 +100,10 @@ QrPng = Annotated[
     Path | None,
     typer.Option("--qr-png", help="Write the token's QR code as a PNG file (default: none)."),
 ]
+TokenOut = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the token to this file (default: print it)."),
+]
 
 
 def _actor() -> str:
@@ -563,10 +567,7 @@ def _deliver(
 @app.command()
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the token to this file (default: print it)."),
-    ] = None,
+    out: TokenOut = None,
     force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,
@@ -584,10 +585,7 @@ def activate(
 @app.command()
 def renew(
     code: Annotated[str, typer.Argument(help="The renewal code, or - to read it from stdin.")],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the token to this file (default: print it)."),
-    ] = None,
+    out: TokenOut = None,
     force: Force = False,
     qr: Qr = False,
     qr_png: QrPng = None,

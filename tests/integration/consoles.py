@@ -6,51 +6,24 @@ import contextlib
 import http.client
 import json
 import ssl
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from clirun import cli, script
-from servers import free_port
+from servers import ServedProcess, free_port
 
 PASSWORD = "correct horse battery staple"
 
 
-class ConsoleServer:
+class ConsoleServer(ServedProcess):
     """`issuer console` on 127.0.0.1, started from the installed console script."""
 
     def __init__(self, home: Path, *args: str, context: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
         self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [script("issuer"), "console", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            cwd=home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"issuer console exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
-            try:
-                with urllib.request.urlopen(self.url + "/openapi.json", timeout=1, context=context) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("issuer console did not come up")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        argv = [script("issuer"), "console", "--host", "127.0.0.1", "--port", str(self.port), *args]
+        super().__init__(argv, cwd=home, probe_url=self.url + "/openapi.json", context=context)
 
 
 def add_user(home: Path, name: str, password: str = PASSWORD) -> None:

@@ -7,7 +7,9 @@ import http.server
 import os
 import queue
 import socket
+import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -68,7 +70,53 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-class LicenseServer:
+class ServedProcess:
+    """A server subprocess, polled until ``probe_url`` answers 200.
+
+    Its output goes to an unnamed temporary file, never a pipe: a pipe nobody
+    reads fills at 64 KiB of request log, and the server then blocks on its
+    next log line and stops answering.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        probe_url: str,
+        env: dict[str, str] | None = None,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(argv[:2])} exited: {self.output()}")
+            try:
+                with urllib.request.urlopen(probe_url, timeout=1, context=context) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{' '.join(argv[:2])} did not come up: {self.output()}")
+
+    def output(self) -> str:
+        """Everything the server printed so far."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class LicenseServer(ServedProcess):
     """`issuer serve` on 127.0.0.1, started from the installed console script.
 
     ``command`` builds another command line for the port (a deployment file's),
@@ -85,34 +133,8 @@ class LicenseServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [script("issuer"), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
-        self.proc = subprocess.Popen(
-            argv if command is None else command(self.port),
-            cwd=home,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"issuer serve exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
-            try:
-                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("issuer serve did not come up")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(argv if command is None else command(self.port), cwd=home, env=env,
+                         probe_url=self.url + "/v1/health")
 
 
 class CallbackPanel:

@@ -46,7 +46,7 @@ def test_each_request_is_logged_as_json_without_keys_or_tokens(tmp_path: Path) -
             assert response.status == 200
     finally:
         server.stop()
-    output = server.proc.stdout.read() if server.proc.stdout else ""
+    output = server.output()
 
     lines = output.splitlines()
     assert lines[0].startswith(f"licet license server on http://127.0.0.1:{server.port}")
