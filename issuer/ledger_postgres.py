@@ -393,7 +393,7 @@ class PostgresLedger(LedgerBackend):
                     check_product(frozenset(str(row[0]) for row in rows))
                 _insert(conn, record)
                 _index_products(conn, [record])
-                _log(conn, [(e, record.license_id) for e in record.history])
+                _log(conn, record.license_id, record.history)
         except LedgerError as err:
             if isinstance(err.__cause__, pg_errors.UniqueViolation):
                 raise LedgerExistsError(f"license {record.license_id} exists already") from None
@@ -478,13 +478,18 @@ class PostgresLedger(LedgerBackend):
                 entries = revocation_changes(record, new_record)
                 if entries is not None:
                     _revoke(conn, entries, new_record.history[-1].at)
-                conn.execute(
-                    "UPDATE licet.licenses SET doc = %s WHERE license_id = %s",
-                    (Jsonb(new_record.to_doc()), record.license_id),
-                )
-                # Last: the feed waits for transactions holding uncommitted events.
+                # Last, and in one round trip with the license: the feed waits for
+                # transactions holding uncommitted events.
                 added = new_record.history[len(record.history) :]
-                _log(conn, [(e, new_record.license_id) for e in added])
+                conn.execute(
+                    _CHANGE_AND_APPEND,
+                    (
+                        Jsonb(new_record.to_doc()),
+                        record.license_id,
+                        new_record.license_id,
+                        [Jsonb(e.to_doc()) for e in added],
+                    ),
+                )
             return result
 
     # -- the audit log -------------------------------------------------------------
@@ -549,7 +554,7 @@ class PostgresLedger(LedgerBackend):
                     " VALUES (%s, %s, %s, %s)",
                     (account.kind, account.name, account.secret_hash, Jsonb(account.to_doc())),
                 )
-                _log(conn, [(event, None)])
+                _log(conn, None, [event])
         except LedgerError as err:
             if isinstance(err.__cause__, pg_errors.UniqueViolation):
                 raise AccountExistsError(
@@ -571,7 +576,7 @@ class PostgresLedger(LedgerBackend):
             ).fetchone()
             if gone is None:
                 raise AccountNotFoundError(f"no {kind} named {name!r}")
-            _log(conn, [(event, None)])
+            _log(conn, None, [event])
 
     def accounts(self, kind: str) -> list[Account]:
         """Every account of a kind (``user`` or ``token``), by name."""
@@ -915,14 +920,26 @@ def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
         )
 
 
-def _log(conn: psycopg.Connection[Any], events: Sequence[tuple[Event, str | None]]) -> None:
+# Appends events of one license (or of none) in their order: the rows come in
+# ordinality order and each takes its cursor (a nextval default) as it is inserted.
+_APPEND = (
+    "INSERT INTO licet.events (license_id, doc)"
+    " SELECT %s, e FROM unnest(%s::jsonb[]) WITH ORDINALITY AS t (e, n) ORDER BY n"
+)
+
+# A changed license and its new events in one statement: one round trip on the path
+# of every activation.
+_CHANGE_AND_APPEND = (
+    "WITH changed AS (UPDATE licet.licenses SET doc = %s WHERE license_id = %s)"
+    " INSERT INTO licet.events (license_id, doc)"
+    " SELECT %s, e FROM unnest(%s::jsonb[]) WITH ORDINALITY AS t (e, n) ORDER BY n"
+)
+
+
+def _log(conn: psycopg.Connection[Any], license_id: str | None, events: Sequence[Event]) -> None:
     """Append events to the audit log, in order (the caller's last statement before commit)."""
     if events:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO licet.events (license_id, doc) VALUES (%s, %s)",
-                [(license_id, Jsonb(event.to_doc())) for event, license_id in events],
-            )
+        conn.execute(_APPEND, (license_id, [Jsonb(e.to_doc()) for e in events]))
 
 
 def _logged(cursor: int, license_id: Any, doc: Any) -> LoggedEvent:
