@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 from issuer import policy
 from issuer.accounts import Accounts, AccountsConfig
 from issuer.addresses import canonical_ip, in_bucket
+from issuer.errors import ExpiryOutOfRangeError
 from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
 from issuer.ledger_api import check_creatable, create_ledger, open_ledger
 from issuer.ratelimit import RateLimit
@@ -312,10 +313,12 @@ def _expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _d
     # "Expires 2027-01-31" means usable through that day.
     start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
     if start - now >= _dt.timedelta(days=_MAX_DAYS):
-        raise BadInputError(f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away")
+        raise ExpiryOutOfRangeError(
+            f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away"
+        )
     expires_at = start + _dt.timedelta(days=1)
     if expires_at <= now:
-        raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
+        raise ExpiryOutOfRangeError(f"expiry date {expires.isoformat()} is in the past")
     return expires_at
 
 
