@@ -22,9 +22,9 @@ import json
 import logging
 import secrets
 import warnings
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -179,7 +179,9 @@ def install_problem_pages(app: FastAPI) -> None:
         response_class=HTMLResponse,
         responses={**html_answer, **_refusals((*EVERY_ROUTE, e.NotFoundError))},
     )
-    async def problem_page(code: str) -> HTMLResponse:
+    async def problem_page(
+        code: Annotated[str, Path(examples=[e.BadInputError.code])],
+    ) -> HTMLResponse:
         """One problem code: what it means, what to do, whether to retry."""
         cls = e.error_class(code)
         if cls is None:
