@@ -24,7 +24,7 @@ from pydantic.config import JsonDict
 from issuer import apidoc, httpapi
 from issuer import errors as ie
 from issuer.policy import MAX_LEASE_DAYS
-from issuer.service import KEEP, NAME_PATTERN, Issuer
+from issuer.service import KEEP, MAX_DAYS, MAX_ITEMS, MAX_LIMIT, NAME_PATTERN, PAGE_MAX, Issuer
 from verifier import errors as e
 
 __all__ = ["LICENSE_LINKS", "router"]
@@ -37,9 +37,6 @@ LicenseId = Annotated[
 ]
 #: A product, feature or limit name, as the issuer checks it.
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-_MAX_DAYS = 36500  # a hundred years, as the issuer allows
-_MAX_ITEMS = 64  # features or limits on one license
-_MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
 _CURSOR = r"^[0-9]{0,12}$"
 Status = Literal["issued", "activated", "revoked", "expired"]
 
@@ -74,7 +71,7 @@ Ip = Annotated[
     Field(max_length=64, json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
     AfterValidator(_ip),
 ]
-# Year 0000 is not a year Python (or a JSON Schema "date") can always name: refused by shape.
+# Year 0000 is no year Python's dates can name: the pattern refuses it by its shape.
 Day = Annotated[
     str,
     Field(
@@ -90,13 +87,13 @@ Day = Annotated[
 # Field before BeforeValidator: the other order loses the range from the JSON Schema.
 Days = Annotated[
     int,
-    Field(ge=1, le=_MAX_DAYS, description="valid for this many days from now"),
+    Field(ge=1, le=MAX_DAYS, description="valid for this many days from now"),
     BeforeValidator(_whole),
 ]
-Features = Annotated[list[Name], Field(max_length=_MAX_ITEMS)]
+Features = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
 Limits = Annotated[
-    dict[Name, Annotated[int, Field(ge=0, le=_MAX_LIMIT), BeforeValidator(_whole)]],
-    Field(max_length=_MAX_ITEMS, json_schema_extra={"additionalProperties": False}),
+    dict[Name, Annotated[int, Field(ge=0, le=MAX_LIMIT), BeforeValidator(_whole)]],
+    Field(max_length=MAX_ITEMS, json_schema_extra={"additionalProperties": False}),
 ]
 Customer = Annotated[
     str,
@@ -272,7 +269,7 @@ Writer = Annotated[Issuer, Depends(writer)]
 Cursor = Annotated[
     str | None, Query(pattern=_CURSOR, description="the next_cursor of a previous answer")
 ]
-Limit = Annotated[int, Query(ge=1, le=200, description="items per page")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="items per page")]
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 _LICENSE = {"links": LICENSE_LINKS}
 _KEYRING = (e.KeyringError, e.KeyringMissingError, e.NoActiveKeyError)
