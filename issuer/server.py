@@ -145,6 +145,12 @@ class ServerConfig:
         return RateLimit(limit=self.failure_limit, ipv6_prefix=self.ipv6_prefix)
 
 
+# On SIGTERM, requests in progress get this long to finish before the process exits.
+# Without it, one idle TLS keep-alive connection (every browser keeps one open) holds
+# the exit for asyncio's 30-second TLS shut-down, and a restart hangs that long.
+SHUTDOWN_GRACE = 5.0
+
+
 class DeadlineProtocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for receiving each whole request.
 
@@ -659,6 +665,7 @@ def serve(
         proxy_headers=False,  # the app decides which proxies it trusts
         server_header=False,
         timeout_keep_alive=5,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
         log_level="warning",
         access_log=False,  # issuer.requestlog logs each request, without keys or tokens
     )

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from issuer import apidoc, httpapi
-from issuer.server import DeadlineProtocol, _limit_body
+from issuer.server import SHUTDOWN_GRACE, DeadlineProtocol, _limit_body
 from issuer.service import Issuer
 from issuer.web import admin_api, console
 from keytool.passphrase import read_passphrase
@@ -206,6 +206,7 @@ def serve_console(
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=5,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
         log_level="warning",
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),
