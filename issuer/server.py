@@ -148,7 +148,7 @@ class ServerConfig:
 # On SIGTERM, requests in progress get this long to finish before the process exits.
 # Without it, one idle TLS keep-alive connection (every browser keeps one open) holds
 # the exit for asyncio's 30-second TLS shut-down, and a restart hangs that long.
-SHUTDOWN_GRACE = 5.0
+SHUTDOWN_GRACE = 5  # seconds, whole: uvicorn takes an int
 
 
 class DeadlineProtocol(H11Protocol):
