@@ -258,16 +258,32 @@ def _fields(schema: Mapping[str, Any], schemas: Mapping[str, Any]) -> list[str]:
         rules = _constraints(_resolve(field, schemas))
         need = "required" if name in required else "optional"
         lines.append(f"- `{name}` ({need}) {rules}".rstrip())
+    together = schema.get("not", {}).get("required")
+    if together:
+        names = ", ".join(f"`{name}`" for name in together)
+        lines.append(f"- at most one of {names} (`null` counts as not given)")
     if schema.get("additionalProperties") is False:
         lines.append("- any other member is refused (`bad-input`)")
     return lines
 
 
 def _constraints(field: Mapping[str, Any]) -> str:
+    kinds = field.get("anyOf")
+    if isinstance(kinds, list) and "type" not in field:
+        # `X | None`: null first, then each other alternative with its own rules.
+        null = {"type": "null"} in kinds
+        shown = " or ".join(_rules(kind) for kind in kinds if kind != {"type": "null"})
+        return ": " + ("`null`, or " if null else "") + shown
+    rules = _rules(field)
+    return ": " + rules if rules else ""
+
+
+def _rules(field: Mapping[str, Any]) -> str:
     shown = []
     for key in (
         "type",
         "enum",
+        "format",
         "pattern",
         "minLength",
         "maxLength",
@@ -275,19 +291,25 @@ def _constraints(field: Mapping[str, Any]) -> str:
         "maximum",
         "minItems",
         "maxItems",
+        "maxProperties",
         "uniqueItems",
         "default",
     ):
         if key in field:
             shown.append(f"{key} `{field[key]}`")
+    formats = [kind.get("format") for kind in field.get("anyOf", ()) if "format" in kind]
+    if formats:
+        shown.append("format " + " or ".join(f"`{name}`" for name in formats))
     items = field.get("items")
     if isinstance(items, Mapping) and "pattern" in items:
         shown.append(f"items pattern `{items['pattern']}`")
+    for pattern, value in field.get("patternProperties", {}).items():
+        shown.append(f"names match `{pattern}`, values {_rules(value)}")
     for rule in field.get("allOf", ()):
         contains = rule.get("contains", {})
         if "maxContains" in rule and "pattern" in contains:
             shown.append(f"at most {rule['maxContains']} matching `{contains['pattern']}`")
-    return ": " + ", ".join(shown) if shown else ""
+    return ", ".join(shown)
 
 
 def _answer(content: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ are importable from here as well. :class:`ListenError`, which only the
 from __future__ import annotations
 
 from verifier.errors import (
+    BadInputError,
     LedgerBusyError,
     LedgerCorruptError,
     LedgerError,
@@ -25,6 +26,7 @@ __all__ = [
     "AccountNotFoundError",
     "AuthenticationError",
     "CsrfError",
+    "ExpiryOutOfRangeError",
     "LedgerBusyError",
     "LedgerCorruptError",
     "LedgerError",
@@ -48,6 +50,23 @@ class UnknownProductError(LicenseError):
 
     code = "unknown-product"
     default_message = "unknown product — check the spelling, or add it as a new product"
+    advice = (
+        "Check the product's spelling against the provider's products; to add a new "
+        'product, send the license again with "new_product": true.'
+    )
+    http_status = 422
+
+
+class ExpiryOutOfRangeError(BadInputError):
+    """A well-formed last day that is in the past, or more than 36,500 days away.
+
+    Not a malformed request: the same date is fine on another day. Its own code
+    lets an API client tell it from ``bad-input``, which is about the shape.
+    """
+
+    code = "expiry-out-of-range"
+    default_message = "the expiry date is in the past or too far away"
+    advice = "Give a last day from today up to 36,500 days ahead, or a number of days instead."
     http_status = 422
 
 
@@ -94,6 +113,10 @@ class AuthenticationError(LicenseError):
 
     code = "unauthorized"
     default_message = "wrong user name or password"
+    advice = (
+        "Send a valid API token as Authorization: Bearer <token>; a revoked token "
+        "stops working at once, so ask the provider for a new one."
+    )
     http_status = 401
 
 
@@ -102,6 +125,7 @@ class PermissionDeniedError(LicenseError):
 
     code = "forbidden"
     default_message = "this token may only read; changes need a write-scope token"
+    advice = "Use a write-scope token for changes; a read-scope token may only GET."
     http_status = 403
 
 

@@ -1,8 +1,9 @@
 """``issuer serve``: the license server for online manual and automatic activation.
 
 A FastAPI app over the same ledger and the same activation function as the
-CLI. The only module of licet that imports fastapi or uvicorn (and its h11,
-which also speaks the callback's HTTP) — the ``server`` extra.
+CLI (the ``server`` extra; h11, under uvicorn, also speaks the callback's
+HTTP). Its refusals and their documentation are shared with the console
+(:mod:`issuer.httpapi`).
 
 Endpoints (JSON; OpenAPI at ``/openapi.json``)::
 
@@ -39,14 +40,11 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import logging
 import os
 import re
-import secrets
 import socket
 import sys
 import time
-import warnings
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -55,16 +53,16 @@ import h11
 import uvicorn
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
-from issuer import apidoc
+from issuer import apidoc, httpapi
 from issuer.addresses import callback_allowed, client_address, parse_proxies
 from issuer.errors import ListenError
+from issuer.httpapi import problem
 from issuer.ratelimit import RateLimit
 from issuer.requestlog import CLIENT, LICENSE_ID, log_requests
 from issuer.service import NAME_PATTERN, Issuer, IssuerConfig
@@ -92,7 +90,6 @@ __all__ = ["ServerConfig", "create_app", "serve"]
 
 _CONFIG_ENV = "LICET_SERVE_CONFIG"  # hand-off from `issuer serve` to its worker processes
 _MAX_CALLBACK_HEADERS = 8 * 1024
-_log = logging.getLogger("licet.server")
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
     Awaitable[None],
@@ -151,7 +148,7 @@ class ServerConfig:
 # On SIGTERM, requests in progress get this long to finish before the process exits.
 # Without it, one idle TLS keep-alive connection (every browser keeps one open) holds
 # the exit for asyncio's 30-second TLS shut-down, and a restart hangs that long.
-SHUTDOWN_GRACE = 5  # seconds
+SHUTDOWN_GRACE = 5  # seconds, whole: uvicorn takes an int
 
 
 class DeadlineProtocol(H11Protocol):
@@ -270,19 +267,10 @@ class HealthResponse(BaseModel):
     provider: str
 
 
-#: Every answer may be one of these: the HTTP layer's limits and a bug (500).
-_EVERY_ROUTE: tuple[type[LicenseError], ...] = (
-    e.HeadersTooLargeError,
-    e.BodyTooLargeError,
-    e.ServerUnavailableError,
-)
+_EVERY_ROUTE = httpapi.EVERY_ROUTE
 #: The provider's own faults (503, generic detail and an incident id).
 _FAULTS: tuple[type[LicenseError], ...] = (
-    e.LedgerError,
-    e.LedgerMissingError,
-    e.LedgerCorruptError,
-    e.LedgerBusyError,
-    e.LedgerWriteError,
+    *httpapi.LEDGER_FAULTS,
     e.KeyringError,
     e.NoActiveKeyError,
     e.PrivateKeyError,
@@ -329,44 +317,7 @@ _DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
         e.ProductMismatchError,
     ),
     "revocations": (*_EVERY_ROUTE, *_FAULTS, e.BadInputError),
-    "problems_index": _EVERY_ROUTE,
-    "problem_page": (*_EVERY_ROUTE, e.NotFoundError),
 }
-_BUG_STATUS: dict[type[LicenseError], int] = {e.ServerUnavailableError: 500}
-
-
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem document."""
-    headers = None
-    if isinstance(extra.get("retry_after"), int):
-        headers = {"Retry-After": str(extra["retry_after"])}
-    return JSONResponse(
-        apidoc.problem_body(status, code, detail, **extra),
-        status_code=status,
-        media_type=apidoc.PROBLEM_MEDIA_TYPE,
-        headers=headers,
-    )
-
-
-def _problem_for(err: LicenseError) -> JSONResponse:
-    if err.http_status >= 500:
-        # The provider's own trouble (ledger, keys): the detail names files and
-        # set-up, which anonymous clients must not learn. It goes to the log;
-        # the client keeps the stable code (a panel may retry a busy ledger).
-        return _incident(err.code, err.message, err.http_status)
-    return problem(err.http_status, err.code, err.message, **err.details())
-
-
-def _incident(code: str, detail: str, status: int) -> JSONResponse:
-    """A problem whose detail stays in the server log, under an incident id the client gets."""
-    incident = secrets.token_hex(6)
-    _log.error("incident %s: %s (%s)", incident, detail, code)
-    return problem(
-        status,
-        code,
-        f"the license server cannot serve this request now; try again later (incident {incident})",
-        incident=incident,
-    )
 
 
 def fetch_challenge(address: str, port: int, config: ServerConfig) -> bytes:
@@ -514,43 +465,23 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
 
     @app.exception_handler(LicenseError)
     async def on_license_error(request: Request, err: LicenseError) -> JSONResponse:
-        return _problem_for(err)
+        return httpapi.problem_for(err)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        detail = (
-            f"{where}: {first.get('msg', 'invalid')}"
-            if where
-            else str(first.get("msg", "invalid body"))
-        )
-        return problem(422, e.BadInputError.code, f"invalid request body — {detail}")
+        return httpapi.invalid_request(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        if err.status_code == 400:
-            # FastAPI's answer to a body it could not parse (bad UTF-8, nesting
-            # too deep, numbers too long): a malformed body like any other.
-            return problem(422, e.BadInputError.code, "invalid request body — not valid UTF-8 JSON")
-        known = {404: e.NotFoundError, 405: e.MethodNotAllowedError}
-        code = known.get(err.status_code, e.HttpRefusalError).code
-        detail = str(err.detail)
-        allowed = (err.headers or {}).get("Allow")
-        if err.status_code == 405 and allowed:
-            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
-        answer = problem(err.status_code, code, detail)
-        # Keeps the Allow header of a 405, which names the methods the path takes.
-        answer.headers.update(err.headers or {})
-        return answer
+        return httpapi.http_refusal(request, err)
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, err: Exception) -> JSONResponse:
-        return _incident(e.ServerUnavailableError.code, f"{type(err).__name__}: {err}", 500)
+        return httpapi.bug_problem(err)
 
     def documented(name: str) -> dict[int | str, dict[str, Any]]:
         answers: dict[int | str, dict[str, Any]] = {}
-        answers.update(apidoc.refusals(_DOCUMENTED[name], _BUG_STATUS))
+        answers.update(apidoc.refusals(_DOCUMENTED[name], httpapi.BUG_STATUS))
         return answers
 
     # HEAD answers as GET without the body, as RFC 9110 asks of every GET resource.
@@ -643,78 +574,13 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         setattr(request.state, LICENSE_ID, result.license_id)
         return TokenResponse(token=result.token)
 
-    _problem_pages(app, documented)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    httpapi.install_problem_pages(app)
+    description = (
+        "Refusals are RFC 9457 problem documents (application/problem+json); "
+        f"each `type` is a page under {apidoc.PROBLEMS_PATH}."
+    )
+    app.openapi = lambda: httpapi.openapi_document(app, description)  # type: ignore[method-assign]
     return app
-
-
-def _problem_pages(
-    app: FastAPI, documented: Callable[[str], dict[int | str, dict[str, Any]]]
-) -> None:
-    """Serve the pages the problem ``type`` URIs name."""
-    html_answer: dict[int | str, dict[str, Any]] = {
-        200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page"}
-    }
-
-    @app.api_route(
-        apidoc.PROBLEMS_PATH,
-        methods=["GET", "HEAD"],
-        response_class=HTMLResponse,
-        responses={**html_answer, **documented("problems_index")},
-    )
-    async def problems_index() -> HTMLResponse:
-        """Every problem code: what it means, whether to retry."""
-        return HTMLResponse(apidoc.problems_index())
-
-    @app.api_route(
-        apidoc.PROBLEMS_PATH + "/{code}",
-        methods=["GET", "HEAD"],
-        response_class=HTMLResponse,
-        responses={**html_answer, **documented("problem_page")},
-    )
-    async def problem_page(code: str) -> HTMLResponse:
-        """One problem code: what it means, what to do, whether to retry."""
-        cls = e.error_class(code)
-        if cls is None:
-            raise e.NotFoundError(f"no problem code {code!r}")
-        return HTMLResponse(apidoc.problem_page(cls))
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with the one problem schema every refusal refers to.
-
-    FastAPI's own validation-error schemas are dropped: this server answers
-    a malformed body with a ``bad-input`` problem like every other refusal.
-    """
-    if app.openapi_schema is None:
-        with warnings.catch_warnings():
-            # GET routes also take HEAD, and FastAPI gives both one operation id;
-            # the HEAD operations are dropped below.
-            warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
-            document = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=(
-                    "Refusals are RFC 9457 problem documents (application/problem+json); "
-                    f"each `type` is a page under {apidoc.PROBLEMS_PATH}."
-                ),
-                routes=app.routes,
-            )
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        schemas.pop("HTTPValidationError", None)
-        schemas.pop("ValidationError", None)
-        for item in document["paths"].values():
-            # HEAD is implied by GET (same answer, no body); listing it again
-            # would give two operations one id.
-            item.pop("head", None)
-            for operation in item.values():
-                operation["summary"] = operation.get("description", "").split("\n")[0]
-                answers = operation["responses"]
-                if "HTTPValidationError" in json.dumps(answers.get("422", {})):
-                    del answers["422"]  # a path parameter that no value can fail
-        schemas["Problem"] = apidoc.problem_schema()
-        app.openapi_schema = document
-    return app.openapi_schema
 
 
 def app_from_environment() -> Any:
@@ -722,7 +588,7 @@ def app_from_environment() -> Any:
     raw = json.loads(os.environ[_CONFIG_ENV])
     raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
     config = ServerConfig(**raw)
-    _log_to_stderr()
+    httpapi.log_to_stderr()
     app = create_app(config, read_passphrase(None))
     paths = {route.path for route in app.routes if hasattr(route, "path")}
     # Outermost, so that requests refused for their size are logged too.
@@ -731,14 +597,6 @@ def app_from_environment() -> Any:
         paths=paths,
         stream=sys.stderr,
     )
-
-
-def _log_to_stderr() -> None:
-    if not _log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s licet server: %(message)s"))
-        _log.addHandler(handler)
-        _log.setLevel(logging.INFO)
 
 
 def _listen(host: str, port: int) -> socket.socket:

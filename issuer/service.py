@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 from issuer import policy
 from issuer.accounts import Accounts, AccountsConfig
 from issuer.addresses import canonical_ip, in_bucket
+from issuer.errors import ExpiryOutOfRangeError
 from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
 from issuer.ledger_api import check_creatable, create_ledger, open_ledger
 from issuer.ratelimit import RateLimit
@@ -82,10 +83,10 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #: starting with a letter or digit.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
-_MAX_DAYS = 36500
-_MAX_ITEMS = 64  # features or limits on one license
-_MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
-_PAGE_MAX = 200
+MAX_DAYS = 36500  # a license lasts at most a hundred years
+MAX_ITEMS = 64  # features or limits on one license
+MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
+PAGE_MAX = 200  # licenses or events in one page of a list
 KEEP: Any = object()
 """Default of :meth:`Issuer.update_license` arguments: leave the field as it is."""
 
@@ -302,8 +303,8 @@ def _expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _d
     if days is not None and expires is not None:
         raise BadInputError("give --days or --expires, not both")
     if days is not None:
-        if type(days) is not int or not 1 <= days <= _MAX_DAYS:
-            raise BadInputError(f"days must be a whole number from 1 to {_MAX_DAYS}")
+        if type(days) is not int or not 1 <= days <= MAX_DAYS:
+            raise BadInputError(f"days must be a whole number from 1 to {MAX_DAYS}")
         return now + _dt.timedelta(days=days)
     if expires is None:
         return None
@@ -311,29 +312,31 @@ def _expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _d
         raise BadInputError("expires must be a date (YYYY-MM-DD)")
     # "Expires 2027-01-31" means usable through that day.
     start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
-    if start - now >= _dt.timedelta(days=_MAX_DAYS):
-        raise BadInputError(f"expiry date {expires.isoformat()} is more than {_MAX_DAYS} days away")
+    if start - now >= _dt.timedelta(days=MAX_DAYS):
+        raise ExpiryOutOfRangeError(
+            f"expiry date {expires.isoformat()} is more than {MAX_DAYS} days away"
+        )
     expires_at = start + _dt.timedelta(days=1)
     if expires_at <= now:
-        raise BadInputError(f"expiry date {expires.isoformat()} is in the past")
+        raise ExpiryOutOfRangeError(f"expiry date {expires.isoformat()} is in the past")
     return expires_at
 
 
 def _limits(limits: Mapping[str, int] | None) -> dict[str, int]:
     items = dict(limits or {})
-    if len(items) > _MAX_ITEMS:
-        raise BadInputError(f"at most {_MAX_ITEMS} limits")
+    if len(items) > MAX_ITEMS:
+        raise BadInputError(f"at most {MAX_ITEMS} limits")
     for name, value in items.items():
         _name("limit", name)
-        if type(value) is not int or not 0 <= value <= _MAX_LIMIT:
-            raise BadInputError(f"limit {name} must be a whole number from 0 to {_MAX_LIMIT}")
+        if type(value) is not int or not 0 <= value <= MAX_LIMIT:
+            raise BadInputError(f"limit {name} must be a whole number from 0 to {MAX_LIMIT}")
     return items
 
 
 def _features(features: Iterable[str]) -> tuple[str, ...]:
     wanted = list(features)
-    if len(wanted) > _MAX_ITEMS:
-        raise BadInputError(f"at most {_MAX_ITEMS} features")
+    if len(wanted) > MAX_ITEMS:
+        raise BadInputError(f"at most {MAX_ITEMS} features")
     return tuple(sorted({_name("feature", f) for f in wanted}))
 
 
@@ -1068,8 +1071,8 @@ class Issuer:
         Raises:
             BadInputError: a malformed filter, cursor or limit.
         """
-        if type(limit) is not int or not 1 <= limit <= _PAGE_MAX:
-            raise BadInputError(f"limit must be a whole number from 1 to {_PAGE_MAX}")
+        if type(limit) is not int or not 1 <= limit <= PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {PAGE_MAX}")
         if status is not None and status not in (*LicenseStatus.STORED, LicenseStatus.EXPIRED):
             raise BadInputError("status must be one of issued, activated, revoked, expired")
         if product is not None:
@@ -1168,8 +1171,8 @@ class Issuer:
         Raises:
             BadInputError: a malformed cursor or limit.
         """
-        if type(limit) is not int or not 1 <= limit <= _PAGE_MAX:
-            raise BadInputError(f"limit must be a whole number from 1 to {_PAGE_MAX}")
+        if type(limit) is not int or not 1 <= limit <= PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {PAGE_MAX}")
         start = _cursor(after) or 0
         items = self.ledger.events(after=start, limit=limit)
         next_cursor = str(items[-1].cursor) if items else (None if after is None else str(start))

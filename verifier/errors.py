@@ -707,7 +707,10 @@ class BodyTooLargeError(LicenseError):
     code = "body-too-large"
     default_message = "request body is too large"
     http_status = 413
-    advice = "Send the request body unchanged as the panel made it; it is never this large."
+    advice = (
+        "Send a smaller body: a panel's requests, sent unchanged, are never this large; "
+        "an admin API body stays under the console's limit (64 KiB by default)."
+    )
 
 
 class HeadersTooLargeError(LicenseError):

@@ -12,53 +12,140 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Annotated, Any
+import ipaddress
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.config import JsonDict
 
-from issuer.errors import AuthenticationError
-from issuer.service import KEEP, Issuer
-from verifier.errors import BadInputError
+from issuer import apidoc, httpapi
+from issuer import errors as ie
+from issuer.policy import MAX_LEASE_DAYS
+from issuer.service import KEEP, MAX_DAYS, MAX_ITEMS, MAX_LIMIT, NAME_PATTERN, PAGE_MAX, Issuer
+from verifier import errors as e
 
-__all__ = ["Problem", "router"]
+__all__ = ["LICENSE_LINKS", "router"]
 
 _bearer = HTTPBearer(auto_error=False, description="An admin API token (issuer admin token create)")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-LicenseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$", description="License id")]
-Name = Annotated[str, Field(min_length=1, max_length=64)]
-Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
+LicenseId = Annotated[
+    str,
+    Path(pattern=r"^[A-Za-z0-9-]{1,64}$", description="License id", examples=["LIC-7K3QM9XW2D"]),
+]
+#: A product, feature or limit name, as the issuer checks it.
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+_CURSOR = r"^[0-9]{0,12}$"
+Status = Literal["issued", "activated", "revoked", "expired"]
 
 
-class Problem(BaseModel):
-    """An RFC 9457 problem document (``application/problem+json``)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str = Field(description="stable machine-readable error code")
-    allowed_from: str | None = Field(None, description="regeneration-too-soon: when it is allowed")
+def _ip(value: str) -> str:
+    """An IPv4 address in dotted quads or an IPv6 address, nothing around it."""
+    try:
+        ipaddress.ip_address(value if value.strip() == value and "%" not in value else "-")
+    except ValueError:
+        raise ValueError("not an IP address") from None
+    return value
 
 
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    what = {
-        400: "Bad input (the license cannot take this change)",
-        401: "No token, or not a valid one",
-        403: "A read-scope token asking to write",
-        404: "No such license",
-        409: "Conflict (regeneration too soon: `allowed_from` says when)",
-        413: "Request body too large",
-        422: "Malformed request: wrong types, unknown fields, bad values",
-        429: "Too many requests",
+def _whole(value: Any) -> Any:
+    """A JSON number without a fraction is an integer, as JSON Schema says (2.0 is 2)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _day(value: str) -> str:
+    """A calendar day, YYYY-MM-DD."""
+    try:
+        _dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not a calendar day (YYYY-MM-DD)") from None
+    return value
+
+
+Ip = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+    AfterValidator(_ip),
+]
+# Year 0000 is no year Python's dates can name: the pattern refuses it by its shape.
+Day = Annotated[
+    str,
+    Field(
+        pattern=(
+            r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+            r"-[0-9]{2}-[0-9]{2}$"
+        ),
+        json_schema_extra={"format": "date"},
+        description="the last day the license is valid (UTC), YYYY-MM-DD",
+    ),
+    AfterValidator(_day),
+]
+# Field before BeforeValidator: the other order loses the range from the JSON Schema.
+Days = Annotated[
+    int,
+    Field(ge=1, le=MAX_DAYS, description="valid for this many days from now"),
+    BeforeValidator(_whole),
+]
+Features = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
+Limits = Annotated[
+    dict[Name, Annotated[int, Field(ge=0, le=MAX_LIMIT), BeforeValidator(_whole)]],
+    Field(max_length=MAX_ITEMS, json_schema_extra={"additionalProperties": False}),
+]
+Customer = Annotated[
+    str,
+    Field(
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="free text without control characters",
+    ),
+]
+LeaseDays = Annotated[
+    int,
+    Field(ge=0, le=MAX_LEASE_DAYS, description="0: no lease; null or absent: the default"),
+    BeforeValidator(_whole),
+]
+#: A body may give a number of days or a last day, not both.
+_DAYS_OR_EXPIRES: JsonDict = {
+    "not": {
+        "required": ["days", "expires"],
+        "properties": {"days": {"type": "integer"}, "expires": {"type": "string"}},
     }
-    problem_json = {"schema": {"$ref": "#/components/schemas/Problem"}}
-    return {
-        s: {"description": what[s], "content": {"application/problem+json": problem_json}}
-        for s in statuses
+}
+
+#: What every admin route may answer besides its own refusals.
+_EVERY: tuple[type[e.LicenseError], ...] = (
+    *httpapi.EVERY_ROUTE,
+    *httpapi.LEDGER_FAULTS,
+    e.BadInputError,
+    ie.AuthenticationError,
+)
+_WRITE: tuple[type[e.LicenseError], ...] = (*_EVERY, ie.PermissionDeniedError)
+
+
+def _answers(*errors: type[e.LicenseError]) -> dict[int | str, dict[str, Any]]:
+    answers: dict[int | str, dict[str, Any]] = {}
+    answers.update(apidoc.refusals(errors, httpapi.BUG_STATUS))
+    answers["401"]["headers"] = {
+        "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}
     }
+    return answers
+
+
+def _link(operation: str) -> dict[str, Any]:
+    return {"operationId": operation, "parameters": {"license_id": "$response.body#/license_id"}}
+
+
+#: Where a license answer leads: its id is the next operation's path parameter.
+LICENSE_LINKS: dict[str, dict[str, Any]] = {
+    "GetLicense": _link("get_license"),
+    "RegenerateLicense": _link("regenerate_license"),
+    "PatchLicense": _link("patch_license"),
+    "RevokeLicense": _link("revoke_license"),
+}
 
 
 class LicenseOut(BaseModel):
@@ -67,16 +154,24 @@ class LicenseOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     license_id: str
     product: str
-    status: str
-    activation_key: str
     customer: str | None
     ip: str | None
-    expires_at: str | None
-    features: list[str] = []
-    limits: dict[str, int] = {}
+    status: Status
+    activation_key: str
     key_generation: int
+    created_at: str
+    expires_at: str | None
+    features: list[str]
+    limits: dict[str, int]
     lease_days: int
-    next_regeneration: str | None = None
+    lease_days_default: bool
+    activation: dict[str, Any] | None
+    activated_fingerprint: list[str] | None
+    activated_hostname: str | None
+    past_activations: list[dict[str, Any]]
+    next_regeneration: str
+    accept_machine_id: bool
+    history: list[dict[str, Any]]
 
 
 class LicenseItem(BaseModel):
@@ -84,7 +179,7 @@ class LicenseItem(BaseModel):
 
     license_id: str
     product: str
-    status: str
+    status: Status
     activation_key: str
     customer: str | None
     ip: str | None
@@ -122,43 +217,39 @@ class EventList(BaseModel):
 class LicenseCreate(BaseModel):
     """Body of ``POST /v1/admin/licenses``."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    # Wrong types and unknown members are refused before anything changes.
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_DAYS_OR_EXPIRES)
     product: Name
-    ip: Annotated[str, Field(max_length=64)] | None = None
-    days: Annotated[int, Field(ge=1, le=36500)] | None = None
-    expires: Date | None = None
-    features: Annotated[list[Name], Field(max_length=64)] = []
-    limits: Annotated[dict[Name, Annotated[int, Field(ge=0)]], Field(max_length=64)] = {}
-    customer: Annotated[str, Field(max_length=256)] | None = None
-    lease_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    ip: Ip | None = None
+    days: Days | None = None
+    expires: Day | None = None
+    features: Features = []
+    limits: Limits = {}
+    customer: Customer | None = None
+    lease_days: LeaseDays | None = None
     new_product: bool = Field(False, description="the product is new to this ledger")
 
 
 class LicensePatch(BaseModel):
     """Body of ``PATCH /v1/admin/licenses/{id}``: only the fields given change (null clears)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
-    customer: Annotated[str, Field(max_length=256)] | None = None
-    ip: Annotated[str, Field(max_length=64)] | None = None
-    expires: Date | None = None
-    days: Annotated[int, Field(ge=1, le=36500)] | None = None
-    features: Annotated[list[Name], Field(max_length=64)] | None = None
-    limits: Annotated[dict[Name, Annotated[int, Field(ge=0)]], Field(max_length=64)] | None = None
-    lease_days: Annotated[int, Field(ge=0, le=3650, description="null: the default")] | None = None
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_DAYS_OR_EXPIRES)
+    customer: Customer | None = None
+    ip: Ip | None = None
+    expires: Day | None = None
+    days: Days | None = None
+    features: Features | None = None
+    limits: Limits | None = None
+    lease_days: LeaseDays | None = None
 
 
 def _date(value: str | None) -> _dt.date | None:
-    if value is None:
-        return None
-    try:
-        return _dt.date.fromisoformat(value)
-    except ValueError:
-        raise BadInputError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return None if value is None else _dt.date.fromisoformat(value)  # checked by Day
 
 
 def _as(request: Request, credentials: HTTPAuthorizationCredentials | None, write: bool) -> Issuer:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError("missing API token — send Authorization: Bearer <token>")
+        raise ie.AuthenticationError("missing API token — send Authorization: Bearer <token>")
     iss: Issuer = request.app.state.issuer
     return iss.authenticate_token(credentials.credentials, write=write)
 
@@ -175,17 +266,30 @@ def writer(request: Request, credentials: Credentials) -> Issuer:
 
 Reader = Annotated[Issuer, Depends(reader)]
 Writer = Annotated[Issuer, Depends(writer)]
+Cursor = Annotated[
+    str | None, Query(pattern=_CURSOR, description="the next_cursor of a previous answer")
+]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="items per page")]
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
+_LICENSE = {"links": LICENSE_LINKS}
+_KEYRING = (e.KeyringError, e.KeyringMissingError, e.NoActiveKeyError)
 
 
-@router.get("/licenses", response_model=LicenseList, responses=_problems(400, 401, 422))
+# HEAD answers as GET without the body, as RFC 9110 asks of every GET resource.
+@router.api_route(
+    "/licenses",
+    methods=["GET", "HEAD"],
+    operation_id="list_licenses",
+    response_model=LicenseList,
+    responses=_answers(*_EVERY),
+)
 def list_licenses(
     iss: Reader,
-    product: Annotated[str | None, Query(max_length=64)] = None,
-    status: Annotated[str | None, Query(max_length=16)] = None,
+    product: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    status: Annotated[Status | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=256, description="id, customer or IP")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Licenses, newest first, filtered and searched; follow ``next_cursor`` for more."""
     page = iss.search(text=q, product=product, status=status, cursor=cursor, limit=limit)
@@ -195,8 +299,12 @@ def list_licenses(
 @router.post(
     "/licenses",
     status_code=201,
+    operation_id="create_license",
     response_model=LicenseOut,
-    responses=_problems(400, 401, 403, 413, 422),
+    responses={
+        201: _LICENSE,
+        **_answers(*_WRITE, ie.UnknownProductError, ie.ExpiryOutOfRangeError, *_KEYRING),
+    },
 )
 def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     """Create a license; the answer holds its activation key."""
@@ -214,7 +322,13 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     return JSONResponse(view.to_dict(), status_code=201)
 
 
-@router.get("/licenses/{license_id}", response_model=LicenseOut, responses=_problems(401, 404, 422))
+@router.api_route(
+    "/licenses/{license_id}",
+    methods=["GET", "HEAD"],
+    operation_id="get_license",
+    response_model=LicenseOut,
+    responses={200: _LICENSE, **_answers(*_EVERY, e.LicenseNotFoundError)},
+)
 def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
     """A license with its key, current activation, next regeneration date and history."""
     return iss.show(license_id).to_dict()
@@ -222,11 +336,15 @@ def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
 
 @router.patch(
     "/licenses/{license_id}",
+    operation_id="patch_license",
     response_model=LicenseOut,
-    responses=_problems(400, 401, 403, 404, 413, 422),
+    responses={
+        200: _LICENSE,
+        **_answers(*_WRITE, e.LicenseNotFoundError, ie.ExpiryOutOfRangeError),
+    },
 )
 def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dict[str, Any]:
-    """Change a license's terms; fields left out stay as they are."""
+    """Change a license's terms; fields left out stay as they are (null clears)."""
     given = body.model_fields_set
     view = iss.update_license(
         license_id,
@@ -243,30 +361,42 @@ def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dic
 
 @router.post(
     "/licenses/{license_id}/regenerate",
+    operation_id="regenerate_license",
     response_model=LicenseOut,
-    responses=_problems(400, 401, 403, 404, 409, 422),
+    responses={
+        200: _LICENSE,
+        **_answers(
+            *_WRITE, e.LicenseNotFoundError, e.LicenseRevokedError, e.RegenerationTooSoonError
+        ),
+    },
 )
 def regenerate(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
-    """Issue a new activation key (at most once a month; 409 with the date before)."""
+    """Issue a new activation key (at most once a month; 409 with ``allowed_from`` before)."""
     return iss.regenerate(license_id).to_dict()
 
 
 @router.post(
     "/licenses/{license_id}/revoke",
+    operation_id="revoke_license",
     response_model=LicenseOut,
-    responses=_problems(400, 401, 403, 404, 422),
+    responses={
+        200: _LICENSE,
+        **_answers(*_WRITE, e.LicenseNotFoundError, e.LicenseRevokedError),
+    },
 )
 def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
-    """Revoke a license: no activation succeeds any more."""
+    """Revoke a license: no activation succeeds any more (a second time: 403)."""
     return iss.revoke(license_id).to_dict()
 
 
-@router.get("/events", response_model=EventList, responses=_problems(400, 401, 422))
-def events(
-    iss: Reader,
-    after: Annotated[str | None, Query(max_length=16, description="a previous next_cursor")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 100,
-) -> dict[str, Any]:
+@router.api_route(
+    "/events",
+    methods=["GET", "HEAD"],
+    operation_id="list_events",
+    response_model=EventList,
+    responses=_answers(*_EVERY),
+)
+def events(iss: Reader, after: Cursor = None, limit: Limit = 100) -> dict[str, Any]:
     """Every change in order (for billing sync): poll with ``after=next_cursor``."""
     page = iss.events(after=after, limit=limit)
-    return {"items": [e.to_dict() for e in page.items], "next_cursor": page.next_cursor}
+    return {"items": [ev.to_dict() for ev in page.items], "next_cursor": page.next_cursor}

@@ -26,7 +26,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from issuer.server import SHUTDOWN_GRACE, DeadlineProtocol, _limit_body, problem
+from issuer import apidoc, httpapi
+from issuer.server import SHUTDOWN_GRACE, DeadlineProtocol, _limit_body
 from issuer.service import Issuer
 from issuer.web import admin_api, console
 from keytool.passphrase import read_passphrase
@@ -35,6 +36,12 @@ from verifier.errors import BadInputError, LicenseError
 
 __all__ = ["ConsoleConfig", "check_bind", "create_console_app", "serve_console"]
 
+_DESCRIPTION = (
+    "Admin REST API under /v1/admin/ (Bearer token: read scope for GET and HEAD, write "
+    "scope for the rest). Refusals are RFC 9457 problem documents "
+    "(application/problem+json) with a stable `code`; each `type` is a page under "
+    f"{apidoc.PROBLEMS_PATH}. The HTML console pages are not part of this document."
+)
 _CONFIG_ENV = "LICET_CONSOLE_CONFIG"  # hand-off from `issuer console` to the uvicorn app factory
 _SECURITY_HEADERS = {
     "content-security-policy": (
@@ -109,26 +116,20 @@ def create_console_app(
         actor="console",
     )
     app = FastAPI(
-        title="licet provider console and admin API",
-        version="1",
-        docs_url=None,
-        redoc_url=None,
-        description=(
-            "Admin REST API under /v1/admin/ (Bearer token: read scope for GET, write "
-            "scope for the rest). Errors are application/problem+json (RFC 9457) with a "
-            "stable `code`. The HTML console pages are not part of this document."
-        ),
+        title="licet provider console and admin API", version="1", docs_url=None, redoc_url=None
     )
     app.state.issuer = iss
     app.state.config = config
 
     def wants_problem(request: Request) -> bool:
-        return request.url.path.startswith("/v1/")
+        # The API and the problem pages answer problem documents; the pages, HTML.
+        path = request.url.path
+        return path.startswith("/v1/") or path.startswith(apidoc.PROBLEMS_PATH)
 
     @app.exception_handler(LicenseError)
     async def on_license_error(request: Request, err: LicenseError) -> Response:
         if wants_problem(request):
-            response = problem(err.http_status, err.code, err.message, **err.details())
+            response = httpapi.problem_for(err)
             if err.http_status == 401:
                 response.headers["www-authenticate"] = "Bearer"
             return response
@@ -136,20 +137,27 @@ def create_console_app(
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, err: RequestValidationError) -> Response:
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        message = str(first.get("msg", "invalid"))
-        detail = f"{where}: {message}" if where else message
+        answer = httpapi.invalid_request(err)
         if wants_problem(request):
-            return problem(422, "bad-input", f"invalid request — {detail}")
-        return console.error_page(request, 422, f"invalid request — {detail}")
+            return answer
+        return console.error_page(request, 422, json.loads(bytes(answer.body))["detail"])
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> Response:
-        code = {404: "not-found", 405: "method-not-allowed"}.get(err.status_code, "http-error")
         if wants_problem(request):
-            return problem(err.status_code, code, str(err.detail))
-        return console.error_page(request, err.status_code, str(err.detail))
+            return httpapi.http_refusal(request, err)
+        page = console.error_page(request, err.status_code, str(err.detail))
+        page.headers.update(err.headers or {})
+        if err.status_code == 405:
+            page.headers["Allow"] = httpapi.allowed_methods(request)
+        return page
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, err: Exception) -> Response:
+        answer = httpapi.bug_problem(err)
+        if wants_problem(request):
+            return answer
+        return console.error_page(request, 500, json.loads(bytes(answer.body))["detail"])
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -161,41 +169,17 @@ def create_console_app(
         return response
 
     app.include_router(admin_api.router)
+    httpapi.install_problem_pages(app)
     console.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    _document_problems(app)
+    app.openapi = lambda: httpapi.openapi_document(app, _DESCRIPTION)  # type: ignore[method-assign]
     return app
-
-
-def _document_problems(app: FastAPI) -> None:
-    """Name the problem+json schema in the OpenAPI document (FastAPI adds its own 422)."""
-    original = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = admin_api.Problem.model_json_schema()
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                invalid = operation.get("responses", {}).get("422")
-                if invalid is not None:
-                    invalid["description"] = "Malformed request: wrong types, unknown fields"
-                    invalid["content"] = {
-                        "application/problem+json": {
-                            "schema": {"$ref": "#/components/schemas/Problem"}
-                        }
-                    }
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def app_from_environment() -> Any:
     """The app uvicorn runs, configured by ``issuer console`` through the environment."""
     config = ConsoleConfig(**json.loads(os.environ[_CONFIG_ENV]))
+    httpapi.log_to_stderr()  # incidents: the client gets an id, the log the detail
     app = create_console_app(config)
     return _limit_body(app, config.max_body_bytes, config.max_header_bytes)
 

@@ -243,7 +243,10 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("bad product name", json.dumps({"product": "../etc"}).encode(), 422, "bad-input"),
     ("bad ip", json.dumps({"product": PRODUCT, "ip": "300.1.1.1"}).encode(), 422, "bad-input"),
     ("bad date", json.dumps({"product": PRODUCT, "expires": "2027-02-30"}).encode(), 422, "bad-input"),
-    ("past date", json.dumps({"product": PRODUCT, "expires": "2001-01-01"}).encode(), 422, "bad-input"),
+    ("past date", json.dumps({"product": PRODUCT, "expires": "2001-01-01"}).encode(), 422, "expiry-out-of-range"),
+    ("year zero", json.dumps({"product": PRODUCT, "expires": "0000-01-01"}).encode(), 422, "bad-input"),
+    ("fraction of a day", json.dumps({"product": PRODUCT, "days": 30.5}).encode(), 422, "bad-input"),
+    ("padded ip", json.dumps({"product": PRODUCT, "ip": " 203.0.113.1"}).encode(), 422, "bad-input"),
     ("days and expires", json.dumps({"product": PRODUCT, "days": 3, "expires": "2031-01-01"}).encode(), 422, "bad-input"),
     ("huge body", json.dumps({"product": PRODUCT, "customer": "x" * (2 << 20)}).encode(), 413, "body-too-large"),
     ("negative lease", json.dumps({"product": PRODUCT, "lease_days": -1}).encode(), 422, "bad-input"),
@@ -344,10 +347,10 @@ def test_the_openapi_document_lists_every_verb_status_and_the_problem_schema(con
     assert "get" in paths["/v1/admin/events"]
     regenerate = paths["/v1/admin/licenses/{license_id}/regenerate"]["post"]["responses"]
     assert {"200", "401", "403", "404", "409", "422"} <= set(regenerate)
-    assert "application/problem+json" in regenerate["409"]["content"]
-    assert regenerate["409"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+    too_soon = regenerate["409"]["content"]["application/problem+json"]["schema"]["allOf"]
+    assert too_soon[0]["$ref"].endswith("/Problem") and too_soon[1]["properties"]["code"]["enum"] == ["regeneration-too-soon"]
     assert "application/problem+json" in regenerate["422"]["content"]
-    assert {"type", "title", "status", "detail", "code"} <= set(doc["components"]["schemas"]["Problem"]["properties"])
+    assert {"type", "title", "status", "detail", "code", "allowed_from"} <= set(doc["components"]["schemas"]["Problem"]["properties"])
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert not any(p.startswith("/licenses") or p == "/login" for p in paths)  # pages are not API
 
