@@ -751,7 +751,7 @@ def test_anonymous_clients_never_see_ledger_paths(home: Path) -> None:
         status, _, reply = post_json(srv.url + "/v1/activations", manual_body(lic["activation_key"], "box"))
     finally:
         srv.stop()
-    log = srv.proc.stdout.read() if srv.proc.stdout else ""
+    log = srv.output()
     assert (status, reply["code"]) == (503, "ledger-corrupt")
     assert "ledger" not in reply["detail"] and ".json" not in reply["detail"] and "shard" not in reply["detail"]
     assert reply["incident"] in reply["detail"]
