@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,27 @@ def panel_verifier(iss: Any, server: str, clock: FakeClock, store: Any = None, *
     """The verifier a panel on simulated server ``server`` runs (same machine id as its requests)."""
     return Verifier(PRODUCT, Keyring(iss.keys).trusted_keys(), clock=clock, issuer=iss.provider,
                     machine_id=f"machine-{server}", store=store, **kwargs)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_section(name: str, document: dict[str, Any]) -> str:
+    """The README's part between ``<!-- name:begin -->`` and ``<!-- name:end -->``, checked against ``document``.
+
+    The part must be the OpenAPI document rendered by :mod:`issuer.apidoc`; with
+    ``LICET_WRITE_README=1`` it is rewritten to be so. Returns the part.
+    """
+    from issuer import apidoc
+
+    begin, end = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->\n"
+    text = README.read_text()
+    assert text.count(begin) == 1 and text.count(end) == 1
+    head, rest = text.split(begin)
+    current, tail = rest.split(end)
+    wanted = apidoc.markdown(document) + "\n**Problem codes**\n\n" + apidoc.problem_table(document)
+    if os.environ.get("LICET_WRITE_README") == "1":
+        README.write_text(head + begin + wanted + end + tail)
+        current = wanted
+    assert current == wanted, f"README's {name} section differs from the OpenAPI document; regenerate it (LICET_WRITE_README=1)"
+    return current

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support import PRODUCT, FakeClock, make_issuer
+from support import PRODUCT, README, FakeClock, make_issuer, readme_section
 
 from issuer import apidoc
 from verifier import errors
 
-README = Path(__file__).resolve().parents[3] / "README.md"
-BEGIN, END = "<!-- console-api:begin -->\n", "<!-- console-api:end -->\n"
 ADMIN = "/v1/admin/"
 
 
@@ -224,20 +220,8 @@ def test_the_ledger_busy_or_a_bug_is_told_with_an_incident_not_the_detail(consol
         assert "4242" not in body["detail"] and "internals" not in body["detail"]
 
 
-def generated_section(document: dict[str, Any]) -> str:
-    return apidoc.markdown(document) + "\n**Problem codes**\n\n" + apidoc.problem_table(document)
-
-
 def test_readme_console_api_section_is_the_openapi_document(document: dict[str, Any]) -> None:
-    text = README.read_text()
-    assert text.count(BEGIN) == 1 and text.count(END) == 1
-    head, rest = text.split(BEGIN)
-    current, tail = rest.split(END)
-    wanted = generated_section(document)
-    if os.environ.get("LICET_WRITE_README") == "1":
-        README.write_text(head + BEGIN + wanted + END + tail)
-        current = wanted
-    assert current == wanted, "README's admin API section differs from the console's /openapi.json; regenerate it (LICET_WRITE_README=1)"
+    current = readme_section("console-api", document)
     for method, path, _ in admin_operations(document):
         assert f"`{method.upper()} {path}`" in current, path
-    assert "`regeneration-too-soon`" in current and "`allowed_from`" in text
+    assert "`regeneration-too-soon`" in current and "`allowed_from`" in README.read_text()

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import PRODUCT, FakeClock, make_issuer, server_fp
+from support import PRODUCT, FakeClock, make_issuer, readme_section, server_fp
 
 from issuer import apidoc
 from verifier import errors
 
-README = Path(__file__).resolve().parents[3] / "README.md"
-BEGIN, END = "<!-- http-api:begin -->\n", "<!-- http-api:end -->\n"
 HASH = "a" * 64
 
 
@@ -187,19 +184,7 @@ def test_a_rate_limited_client_is_told_how_long_to_wait(tmp_path: Path) -> None:
     assert isinstance(back, errors.RateLimitedError) and back.retry_after == reply["retry_after"]
 
 
-def generated_section(document: dict[str, Any]) -> str:
-    return apidoc.markdown(document) + "\n**Problem codes**\n\n" + apidoc.problem_table(document)
-
-
 def test_readme_http_api_section_is_the_openapi_document(document: dict[str, Any]) -> None:
-    text = README.read_text()
-    assert text.count(BEGIN) == 1 and text.count(END) == 1
-    head, rest = text.split(BEGIN)
-    current, tail = rest.split(END)
-    wanted = generated_section(document)
-    if os.environ.get("LICET_WRITE_README") == "1":
-        README.write_text(head + BEGIN + wanted + END + tail)
-        current = wanted
-    assert current == wanted, "README's HTTP API section differs from /openapi.json; regenerate it (LICET_WRITE_README=1)"
+    current = readme_section("http-api", document)
     for path in document["paths"]:
         assert re.search(rf"`(GET|POST) {re.escape(path)}`", current), path
