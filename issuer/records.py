@@ -224,13 +224,7 @@ class LicenseRecord:
 
     def state(self, now: _dt.datetime) -> str:
         """The status shown to people: ``expired`` once the expiry date has passed."""
-        if (
-            self.status != LicenseStatus.REVOKED
-            and self.expires_at is not None
-            and now >= self.expires_at
-        ):
-            return LicenseStatus.EXPIRED
-        return self.status
+        return _shown_state(self.status, self.expires_at, now)
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document."""
@@ -374,6 +368,13 @@ def revocation_changes(before: LicenseRecord, after: LicenseRecord) -> list[Revo
     return entries
 
 
+def _shown_state(status: str, expires_at: _dt.datetime | None, now: _dt.datetime) -> str:
+    """The status shown to people: a license past its expiry is ``expired``, unless revoked."""
+    if status != LicenseStatus.REVOKED and expires_at is not None and now >= expires_at:
+        return LicenseStatus.EXPIRED
+    return status
+
+
 def _iso(moment: _dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
@@ -463,14 +464,8 @@ class LicenseSummary:
         )
 
     def state(self, now: _dt.datetime) -> str:
-        """The status shown to people (``expired`` once the expiry has passed)."""
-        if (
-            self.status != LicenseStatus.REVOKED
-            and self.expires_at is not None
-            and now >= self.expires_at
-        ):
-            return LicenseStatus.EXPIRED
-        return self.status
+        """The status shown to people: ``expired`` once the expiry has passed."""
+        return _shown_state(self.status, self.expires_at, now)
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document."""
