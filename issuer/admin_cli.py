@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from issuer.cli_options import Json, KeysDir, LedgerDir, cli_actor
 from issuer.service import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
@@ -23,23 +24,11 @@ token_app = typer.Typer(help="Create, list and revoke admin API tokens.", no_arg
 admin_app.add_typer(user_app, name="user")
 admin_app.add_typer(token_app, name="token")
 
-KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
-LedgerDir = Annotated[
-    str,
-    typer.Option(
-        "--ledger",
-        envvar="LICET_LEDGER",
-        help="Ledger folder, or postgresql://user@host/db (password via PGPASSWORD/PGPASSFILE).",
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _MAX_PASSWORD_FILE = 4096
 
 
 def _issuer(ledger: str, keys: Path) -> Issuer:
-    from issuer.cli import _actor  # one rule for the CLI's actor name (cli:<os user>)
-
-    return Issuer(ledger, keys, actor=_actor())
+    return Issuer(ledger, keys, actor=cli_actor())
 
 
 def _read_password(password_file: Path | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
 import sys
 from dataclasses import asdict
 from enum import StrEnum
@@ -14,6 +13,7 @@ import typer
 from typer.exceptions import TyperException
 
 from issuer.admin_cli import admin_app, console
+from issuer.cli_options import Json, KeysDir, LedgerDir, cli_actor
 from issuer.ledger_api import is_database_url
 from issuer.ledger_copy import copy_ledger
 from issuer.ratelimit import RateLimit
@@ -61,16 +61,6 @@ revocations_app = typer.Typer(
 )
 app.add_typer(revocations_app, name="revocations")
 
-KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
-LedgerDir = Annotated[
-    str,
-    typer.Option(
-        "--ledger",
-        envvar="LICET_LEDGER",
-        help="Ledger folder, or postgresql://user@host/db (password via PGPASSWORD/PGPASSFILE).",
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON (default: text).")]
 # The options naming files a "missing" refusal is about (see verifier.cliutil.run).
 _KEYS_OPTION: PathOption = ("--keys", "LICET_KEYS", "./keys")
 _PATHS: dict[str, PathOption] = {
@@ -106,15 +96,8 @@ TokenOut = Annotated[
 ]
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _issuer(ledger: str, keys: Path, passphrase_file: Path | None = None) -> Issuer:
-    return Issuer(ledger, keys, passphrase=read_passphrase(passphrase_file), actor=_actor())
+    return Issuer(ledger, keys, passphrase=read_passphrase(passphrase_file), actor=cli_actor())
 
 
 def _print_license(view: LicenseView, json: bool) -> None:
@@ -193,7 +176,7 @@ def init(
         name=name,
         accept_machine_id=machine_ids is MachineIds.ACCEPT,
         lease_days=lease_days,
-        actor=_actor(),
+        actor=cli_actor(),
     )
     lease = f"{lease_days}-day leases" if lease_days else "no leases"
     where = iss.ledger.location if is_database_url(ledger) else str(Path(ledger).resolve())
@@ -498,7 +481,7 @@ def ratelimit_list(
 ) -> None:
     """List the clients with failed attempts in the window, blocked ones first."""
     config = IssuerConfig(rate_limit=RateLimit(limit=failure_limit))
-    iss = Issuer(ledger, keys, config=config, actor=_actor())
+    iss = Issuer(ledger, keys, config=config, actor=cli_actor())
     entries = [e.to_dict() for e in iss.rate_limited()]
     if json:
         print_json(entries)
