@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import multiprocessing as mp
 import re
 import threading
 import urllib.error
@@ -17,13 +16,12 @@ from typing import Any
 import pytest
 from clirun import assert_one_line_refusal, cli
 from consoles import PASSWORD, ConsoleServer, api
+from racing import CTX, run_all
 from servers import LicenseServer, wait_until
 from support import PRODUCT, code_for
 
 from issuer import Issuer
 from verifier import LicenseError
-
-CTX = mp.get_context("fork")
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +101,7 @@ def test_regenerations_racing_on_two_nodes_yield_one(pg_home: tuple[Path, str]) 
     home, url = pg_home
     for _ in range(3):
         lic = create(home, url)
-        barrier, results = CTX.Barrier(2), CTX.Queue()
-        procs = [CTX.Process(target=_regenerate, args=(url, str(home / "keys"), lic["license_id"], barrier, results)) for _ in range(2)]
-        for p in procs:
-            p.start()
-        out = sorted(results.get(timeout=60) for _ in procs)
-        for p in procs:
-            p.join(timeout=30)
-            assert p.exitcode == 0
+        out = sorted(run_all(_regenerate, [(url, str(home / "keys"), lic["license_id"])] * 2))
         assert out == [("ok", 2), ("refused", "regeneration-too-soon")]
         assert show(home, url, lic["license_id"])["key_generation"] == 2
 
@@ -242,14 +233,7 @@ def test_case_twins_of_a_new_product_created_on_two_nodes_at_once_yield_one(pg_h
     create(home, url)  # the ledger knows a product, so a new one must say --new-product
     for round_ in range(3):
         twins = [f"Panel{round_}", f"panel{round_}"]
-        barrier, results = CTX.Barrier(2), CTX.Queue()
-        procs = [CTX.Process(target=_create_product, args=(url, str(home / "keys"), name, barrier, results)) for name in twins]
-        for p in procs:
-            p.start()
-        out = sorted(results.get(timeout=60) for _ in procs)
-        for p in procs:
-            p.join(timeout=30)
-            assert p.exitcode == 0
+        out = sorted(run_all(_create_product, [(url, str(home / "keys"), name) for name in twins]))
         assert [kind for kind, _ in out] == ["ok", "refused"], out
         assert out[1][1] == "unknown-product"
         known = open_ledger(url).products()

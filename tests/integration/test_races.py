@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import fcntl
-import multiprocessing as mp
 import os
 from pathlib import Path
 from typing import Any
 
 from clirun import script
+from racing import CTX, run_all
 from servers import has_open, wait_until
 from support import PRODUCT, FakeClock, code_for, make_issuer, request_for
 
 from issuer import Issuer
 from issuer.ledger import LOCK_FILE
 from verifier import LicenseError
-
-CTX = mp.get_context("fork")
 
 
 def _redeem(folder: str, key: str, server: str, barrier: Any, results: Any) -> None:
@@ -36,18 +34,6 @@ def _regenerate(folder: str, license_id: str, barrier: Any, results: Any) -> Non
         results.put(("ok", iss.regenerate(license_id).record.generation))
     except LicenseError as err:
         results.put(("refused", err.code))
-
-
-def run_all(target: Any, args_list: list[tuple[Any, ...]]) -> list[Any]:
-    barrier, results = CTX.Barrier(len(args_list)), CTX.Queue()
-    procs = [CTX.Process(target=target, args=(*args, barrier, results)) for args in args_list]
-    for p in procs:
-        p.start()
-    out = [results.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
-    return out
 
 
 def test_eight_servers_racing_for_one_key_yield_one_activation(tmp_path: Path) -> None:
