@@ -168,3 +168,15 @@ def readme_section(name: str, document: dict[str, Any]) -> str:
         current = wanted
     assert current == wanted, f"README's {name} section differs from the OpenAPI document; regenerate it (LICET_WRITE_README=1)"
     return current
+
+
+def problem_codes(operation: dict[str, Any]) -> dict[str, list[str]]:
+    """The ``code`` values an OpenAPI operation documents for each status it refuses with."""
+    from issuer import apidoc
+
+    found = {}
+    for status, answer in operation["responses"].items():
+        schema = answer.get("content", {}).get(apidoc.PROBLEM_MEDIA_TYPE, {}).get("schema")
+        if schema is not None:
+            found[status] = schema["allOf"][1]["properties"]["code"]["enum"]
+    return found

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from support import PRODUCT, README, FakeClock, make_issuer, readme_section
+from support import PRODUCT, README, FakeClock, make_issuer, problem_codes, readme_section
 
 from issuer import apidoc
 from verifier import errors
@@ -41,15 +41,6 @@ def document(console: Any) -> dict[str, Any]:
     return console.get("/openapi.json").json()  # type: ignore[no-any-return]
 
 
-def codes_of(operation: dict[str, Any]) -> dict[str, list[str]]:
-    found = {}
-    for status, answer in operation["responses"].items():
-        schema = answer.get("content", {}).get(apidoc.PROBLEM_MEDIA_TYPE, {}).get("schema")
-        if schema is not None:
-            found[status] = schema["allOf"][1]["properties"]["code"]["enum"]
-    return found
-
-
 def admin_operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [(m, p, op) for p, item in document["paths"].items() if p.startswith(ADMIN) for m, op in item.items()]
 
@@ -62,7 +53,7 @@ def test_every_admin_operation_documents_each_refusal_with_its_codes(document: d
         ("post", "/v1/admin/licenses/{license_id}/revoke"), ("get", "/v1/admin/events"),
     }
     for method, path, operation in operations:
-        codes = codes_of(operation)
+        codes = problem_codes(operation)
         for status, listed in codes.items():
             for code in listed:
                 cls = errors.error_class(code)
@@ -77,9 +68,9 @@ def test_every_admin_operation_documents_each_refusal_with_its_codes(document: d
         assert ("license-not-found" in codes.get("404", [])) == ("{license_id}" in path), (method, path)
         assert "429" not in codes  # tokens are not rate limited: nothing answers 429
     paths = document["paths"]
-    assert codes_of(paths["/v1/admin/licenses/{license_id}/regenerate"]["post"])["409"] == ["regeneration-too-soon"]
-    assert set(codes_of(paths["/v1/admin/licenses"]["post"])["422"]) == {"bad-input", "unknown-product", "expiry-out-of-range"}
-    assert "no-active-key" in codes_of(paths["/v1/admin/licenses"]["post"])["503"]
+    assert problem_codes(paths["/v1/admin/licenses/{license_id}/regenerate"]["post"])["409"] == ["regeneration-too-soon"]
+    assert set(problem_codes(paths["/v1/admin/licenses"]["post"])["422"]) == {"bad-input", "unknown-product", "expiry-out-of-range"}
+    assert "no-active-key" in problem_codes(paths["/v1/admin/licenses"]["post"])["503"]
     assert document["components"]["securitySchemes"]["HTTPBearer"] == {
         "type": "http", "description": "An admin API token (issuer admin token create)", "scheme": "bearer"}
     problem = document["components"]["schemas"]["Problem"]

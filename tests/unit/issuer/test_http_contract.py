@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import PRODUCT, FakeClock, make_issuer, readme_section, server_fp
+from support import PRODUCT, FakeClock, make_issuer, problem_codes, readme_section, server_fp
 
 from issuer import apidoc
 from verifier import errors
@@ -34,15 +34,6 @@ def document(client: Any) -> dict[str, Any]:
     return client.get("/openapi.json").json()  # type: ignore[no-any-return]
 
 
-def documented_codes(operation: dict[str, Any]) -> dict[str, list[str]]:
-    found = {}
-    for status, answer in operation["responses"].items():
-        schema = answer.get("content", {}).get(apidoc.PROBLEM_MEDIA_TYPE, {}).get("schema")
-        if schema is not None:
-            found[status] = schema["allOf"][1]["properties"]["code"]["enum"]
-    return found
-
-
 def auto_body(**changes: Any) -> dict[str, Any]:
     body = {"product": PRODUCT, "fingerprint": list(server_fp("alpha")), "callback_port": 8470, "challenge_hash": HASH}
     body.update(changes)
@@ -52,7 +43,7 @@ def auto_body(**changes: Any) -> dict[str, Any]:
 def test_every_operation_documents_its_refusals_as_problem_json_with_their_codes(document: dict[str, Any]) -> None:
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            codes = documented_codes(operation)
+            codes = problem_codes(operation)
             assert codes, (method, path)
             for status, listed in codes.items():
                 for code in listed:
@@ -64,7 +55,7 @@ def test_every_operation_documents_its_refusals_as_problem_json_with_their_codes
                     assert cls.advice != errors.LicenseError.advice, code
             assert "422" not in codes or "bad-input" in codes["422"], path
     for operation in (document["paths"]["/v1/activations"]["post"], document["paths"]["/v1/activations/auto"]["post"]):
-        codes = documented_codes(operation)
+        codes = problem_codes(operation)
         assert "already-activated" in codes["409"] and "rate-limited" in codes["429"]
         assert {"ledger-busy", "ledger-corrupt", "private-key-error"} <= set(codes["503"])
     assert "validation" not in json.dumps(document).lower()  # FastAPI's own 422 schema is gone
@@ -148,7 +139,7 @@ def test_head_is_get_without_a_body(client: Any) -> None:
 
 
 def test_each_problem_type_leads_to_a_page_saying_what_to_do(client: Any, document: dict[str, Any]) -> None:
-    codes = {code for item in document["paths"].values() for op in item.values() for listed in documented_codes(op).values() for code in listed}
+    codes = {code for item in document["paths"].values() for op in item.values() for listed in problem_codes(op).values() for code in listed}
     index = client.get("/problems").text
     for code in sorted(codes):
         cls = errors.error_class(code)
