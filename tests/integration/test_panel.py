@@ -114,11 +114,9 @@ def submit(driver, key: str, result) -> None:  # type: ignore[no-untyped-def]
     page to go away, cannot pass while the answer is still loading.
     """
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.find_element(By.ID, "key").send_keys(key)
-    driver.find_element(By.ID, "activate").click()
-    WebDriverWait(driver, 30, poll_frequency=0.1).until(result, message=f"the answer page never showed {result}")
+    press(driver, "activate", result)
 
 
 def message_with(text: str):  # type: ignore[no-untyped-def]
@@ -181,12 +179,19 @@ def lease_end(token: str) -> str:
 
 
 def press(driver, button_id: str, result) -> None:  # type: ignore[no-untyped-def]
-    """Press a button and wait, up to a deadline, until ``result`` holds on the answer page."""
+    """Press a button and wait, up to a deadline, until ``result`` holds on the answer page.
+
+    While the browser swaps the old page for the answer, reading an element can
+    fail with "node does not belong to the document": that is a page in
+    between, so the wait goes on rather than failing.
+    """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.find_element(By.ID, button_id).click()
-    WebDriverWait(driver, 30, poll_frequency=0.1).until(result, message=f"the answer page never showed {result}")
+    WebDriverWait(driver, 30, poll_frequency=0.1, ignored_exceptions=(WebDriverException,)).until(
+        result, message=f"the answer page never showed {result}")
 
 
 def paste_token(driver, token: str, result) -> None:  # type: ignore[no-untyped-def]
