@@ -7,6 +7,16 @@ under the SHA-256 of their cookie, so reading the ledger gives no way in.
 Every secret comparison is constant-time, and an unknown user name costs the
 same Argon2 work as a wrong password.
 
+A log-in is counted as a failed one *before* its password is checked, in one
+locked ledger step that refuses it when this user name has failed too often
+from this address, or this address under any names much more often
+(:class:`issuer.ratelimit.LoginAttempt`); a right password takes the count back
+and clears the name's failures from that address. So concurrent guesses never
+check more passwords than the limit, and guesses from one address never lock
+the user out at another. At most :data:`PASSWORD_CHECKS` passwords are checked
+at once per process (each Argon2 check takes 64 MiB); a log-in that finds no
+free check within ``AccountsConfig.check_wait`` is refused uncounted.
+
 Example:
     >>> accounts = Accounts(ledger, clock=utc_now)  # doctest: +SKIP
     >>> accounts.add_user("alice", "correct horse battery", actor="cli:root")  # doctest: +SKIP
@@ -19,14 +29,17 @@ import contextlib
 import datetime as _dt
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from issuer.addresses import rate_bucket
 from issuer.errors import AccountNotFoundError, AuthenticationError, PermissionDeniedError
 from issuer.ledger_api import LedgerBackend
+from issuer.ratelimit import LoginAttempt
 from issuer.records import Account, Event, Session
 from verifier.clock import Clock, now_from
 from verifier.errors import BadInputError, RateLimitedError
@@ -34,7 +47,7 @@ from verifier.errors import BadInputError, RateLimitedError
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-__all__ = ["Accounts", "AccountsConfig", "SCOPES", "TOKEN_PREFIX"]
+__all__ = ["PASSWORD_CHECKS", "SCOPES", "TOKEN_PREFIX", "Accounts", "AccountsConfig"]
 
 SCOPES = ("read", "write")
 TOKEN_PREFIX = "licet_"  # noqa: S105  # a marker for secret scanners, not a secret
@@ -42,6 +55,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{43}")
 _SESSION = re.compile(r"[A-Za-z0-9_-]{43}")
 MIN_PASSWORD, MAX_PASSWORD = 12, 1024
+#: Passwords checked at once in one process: each Argon2id check takes 64 MiB and a
+#: core for a tenth of a second or so, so a flood of log-ins queues instead of
+#: exhausting memory. Shared by every ``Accounts`` of the process.
+PASSWORD_CHECKS = 2
+_checks = threading.BoundedSemaphore(PASSWORD_CHECKS)
 
 
 @dataclass(frozen=True)
@@ -51,15 +69,24 @@ class AccountsConfig:
     Attributes:
         session_idle: a session unused this long ends (default 30 minutes).
         session_max: a session ends this long after login, used or not (default 12 hours).
-        login_limit: failed logins allowed per user name and per address in
-            ``login_window`` (default 5); more are refused until the window passes.
+        login_limit: failed logins allowed per user name from one address in
+            ``login_window`` (default 5; 1 to 1000); more log-ins of that name from
+            that address are refused, the right password too, until the window passes.
+        address_login_limit: failed logins allowed from one address under any
+            names in ``login_window`` (default 100; from ``login_limit`` to 100,000);
+            then every log-in from that address is refused until the window passes.
         login_window: the window (default 15 minutes).
+        check_wait: how long a log-in waits for one of the :data:`PASSWORD_CHECKS`
+            (default 5 seconds; at most a minute); then it is refused, uncounted,
+            with a time to retry.
     """
 
     session_idle: _dt.timedelta = _dt.timedelta(minutes=30)
     session_max: _dt.timedelta = _dt.timedelta(hours=12)
     login_limit: int = 5
+    address_login_limit: int = 100
     login_window: _dt.timedelta = _dt.timedelta(minutes=15)
+    check_wait: _dt.timedelta = _dt.timedelta(seconds=5)
 
     def __post_init__(self) -> None:
         if not _dt.timedelta(minutes=1) <= self.session_idle <= self.session_max:
@@ -68,6 +95,12 @@ class AccountsConfig:
             raise BadInputError("session_max must be at most 30 days")
         if not 1 <= self.login_limit <= 1000:
             raise BadInputError("login_limit must be between 1 and 1000")
+        if not self.login_limit <= self.address_login_limit <= 100_000:
+            raise BadInputError("address_login_limit must be from login_limit to 100000")
+        if not _dt.timedelta(minutes=1) <= self.login_window <= _dt.timedelta(days=1):
+            raise BadInputError("login_window must be between a minute and a day")
+        if not _dt.timedelta(0) <= self.check_wait <= _dt.timedelta(minutes=1):
+            raise BadInputError("check_wait must be at most a minute")
 
 
 def _sha256(value: str) -> str:
@@ -189,27 +222,45 @@ class Accounts:
     def login(self, name: str, password: str, *, address: str) -> str:
         """Check a password and open a session; returns the session cookie value.
 
+        Args:
+            name: the user name given.
+            password: the password given.
+            address: the client's address (IPv6 clients are counted per /64).
+
         Raises:
-            RateLimitedError: too many failed logins for this name or from this address.
+            RateLimitedError: too many failed logins of this name from this
+                address, or from this address under any names; or no password
+                check came free in time (nothing is counted then).
             AuthenticationError: wrong name or password (the message does not say which).
         """
-        now = now_from(self._clock)
-        window_start = now - self.config.login_window
-        # An IPv6 client is counted per /64, like every other rate limit here.
-        subjects = [f"user:{str(name)[:64]}", f"address:{rate_bucket(address)}"]
-        if self.ledger.login_failures(subjects, window_start) >= self.config.login_limit:
+        known = isinstance(name, str) and _NAME.fullmatch(name) is not None
+        attempt = LoginAttempt(
+            user=name if known else "-",  # names no account can have count as one
+            bucket=rate_bucket(address),
+            now=now_from(self._clock),
+            window=self.config.login_window,
+            user_limit=self.config.login_limit,
+            address_limit=self.config.address_login_limit,
+        )
+        # Counted as a failure before the password is checked, in one locked step:
+        # concurrent guesses can never check more passwords than the limit.
+        self.ledger.reserve_login(attempt)
+        account = self.ledger.find_account("user", name=name) if known else None
+        if not _checks.acquire(timeout=self.config.check_wait.total_seconds()):
+            self.ledger.release_login(attempt)  # nothing was checked: nothing counts
+            wait = max(1, math.ceil(self.config.check_wait.total_seconds()))
             raise RateLimitedError(
-                "too many failed logins for this user or from this address — "
-                f"try again in {int(self.config.login_window.total_seconds() // 60)} minutes"
+                f"the console is busy checking other logins — try again in {wait} s",
+                retry_after=wait,
             )
-        account = None
-        if isinstance(name, str) and _NAME.fullmatch(name):
-            account = self.ledger.find_account("user", name=name)
-        password_ok = self._password_ok(account, password)
+        try:
+            password_ok = self._password_ok(account, password)
+        finally:
+            _checks.release()
         if account is None or not password_ok:
-            self.ledger.note_login_failure(subjects, now, keep_since=window_start)
-            raise AuthenticationError()
-        self.ledger.clear_login_failures(subjects[0])
+            raise AuthenticationError()  # the failure counted above stands
+        self.ledger.release_login(attempt, forget=(attempt.pair,))
+        now = attempt.now
         key = secrets.token_urlsafe(32)
         try:
             self.ledger.open_session(

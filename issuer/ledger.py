@@ -54,7 +54,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,7 +73,7 @@ from issuer.errors import (
     LedgerWriteError,
 )
 from issuer.ledger_api import LedgerBackend
-from issuer.ratelimit import Attempt
+from issuer.ratelimit import Attempt, LoginAttempt
 from issuer.records import (
     Account,
     Event,
@@ -111,7 +111,6 @@ _INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
 _KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS, _INDEX, _EVENTS, _ACCOUNTS)
 _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
-MAX_LOGIN_SUBJECTS = 10_000  # user names and addresses with recent failed logins
 _POS = "index_pos"  # a license document's place in the index (not part of the record)
 DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name: 16**3 = 4096 shards per kind
 SHARD_WIDTHS = range(1, 5)
@@ -828,7 +827,7 @@ class Ledger(LedgerBackend):
                 txn.commit()
 
     def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
-        """The most failed logins since ``since`` among ``subjects`` (user names, addresses)."""
+        """The most failed logins since ``since`` among the counters of ``subjects``."""
         with self._transaction() as txn:
             table = txn.table(_ACCOUNTS, "logins")
             counts = [
@@ -841,42 +840,55 @@ class Ledger(LedgerBackend):
             ]
         return max(counts, default=0)
 
-    def note_login_failure(
-        self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
-    ) -> None:
-        """Count a failed login against each subject (older failures are forgotten)."""
-        horizon = keep_since.isoformat()
+    def reserve_login(self, attempt: LoginAttempt) -> None:
+        """Count a log-in as a failure before its password is checked, unless a limit refuses it.
+
+        Under the ledger's lock: the attempt's counters are read, ``attempt``
+        judges them (a refusal writes nothing), and the attempt is counted
+        against each; counters with no failure in the window are forgotten.
+
+        Raises:
+            RateLimitedError: a limit is reached (nothing is counted).
+        """
         with self._transaction() as txn:
             table = txn.table(_ACCOUNTS, "logins")
-            for subject in subjects:
-                doc = table.get(Query().subject == subject)
-                times = [
-                    t
-                    for t in (doc.get("times") or [] if doc is not None else [])
-                    if isinstance(t, str) and t >= horizon
-                ]
-                times.append(now.isoformat())
+            docs = {s: table.get(Query().subject == s) for s in attempt.subjects}
+            recent = {s: _login_times(doc, attempt.horizon) for s, doc in docs.items()}
+            attempt.check(recent)
+            for subject, doc in docs.items():
+                times = [t.isoformat() for t in recent[subject]] + [attempt.now.isoformat()]
                 if doc is None:
                     table.insert({"subject": subject, "times": times})
                 else:
                     table.update({"times": times}, doc_ids=[doc.doc_id])
-            # Forget subjects with no recent failure, and bound the file against a
-            # flood of addresses by keeping the most recently failing ones.
-            table.remove(
-                Query().times.test(
-                    lambda ts: not (isinstance(ts, list) and any(str(t) >= horizon for t in ts))
-                )
-            )
-            docs = table.all()
-            if len(docs) > MAX_LOGIN_SUBJECTS:
-                docs.sort(key=lambda doc: max(str(t) for t in doc["times"]))
-                table.remove(doc_ids=[doc.doc_id for doc in docs[: len(docs) - MAX_LOGIN_SUBJECTS]])
+            _forget_stale_logins(table, attempt)
             txn.commit()
 
-    def clear_login_failures(self, subject: str) -> None:
-        """Forget a subject's failed logins (after a successful login)."""
+    def release_login(self, attempt: LoginAttempt, *, forget: Collection[str] = ()) -> None:
+        """Take back the failure :meth:`reserve_login` counted for ``attempt``.
+
+        Args:
+            attempt: the reserved log-in.
+            forget: subjects whose every failure goes too (a successful log-in's pair).
+        """
+        stamp = attempt.now.isoformat()
         with self._transaction() as txn:
-            if txn.table(_ACCOUNTS, "logins").remove(Query().subject == subject):
+            table = txn.table(_ACCOUNTS, "logins")
+            changed = False
+            for subject in attempt.subjects:
+                doc = table.get(Query().subject == subject)
+                if doc is None:
+                    continue
+                times = list(doc.get("times") or [])
+                if subject in forget or times == [stamp]:
+                    table.remove(doc_ids=[doc.doc_id])
+                elif stamp in times:
+                    times.remove(stamp)  # one failure: another log-in may share the instant
+                    table.update({"times": times}, doc_ids=[doc.doc_id])
+                else:
+                    continue
+                changed = True
+            if changed:
                 txn.commit()
 
     # -- internals ----------------------------------------------------------------
@@ -1195,6 +1207,28 @@ def _recent(doc: Any, horizon: float) -> list[float]:
     if not isinstance(stamps, list):
         return []
     return sorted(t for t in stamps if isinstance(t, int | float) and t > horizon)
+
+
+def _login_times(doc: Any, horizon: _dt.datetime) -> list[_dt.datetime]:
+    """The failed log-ins of a logins document after ``horizon``, oldest first."""
+    times = doc.get("times") if isinstance(doc, dict) else None
+    found = []
+    for text in times if isinstance(times, list) else []:
+        with contextlib.suppress(TypeError, ValueError):
+            when = _dt.datetime.fromisoformat(text)
+            if when.tzinfo is not None and when > horizon:
+                found.append(when)
+    return sorted(found)
+
+
+def _forget_stale_logins(table: Table, attempt: LoginAttempt) -> None:
+    """Forget counters with no failure in the window; keep at most the most recent ones."""
+    stale = [doc.doc_id for doc in table.all() if not _login_times(doc, attempt.horizon)]
+    table.remove(doc_ids=stale)
+    docs = table.all()
+    if len(docs) > attempt.max_subjects:
+        docs.sort(key=lambda doc: _login_times(doc, attempt.horizon)[-1])
+        table.remove(doc_ids=[doc.doc_id for doc in docs[: len(docs) - attempt.max_subjects]])
 
 
 def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], None]:

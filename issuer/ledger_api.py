@@ -18,11 +18,11 @@ from __future__ import annotations
 import abc
 import datetime as _dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from issuer.ratelimit import Attempt
+from issuer.ratelimit import Attempt, LoginAttempt
 from issuer.records import (
     Account,
     Event,
@@ -247,17 +247,30 @@ class LedgerBackend(abc.ABC):
 
     @abc.abstractmethod
     def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
-        """The most failed logins since ``since`` among ``subjects`` (user names, addresses)."""
+        """The most failed logins since ``since`` among the counters of ``subjects``."""
 
     @abc.abstractmethod
-    def note_login_failure(
-        self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
-    ) -> None:
-        """Count a failed login against each subject (failures before ``keep_since`` go)."""
+    def reserve_login(self, attempt: LoginAttempt) -> None:
+        """Count a log-in as a failure before its password is checked, unless a limit refuses it.
+
+        In one step under a lock every process and node respects: the
+        attempt's counters are read, :meth:`LoginAttempt.check` judges them
+        (a refusal writes nothing), and the attempt is counted against each.
+        Counters with no failure left in the window are forgotten, and at most
+        ``attempt.max_subjects`` counters are kept (the most recent ones).
+
+        Raises:
+            RateLimitedError: a limit is reached (nothing is counted).
+        """
 
     @abc.abstractmethod
-    def clear_login_failures(self, subject: str) -> None:
-        """Forget a subject's failed logins (after a successful login)."""
+    def release_login(self, attempt: LoginAttempt, *, forget: Collection[str] = ()) -> None:
+        """Take back the failure :meth:`reserve_login` counted for ``attempt``.
+
+        Args:
+            attempt: the reserved log-in.
+            forget: subjects whose every failure goes too (a successful log-in's pair).
+        """
 
     def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
         """Release what the ledger holds open (a database's connections)."""

@@ -13,7 +13,7 @@ Layout: the ``licet`` schema of the database the URL names (see
     licet.events        the one audit log of every change; its position is the feed's cursor
     licet.accounts      console users and admin API tokens (only hashes of their secrets)
     licet.sessions      console sessions, under the SHA-256 of their cookie
-    licet.login_failures  recent failed console log-ins per user name and per address
+    licet.login_failures  recent failed console log-ins per user name and address, and per address
 
 Guarantees come from the database, not from a process lock: every change to
 a license locks its row (``SELECT ... FOR UPDATE``) and re-reads it under that
@@ -46,7 +46,7 @@ import datetime as _dt
 import importlib.resources
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar
 
 from issuer.errors import (
@@ -59,9 +59,9 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerVersionError,
 )
-from issuer.ledger import FORMAT, MAX_LOGIN_SUBJECTS, LedgerInfo
+from issuer.ledger import FORMAT, LedgerInfo
 from issuer.ledger_api import Decision, LedgerBackend
-from issuer.ratelimit import Attempt
+from issuer.ratelimit import Attempt, LoginAttempt
 from issuer.records import (
     Account,
     Event,
@@ -655,51 +655,70 @@ class PostgresLedger(LedgerBackend):
             conn.execute("DELETE FROM licet.sessions WHERE key_hash = %s", (key_hash,))
 
     def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
-        """The most failed logins since ``since`` among ``subjects`` (user names, addresses)."""
+        """The most failed logins since ``since`` among the counters of ``subjects``."""
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT times FROM licet.login_failures WHERE subject = ANY(%s)", (subjects,)
             ).fetchall()
         return max((sum(1 for t in row[0] if t >= since) for row in rows), default=0)
 
-    def note_login_failure(
-        self, subjects: list[str], now: _dt.datetime, *, keep_since: _dt.datetime
-    ) -> None:
-        """Count a failed login against each subject (older failures are forgotten).
+    def reserve_login(self, attempt: LoginAttempt) -> None:
+        """Count a log-in as a failure before its password is checked, unless a limit refuses it.
 
-        Each subject's row is updated in place under its row lock, so failures
-        counted at once by several nodes all count.
+        The attempt's counters are locked (advisory locks, in one order on
+        every node), read, judged by ``attempt`` and counted in one
+        transaction: however many nodes race, no more log-ins pass than the
+        limits allow. A refusal rolls back and writes nothing.
+
+        Raises:
+            RateLimitedError: a limit is reached (nothing is counted).
         """
         with self._transaction() as conn:
-            for subject in sorted(set(subjects)):  # one order on every node: no deadlock
+            recent = _locked_logins(conn, attempt)
+            attempt.check(recent)
+            for subject in attempt.subjects:
                 conn.execute(
-                    "INSERT INTO licet.login_failures AS f (subject, times, last_at)"
-                    " VALUES (%(subject)s, ARRAY[%(now)s::timestamptz], %(now)s)"
-                    " ON CONFLICT (subject) DO UPDATE SET"
-                    " times = ARRAY(SELECT t FROM unnest(f.times) AS t WHERE t >= %(horizon)s"
-                    " ORDER BY t) || %(now)s::timestamptz,"
-                    " last_at = GREATEST(f.last_at, %(now)s)",
-                    {"subject": subject, "now": now, "horizon": keep_since},
+                    "INSERT INTO licet.login_failures (subject, times, last_at)"
+                    " VALUES (%s, %s, %s) ON CONFLICT (subject) DO UPDATE"
+                    " SET times = EXCLUDED.times, last_at = EXCLUDED.last_at",
+                    (subject, [*recent.get(subject, []), attempt.now], attempt.now),
                 )
-            # Forget subjects with no recent failure, and bound the table against a
+            # Forget counters with no recent failure, and bound the table against a
             # flood of addresses by keeping the most recently failing ones; rows
             # another node is counting are left for the next time.
             conn.execute(
                 "DELETE FROM licet.login_failures WHERE subject IN (SELECT subject"
-                " FROM licet.login_failures WHERE last_at < %s FOR UPDATE SKIP LOCKED)",
-                (keep_since,),
+                " FROM licet.login_failures WHERE last_at <= %s FOR UPDATE SKIP LOCKED)",
+                (attempt.horizon,),
             )
             conn.execute(
                 "DELETE FROM licet.login_failures WHERE subject IN (SELECT subject"
                 " FROM licet.login_failures ORDER BY last_at DESC OFFSET %s"
                 " FOR UPDATE SKIP LOCKED)",
-                (MAX_LOGIN_SUBJECTS,),
+                (attempt.max_subjects,),
             )
 
-    def clear_login_failures(self, subject: str) -> None:
-        """Forget a subject's failed logins (after a successful login)."""
+    def release_login(self, attempt: LoginAttempt, *, forget: Collection[str] = ()) -> None:
+        """Take back the failure :meth:`reserve_login` counted for ``attempt``.
+
+        Args:
+            attempt: the reserved log-in.
+            forget: subjects whose every failure goes too (a successful log-in's pair).
+        """
         with self._transaction() as conn:
-            conn.execute("DELETE FROM licet.login_failures WHERE subject = %s", (subject,))
+            recent = _locked_logins(conn, attempt)
+            for subject, times in recent.items():
+                if attempt.now in times:
+                    times.remove(attempt.now)  # one failure: another log-in may share the instant
+                elif subject not in forget:
+                    continue
+                if subject in forget or not times:
+                    conn.execute("DELETE FROM licet.login_failures WHERE subject = %s", (subject,))
+                else:
+                    conn.execute(
+                        "UPDATE licet.login_failures SET times = %s WHERE subject = %s",
+                        (times, subject),
+                    )
 
     def close(self) -> None:
         """Close the connection pool (a later operation opens a new one)."""
@@ -988,6 +1007,20 @@ def _revoke(
 _NO_CURSOR = 2**63 - 1  # above every position: start at the newest license
 _LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"
 _LOCK_PRODUCTS = "SELECT pg_advisory_xact_lock(hashtextextended('licet.products', 7171))"
+_LOCK_LOGINS = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7172))"
+
+
+def _locked_logins(
+    conn: psycopg.Connection[Any], attempt: LoginAttempt
+) -> dict[str, list[_dt.datetime]]:
+    """The attempt's counters, locked until the transaction ends: failures in the window."""
+    for subject in attempt.subjects:  # sorted: two nodes never wait for each other in a circle
+        conn.execute(_LOCK_LOGINS, (subject,))
+    rows = conn.execute(
+        "SELECT subject, times FROM licet.login_failures WHERE subject = ANY(%s)",
+        (list(attempt.subjects),),
+    ).fetchall()
+    return {str(row[0]): sorted(t for t in row[1] if t > attempt.horizon) for row in rows}
 
 
 def _recent(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> list[float]:

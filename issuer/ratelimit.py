@@ -1,4 +1,4 @@
-"""Rate limiting of failed attempts by anonymous clients (wrong activation keys).
+"""Rate limiting of failed attempts by anonymous clients: wrong activation keys, console log-ins.
 
 The policy — how many failures per window, how IPv6 clients are grouped,
 which refusals count — lives here. The counting is done by the ledger inside
@@ -11,6 +11,13 @@ the refusal becomes a ledger error (503): a guess is never answered uncounted.
 
 Any ledger backend provides the same guarantee for the same :class:`Attempt`.
 
+Console log-ins are counted the other way round (:class:`LoginAttempt`): a
+log-in is counted as a failure *before* its password is checked, in one
+locked ledger step that first refuses it if a limit is reached, and the
+count is taken back when the password was right. Checking a password
+(Argon2) takes long and needs no ledger, so it runs outside the lock — yet
+however many log-ins race, no more passwords are checked than the limit.
+
 Example:
     >>> policy = RateLimit(limit=10)
     >>> attempt = policy.attempt("2001:db8::7", now=now)  # doctest: +SKIP
@@ -22,12 +29,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from issuer.addresses import rate_bucket
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseError, RateLimitedError
 
-__all__ = ["Attempt", "RateLimit"]
+__all__ = ["MAX_LOGIN_SUBJECTS", "Attempt", "LoginAttempt", "RateLimit"]
+
+#: Log-in counters a ledger keeps at most (the most recently failing ones): a flood
+#: of made-up names from many addresses cannot grow the ledger without bound.
+MAX_LOGIN_SUBJECTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -101,3 +113,88 @@ class RateLimit:
             limit=self.limit,
             counted=counted,
         )
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """One console log-in, counted by the ledger before its password is checked.
+
+    Two counters are kept: failures of this user name from this address (a
+    low limit: guessing one user's password) and failures from this address
+    under any name (a much higher one: guessing names). Failures of one name
+    from other addresses never refuse this one, so nobody can lock a user out
+    from elsewhere, and made-up names from a shared address (a NAT, a proxy)
+    refuse a right password only once the address's much higher limit is reached.
+
+    Attributes:
+        user: the name tried, as counted (names no account can have count as one).
+        bucket: who is counted: an IPv4 address, or an IPv6 network.
+        now: when the log-in is made; its provisional failure carries this time.
+        window: failures older than this are forgotten.
+        user_limit: failures allowed per name and address in the window.
+        address_limit: failures allowed per address, whatever the names, in the window.
+        max_subjects: counters the ledger keeps at most (the most recent ones).
+    """
+
+    user: str
+    bucket: str
+    now: _dt.datetime
+    window: _dt.timedelta
+    user_limit: int
+    address_limit: int
+    max_subjects: int = MAX_LOGIN_SUBJECTS
+
+    @property
+    def pair(self) -> str:
+        """The counter of this name from this address (a name holds no space)."""
+        return f"user:{self.user} from {self.bucket}"
+
+    @property
+    def source(self) -> str:
+        """The counter of every name from this address."""
+        return f"address:{self.bucket}"
+
+    @property
+    def subjects(self) -> tuple[str, str]:
+        """Both counters, in the one order every ledger locks them in."""
+        first, second = sorted((self.pair, self.source))
+        return first, second
+
+    @property
+    def horizon(self) -> _dt.datetime:
+        """Failures at or before this time are forgotten."""
+        return self.now - self.window
+
+    def check(self, recent: Mapping[str, Sequence[_dt.datetime]]) -> None:
+        """Refuse the log-in if either counter is at its limit.
+
+        Args:
+            recent: each subject's failures inside the window, oldest first.
+
+        Raises:
+            RateLimitedError: a limit is reached; ``retry_after`` is when it is not.
+        """
+        refusals = []
+        for subject, limit, words in (
+            (self.pair, self.user_limit, "for this user name from this address"),
+            (self.source, self.address_limit, "from this address"),
+        ):
+            times = sorted(recent.get(subject, ()))
+            if len(times) >= limit:
+                # Free again once enough failures have left the window to be under the limit.
+                retry_at = times[len(times) - limit] + self.window
+                refusals.append((retry_at, words))
+        if refusals:
+            retry_at, words = max(refusals)
+            wait = max(1, math.ceil((retry_at - self.now).total_seconds()))
+            raise RateLimitedError(
+                f"too many failed logins {words} — try again in {_in_words(wait)}",
+                retry_after=wait,
+            )
+
+
+def _in_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"

@@ -1226,7 +1226,8 @@ class Issuer:
         """Check a console password and open a session; returns the session cookie value.
 
         Raises:
-            RateLimitedError: too many failed logins for this user or address.
+            RateLimitedError: too many failed logins of this name from this address, or
+                from this address under any names; or the console is too busy to check.
             AuthenticationError: wrong user name or password.
         """
         return self.accounts.login(user, password, address=address)

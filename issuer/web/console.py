@@ -109,7 +109,13 @@ async def login_page(request: Request) -> Response:
     return _login_form(request)
 
 
-def _login_form(request: Request, status: int = 200, message: str | None = None) -> Response:
+def _login_form(
+    request: Request,
+    status: int = 200,
+    message: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Response:
+    """The login form, with a refusal's message (and its ``Retry-After``, if it has one)."""
     nonce = secrets.token_urlsafe(32)
     response = _render(
         request,
@@ -120,6 +126,9 @@ def _login_form(request: Request, status: int = 200, message: str | None = None)
         user=None,
     )
     _set_cookie(request, response, LOGIN_COOKIE, nonce, max_age=3600)
+    retry_after = (details or {}).get("retry_after")
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -134,7 +143,7 @@ async def login(request: Request) -> Response:
             iss.login, form.get("user", ""), form.get("password", ""), address=address
         )
     except LicenseError as err:
-        return _login_form(request, err.http_status, err.message)
+        return _login_form(request, err.http_status, err.message, err.details())
     response = RedirectResponse("/", status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, key, max_age=None)
     _forget_cookie(request, response, LOGIN_COOKIE)

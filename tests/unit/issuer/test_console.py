@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 from pgsupport import LedgerSite
 from support import PRODUCT, FakeClock, make_issuer, request_for
 
-from issuer import Issuer
+from issuer import Issuer, IssuerConfig
+from issuer.accounts import AccountsConfig
 from issuer.errors import AuthenticationError
 from issuer.web.app import ConsoleConfig, create_console_app
-from verifier.errors import RateLimitedError
+from verifier.errors import BadInputError, RateLimitedError
 
 PASSWORD = "correct horse battery staple"
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "{{ 7*7 }}</td><b>bold</b>"]
@@ -103,21 +104,52 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(iss: Issuer, clock:
     assert "licet_session" not in wrong.headers.get("set-cookie", "")
 
 
-def test_login_is_rate_limited_per_user_and_per_address(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+def test_login_is_rate_limited_per_user_name_from_an_address(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
     client = client_for(iss, clock, tmp_path)
     for _ in range(5):
         assert login(client, "alice", "wrong password, surely").status_code == 401
     refused = login(client, "alice", PASSWORD)  # even the right password, for now
-    assert refused.status_code == 429 and "too many failed logins" in refused.text
-    assert login(client, "bob", PASSWORD).status_code == 429  # the same address is limited too
-    clock.advance(minutes=16)
+    assert refused.status_code == 429 and "too many failed logins for this user name from this address" in refused.text
+    assert refused.headers["retry-after"] == "900"
+    clock.advance(minutes=5)
+    assert login(client, "alice", PASSWORD).headers["retry-after"] == "600"
+    # Another name from that address, and the name from another address, are not refused.
+    assert login(client, "bob", PASSWORD).status_code == 303
+    assert iss.session(iss.login("alice", PASSWORD, address="198.51.100.7")).actor == "console:alice"
+    clock.advance(minutes=10, seconds=1)
     assert login(client, "alice", PASSWORD).status_code == 303
-    # Per user, across addresses: the limit is on the name, wherever the guesses come from.
-    for i in range(5):
+
+
+def test_a_right_password_clears_its_names_failures_from_that_address_only(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
+    for address in ("198.51.100.1", "198.51.100.2"):
+        for _ in range(4):
+            with pytest.raises(AuthenticationError):
+                iss.login("alice", "a wrong guess, again", address=address)
+    iss.login("alice", PASSWORD, address="198.51.100.1")
+    since = clock.now - dt.timedelta(days=1)
+    assert iss.ledger.login_failures(["user:alice from 198.51.100.1"], since) == 0
+    assert iss.ledger.login_failures(["address:198.51.100.1"], since) == 4  # the address keeps its failures
+    assert iss.ledger.login_failures(["user:alice from 198.51.100.2"], since) == 4
+    with pytest.raises(AuthenticationError):
+        iss.login("alice", "a wrong guess, again", address="198.51.100.2")
+    with pytest.raises(RateLimitedError):
+        iss.login("alice", PASSWORD, address="198.51.100.2")
+
+
+def test_many_names_from_one_address_are_limited_much_later(iss: Issuer, clock: FakeClock, site: LedgerSite, tmp_path: Path) -> None:
+    config = IssuerConfig(accounts=AccountsConfig(address_login_limit=8))
+    door = Issuer(site.url, tmp_path / "keys", clock=clock, config=config)
+    for i in range(8):  # made-up names, and a malformed one: each name its own budget
         with pytest.raises(AuthenticationError):
-            iss.login("bob", "a wrong guess, again", address=f"198.51.100.{i}")
-    with pytest.raises(RateLimitedError, match="too many failed logins"):
-        iss.login("bob", PASSWORD, address="198.51.100.99")
+            door.login(f"guess{i}" if i else "<not a name>", "a wrong guess, again", address="2001:db8::1")
+    assert door.session(door.login("alice", PASSWORD, address="198.51.100.7")).actor == "console:alice"
+    for user in ("alice", "guess9"):  # the address's bound, for every name, from its whole /64
+        with pytest.raises(RateLimitedError, match="too many failed logins from this address — try again in 15 minutes"):
+            door.login(user, PASSWORD, address="2001:db8::2")
+    clock.advance(minutes=15, seconds=1)
+    assert door.session(door.login("alice", PASSWORD, address="2001:db8::2")).actor == "console:alice"
+    with pytest.raises(BadInputError, match="address_login_limit"):
+        AccountsConfig(login_limit=5, address_login_limit=4)
 
 
 def test_session_idle_and_absolute_expiry_follow_the_injected_clock(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
@@ -286,13 +318,13 @@ def test_old_failed_logins_are_forgotten(iss: Issuer, clock: FakeClock, site: Le
     for i in range(3):
         with pytest.raises(AuthenticationError):
             iss.login(f"guess{i}", "a wrong guess, again", address=f"2001:db8::{i}")
-    # three names, and one IPv6 /64 for the three addresses
-    assert failing_subjects(site) == ["address:2001:db8::/64", "user:guess0", "user:guess1", "user:guess2"]
+    # three names from one IPv6 /64, and that /64 for the three addresses
+    assert failing_subjects(site) == ["address:2001:db8::/64", *(f"user:guess{i} from 2001:db8::/64" for i in range(3))]
     assert iss.ledger.login_failures(["address:2001:db8::/64"], clock.now - dt.timedelta(days=1)) == 3
     clock.advance(minutes=16)
     with pytest.raises(AuthenticationError):
         iss.login("alice", "a wrong guess, again", address="198.51.100.99")
-    assert failing_subjects(site) == ["address:198.51.100.99", "user:alice"]
+    assert failing_subjects(site) == ["address:198.51.100.99", "user:alice from 198.51.100.99"]
     assert iss.ledger.login_failures(["address:2001:db8::/64"], clock.now - dt.timedelta(days=1)) == 0
 
 

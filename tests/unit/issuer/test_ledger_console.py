@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pgsupport import LedgerSite
+from pgsupport import LedgerSite, rows
 from support import PRODUCT, FakeClock, make_issuer, request_for
 
 from issuer import Issuer
@@ -22,6 +23,13 @@ PASSWORD = "correct horse battery staple"
 
 def other_door(iss: Issuer, site: LedgerSite, clock: FakeClock) -> Issuer:
     return Issuer(site.url, iss.keys, clock=clock)
+
+
+def stored_logins(site: LedgerSite) -> object:
+    """The stored login counters, read from the ledger's storage."""
+    if site.kind == "postgres":
+        return rows(site.url, ("login_failures",))
+    return (Path(site.url) / "accounts" / "logins.json").read_bytes()
 
 
 def walk(iss: Issuer, limit: int) -> list[tuple[int, str, str | None]]:
@@ -110,17 +118,98 @@ def test_an_api_token_works_on_every_door_until_one_revokes_it(iss: Issuer, cloc
 def test_failed_logins_on_every_door_count_against_one_limit(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
     other = other_door(iss, site, clock)
     iss.add_user("alice", PASSWORD)
-    for i, door in enumerate((iss, other, iss, other, iss)):  # five failures: the limit
+    for door in (iss, other, iss, other, iss):  # five failures of one name from one address: the limit
         with pytest.raises(AuthenticationError):
-            door.login("alice", "a wrong guess, surely", address=f"198.51.100.{i}")
+            door.login("alice", "a wrong guess, surely", address="198.51.100.1")
     for door in (iss, other):
         with pytest.raises(RateLimitedError):
-            door.login("alice", PASSWORD, address="203.0.113.9")
-    clock.advance(minutes=16)
-    key = other.login("alice", PASSWORD, address="203.0.113.9")
+            door.login("alice", PASSWORD, address="198.51.100.1")
+    key = other.login("alice", PASSWORD, address="203.0.113.9")  # from elsewhere: not locked out
     assert iss.session(key).actor == "console:alice"
-    # A success clears the user's count for every door; the addresses keep theirs.
-    assert iss.ledger.login_failures(["user:alice"], clock() - dt.timedelta(days=1)) == 0
+    clock.advance(minutes=16)
+    key = iss.login("alice", PASSWORD, address="198.51.100.1")
+    assert other.session(key).actor == "console:alice"
+    # A success clears the name's count from that address for every door, and takes
+    # back its own provisional count from the address.
+    since = clock() - dt.timedelta(days=1)
+    assert other.ledger.login_failures(["user:alice from 198.51.100.1", "address:198.51.100.1"], since) == 0
+
+
+def test_login_counters_are_reserved_judged_and_taken_back_on_every_door(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
+    from issuer.ratelimit import LoginAttempt
+
+    ledger, other = iss.ledger, other_door(iss, site, clock).ledger
+
+    def attempt(user: str, bucket: str = "198.51.100.1") -> LoginAttempt:
+        return LoginAttempt(user, bucket, clock(), dt.timedelta(minutes=15), user_limit=2, address_limit=3)
+
+    first = attempt("alice")
+    ledger.reserve_login(first)
+    clock.advance(minutes=1)
+    other.reserve_login(attempt("alice"))
+    before = stored_logins(site)
+    for door in (ledger, other):
+        with pytest.raises(RateLimitedError, match="for this user name from this address — try again in 14 minutes") as refused:
+            door.reserve_login(attempt("alice"))
+        assert refused.value.retry_after == 14 * 60
+    assert stored_logins(site) == before  # a refusal counts nothing
+    other.reserve_login(attempt("bob"))
+    with pytest.raises(RateLimitedError, match="from this address — try again in 14 minutes"):
+        ledger.reserve_login(attempt("carol"))
+    ledger.reserve_login(attempt("carol", bucket="198.51.100.2"))
+    since = clock() - dt.timedelta(days=1)
+    assert ledger.login_failures(["address:198.51.100.1"], since) == 3
+    other.release_login(first)  # a log-in that was never checked: its count is taken back
+    assert ledger.login_failures(["user:alice from 198.51.100.1"], since) == 1
+    assert ledger.login_failures(["address:198.51.100.1"], since) == 2
+    other.release_login(first)  # taking back twice takes back nothing more
+    assert ledger.login_failures(["address:198.51.100.1"], since) == 2
+    success = attempt("alice")
+    ledger.reserve_login(success)
+    other.release_login(success, forget=(success.pair,))  # a right password: the pair is cleared
+    assert ledger.login_failures(["user:alice from 198.51.100.1"], since) == 0
+    assert ledger.login_failures(["address:198.51.100.1"], since) == 2
+    clock.advance(minutes=15)  # the window passes: stale counters go when the next is counted
+    other.reserve_login(attempt("dave", bucket="198.51.100.3"))
+    assert ledger.login_failures(["address:198.51.100.1", "user:bob from 198.51.100.1"], since) == 0
+    assert ledger.login_failures(["address:198.51.100.3"], since) == 1
+
+
+def _reserve(url: str, user: str, at: str, barrier: Any, results: Any) -> None:
+    from issuer.ledger_api import open_ledger
+    from issuer.ratelimit import LoginAttempt
+
+    ledger = open_ledger(url)
+    attempt = LoginAttempt(user, "198.51.100.1", dt.datetime.fromisoformat(at), dt.timedelta(minutes=15), 3, 5)
+    barrier.wait(timeout=60)
+    try:
+        ledger.reserve_login(attempt)
+        results.put((user, "counted"))
+    except RateLimitedError:
+        results.put((user, "refused"))
+
+
+def test_concurrent_reservations_from_many_processes_never_pass_a_limit(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
+    from racing import run_all
+
+    at = clock().isoformat()
+    out = run_all(_reserve, [(site.url, "alice", at)] * 8 + [(site.url, f"guess{i}", at) for i in range(4)])
+    counted = [user for user, what in out if what == "counted"]
+    assert counted.count("alice") <= 3 and len(counted) == 5, out  # the name's limit, the address's limit
+    since = clock() - dt.timedelta(days=1)
+    assert iss.ledger.login_failures(["user:alice from 198.51.100.1"], since) == counted.count("alice")
+    assert iss.ledger.login_failures(["address:198.51.100.1"], since) == 5
+
+
+def test_a_flood_of_counters_keeps_the_most_recent_ones(iss: Issuer, clock: FakeClock) -> None:
+    from issuer.ratelimit import LoginAttempt
+
+    for i in range(6):
+        clock.advance(seconds=1)
+        iss.ledger.reserve_login(LoginAttempt("x", f"198.51.100.{i}", clock(), dt.timedelta(minutes=15), 5, 100, max_subjects=4))
+    since = clock() - dt.timedelta(days=1)
+    kept = [i for i in range(6) if iss.ledger.login_failures([f"address:198.51.100.{i}"], since)]
+    assert kept == [4, 5]  # two counters per log-in: the last two log-ins' four
 
 
 def test_sessions_unused_for_the_idle_time_are_dropped_when_the_next_opens(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
