@@ -1184,3 +1184,172 @@ def test_a_hostname_with_control_characters_never_reaches_the_provider(tmp_path:
     body = {"product": PRODUCT, "fingerprint": list(made.fingerprint), "callback_port": 80, "challenge_hash": "a" * 64, "hostname": hostile}
     assert client.post("/v1/activations/auto", json=body).json()["code"] == "bad-input"
 
+
+
+# --- console login limits (counted before the check, per name and address) ---------------------
+
+
+@pytest.fixture(params=["tinydb", "postgres"])
+def console_port(request: pytest.FixtureRequest, tmp_path: Path) -> int:
+    """The port of a real `issuer console` on 127.0.0.1 over either ledger, with users alice and bob."""
+    from consoles import PASSWORD, ConsoleServer
+
+    env: dict[str, str] = {}
+    ledger: list[str] = []
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        env, ledger = {"LICET_LEDGER": url}, ["--ledger", url]
+    cli("keytool", "new", cwd=tmp_path)
+    cli("issuer", "init", "--name", "acme-hosting", cwd=tmp_path, env=env)
+    for user in ("alice", "bob"):
+        cli("issuer", "admin", "user", "add", user, cwd=tmp_path, input=PASSWORD + "\n", env=env)
+    server = ConsoleServer(tmp_path, *ledger)
+    request.addfinalizer(server.stop)
+    return server.port
+
+
+def _login_form(port: int, source: str) -> tuple[http.client.HTTPConnection, str, str]:
+    """A connection from ``source`` that has fetched the login form: (connection, form cookie, token)."""
+    import http.client
+    import re
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(source, 0))
+    conn.request("GET", "/login")
+    page = conn.getresponse()
+    html = page.read().decode()
+    cookie = next(v.split(";")[0] for k, v in page.getheaders() if k.lower() == "set-cookie")
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html
+    return conn, cookie, found.group(1)
+
+
+def _submit_login(form: tuple[http.client.HTTPConnection, str, str], user: str, password: str) -> tuple[int, str | None, str]:
+    """Post the login form: (status, Retry-After, the page's message or the redirect's cookies)."""
+    import html as html_text
+    import re
+    import urllib.parse
+
+    conn, cookie, csrf = form
+    body = urllib.parse.urlencode({"csrf": csrf, "user": user, "password": password})
+    conn.request("POST", "/login", body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    answer = conn.getresponse()
+    page = answer.read().decode()
+    conn.close()
+    message = re.search(r'id="message"[^>]*>([^<]*)', page)
+    said = html_text.unescape(message.group(1)) if message else ";".join(
+        v for k, v in answer.getheaders() if k.lower() == "set-cookie")
+    return answer.status, answer.getheader("retry-after"), said
+
+
+def _console_login(port: int, user: str, password: str, source: str = "127.0.0.1") -> tuple[int, str | None, str]:
+    return _submit_login(_login_form(port, source), user, password)
+
+
+def _race_login(port: int, user: str, password: str, barrier: threading.Barrier, results: multiprocessing.Queue) -> None:
+    """One client of a race: the form is fetched first, so only the log-ins contend."""
+    form = _login_form(port, "127.0.0.1")
+    barrier.wait(timeout=60)
+    results.put((password, *_submit_login(form, user, password)))
+
+
+def test_concurrent_logins_never_check_more_passwords_than_the_limit(console_port: int) -> None:
+    """20 concurrent log-ins used to read the count, all run Argon2, then all count: 20 checked."""
+    from consoles import PASSWORD
+    from racing import run_all
+
+    guesses = run_all(_race_login, [(console_port, "alice", f"wrong guess number {i}") for i in range(20)])
+    checked = [g for g in guesses if g[1] == 401]
+    refused = [g for g in guesses if g[1] == 429]
+    busy = [g for g in refused if "busy" in g[3]]  # waited too long for a check: taken back, may retry
+    assert len(checked) + len(refused) == 20
+    assert len(checked) <= 5 and (len(checked) == 5 or busy), guesses
+    assert all(retry is not None and int(retry) > 0 for _, _, retry, _ in refused)
+    assert any("too many failed logins for this user name from this address" in said for *_, said in refused)
+
+    # Once the limit is reached, the right password among 19 wrong ones does not get in.
+    mixed = run_all(_race_login, [(console_port, "alice", PASSWORD if i == 7 else f"wrong again {i}") for i in range(20)])
+    assert [status for _, status, _, _ in mixed] == [429] * 20, mixed
+    right = next(g for g in mixed if g[0] == PASSWORD)
+    assert "licet_session" not in right[3] and "too many failed logins" in right[3]
+
+    # The name is refused from this address only; other names here are not.
+    assert _console_login(console_port, "bob", PASSWORD)[0] == 303
+    status, _, cookies = _console_login(console_port, "alice", PASSWORD, source="127.0.0.2")
+    assert status == 303 and "licet_session=" in cookies
+
+
+def test_made_up_names_from_one_address_never_lock_a_real_user_out(console_port: int) -> None:
+    """Five failures under made-up names from one address used to refuse every correct password from it."""
+    from consoles import PASSWORD
+
+    for i in range(12):
+        status, _, said = _console_login(console_port, f"made-up-{i}", "any password at all", source="127.0.0.2")
+        assert status == 401, said
+    for source in ("127.0.0.3", "127.0.0.2"):  # another address, and the guessing one (far below its bound)
+        status, _, cookies = _console_login(console_port, "alice", PASSWORD, source=source)
+        assert status == 303 and "licet_session=" in cookies
+
+
+def test_name_guessing_from_one_address_still_meets_the_per_address_bound(tmp_path: Path, clock: FakeClock) -> None:
+    from issuer.accounts import AccountsConfig
+    from issuer.errors import AuthenticationError
+
+    iss = make_issuer(tmp_path, clock, config=IssuerConfig(accounts=AccountsConfig(address_login_limit=10)))
+    iss.add_user("alice", "correct horse battery staple")
+    for i in range(10):
+        with pytest.raises(AuthenticationError):
+            iss.login(f"made-up-{i}", "any password at all", address="203.0.113.66")
+    with pytest.raises(RateLimitedError, match="from this address") as refused:
+        iss.login("alice", "correct horse battery staple", address="203.0.113.66")
+    assert refused.value.retry_after == 900
+    assert iss.login("alice", "correct horse battery staple", address="198.51.100.5")
+    assert AccountsConfig().address_login_limit == 100 and AccountsConfig().login_limit == 5
+
+
+def test_a_flood_of_logins_never_runs_more_argon2_checks_at_once_than_the_bound(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Argon2 check takes 64 MiB: concurrent log-ins used to run as many as arrived."""
+    from argon2 import PasswordHasher
+
+    from issuer.accounts import PASSWORD_CHECKS, AccountsConfig
+    from issuer.errors import AuthenticationError
+
+    real_verify, gate, arrived, inside = PasswordHasher.verify, threading.Event(), threading.Semaphore(0), []
+
+    def held_verify(self: PasswordHasher, hashed: str, password: str) -> bool:
+        inside.append(password)
+        arrived.release()
+        assert gate.wait(timeout=60)
+        return bool(real_verify(self, hashed, password))
+
+    iss = make_issuer(tmp_path, clock)
+    iss.add_user("alice", "correct horse battery staple")
+    monkeypatch.setattr(PasswordHasher, "verify", held_verify)
+    impatient = Issuer(tmp_path / "ledger", tmp_path / "keys", clock=clock, config=IssuerConfig(
+        accounts=AccountsConfig(check_wait=dt.timedelta(seconds=0.2))))
+    outcomes: list[str] = []
+
+    def guess(i: int) -> None:
+        try:
+            iss.login("alice", f"wrong guess {i}", address=f"198.51.100.{i}")
+        except AuthenticationError:
+            outcomes.append("checked")
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(PASSWORD_CHECKS + 3)]
+    for t in threads:
+        t.start()
+    try:
+        assert all(arrived.acquire(timeout=30) for _ in range(PASSWORD_CHECKS))
+        # Every check is taken: a log-in that finds none free in time is refused, and not counted.
+        with pytest.raises(RateLimitedError, match="busy") as busy:
+            impatient.login("alice", "correct horse battery staple", address="203.0.113.5")
+        assert busy.value.retry_after == 1
+        assert len(inside) == PASSWORD_CHECKS  # the other log-ins still wait their turn
+        since = clock() - dt.timedelta(days=1)
+        assert iss.ledger.login_failures(["address:203.0.113.5", "user:alice from 203.0.113.5"], since) == 0
+    finally:
+        gate.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert outcomes == ["checked"] * (PASSWORD_CHECKS + 3) and len(inside) == PASSWORD_CHECKS + 3
+    assert impatient.login("alice", "correct horse battery staple", address="203.0.113.5")
