@@ -176,9 +176,11 @@ class MarkKeeper:
         """
         reading = self._read()
         base = wall - BOOT_RATE * reading
-        if base > self._base:
-            self._base, self._floor = base, base - self._tolerance
-        elif base < self._floor:
+        if base >= self._base:  # the usual case: the wall clock leads, it is the mark
+            self._base = base
+            self._floor = base - self._tolerance
+            return wall >= self._next_visit
+        if base < self._floor:
             seen = min(self._base + BOOT_RATE * reading, _MAX_EPOCH)
             raise ClockRollbackError(_dt.datetime.fromtimestamp(seen, _dt.UTC))
         return self._base + BOOT_RATE * reading >= self._next_visit
