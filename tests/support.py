@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from keytool import Keyring
 from verifier import TrustedKeys, Verifier
 from verifier.claims import IDENTITY_HARDWARE, build_claims
+from verifier.clock import BootClock
 from verifier.encoding import b64url_encode
 from verifier.fingerprint import fingerprint_from_sources
 
@@ -34,6 +35,37 @@ class FakeClock:
     def advance(self, **delta: float) -> dt.datetime:
         self.now += dt.timedelta(**delta)
         return self.now
+
+
+class FakeBoot:
+    """A machine's boot clock the test moves by hand; :meth:`reboot` starts a new boot.
+
+    ``clock`` is what a verifier started now is given. A verifier made before
+    a reboot keeps reading this clock under the old boot id, which no real
+    process can do: make a new verifier after each reboot.
+    """
+
+    def __init__(self, seconds: float = 1000.0) -> None:
+        self.boots = 1
+        self.seconds = seconds
+
+    @property
+    def boot_id(self) -> str:
+        return f"boot-{self.boots}"
+
+    @property
+    def clock(self) -> BootClock:
+        return BootClock(self.boot_id, self.read)
+
+    def read(self) -> float:
+        return self.seconds
+
+    def advance(self, **delta: float) -> None:
+        self.seconds += dt.timedelta(**delta).total_seconds()
+
+    def reboot(self, uptime: float = 30.0) -> None:
+        self.boots += 1
+        self.seconds = uptime
 
 
 def server_fp(name: str, product: str = PRODUCT, nics: int = 1) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """Where a panel keeps its activation token, its revocation list and its clock mark.
 
 The store's path holds the token alone. Beside it, ``<path>.revocations``
-holds the latest revocation list applied and ``<path>.clock`` the clock's
-high-water mark (the latest time this server has seen, in epoch seconds).
+holds the latest revocation list applied and ``<path>.clock`` the clock mark
+(the latest time this server has counted to, with the boot it was counted in;
+see :mod:`verifier.clock_mark`).
 
 Example:
     >>> store = TokenStore("/var/lib/mypanel/license.token")  # doctest: +SKIP
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from verifier.clock_mark import ClockMark
 from verifier.errors import TokenStoreError
 from verifier.fileio import atomic_write, os_error_words, read_regular
 
@@ -22,6 +24,7 @@ __all__ = ["TokenStore", "default_store_path"]
 
 _MAX_STORED = 64 * 1024
 _MAX_REVOCATIONS = 4 * 1024 * 1024
+_MAX_MARK = 256
 
 
 def default_store_path(product: str) -> Path:
@@ -76,26 +79,24 @@ class TokenStore:
         """
         _write_text(self.revocations_path, text, "revocation list")
 
-    def load_mark(self) -> int | None:
-        """Return the clock's high-water mark (epoch seconds), or ``None`` if none was saved.
+    def load_mark(self) -> ClockMark | None:
+        """Return the clock mark, or ``None`` if none was saved.
 
-        A damaged mark file counts as none: it is rewritten at the next check.
+        A damaged mark file counts as none (never an error): the verifier
+        rewrites it at its next check.
 
         Raises:
             TokenStoreError: the file exists but cannot be read.
         """
-        text = _read_text(self.mark_path, 64)
-        if text is None or not text.isdigit() or len(text) > 12:
-            return None
-        return int(text)
+        return ClockMark.parse(_read_text(self.mark_path, _MAX_MARK))
 
-    def save_mark(self, seen: int) -> None:
-        """Record the clock's high-water mark.
+    def save_mark(self, mark: ClockMark) -> None:
+        """Record the clock mark.
 
         Raises:
             TokenStoreError: the folder is missing or not writable.
         """
-        _write_text(self.mark_path, str(int(seen)), "clock mark")
+        _write_text(self.mark_path, mark.to_text(), "clock mark")
 
     def save(self, token: str) -> None:
         """Store ``token``, replacing any previous one atomically.

@@ -9,8 +9,9 @@ name keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are never looked at.
 
 With a :class:`~verifier.store.TokenStore`, a verifier also applies the
 provider's signed revocation list (kept beside the token; a superseded
-activation or a revoked license stops at once) and keeps a high-water mark of
-the clock: a clock set back further than the tolerance stops the panel.
+activation or a revoked license stops at once) and keeps the clock mark, the
+time this server has counted to (:mod:`verifier.clock_mark`): a wall clock set
+back further than the tolerance, at once or a little at a time, stops the panel.
 
 Example:
     >>> keys = TrustedKeys.from_file("trusted_keys.json")  # doctest: +SKIP
@@ -38,7 +39,8 @@ from verifier.claims import (
     License,
     license_from_claims,
 )
-from verifier.clock import Clock, now_from, utc_now
+from verifier.clock import BootClock, Clock, now_from, system_boot_clock, utc_now
+from verifier.clock_mark import MarkKeeper
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
     ActivationSupersededError,
@@ -79,10 +81,13 @@ class VerifierConfig:
             parsing (default 8 KiB; a licet token is under 1 KiB).
         cache_size: how many verified tokens are remembered so repeated checks
             of the same token skip the signature (default 64; 0 disables).
-        clock_tolerance: how far the clock may fall behind the latest time the
-            store has seen before the panel stops (default 1 hour; 1 minute to 7 days).
-        mark_interval: the clock mark is written to the store at most this often
-            (default 5 minutes; at most 1 hour), so repeated checks stay cheap.
+        clock_tolerance: how far the clock may fall behind the clock mark (the
+            time this server has counted to) before the panel stops (default
+            1 hour; 1 minute to 7 days).
+        mark_interval: how far the clock mark moves on between a running
+            verifier's visits to its store, where it saves the mark if it moved
+            and picks up a newer revocation list (default 5 minutes; at most
+            1 hour), so repeated checks stay cheap.
     """
 
     leeway: _dt.timedelta = _dt.timedelta(seconds=60)
@@ -112,7 +117,7 @@ class TokenState(StrEnum):
     EXPIRED = "expired"  # past exp: the lease or the license ran out
     SUPERSEDED = "superseded"  # the activation was replaced by a key regeneration
     REVOKED = "revoked"  # the license, or the key that signed the token, was revoked
-    CLOCK_ROLLBACK = "clock_rollback"  # the clock is behind a time this store already saw
+    CLOCK_ROLLBACK = "clock_rollback"  # the clock is behind the time this store counted to
     MISSING = "missing"
     INVALID = "invalid"
     WRONG_SERVER = "wrong_server"
@@ -193,6 +198,8 @@ class Verifier:
         issuer: when given, the ``iss`` every token must carry.
         config: leeway, size limit, cache size.
         clock: time source (aware UTC datetimes).
+        boot_clock: the clock nobody can set back, which carries the clock
+            mark forward between checks (default: this machine's).
         machine_id: stable-id override for containers and cloned VMs.
         server_fingerprint: this server's fingerprint; computed from the
             machine when omitted (tests pass one to simulate several servers).
@@ -208,6 +215,7 @@ class Verifier:
         issuer: str | None = None,
         config: VerifierConfig | None = None,
         clock: Clock = utc_now,
+        boot_clock: BootClock | None = None,
         machine_id: str | None = None,
         server_fingerprint: Fingerprint | None = None,
         store: TokenStore | None = None,
@@ -235,11 +243,14 @@ class Verifier:
         if store is not None and not isinstance(store, TokenStore):
             raise BadInputError("store must be a TokenStore")
         self.store = store
-        self._tolerance = self.config.clock_tolerance.total_seconds()
-        self._interval = self.config.mark_interval.total_seconds()
-        self._mark = 0.0  # the latest time seen
-        self._floor = -math.inf  # checks earlier than this are a clock rollback
-        self._next_save = -math.inf  # the first check records the mark
+        if boot_clock is not None and not isinstance(boot_clock, BootClock):
+            raise BadInputError("boot_clock must be a BootClock")
+        self._mark = MarkKeeper(
+            boot_clock or system_boot_clock(),
+            self.config.clock_tolerance.total_seconds(),
+            self.config.mark_interval.total_seconds(),
+        )
+        self._check_mark = self._mark.check  # bound once: it runs at every check
         self._mark_error: str | None = None
         self._revocations: RevocationList | None = None
         self._revocations_error: str | None = None
@@ -249,12 +260,9 @@ class Verifier:
 
     def _load_store(self, store: TokenStore) -> None:
         try:
-            seen = store.load_mark()
+            self._mark.adopt(store.load_mark())
         except TokenStoreError as err:
-            seen, self._mark_error = None, err.message
-        if seen is not None:
-            self._mark = float(seen)
-            self._floor = self._mark - self._tolerance
+            self._mark_error = err.message
         self._reload_revocations(store)
 
     def _reload_revocations(self, store: TokenStore) -> None:
@@ -351,7 +359,7 @@ class Verifier:
     def verify(self, token: object) -> License:
         """Verify ``token`` offline and return its license.
 
-        The clock is checked against the store's mark first. Then the header
+        The clock is checked against the clock mark first. Then the header
         and the key it names, then the signature over the exact bytes
         received; only a signed payload is decoded and its claims checked
         (revocation list, validity, server). Repeated checks of a token
@@ -359,7 +367,7 @@ class Verifier:
         change) but re-check the clock, ``nbf`` and ``exp`` every time.
 
         Raises:
-            ClockRollbackError: the clock is behind a time already seen, beyond the tolerance.
+            ClockRollbackError: the clock is behind the clock mark by more than the tolerance.
             TokenTooLargeError: over the size limit (checked before parsing).
             UntrustedKeyError: unknown or out-of-window signing key.
             SigningKeyRevokedError: signed by a revoked key.
@@ -372,35 +380,36 @@ class Verifier:
         if not isinstance(token, str):
             raise InvalidTokenError("activation token must be text")
         now = self._seconds()
-        if now < self._floor:
-            raise ClockRollbackError(_dt.datetime.fromtimestamp(self._mark, _dt.UTC))
+        visit = self._check_mark(now)
         hit = self._cache.get(token)
         if hit is not None:
             self._check_window(hit, now)
-            if now >= self._next_save:
-                self._advance_mark(now)
+            if visit:
+                self._visit_store()
             return hit
         lic = self._verify_fully(token, now)
         if self.config.cache_size:
             self._cache[token] = lic
             if len(self._cache) > self.config.cache_size:
                 self._cache.popitem(last=False)
-        self._advance_mark(max(now, lic.iat))
+        self._mark.see(lic.iat)  # the provider's clock vouches for this time
+        if visit:
+            self._visit_store()
         return lic
 
-    def _advance_mark(self, seen: float) -> None:
-        """Raise the clock mark to ``seen`` and save it (at most once per interval)."""
-        if seen > self._mark:
-            self._mark = seen
-            self._floor = seen - self._tolerance
-        if seen < self._next_save:
-            return
-        self._next_save = seen + self._interval
+    def _visit_store(self) -> None:
+        """Once per interval of the mark: save the mark if it moved, pick up a newer list."""
+        self._mark.visit()
         if self.store is None:
             return
         self._reload_revocations(self.store)
         try:
-            self.store.save_mark(math.floor(self._mark))
+            # Another process on this store may have counted further: take its mark in.
+            self._mark.adopt(self.store.load_mark())
+            pending = self._mark.pending()
+            if pending is not None:
+                self.store.save_mark(pending)
+                self._mark.saved(pending)
             self._mark_error = None
         except TokenStoreError as err:
             # A read-only store must not stop a licensed panel: the mark still
