@@ -10,7 +10,9 @@ bucket and the callback guard all agree:
   stored as the IPv4 it is).
 * Behind trusted proxies the client is the right-most ``X-Forwarded-For``
   hop that is not itself a trusted proxy: the hops to its left were written
-  by the client and prove nothing (:func:`client_address`).
+  by the client and prove nothing (:func:`client_address`). Every line of the
+  header counts, in order, as one list (:func:`forwarded_hops`): HAProxy
+  appends a line of its own instead of extending the client's.
 * IPv6 clients are rate limited per network prefix (/64 by default), since one
   subscriber usually holds a whole /64 (:func:`rate_bucket`).
 * Callbacks go to public addresses only; an IPv6 address that carries an IPv4
@@ -27,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from verifier.errors import BadInputError
 
@@ -36,6 +38,7 @@ __all__ = [
     "callback_allowed",
     "canonical_ip",
     "client_address",
+    "forwarded_hops",
     "in_bucket",
     "parse_proxies",
     "rate_bucket",
@@ -96,22 +99,46 @@ def _trusted(address: IPAddress, proxies: ProxyList) -> bool:
     return any(address.version == net.version and address in net for net in proxies)
 
 
-def client_address(peer: str, forwarded_for: str | None, proxies: ProxyList) -> str:
+def forwarded_hops(lines: Sequence[str]) -> list[str]:
+    """Every line of a repeated ``X-Forwarded-For`` header as one list of hops, left to right.
+
+    The lines of a repeated header are one comma-separated list, in the order
+    they came (RFC 9110, section 5.3): a proxy may append a line of its own
+    (HAProxy's ``option forwardfor`` does) rather than extend the client's, so
+    reading one line would believe the client. Whitespace around a hop is not
+    part of it, and empty elements are ignored (RFC 9110, section 5.6.1): a
+    client can write those, but no proxy does.
+
+    Raises:
+        TypeError: ``lines`` is one string — the caller read one line, not all.
+    """
+    if isinstance(lines, str):
+        raise TypeError("forwarded_hops takes every header line, not one string")
+    hops = (hop.strip(" \t") for line in lines for hop in line.split(","))
+    return [hop for hop in hops if hop]
+
+
+def client_address(peer: str, forwarded_for: Sequence[str], proxies: ProxyList) -> str:
     """The address a request comes from, in canonical form ('' when unknown).
 
-    The TCP ``peer``, unless it is a trusted proxy: then the ``X-Forwarded-For``
-    list is walked from the right (each proxy appends the address it saw) and
-    the first hop that is not a trusted proxy is the client. A malformed hop
-    stops the walk at the proxy that passed it on, so the request is judged
-    as coming from that proxy — never from a hop the client wrote.
+    The TCP ``peer``, unless it is a trusted proxy: then the hops of every
+    ``X-Forwarded-For`` line (``forwarded_for``, in the order received; see
+    :func:`forwarded_hops`) are walked from the right — each proxy appends the
+    address it saw — and the first hop that is not a trusted proxy is the
+    client. A malformed hop stops the walk at the proxy that passed it on, so
+    the request is judged as coming from that proxy — never from a hop the
+    client wrote.
+
+    Raises:
+        TypeError: ``forwarded_for`` is one string instead of the header's lines.
     """
+    hops = forwarded_hops(forwarded_for)
     try:
         current = _parse(peer)
     except ValueError:
         return ""
-    if not _trusted(current, proxies) or not forwarded_for:
+    if not _trusted(current, proxies):
         return str(current)
-    hops = [hop.strip() for hop in forwarded_for.split(",")]
     for hop in reversed(hops):
         try:
             address = _parse(hop)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from issuer.cli_options import Json, KeysDir, LedgerDir, cli_actor
+from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
 from issuer.service import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
@@ -155,6 +155,7 @@ def console(
             help="Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).",
         ),
     ] = False,
+    trusted_proxy: TrustedProxies = None,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
@@ -170,7 +171,10 @@ def console(
     tls = tls_cert is not None
     check_bind(host, tls=tls, allow_plain_http=allow_plain_http)
     config = ConsoleConfig(
-        ledger=str(ledger), keys=str(keys), secure_cookies=tls or allow_plain_http
+        ledger=str(ledger),
+        keys=str(keys),
+        secure_cookies=tls or allow_plain_http,
+        trusted_proxies=tuple(trusted_proxy or ()),
     )
     scheme = "https" if tls else "http"
     print(f"licet console on {scheme}://{host}:{port}", flush=True)

@@ -13,7 +13,7 @@ import typer
 from typer.exceptions import TyperException
 
 from issuer.admin_cli import admin_app, console
-from issuer.cli_options import Json, KeysDir, LedgerDir, cli_actor
+from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
 from issuer.ledger_api import is_database_url
 from issuer.ledger_copy import copy_ledger
 from issuer.ratelimit import RateLimit
@@ -633,13 +633,7 @@ def serve(
             help="Allow callbacks to private addresses (default: public addresses only).",
         ),
     ] = False,
-    trusted_proxy: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--trusted-proxy",
-            help="Believe X-Forwarded-For from this peer, repeatable (default: none).",
-        ),
-    ] = None,
+    trusted_proxy: TrustedProxies = None,
     callback_timeout: Annotated[
         float,
         typer.Option("--callback-timeout", min=0.1, max=30, help="Seconds for the whole callback."),

@@ -1,4 +1,4 @@
-"""What the issuer's command groups share: the ledger and keys options, --json, the actor name.
+"""What the issuer's command groups share: --ledger, --keys, --json, --trusted-proxy, the actor.
 
 A module of its own because ``issuer.cli`` imports the ``issuer admin`` group
 from :mod:`issuer.admin_cli`, which could not import them back from there.
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["Json", "KeysDir", "LedgerDir", "cli_actor"]
+__all__ = ["Json", "KeysDir", "LedgerDir", "TrustedProxies", "cli_actor"]
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
 LedgerDir = Annotated[
@@ -24,6 +24,15 @@ LedgerDir = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (default: text).")]
+#: ``issuer serve`` and ``issuer console`` believe forwarded addresses from the same proxies.
+TrustedProxies = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trusted-proxy",
+        help="Believe X-Forwarded-For from this peer (address or network), repeatable "
+        "(default: none).",
+    ),
+]
 
 
 def cli_actor() -> str:

@@ -1,4 +1,4 @@
-"""What both HTTP servers of licet share: refusals as problem documents, and their documentation.
+"""What both HTTP servers of licet share: problem documents, their documentation, the client.
 
 ``issuer serve`` and ``issuer console`` answer every refusal of their JSON
 APIs the same way: an RFC 9457 problem document with the library's stable
@@ -9,7 +9,8 @@ refusals into such documents: a malformed request is ``bad-input`` (422), an
 unsupported method ``method-not-allowed`` (405) with the ``Allow`` header
 RFC 9110 asks for. :func:`install_problem_pages` serves the pages the problem
 ``type`` URIs name, and :func:`openapi_document` builds an app's OpenAPI
-document with the one problem schema of :mod:`issuer.apidoc`.
+document with the one problem schema of :mod:`issuer.apidoc`. Both servers
+take a request's client address from :func:`client_of` alone.
 
 Example:
     >>> problem(404, "not-found", "no such resource").status_code  # doctest: +SKIP
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from issuer import apidoc
+from issuer.addresses import ProxyList, client_address
 from verifier import errors as e
 from verifier.errors import LicenseError
 
@@ -41,6 +43,7 @@ __all__ = [
     "LEDGER_FAULTS",
     "allowed_methods",
     "bug_problem",
+    "client_of",
     "http_refusal",
     "install_problem_pages",
     "invalid_request",
@@ -69,6 +72,17 @@ LEDGER_FAULTS: tuple[type[LicenseError], ...] = (
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 #: A bug is answered 500 under ``server-unavailable``, whatever its class says.
 BUG_STATUS: dict[type[LicenseError], int] = {e.ServerUnavailableError: 500}
+
+
+def client_of(request: Request, proxies: ProxyList) -> str:
+    """The address ``request`` comes from, in canonical form ('' when unknown).
+
+    The TCP peer, or — when the peer is one of ``proxies`` — the right-most
+    hop of all its ``X-Forwarded-For`` lines, in order, that is not a trusted
+    proxy (:func:`issuer.addresses.client_address`).
+    """
+    peer = request.client.host if request.client else ""
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), proxies)
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:

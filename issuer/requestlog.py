@@ -1,18 +1,21 @@
 """The license server's request log: one JSON line per request, never a key or a token.
 
-Each line holds the time (ISO 8601 UTC), method, path, status, client address,
-license id (when the request named one) and duration in milliseconds. Bodies,
+Each line holds the time (ISO 8601 UTC), method, path, status, client address
+(the one the server believes: the caller's ``client`` function, so that a
+request refused before any route, behind a trusted proxy, names the client
+and not the proxy), license id (when the request named one) and duration in
+milliseconds. Bodies,
 headers and query strings are never logged — they carry activation keys,
 request codes and tokens — and a path the server does not serve is logged as
 ``-``, since a client may put anything into it.
 
 A pure ASGI wrapper (no web framework imported): route handlers add what only
 they know to ``scope["state"]`` (Starlette's ``request.state``) under
-:data:`LICENSE_ID` and :data:`CLIENT`.
+:data:`LICENSE_ID`.
 
 Example::
 
-    app = log_requests(app, paths={"/v1/health"}, stream=sys.stderr)
+    app = log_requests(app, paths={"/v1/health"}, stream=sys.stderr, client=whom)
 """
 
 from __future__ import annotations
@@ -24,25 +27,30 @@ from typing import Any, TextIO
 
 from verifier.clock import format_utc, utc_now
 
-__all__ = ["CLIENT", "LICENSE_ID", "log_requests"]
+__all__ = ["LICENSE_ID", "log_requests"]
 
 #: ``request.state`` attribute a handler sets to the license the request concerned.
 LICENSE_ID = "license_id"
-#: ``request.state`` attribute a handler sets to the client address it believed
-#: (a trusted proxy's forwarded address rather than the proxy's own).
-CLIENT = "client_address"
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
-def log_requests(app: ASGIApp, *, paths: Collection[str], stream: TextIO) -> ASGIApp:
+def log_requests(
+    app: ASGIApp,
+    *,
+    paths: Collection[str],
+    stream: TextIO,
+    client: Callable[[Scope], str] | None = None,
+) -> ASGIApp:
     """Wrap ``app`` so that every HTTP request it answers is logged as one JSON line.
 
     Args:
         app: the ASGI application.
         paths: the paths the server serves; any other is logged as ``-``.
         stream: where the lines go (the server's stderr).
+        client: the address a request's scope comes from, by the server's rule
+            (default: the TCP peer).
     """
     known = frozenset(paths)
 
@@ -69,7 +77,7 @@ def log_requests(app: ASGIApp, *, paths: Collection[str], stream: TextIO) -> ASG
                 "method": str(scope.get("method", "")),
                 "path": scope.get("path") if scope.get("path") in known else "-",
                 "status": status[0] if status else None,  # None: the connection was dropped
-                "client": state.get(CLIENT) or (peer[0] if peer else None),
+                "client": (client(scope) if client else None) or (peer[0] if peer else None),
                 "license_id": state.get(LICENSE_ID),
                 "duration_ms": round((time.monotonic() - started) * 1000, 1),
             }

@@ -25,10 +25,11 @@ logged on stderr as one JSON line (:mod:`issuer.requestlog`), without keys or
 tokens.
 
 Automatic activation trusts only the TCP peer address (or, behind trusted
-proxies, the right-most X-Forwarded-For hop that is not one of them) — never
-an address in the body. It calls the panel back on that address under one
-deadline, expects the challenge whose SHA-256 came with the request, and only
-then activates. Routes call the :class:`~issuer.service.Issuer` façade only.
+proxies, the right-most X-Forwarded-For hop that is not one of them, every
+header line read in order as one list) — never an address in the body. It
+calls the panel back on that address under one deadline, expects the
+challenge whose SHA-256 came with the request, and only then activates.
+Routes call the :class:`~issuer.service.Issuer` façade only.
 
 Example:
     $ issuer serve --host 0.0.0.0 --port 8443 --workers 2
@@ -60,11 +61,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
 from issuer import apidoc, httpapi
-from issuer.addresses import callback_allowed, client_address, parse_proxies
+from issuer.addresses import callback_allowed, parse_proxies
 from issuer.errors import ListenError
 from issuer.httpapi import problem
 from issuer.ratelimit import RateLimit
-from issuer.requestlog import CLIENT, LICENSE_ID, log_requests
+from issuer.requestlog import LICENSE_ID, log_requests
 from issuer.service import NAME_PATTERN, Issuer, IssuerConfig
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
 from verifier import errors as e
@@ -107,7 +108,7 @@ class ServerConfig:
         allow_private_callbacks: let automatic activation call back loopback
             and private addresses (tests, intranets); off by default.
         trusted_proxies: addresses or networks of proxies whose
-            X-Forwarded-For hops are believed (walked from the right).
+            X-Forwarded-For hops are believed (all lines, walked from the right).
         max_body_bytes: request bodies larger than this are refused (default 16 KiB).
         callback_timeout: seconds for the whole back-request — connect,
             headers and body together (default 5).
@@ -458,10 +459,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
     app = FastAPI(title="licet license server", version="1", docs_url=None, redoc_url=None)
 
     def caller(request: Request) -> str:
-        peer = request.client.host if request.client else ""
-        address = client_address(peer, request.headers.get("x-forwarded-for"), proxies)
-        setattr(request.state, CLIENT, address)  # the request log names whom it believed
-        return address
+        return httpapi.client_of(request, proxies)
 
     @app.exception_handler(LicenseError)
     async def on_license_error(request: Request, err: LicenseError) -> JSONResponse:
@@ -591,11 +589,14 @@ def app_from_environment() -> Any:
     httpapi.log_to_stderr()
     app = create_app(config, read_passphrase(None))
     paths = {route.path for route in app.routes if hasattr(route, "path")}
-    # Outermost, so that requests refused for their size are logged too.
+    proxies = parse_proxies(config.trusted_proxies)
+    # Outermost, so that requests refused for their size are logged too; every
+    # line names the client by the rule the routes use, not the proxy.
     return log_requests(
         _limit_body(app, config.max_body_bytes, config.max_header_bytes),
         paths=paths,
         stream=sys.stderr,
+        client=lambda scope: httpapi.client_of(Request(scope), proxies),
     )
 
 

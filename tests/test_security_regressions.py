@@ -605,7 +605,7 @@ def test_a_long_lived_issuer_signs_with_the_current_key_only(tmp_path: Path, clo
     ],
 )
 def test_a_forged_forwarded_for_hop_is_never_believed(peer: str, forwarded: str, proxies: tuple[str, ...], client: str) -> None:
-    assert client_address(peer, forwarded, parse_proxies(proxies)) == client
+    assert client_address(peer, [forwarded], parse_proxies(proxies)) == client
 
 
 def test_a_stranger_behind_a_trusted_proxy_cannot_claim_another_customers_address(home: Path) -> None:
@@ -618,7 +618,7 @@ def test_a_stranger_behind_a_trusted_proxy_cannot_claim_another_customers_addres
     try:
         # The stranger at 127.0.0.7 writes the customer's address first; the proxy appends the real one.
         status, _, reply = post_json(srv.url + "/v1/activations/auto", body, {"X-Forwarded-For": "127.0.0.2, 127.0.0.7"})
-        assert (status, reply["code"]) == (404, "no-license-for-address") and panel.hits == 0
+        assert (status, reply.get("code")) == (404, "no-license-for-address") and panel.hits == 0
         # The customer behind two trusted proxies is found by walking from the right.
         status, _, reply = post_json(srv.url + "/v1/activations/auto", body, {"X-Forwarded-For": "203.0.113.9, 127.0.0.2, 127.0.0.5"})
         assert status == 200 and panel.hits == 1
@@ -1479,3 +1479,203 @@ def test_a_superscript_two_in_the_clock_mark_leaves_status_json_json(home: Path,
     assert proc.stderr == ""
     saved = store.load_mark()
     assert saved is not None and abs(saved.seen - time.time()) < 600
+
+
+# --- every X-Forwarded-For line, in order, is one list ----------------------------------
+#
+# HAProxy's `option forwardfor` appends a header line of its own instead of extending the
+# client's, so a server reading only the first line believed whatever the client wrote there.
+
+
+def send_raw(port: int, method: str, path: str, headers: list[tuple[str, str]], body: bytes = b"",
+             source: str = "127.0.0.1") -> tuple[int, list[tuple[str, str]], bytes]:
+    """One HTTP/1.1 request written byte for byte (repeated headers stay separate lines) from ``source``."""
+    import http.client
+
+    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}",
+            "Connection: close", *(f"{name}: {value}" for name, value in headers)]
+    with socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0)) as sock:
+        sock.sendall("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, answer.getheaders(), answer.read()
+
+
+def post_forwarded(port: int, path: str, body: bytes, forwarded_for: list[str], source: str = "127.0.0.1") -> tuple[int, dict]:  # type: ignore[type-arg]
+    """POST a JSON body with one ``X-Forwarded-For`` line per item of ``forwarded_for``."""
+    headers = [("Content-Type", "application/json"), *(("X-Forwarded-For", line) for line in forwarded_for)]
+    status, _, reply = send_raw(port, "POST", path, headers, body, source)
+    return status, json.loads(reply)
+
+
+def auto_body(panel: CallbackPanel, challenge: Challenge) -> bytes:
+    return json.dumps({"product": PRODUCT, "fingerprint": ["mid:" + "2" * 32], "callback_port": panel.port,
+                       "challenge_hash": challenge.hash, "hostname": "victim-box"}).encode()
+
+
+def failure_buckets(home: Path) -> dict[str, int]:
+    """The rate-limit buckets the ledger counts failed key attempts in, read with `issuer ratelimit list`."""
+    return {row["bucket"]: row["failures"] for row in json.loads(cli("issuer", "ratelimit", "list", "--json", cwd=home).stdout)}
+
+
+@pytest.mark.parametrize(
+    ("lines", "client"),
+    [
+        (["127.0.0.2", "198.51.100.7"], "198.51.100.7"),  # the client's forged line, then the proxy's own
+        (["127.0.0.2, 203.0.113.9", "198.51.100.7"], "198.51.100.7"),
+        (["203.0.113.9,198.51.100.7", "10.0.0.3,\t10.0.0.2"], "198.51.100.7"),  # proxies' hops across lines
+        (["10.0.0.3", "10.0.0.2"], "10.0.0.3"),  # all proxies: the left-most
+        (["", "198.51.100.7"], "198.51.100.7"),  # an empty line adds no hop
+        (["198.51.100.7", ""], "198.51.100.7"),  # ... wherever it stands
+        (["203.0.113.9", " , ,\t"], "203.0.113.9"),  # empty elements are ignored (RFC 9110, section 5.6.1)
+        (["", ""], "10.0.0.1"),  # no hop at all: the proxy itself
+        ([], "10.0.0.1"),
+        (["203.0.113.9", "\t 198.51.100.7  "], "198.51.100.7"),  # whitespace around a hop is not part of it
+        (["203.0.113.9", "garbage"], "10.0.0.1"),  # a malformed hop in the proxy's line: the proxy
+        (["203.0.113.9", "198.51.100.7 10.0.0.2"], "10.0.0.1"),  # two hops without a comma are one bad hop
+        (["203.0.113.9", "198.51.100.7:4711"], "10.0.0.1"),  # so is a hop with a port
+        (["203.0.113.9", "[2001:db8::1]"], "10.0.0.1"),  # and a bracketed one
+        (["198.51.100.7", "garbage, 203.0.113.9"], "203.0.113.9"),  # a bad hop left of the client is never reached
+        (["203.0.113.9", "2001:db8::7"], "2001:db8::7"),
+    ],
+)
+def test_every_forwarded_for_line_is_read_in_order_as_one_list(lines: list[str], client: str) -> None:
+    assert client_address("10.0.0.1", lines, parse_proxies(["10.0.0.0/24"])) == client
+    assert client_address("198.51.100.200", lines, parse_proxies(["10.0.0.0/24"])) == "198.51.100.200"  # untrusted peer
+
+
+def test_one_forwarded_for_line_cannot_be_passed_off_as_all_of_them() -> None:
+    with pytest.raises(TypeError, match="every header line"):
+        client_address("10.0.0.1", "203.0.113.9", parse_proxies(["10.0.0.1"]))  # type: ignore[arg-type]
+
+
+def test_only_one_function_reads_the_forwarded_for_header_and_the_peer() -> None:
+    """Both servers and the request log take the client from `issuer.httpapi.client_of`, which reads every line."""
+    import ast
+
+    readers = []
+    for path in sorted((Path(__file__).parent.parent / "issuer").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names_header = isinstance(node, ast.Constant) and str(node.value).lower() == "x-forwarded-for"
+            reads_peer = isinstance(node, ast.Attribute) and node.attr == "client" and isinstance(node.value, ast.Name) and node.value.id == "request"
+            if names_header or reads_peer:
+                readers.append(f"{path.parent.name}/{path.name}")
+    assert set(readers) == {"issuer/httpapi.py"}
+
+
+def test_a_forged_forwarded_for_line_before_the_proxys_own_cannot_claim_another_customers_address(home: Path) -> None:
+    lic = create_license(home, "--ip", "127.0.0.2")
+    challenge = Challenge()
+    panel = CallbackPanel(challenge, host="127.0.0.2")  # the customer's panel would answer: only the address guards it
+    srv = LicenseServer(home, "--allow-private-callbacks", "--trusted-proxy", "127.0.0.1")
+    try:
+        # The stranger at 127.0.0.7 writes the customer's address on a line of its own; the proxy adds its line.
+        status, reply = post_forwarded(srv.port, "/v1/activations/auto", auto_body(panel, challenge), ["127.0.0.2", "127.0.0.7"])
+        assert (status, reply.get("code")) == (404, "no-license-for-address") and panel.hits == 0
+        assert show_license(home, lic["license_id"])["status"] == "issued"
+        # The request log names the same client, also for a request refused before any route ran.
+        status, reply = post_forwarded(srv.port, "/v1/activations", b"{", ["127.0.0.2", "127.0.0.7"])
+        assert (status, reply["code"]) == (422, "bad-input")
+        logged = [json.loads(line) for line in srv.output().splitlines() if line.startswith('{"time"')]
+        assert [(line["path"], line["client"]) for line in logged if line["path"] != "/v1/health"] == [
+            ("/v1/activations/auto", "127.0.0.7"), ("/v1/activations", "127.0.0.7")]
+        # The same request from the customer (the proxy's line names it) activates: the guard is the address alone.
+        status, reply = post_forwarded(srv.port, "/v1/activations/auto", auto_body(panel, challenge), ["127.0.0.7", "127.0.0.2"])
+        assert status == 200 and panel.hits == 1 and reply["token"].count(".") == 2
+    finally:
+        srv.stop()
+        panel.close()
+
+
+def test_forged_forwarded_for_lines_do_not_escape_the_per_address_failure_limit(home: Path) -> None:
+    srv = LicenseServer(home, "--trusted-proxy", "127.0.0.1", "--failure-limit", "3")
+    try:
+        codes = [
+            post_forwarded(srv.port, "/v1/activations", manual_body(key_from_bytes(bytes([i]) * 15), f"guess-{i}"),
+                           [f"198.51.100.{i}", "127.0.0.7"])[1]["code"]
+            for i in range(8)
+        ]
+        assert codes == ["invalid-activation-key"] * 3 + ["rate-limited"] * 5  # 3 of 8 keys checked, not 8
+        assert failure_buckets(home) == {"127.0.0.7": 3}  # never a forged hop, never the proxy
+        # Another client behind the same proxy has a budget of its own, whichever address it writes.
+        _, reply = post_forwarded(srv.port, "/v1/activations", manual_body(key_from_bytes(bytes([99]) * 15), "other"),
+                                  ["127.0.0.7", "127.0.0.8"])
+        assert reply["code"] == "invalid-activation-key"
+        assert failure_buckets(home) == {"127.0.0.7": 3, "127.0.0.8": 1}
+    finally:
+        srv.stop()
+
+
+def test_behind_a_real_haproxy_a_forged_forwarded_for_line_is_not_believed(home: Path, tmp_path: Path) -> None:
+    from servers import HAProxy
+
+    lic = create_license(home, "--ip", "127.0.0.2")
+    challenge = Challenge()
+    panel = CallbackPanel(challenge, host="127.0.0.2")
+    # HAProxy reaches the server from 127.0.0.5, the one trusted proxy; clients reach HAProxy from elsewhere.
+    srv = LicenseServer(home, "--allow-private-callbacks", "--trusted-proxy", "127.0.0.5", "--failure-limit", "3")
+    proxy = None
+    try:
+        proxy = HAProxy(tmp_path, srv.port, source="127.0.0.5")
+        status, reply = post_forwarded(proxy.port, "/v1/activations/auto", auto_body(panel, challenge), ["127.0.0.2"])
+        assert (status, reply.get("code")) == (404, "no-license-for-address") and panel.hits == 0
+        assert show_license(home, lic["license_id"])["status"] == "issued"
+        codes = [
+            post_forwarded(proxy.port, "/v1/activations", manual_body(key_from_bytes(bytes([i]) * 15), f"guess-{i}"),
+                           [f"198.51.100.{i}"])[1]["code"]
+            for i in range(6)
+        ]
+        assert codes == ["invalid-activation-key"] * 3 + ["rate-limited"] * 3
+        assert failure_buckets(home) == {"127.0.0.1": 3}  # counted against the client HAProxy saw
+        # The customer itself, through the same HAProxy, is found by the line HAProxy wrote.
+        status, reply = post_forwarded(proxy.port, "/v1/activations/auto", auto_body(panel, challenge), ["203.0.113.9"],
+                                       source="127.0.0.2")
+        assert status == 200 and panel.hits == 1
+        assert show_license(home, lic["license_id"])["activated_hostname"] == "victim-box"
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        srv.stop()
+        panel.close()
+
+
+def console_login(port: int, user: str, password: str, forwarded_for: list[str]) -> int:
+    """Log in to a real console through its form, with the given ``X-Forwarded-For`` lines; the answer's status."""
+    import re
+    import urllib.parse
+
+    status, headers, page = send_raw(port, "GET", "/login", [])
+    assert status == 200
+    cookie = next(value.split(";")[0] for name, value in headers if name.lower() == "set-cookie")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.decode())
+    assert csrf is not None
+    form = urllib.parse.urlencode({"csrf": csrf.group(1), "user": user, "password": password}).encode()
+    sent = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie),
+            *(("X-Forwarded-For", line) for line in forwarded_for)]
+    return send_raw(port, "POST", "/login", sent, form)[0]
+
+
+def test_a_console_behind_a_trusted_proxy_counts_failed_logins_against_the_proxys_line(home: Path) -> None:
+    from consoles import PASSWORD, ConsoleServer, add_user
+
+    add_user(home, "alice")
+    console = ConsoleServer(home, "--trusted-proxy", "127.0.0.1")
+    try:
+        # The attacker (198.51.100.7 by the proxy's line) writes the provider's address (203.0.113.9)
+        # first, under a new user name each time: only the address limit can stop it.
+        statuses = []
+        while len(statuses) < 100 and 429 not in statuses:
+            statuses.append(console_login(console.port, f"nobody{len(statuses)}", "wrong password, surely",
+                                          ["203.0.113.9", "198.51.100.7"]))
+        assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
+        assert console_login(console.port, "nobody-else", "wrong", ["198.51.100.7"]) == 429  # the same address
+        # The provider at the address the attacker wrote is not locked out: nothing was counted against it.
+        assert console_login(console.port, "alice", PASSWORD, ["203.0.113.9"]) == 303
+    finally:
+        console.stop()
+
+
+def test_a_console_trusted_proxy_that_is_not_an_address_is_refused(home: Path) -> None:
+    proc = cli("issuer", "console", "--trusted-proxy", "notanip", cwd=home, check=None)
+    assert_one_line_refusal(proc, "notanip", code=2)
+    assert proc.stdout == ""

@@ -4,7 +4,9 @@ The console is a separate process from ``issuer serve`` over the same ledger.
 It binds to loopback unless told otherwise; any other address needs TLS
 (``--tls-cert``/``--tls-key``) or an explicit ``--allow-plain-http`` for a
 TLS-terminating proxy, because it carries passwords, session cookies and
-activation keys.
+activation keys. Behind such a proxy (``--trusted-proxy``) the client address
+that login limits count is taken from ``X-Forwarded-For`` by the license
+server's rule (:func:`issuer.httpapi.client_of`).
 
 Example:
     >>> app = create_console_app(ConsoleConfig(ledger="ledger", keys="keys"))  # doctest: +SKIP
@@ -27,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from issuer import apidoc, httpapi
+from issuer.addresses import parse_proxies
 from issuer.server import SHUTDOWN_GRACE, DeadlineProtocol, _limit_body
 from issuer.service import Issuer
 from issuer.web import admin_api, console
@@ -68,6 +71,12 @@ class ConsoleConfig:
         max_header_bytes: request headers larger than this are refused (default 16 KiB).
         receive_timeout: seconds a client has to send a whole request (default 10).
         page_size: licenses per list page (default 50).
+        trusted_proxies: addresses or networks of proxies whose
+            X-Forwarded-For hops are believed (all lines, walked from the right);
+            default none.
+
+    Raises:
+        BadInputError: a trusted proxy that is not an address or network.
     """
 
     ledger: str
@@ -77,6 +86,10 @@ class ConsoleConfig:
     max_header_bytes: int = 16 * 1024
     receive_timeout: float = 10.0
     page_size: int = 50
+    trusted_proxies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        parse_proxies(self.trusted_proxies)
 
 
 def check_bind(host: str, *, tls: bool, allow_plain_http: bool) -> None:
@@ -120,6 +133,7 @@ def create_console_app(
     )
     app.state.issuer = iss
     app.state.config = config
+    app.state.proxies = parse_proxies(config.trusted_proxies)
 
     def wants_problem(request: Request) -> bool:
         # The API and the problem pages answer problem documents; the pages, HTML.
@@ -178,7 +192,9 @@ def create_console_app(
 
 def app_from_environment() -> Any:
     """The app uvicorn runs, configured by ``issuer console`` through the environment."""
-    config = ConsoleConfig(**json.loads(os.environ[_CONFIG_ENV]))
+    raw = json.loads(os.environ[_CONFIG_ENV])
+    raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
+    config = ConsoleConfig(**raw)
     httpapi.log_to_stderr()  # incidents: the client gets an id, the log the detail
     app = create_console_app(config)
     return _limit_body(app, config.max_body_bytes, config.max_header_bytes)

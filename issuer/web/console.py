@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from issuer.errors import AuthenticationError, CsrfError
+from issuer.httpapi import client_of
 from issuer.service import Issuer, LicenseView
 from verifier.errors import BadInputError, LicenseError
 
@@ -137,7 +138,7 @@ async def login(request: Request) -> Response:
     """Check the password, open a session, go to the license list."""
     iss = _issuer(request)
     form = await _form(request, request.cookies.get(LOGIN_COOKIE, ""))
-    address = request.client.host if request.client else ""
+    address = client_of(request, request.app.state.proxies)
     try:
         key = await run_in_threadpool(
             iss.login, form.get("user", ""), form.get("password", ""), address=address

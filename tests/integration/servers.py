@@ -1,4 +1,4 @@
-"""Real servers for the tests: `issuer serve` in a subprocess, and panel callback responders."""
+"""Real servers for the tests: `issuer serve` in a subprocess, Debian's HAProxy, panel callback responders."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import contextlib
 import http.server
 import os
 import queue
+import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
+import textwrap
 import threading
 import time
 import urllib.request
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clirun import script
 
 from verifier.client import CHALLENGE_PATH, Challenge
@@ -181,3 +184,44 @@ class CallbackPanel:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def require_haproxy() -> str:
+    """Debian's haproxy binary; skip (or, under CI=true, fail) when it is not installed."""
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    if found:
+        return found
+    message = "the HAProxy tests need Debian's haproxy (apt-get install haproxy)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " — CI=true, so they may not be skipped", pytrace=False)
+    pytest.skip(message)
+
+
+class HAProxy(ServedProcess):
+    """A real HAProxy on 127.0.0.1 in front of ``backend_port``, with ``option forwardfor``.
+
+    It reaches the backend from ``source``, so a test can trust that address
+    alone and still send requests through it from other loopback addresses.
+    """
+
+    def __init__(self, folder: Path, backend_port: int, *, source: str) -> None:
+        binary = require_haproxy()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = folder / "haproxy.cfg"
+        config.write_text(textwrap.dedent(f"""\
+            global
+                maxconn 64
+            defaults
+                mode http
+                timeout connect 5s
+                timeout client 30s
+                timeout server 30s
+            frontend licet
+                bind 127.0.0.1:{self.port}
+                option forwardfor
+                default_backend nodes
+            backend nodes
+                server node1 127.0.0.1:{backend_port} source {source}
+            """))
+        super().__init__([binary, "-f", str(config), "-db"], cwd=folder, probe_url=self.url + "/v1/health")
