@@ -1661,15 +1661,15 @@ def test_a_console_behind_a_trusted_proxy_counts_failed_logins_against_the_proxy
     add_user(home, "alice")
     console = ConsoleServer(home, "--trusted-proxy", "127.0.0.1")
     try:
-        # The attacker (198.51.100.7 by the proxy's line) writes the provider's address (203.0.113.9)
-        # first, under a new user name each time: only the address limit can stop it.
+        # The attacker (198.51.100.7 by the proxy's line) writes alice's own address (203.0.113.9)
+        # first and guesses her password: were that line believed, alice would be locked out there.
         statuses = []
         while len(statuses) < 100 and 429 not in statuses:
-            statuses.append(console_login(console.port, f"nobody{len(statuses)}", "wrong password, surely",
+            statuses.append(console_login(console.port, "alice", "wrong password, surely",
                                           ["203.0.113.9", "198.51.100.7"]))
         assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
-        assert console_login(console.port, "nobody-else", "wrong", ["198.51.100.7"]) == 429  # the same address
-        # The provider at the address the attacker wrote is not locked out: nothing was counted against it.
+        assert console_login(console.port, "alice", PASSWORD, ["198.51.100.7"]) == 429  # the same address
+        # alice at the address the attacker wrote is not locked out: nothing was counted against it.
         assert console_login(console.port, "alice", PASSWORD, ["203.0.113.9"]) == 303
     finally:
         console.stop()
