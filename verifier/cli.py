@@ -205,7 +205,7 @@ def cmd_renew(args: argparse.Namespace) -> int:
             return 0
         print(
             f"not due: the lease runs until {format_utc(lic.expires_at)}; "
-            f"renewal starts {format_utc(lic.renew_at_time)}"
+            f"renewal starts {format_utc(lic.renew_at)}"
         )
         return 0
     if status.state == TokenState.CLOCK_ROLLBACK and status.error is not None:

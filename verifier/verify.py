@@ -463,7 +463,7 @@ class Verifier:
         except LicenseError as err:
             state = next((s for cls, s in _STATES if isinstance(err, cls)), TokenState.INVALID)
             return Status(state, error=err, **self._context(now))
-        state = TokenState.GRACE if now >= lic.renew_at else TokenState.VALID
+        state = TokenState.GRACE if now >= lic.renew_at_epoch else TokenState.VALID
         return Status(state, license=lic, **self._context(now))
 
     def _context(self, now: float) -> dict[str, Any]:
