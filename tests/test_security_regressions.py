@@ -1358,7 +1358,7 @@ def test_a_flood_of_logins_never_runs_more_argon2_checks_at_once_than_the_bound(
     assert impatient.login("alice", "correct horse battery staple", address="203.0.113.5")
 
 
-# --- issue-17: the clock mark against a clock set back a little at a time ---
+# --- the clock mark against a clock set back a little at a time ---
 #
 # Reported: every set-back of 55 minutes stayed under the 1-hour tolerance, so a 30-day token ran
 # 90 simulated days (1,572 set-backs, 90 restarts, no file edited). The boot clock, which nobody
@@ -1679,3 +1679,187 @@ def test_a_console_trusted_proxy_that_is_not_an_address_is_refused(home: Path) -
     proc = cli("issuer", "console", "--trusted-proxy", "notanip", cwd=home, check=None)
     assert_one_line_refusal(proc, "notanip", code=2)
     assert proc.stdout == ""
+
+
+
+
+# --- a panel told its renewal is refused for good stops --------------------------------
+
+
+def panel_cli(home: Path, store: Path, machine: str) -> list[str]:
+    """The options every `verifier` command of one simulated panel takes."""
+    return ["--product", PRODUCT, "--trusted-keys", str(home / "keys" / "trusted_keys.json"),
+            "--store", str(store), "--machine-id", f"machine-{machine}"]
+
+
+def installed_panel(home: Path, key: str, machine: str) -> tuple[Verifier, TokenStore]:
+    """A panel on `machine` activated (air-gapped, through the console scripts) with `key`."""
+    token = cli("issuer", "activate", code_for(key, machine), cwd=home).stdout.strip()
+    store = TokenStore(home / f"{machine}.token")
+    cli("verifier", "install", token, *panel_cli(home, store.path, machine), cwd=home)
+    return panel_of(home, store, machine), store
+
+
+def panel_of(home: Path, store: TokenStore, machine: str) -> Verifier:
+    return Verifier(PRODUCT, TrustedKeys.from_file(home / "keys" / "trusted_keys.json"),
+                    machine_id=f"machine-{machine}", store=TokenStore(store.path))
+
+
+def status_json(home: Path, store: TokenStore, machine: str) -> dict:  # type: ignore[type-arg]
+    proc = cli("verifier", "status", "--json", *panel_cli(home, store.path, machine), cwd=home, check=None)
+    shown = json.loads(proc.stdout)
+    assert proc.returncode == (0 if shown["state"] in ("valid", "grace") else 1), proc
+    return shown
+
+
+def test_a_panel_told_its_activation_was_superseded_stops_at_once(home: Path) -> None:
+    srv = LicenseServer(home)
+    try:
+        lic = create_license(home)
+        _, store_a = installed_panel(home, lic["activation_key"], "server-a")
+        cli("issuer", "license", "regenerate", lic["license_id"], cwd=home)
+        key_b = show_license(home, lic["license_id"])["activation_key"]
+        _, store_b = installed_panel(home, key_b, "server-b")
+        assert status_json(home, store_a, "server-a")["state"] == "valid"  # it has not heard yet
+        refused = cli("verifier", "renew", "--server", srv.url, "--force", *panel_cli(home, store_a.path, "server-a"),
+                      cwd=home, check=None)
+        assert_one_line_refusal(refused, "superseded")
+        shown = status_json(home, store_a, "server-a")
+        assert (shown["state"], shown["code"]) == ("superseded", "activation-superseded")
+        # The refusal alone stops it: without the revocation list it is still superseded.
+        store_a.revocations_path.unlink()
+        shown = status_json(home, store_a, "server-a")
+        assert (shown["state"], shown["code"]) == ("superseded", "activation-superseded")
+        assert f"license server {srv.url} refused to renew" in shown["reason"]
+        with pytest.raises(ActivationRequiredError) as stopped:
+            startup(panel_of(home, store_a, "server-a"), store_a, server_url=srv.url)
+        assert stopped.value.reason is not None and stopped.value.reason.code == "activation-superseded"
+        assert status_json(home, store_b, "server-b")["state"] == "valid"  # the current server runs on
+    finally:
+        srv.stop()
+
+
+def test_a_panel_in_grace_refused_at_start_up_does_not_run_on(home: Path) -> None:
+    srv = LicenseServer(home)
+    try:
+        lic = create_license(home, "--lease-days", "1")  # in grace from the start
+        panel_a, store_a = installed_panel(home, lic["activation_key"], "server-a")
+        from verifier.client import fetch_revocations
+
+        fetch_revocations(srv.url, panel_a)  # a fresh list, from before the regeneration: not fetched again
+        cli("issuer", "license", "regenerate", lic["license_id"], cwd=home)
+        installed_panel(home, show_license(home, lic["license_id"])["activation_key"], "server-b")
+        from verifier import TokenState
+
+        assert panel_a.status(store_a.load()).state == TokenState.GRACE
+        with pytest.raises(ActivationRequiredError) as stopped:  # it ran on before: "still within the lease"
+            startup(panel_a, store_a, server_url=srv.url)
+        assert stopped.value.reason is not None and stopped.value.reason.code == "activation-superseded"
+        assert panel_a.status(store_a.load()).state == TokenState.SUPERSEDED
+        assert panel_of(home, store_a, "server-a").status(store_a.load()).state == TokenState.SUPERSEDED
+    finally:
+        srv.stop()
+
+
+def test_a_panel_told_its_license_was_revoked_stops_at_once(home: Path) -> None:
+    srv = LicenseServer(home)
+    try:
+        lic = create_license(home)
+        _, store = installed_panel(home, lic["activation_key"], "server-r")
+        cli("issuer", "license", "revoke", lic["license_id"], cwd=home)
+        refused = cli("verifier", "renew", "--server", srv.url, "--force", *panel_cli(home, store.path, "server-r"),
+                      cwd=home, check=None)
+        assert_one_line_refusal(refused, "revoked")
+        assert status_json(home, store, "server-r")["state"] == "revoked"
+        store.revocations_path.unlink()
+        shown = status_json(home, store, "server-r")
+        assert (shown["state"], shown["code"]) == ("revoked", "license-revoked")
+        with pytest.raises(ActivationRequiredError):
+            startup(panel_of(home, store, "server-r"), store, server_url=srv.url)
+    finally:
+        srv.stop()
+
+
+def test_verifier_renew_installs_the_current_revocation_list(home: Path) -> None:
+    srv = LicenseServer(home)
+    try:
+        lic = create_license(home)
+        _, store = installed_panel(home, lic["activation_key"], "server-l")
+        options = panel_cli(home, store.path, "server-l")
+        assert status_json(home, store, "server-l")["revocations_serial"] is None
+        not_due = cli("verifier", "renew", "--server", srv.url, *options, cwd=home)
+        assert "not due" in not_due.stdout
+        first = status_json(home, store, "server-l")["revocations_serial"]
+        assert isinstance(first, int)
+        cli("issuer", "license", "revoke", create_license(home)["license_id"], cwd=home)
+        renewed = json.loads(cli("verifier", "renew", "--server", srv.url, "--force", "--json", *options, cwd=home).stdout)
+        assert renewed["renewed"] is True and renewed["revocations_serial"] == first + 1
+        assert status_json(home, store, "server-l")["revocations_serial"] == first + 1
+    finally:
+        srv.stop()
+
+
+class FakeLicenseServer:
+    """Someone answering for the license server: refuses every renewal, serves `revocations` as the list."""
+
+    def __init__(self, revocations: bytes) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.answer(409, "application/problem+json",
+                            json.dumps({"code": "activation-superseded", "detail": "\x1b[2Jsuperseded, honest"}).encode())
+
+            def do_GET(self) -> None:
+                self.answer(200, "application/jwt", revocations)
+
+            def answer(self, status: int, kind: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_refusal_planted_by_a_fake_server_is_cleared_by_the_next_token(home: Path) -> None:
+    srv = LicenseServer(home)
+    lic = create_license(home)
+    _, store = installed_panel(home, lic["activation_key"], "server-f")
+    options = panel_cli(home, store.path, "server-f")
+    forged_list = forge({"alg": "EdDSA", "typ": "licet-revocations+jwt", "kid": "attacker"},
+                        {"iss": "acme-hosting", "serial": 99, "iat": 1, "exp": 2, "revoked": {"licenses": [], "activations": []}},
+                        Ed25519PrivateKey.generate())
+    fake = FakeLicenseServer(forged_list.encode())
+    try:
+        not_due = cli("verifier", "renew", "--server", fake.url, *options, cwd=home)
+        assert "not due" in not_due.stdout
+        assert "was not installed: revocation list refused" in not_due.stderr  # reported ...
+        assert not store.revocations_path.exists()  # ... and not installed
+        planted = cli("verifier", "renew", "--server", fake.url, "--force", *options, cwd=home, check=None)
+        assert_one_line_refusal(planted, "superseded")
+        shown = status_json(home, store, "server-f")
+        assert shown["state"] == "superseded" and fake.url in shown["reason"]
+        assert "\x1b" not in shown["reason"]  # the record keeps the code, never the server's words
+        # Tokens are signed to the second: the renewal below must come in a later one to be newer.
+        from servers import wait_until
+
+        refused_iat = json.loads(store.refusal_path.read_text())["token_iat"]
+        wait_until(lambda: time.time() >= refused_iat + 1, 5, "a second after the refused token's")
+        # The panel's own server renews the same activation: the newer token runs.
+        renewed = cli("verifier", "renew", "--server", srv.url, *options, cwd=home)
+        assert renewed.stdout.startswith("renewed: license " + lic["license_id"])
+        shown = status_json(home, store, "server-f")
+        assert shown["state"] == "valid" and shown["notes"] == []
+    finally:
+        fake.stop()
+        srv.stop()

@@ -95,14 +95,23 @@ class License:
         activation_id: this activation (``jti``); stays the same when a server re-activates.
         features: enabled features.
         limits: numeric limits (e.g. ``{"domains": 100}``).
-        iat: when the token was signed (epoch seconds); :attr:`issued_at` as a datetime.
-        nbf: start of validity (epoch seconds); :attr:`not_before` as a datetime.
-        exp: end of validity — the end of the lease or the license's expiry,
-            whichever is first (epoch seconds); :attr:`expires_at` as a datetime.
-        renew_at: start of the grace window, when the panel should renew
-            (epoch seconds); :attr:`renew_at_time` as a datetime.
-        license_exp: the license's own expiry (epoch seconds), or ``None`` for
+        iat: the ``iat`` claim: when the token was signed (epoch seconds);
+            :attr:`issued_at` as a datetime.
+        nbf: the ``nbf`` claim: start of validity (epoch seconds);
+            :attr:`not_before` as a datetime.
+        exp: the ``exp`` claim: end of validity — the end of the lease or the
+            license's expiry, whichever is first (epoch seconds, also
+            :attr:`expires_at_epoch`); :attr:`expires_at` as a datetime.
+        renew_at_epoch: start of the grace window, when the panel should renew
+            (epoch seconds); :attr:`renew_at` as a datetime.
+        license_exp: the ``license_exp`` claim: the license's own expiry (epoch
+            seconds, also :attr:`license_expires_at_epoch`), or ``None`` for
             none; :attr:`license_expires_at` as a datetime.
+
+    Every time is an aware UTC datetime under its plain name (``issued_at``,
+    ``not_before``, ``expires_at``, ``renew_at``, ``license_expires_at``), so
+    they compare with each other and with the clock; the signed epoch seconds
+    stay reachable under the claim names and under names ending in ``_epoch``.
         fingerprint: the server fingerprint the token is bound to.
         ip: the IP address of an IP-bound license, else ``None``.
         identity: what the fingerprint was taken from: ``hardware`` or
@@ -118,7 +127,7 @@ class License:
     iat: int
     nbf: int
     exp: int
-    renew_at: int
+    renew_at_epoch: int
     license_exp: int | None
     fingerprint: Fingerprint = field(repr=False)
     ip: str | None = None
@@ -140,9 +149,14 @@ class License:
         return _dt.datetime.fromtimestamp(self.exp, _dt.UTC)
 
     @property
-    def renew_at_time(self) -> _dt.datetime:
+    def expires_at_epoch(self) -> int:
+        """End of validity (epoch seconds: the ``exp`` claim)."""
+        return self.exp
+
+    @property
+    def renew_at(self) -> _dt.datetime:
         """Start of the grace window (aware UTC)."""
-        return _dt.datetime.fromtimestamp(self.renew_at, _dt.UTC)
+        return _dt.datetime.fromtimestamp(self.renew_at_epoch, _dt.UTC)
 
     @property
     def license_expires_at(self) -> _dt.datetime | None:
@@ -150,6 +164,11 @@ class License:
         if self.license_exp is None:
             return None
         return _dt.datetime.fromtimestamp(self.license_exp, _dt.UTC)
+
+    @property
+    def license_expires_at_epoch(self) -> int | None:
+        """The license's own expiry (epoch seconds: the ``license_exp`` claim), or ``None``."""
+        return self.license_exp
 
     @property
     def lease_limited(self) -> bool:
@@ -171,7 +190,7 @@ class License:
             "limits": dict(self.limits),
             "issued_at": format_utc(self.issued_at),
             "expires_at": format_utc(self.expires_at),
-            "renew_at": format_utc(self.renew_at_time),
+            "renew_at": format_utc(self.renew_at),
             "license_expires_at": format_utc(self.license_expires_at),
             "ip": self.ip,
             "identity": self.identity,
@@ -331,7 +350,7 @@ def license_from_claims(claims: Mapping[str, Any]) -> License:
         iat=_time(claims, "iat"),
         nbf=_time(claims, "nbf"),
         exp=_time(claims, "exp"),
-        renew_at=_time(claims, CLAIM_RENEW_AT),
+        renew_at_epoch=_time(claims, CLAIM_RENEW_AT),
         license_exp=license_exp,
         fingerprint=bound,
         ip=ip,

@@ -86,6 +86,11 @@ def _describe(status: Status) -> str:
     return line
 
 
+def _print_notes(notes: tuple[str, ...]) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
 def _store(args: argparse.Namespace) -> TokenStore:
     return TokenStore(args.store or default_store_path(args.product))
 
@@ -154,8 +159,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     until = format_utc(lic.expires_at)
     print(f"installed license {lic.license_id} for {lic.product} (valid until {until})")
     print(f"token stored in {store.path.resolve()}")
-    for note in verifier.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(verifier.notes)
     return 0
 
 
@@ -198,6 +202,12 @@ def cmd_renew(args: argparse.Namespace) -> int:
         )
         return 0
     status = verifier.status(held)
+    if status.state == TokenState.CLOCK_ROLLBACK and status.error is not None:
+        raise status.error
+    if status.state == TokenState.VALID and not args.force:
+        # Not due: still learn what the provider revoked since the last run.
+        verifier.refresh_revocations(args.server)
+        status = verifier.status(held)
     lic = status.license
     if status.state == TokenState.VALID and lic is not None and not args.force:
         if args.json:
@@ -205,18 +215,26 @@ def cmd_renew(args: argparse.Namespace) -> int:
             return 0
         print(
             f"not due: the lease runs until {format_utc(lic.expires_at)}; "
-            f"renewal starts {format_utc(lic.renew_at_time)}"
+            f"renewal starts {format_utc(lic.renew_at)}"
         )
+        _print_notes(verifier.notes)
         return 0
-    if status.state == TokenState.CLOCK_ROLLBACK and status.error is not None:
-        raise status.error
     from verifier.client import renew_online
 
     lic = renew_online(args.server, verifier, store)
     if args.json:
-        print_json({"renewed": True, **_installed(lic, store, "renewed online")})
+        lst = verifier.revocations
+        print_json(
+            {
+                "renewed": True,
+                **_installed(lic, store, "renewed online"),
+                "revocations_serial": None if lst is None else lst.serial,
+                "notes": list(verifier.notes),
+            }
+        )
         return 0
     print(f"renewed: license {lic.license_id} for {lic.product} until {format_utc(lic.expires_at)}")
+    _print_notes(verifier.notes)
     return 0
 
 

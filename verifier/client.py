@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import http.server
@@ -267,7 +266,12 @@ def renew_online(
     """Renew the stored token's lease at the license server, and store the new token.
 
     The new token must verify here, for the same activation, before it
-    replaces the old one.
+    replaces the old one. Whenever the server answers, its revocation list is
+    fetched and applied too (one that does not verify is not installed; the
+    reason is in ``verifier.notes``). A refusal for good — the activation was
+    superseded, the license revoked, or the license has no such activation —
+    is recorded in the store (:meth:`Verifier.record_refusal`): the held token
+    stops at once instead of running to the end of its lease.
 
     Raises:
         BadInputError: no token is stored.
@@ -285,7 +289,16 @@ def renew_online(
         machine_id=verifier.machine_id,
         server_fingerprint=verifier.server_fingerprint,
     )
-    token = _token(_post(server_url, "/v1/renewals", {"renewal_code": request.encode()}, timeout))
+    try:
+        reply = _post(server_url, "/v1/renewals", {"renewal_code": request.encode()}, timeout)
+    except ServerUnavailableError:
+        raise  # no answer: nothing learned, and no list would come either
+    except LicenseError as err:
+        verifier.record_refusal(held, err, server_url=server_url)
+        verifier.refresh_revocations(server_url, timeout=timeout)
+        raise
+    verifier.refresh_revocations(server_url, timeout=timeout)
+    token = _token(reply)
     lic = verifier.verify(token)
     if lic.activation_id != request.activation_id:
         raise InvalidTokenError("the license server answered a token for another activation")
@@ -352,10 +365,12 @@ def startup(
     """The panel's start-up flow.
 
     1. With a license server configured and a revocation list older than a
-       day (or none), fetch the list first (failures are not fatal).
+       day (or none), fetch the list first (failures are not fatal: they end
+       up in ``verifier.notes``).
     2. The stored token is ``valid`` → its license. In ``grace``, renew online
        when a server is configured; if that fails the panel still runs (the
-       status screen shows the days left).
+       status screen shows the days left) — unless the server refused for
+       good (superseded, revoked, no such activation: recorded in the store).
     3. ``clock_rollback`` → :class:`ClockRollbackError`: correct the clock.
     4. Otherwise (expired, superseded, revoked, missing, invalid, wrong
        server), with a server configured: renew an expired token whose
@@ -373,26 +388,23 @@ def startup(
         now = now_from(verifier.clock).timestamp()
         if held is None or now - held.iat > _REFRESH_REVOCATIONS:
             # Offline or refused: the stored list (if any) still applies.
-            with contextlib.suppress(LicenseError):
-                fetch_revocations(server_url, verifier)
+            verifier.refresh_revocations(server_url)
     status = verifier.status(store.load())
     if status.state == TokenState.CLOCK_ROLLBACK and status.error is not None:
         raise status.error
-    if status.state == TokenState.GRACE and server_url is not None:
+    reason = status.error
+    if server_url is not None and status.state in (TokenState.GRACE, TokenState.EXPIRED):
         try:
             return renew_online(server_url, verifier, store)
         except ClockRollbackError:
             raise
-        except LicenseError:
-            pass  # still within the lease: run, and renew at the next start or from cron
-    if status.license is not None:
-        return status.license
-    reason = status.error
-    if server_url is not None and status.state == TokenState.EXPIRED:
-        try:
-            return renew_online(server_url, verifier, store)
         except LicenseError as err:
             reason = err
+        # In grace a failed renewal still runs, to the end of the lease and renewing at
+        # the next start or from cron — unless the refusal was recorded and stopped it.
+        status = verifier.status(store.load())
+    if status.license is not None:
+        return status.license
     if server_url is not None and callback_port is not None:
         try:
             token = activate_automatic(

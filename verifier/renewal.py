@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.claims import license_from_claims
+from verifier.claims import License, license_from_claims
 from verifier.clock import Clock, from_epoch, now_from, utc_now
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import BadInputError, LicenseError, RenewalCodeError
@@ -38,6 +38,7 @@ __all__ = [
     "MAX_RENEWAL_CODE",
     "RENEWAL_PREFIX",
     "RenewalRequest",
+    "held_license",
     "parse_renewal_code",
     "renewal_code",
 ]
@@ -87,11 +88,15 @@ class RenewalRequest:
         return encode_code(RENEWAL_PREFIX, self.to_payload())
 
 
-def _token_ids(token: object) -> tuple[str, str]:
-    """The license and activation ids a stored token names (its signature is not needed here).
+def held_license(token: object) -> License:
+    """The license a stored token names, read without checking its signature.
 
-    The provider checks everything against its ledger; a forged id only names
-    an activation the forger does not hold.
+    Only for naming what the panel holds — its ids for a renewal, or a refusal
+    of that renewal: the provider checks everything against its ledger, and a
+    forged id only names an activation the forger does not hold.
+
+    Raises:
+        BadInputError: no token, or a damaged one.
     """
     if not isinstance(token, str) or len(token) > _MAX_TOKEN or token.count(".") != 2:
         raise BadInputError("the stored activation token is missing or not a token")
@@ -102,10 +107,9 @@ def _token_ids(token: object) -> tuple[str, str]:
     if not isinstance(claims, dict):
         raise BadInputError("the stored activation token is damaged")
     try:
-        lic = license_from_claims(claims)
+        return license_from_claims(claims)
     except LicenseError as err:
         raise BadInputError(f"the stored activation token is damaged: {err.message}") from err
-    return lic.license_id, lic.activation_id
 
 
 def renewal_code(
@@ -144,11 +148,11 @@ def renewal_request(
 ) -> RenewalRequest:
     """The :class:`RenewalRequest` for ``token`` on this server (see :func:`renewal_code`)."""
     check_text("product", product)
-    license_id, activation_id = _token_ids(token)
+    held = held_license(token)
     return RenewalRequest(
         product=product,
-        license_id=license_id,
-        activation_id=activation_id,
+        license_id=held.license_id,
+        activation_id=held.activation_id,
         fingerprint=server_fingerprint or fingerprint(product, machine_id),
         hostname=display_hostname(hostname or socket.gethostname()),
         nonce=secrets.token_urlsafe(12),

@@ -1,9 +1,10 @@
 """Where a panel keeps its activation token, its revocation list and its clock mark.
 
 The store's path holds the token alone. Beside it, ``<path>.revocations``
-holds the latest revocation list applied and ``<path>.clock`` the clock mark
+holds the latest revocation list applied, ``<path>.clock`` the clock mark
 (the latest time this server has counted to, with the boot it was counted in;
-see :mod:`verifier.clock_mark`).
+see :mod:`verifier.clock_mark`) and ``<path>.refusal`` the license server's
+refusal to renew the token, if any.
 
 Example:
     >>> store = TokenStore("/var/lib/mypanel/license.token")  # doctest: +SKIP
@@ -25,6 +26,7 @@ __all__ = ["TokenStore", "default_store_path"]
 _MAX_STORED = 64 * 1024
 _MAX_REVOCATIONS = 4 * 1024 * 1024
 _MAX_MARK = 256
+_MAX_REFUSAL = 8 * 1024
 
 
 def default_store_path(product: str) -> Path:
@@ -43,6 +45,7 @@ class TokenStore:
         self.path = Path(path)
         self.revocations_path = self.path.with_name(self.path.name + ".revocations")
         self.mark_path = self.path.with_name(self.path.name + ".clock")
+        self.refusal_path = self.path.with_name(self.path.name + ".refusal")
 
     def load(self) -> str | None:
         """Return the stored token, or ``None`` when there is none.
@@ -66,10 +69,7 @@ class TokenStore:
 
     def revocations_stamp(self) -> int | None:
         """When the revocation list file last changed (nanoseconds), or ``None`` if absent."""
-        try:
-            return self.revocations_path.stat().st_mtime_ns
-        except OSError:
-            return None
+        return _stamp(self.revocations_path)
 
     def save_revocations(self, text: str) -> None:
         """Keep a revocation list (the verifier checked it first).
@@ -78,6 +78,26 @@ class TokenStore:
             TokenStoreError: the folder is missing or not writable.
         """
         _write_text(self.revocations_path, text, "revocation list")
+
+    def load_refusal(self) -> str | None:
+        """Return the stored record of a refused renewal, or ``None``.
+
+        Raises:
+            TokenStoreError: the file exists but cannot be read.
+        """
+        return _read_text(self.refusal_path, _MAX_REFUSAL)
+
+    def refusal_stamp(self) -> int | None:
+        """When the refusal record last changed (nanoseconds), or ``None`` if absent."""
+        return _stamp(self.refusal_path)
+
+    def save_refusal(self, text: str) -> None:
+        """Keep the record of a refused renewal beside the token.
+
+        Raises:
+            TokenStoreError: the folder is missing or not writable.
+        """
+        _write_text(self.refusal_path, text, "renewal refusal")
 
     def load_mark(self) -> ClockMark | None:
         """Return the clock mark, or ``None`` if none was saved.
@@ -116,6 +136,13 @@ class TokenStore:
             return
         except OSError as err:
             raise TokenStoreError(f"cannot remove {self.path}: {os_error_words(err)}") from err
+
+
+def _stamp(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _read_text(path: Path, limit: int) -> str | None:

@@ -9,9 +9,11 @@ name keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are never looked at.
 
 With a :class:`~verifier.store.TokenStore`, a verifier also applies the
 provider's signed revocation list (kept beside the token; a superseded
-activation or a revoked license stops at once) and keeps the clock mark, the
-time this server has counted to (:mod:`verifier.clock_mark`): a wall clock set
-back further than the tolerance, at once or a little at a time, stops the panel.
+activation or a revoked license stops at once), remembers the license
+server's refusal to renew a token (superseded, revoked, no such activation:
+that token stops at once too) and keeps the clock mark, the time this server
+has counted to (:mod:`verifier.clock_mark`): a wall clock set back further
+than the tolerance, at once or a little at a time, stops the panel.
 
 Example:
     >>> keys = TrustedKeys.from_file("trusted_keys.json")  # doctest: +SKIP
@@ -43,6 +45,7 @@ from verifier.clock import BootClock, Clock, now_from, system_boot_clock, utc_no
 from verifier.clock_mark import MarkKeeper
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
+    ActivationNotFoundError,
     ActivationSupersededError,
     BadInputError,
     ClockRollbackError,
@@ -60,6 +63,8 @@ from verifier.errors import (
 )
 from verifier.fingerprint import Fingerprint, fingerprint, matches
 from verifier.keys import check_signature
+from verifier.refusal import RenewalRefusal, parse_refusal
+from verifier.renewal import held_license
 from verifier.revocations import RevocationList, parse_revocations
 from verifier.store import TokenStore
 from verifier.trust import TrustedKeys
@@ -115,7 +120,7 @@ class TokenState(StrEnum):
     VALID = "valid"  # verifies, before renew_at
     GRACE = "grace"  # verifies, past renew_at: renew now
     EXPIRED = "expired"  # past exp: the lease or the license ran out
-    SUPERSEDED = "superseded"  # the activation was replaced by a key regeneration
+    SUPERSEDED = "superseded"  # the activation was replaced (or the license no longer has it)
     REVOKED = "revoked"  # the license, or the key that signed the token, was revoked
     CLOCK_ROLLBACK = "clock_rollback"  # the clock is behind the time this store counted to
     MISSING = "missing"
@@ -183,6 +188,7 @@ _STATES: tuple[tuple[type[LicenseError], TokenState], ...] = (
     (ClockRollbackError, TokenState.CLOCK_ROLLBACK),
     (TokenExpiredError, TokenState.EXPIRED),
     (ActivationSupersededError, TokenState.SUPERSEDED),
+    (ActivationNotFoundError, TokenState.SUPERSEDED),
     (LicenseRevokedError, TokenState.REVOKED),
     (SigningKeyRevokedError, TokenState.REVOKED),
     (WrongServerError, TokenState.WRONG_SERVER),
@@ -255,6 +261,9 @@ class Verifier:
         self._revocations: RevocationList | None = None
         self._revocations_error: str | None = None
         self._revocations_stamp: int | None = None  # mtime of the list file last read
+        self._refusal: RenewalRefusal | None = None
+        self._refusal_error: str | None = None
+        self._refusal_stamp: int | None = None  # mtime of the refusal record last read
         if store is not None:
             self._load_store(store)
 
@@ -264,6 +273,7 @@ class Verifier:
         except TokenStoreError as err:
             self._mark_error = err.message
         self._reload_revocations(store)
+        self._reload_refusal(store)
 
     def _reload_revocations(self, store: TokenStore) -> None:
         """Pick up a list another process (cron, the admin's CLI) put in the store.
@@ -289,6 +299,26 @@ class Verifier:
             self._revocations, self._revocations_error = lst, None
             self._cache.clear()
 
+    def _reload_refusal(self, store: TokenStore) -> None:
+        """Pick up the refusal record another process (``verifier renew`` from cron) kept."""
+        stamp = store.refusal_stamp()
+        if stamp == self._refusal_stamp:
+            return
+        self._refusal_stamp = stamp
+        try:
+            text = store.load_refusal()
+        except TokenStoreError as err:
+            # Unreadable is not gone: a refusal already known here still applies.
+            self._refusal_error = f"the renewal refusal was not read: {err.message}"
+            return
+        refusal = None if text is None else parse_refusal(text)
+        self._refusal_error = None
+        if text is not None and refusal is None:
+            self._refusal_error = f"the damaged renewal refusal in {store.refusal_path} was ignored"
+        if refusal != self._refusal:
+            self._refusal = refusal
+            self._cache.clear()
+
     @property
     def clock(self) -> Clock:
         """The verifier's time source."""
@@ -307,6 +337,8 @@ class Verifier:
             notes.append(f"the clock mark could not be saved: {self._mark_error}")
         if self._revocations_error is not None:
             notes.append(self._revocations_error)
+        if self._refusal_error is not None:
+            notes.append(self._refusal_error)
         lst = self._revocations
         if lst is not None and lst.stale(self._seconds()):
             notes.append(
@@ -349,6 +381,69 @@ class Verifier:
         self._cache.clear()  # every remembered token is checked against the new list
         return lst
 
+    def refresh_revocations(
+        self, server_url: str, *, timeout: float = 15.0
+    ) -> RevocationList | None:
+        """Fetch the provider's revocation list and apply it; never raises.
+
+        A list that cannot be fetched or does not verify is not installed: the
+        reason is kept in :attr:`notes` (until a list is applied) and the list
+        held stays in force.
+
+        Returns:
+            The list in force afterwards, or ``None`` when fetching failed.
+        """
+        from verifier.client import fetch_revocations  # the HTTP client loads only when used
+
+        try:
+            lst = fetch_revocations(server_url, self, timeout=timeout)
+        except LicenseError as err:
+            self._revocations_error = (
+                f"the revocation list from {server_url} was not installed: {err.message}"
+            )
+            return None
+        self._revocations_error = None
+        return lst
+
+    def record_refusal(
+        self, token: str, error: LicenseError, *, server_url: str
+    ) -> RenewalRefusal | None:
+        """Remember that the license server refused to renew ``token`` for good.
+
+        Only ``activation-superseded``, ``license-revoked`` and
+        ``activation-not-found`` are kept (other refusals pass): from then on
+        ``token``, and any token of its activation signed no later, is refused
+        with that error — ``superseded`` or ``revoked`` on a status screen —
+        until a token signed afterwards (a renewal, a re-activation) replaces it.
+        The record is kept in the store when there is one.
+
+        Args:
+            token: the token whose renewal was refused (read without its signature).
+            error: the server's refusal.
+            server_url: the license server that refused.
+
+        Returns:
+            The record, or ``None`` when the refusal is not one that is kept.
+
+        Raises:
+            BadInputError: ``token`` is damaged (nothing is recorded).
+        """
+        refusal = RenewalRefusal.of(
+            held_license(token), error, server=server_url, at=now_from(self._clock)
+        )
+        if refusal is None:
+            return None
+        self._refusal, self._refusal_error = refusal, None
+        self._cache.clear()  # a remembered token must meet the refusal
+        if self.store is not None:
+            try:
+                self.store.save_refusal(refusal.to_text())
+                self._refusal_stamp = self.store.refusal_stamp()
+            except TokenStoreError as err:
+                # Still refused in this process; status says why it will not survive a restart.
+                self._refusal_error = f"the renewal refusal could not be saved: {err.message}"
+        return refusal
+
     @property
     def server_fingerprint(self) -> Fingerprint:
         """The fingerprint of the server this runs on, for the product (computed once)."""
@@ -371,8 +466,12 @@ class Verifier:
             TokenTooLargeError: over the size limit (checked before parsing).
             UntrustedKeyError: unknown or out-of-window signing key.
             SigningKeyRevokedError: signed by a revoked key.
-            ActivationSupersededError: the revocation list names this activation.
-            LicenseRevokedError: the revocation list names this license.
+            ActivationSupersededError: the revocation list names this activation,
+                or the license server refused to renew it as superseded.
+            LicenseRevokedError: the revocation list names this license, or the
+                license server refused to renew it as revoked.
+            ActivationNotFoundError: the license server refused to renew it: the
+                license has no such activation.
             TokenExpiredError | TokenNotYetValidError: outside its validity.
             WrongServerError: bound to another server.
             InvalidTokenError: anything else wrong with it.
@@ -386,7 +485,9 @@ class Verifier:
             self._check_window(hit, now)
             if visit:
                 self._visit_store()
-            return hit
+            if token in self._cache:
+                return hit
+            # The store held a newer list or a refusal (the cache was cleared): check afresh.
         lic = self._verify_fully(token, now)
         if self.config.cache_size:
             self._cache[token] = lic
@@ -403,6 +504,7 @@ class Verifier:
         if self.store is None:
             return
         self._reload_revocations(self.store)
+        self._reload_refusal(self.store)
         try:
             # Another process on this store may have counted further: take its mark in.
             self._mark.adopt(self.store.load_mark())
@@ -472,7 +574,7 @@ class Verifier:
         except LicenseError as err:
             state = next((s for cls, s in _STATES if isinstance(err, cls)), TokenState.INVALID)
             return Status(state, error=err, **self._context(now))
-        state = TokenState.GRACE if now >= lic.renew_at else TokenState.VALID
+        state = TokenState.GRACE if now >= lic.renew_at_epoch else TokenState.VALID
         return Status(state, license=lic, **self._context(now))
 
     def _context(self, now: float) -> dict[str, Any]:
@@ -541,6 +643,9 @@ class Verifier:
         if lic.iat > now + self._leeway:
             raise TokenNotYetValidError("activation token was issued in the future")
         self._check_revocations(lic)
+        refusal = self._refusal
+        if refusal is not None and refusal.covers(lic):
+            raise refusal.error()
         self._check_window(lic, now)
         if not self._matches_this_server(lic.fingerprint):
             raise WrongServerError()

@@ -93,7 +93,8 @@ def test_superseded_activation_gets_409(home: Path, server: LicenseServer, tmp_p
     held = store.load()
     with pytest.raises(ActivationSupersededError):
         renew_online(server.url, v, store)
-    assert store.load() == held  # nothing replaced
+    assert store.load() == held  # nothing replaced, but the refusal stops it at once
+    assert v.status(held).state == TokenState.SUPERSEDED
     status, kind, body = post(server.url + "/v1/renewals",
                               json.dumps({"renewal_code": renewal_code(held, product=PRODUCT, machine_id="machine-renew-b")}).encode())
     assert (status, kind, body["code"]) == (409, "application/problem+json", "activation-superseded")
@@ -102,13 +103,13 @@ def test_superseded_activation_gets_409(home: Path, server: LicenseServer, tmp_p
 def test_revoked_license_is_refused_and_the_list_stops_it_offline(home: Path, server: LicenseServer, tmp_path: Path) -> None:
     lic, v, store = activated(home, tmp_path, "renew-c")
     cli("issuer", "license", "revoke", lic["license_id"], cwd=home)
-    with pytest.raises(LicenseRevokedError):
-        renew_online(server.url, v, store)
     assert v.status(store.load()).state == TokenState.VALID  # until the panel learns of it
     applied = fetch_revocations(server.url, v)
     assert lic["license_id"] in applied.licenses
     assert v.status(store.load()).state == TokenState.REVOKED
     assert TokenStore(store.path).load_revocations() == applied.text
+    with pytest.raises(LicenseRevokedError):
+        renew_online(server.url, v, store)
 
 
 def test_renewal_from_another_server_is_refused(home: Path, server: LicenseServer, tmp_path: Path) -> None:

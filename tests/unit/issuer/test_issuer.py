@@ -133,7 +133,7 @@ def test_token_lifetime_is_the_lease(tmp_path: Path, clock: FakeClock, site: Led
     lic = verify_on(iss, token, "alpha", clock)
     start = clock.now.replace(microsecond=0)
     assert lic.expires_at == start + dt.timedelta(days=7)
-    assert lic.renew_at_time == lic.expires_at - dt.timedelta(days=7) / 3
+    assert lic.renew_at == lic.expires_at - dt.timedelta(days=7) / 3
     assert lic.license_expires_at is None
 
 

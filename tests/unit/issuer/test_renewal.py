@@ -35,7 +35,7 @@ def test_lease_is_the_provider_default_and_renewal_extends_it(iss: Issuer, clock
     first = v.verify(token)
     start = clock.now.replace(microsecond=0)
     assert first.expires_at == start + dt.timedelta(days=30)
-    assert first.renew_at_time == start + dt.timedelta(days=20)
+    assert first.renew_at == start + dt.timedelta(days=20)
     assert first.license_expires_at == start + dt.timedelta(days=365)
     clock.advance(days=25)
     assert v.status(token).state == "grace"

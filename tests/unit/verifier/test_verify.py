@@ -33,6 +33,31 @@ def test_license_is_frozen(provider: Provider) -> None:
         lic.limits["domains"] = 99  # type: ignore[index]
 
 
+def test_license_times_are_aware_utc_datetimes_that_compare(provider: Provider) -> None:
+    lic = provider.verifier().verify(provider.token(license_exp=int((provider.clock.now + dt.timedelta(days=365)).timestamp())))
+    times = (lic.issued_at, lic.not_before, lic.renew_at, lic.expires_at, lic.license_expires_at)
+    for moment in times:
+        assert isinstance(moment, dt.datetime) and moment.utcoffset() == dt.timedelta(0)
+    assert lic.issued_at == lic.not_before < lic.renew_at < lic.expires_at < lic.license_expires_at  # type: ignore[operator]
+    assert lic.renew_at == provider.clock.now + dt.timedelta(days=20)
+    assert lic.expires_at - lic.renew_at == dt.timedelta(days=10)
+    assert lic.renew_at <= provider.clock.now + dt.timedelta(days=25)  # and with the clock
+    without = provider.verifier().verify(provider.token())
+    assert without.license_expires_at is None and without.license_expires_at_epoch is None
+
+
+def test_license_epoch_names_carry_the_signed_seconds(provider: Provider) -> None:
+    ends = int((provider.clock.now + dt.timedelta(days=365)).timestamp())
+    lic = provider.verifier().verify(provider.token(license_exp=ends))
+    start = int(provider.clock.now.timestamp())
+    assert lic.renew_at_epoch == start + 20 * 86400 == int(lic.renew_at.timestamp())
+    assert lic.expires_at_epoch == lic.exp == start + 30 * 86400 == int(lic.expires_at.timestamp())
+    assert lic.license_expires_at_epoch == lic.license_exp == ends
+    assert all(type(n) is int for n in (lic.renew_at_epoch, lic.expires_at_epoch, lic.license_expires_at_epoch))
+    shown = lic.to_dict()  # what `verifier status --json` prints is unchanged: ISO 8601 text
+    assert (shown["renew_at"], shown["expires_at"]) == ("2026-02-04T12:00:00Z", "2026-02-14T12:00:00Z")
+
+
 def test_token_for_another_server_is_wrong_server(provider: Provider) -> None:
     with pytest.raises(WrongServerError):
         provider.verifier("beta").verify(provider.token("alpha"))
