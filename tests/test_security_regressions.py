@@ -32,7 +32,7 @@ from clirun import assert_one_line_refusal, cli, provider_home, script
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from servers import CallbackPanel, LicenseServer, free_port
+from servers import CallbackPanel, LicenseServer, free_port, wait_until
 from support import (
     PRODUCT,
     FakeBoot,
@@ -1576,9 +1576,13 @@ def test_a_forged_forwarded_for_line_before_the_proxys_own_cannot_claim_another_
         # The request log names the same client, also for a request refused before any route ran.
         status, reply = post_forwarded(srv.port, "/v1/activations", b"{", ["127.0.0.2", "127.0.0.7"])
         assert (status, reply["code"]) == (422, "bad-input")
-        logged = [json.loads(line) for line in srv.output().splitlines() if line.startswith('{"time"')]
-        assert [(line["path"], line["client"]) for line in logged if line["path"] != "/v1/health"] == [
-            ("/v1/activations/auto", "127.0.0.7"), ("/v1/activations", "127.0.0.7")]
+        def logged() -> list[tuple[str, str]]:
+            lines = [json.loads(line) for line in srv.output().splitlines() if line.startswith('{"time"')]
+            return [(line["path"], line["client"]) for line in lines if line["path"] != "/v1/health"]
+
+        # The log line is written once the answer is on its way: wait for it, not for luck.
+        wait_until(lambda: len(logged()) >= 2, 10, "both requests in the request log")
+        assert logged() == [("/v1/activations/auto", "127.0.0.7"), ("/v1/activations", "127.0.0.7")]
         # The same request from the customer (the proxy's line names it) activates: the guard is the address alone.
         status, reply = post_forwarded(srv.port, "/v1/activations/auto", auto_body(panel, challenge), ["127.0.0.7", "127.0.0.2"])
         assert status == 200 and panel.hits == 1 and reply["token"].count(".") == 2
