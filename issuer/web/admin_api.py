@@ -270,15 +270,13 @@ Cursor = Annotated[
     str | None, Query(pattern=_CURSOR, description="the next_cursor of a previous answer")
 ]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="items per page")]
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=httpapi.ApiRoute)
 _LICENSE = {"links": LICENSE_LINKS}
 _KEYRING = (e.KeyringError, e.KeyringMissingError, e.NoActiveKeyError)
 
 
-# HEAD answers as GET without the body, as RFC 9110 asks of every GET resource.
-@router.api_route(
+@router.get(
     "/licenses",
-    methods=["GET", "HEAD"],
     operation_id="list_licenses",
     response_model=LicenseList,
     responses=_answers(*_EVERY),
@@ -322,9 +320,8 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     return JSONResponse(view.to_dict(), status_code=201)
 
 
-@router.api_route(
+@router.get(
     "/licenses/{license_id}",
-    methods=["GET", "HEAD"],
     operation_id="get_license",
     response_model=LicenseOut,
     responses={200: _LICENSE, **_answers(*_EVERY, e.LicenseNotFoundError)},
@@ -389,9 +386,8 @@ def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     return iss.revoke(license_id).to_dict()
 
 
-@router.api_route(
+@router.get(
     "/events",
-    methods=["GET", "HEAD"],
     operation_id="list_events",
     response_model=EventList,
     responses=_answers(*_EVERY),

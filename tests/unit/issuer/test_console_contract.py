@@ -179,7 +179,7 @@ def test_405_names_every_method_of_the_path(console: Any, document: dict[str, An
         assert {m.strip() for m in response.headers["allow"].split(",")} == documented, path
     page = console.request("PUT", "/login")  # an HTML page says it in words, with Allow too
     assert page.status_code == 405 and page.headers["content-type"].startswith("text/html")
-    assert {m.strip() for m in page.headers["allow"].split(",")} == {"GET", "POST"}
+    assert {m.strip() for m in page.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
 
 
 def test_head_is_get_without_a_body(console: Any) -> None:
