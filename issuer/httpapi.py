@@ -115,7 +115,7 @@ class ApiRoute(APIRoute):
 
 
 def new_app(title: str) -> FastAPI:
-    """An app whose routes are :class:`ApiRoute` s, without the framework's documentation pages."""
+    """An app whose routes are all :class:`ApiRoute`, without the framework's doc pages."""
     app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None)
     app.router.route_class = ApiRoute
     return app
