@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from verifier.errors import LicenseError, error_class, error_classes
+from verifier.text import terminal_safe
 
 __all__ = [
     "INCIDENT_MEMBER",
@@ -192,6 +193,7 @@ def markdown(openapi: Mapping[str, Any]) -> str:
 
     One line per operation (method, path, summary), then its request body's
     fields with their constraints, then each answer's status and codes.
+    Characters that would hide text are written as escapes.
     """
     lines: list[str] = []
     schemas = openapi.get("components", {}).get("schemas", {})
@@ -222,7 +224,8 @@ def markdown(openapi: Mapping[str, Any]) -> str:
                 for media, content in answer.get("content", {"-": {}}).items():
                     lines.append(f"| {status} | `{media}` | {_answer(content, schemas)} |")
             lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    # A pattern may name invisible characters as themselves: show them as escapes.
+    return "\n".join(terminal_safe(line) for line in lines).rstrip() + "\n"
 
 
 def problem_table(openapi: Mapping[str, Any]) -> str:

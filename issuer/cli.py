@@ -19,7 +19,7 @@ from issuer.ledger_copy import copy_ledger
 from issuer.ratelimit import RateLimit
 from issuer.service import KEEP, Issuer, IssuerConfig, LicenseView
 from keytool.passphrase import read_passphrase
-from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run
+from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run, say
 from verifier.clock import format_utc
 from verifier.errors import BadInputError, LicenseError
 
@@ -105,33 +105,33 @@ def _print_license(view: LicenseView, json: bool) -> None:
         print_json(view.to_dict())
         return
     d = view.to_dict()
-    print(f"license        {d['license_id']}  ({d['status']})")
-    print(f"product        {d['product']}")
+    say(f"license        {d['license_id']}  ({d['status']})")
+    say(f"product        {d['product']}")
     if d["customer"]:
-        print(f"customer       {d['customer']}")
+        say(f"customer       {d['customer']}")
     if d["ip"]:
-        print(f"ip             {d['ip']}")
-    print(f"activation key {d['activation_key']}  (generation {d['key_generation']})")
-    print(f"expires        {d['expires_at'] or 'never'}")
-    print(f"features       {', '.join(d['features']) or '-'}")
+        say(f"ip             {d['ip']}")
+    say(f"activation key {d['activation_key']}  (generation {d['key_generation']})")
+    say(f"expires        {d['expires_at'] or 'never'}")
+    say(f"features       {', '.join(d['features']) or '-'}")
     if d["limits"]:
-        print(f"limits         {', '.join(f'{k}={v}' for k, v in d['limits'].items())}")
+        say(f"limits         {', '.join(f'{k}={v}' for k, v in d['limits'].items())}")
     activation = view.record.activation
     if activation is None:
-        print("activated      no")
+        say("activated      no")
     else:
-        print(
+        say(
             f"activated      {format_utc(activation.activated_at)} on {activation.hostname or '?'}"
             f" ({activation.method}, {activation.activation_id})"
         )
     lease = f"{d['lease_days']} days" if d["lease_days"] else "none (until expiry)"
-    print(f"lease          {lease}{' (provider default)' if d['lease_days_default'] else ''}")
+    say(f"lease          {lease}{' (provider default)' if d['lease_days_default'] else ''}")
     if activation is not None and activation.lease_until is not None:
-        print(f"token valid    until {activation.lease_until.isoformat()}")
-    print(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
-    print(f"regenerate     possible from {d['next_regeneration']}")
+        say(f"token valid    until {activation.lease_until.isoformat()}")
+    say(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
+    say(f"regenerate     possible from {d['next_regeneration']}")
     for event in view.record.history:
-        print(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
+        say(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
 
 
 def _limits(items: list[str]) -> dict[str, int]:
@@ -329,14 +329,14 @@ def license_list(
     header = (
         f"{'LICENSE':<14}  {'PRODUCT':<14}  {'CUSTOMER':<20}  {'STATUS':<9}  {'EXPIRES':<20}  HOST"
     )
-    print(header + ("  ACTIVATION KEY" if show_keys else ""))
+    say(header + ("  ACTIVATION KEY" if show_keys else ""))
     for row in rows:
         line = (
             f"{row['license_id']:<14}  {row['product']:<14}  {(row['customer'] or '-')[:20]:<20}  "
             f"{row['status']:<9}  {row['expires_at'] or 'never':<20}  "
             f"{row['activated_hostname'] or '-'}"
         )
-        print(line + (f"  {row['activation_key']}" if show_keys else ""))
+        say(line + (f"  {row['activation_key']}" if show_keys else ""))
 
 
 @license_app.command("regenerate")
@@ -458,7 +458,7 @@ def license_history(
         changes = "; ".join(
             f"{name}: {c.get('before')!r} -> {c.get('after')!r}" for name, c in e.changes.items()
         )
-        print(f"{e.at.isoformat()}  {e.action:<12} {e.actor:<20} {changes or e.detail}")
+        say(f"{e.at.isoformat()}  {e.action:<12} {e.actor:<20} {changes or e.detail}")
 
 
 FailureLimit = Annotated[

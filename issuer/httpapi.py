@@ -1,4 +1,4 @@
-"""What both HTTP servers of licet share: problem documents, their documentation, the client.
+"""What both HTTP servers of licet share: their routes, refusals as problem documents, docs, the client.
 
 ``issuer serve`` and ``issuer console`` answer every refusal of their JSON
 APIs the same way: an RFC 9457 problem document with the library's stable
@@ -7,9 +7,13 @@ a bug) the detail is generic, with an incident id, and the real one goes to
 the log (:func:`problem_for`). The handlers here turn the web framework's own
 refusals into such documents: a malformed request is ``bad-input`` (422), an
 unsupported method ``method-not-allowed`` (405) with the ``Allow`` header
-RFC 9110 asks for. :func:`install_problem_pages` serves the pages the problem
-``type`` URIs name, and :func:`openapi_document` builds an app's OpenAPI
-document with the one problem schema of :mod:`issuer.apidoc`. Both servers
+RFC 9110 asks for. Every route of both servers is an :class:`ApiRoute`: it
+answers ``HEAD`` wherever it answers ``GET``, and parses a JSON request body
+with the strict parser tokens are read with (:func:`verifier.encoding.json_loads_strict`),
+so a body naming a member twice is ``bad-input`` instead of "the last one
+wins". :func:`install_problem_pages` serves the pages the problem ``type``
+URIs name, and :func:`openapi_document` builds an app's OpenAPI document with
+the one problem schema of :mod:`issuer.apidoc`. Both servers
 take a request's client address from :func:`client_of` alone.
 
 Example:
@@ -23,22 +27,26 @@ import json
 import logging
 import secrets
 import warnings
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Path, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from issuer import apidoc
 from issuer.addresses import ProxyList, client_address
 from verifier import errors as e
+from verifier.encoding import EncodingError, json_loads_strict
 from verifier.errors import LicenseError
 
 __all__ = [
     "BUG_STATUS",
+    "ApiRoute",
     "EVERY_ROUTE",
     "LEDGER_FAULTS",
     "allowed_methods",
@@ -48,6 +56,7 @@ __all__ = [
     "install_problem_pages",
     "invalid_request",
     "log_to_stderr",
+    "new_app",
     "openapi_document",
     "problem",
     "problem_for",
@@ -83,6 +92,47 @@ def client_of(request: Request, proxies: ProxyList) -> str:
     """
     peer = request.client.host if request.client else ""
     return client_address(peer, request.headers.getlist("x-forwarded-for"), proxies)
+
+
+class ApiRoute(APIRoute):
+    """A route of either server: ``HEAD`` wherever ``GET``, JSON bodies read strictly.
+
+    ``HEAD`` answers as ``GET`` without the body, as RFC 9110 asks of every
+    resource a client may ``GET`` (the body is left out by the HTTP layer).
+    A JSON body is parsed by the rule tokens are parsed by before the
+    framework reads it: a member given twice at any depth, NaN or Infinity is
+    422 ``bad-input`` naming the fault, never a silent "last one wins".
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Added after the framework has named the operation after GET.
+        if self.methods is not None and "GET" in self.methods:
+            self.methods.add("HEAD")
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The framework's handler, behind the strict JSON check when the route takes JSON."""
+        handler = super().get_route_handler()
+        if self.body_field is None or isinstance(self.body_field.field_info, params.Form):
+            return handler
+
+        async def strict(request: Request) -> Response:
+            body = await request.body()  # kept by the request: the framework reads it again
+            if body:
+                try:
+                    json_loads_strict(body)
+                except EncodingError as err:
+                    raise e.BadInputError(f"invalid request body — {err}") from None
+            return await handler(request)
+
+        return strict
+
+
+def new_app(title: str) -> FastAPI:
+    """An app whose routes are all :class:`ApiRoute`, without the framework's doc pages."""
+    app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None)
+    app.router.route_class = ApiRoute
+    return app
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
@@ -177,9 +227,8 @@ def install_problem_pages(app: FastAPI) -> None:
         200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page"}
     }
 
-    @app.api_route(
+    @app.get(
         apidoc.PROBLEMS_PATH,
-        methods=["GET", "HEAD"],
         response_class=HTMLResponse,
         responses={**html_answer, **_refusals(EVERY_ROUTE)},
     )
@@ -187,9 +236,8 @@ def install_problem_pages(app: FastAPI) -> None:
         """Every problem code: what it means, whether to retry."""
         return HTMLResponse(apidoc.problems_index())
 
-    @app.api_route(
+    @app.get(
         apidoc.PROBLEMS_PATH + "/{code}",
-        methods=["GET", "HEAD"],
         response_class=HTMLResponse,
         responses={**html_answer, **_refusals((*EVERY_ROUTE, e.NotFoundError))},
     )

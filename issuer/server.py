@@ -456,7 +456,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         config=IssuerConfig(rate_limit=config.rate_limit()),
     )
     proxies = parse_proxies(config.trusted_proxies)
-    app = FastAPI(title="licet license server", version="1", docs_url=None, redoc_url=None)
+    app = httpapi.new_app("licet license server")
 
     def caller(request: Request) -> str:
         return httpapi.client_of(request, proxies)
@@ -482,10 +482,8 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         answers.update(apidoc.refusals(_DOCUMENTED[name], httpapi.BUG_STATUS))
         return answers
 
-    # HEAD answers as GET without the body, as RFC 9110 asks of every GET resource.
-    @app.api_route(
+    @app.get(
         "/v1/health",
-        methods=["GET", "HEAD"],
         response_model=HealthResponse,
         responses=documented("health"),
     )
@@ -512,9 +510,8 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         token = iss.renew(body.renewal_code, method="online", client=caller(request))
         return TokenResponse(token=token)
 
-    @app.api_route(
+    @app.get(
         "/v1/revocations",
-        methods=["GET", "HEAD"],
         response_class=Response,
         responses={
             200: {

@@ -64,6 +64,7 @@ from verifier.fingerprint import Fingerprint
 from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
 from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
+from verifier.text import escaped, hidden_characters
 
 __all__ = [
     "KEEP",
@@ -345,8 +346,14 @@ def _customer(customer: str | None) -> str | None:
         return None
     if not isinstance(customer, str) or len(customer) > 256:
         raise BadInputError("customer must be text of at most 256 characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in customer):
-        raise BadInputError("customer must not contain control characters")
+    # It is printed on the provider's terminal and pages: nothing in it may
+    # drive the terminal, reorder the text around it or hide part of it.
+    hidden = hidden_characters(customer)
+    if hidden:
+        raise BadInputError(
+            "customer must not contain control, bidi or other invisible formatting "
+            f"characters (found {escaped(hidden[0])})"
+        )
     return customer.strip() or None
 
 

@@ -2,8 +2,8 @@
 
 The classes live in :mod:`verifier.errors`: a license server answers with them
 when its keys are unusable, and a panel, which imports only ``verifier``,
-rebuilds them from their codes. They are importable from here as well.
-:class:`OutputRefusedError`, which only the command line meets, lives here.
+rebuilds each from its code as the same class. They are importable from here,
+their familiar home, as well.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from verifier.errors import (
     KeyringError,
     KeyringMissingError,
-    LicenseError,
     NoActiveKeyError,
+    OutputRefusedError,
     PassphraseError,
     PrivateKeyError,
 )
@@ -25,15 +25,3 @@ __all__ = [
     "PassphraseError",
     "PrivateKeyError",
 ]
-
-
-class OutputRefusedError(LicenseError):
-    """An output file (``--out``) would replace something it must not.
-
-    Key material (private keys, the keyring, the activation-key secret) and
-    the ledger are never overwritten, whatever the flags; any other existing
-    file only when it is an earlier output of the same command, or with ``--force``.
-    """
-
-    code = "output-refused"
-    default_message = "refusing to overwrite that file"

@@ -12,6 +12,7 @@ import errno
 import gzip
 import hashlib
 import hmac
+import http.client
 import http.server
 import json
 import multiprocessing
@@ -1867,3 +1868,266 @@ def test_a_refusal_planted_by_a_fake_server_is_cleared_by_the_next_token(home: P
     finally:
         fake.stop()
         srv.stop()
+
+
+# --- request bodies, customer text, error codes, HEAD -------------------------------
+#
+# Real `issuer serve` and `issuer console` processes on 127.0.0.1, the installed console
+# scripts, and a client process that imports nothing but `verifier`.
+
+
+def raw_request(url: str, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """One request with http.client: redirects are answers here, not followed."""
+
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read()
+    finally:
+        conn.close()
+
+
+def console_session(url: str, user: str) -> str:
+    """Log ``user`` in through the console's login form; the session cookie, as a Cookie header."""
+    import re
+    import urllib.parse
+
+    from consoles import PASSWORD
+
+    _, headers, page = raw_request(url, "GET", "/login")
+    login_cookie = headers["set-cookie"].split(";")[0]
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.decode()).group(1)  # type: ignore[union-attr]
+    form = urllib.parse.urlencode({"csrf": csrf, "user": user, "password": PASSWORD}).encode()
+    status, headers, _ = raw_request(url, "POST", "/login", form, {
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie})
+    assert status == 303, status
+    return next(c.split(";")[0] for c in headers.get_all("set-cookie", []) if c.startswith("licet_session="))
+
+
+def json_body_routes(url: str) -> list[tuple[str, str]]:
+    """Every (method, path) whose request body is JSON, as the server's OpenAPI document lists them."""
+    with urllib.request.urlopen(url + "/openapi.json", timeout=30) as answer:
+        document = json.loads(answer.read())
+    return [(method.upper(), path) for path, item in document["paths"].items() for method, operation in item.items()
+            if "application/json" in operation.get("requestBody", {}).get("content", {})]
+
+
+def test_a_member_named_twice_in_a_request_body_is_refused_by_both_servers(home: Path) -> None:
+    """`{"a": 1, "a": 2}` meant whatever the last one said; tokens already refuse it, bodies now too."""
+    from consoles import ConsoleServer, license_files, make_token
+
+    lic = create_license(home)
+    token = make_token(home, "billing", "write")
+    before = ledger_bytes(home / "ledger")
+    server, console = LicenseServer(home), ConsoleServer(home)
+    try:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        routes = [(server.url, route) for route in json_body_routes(server.url)]
+        routes += [(console.url, route) for route in json_body_routes(console.url)]
+        assert {path for _, (_, path) in routes} >= {"/v1/activations", "/v1/activations/auto", "/v1/renewals",
+                                                     "/v1/admin/licenses", "/v1/admin/licenses/{license_id}"}
+        for url, (method, path) in routes:
+            # Deep in the body, behind a member the route does not even know: the duplicate is named.
+            body = b'{"outer": [{"x": {"seats": 1, "seats": 2}}]}'
+            status, answer, reply = raw_request(url, method, path.replace("{license_id}", lic["license_id"]), body, headers)
+            problem = json.loads(reply)
+            assert (status, answer["content-type"], problem["code"]) == (422, "application/problem+json", "bad-input"), (path, problem)
+            assert "duplicate JSON member 'seats'" in problem["detail"] and "\n" not in problem["detail"], problem
+
+        # A body the route would take, but for the repeat: refused, and nothing is activated or changed.
+        good = code_for(lic["activation_key"], "box-1")
+        twice = f'{{"request_code": "{good}", "request_code": "{good}"}}'.encode()
+        status, _, reply = raw_request(server.url, "POST", "/v1/activations", twice, headers)
+        assert (status, json.loads(reply)["detail"]) == (422, "invalid request body — duplicate JSON member 'request_code'")
+        customer_twice = f'{{"customer": "Acme", "customer": "Mallory", "product": "{PRODUCT}"}}'.encode()
+        files = license_files(home)
+        status, _, reply = raw_request(console.url, "POST", "/v1/admin/licenses", customer_twice, headers)
+        assert (status, json.loads(reply)["code"]) == (422, "bad-input")
+        status, _, _ = raw_request(console.url, "PATCH", f"/v1/admin/licenses/{lic['license_id']}",
+                                   b'{"customer": "Acme", "customer": "Mallory"}', headers)
+        assert status == 422 and license_files(home) == files
+    finally:
+        server.stop()
+        console.stop()
+    after = ledger_bytes(home / "ledger")
+    assert {k: v for k, v in after.items() if not k.startswith("accounts")} == {
+        k: v for k, v in before.items() if not k.startswith("accounts")}
+    assert show_license(home, lic["license_id"])["activation"] is None
+
+
+#: Characters that drive a terminal (C0 ESC, C1 CSI), reorder text (RLO, isolates) or hide it (tags).
+HIDING = ["Acme\x1b]0;pwned\x07", "Acme\x9b2J", "Acme \u202eCorp", "Acme\u2066x\u2069", "Acme\U000e0041", "Acme\u200b"]
+
+
+def hidden_or_raw(text: str) -> list[str]:
+    """The characters of ``text`` no terminal should ever be sent raw."""
+    import unicodedata
+
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\n\u200c\u200d"]
+
+
+def test_customer_text_with_controls_or_bidi_overrides_is_refused_wherever_it_is_set(home: Path) -> None:
+    """`--customer $'\\u202e...'` reordered, `\\x9b...` drove the provider's terminal in `license show/list`."""
+    import re
+    import urllib.parse
+
+    from consoles import ConsoleServer, add_user, license_files, make_token
+
+    lic = create_license(home, "--customer", "Acme")
+    add_user(home, "alice")
+    token = make_token(home, "billing", "write")
+    before = license_files(home)
+    for hostile in HIDING:
+        found = hostile_escape(hostile)
+        refused = cli("issuer", "license", "create", "--product", PRODUCT, "--customer", hostile, cwd=home, check=None)
+        assert_one_line_refusal(refused, f"customer must not contain control, bidi or other invisible formatting characters (found {found})", code=2)
+        assert not hidden_or_raw(refused.stderr)
+        refused = cli("issuer", "license", "set", lic["license_id"], "--customer", hostile, cwd=home, check=None)
+        assert_one_line_refusal(refused, "customer must not contain", code=2)
+    console = ConsoleServer(home)
+    try:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        session = console_session(console.url, "alice")
+        for hostile in HIDING:
+            for method, path, body in [("POST", "/v1/admin/licenses", {"product": PRODUCT, "customer": hostile}),
+                                       ("PATCH", f"/v1/admin/licenses/{lic['license_id']}", {"customer": hostile})]:
+                status, _, reply = raw_request(console.url, method, path, json.dumps(body).encode(), headers)
+                problem = json.loads(reply)
+                assert (status, problem["code"]) == (422, "bad-input"), problem
+                assert "customer must not contain" in problem["detail"], problem
+            # The console's form says it in the page, and creates nothing.
+            _, _, page = raw_request(console.url, "GET", "/licenses/new", headers={"Cookie": session})
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.decode()).group(1)  # type: ignore[union-attr]
+            form = urllib.parse.urlencode({"csrf": csrf, "product": PRODUCT, "customer": hostile}).encode()
+            status, _, page = raw_request(console.url, "POST", "/licenses/new", form, {
+                "Cookie": session, "Content-Type": "application/x-www-form-urlencoded"})
+            assert status == 422 and b"customer must not contain" in page
+    finally:
+        console.stop()
+    assert license_files(home) == before
+    # Joiners spell words (Persian, emoji): they are not refused.
+    persian = "\u0634\u0631\u06a9\u062a\u200c\u0647\u0627"
+    cli("issuer", "license", "set", lic["license_id"], "--customer", persian, cwd=home)
+    assert show_license(home, lic["license_id"])["customer"] == persian
+
+
+def hostile_escape(text: str) -> str:
+    """How the first hidden character of ``text`` is written in messages and terminal output."""
+    char = hidden_or_raw(text)[0]
+    point = ord(char)
+    return f"\\x{point:02x}" if point <= 0xFF else (f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}")
+
+
+def test_stored_control_characters_are_printed_escaped_by_license_show_and_list(home: Path) -> None:
+    """A ledger written before the refusal may hold such a name: the terminal gets it escaped, never raw."""
+    hostile = "Acme\x9b2J\u202eevil\x1b]0;pwned\x07\U000e0041"
+    lic = create_license(home, "--customer", "PLACEHOLDER-NAME")
+    # Written the way an older licet stored it: straight into the ledger's files.
+    for path in (home / "ledger").rglob("*.json"):
+        text = path.read_text()
+        if "PLACEHOLDER-NAME" in text:
+            path.write_text(text.replace("PLACEHOLDER-NAME", json.dumps(hostile)[1:-1]))
+    assert show_license(home, lic["license_id"])["customer"] == hostile  # --json: escaped by JSON itself
+    for args in (("show", lic["license_id"]), ("list",), ("history", lic["license_id"]),
+                 ("show", lic["license_id"], "--json"), ("list", "--json")):
+        out = cli("issuer", "license", *args, cwd=home).stdout
+        assert not hidden_or_raw(out), (args, out)
+        if "--json" not in args:
+            assert "Acme\\x9b2J" in out, (args, out)
+    shown = cli("issuer", "license", "show", lic["license_id"], cwd=home).stdout
+    assert "customer       Acme\\x9b2J\\u202eevil\\x1b]0;pwned\\x07\\U000e0041\n" in shown
+    # A refusal echoing what was typed is one visible line as well.
+    refused = cli("issuer", "license", "show", "LIC-\x1b[2J\u202e", cwd=home, check=None)
+    assert_one_line_refusal(refused, "no license 'LIC-\\x1b[2J\\u202e'")
+    assert not hidden_or_raw(refused.stderr)
+
+
+def test_every_error_code_rebuilds_as_its_class_in_a_client_that_imports_only_verifier() -> None:
+    """`expiry-out-of-range` reached a verifier-only client as a bare LicenseError: it could not tell it apart."""
+    import sys
+
+    from error_catalogue import every_error_class, example
+
+    expected = {cls.code: cls.__name__ for cls in every_error_class()}
+    # What a server sends: the code, its detail and the members the class carries.
+    sent = {cls.code: [example(cls).message, example(cls).details()] for cls in every_error_class()}
+    assert {"expiry-out-of-range", "unknown-product", "unauthorized", "csrf-failed", "output-refused"} <= set(expected)
+    client = (
+        "import json, sys\n"
+        "import verifier\n"
+        "from verifier.errors import LicenseError, error_for_code\n"
+        "rebuilt = {}\n"
+        "for code, (detail, members) in json.loads(sys.argv[1]).items():\n"
+        "    err = error_for_code(code, detail, members)\n"
+        "    rebuilt[code] = [type(err).__name__, err.code, type(err) is LicenseError]\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'issuer', 'keytool', 'typer', 'click', 'tinydb', 'fastapi', 'starlette', 'uvicorn', 'psycopg'})\n"
+        "print(json.dumps({'rebuilt': rebuilt, 'loaded': loaded}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", client, json.dumps(sent)],
+                         capture_output=True, text=True, check=True, timeout=60)
+    answer = json.loads(out.stdout)
+    assert answer["loaded"] == []
+    for code, name in expected.items():
+        assert answer["rebuilt"][code] == [name, code, code == "license-error"], code
+
+
+def get_paths(routes: list[object]) -> list[str]:
+    """The paths of every route among ``routes`` that answers GET, parameters filled in later."""
+    return [route.path for route in routes if "GET" in (getattr(route, "methods", None) or ())]  # type: ignore[attr-defined]
+
+
+def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> None:
+    """The console's pages answered HEAD with 405 (monitors and link checkers use HEAD); every GET now has a HEAD."""
+    from consoles import ConsoleServer, add_user, make_token
+    from starlette.routing import Mount
+
+    from issuer.server import ServerConfig, create_app
+    from issuer.web import admin_api, console
+    from issuer.web.app import ConsoleConfig, create_console_app
+
+    lic = create_license(home, "--customer", "Acme")
+    add_user(home, "alice")
+    token = make_token(home, "dashboard", "read")
+    ledger, keys = str(home / "ledger"), str(home / "keys")
+    server_app = create_app(ServerConfig(ledger=ledger, keys=keys))
+    console_app = create_console_app(ConsoleConfig(ledger=ledger, keys=keys))
+    # The console's routers are walked themselves; a new one must be added here.
+    included = [r for r in console_app.routes if not hasattr(r, "path")]
+    assert len(included) == 2, included
+    static = [r for r in console_app.routes if isinstance(r, Mount)]
+    assert [m.path for m in static] == ["/static"]
+    assets = sorted(p.name for p in (Path(console.__file__).parent / "static").iterdir())
+    pages = {
+        "server": get_paths(server_app.routes),
+        "console": get_paths([*console_app.routes, *console.router.routes, *admin_api.router.routes])
+        + [f"/static/{name}" for name in assets],
+    }
+    assert {"/v1/health", "/v1/revocations", "/problems/{code}", "/openapi.json"} <= set(pages["server"])
+    assert {"/login", "/", "/licenses/{license_id}", "/keys", "/revocations/download", "/v1/admin/events"} <= set(pages["console"])
+    server, console_server = LicenseServer(home), ConsoleServer(home)
+    try:
+        session = console_session(console_server.url, "alice")
+        where = {"server": (server.url, {}), "console": (console_server.url, {
+            "Cookie": session, "Authorization": f"Bearer {token}"})}
+        for name, paths in pages.items():
+            url, headers = where[name]
+            for template in paths:
+                path = template.replace("{license_id}", lic["license_id"]).replace("{code}", "bad-input")
+                assert "{" not in path, path
+                got_status, got, _ = raw_request(url, "GET", path, headers=headers)
+                head_status, head, body = raw_request(url, "HEAD", path, headers=headers)
+                assert got_status in (200, 303) and head_status == got_status, (name, path, got_status, head_status)
+                assert body == b"", (name, path)
+                assert head["content-type"] == got["content-type"], (name, path)
+                assert head["content-length"] == got["content-length"], (name, path)
+                assert head.get("location") == got.get("location"), (name, path)
+        # Without a session the pages send the browser to the login form, HEAD or GET alike.
+        status, answer, _ = raw_request(console_server.url, "HEAD", "/keys")
+        assert (status, answer["location"]) == (303, "/login")
+    finally:
+        server.stop()
+        console_server.stop()

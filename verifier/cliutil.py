@@ -4,7 +4,9 @@ All three command lines (verifier, keytool, issuer) run through :func:`run`,
 so they behave alike: 0 on success, 1 with one line on stderr for a refusal,
 2 with one line for bad usage (an option or argument of the wrong form,
 :class:`~verifier.errors.BadInputError` included), and never a traceback;
-``--version`` anywhere before ``--`` prints the version.
+``--version`` anywhere before ``--`` prints the version. Text for people goes
+through :func:`say` (and refusals through :func:`fail`), which escape any
+character that could drive the terminal or hide text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, NoReturn
 from verifier import __version__
 from verifier.errors import BadInputError, LicenseError
 from verifier.fileio import os_error_words
+from verifier.text import terminal_safe
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -28,8 +31,8 @@ PathOption = tuple[str, str | None, str]
 
 
 def fail(prog: str, message: str, code: int = EXIT_REFUSED) -> NoReturn:
-    """Print ``prog: message`` on stderr and exit."""
-    print(f"{prog}: {' '.join(message.split())}", file=sys.stderr)
+    """Print ``prog: message`` on stderr, as one line of visible text, and exit."""
+    print(f"{prog}: {terminal_safe(' '.join(message.split()))}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -101,12 +104,28 @@ def confirm(question: str, yes: bool) -> None:
     """
     if yes or not sys.stdin.isatty():
         return
-    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    print(f"{terminal_safe(question)} [y/N] ", end="", file=sys.stderr, flush=True)
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         print("not confirmed: nothing was changed", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
 
 
+def say(line: str) -> None:
+    r"""Print one line for a person on stdout; stored text in it cannot drive the terminal.
+
+    Controls, bidi overrides and other characters that hide text are printed
+    as escapes (``\x9b``, ``\u202e``): a record written before such text was
+    refused shows what it holds.
+    """
+    print(terminal_safe(line))
+
+
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (the ``--json`` output of every command)."""
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    r"""Print ``data`` as indented JSON on stdout (the ``--json`` output of every command).
+
+    Nothing in it can drive a terminal: ``ensure_ascii`` (the default) writes
+    every control, bidi and other non-ASCII character as ``\uXXXX``, and DEL,
+    the one ASCII control it leaves, is written so too.
+    """
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    print(text.replace("\x7f", "\\u007f"))

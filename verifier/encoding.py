@@ -1,6 +1,7 @@
 """Strict base64url and JSON, shared by all three packages (public for that reason).
 
-Tokens, request codes, trust files and the keyring all parse with these.
+Tokens, request codes, trust files, the keyring and the JSON request bodies
+of both provider servers all parse with these.
 
 Strict means one accepted spelling per value: unpadded base64url whose
 trailing bits are zero (so ``...A`` and ``...B`` cannot decode to the same
@@ -50,9 +51,12 @@ def b64url_decode(text: str) -> bytes:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise EncodingError("duplicate JSON member")
+    obj: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in obj:
+            # repr escapes control characters; the cut keeps a hostile name to one short line.
+            raise EncodingError(f"duplicate JSON member {name[:64]!r}")
+        obj[name] = value
     return obj
 
 

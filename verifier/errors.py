@@ -9,9 +9,10 @@ activated online or offline.
 
 Every subclass registers its ``code`` when the class is created: a class
 without a code of its own, or with a code another class holds, is an error
-at import. Refusals the license server may answer with — the provider's
-ledger and keyring faults among them — are defined here, so a panel that
-imports only ``verifier`` rebuilds each of them as its exact class;
+at import. Every refusal of the provider's side is defined here too — the
+ledger and keyring faults, the console's and admin API's refusals, those of
+the commands — so a panel or any API client that imports only ``verifier``
+rebuilds every code a licet server can send as its exact class;
 ``issuer.errors`` and ``keytool.errors`` re-export them under their
 familiar homes.
 
@@ -30,15 +31,20 @@ import re
 from typing import Any, ClassVar, Self
 
 __all__ = [
+    "AccountExistsError",
+    "AccountNotFoundError",
     "ActivationKeyFormatError",
     "ActivationNotFoundError",
     "ActivationRequiredError",
     "ActivationSupersededError",
     "AlreadyActivatedError",
+    "AuthenticationError",
     "BadInputError",
     "BodyTooLargeError",
     "CallbackError",
     "ClockRollbackError",
+    "CsrfError",
+    "ExpiryOutOfRangeError",
     "HeadersTooLargeError",
     "HttpRefusalError",
     "InvalidActivationKeyError",
@@ -50,17 +56,21 @@ __all__ = [
     "LedgerError",
     "LedgerExistsError",
     "LedgerMissingError",
+    "LedgerVersionError",
     "LedgerWriteError",
     "LicenseError",
     "LicenseExpiredError",
     "LicenseNotFoundError",
     "LicenseRevokedError",
+    "ListenError",
     "MachineIdRefusedError",
     "MethodNotAllowedError",
     "NoActiveKeyError",
     "NoLicenseForAddressError",
     "NotFoundError",
+    "OutputRefusedError",
     "PassphraseError",
+    "PermissionDeniedError",
     "PrivateKeyError",
     "ProductMismatchError",
     "RateLimitedError",
@@ -78,6 +88,7 @@ __all__ = [
     "TokenTooLargeError",
     "TrustedKeysError",
     "TrustedKeysMissingError",
+    "UnknownProductError",
     "UntrustedKeyError",
     "WrongServerError",
     "error_class",
@@ -787,6 +798,17 @@ class LedgerWriteError(LedgerError):
     default_message = "could not write the ledger; nothing was changed"
 
 
+class LedgerVersionError(LedgerError):
+    """The ledger's schema is of another version than this issuer's.
+
+    An older schema is brought up to date only on request (``issuer ledger
+    upgrade``), never silently; a newer one needs a newer licet.
+    """
+
+    code = "ledger-version"
+    default_message = "the ledger's schema is of another version — run 'issuer ledger upgrade'"
+
+
 class KeyringError(LicenseError):
     """The keyring is missing, unreadable, or inconsistent."""
 
@@ -839,3 +861,107 @@ class SecretMissingError(PrivateKeyError):
 
     code = "secret-missing"
     default_message = "the activation-key secret is missing from the keys folder"
+
+
+# --- the provider's console, admin API and commands --------------------------------
+#
+# Raised by the issuer and keytool, defined here so that a panel or any other
+# client importing only this package rebuilds every code a licet server or
+# command can give as its own class.
+
+
+class UnknownProductError(LicenseError):
+    """A license for a product this ledger does not know, or a case variant of one it does.
+
+    Tokens name their product exactly; a license for ``ISPmanager`` sold to an
+    ``ispmanager`` customer could never be activated.
+    """
+
+    code = "unknown-product"
+    default_message = "unknown product — check the spelling, or add it as a new product"
+    advice = (
+        "Check the product's spelling against the provider's products; to add a new "
+        'product, send the license again with "new_product": true.'
+    )
+    http_status = 422
+
+
+class ExpiryOutOfRangeError(BadInputError):
+    """A well-formed last day that is in the past, or more than 36,500 days away.
+
+    Not a malformed request: the same date is fine on another day. Its own code
+    lets an API client tell it from ``bad-input``, which is about the shape.
+    """
+
+    code = "expiry-out-of-range"
+    default_message = "the expiry date is in the past or too far away"
+    advice = "Give a last day from today up to 36,500 days ahead, or a number of days instead."
+    http_status = 422
+
+
+class AccountExistsError(LicenseError):
+    """A console user or API token of that name exists already."""
+
+    code = "account-exists"
+    default_message = "an account of that name exists already"
+    http_status = 409
+
+
+class AccountNotFoundError(LicenseError):
+    """No console user or API token of that name."""
+
+    code = "account-not-found"
+    default_message = "no such account"
+    http_status = 404
+
+
+class AuthenticationError(LicenseError):
+    """Missing or wrong credentials: password, API token or session.
+
+    The message never says which part was wrong.
+    """
+
+    code = "unauthorized"
+    default_message = "wrong user name or password"
+    advice = (
+        "Send a valid API token as Authorization: Bearer <token>; a revoked token "
+        "stops working at once, so ask the provider for a new one."
+    )
+    http_status = 401
+
+
+class PermissionDeniedError(LicenseError):
+    """The credentials are valid but do not allow this (a read-scope token writing)."""
+
+    code = "forbidden"
+    default_message = "this token may only read; changes need a write-scope token"
+    advice = "Use a write-scope token for changes; a read-scope token may only GET."
+    http_status = 403
+
+
+class CsrfError(LicenseError):
+    """A console form came without the session's anti-forgery token."""
+
+    code = "csrf-failed"
+    default_message = "the form expired or did not come from this console — reload and try again"
+    http_status = 403
+
+
+class ListenError(LicenseError):
+    """``issuer serve`` cannot listen on the given address and port (e.g. it is busy)."""
+
+    code = "cannot-listen"
+    default_message = "cannot listen on that address and port"
+    http_status = 503
+
+
+class OutputRefusedError(LicenseError):
+    """An output file (``--out``) would replace something it must not.
+
+    Key material (private keys, the keyring, the activation-key secret) and
+    the ledger are never overwritten, whatever the flags; any other existing
+    file only when it is an earlier output of the same command, or with ``--force``.
+    """
+
+    code = "output-refused"
+    default_message = "refusing to overwrite that file"

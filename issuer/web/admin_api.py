@@ -26,6 +26,7 @@ from issuer import errors as ie
 from issuer.policy import MAX_LEASE_DAYS
 from issuer.service import KEEP, MAX_DAYS, MAX_ITEMS, MAX_LIMIT, NAME_PATTERN, PAGE_MAX, Issuer
 from verifier import errors as e
+from verifier.text import escaped, hidden_ranges
 
 __all__ = ["LICENSE_LINKS", "router"]
 
@@ -95,12 +96,26 @@ Limits = Annotated[
     dict[Name, Annotated[int, Field(ge=0, le=MAX_LIMIT), BeforeValidator(_whole)]],
     Field(max_length=MAX_ITEMS, json_schema_extra={"additionalProperties": False}),
 ]
+
+
+def _visible_text(schema: JsonDict) -> None:
+    """State the service's rule for free text as a pattern: no character that hides text."""
+
+    def one(char: str) -> str:
+        # Astral characters stand as themselves: not every pattern dialect has an escape for them.
+        return escaped(char) if ord(char) <= 0xFFFF else char
+
+    spans = "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in hidden_ranges())
+    schema["pattern"] = f"^[^{spans}]*$"
+
+
+# The service refuses hidden characters with a clear message; the schema says the same.
 Customer = Annotated[
     str,
     Field(
         max_length=256,
-        pattern=r"^[^\x00-\x1f\x7f]*$",
-        description="free text without control characters",
+        description="free text without control, bidi or other invisible formatting characters",
+        json_schema_extra=_visible_text,
     ),
 ]
 LeaseDays = Annotated[
@@ -270,15 +285,13 @@ Cursor = Annotated[
     str | None, Query(pattern=_CURSOR, description="the next_cursor of a previous answer")
 ]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="items per page")]
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=httpapi.ApiRoute)
 _LICENSE = {"links": LICENSE_LINKS}
 _KEYRING = (e.KeyringError, e.KeyringMissingError, e.NoActiveKeyError)
 
 
-# HEAD answers as GET without the body, as RFC 9110 asks of every GET resource.
-@router.api_route(
+@router.get(
     "/licenses",
-    methods=["GET", "HEAD"],
     operation_id="list_licenses",
     response_model=LicenseList,
     responses=_answers(*_EVERY),
@@ -322,9 +335,8 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     return JSONResponse(view.to_dict(), status_code=201)
 
 
-@router.api_route(
+@router.get(
     "/licenses/{license_id}",
-    methods=["GET", "HEAD"],
     operation_id="get_license",
     response_model=LicenseOut,
     responses={200: _LICENSE, **_answers(*_EVERY, e.LicenseNotFoundError)},
@@ -389,9 +401,8 @@ def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     return iss.revoke(license_id).to_dict()
 
 
-@router.api_route(
+@router.get(
     "/events",
-    methods=["GET", "HEAD"],
     operation_id="list_events",
     response_model=EventList,
     responses=_answers(*_EVERY),

@@ -128,9 +128,7 @@ def create_console_app(
         passphrase=read_passphrase(None),
         actor="console",
     )
-    app = FastAPI(
-        title="licet provider console and admin API", version="1", docs_url=None, redoc_url=None
-    )
+    app = httpapi.new_app("licet provider console and admin API")
     app.state.issuer = iss
     app.state.config = config
     app.state.proxies = parse_proxies(config.trusted_proxies)

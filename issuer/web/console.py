@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from issuer.errors import AuthenticationError, CsrfError
-from issuer.httpapi import client_of
+from issuer.httpapi import ApiRoute, client_of
 from issuer.service import Issuer, LicenseView
 from verifier.errors import BadInputError, LicenseError
 
@@ -42,7 +42,7 @@ _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
 )
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ApiRoute)
 
 
 class _LoginRequired(Exception):
