@@ -1,4 +1,4 @@
-"""What both HTTP servers of licet share: their routes, refusals as problem documents, docs, the client.
+"""What both HTTP servers of licet share: routes, problem documents, docs, the client.
 
 ``issuer serve`` and ``issuer console`` answer every refusal of their JSON
 APIs the same way: an RFC 9457 problem document with the library's stable
