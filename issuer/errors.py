@@ -18,6 +18,7 @@ from verifier.errors import (
     LedgerMissingError,
     LedgerWriteError,
     LicenseError,
+    RevocationListTooLargeError,
     SecretMissingError,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "LedgerVersionError",
     "ListenError",
     "PermissionDeniedError",
+    "RevocationListTooLargeError",
     "SecretMissingError",
     "UnknownProductError",
 ]

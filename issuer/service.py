@@ -43,6 +43,12 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
 )
+from issuer.revocation_list import (
+    MAX_REVOCATIONS_BYTES,
+    RevocationListCache,
+    SignedRevocations,
+    sign_revocations,
+)
 from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
 from keytool.keyring import ActiveSigner, KeyRecord, Keyring
@@ -63,7 +69,7 @@ from verifier.errors import (
 from verifier.fingerprint import Fingerprint
 from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
-from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
+from verifier.revocations import REVOCATIONS_TYPE
 
 __all__ = [
     "KEEP",
@@ -102,6 +108,9 @@ class IssuerConfig:
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
         revocation_list_days: how long a revocation list stays fresh (default 30; 1 to 365).
+        revocation_list_max_bytes: the largest revocation list given out (default and
+            most: what every verifier accepts, :data:`MAX_REVOCATIONS_BYTES`); a
+            list from three quarters of it on carries a warning.
         rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
         accounts: console session and login rules.
     """
@@ -109,12 +118,18 @@ class IssuerConfig:
     regeneration_months: int = 1
     lock_timeout: float = 10.0
     revocation_list_days: int = 30
+    revocation_list_max_bytes: int = MAX_REVOCATIONS_BYTES
     rate_limit: RateLimit = field(default_factory=RateLimit)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.revocation_list_days <= 365:
             raise BadInputError("revocation_list_days must be between 1 and 365")
+        if not 1024 <= self.revocation_list_max_bytes <= MAX_REVOCATIONS_BYTES:
+            raise BadInputError(
+                "revocation_list_max_bytes must be between 1024 and what verifiers accept "
+                f"({MAX_REVOCATIONS_BYTES})"
+            )
         if not 1 <= self.regeneration_months <= 12:
             raise BadInputError("regeneration_months must be between 1 and 12")
         if not 0.01 <= self.lock_timeout <= 300:
@@ -397,7 +412,9 @@ class Issuer:
             )
         self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
         self.accounts = Accounts(self.ledger, clock=clock, config=self.config.accounts)
-        self._revocation_list: tuple[tuple[object, ...], str] | None = None
+        # One holder, shared by the copies acting_as makes: every request's copy
+        # answers from the list the first one signed.
+        self._revocation_list = RevocationListCache()
 
     @classmethod
     def init(
@@ -888,11 +905,24 @@ class Issuer:
         """The signed revocation list: revoked licenses and superseded activations still live.
 
         Entries whose every token has expired are left out. One list is signed
-        per serial and UTC day and then reused, so repeated calls return the
-        same text (HTTP caches and ETags stay useful).
+        per serial, UTC day and signing key and then reused, so repeated calls
+        return the same text (HTTP caches and ETags stay useful).
 
         Args:
             days: how long the list stays fresh (default from the config, 30).
+
+        Raises:
+            BadInputError: ``days`` out of 1..365.
+            RevocationListTooLargeError: the list is larger than panels accept.
+        """
+        return self.signed_revocations(days).text
+
+    def signed_revocations(self, days: int | None = None) -> SignedRevocations:
+        """The signed revocation list with its size against the panels' limit (and a warning).
+
+        While the ledger's revocation serial (read without its lock), the UTC
+        day and the signing key stay the same, the list signed before is
+        returned without reading the ledger's entries.
 
         Raises:
             BadInputError: ``days`` out of 1..365.
@@ -900,26 +930,23 @@ class Issuer:
         fresh = self.config.revocation_list_days if days is None else days
         if type(fresh) is not int or not 1 <= fresh <= 365:
             raise BadInputError("revocation list days must be a whole number from 1 to 365")
-        signer = self._signing()
+        signer = self._signing()  # the active key now: a rotation re-signs the list
         now = now_from(self._clock)
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        serial, entries = self.ledger.revocations()
-        cache_key = (serial, day, fresh, signer.kid)
-        cached = self._revocation_list
-        if cached is not None and cached[0] == cache_key:
-            return cached[1]
-        live = [e for e in entries if e.until > day]
-        claims = build_revocation_claims(
-            issuer=self.provider,
-            serial=serial,
-            issued_at=now,
-            expires_at=now + _dt.timedelta(days=fresh),
-            licenses=[e.ident for e in live if e.kind == RevocationEntry.LICENSE],
-            activations=[e.ident for e in live if e.kind == RevocationEntry.ACTIVATION],
-        )
-        text = signer.sign(claims, typ=REVOCATIONS_TYPE)
-        self._revocation_list = (cache_key, text)
-        return text
+        key = (now.date(), fresh, signer.kid, self.config.revocation_list_max_bytes)
+
+        def sign() -> SignedRevocations:
+            serial, entries = self.ledger.revocations()
+            return sign_revocations(
+                signer,
+                issuer=self.provider,
+                serial=serial,
+                entries=entries,
+                now=now,
+                fresh=_dt.timedelta(days=fresh),
+                limit=self.config.revocation_list_max_bytes,
+            )
+
+        return self._revocation_list.get(key, self.ledger.revocation_serial(), sign)
 
     def _accepts_machine_id(self, record: LicenseRecord) -> bool:
         if record.accept_machine_id is not None:
