@@ -34,14 +34,26 @@ from verifier.errors import BadInputError, RateLimitedError
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-__all__ = ["Accounts", "AccountsConfig", "SCOPES", "TOKEN_PREFIX"]
+__all__ = ["Accounts", "AccountsConfig", "SCOPES", "TOKEN_PREFIX", "sees_keys"]
 
-SCOPES = ("read", "write")
+#: What an API token may do: ``read`` GETs without activation keys, ``keys``
+#: GETs with them, ``write`` also creates and changes (and sees keys).
+SCOPES = ("read", "keys", "write")
 TOKEN_PREFIX = "licet_"  # noqa: S105  # a marker for secret scanners, not a secret
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{43}")
 _SESSION = re.compile(r"[A-Za-z0-9_-]{43}")
 MIN_PASSWORD, MAX_PASSWORD = 12, 1024
+
+
+def sees_keys(account: Account) -> bool:
+    """Whether answers to this account may carry activation keys.
+
+    A key is what a customer activates with: whoever reads it can burn the
+    customer's license, so a token that only reads (dashboards, reports)
+    never gets one. Console users see keys (the edit form shows them).
+    """
+    return account.scope in ("keys", "write")
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,7 @@ class Accounts:
 
         Raises:
             AuthenticationError: no such token (or not a token at all).
-            PermissionDeniedError: a read-scope token asking to write.
+            PermissionDeniedError: a read- or keys-scope token asking to write.
         """
         if not isinstance(token, str) or _TOKEN.fullmatch(token) is None:
             raise AuthenticationError("missing or invalid API token")

@@ -123,11 +123,11 @@ class AuthenticationError(LicenseError):
 
 
 class PermissionDeniedError(LicenseError):
-    """The credentials are valid but do not allow this (a read-scope token writing)."""
+    """The credentials are valid but do not allow this (a read- or keys-scope token writing)."""
 
     code = "forbidden"
     default_message = "this token may only read; changes need a write-scope token"
-    advice = "Use a write-scope token for changes; a read-scope token may only GET."
+    advice = "Use a write-scope token for changes; read- and keys-scope tokens may only GET."
     http_status = 403
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from issuer import policy
-from issuer.accounts import Accounts, AccountsConfig
+from issuer.accounts import Accounts, AccountsConfig, sees_keys
 from issuer.addresses import canonical_ip, in_bucket
 from issuer.errors import ExpiryOutOfRangeError
 from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
@@ -138,10 +138,14 @@ class IssuerConfig:
 
 @dataclass(frozen=True)
 class LicenseView:
-    """A license as the provider sees it, with its current key and derived dates."""
+    """A license as the provider sees it, with its current key and derived dates.
+
+    ``activation_key`` is ``None`` for a reader that may not see keys (a
+    read-scope API token); the answer then leaves the member out.
+    """
 
     record: LicenseRecord
-    activation_key: str
+    activation_key: str | None
     state: str
     next_regeneration: _dt.datetime
     lease_days: int
@@ -164,7 +168,7 @@ class LicenseView:
             "customer": r.customer,
             "ip": r.ip,
             "status": self.state,
-            "activation_key": self.activation_key,
+            **_key_member(self.activation_key),
             "key_generation": r.generation,
             "created_at": format_utc(r.created_at),
             "expires_at": format_utc(r.expires_at),
@@ -180,6 +184,10 @@ class LicenseView:
             "accept_machine_id": self.accepts_machine_id,
             "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
         }
+
+
+def _key_member(key: str | None) -> dict[str, str]:
+    return {} if key is None else {"activation_key": key}
 
 
 def _activation_view(activation: Activation) -> dict[str, Any]:
@@ -221,7 +229,7 @@ class LicenseSummaryView:
     """A row of the license list: the summary with its current key and shown status."""
 
     summary: LicenseSummary
-    activation_key: str
+    activation_key: str | None  # None: the reader may not see keys (the member is left out)
     state: str
 
     @property
@@ -238,7 +246,7 @@ class LicenseSummaryView:
             "customer": s.customer,
             "ip": s.ip,
             "status": self.state,
-            "activation_key": self.activation_key,
+            **_key_member(self.activation_key),
             "key_generation": s.generation,
             "created_at": s.created_at.isoformat(),
             "expires_at": None if s.expires_at is None else s.expires_at.isoformat(),
@@ -403,6 +411,8 @@ class Issuer:
         self.ledger = open_ledger(ledger, lock_timeout=self.config.lock_timeout)
         self.keys = Path(keys)
         self.actor = actor
+        #: Whether license views carry activation keys (not for read-scope API tokens).
+        self.sees_keys = True
         self._clock = clock
         self._passphrase = passphrase
         self._secret = KeySecret.load(self.keys)
@@ -1058,7 +1068,7 @@ class Issuer:
         allowed = policy.next_regeneration(record, self.config.regeneration_months, now)
         return LicenseView(
             record=record,
-            activation_key=self._secret.key_for(record.license_id, record.generation),
+            activation_key=self._key(record.license_id, record.generation),
             state=record.state(now),
             next_regeneration=allowed,
             regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
@@ -1070,10 +1080,19 @@ class Issuer:
 
     # -- the console and the admin API -------------------------------------------------
 
-    def acting_as(self, actor: str) -> Issuer:
-        """The same issuer recording its changes under another actor (one per request)."""
+    def _key(self, license_id: str, generation: int) -> str | None:
+        return self._secret.key_for(license_id, generation) if self.sees_keys else None
+
+    def acting_as(self, actor: str, *, keys: bool = True) -> Issuer:
+        """The same issuer recording its changes under another actor (one per request).
+
+        Args:
+            actor: who acts, for the audit history.
+            keys: whether its license views carry activation keys.
+        """
         other = copy.copy(self)
         other.actor = actor
+        other.sees_keys = self.sees_keys and keys
         return other
 
     def search(
@@ -1120,7 +1139,7 @@ class Issuer:
         views = [
             LicenseSummaryView(
                 summary=s,
-                activation_key=self._secret.key_for(s.license_id, s.generation),
+                activation_key=self._key(s.license_id, s.generation),
                 state=s.state(now),
             )
             for s in items
@@ -1242,12 +1261,15 @@ class Issuer:
     def authenticate_token(self, token: str, *, write: bool) -> Issuer:
         """The issuer acting as the admin API token's owner (``api:<token name>``).
 
+        A read-scope token's issuer leaves activation keys out of every
+        license it shows (keys- and write-scope tokens see them).
+
         Raises:
             AuthenticationError: not a valid token.
-            PermissionDeniedError: a read-scope token asking to write.
+            PermissionDeniedError: a read- or keys-scope token asking to write.
         """
         account = self.accounts.authenticate_token(token, write=write)
-        return self.acting_as(f"api:{account.name}")
+        return self.acting_as(f"api:{account.name}", keys=sees_keys(account))
 
     def login(self, user: str, password: str, *, address: str) -> str:
         """Check a console password and open a session; returns the session cookie value.
