@@ -33,6 +33,7 @@ import datetime as _dt
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from issuer.records import RevocationEntry
 from keytool.signing import TokenSigner
@@ -41,6 +42,7 @@ from verifier.revocations import (
     MAX_REVOCATIONS_BYTES,
     REVOCATIONS_TYPE,
     build_revocation_claims,
+    revocations_etag,
 )
 
 __all__ = [
@@ -94,6 +96,15 @@ class SignedRevocations:
         if not self.fits:
             raise RevocationListTooLargeError(self._weight("over", _REFUSED))
         return self._text
+
+    @cached_property
+    def etag(self) -> str:
+        """The HTTP entity tag of :attr:`text`, hashed once per list, not per request.
+
+        Raises:
+            RevocationListTooLargeError: the list is larger than panels accept.
+        """
+        return revocations_etag(self.text)
 
     @property
     def warning(self) -> str | None:

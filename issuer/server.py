@@ -87,7 +87,6 @@ from verifier.request import (
     REQUEST_PREFIX,
     parse_request_code,
 )
-from verifier.revocations import revocations_etag
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
@@ -562,8 +561,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         if signed.warning is not None and signed.fits and warned[0] is not signed:
             warned[0] = signed  # once per list signed, not per request
             logging.getLogger("licet.server").warning("%s", signed.warning)
-        text = signed.text
-        etag = revocations_etag(text)
+        text, etag = signed.text, signed.etag
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         wanted = [t.strip() for t in if_none_match.split(",")]
         if etag in wanted or "*" in wanted:
