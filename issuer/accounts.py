@@ -47,9 +47,11 @@ from verifier.errors import BadInputError, RateLimitedError
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-__all__ = ["PASSWORD_CHECKS", "SCOPES", "TOKEN_PREFIX", "Accounts", "AccountsConfig"]
+__all__ = ["PASSWORD_CHECKS", "SCOPES", "TOKEN_PREFIX", "Accounts", "AccountsConfig", "sees_keys"]
 
-SCOPES = ("read", "write")
+#: What an API token may do: ``read`` GETs without activation keys, ``keys``
+#: GETs with them, ``write`` also creates and changes (and sees keys).
+SCOPES = ("read", "keys", "write")
 TOKEN_PREFIX = "licet_"  # noqa: S105  # a marker for secret scanners, not a secret
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{43}")
@@ -60,6 +62,16 @@ MIN_PASSWORD, MAX_PASSWORD = 12, 1024
 #: exhausting memory. Shared by every ``Accounts`` of the process.
 PASSWORD_CHECKS = 2
 _checks = threading.BoundedSemaphore(PASSWORD_CHECKS)
+
+
+def sees_keys(account: Account) -> bool:
+    """Whether answers to this account may carry activation keys.
+
+    A key is what a customer activates with: whoever reads it can burn the
+    customer's license, so a token that only reads (dashboards, reports)
+    never gets one. Console users see keys (the edit form shows them).
+    """
+    return account.scope in ("keys", "write")
 
 
 @dataclass(frozen=True)
@@ -205,7 +217,7 @@ class Accounts:
 
         Raises:
             AuthenticationError: no such token (or not a token at all).
-            PermissionDeniedError: a read-scope token asking to write.
+            PermissionDeniedError: a read- or keys-scope token asking to write.
         """
         if not isinstance(token, str) or _TOKEN.fullmatch(token) is None:
             raise AuthenticationError("missing or invalid API token")

@@ -93,7 +93,13 @@ def user_remove(
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="Token name (recorded as api:NAME).")],
-    scope: Annotated[str, typer.Option("--scope", help="read or write.")],
+    scope: Annotated[
+        str,
+        typer.Option(
+            "--scope",
+            help="read (GET, without activation keys), keys (GET with keys) or write (all).",
+        ),
+    ],
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     json: Json = False,

@@ -603,7 +603,10 @@ def revocations_export(
 ) -> None:
     """Print the signed revocation list (revoked licenses, superseded activations)."""
     iss = _issuer(ledger, keys, passphrase_file)
-    text = iss.revocation_list(days=days)
+    signed = iss.signed_revocations(days=days)
+    text = signed.text  # refused when larger than panels accept
+    if signed.warning is not None:  # close to that: say so while there is time
+        print(f"warning: {signed.warning}", file=sys.stderr)
     if out is not None:
         iss.save_revocation_list(out, text, force=force)
     if json:
@@ -659,6 +662,15 @@ def serve(
             "--request-timeout", min=0.5, max=120, help="Seconds to receive a whole request."
         ),
     ] = 10.0,
+    revocations_rate: Annotated[
+        int,
+        typer.Option(
+            "--revocations-rate",
+            min=1,
+            max=100_000,
+            help="Revocation-list requests per address per minute (per worker).",
+        ),
+    ] = 60,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
     passphrase_file: PassphraseFile = None,
@@ -680,6 +692,7 @@ def serve(
         failure_limit=failure_limit,
         ipv6_prefix=ipv6_prefix,
         receive_timeout=request_timeout,
+        revocations_per_minute=revocations_rate,
     )
 
     def announce(url: str) -> None:

@@ -23,6 +23,7 @@ from verifier.errors import (
     LedgerWriteError,
     ListenError,
     PermissionDeniedError,
+    RevocationListTooLargeError,
     SecretMissingError,
     UnknownProductError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "LedgerWriteError",
     "ListenError",
     "PermissionDeniedError",
+    "RevocationListTooLargeError",
     "SecretMissingError",
     "UnknownProductError",
 ]

@@ -13,7 +13,10 @@ Layout of a ledger folder (the files are the ledger's own business)::
     index/NNNNNN.json  license summaries in creation order, 256 per page
     events/NNNNNN.json the one audit log of every change, 256 events per page
     accounts/*.json    console users and API tokens (hashed), sessions, login failures
-    revocations/list.json  the revocation list's serial and its entries
+    revocations/list.json    the revocation list's entries
+    revocations/serial.json  its serial alone: read without the lock before every
+                             answer of the list (ledgers from before it kept the
+                             serial in list.json; it moves at the next change)
     attempts/XYZ.json  TinyDB shard: rate-limit bucket -> times of its recent failures
     products/all.json  every product name the ledger has licensed (for typo checks)
 
@@ -105,7 +108,7 @@ LOCK_FILE = "ledger.lock"
 JOURNAL_FILE = "journal.json"
 _LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
 _PRODUCTS, _ALL = "products", "all"  # the products index is one small file
-_REVOCATIONS, _REVOCATIONS_SHARD = "revocations", "list"
+_REVOCATIONS, _REVOCATIONS_SHARD, _SERIAL_SHARD = "revocations", "list", "serial"
 DEFAULT_LEASE_DAYS = 30
 _INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
 _KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS, _INDEX, _EVENTS, _ACCOUNTS)
@@ -495,15 +498,34 @@ class Ledger(LedgerBackend):
     def revocations(self) -> tuple[int, list[RevocationEntry]]:
         """The revocation list's serial and its entries (expired ones included)."""
         with self._transaction() as txn:
-            table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
-            serial = 0
-            entries: list[RevocationEntry] = []
-            for doc in table.all():
-                if doc.get("kind") == "serial":
-                    serial = _serial_of(doc)
-                else:
-                    entries.append(RevocationEntry.from_doc(doc))
+            serial = self._revocation_serial(txn)
+            entries = [
+                RevocationEntry.from_doc(doc)
+                for doc in txn.table(_REVOCATIONS, _REVOCATIONS_SHARD).all()
+                if doc.get("kind") != "serial"
+            ]
+            if serial and not self._serial_path().exists():
+                # A ledger from before serial.json: give it one, so that the
+                # next answers of the list are told the serial without the lock.
+                self._save_serial(txn, serial)
+                txn.commit()
         return serial, entries
+
+    def revocation_serial(self) -> int | None:
+        """The revocation list's serial from ``serial.json``, read without the lock.
+
+        Every change writes that small file by an atomic rename, so a reader
+        sees the serial before or after a change, never a torn one. ``None``
+        for a ledger from before the file, until :meth:`revocations` adds it.
+        """
+        doc = _read_json(self._serial_path(), "file")
+        if doc is None:
+            list_file = self.folder / _REVOCATIONS / f"{_REVOCATIONS_SHARD}.json"
+            return None if list_file.exists() else 0  # nothing was ever revoked
+        rows = doc.get(_REVOCATIONS) if isinstance(doc, dict) else None
+        if not isinstance(rows, dict) or len(rows) != 1:
+            raise LedgerCorruptError(f"ledger file {self._serial_path()} is damaged")
+        return _serial_of(next(iter(rows.values())))
 
     # -- changes ----------------------------------------------------------------
 
@@ -516,11 +538,10 @@ class Ledger(LedgerBackend):
         with self._transaction() as txn:
             (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)
             table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
-            if table.all():
+            if table.all() or self._revocation_serial(txn):
                 raise LedgerExistsError("the ledger has a revocation list already")
-            table.insert_multiple(
-                [{"kind": "serial", "serial": serial}, *(e.to_doc() for e in entries)]
-            )
+            table.insert_multiple([e.to_doc() for e in entries])
+            self._save_serial(txn, serial)
             txn.commit()
 
     def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
@@ -1013,17 +1034,33 @@ class Ledger(LedgerBackend):
     def _revoke(self, txn: _Transaction, entries: list[RevocationEntry], now: _dt.datetime) -> None:
         """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
         (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        serial = self._revocation_serial(txn)
         table = txn.table(_REVOCATIONS, _REVOCATIONS_SHARD)
-        serial = 0
-        kept: list[dict[str, Any]] = []
-        for doc in table.all():
-            if doc.get("kind") == "serial":
-                serial = _serial_of(doc)
-            elif RevocationEntry.from_doc(doc).until > now:
-                kept.append(dict(doc))
+        kept = [
+            dict(doc)
+            for doc in table.all()
+            if doc.get("kind") != "serial" and RevocationEntry.from_doc(doc).until > now
+        ]
         kept.extend(e.to_doc() for e in entries)
+        table.truncate()  # a serial kept here by older ledgers goes: serial.json holds it
+        table.insert_multiple(kept)
+        self._save_serial(txn, serial + 1)
+
+    def _serial_path(self) -> Path:
+        return self.folder / _REVOCATIONS / f"{_SERIAL_SHARD}.json"
+
+    def _revocation_serial(self, txn: _Transaction) -> int:
+        """The serial under the lock: ``serial.json``, else where older ledgers kept it."""
+        for shard in (_SERIAL_SHARD, _REVOCATIONS_SHARD):
+            for doc in txn.table(_REVOCATIONS, shard).all():
+                if doc.get("kind") == "serial":
+                    return _serial_of(doc)
+        return 0
+
+    def _save_serial(self, txn: _Transaction, serial: int) -> None:
+        table = txn.table(_REVOCATIONS, _SERIAL_SHARD)
         table.truncate()
-        table.insert_multiple([{"kind": "serial", "serial": serial + 1}, *kept])
+        table.insert({"kind": "serial", "serial": serial})
 
     def _attempts(self, txn: _Transaction, attempt: Attempt) -> tuple[Table, list[float]]:
         (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it

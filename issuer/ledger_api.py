@@ -103,6 +103,14 @@ class LedgerBackend(abc.ABC):
         """The revocation list's serial and its entries (expired ones included)."""
 
     @abc.abstractmethod
+    def revocation_serial(self) -> int | None:
+        """The revocation list's serial, read cheaply and without the ledger's lock.
+
+        Asked before every answer of the list, so that an unchanged list is
+        served from memory; ``None`` when only :meth:`revocations` can tell.
+        """
+
+    @abc.abstractmethod
     def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:
         """Give a new, empty ledger a copied revocation list (serial and entries).
 

@@ -327,6 +327,14 @@ class PostgresLedger(LedgerBackend):
             raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
         return int(serial_row[0]), [_entry(row) for row in rows]
 
+    def revocation_serial(self) -> int | None:
+        """The revocation list's serial: one small query, which no writer's lock delays."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT revocation_serial FROM licet.meta").fetchone()
+        if row is None:
+            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
+        return int(row[0])
+
     # -- changes ----------------------------------------------------------------
 
     def restore_revocations(self, serial: int, entries: list[RevocationEntry]) -> None:

@@ -1,4 +1,4 @@
-"""Rate limiting of failed attempts by anonymous clients: wrong activation keys, console log-ins.
+"""Rate limiting of anonymous clients: failed attempts (wrong keys, log-ins), plain requests.
 
 The policy — how many failures per window, how IPv6 clients are grouped,
 which refusals count — lives here. The counting is done by the ledger inside
@@ -18,6 +18,11 @@ count is taken back when the password was right. Checking a password
 (Argon2) takes long and needs no ledger, so it runs outside the lock — yet
 however many log-ins race, no more passwords are checked than the limit.
 
+Requests that are not guesses but cost the server work — fetching the
+revocation list — are limited by :class:`RequestRate`, a token bucket per
+client kept in the process's memory: counting them in the ledger would take
+the very lock the limit is there to spare.
+
 Example:
     >>> policy = RateLimit(limit=10)
     >>> attempt = policy.attempt("2001:db8::7", now=now)  # doctest: +SKIP
@@ -29,13 +34,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from issuer.addresses import rate_bucket
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseError, RateLimitedError
 
-__all__ = ["MAX_LOGIN_SUBJECTS", "Attempt", "LoginAttempt", "RateLimit"]
+__all__ = ["MAX_LOGIN_SUBJECTS", "Attempt", "LoginAttempt", "RateLimit", "RequestRate"]
 
 #: Log-in counters a ledger keeps at most (the most recently failing ones): a flood
 #: of made-up names from many addresses cannot grow the ledger without bound.
@@ -198,3 +206,68 @@ def _in_words(seconds: int) -> str:
         return f"{seconds} s"
     minutes = math.ceil(seconds / 60)
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+class RequestRate:
+    """A token bucket per client, in this process: ``per_minute`` requests, and as many at once.
+
+    A client is an IPv4 address or an IPv6 network (as for failed attempts).
+    Each worker process keeps its own buckets, so N workers allow N times the
+    rate; that bounds the work, which is all this limit is for. At most
+    ``max_clients`` buckets are kept: the least recently seen go first (a
+    client forgotten starts with a full bucket, as after a quiet minute).
+
+    Args:
+        per_minute: requests allowed per client and minute (1 to 100,000), all
+            of them at once after a quiet minute.
+        what: the requests, for the refusal's message.
+        ipv6_prefix: IPv6 clients share one bucket per network of this prefix length.
+        clock: monotonic seconds.
+        max_clients: buckets kept at most.
+
+    Raises:
+        BadInputError: a rate out of bounds.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        what: str,
+        ipv6_prefix: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ) -> None:
+        if type(per_minute) is not int or not 1 <= per_minute <= 100_000:
+            raise BadInputError("the request rate must be a whole number from 1 to 100000 a minute")
+        self._burst = float(per_minute)
+        self._refill = per_minute / 60.0  # tokens per second
+        self._what = what
+        self._ipv6_prefix = ipv6_prefix
+        self._clock = clock
+        self._max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        self._lock = threading.Lock()
+
+    def take(self, address: str) -> None:
+        """Count one request by the client at ``address``.
+
+        Raises:
+            RateLimitedError: its bucket is empty (``retry_after``: until one request is allowed).
+        """
+        bucket = rate_bucket(address, ipv6_prefix=self._ipv6_prefix)
+        now = self._clock()
+        with self._lock:
+            tokens, at = self._buckets.pop(bucket, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - at) * self._refill)
+            if tokens < 1:
+                self._buckets[bucket] = (tokens, now)
+                wait = max(1, math.ceil((1 - tokens) / self._refill))
+                raise RateLimitedError(
+                    f"too many {self._what} from {address or 'an unknown address'} — "
+                    f"try again in {wait} s",
+                    retry_after=wait,
+                )
+            self._buckets[bucket] = (tokens - 1, now)
+            while len(self._buckets) > self._max_clients:
+                self._buckets.popitem(last=False)

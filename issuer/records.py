@@ -565,7 +565,7 @@ class Account:
             a 256-bit random token).
         name: the user name or the token's name.
         secret_hash: the hash.
-        scope: ``read`` or ``write`` (users always ``write``).
+        scope: ``read``, ``keys`` or ``write`` (users always ``write``).
         created_at: when.
     """
 

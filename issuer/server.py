@@ -11,7 +11,9 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     POST /v1/activations/auto  {"product", "fingerprint", "callback_port",
                                 "challenge_hash", "hostname"}           automatic
     POST /v1/renewals          {"renewal_code"}                         lease renewal
-    GET  /v1/revocations       the signed revocation list (application/jwt, ETag)
+    GET  /v1/revocations       the signed revocation list (application/jwt, ETag),
+                               answered from memory while the ledger's serial stays
+                               the same, rate limited per client (429)
     GET  /v1/health
     GET  /problems, /problems/{code}                                   what each code means
 
@@ -41,6 +43,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import socket
@@ -64,7 +67,7 @@ from issuer import apidoc, httpapi
 from issuer.addresses import callback_allowed, parse_proxies
 from issuer.errors import ListenError
 from issuer.httpapi import problem
-from issuer.ratelimit import RateLimit
+from issuer.ratelimit import RateLimit, RequestRate
 from issuer.requestlog import LICENSE_ID, log_requests
 from issuer.service import NAME_PATTERN, Issuer, IssuerConfig
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
@@ -85,7 +88,6 @@ from verifier.request import (
     REQUEST_PREFIX,
     parse_request_code,
 )
-from verifier.revocations import revocations_etag
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
@@ -119,6 +121,8 @@ class ServerConfig:
         receive_timeout: seconds a client has to send a whole request, headers
             and body (default 10); slower connections are closed.
         max_header_bytes: request headers larger than this are refused (default 16 KiB).
+        revocations_per_minute: revocation-list requests per client and minute
+            (default 60, all at once after a quiet minute; 1 to 100,000), per worker.
 
     Raises:
         BadInputError: a trusted proxy that is not an address or network, or
@@ -136,14 +140,24 @@ class ServerConfig:
     ipv6_prefix: int = 64
     receive_timeout: float = 10.0
     max_header_bytes: int = 16 * 1024
+    revocations_per_minute: int = 60
 
     def __post_init__(self) -> None:
         parse_proxies(self.trusted_proxies)
         self.rate_limit()
+        self.revocations_rate()
 
     def rate_limit(self) -> RateLimit:
         """The failure rate limit these settings describe."""
         return RateLimit(limit=self.failure_limit, ipv6_prefix=self.ipv6_prefix)
+
+    def revocations_rate(self) -> RequestRate:
+        """The per-client limit of revocation-list requests these settings describe."""
+        return RequestRate(
+            self.revocations_per_minute,
+            what="revocation-list requests",
+            ipv6_prefix=self.ipv6_prefix,
+        )
 
 
 # On SIGTERM, requests in progress get this long to finish before the process exits.
@@ -317,7 +331,13 @@ _DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
         e.LicenseExpiredError,
         e.ProductMismatchError,
     ),
-    "revocations": (*_EVERY_ROUTE, *_FAULTS, e.BadInputError),
+    "revocations": (
+        *_EVERY_ROUTE,
+        *_FAULTS,
+        e.BadInputError,
+        e.RateLimitedError,
+        e.RevocationListTooLargeError,
+    ),
 }
 
 
@@ -456,6 +476,8 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         config=IssuerConfig(rate_limit=config.rate_limit()),
     )
     proxies = parse_proxies(config.trusted_proxies)
+    list_rate = config.revocations_rate()
+    warned: list[object] = [None]  # the last list whose size was warned about
     app = httpapi.new_app("licet license server")
 
     def caller(request: Request) -> str:
@@ -527,9 +549,14 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         request: Request,
         if_none_match: Annotated[str, Header(max_length=1024)] = "",
     ) -> Response:
-        """The signed revocation list, as the bare compact JWS."""
-        text = iss.revocation_list()
-        etag = revocations_etag(text)
+        """The signed revocation list, as the bare compact JWS (rate limited per client)."""
+        # Counted in memory, before anything else: a flood never reaches the ledger.
+        list_rate.take(caller(request))
+        signed = iss.signed_revocations()
+        if signed.warning is not None and signed.fits and warned[0] is not signed:
+            warned[0] = signed  # once per list signed, not per request
+            logging.getLogger("licet.server").warning("%s", signed.warning)
+        text, etag = signed.text, signed.etag
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         wanted = [t.strip() for t in if_none_match.split(",")]
         if etag in wanted or "*" in wanted:

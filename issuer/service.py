@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from issuer import policy
-from issuer.accounts import Accounts, AccountsConfig
+from issuer.accounts import Accounts, AccountsConfig, sees_keys
 from issuer.addresses import canonical_ip, in_bucket
 from issuer.errors import ExpiryOutOfRangeError
 from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
@@ -42,6 +42,12 @@ from issuer.records import (
     LicenseSummary,
     LoggedEvent,
     RevocationEntry,
+)
+from issuer.revocation_list import (
+    MAX_REVOCATIONS_BYTES,
+    RevocationListCache,
+    SignedRevocations,
+    sign_revocations,
 )
 from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
@@ -63,7 +69,7 @@ from verifier.errors import (
 from verifier.fingerprint import Fingerprint
 from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
-from verifier.revocations import REVOCATIONS_TYPE, build_revocation_claims
+from verifier.revocations import REVOCATIONS_TYPE
 from verifier.text import escaped, hidden_characters
 
 __all__ = [
@@ -103,6 +109,9 @@ class IssuerConfig:
         regeneration_months: calendar months between key regenerations (default 1).
         lock_timeout: seconds to wait for the ledger lock (default 10).
         revocation_list_days: how long a revocation list stays fresh (default 30; 1 to 365).
+        revocation_list_max_bytes: the largest revocation list given out (default and
+            most: what every verifier accepts, :data:`MAX_REVOCATIONS_BYTES`); a
+            list from three quarters of it on carries a warning.
         rate_limit: failed attempts allowed per client (see :class:`RateLimit`).
         accounts: console session and login rules.
     """
@@ -110,12 +119,18 @@ class IssuerConfig:
     regeneration_months: int = 1
     lock_timeout: float = 10.0
     revocation_list_days: int = 30
+    revocation_list_max_bytes: int = MAX_REVOCATIONS_BYTES
     rate_limit: RateLimit = field(default_factory=RateLimit)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.revocation_list_days <= 365:
             raise BadInputError("revocation_list_days must be between 1 and 365")
+        if not 1024 <= self.revocation_list_max_bytes <= MAX_REVOCATIONS_BYTES:
+            raise BadInputError(
+                "revocation_list_max_bytes must be between 1024 and what verifiers accept "
+                f"({MAX_REVOCATIONS_BYTES})"
+            )
         if not 1 <= self.regeneration_months <= 12:
             raise BadInputError("regeneration_months must be between 1 and 12")
         if not 0.01 <= self.lock_timeout <= 300:
@@ -124,10 +139,14 @@ class IssuerConfig:
 
 @dataclass(frozen=True)
 class LicenseView:
-    """A license as the provider sees it, with its current key and derived dates."""
+    """A license as the provider sees it, with its current key and derived dates.
+
+    ``activation_key`` is ``None`` for a reader that may not see keys (a
+    read-scope API token); the answer then leaves the member out.
+    """
 
     record: LicenseRecord
-    activation_key: str
+    activation_key: str | None
     state: str
     next_regeneration: _dt.datetime
     lease_days: int
@@ -150,7 +169,7 @@ class LicenseView:
             "customer": r.customer,
             "ip": r.ip,
             "status": self.state,
-            "activation_key": self.activation_key,
+            **_key_member(self.activation_key),
             "key_generation": r.generation,
             "created_at": format_utc(r.created_at),
             "expires_at": format_utc(r.expires_at),
@@ -166,6 +185,10 @@ class LicenseView:
             "accept_machine_id": self.accepts_machine_id,
             "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
         }
+
+
+def _key_member(key: str | None) -> dict[str, str]:
+    return {} if key is None else {"activation_key": key}
 
 
 def _activation_view(activation: Activation) -> dict[str, Any]:
@@ -207,7 +230,7 @@ class LicenseSummaryView:
     """A row of the license list: the summary with its current key and shown status."""
 
     summary: LicenseSummary
-    activation_key: str
+    activation_key: str | None  # None: the reader may not see keys (the member is left out)
     state: str
 
     @property
@@ -224,7 +247,7 @@ class LicenseSummaryView:
             "customer": s.customer,
             "ip": s.ip,
             "status": self.state,
-            "activation_key": self.activation_key,
+            **_key_member(self.activation_key),
             "key_generation": s.generation,
             "created_at": s.created_at.isoformat(),
             "expires_at": None if s.expires_at is None else s.expires_at.isoformat(),
@@ -395,6 +418,8 @@ class Issuer:
         self.ledger = open_ledger(ledger, lock_timeout=self.config.lock_timeout)
         self.keys = Path(keys)
         self.actor = actor
+        #: Whether license views carry activation keys (not for read-scope API tokens).
+        self.sees_keys = True
         self._clock = clock
         self._passphrase = passphrase
         self._secret = KeySecret.load(self.keys)
@@ -404,7 +429,9 @@ class Issuer:
             )
         self._signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
         self.accounts = Accounts(self.ledger, clock=clock, config=self.config.accounts)
-        self._revocation_list: tuple[tuple[object, ...], str] | None = None
+        # One holder, shared by the copies acting_as makes: every request's copy
+        # answers from the list the first one signed.
+        self._revocation_list = RevocationListCache()
 
     @classmethod
     def init(
@@ -895,11 +922,24 @@ class Issuer:
         """The signed revocation list: revoked licenses and superseded activations still live.
 
         Entries whose every token has expired are left out. One list is signed
-        per serial and UTC day and then reused, so repeated calls return the
-        same text (HTTP caches and ETags stay useful).
+        per serial, UTC day and signing key and then reused, so repeated calls
+        return the same text (HTTP caches and ETags stay useful).
 
         Args:
             days: how long the list stays fresh (default from the config, 30).
+
+        Raises:
+            BadInputError: ``days`` out of 1..365.
+            RevocationListTooLargeError: the list is larger than panels accept.
+        """
+        return self.signed_revocations(days).text
+
+    def signed_revocations(self, days: int | None = None) -> SignedRevocations:
+        """The signed revocation list with its size against the panels' limit (and a warning).
+
+        While the ledger's revocation serial (read without its lock), the UTC
+        day and the signing key stay the same, the list signed before is
+        returned without reading the ledger's entries.
 
         Raises:
             BadInputError: ``days`` out of 1..365.
@@ -907,26 +947,23 @@ class Issuer:
         fresh = self.config.revocation_list_days if days is None else days
         if type(fresh) is not int or not 1 <= fresh <= 365:
             raise BadInputError("revocation list days must be a whole number from 1 to 365")
-        signer = self._signing()
+        signer = self._signing()  # the active key now: a rotation re-signs the list
         now = now_from(self._clock)
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        serial, entries = self.ledger.revocations()
-        cache_key = (serial, day, fresh, signer.kid)
-        cached = self._revocation_list
-        if cached is not None and cached[0] == cache_key:
-            return cached[1]
-        live = [e for e in entries if e.until > day]
-        claims = build_revocation_claims(
-            issuer=self.provider,
-            serial=serial,
-            issued_at=now,
-            expires_at=now + _dt.timedelta(days=fresh),
-            licenses=[e.ident for e in live if e.kind == RevocationEntry.LICENSE],
-            activations=[e.ident for e in live if e.kind == RevocationEntry.ACTIVATION],
-        )
-        text = signer.sign(claims, typ=REVOCATIONS_TYPE)
-        self._revocation_list = (cache_key, text)
-        return text
+        key = (now.date(), fresh, signer.kid, self.config.revocation_list_max_bytes)
+
+        def sign() -> SignedRevocations:
+            serial, entries = self.ledger.revocations()
+            return sign_revocations(
+                signer,
+                issuer=self.provider,
+                serial=serial,
+                entries=entries,
+                now=now,
+                fresh=_dt.timedelta(days=fresh),
+                limit=self.config.revocation_list_max_bytes,
+            )
+
+        return self._revocation_list.get(key, self.ledger.revocation_serial(), sign)
 
     def _accepts_machine_id(self, record: LicenseRecord) -> bool:
         if record.accept_machine_id is not None:
@@ -1038,7 +1075,7 @@ class Issuer:
         allowed = policy.next_regeneration(record, self.config.regeneration_months, now)
         return LicenseView(
             record=record,
-            activation_key=self._secret.key_for(record.license_id, record.generation),
+            activation_key=self._key(record.license_id, record.generation),
             state=record.state(now),
             next_regeneration=allowed,
             regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
@@ -1050,10 +1087,19 @@ class Issuer:
 
     # -- the console and the admin API -------------------------------------------------
 
-    def acting_as(self, actor: str) -> Issuer:
-        """The same issuer recording its changes under another actor (one per request)."""
+    def _key(self, license_id: str, generation: int) -> str | None:
+        return self._secret.key_for(license_id, generation) if self.sees_keys else None
+
+    def acting_as(self, actor: str, *, keys: bool = True) -> Issuer:
+        """The same issuer recording its changes under another actor (one per request).
+
+        Args:
+            actor: who acts, for the audit history.
+            keys: whether its license views carry activation keys.
+        """
         other = copy.copy(self)
         other.actor = actor
+        other.sees_keys = self.sees_keys and keys
         return other
 
     def search(
@@ -1100,7 +1146,7 @@ class Issuer:
         views = [
             LicenseSummaryView(
                 summary=s,
-                activation_key=self._secret.key_for(s.license_id, s.generation),
+                activation_key=self._key(s.license_id, s.generation),
                 state=s.state(now),
             )
             for s in items
@@ -1222,12 +1268,15 @@ class Issuer:
     def authenticate_token(self, token: str, *, write: bool) -> Issuer:
         """The issuer acting as the admin API token's owner (``api:<token name>``).
 
+        A read-scope token's issuer leaves activation keys out of every
+        license it shows (keys- and write-scope tokens see them).
+
         Raises:
             AuthenticationError: not a valid token.
-            PermissionDeniedError: a read-scope token asking to write.
+            PermissionDeniedError: a read- or keys-scope token asking to write.
         """
         account = self.accounts.authenticate_token(token, write=write)
-        return self.acting_as(f"api:{account.name}")
+        return self.acting_as(f"api:{account.name}", keys=sees_keys(account))
 
     def login(self, user: str, password: str, *, address: str) -> str:
         """Check a console password and open a session; returns the session cookie value.

@@ -20,6 +20,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -68,6 +69,7 @@ from verifier import (
     RateLimitedError,
     RegenerationTooSoonError,
     RequestCodeError,
+    RevocationsError,
     ServerUnavailableError,
     TokenExpiredError,
     TokenNotYetValidError,
@@ -2131,3 +2133,196 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
     finally:
         server.stop()
         console_server.stop()
+
+
+
+# --- revocation list size, cache and rate; read-scope tokens and activation keys ---
+
+
+def restore_revocation_entries(home: Path, count: int) -> None:
+    """Give the provider's new ledger ``count`` live entries (as years of lease-0 regenerations leave)."""
+    from issuer.ledger import Ledger
+    from issuer.records import RevocationEntry
+
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=3000)
+    entries = [RevocationEntry(RevocationEntry.ACTIVATION, f"ACT-{i:012d}", until) for i in range(count)]
+    Ledger(home / "ledger").restore_revocations(1, entries)
+
+
+def test_a_revocation_list_every_panel_would_refuse_is_never_given_out(tmp_path: Path) -> None:
+    """At the real limit: the issuer's refusal and the verifier's are the one rule, not two."""
+    from issuer.revocation_list import MAX_REVOCATIONS_BYTES as ISSUER_LIMIT
+    from verifier.revocations import (
+        MAX_REVOCATIONS_BYTES,
+        REVOCATIONS_TYPE,
+        build_revocation_claims,
+        parse_revocations,
+    )
+
+    assert ISSUER_LIMIT is MAX_REVOCATIONS_BYTES and IssuerConfig().revocation_list_max_bytes == MAX_REVOCATIONS_BYTES
+    with pytest.raises(BadInputError, match="what verifiers accept"):
+        IssuerConfig(revocation_list_max_bytes=MAX_REVOCATIONS_BYTES + 1)
+    (tmp_path / "near").mkdir()
+    (tmp_path / "over").mkdir()
+    near, over = provider_home(tmp_path / "near"), provider_home(tmp_path / "over")
+    trusted = TrustedKeys.from_file(near / "keys" / "trusted_keys.json")
+    # 130,000 entries: about 80 % of the limit. Given out, with a warning on stderr.
+    restore_revocation_entries(near, 130_000)
+    exported = cli("issuer", "revocations", "export", "--out", "list.jwt", cwd=near)
+    warning = exported.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("warning: the revocation list (serial 1) has 130,000 entries")
+    assert f"% of the {MAX_REVOCATIONS_BYTES:,} bytes panels accept" in warning[0] and "--lease-days" in warning[0]
+    assert len(parse_revocations((near / "list.jwt").read_text(), trusted).activations) == 130_000
+    # 170,000 entries: over it. Refused in one line naming the count and what to do; nothing written.
+    restore_revocation_entries(over, 170_000)
+    refused = cli("issuer", "revocations", "export", "--out", "list.jwt", cwd=over, check=None)
+    assert_one_line_refusal(refused, "has 170,000 entries")
+    assert f"over the {MAX_REVOCATIONS_BYTES:,} bytes panels accept" in refused.stderr and "--lease-days" in refused.stderr
+    assert not (over / "list.jwt").exists()
+    # The same list, signed anyway with the provider's key, is what every panel would have refused.
+    now = dt.datetime.now(dt.UTC)
+    claims = build_revocation_claims(issuer="acme-hosting", serial=1, issued_at=now, expires_at=now + dt.timedelta(days=30),
+                                     licenses=[], activations=[f"ACT-{i:012d}" for i in range(170_000)])
+    signed = Keyring(over / "keys").signer().sign(claims, typ=REVOCATIONS_TYPE)
+    with pytest.raises(RevocationsError, match=f"larger than {MAX_REVOCATIONS_BYTES} bytes"):
+        parse_revocations(signed + "\n", TrustedKeys.from_file(over / "keys" / "trusted_keys.json"))
+
+
+def test_the_revocation_list_warns_from_three_quarters_of_the_limit_and_is_refused_over_it(tmp_path: Path) -> None:
+    """With a small limit injected: the library, the console page and its download say it."""
+    from starlette.testclient import TestClient
+
+    from issuer.errors import RevocationListTooLargeError
+    from issuer.web.app import ConsoleConfig, create_console_app
+
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    iss = make_issuer(tmp_path, clock)
+    iss.add_user("alice", "correct horse battery staple")
+    until = clock.now + dt.timedelta(days=3000)
+    from issuer.records import RevocationEntry
+
+    iss.ledger.restore_revocations(1, [RevocationEntry(RevocationEntry.LICENSE, f"LIC-{i:010d}", until) for i in range(60)])
+    size = iss.signed_revocations().size
+
+    def limited(limit: int) -> Issuer:
+        config = IssuerConfig(revocation_list_max_bytes=limit)
+        return Issuer(tmp_path / "ledger", tmp_path / "keys", clock=clock, config=config)
+
+    assert limited(size * 4 // 3 + 4).signed_revocations().warning is None  # below three quarters
+    exact = limited(size).signed_revocations()
+    assert exact.fits and exact.warning is not None and f"100% of the {size:,} bytes" in exact.warning
+    assert limited(size).revocation_list().count(".") == 2  # still given out
+    tight = limited(size - 1)
+    with pytest.raises(RevocationListTooLargeError, match="has 60 entries") as refused:
+        tight.revocation_list()
+    assert refused.value.code == "revocations-too-large" and "--lease-days" in refused.value.message
+    # The console shows it on the revocations page, and its download refuses in words.
+    client = TestClient(create_console_app(ConsoleConfig(ledger=str(tmp_path / "ledger"), keys=str(tmp_path / "keys")),
+                                           clock=clock, issuer=tight), follow_redirects=False)
+    page = client.get("/login")
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    assert client.post("/login", data={"csrf": csrf, "user": "alice", "password": "correct horse battery staple"}).status_code == 303
+    shown = client.get("/revocations")
+    assert shown.status_code == 200 and 'id="size-warning"' in shown.text and "has 60 entries" in shown.text
+    download = client.get("/revocations/download")
+    assert download.status_code == 503 and "has 60 entries" in download.text
+    # A revocation moves the serial: the list is weighed again, not served from before.
+    iss.revoke(iss.create_license(PRODUCT).license_id)
+    with pytest.raises(RevocationListTooLargeError, match="has 61 entries"):
+        tight.revocation_list()
+
+
+HOLD_LEDGER_LOCK = """
+import sys
+from verifier.fileio import file_lock
+with file_lock(sys.argv[1], 10):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_the_revocation_list_is_answered_while_another_process_holds_the_ledger_lock(home: Path) -> None:
+    """Anonymous list fetches never queue on the ledger lock while the list is unchanged."""
+    from verifier.fileio import LockTimeout, file_lock
+
+    first, second = create_license(home), create_license(home)
+    cli("issuer", "license", "revoke", first["license_id"], "--yes", cwd=home)
+    srv = LicenseServer(home)
+    lock = home / "ledger" / "ledger.lock"
+    try:
+        with urllib.request.urlopen(srv.url + "/v1/revocations", timeout=30) as response:
+            etag, listed = response.headers["ETag"], response.read().decode()
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_LEDGER_LOCK, str(lock)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            with pytest.raises(LockTimeout), file_lock(lock, 0.2):
+                pass  # the lock really is held
+            start = time.monotonic()
+            for _ in range(3):  # the server's lock timeout is 10 s: these would wait for it
+                with urllib.request.urlopen(srv.url + "/v1/revocations", timeout=5) as response:
+                    assert (response.status, response.headers["ETag"], response.read().decode()) == (200, etag, listed)
+            assert time.monotonic() - start < 5
+        finally:
+            holder.kill()
+            holder.wait()
+        # A change moves the serial; the next answer is the new list.
+        cli("issuer", "license", "revoke", second["license_id"], "--yes", cwd=home)
+        with urllib.request.urlopen(srv.url + "/v1/revocations", timeout=30) as response:
+            assert response.headers["ETag"] != etag
+            text = response.read().decode()
+        assert second["license_id"] in json.loads(base64.urlsafe_b64decode(text.split(".")[1] + "==").decode())["revoked"]["licenses"]
+    finally:
+        srv.stop()
+
+
+def test_revocation_list_requests_are_rate_limited_per_client_with_429(home: Path) -> None:
+    srv = LicenseServer(home, "--revocations-rate", "5")
+    try:
+        for _ in range(5):
+            with urllib.request.urlopen(srv.url + "/v1/revocations", timeout=30) as response:
+                assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as limited:
+            urllib.request.urlopen(srv.url + "/v1/revocations", timeout=30)
+        answer = json.loads(limited.value.read())
+        assert (limited.value.code, limited.value.headers["Content-Type"]) == (429, "application/problem+json")
+        assert answer["code"] == "rate-limited" and "revocation-list requests" in answer["detail"]
+        assert 1 <= answer["retry_after"] <= 12 and limited.value.headers["Retry-After"] == str(answer["retry_after"])
+        with urllib.request.urlopen(srv.url + "/v1/health", timeout=30) as response:
+            assert response.status == 200  # only the list is limited
+    finally:
+        srv.stop()
+
+
+def test_a_read_scope_token_never_receives_an_activation_key(home: Path) -> None:
+    """A dashboard's token reads licenses and the audit feed, but cannot burn a customer's key."""
+    from consoles import ConsoleServer, api, make_token
+
+    first, second = create_license(home), create_license(home)
+    cli("issuer", "license", "regenerate", first["license_id"], cwd=home)
+    current = show_license(home, first["license_id"])["activation_key"]
+    keys = {first["activation_key"], current, second["activation_key"]}
+    tokens = {scope: make_token(home, f"{scope}-client", scope) for scope in ("read", "keys", "write")}
+    console = ConsoleServer(home)
+    try:
+        paths = ["/v1/admin/licenses", f"/v1/admin/licenses/{first['license_id']}", "/v1/admin/events"]
+        for scope, token in tokens.items():
+            answers = {}
+            for path in paths:
+                status, _, body = api(console.url, "GET", path, token)
+                assert status == 200, (scope, path, body)
+                answers[path] = json.dumps(body)
+            assert not any(key in answers["/v1/admin/events"] for key in keys)  # audit events never carry one
+            shown = json.loads(answers[paths[1]])
+            listed = {item["license_id"]: item for item in json.loads(answers[paths[0]])["items"]}
+            if scope == "read":
+                assert not any(key in text or "activation_key" in text for text in answers.values() for key in keys)
+                assert "activation_key" not in shown and shown["key_generation"] == 2  # the rest is there
+            else:
+                assert shown["activation_key"] == current and listed[second["license_id"]]["activation_key"] == second["activation_key"]
+        created = {scope: api(console.url, "POST", "/v1/admin/licenses", token, {"product": PRODUCT})
+                   for scope, token in tokens.items()}
+        assert [created[s][2]["code"] for s in ("read", "keys")] == ["forbidden", "forbidden"]
+        assert created["write"][0] == 201 and created["write"][2]["activation_key"]
+    finally:
+        console.stop()

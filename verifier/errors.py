@@ -78,6 +78,7 @@ __all__ = [
     "RenewalCodeError",
     "RequestCodeError",
     "RevocationsError",
+    "RevocationListTooLargeError",
     "RevocationsRollbackError",
     "SecretMissingError",
     "ServerUnavailableError",
@@ -602,12 +603,13 @@ class CallbackError(LicenseError):
 
 
 class RateLimitedError(LicenseError):
-    """Too many failed attempts from one client address."""
+    """Too many attempts from one client address: failed keys, or revocation-list requests."""
 
     code = "rate-limited"
     advice = (
-        "Too many failed attempts from this address. Wait retry_after seconds (also sent "
-        "as Retry-After) before trying again."
+        "Too many attempts from this address (failed activation keys, or requests for the "
+        "revocation list). Wait retry_after seconds (also sent as Retry-After) before "
+        "trying again."
     )
     retry = True
     members: ClassVar[dict[str, dict[str, Any]]] = {
@@ -931,11 +933,11 @@ class AuthenticationError(LicenseError):
 
 
 class PermissionDeniedError(LicenseError):
-    """The credentials are valid but do not allow this (a read-scope token writing)."""
+    """The credentials are valid but do not allow this (a read- or keys-scope token writing)."""
 
     code = "forbidden"
     default_message = "this token may only read; changes need a write-scope token"
-    advice = "Use a write-scope token for changes; a read-scope token may only GET."
+    advice = "Use a write-scope token for changes; read- and keys-scope tokens may only GET."
     http_status = 403
 
 
@@ -965,3 +967,19 @@ class OutputRefusedError(LicenseError):
 
     code = "output-refused"
     default_message = "refusing to overwrite that file"
+
+
+class RevocationListTooLargeError(LicenseError):
+    """The revocation list would be larger than every verifier accepts, so it is not issued.
+
+    A panel refuses a list over :data:`verifier.revocations.MAX_REVOCATIONS_BYTES`
+    and keeps its old one; the issuer refuses to give such a list out instead.
+    """
+
+    code = "revocations-too-large"
+    advice = (
+        "The provider's revocation list has outgrown what panels accept; the panel keeps "
+        "the list it has. Quote the incident id to the provider."
+    )
+    default_message = "the revocation list is larger than panels accept"
+    http_status = 503  # the provider's list, not the client's request

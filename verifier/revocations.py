@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 REVOCATIONS_TYPE = "licet-revocations+jwt"
-MAX_REVOCATIONS_BYTES = 4 * 1024 * 1024  # ~50,000 entries
+MAX_REVOCATIONS_BYTES = 4 * 1024 * 1024  # ~165,000 entries; the issuer gives out no larger list
 _MAX_ID = 256
 
 

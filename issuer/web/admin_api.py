@@ -1,7 +1,9 @@
 """The admin REST API for billing systems, under ``/v1/admin/``.
 
 Bearer tokens made with ``issuer admin token create``: a ``read`` token may
-GET, a ``write`` token may also create and change. Every change is recorded in
+GET, but never sees an activation key (whoever reads a key can burn the
+customer's license); a ``keys`` token may GET with keys; a ``write`` token may
+also create and change. Every change is recorded in
 the audit log as ``api:<token name>``. Errors are problem+json; bodies are
 strict (wrong types and unknown fields are refused before anything changes).
 
@@ -20,6 +22,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from issuer import apidoc, httpapi
 from issuer import errors as ie
@@ -123,6 +126,21 @@ LeaseDays = Annotated[
     Field(ge=0, le=MAX_LEASE_DAYS, description="0: no lease; null or absent: the default"),
     BeforeValidator(_whole),
 ]
+
+
+def _no_default(schema: JsonDict) -> None:
+    """The member is absent, never null: its schema names no default."""
+    schema.pop("default", None)
+
+
+#: Left out of answers to a read-scope token; keys- and write-scope tokens get it.
+ActivationKey = Annotated[
+    str | SkipJsonSchema[None],
+    Field(
+        description="the current activation key (absent for a read-scope token)",
+        json_schema_extra=_no_default,
+    ),
+]
 #: A body may give a number of days or a last day, not both.
 _DAYS_OR_EXPIRES: JsonDict = {
     "not": {
@@ -172,7 +190,7 @@ class LicenseOut(BaseModel):
     customer: str | None
     ip: str | None
     status: Status
-    activation_key: str
+    activation_key: ActivationKey = None
     key_generation: int
     created_at: str
     expires_at: str | None
@@ -195,7 +213,7 @@ class LicenseItem(BaseModel):
     license_id: str
     product: str
     status: Status
-    activation_key: str
+    activation_key: ActivationKey = None
     customer: str | None
     ip: str | None
     created_at: str
@@ -294,6 +312,7 @@ _KEYRING = (e.KeyringError, e.KeyringMissingError, e.NoActiveKeyError)
     "/licenses",
     operation_id="list_licenses",
     response_model=LicenseList,
+    response_model_exclude_unset=True,  # a member left out stays out (activation_key)
     responses=_answers(*_EVERY),
 )
 def list_licenses(
@@ -339,10 +358,11 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     "/licenses/{license_id}",
     operation_id="get_license",
     response_model=LicenseOut,
+    response_model_exclude_unset=True,  # a member left out stays out (activation_key)
     responses={200: _LICENSE, **_answers(*_EVERY, e.LicenseNotFoundError)},
 )
 def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
-    """A license with its key, current activation, next regeneration date and history."""
+    """A license: its key (not for read-scope tokens), activation, regeneration date, history."""
     return iss.show(license_id).to_dict()
 
 

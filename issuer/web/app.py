@@ -40,8 +40,9 @@ from verifier.errors import BadInputError, LicenseError
 __all__ = ["ConsoleConfig", "check_bind", "create_console_app", "serve_console"]
 
 _DESCRIPTION = (
-    "Admin REST API under /v1/admin/ (Bearer token: read scope for GET and HEAD, write "
-    "scope for the rest). Refusals are RFC 9457 problem documents "
+    "Admin REST API under /v1/admin/ (Bearer token: read scope for GET and HEAD, without "
+    "activation keys; keys scope for GET and HEAD with them; write scope for the rest). "
+    "Refusals are RFC 9457 problem documents "
     "(application/problem+json) with a stable `code`; each `type` is a page under "
     f"{apidoc.PROBLEMS_PATH}. The HTML console pages are not part of this document."
 )

@@ -450,9 +450,24 @@ async def revocations_page(request: Request) -> Response:
     """The revocation list: its serial, its entries, and a download of the signed list."""
     acting, _, csrf = await _session(request)
     serial, entries = await run_in_threadpool(acting.revocations)
+    warning = await run_in_threadpool(_size_warning, acting)
     return _render(
-        request, "revocations.html", user=_user(acting), csrf=csrf, serial=serial, entries=entries
+        request,
+        "revocations.html",
+        user=_user(acting),
+        csrf=csrf,
+        serial=serial,
+        entries=entries,
+        warning=warning,
     )
+
+
+def _size_warning(acting: Issuer) -> str | None:
+    """What the provider must know about the signed list's size (near or over the panels' limit)."""
+    try:
+        return acting.signed_revocations().warning
+    except LicenseError as err:  # no key to sign with: the page still shows the entries
+        return f"the revocation list cannot be signed now: {err.message}"
 
 
 @router.get("/revocations/download")

@@ -160,6 +160,20 @@ def test_a_body_the_schema_accepts_is_created(console: Any, document: dict[str, 
     assert schema_of(document, "LicenseOut").is_valid(response.json())
 
 
+def test_a_read_token_gets_licenses_without_their_key_as_the_schema_allows(console: Any, document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for name in ("LicenseOut", "LicenseItem"):  # a string when present, never null, and not required
+        key = schemas[name]["properties"]["activation_key"]
+        assert key["type"] == "string" and "default" not in key and "anyOf" not in key
+        assert "activation_key" not in schemas[name]["required"] and "read-scope" in key["description"]
+    items = console.get("/v1/admin/licenses", headers=console.read).json()["items"]
+    shown = console.get(f"/v1/admin/licenses/{items[0]['license_id']}", headers=console.read).json()
+    assert items and all("activation_key" not in item and schema_of(document, "LicenseItem").is_valid(item) for item in items)
+    assert "activation_key" not in shown and schema_of(document, "LicenseOut").is_valid(shown)
+    keyed = console.get(f"/v1/admin/licenses/{items[0]['license_id']}", headers=console.write).json()
+    assert keyed["activation_key"] and schema_of(document, "LicenseOut").is_valid(keyed)
+
+
 def test_content_the_schema_cannot_judge_has_codes_of_its_own(console: Any, document: dict[str, Any]) -> None:
     for body, code in [({"product": "unheard-of"}, "unknown-product"), ({"product": PRODUCT, "expires": "2001-01-01"}, "expiry-out-of-range"),
                        ({"product": PRODUCT, "expires": "9999-12-31"}, "expiry-out-of-range")]:

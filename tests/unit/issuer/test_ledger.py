@@ -167,6 +167,37 @@ def test_lock_left_by_a_killed_process_is_recovered(env: tuple[Issuer, Path], tm
     assert len(reopen(tmp_path).licenses()) == 1
 
 
+def test_the_revocation_serial_is_read_while_another_process_holds_the_lock(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    iss, ledger = env
+    iss.revoke(iss.licenses()[0].license_id)
+    holder = hold_lock(ledger)
+    try:
+        start = time.monotonic()
+        assert Ledger(ledger, lock_timeout=0.3).revocation_serial() == 1  # no wait for the holder
+        assert time.monotonic() - start < 0.3
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_ledger_from_before_the_serial_file_gets_it_at_its_next_read_of_the_list(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+    iss, ledger = env
+    iss.revoke(iss.licenses()[0].license_id)
+    entries = json.loads((ledger / "revocations" / "list.json").read_text())["revocations"]
+    # As such a ledger kept it: the serial in list.json, no serial.json.
+    entries["0"] = {"kind": "serial", "serial": 7}
+    (ledger / "revocations" / "list.json").write_text(json.dumps({"revocations": entries}))
+    (ledger / "revocations" / "serial.json").unlink()
+    old = Ledger(ledger)
+    assert old.revocation_serial() is None  # only the locked read can tell
+    serial, listed = old.revocations()
+    assert serial == 7 and [e.kind for e in listed] == ["license"]
+    assert old.revocation_serial() == 7
+    iss.revoke(iss.create_license(PRODUCT).license_id)  # the next change moves it on, in one place
+    assert old.revocation_serial() == old.revocations()[0] == 8
+    assert "serial" not in (ledger / "revocations" / "list.json").read_text()
+
+
 # --- the shard layout is the ledger's own record --------------------------------------------
 
 

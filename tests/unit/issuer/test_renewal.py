@@ -178,3 +178,46 @@ def test_entries_are_pruned_once_every_token_they_affect_has_expired(iss: Issuer
     iss.regenerate(license_id)
     serial, entries = iss.ledger.revocations()
     assert serial == 2 and entries == []
+
+
+def test_the_ledger_tells_its_revocation_serial_without_reading_the_list(iss: Issuer) -> None:
+    assert iss.ledger.revocation_serial() == 0
+    license_id, _ = activate(iss)
+    iss.regenerate(license_id)
+    assert iss.ledger.revocation_serial() == iss.ledger.revocations()[0] == 1
+    other, _ = activate(iss, "beta")
+    iss.revoke(other)
+    assert iss.ledger.revocation_serial() == iss.ledger.revocations()[0] == 2
+
+
+def test_an_unchanged_list_is_answered_from_memory_by_every_copy_of_the_issuer(
+    iss: Issuer, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jwt
+
+    from keytool import Keyring
+
+    license_id, _ = activate(iss)
+    iss.regenerate(license_id)
+    reads: list[int] = []
+    backend = type(iss.ledger)
+    read_entries = backend.revocations
+    monkeypatch.setattr(backend, "revocations", lambda self: reads.append(1) or read_entries(self))
+    first = iss.revocation_list()
+    copies = [iss.acting_as(f"api:client-{n}") for n in range(3)]  # one per request, as the web layer makes
+    assert [c.revocation_list() for c in copies] == [first] * 3
+    assert len(reads) == 1  # the entries were read once, for the first answer
+    # A change moves the serial: the next answer, from any copy, reads the entries again.
+    other, _ = activate(iss, "beta")
+    iss.revoke(other)
+    changed = copies[0].revocation_list()
+    assert len(reads) == 2 and changed != first
+    assert other in panel_verifier(iss, "alpha", clock).apply_revocations(changed).licenses
+    assert iss.revocation_list() == changed and len(reads) == 2
+    # A rotated signing key re-signs the list at once; so does the next UTC day.
+    Keyring(tmp_path / "keys", clock=clock).rotate()
+    rotated = copies[1].revocation_list()
+    assert jwt.get_unverified_header(rotated)["kid"] != jwt.get_unverified_header(changed)["kid"]
+    assert len(reads) == 3
+    clock.advance(days=1)
+    assert iss.revocation_list() != rotated and len(reads) == 4
