@@ -76,6 +76,7 @@ LEDGER_FAULTS: tuple[type[LicenseError], ...] = (
     e.LedgerMissingError,
     e.LedgerCorruptError,
     e.LedgerBusyError,
+    e.LedgerUnavailableError,
     e.LedgerWriteError,
 )
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
@@ -153,12 +154,13 @@ def problem_for(err: LicenseError) -> JSONResponse:
     if err.http_status >= 500:
         # The provider's own trouble (ledger, keys): the detail names files and
         # set-up, which clients must not learn. It goes to the log; the client
-        # keeps the stable code (it may retry a busy ledger).
-        return incident(err.code, err.message, err.http_status)
+        # keeps the stable code (it may retry a busy ledger) and the data the
+        # class carries for it (when to retry an unreachable ledger).
+        return incident(err.code, err.message, err.http_status, **err.details())
     return problem(err.http_status, err.code, err.message, **err.details())
 
 
-def incident(code: str, detail: str, status: int) -> JSONResponse:
+def incident(code: str, detail: str, status: int, **extra: Any) -> JSONResponse:
     """A problem whose detail stays in the server log, under an incident id the client gets."""
     name = secrets.token_hex(6)
     _log.error("incident %s: %s (%s)", name, detail, code)
@@ -167,6 +169,7 @@ def incident(code: str, detail: str, status: int) -> JSONResponse:
         code,
         f"the server cannot serve this request now; try again later (incident {name})",
         incident=name,
+        **extra,
     )
 
 

@@ -45,14 +45,12 @@ import contextlib
 import datetime as _dt
 import importlib.resources
 import json
-import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from issuer.errors import (
     AccountExistsError,
     AccountNotFoundError,
-    LedgerBusyError,
     LedgerCorruptError,
     LedgerError,
     LedgerExistsError,
@@ -78,9 +76,9 @@ from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNot
 try:
     import psycopg
     from psycopg import errors as pg_errors
-    from psycopg.conninfo import conninfo_to_dict
     from psycopg.types.json import Jsonb
-    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from issuer.ledger_pgconn import Database, redact_url
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
         "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
@@ -99,35 +97,6 @@ _MIGRATIONS = tuple(
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 _LEASES_VERSION = 3  # the schema version that added leases and the revocation list
-_POOL_SIZE = 8
-_CONNECT_TIMEOUT = 5  # seconds; an unreachable database is an error, not a hang
-# While the database is away, a request waits this long for a connection and then
-# fails (503); the pool gives up on a lost connection after _RECONNECT seconds and
-# tries anew when the next request comes, so service resumes within seconds of the
-# database's return instead of after an ever longer back-off.
-_CONNECTION_WAIT = 3.0
-_RECONNECT = 5.0
-
-
-def redact_url(url: str) -> str:
-    """The URL fit to print: user, host, port and database, never a password.
-
-    Raises:
-        BadInputError: not a PostgreSQL URL (the message does not repeat it).
-    """
-    params = _params(url)
-    user = params.get("user")
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    dbname = params.get("dbname") or user or ""
-    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{dbname}"
-
-
-def _params(url: str) -> dict[str, str]:
-    try:
-        return {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
-    except psycopg.Error:
-        raise BadInputError("the ledger URL is not a valid postgresql:// URL") from None
 
 
 class PostgresLedger(LedgerBackend):
@@ -150,12 +119,8 @@ class PostgresLedger(LedgerBackend):
             self.info = self._read_info(conn)
 
     def _setup(self, url: str, lock_timeout: float) -> None:
-        self.location = redact_url(url)
-        self._url = url
-        self._secret_words = _secret_words(url)
-        self._lock_timeout = lock_timeout
-        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
-        self._pool_lock = threading.Lock()  # a server's threads open one pool, not one each
+        self._db = Database(url, lock_timeout=lock_timeout)
+        self.location = self._db.location
 
     @classmethod
     def _unopened(cls, url: str) -> PostgresLedger:
@@ -730,10 +695,7 @@ class PostgresLedger(LedgerBackend):
 
     def close(self) -> None:
         """Close the connection pool (a later operation opens a new one)."""
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+        self._db.close()
 
     # -- internals ----------------------------------------------------------------
 
@@ -762,84 +724,13 @@ class PostgresLedger(LedgerBackend):
             raise LicenseNotFoundError(f"no license {license_id!r}")
         return _record(row[0])
 
-    @contextlib.contextmanager
-    def _direct(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of its own (opening, creating, upgrading), errors translated.
+    def _direct(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection of its own (opening, creating, upgrading): see :meth:`Database.direct`."""
+        return self._db.direct()
 
-        In autocommit mode, so each ``conn.transaction()`` block is a whole
-        transaction that commits at its end — never a savepoint of an
-        implicit transaction that closing the connection would roll back.
-        """
-        with self._translated():
-            conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT, autocommit=True)
-            try:
-                yield conn
-            finally:
-                conn.close()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        """One transaction on a pooled connection: committed on success, else rolled back."""
-        with self._translated():
-            pool = self._open_pool()
-            with pool.connection() as conn:
-                yield conn
-
-    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
-        """The connection pool, opened at first use: a server's workers each open their own."""
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ConnectionPool(
-                    self._url,
-                    min_size=1,
-                    max_size=_POOL_SIZE,
-                    kwargs={"connect_timeout": _CONNECT_TIMEOUT},
-                    configure=lambda conn: _configure(conn, self._lock_timeout),
-                    # A connection the database dropped (a restart) is found before use.
-                    check=ConnectionPool.check_connection,
-                    timeout=min(self._lock_timeout, _CONNECTION_WAIT),
-                    reconnect_timeout=_RECONNECT,
-                    open=True,
-                )
-            return self._pool
-
-    @contextlib.contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Database errors become one-line ledger errors that never show the password."""
-        try:
-            yield
-        except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled) as err:
-            raise LedgerBusyError(
-                f"ledger is busy: a license stayed locked for {self._lock_timeout:g} s"
-            ) from err
-        except pg_errors.UndefinedTable as err:
-            raise LedgerMissingError(
-                f"no ledger in {self.location} — run 'issuer init --ledger URL' first"
-            ) from err
-        except pg_errors.InsufficientPrivilege as err:
-            raise LedgerError(
-                f"the database role may not use the ledger in {self.location}: {self._words(err)}"
-            ) from err
-        except PoolTimeout as err:
-            raise LedgerError(
-                f"cannot reach the ledger database {self.location} "
-                f"(no working connection within {min(self._lock_timeout, _CONNECTION_WAIT):g} s)"
-            ) from err
-        except psycopg.OperationalError as err:
-            raise LedgerError(
-                f"cannot reach the ledger database {self.location}: {self._words(err)}"
-            ) from err
-        except psycopg.Error as err:
-            raise LedgerError(
-                f"the ledger database {self.location} failed: {self._words(err)}"
-            ) from err
-
-    def _words(self, err: Exception) -> str:
-        """The first line of a driver message, with any secret of the URL masked."""
-        text = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        for word in self._secret_words:
-            text = text.replace(word, "***")
-        return text
+    def _transaction(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        """One transaction on a pooled connection: see :meth:`Database.transaction`."""
+        return self._db.transaction()
 
     def _read_info(self, conn: psycopg.Connection[Any]) -> LedgerInfo:
         row = conn.execute("SELECT to_regclass('licet.meta') IS NOT NULL").fetchone()
@@ -912,17 +803,6 @@ def _check_version(version: Any, location: str) -> None:
         f"the ledger in {location} has schema version {version!r}, newer than this issuer's "
         f"{SCHEMA_VERSION} — upgrade licet"
     )
-
-
-def _configure(conn: psycopg.Connection[Any], lock_timeout: float) -> None:
-    # A row held longer than the lock timeout is a busy ledger (retry), not a hang.
-    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout * 1000)}",))
-    conn.commit()
-
-
-def _secret_words(url: str) -> list[str]:
-    password = _params(url).get("password")
-    return [password] if password else []
 
 
 def _record(doc: Any) -> LicenseRecord:

@@ -8,8 +8,11 @@ would hide a missing backend and the test fails instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,3 +119,98 @@ class LedgerSite:
         if isinstance(snap, dict) and all(isinstance(v, bytes) for v in snap.values()):
             return b"".join(snap.values())
         return repr(snap).encode()
+
+
+def terminate_sessions(url: str) -> int:
+    """End every session on ``url``'s database but the caller's, as an administrator would.
+
+    Waits (up to 5 s each) until each server process has exited, so its
+    connection is closed by the time this returns. Returns how many ended.
+    """
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    with psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (conninfo_to_dict(url)["dbname"],),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def sessions(url: str) -> int:
+    """How many sessions ``url``'s database has (the caller's own not counted)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    with psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (conninfo_to_dict(url)["dbname"],),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 in front of the PostgreSQL server.
+
+    A ledger URL through it (:meth:`url`) reaches the real database; after
+    :meth:`close` its port refuses connections and every relayed one is cut
+    — the database as a server sees it when its host goes away. ``port``
+    reopens a relay on a closed one's port (the database is back).
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        server = conninfo_to_dict(SERVER_URL)
+        self._upstream = (str(server.get("host") or "127.0.0.1"), int(server.get("port") or 5432))
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self.port = int(self._listener.getsockname()[1])
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` (of the test server) through this relay."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = conninfo_to_dict(database_url)
+        user = params.get("user") or ""
+        return f"postgresql://{user + '@' if user else ''}127.0.0.1:{self.port}/{params['dbname']}"
+
+    def close(self) -> None:
+        """Refuse new connections and cut every relayed one."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream, timeout=5)
+            upstream.settimeout(None)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy bytes one way until either side ends; then end both."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    for sock in (source, sink):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from importlib.metadata import version
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import jwt
@@ -2326,3 +2327,96 @@ def test_a_read_scope_token_never_receives_an_activation_key(home: Path) -> None
         assert created["write"][0] == 201 and created["write"][2]["activation_key"]
     finally:
         console.stop()
+
+
+# --- dead database connections: an outage ends cleanly, and no request after it fails -----------
+
+
+def _pg_provider(tmp_path: Path, url: str, licenses: int) -> list[str]:
+    """A provider folder (keys) whose ledger is ``url``; returns the activation keys of new licenses."""
+    cli("keytool", "new", cwd=tmp_path)
+    iss = Issuer.init(url, tmp_path / "keys", name="acme-hosting")
+    keys = [iss.create_license(PRODUCT).activation_key for _ in range(licenses)]
+    iss.ledger.close()
+    return keys
+
+
+def _timed_activation(srv: LicenseServer, key: str, machine: str) -> tuple[int, float, dict, str | None]:  # type: ignore[type-arg]
+    """Status, seconds taken, body and Retry-After of one online activation."""
+    request = urllib.request.Request(srv.url + "/v1/activations", data=manual_body(key, machine), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, time.monotonic() - started, json.loads(response.read()), None
+    except urllib.error.HTTPError as err:
+        return err.code, time.monotonic() - started, json.loads(err.read()), err.headers["Retry-After"]
+
+
+def test_sessions_the_database_ended_never_fail_the_requests_that_follow(tmp_path: Path, pg_url: str) -> None:
+    """An administrator (or a restart, or a failover) ends every session: each worker's pool holds dead connections."""
+    from pgsupport import sessions, terminate_sessions
+
+    keys = _pg_provider(tmp_path, pg_url, 40)
+    srv = LicenseServer(tmp_path, "--ledger", pg_url, "--workers", "2")
+    try:
+        barrier = threading.Barrier(16)
+
+        def warm(n: int) -> int:
+            barrier.wait(timeout=60)
+            with urllib.request.urlopen(srv.url + "/v1/revocations", timeout=30) as response:
+                return int(response.status)
+
+        with ThreadPool(16) as pool:  # enough at once that both workers open several connections
+            assert pool.map(warm, range(16), chunksize=1) == [200] * 16
+        opened = sessions(pg_url)
+        assert opened >= 4
+        assert terminate_sessions(pg_url) == opened
+        # The very next requests, one after another, then many at once (both workers):
+        # every one is served, and promptly. They used to wait 3 s and fail (503) while
+        # the pool checked its dead connections one by one.
+        answers = [_timed_activation(srv, key, f"box-{n}") for n, key in enumerate(keys[:8])]
+        with ThreadPool(16) as pool:
+            answers += pool.starmap(_timed_activation, [(srv, key, f"box-{n}") for n, key in enumerate(keys[8:40], 8)])
+        assert [status for status, *_ in answers] == [200] * 40, [(s, b.get("code")) for s, _, b, _ in answers if s != 200]
+        assert max(seconds for _, seconds, *_ in answers[:8]) < 2.0
+    finally:
+        srv.stop()
+
+
+def test_a_ledger_database_gone_from_the_network_is_a_prompt_503_with_retry_after_and_writes_nothing(tmp_path: Path, pg_url: str) -> None:
+    from pgsupport import Relay
+
+    from verifier.errors import LedgerUnavailableError, error_for_code
+
+    keys = _pg_provider(tmp_path, pg_url, 8)
+    relay = Relay()  # the database, reached through a port that can vanish
+    srv = LicenseServer(tmp_path, "--ledger", relay.url(pg_url))
+    try:
+        assert _timed_activation(srv, keys[0], "box-0")[0] == 200
+        relay.close()  # its host is gone: every connection cut, and the port refuses
+        for n, key in enumerate(keys[1:6], 1):
+            status, seconds, body, retry_after = _timed_activation(srv, key, f"box-{n}")
+            assert (status, body["code"]) == (503, "ledger-unavailable")
+            assert retry_after is not None and 1 <= int(retry_after) <= 10 and body["retry_after"] == int(retry_after)
+            assert seconds < 1.5  # answered at once, not after waiting for a connection
+            rebuilt = error_for_code(body["code"], body["detail"], body)  # what a panel's verifier makes of it
+            assert isinstance(rebuilt, LedgerUnavailableError) and rebuilt.retry_after == int(retry_after)
+        relay = Relay(relay.port)  # the database is back: the server reconnects by itself
+        served: list[int] = []
+
+        def activated() -> bool:
+            served.append(_timed_activation(srv, keys[6], "box-6")[0])
+            return served[-1] == 200
+
+        deadline = time.monotonic() + 20
+        while not activated():
+            assert time.monotonic() < deadline, f"no activation within 20 s of the database's return: {served}"
+            time.sleep(0.05)
+        assert set(served) <= {200, 503}
+    finally:
+        srv.stop()
+        relay.close()
+    ledger = Issuer(pg_url, tmp_path / "keys")
+    states = {lic.activation_key: lic.state for lic in ledger.licenses()}
+    assert [states[k] for k in keys] == ["activated", "issued", "issued", "issued", "issued", "issued", "activated", "issued"]

@@ -56,6 +56,7 @@ __all__ = [
     "LedgerError",
     "LedgerExistsError",
     "LedgerMissingError",
+    "LedgerUnavailableError",
     "LedgerVersionError",
     "LedgerWriteError",
     "LicenseError",
@@ -602,6 +603,20 @@ class CallbackError(LicenseError):
     http_status = 403
 
 
+#: The ``retry_after`` member of every refusal that says when to try again.
+_RETRY_AFTER_MEMBER: dict[str, Any] = {
+    "type": "integer",
+    "minimum": 0,
+    "description": "seconds to wait before the next attempt (also the Retry-After header)",
+}
+
+
+def _retry_after(details: dict[str, Any]) -> int | None:
+    """The ``retry_after`` a server sent, if it is a whole number of seconds ≥ 0."""
+    wait = details.get("retry_after")
+    return wait if type(wait) is int and wait >= 0 else None
+
+
 class RateLimitedError(LicenseError):
     """Too many attempts from one client address: failed keys, or revocation-list requests."""
 
@@ -612,13 +627,7 @@ class RateLimitedError(LicenseError):
         "trying again."
     )
     retry = True
-    members: ClassVar[dict[str, dict[str, Any]]] = {
-        "retry_after": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "seconds to wait before the next attempt (also the Retry-After header)",
-        },
-    }
+    members: ClassVar[dict[str, dict[str, Any]]] = {"retry_after": _RETRY_AFTER_MEMBER}
     default_message = "too many failed activation attempts — try again later"
     http_status = 429
 
@@ -633,8 +642,7 @@ class RateLimitedError(LicenseError):
     @classmethod
     def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
         """Rebuild with the wait the server sent (ignored unless a whole number ≥ 0)."""
-        wait = details.get("retry_after")
-        return cls(message, retry_after=wait if type(wait) is int and wait >= 0 else None)
+        return cls(message, retry_after=_retry_after(details))
 
 
 class ServerUnavailableError(LicenseError):
@@ -798,6 +806,37 @@ class LedgerWriteError(LedgerError):
 
     code = "ledger-write-failed"
     default_message = "could not write the ledger; nothing was changed"
+
+
+class LedgerUnavailableError(LedgerError):
+    """The ledger's database cannot be reached: down, failing over, or refusing connections.
+
+    Nothing was answered from a guess: the request either changed nothing or,
+    when the connection was lost during its commit, its client was never told
+    it succeeded. ``retry_after`` is the seconds after which the license
+    server will have tried the database again.
+    """
+
+    code = "ledger-unavailable"
+    advice = (
+        "The provider's ledger database cannot be reached right now (a restart or a "
+        "failover). Wait retry_after seconds (also sent as Retry-After), then retry."
+    )
+    members: ClassVar[dict[str, dict[str, Any]]] = {"retry_after": _RETRY_AFTER_MEMBER}
+    default_message = "the ledger's database cannot be reached — try again in a few seconds"
+
+    def __init__(self, message: str | None = None, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def details(self) -> dict[str, Any]:
+        """Carry the seconds to wait before the next attempt."""
+        return {} if self.retry_after is None else {"retry_after": self.retry_after}
+
+    @classmethod
+    def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
+        """Rebuild with the wait the server sent (ignored unless a whole number ≥ 0)."""
+        return cls(message, retry_after=_retry_after(details))
 
 
 class LedgerVersionError(LedgerError):

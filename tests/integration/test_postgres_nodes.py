@@ -407,12 +407,15 @@ def test_the_server_survives_a_database_outage_and_loses_no_acknowledged_activat
     node = LicenseServer(tmp_path, "--ledger", pg_url)
     acknowledged: dict[str, str] = {}
     statuses: list[tuple[int, str]] = []
+    refusals: list[str] = []
     try:
         def activate(lic: dict[str, Any]) -> None:
             status, ctype, body = post(node.url + "/v1/activations", {"request_code": code_for(lic["activation_key"], "box-" + lic["license_id"])})
             statuses.append((status, ctype))
             if status == 200:
                 acknowledged[lic["license_id"]] = body["token"]
+            else:
+                refusals.append(body["code"])
 
         activate(licenses[0])
         assert statuses[-1][0] == 200
@@ -431,6 +434,7 @@ def test_the_server_survives_a_database_outage_and_loses_no_acknowledged_activat
 
             wait_until(activated, 90, "the server to reach the database again")
         assert all(s in ((200, "application/json"), (503, "application/problem+json")) for s in statuses), statuses
+        assert set(refusals) == {"ledger-unavailable"}, refusals  # the database refused: never another fault
     finally:
         _admin(f"ALTER DATABASE {dbname} WITH ALLOW_CONNECTIONS true")
         node.stop()
