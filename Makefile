@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 ONLINE_STAMP := $(VENV)/.installed-online
 
-.PHONY: test lint demo demo-online bench audit clean
+# Where the tests' temporary folders go, and how many pytest workers run them.
+TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm/licet-tests || echo $${TMPDIR:-/tmp}/licet-tests)
+TEST_WORKERS ?= auto
+
+.PHONY: test test-fast lint demo demo-online bench audit clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +39,18 @@ test: lint
 	@command -v zbarimg >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zbar-tools >/dev/null; } || true
 	# Integration tests run the installed console scripts, so .venv/bin goes first on PATH.
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q --durations=15
+	# Every core runs tests (xdist; an xdist_group stays on one worker), in random order
+	# (pytest-randomly prints the seed: -p randomly -p "randomly_seed=N" repeats it), and
+	# temporary folders live in memory when /dev/shm exists: fsync-bound ledger tests.
+	mkdir -p $(TEST_TMPDIR)
+	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
+		-n $(TEST_WORKERS) --dist loadgroup -p randomly --durations=20 $(PYTEST_ARGS)
+
+# The unit and property layers only: seconds, for the edit-test loop (no servers, no browser).
+test-fast: $(STAMP)
+	mkdir -p $(TEST_TMPDIR)
+	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
+		-n $(TEST_WORKERS) -p randomly tests/unit tests/property $(PYTEST_ARGS)
 
 demo: $(DEMO_STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo.sh

@@ -7,6 +7,21 @@ import pytest
 from support import FakeClock, Provider
 
 
+@pytest.fixture(autouse=True)
+def _end_to_end_commands(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``e2e`` runs every console command through the installed script."""
+    if request.node.get_closest_marker("e2e") is None:
+        yield
+        return
+    from clirun import END_TO_END
+
+    END_TO_END.set()
+    try:
+        yield
+    finally:
+        END_TO_END.clear()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keytool import Keyring
@@ -66,6 +68,22 @@ class FakeBoot:
     def reboot(self, uptime: float = 30.0) -> None:
         self.boots += 1
         self.seconds = uptime
+
+
+#: Tests that bound a wall-clock time share one xdist worker, so no two of them run at once.
+TIMING = pytest.mark.xdist_group("timing")
+
+
+def wait_past_second() -> None:
+    """Wait until the wall clock shows a later whole second than now (under a second).
+
+    Tokens carry whole seconds and are deterministic: a renewal in the same
+    second as the first token would be the same token. This waits on that
+    condition, not for a fixed time.
+    """
+    now = int(time.time())
+    while int(time.time()) <= now:
+        time.sleep(0.01)
 
 
 def server_fp(name: str, product: str = PRODUCT, nics: int = 1) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from servers import CallbackPanel, LicenseServer, free_port, wait_until
 from support import (
     PRODUCT,
+    TIMING,
     FakeBoot,
     FakeClock,
     Provider,
@@ -2242,6 +2243,7 @@ with file_lock(sys.argv[1], 10):
 """
 
 
+@TIMING
 def test_the_revocation_list_is_answered_while_another_process_holds_the_ledger_lock(home: Path) -> None:
     """Anonymous list fetches never queue on the ledger lock while the list is unchanged."""
     from verifier.fileio import LockTimeout, file_lock
@@ -2353,6 +2355,7 @@ def _timed_activation(srv: LicenseServer, key: str, machine: str) -> tuple[int, 
         return err.code, time.monotonic() - started, json.loads(err.read()), err.headers["Retry-After"]
 
 
+@TIMING
 def test_sessions_the_database_ended_never_fail_the_requests_that_follow(tmp_path: Path, pg_url: str) -> None:
     """An administrator (or a restart, or a failover) ends every session: each worker's pool holds dead connections."""
     from pgsupport import sessions, terminate_sessions
@@ -2367,9 +2370,15 @@ def test_sessions_the_database_ended_never_fail_the_requests_that_follow(tmp_pat
             with urllib.request.urlopen(srv.url + "/v1/revocations", timeout=30) as response:
                 return int(response.status)
 
-        with ThreadPool(16) as pool:  # enough at once that both workers open several connections
-            assert pool.map(warm, range(16), chunksize=1) == [200] * 16
-        opened = sessions(pg_url)
+        # Rounds of 16 at once until both workers' pools have grown (on a loaded machine
+        # one round may be served by fewer connections than it has requests).
+        deadline = time.monotonic() + 60
+        while True:
+            with ThreadPool(16) as pool:
+                assert pool.map(warm, range(16), chunksize=1) == [200] * 16
+            opened = sessions(pg_url)
+            if opened >= 4 or time.monotonic() > deadline:
+                break
         assert opened >= 4
         assert terminate_sessions(pg_url) == opened
         # The very next requests, one after another, then many at once (both workers):
@@ -2384,6 +2393,7 @@ def test_sessions_the_database_ended_never_fail_the_requests_that_follow(tmp_pat
         srv.stop()
 
 
+@TIMING
 def test_a_ledger_database_gone_from_the_network_is_a_prompt_503_with_retry_after_and_writes_nothing(tmp_path: Path, pg_url: str) -> None:
     from pgsupport import Relay
 

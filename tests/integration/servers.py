@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import itertools
 import os
 import queue
+import random
 import shutil
 import socket
 import ssl
@@ -67,10 +69,26 @@ def has_open(pid: int, path: Path) -> bool:
     return False
 
 
+#: Ports handed to servers come from below Linux's ephemeral range (32768-60999), so
+#: no client connection can take one between the choice and the server's bind, and
+#: each pytest-xdist worker draws from its own slice, so no two workers pick alike.
+_PORT_BASE, _PORT_SLICE = 20000, 1500
+_next_port = itertools.count(random.randrange(_PORT_SLICE))
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port on ``host`` that nothing listens on and that no other test worker will choose."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = _PORT_BASE + (int(worker) % 8 if worker.isdigit() else 0) * _PORT_SLICE
+    for _ in range(_PORT_SLICE):
+        port = first + next(_next_port) % _PORT_SLICE
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {first}-{first + _PORT_SLICE - 1}")
 
 
 class ServedProcess:

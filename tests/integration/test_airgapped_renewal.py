@@ -6,12 +6,11 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from clirun import assert_one_line_refusal, cli
-from support import ledger_bytes
+from support import ledger_bytes, wait_past_second
 
 TRUST = ("--product", "ispmanager", "--trusted-keys")
 
@@ -41,7 +40,7 @@ def test_air_gapped_renewal(home: Path, tmp_path: Path) -> None:
     box = tmp_path / "box"
     box.mkdir()
     first = install(home, box, "machine-a", lic["activation_key"])
-    time.sleep(1.1)  # a later second: a token is deterministic, and its times have whole seconds
+    wait_past_second()  # a token's times are whole seconds: the renewal must be in a later one
     renewal = cli("verifier", "renew", "--offline", *server_args(home, "machine-a"), cwd=box)
     code = renewal.stdout.strip()
     assert code.startswith("LICET1R.") and "provider" in renewal.stderr

@@ -33,7 +33,9 @@ OS_USER = getpass.getuser()
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = provider_home(tmp_path_factory.mktemp("console-api"))
+    # The first license names the module's product: tests that add other products
+    # (with new_product) may then run in any order.
+    folder = provider_home(tmp_path_factory.mktemp("console-api"), ("--product", PRODUCT))
     add_user(folder, "alice")
     return folder
 

@@ -73,8 +73,14 @@ def auto(server: LicenseServer, behaviour: str = "ok", machine: str = "auto-1", 
         panel.close()
 
 
-def test_automatic_activation_by_ip(home: Path, server: LicenseServer) -> None:
-    lic = create(home, "--ip", "127.0.0.1")
+@pytest.fixture(scope="module")
+def ip_license(home: Path) -> dict:  # type: ignore[type-arg]
+    """The module's license assigned to 127.0.0.1: automatic activation has something to find."""
+    return create(home, "--ip", "127.0.0.1")
+
+
+def test_automatic_activation_by_ip(home: Path, server: LicenseServer, ip_license: dict) -> None:  # type: ignore[type-arg]
+    lic = ip_license
     token, panel = auto(server, machine="auto-1")
     assert panel.hits == 1
     assert verifier_for(home, "auto-1").verify(token).license_id == lic["license_id"]
@@ -86,7 +92,7 @@ def test_automatic_activation_by_ip(home: Path, server: LicenseServer) -> None:
 
 
 @pytest.mark.parametrize("behaviour", ["wrong", "slow", "redirect", "huge"])
-def test_bad_callbacks_activate_nothing(home: Path, server: LicenseServer, behaviour: str) -> None:
+def test_bad_callbacks_activate_nothing(home: Path, server: LicenseServer, ip_license: dict, behaviour: str) -> None:  # type: ignore[type-arg]
     before = ledger_bytes(home / "ledger")
     with pytest.raises(CallbackError) as refused:
         auto(server, behaviour, machine=f"cb-{behaviour}")
@@ -94,7 +100,7 @@ def test_bad_callbacks_activate_nothing(home: Path, server: LicenseServer, behav
     assert ledger_bytes(home / "ledger") == before
 
 
-def test_no_callback_listener_is_refused(home: Path, server: LicenseServer) -> None:
+def test_no_callback_listener_is_refused(home: Path, server: LicenseServer, ip_license: dict) -> None:  # type: ignore[type-arg]
     from servers import free_port
 
     with pytest.raises(CallbackError, match="could not reach"):

@@ -25,16 +25,21 @@ from verifier import LicenseError
 
 
 @pytest.fixture(scope="module")
-def pg_home(tmp_path_factory: pytest.TempPathFactory, pg_database: str) -> Iterator[tuple[Path, str]]:
-    """A provider folder (keys, trust file) whose ledger is the module's database."""
-    from pgsupport import drop_ledger
+def pg_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A provider folder (keys, trust file) whose ledger is a database of its own.
+
+    Not the module's ``pg_database``: the tests that take ``pg_url`` drop the
+    ledger in that one before and after they run, in whatever order.
+    """
+    from pgsupport import fresh_database
 
     home = tmp_path_factory.mktemp("pg-provider")
-    drop_ledger(pg_database)
-    cli("keytool", "new", cwd=home)
-    cli("keytool", "export", cwd=home)
-    cli("issuer", "init", "--name", "acme-hosting", cwd=home, env={"LICET_LEDGER": pg_database})
-    yield home, pg_database
+    with fresh_database() as url:
+        cli("keytool", "new", cwd=home)
+        cli("keytool", "export", cwd=home)
+        cli("issuer", "init", "--name", "acme-hosting", cwd=home, env={"LICET_LEDGER": url})
+        create(home, url)  # the module's product comes first, whatever order the tests run in
+        yield home, url
 
 
 def create(home: Path, url: str, *extra: str) -> dict[str, Any]:

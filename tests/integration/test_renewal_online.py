@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from clirun import assert_one_line_refusal, cli, provider_home
 from servers import LicenseServer
-from support import PRODUCT, code_for, ledger_bytes
+from support import PRODUCT, code_for, ledger_bytes, wait_past_second
 
 from verifier import (
     ActivationSupersededError,
@@ -77,7 +76,7 @@ def test_online_renewal_keeps_the_activation_and_extends_the_lease(home: Path, s
     # day a month ahead), which a renewal a second later cannot move.
     lic, v, store = activated(home, tmp_path, "renew-a", "--days", "365", "--lease-days", "2")
     first = v.verify(store.load())
-    time.sleep(1.1)  # a later second, so the new lease visibly ends later
+    wait_past_second()  # a token's times are whole seconds: the renewal must be in a later one
     renewed = renew_online(server.url, v, store)
     assert renewed.activation_id == first.activation_id and renewed.license_id == lic["license_id"]
     assert renewed.exp > first.exp and renewed.iat > first.iat

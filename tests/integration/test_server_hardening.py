@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from servers import LicenseServer
+from support import TIMING
+
+pytestmark = TIMING
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,7 @@ def test_invalid_stored_token_is_replaced_by_automatic_activation(home: Path, se
 
 
 def test_no_license_for_this_address_asks_for_the_manual_form(home: Path, server: LicenseServer, tmp_path: Path) -> None:
+    boot(home, "box-1", TokenStore(tmp_path / "box-1"), server.url)  # the IP's license goes to box-1, whatever ran before
     with pytest.raises(ActivationRequiredError) as required:
         boot(home, "box-2", TokenStore(tmp_path / "t"), server.url)  # the IP's license is box-1's
     err = required.value

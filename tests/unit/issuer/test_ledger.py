@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import PRODUCT, FakeClock, ledger_bytes, make_issuer, request_for
+from support import PRODUCT, TIMING, FakeClock, ledger_bytes, make_issuer, request_for
 
 from issuer import Issuer, LedgerBusyError, LedgerCorruptError, LedgerMissingError
 from issuer.ledger import JOURNAL_FILE, LOCK_FILE, META_FILE, Ledger
@@ -144,6 +144,7 @@ def hold_lock(ledger: Path) -> subprocess.Popen[str]:
     return proc
 
 
+@TIMING
 def test_lock_contention_times_out_with_a_clear_message(env: tuple[Issuer, Path], tmp_path: Path) -> None:
     from issuer import IssuerConfig
 
@@ -167,6 +168,7 @@ def test_lock_left_by_a_killed_process_is_recovered(env: tuple[Issuer, Path], tm
     assert len(reopen(tmp_path).licenses()) == 1
 
 
+@TIMING
 def test_the_revocation_serial_is_read_while_another_process_holds_the_lock(env: tuple[Issuer, Path], tmp_path: Path) -> None:
     iss, ledger = env
     iss.revoke(iss.licenses()[0].license_id)

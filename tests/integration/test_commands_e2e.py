@@ -1,0 +1,160 @@
+"""Every console command once through its installed script, in a real subprocess.
+
+Most CLI tests run a command's options and refusals in-process
+(``clirun.cli``); this walk is what proves the installed scripts themselves:
+the entry points, argument parsing, exit codes, stdout and stderr, the
+environment variables. Each walk ends by comparing the commands it ran with
+the commands the CLI has, so a new command without an end-to-end run fails here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from clirun import cli, provider_home
+from consoles import ConsoleServer
+from servers import LicenseServer
+from support import PRODUCT
+
+pytestmark = pytest.mark.e2e
+
+
+class Walk:
+    """Runs commands through the installed scripts and remembers which ones ran."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        self.ran: set[str] = set()
+
+    def __call__(self, command: str, *args: str, cwd: Path, **kwargs: object) -> str:
+        proc = cli(self.tool, *command.split(), *args, cwd=cwd, process=True, **kwargs)  # type: ignore[arg-type]
+        self.ran.add(command)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc.stdout
+
+    def covered(self, commands: set[str]) -> None:
+        assert self.ran == commands, f"not run end to end: {sorted(commands - self.ran)}"
+
+
+def typer_commands(app: object) -> set[str]:
+    import typer
+
+    def walk(command: object, prefix: tuple[str, ...]) -> set[str]:
+        children = getattr(command, "commands", None)
+        if not children:
+            return {" ".join(prefix)}
+        return set().union(*(walk(child, (*prefix, name)) for name, child in children.items()))
+
+    return walk(typer.main.get_command(app), ())  # type: ignore[arg-type]
+
+
+def argparse_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> set[str]:
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= argparse_commands(sub, (*prefix, name)) or {" ".join((*prefix, name))}
+    return found
+
+
+def test_every_keytool_command_runs_from_the_installed_script(tmp_path: Path) -> None:
+    from keytool.cli import app
+
+    run = Walk("keytool")
+    first = json.loads(run("new", "--json", cwd=tmp_path))
+    run("export", cwd=tmp_path)
+    assert (tmp_path / "keys" / "trusted_keys.json").exists()
+    second = json.loads(run("rotate", "--json", cwd=tmp_path))
+    assert second["kid"] != first["kid"]
+    run("revoke", first["kid"], "--yes", cwd=tmp_path)
+    listed = json.loads(run("list", "--json", cwd=tmp_path))
+    assert {k["kid"]: k["status"] for k in listed}[first["kid"]] == "revoked"
+    assert cli("licet", "keytool", "list", cwd=tmp_path, process=True).stdout.count("\n") >= 2
+    run.covered(typer_commands(app))
+
+
+def test_every_issuer_command_runs_from_the_installed_script(tmp_path: Path, pg_url: str) -> None:
+    from issuer.cli import app
+
+    home = tmp_path / "provider"
+    home.mkdir()
+    cli("keytool", "new", cwd=home, process=True)
+    cli("keytool", "export", cwd=home, process=True)
+    run = Walk("issuer")
+    run("init", "--name", "acme-hosting", cwd=home)
+    created = json.loads(run("license create", "--product", PRODUCT, "--days", "365", "--json", cwd=home))
+    lid = created["license_id"]
+    other = json.loads(run("license create", "--product", PRODUCT, "--json", cwd=home))
+    code = cli("verifier", "request", "--product", PRODUCT, "--key", "-", "--machine-id", "box-1",
+               cwd=home, input=created["activation_key"], process=True).stdout.strip()
+    token = run("activate", "-", cwd=home, input=code + "\n").strip()
+    assert token.count(".") == 2
+    (home / "box").mkdir()
+    trust = ("--product", PRODUCT, "--trusted-keys", str(home / "keys" / "trusted_keys.json"),
+             "--machine-id", "box-1", "--store", str(home / "box" / "t"))
+    cli("verifier", "install", token, *trust, cwd=home, process=True)
+    renewal = cli("verifier", "renew", "--offline", "--force", *trust, cwd=home, process=True).stdout.strip()
+    assert run("renew", "-", cwd=home, input=renewal + "\n").strip().count(".") == 2
+    assert json.loads(run("license show", lid, "--json", cwd=home))["license_id"] == lid
+    assert {row["license_id"] for row in json.loads(run("license list", "--json", cwd=home))} == {lid, other["license_id"]}
+    run("license set", lid, "--customer", "Example Ltd", cwd=home)
+    assert any(h["action"] == "activated" for h in json.loads(run("license history", lid, "--json", cwd=home)))
+    run("license regenerate", other["license_id"], cwd=home)
+    run("license revoke", other["license_id"], "--yes", cwd=home)
+    exported = json.loads(run("revocations export", "--json", cwd=home))["revocations"]
+    assert exported.count(".") == 2
+    run("ledger copy", "--from", "ledger", "--to", pg_url, cwd=home)
+    run("ledger upgrade", "--ledger", pg_url, cwd=home)
+    run("admin user add", "alice", cwd=home, input="a long enough password\n")
+    assert [u["name"] for u in json.loads(run("admin user list", "--json", cwd=home))] == ["alice"]
+    run("admin user remove", "alice", cwd=home)
+    run("admin token create", "billing", "--scope", "read", cwd=home)
+    assert [t["name"] for t in json.loads(run("admin token list", "--json", cwd=home))] == ["billing"]
+    run("admin token revoke", "billing", cwd=home)
+    assert json.loads(run("ratelimit list", "--json", cwd=home)) == []
+    run("ratelimit clear", cwd=home)
+    # The two servers run the installed script too (servers.py, consoles.py).
+    server = LicenseServer(home)
+    server.stop()
+    run.ran.add("serve")
+    console = ConsoleServer(home)
+    console.stop()
+    run.ran.add("console")
+    run.covered(typer_commands(app))
+
+
+def test_every_verifier_command_runs_from_the_installed_script(tmp_path: Path) -> None:
+    from verifier.cli import build_parser
+
+    (tmp_path / "provider").mkdir()
+    home = provider_home(tmp_path / "provider", ("--product", PRODUCT, "--days", "365"))
+    lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
+    key = json.loads(cli("issuer", "license", "show", lid, "--json", cwd=home).stdout)["activation_key"]
+    box = tmp_path / "box"
+    box.mkdir()
+    env = {"LICET_PRODUCT": PRODUCT, "LICET_TRUSTED_KEYS": str(home / "keys" / "trusted_keys.json"),
+           "LICET_MACHINE_ID": "box-1"}
+    run = Walk("verifier")
+    assert "fingerprint" in run("fingerprint", "--json", cwd=box, env=env)
+    code = run("request", "--key", key, cwd=box, env=env).strip()
+    token = cli("issuer", "activate", code, cwd=home).stdout.strip()
+    run("install", token, cwd=box, env=env)
+    assert json.loads(run("status", "--json", cwd=box, env=env))["state"] == "valid"
+    server = LicenseServer(home)
+    try:
+        run("renew", "--server", server.url, "--force", cwd=box, env=env)
+        cli("issuer", "license", "regenerate", lid, cwd=home)
+        fresh = json.loads(cli("issuer", "license", "show", lid, "--json", cwd=home).stdout)
+        other = tmp_path / "other"
+        other.mkdir()
+        run("activate", "--server", server.url, "--key", fresh["activation_key"], cwd=other,
+            env={**env, "LICET_MACHINE_ID": "box-2"})
+    finally:
+        server.stop()
+    listing = cli("issuer", "revocations", "export", "--out", str(box / "revocations.jwt"), cwd=home)
+    assert listing.returncode == 0
+    run("revocations install", str(box / "revocations.jwt"), cwd=box, env=env)
+    run.covered(argparse_commands(build_parser()))
