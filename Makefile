@@ -10,6 +10,9 @@ ONLINE_STAMP := $(VENV)/.installed-online
 # Where the tests' temporary folders go, and how many pytest workers run them.
 TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm/licet-tests || echo $${TMPDIR:-/tmp}/licet-tests)
 TEST_WORKERS ?= auto
+ifndef TEST_SEED
+TEST_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
+endif
 
 .PHONY: test test-fast lint demo demo-online bench audit clean
 
@@ -40,17 +43,20 @@ test: lint
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zbar-tools >/dev/null; } || true
 	# Integration tests run the installed console scripts, so .venv/bin goes first on PATH.
 	# Every core runs tests (xdist; an xdist_group stays on one worker), in random order
-	# (pytest-randomly prints the seed: -p randomly -p "randomly_seed=N" repeats it), and
-	# temporary folders live in memory when /dev/shm exists: fsync-bound ledger tests.
+	# (make test TEST_SEED=N repeats an order), and temporary folders live in memory
+	# when /dev/shm exists: many ledger tests are bound by fsync.
 	mkdir -p $(TEST_TMPDIR)
+	@echo "random order: TEST_SEED=$(TEST_SEED)"
 	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
-		-n $(TEST_WORKERS) --dist loadgroup -p randomly --durations=20 $(PYTEST_ARGS)
+		-n $(TEST_WORKERS) --dist loadgroup -p randomly --randomly-seed=$(TEST_SEED) \
+		--durations=20 $(PYTEST_ARGS)
 
 # The unit and property layers only: seconds, for the edit-test loop (no servers, no browser).
 test-fast: $(STAMP)
 	mkdir -p $(TEST_TMPDIR)
+	@echo "random order: TEST_SEED=$(TEST_SEED)"
 	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
-		-n $(TEST_WORKERS) -p randomly tests/unit tests/property $(PYTEST_ARGS)
+		-n $(TEST_WORKERS) -p randomly --randomly-seed=$(TEST_SEED) tests/unit tests/property $(PYTEST_ARGS)
 
 demo: $(DEMO_STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo.sh
