@@ -106,6 +106,9 @@ class OddServer:
     def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                # Read the request first: a socket closed with unread data sends a reset,
+                # which can reach the client before the answer it is meant to judge.
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
