@@ -17,6 +17,7 @@ swapped streams belong to the whole process).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import subprocess
@@ -37,24 +38,13 @@ def script(name: str) -> str:
     return str(path)
 
 
+#: The module whose ``main(argv)`` each console script calls (pyproject's [project.scripts]).
+_ENTRY_POINTS = {"issuer": "issuer.cli", "keytool": "keytool.cli", "verifier": "verifier.cli", "licet": "issuer.umbrella"}
+
+
 def _entry_point(name: str) -> Callable[[list[str]], None]:
-    if name == "issuer":
-        from issuer.cli import main as issuer_main
-
-        return issuer_main
-    if name == "keytool":
-        from keytool.cli import main as keytool_main
-
-        return keytool_main
-    if name == "verifier":
-        from verifier.cli import main as verifier_main
-
-        return verifier_main
-    if name == "licet":
-        from issuer.umbrella import main as licet_main
-
-        return licet_main
-    raise AssertionError(f"no console script named {name}")
+    assert name in _ENTRY_POINTS, f"no console script named {name}"
+    return importlib.import_module(_ENTRY_POINTS[name]).main  # type: ignore[no-any-return]
 
 
 def in_subprocess(name: str, args: tuple[str, ...], process: bool | None) -> bool:

@@ -158,3 +158,13 @@ def test_every_verifier_command_runs_from_the_installed_script(tmp_path: Path) -
     assert listing.returncode == 0
     run("revocations install", str(box / "revocations.jwt"), cwd=box, env=env)
     run.covered(argparse_commands(build_parser()))
+
+
+def test_in_process_calls_run_the_entry_points_the_scripts_run() -> None:
+    """clirun's in-process calls are only as good as their map to [project.scripts]."""
+    import tomllib
+
+    import clirun
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {name: target.removesuffix(":main") for name, target in scripts.items()} == clirun._ENTRY_POINTS
