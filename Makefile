@@ -14,7 +14,7 @@ ifndef TEST_SEED
 TEST_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
 endif
 
-.PHONY: test test-fast lint demo demo-online bench audit clean
+.PHONY: test test-fast lint demo demo-online bench audit clean vectors interop
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,8 @@ $(ONLINE_STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $(ONLINE_STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check verifier keytool issuer tests bench examples
-	$(BIN)/ruff format --check verifier keytool issuer examples
+	$(BIN)/ruff check verifier keytool issuer tests bench examples vectors
+	$(BIN)/ruff format --check verifier keytool issuer examples vectors
 	$(BIN)/mypy
 
 test: lint
@@ -50,6 +50,10 @@ test: lint
 	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
 		-n $(TEST_WORKERS) --dist loadgroup -p randomly --randomly-seed=$(TEST_SEED) \
 		--durations=20 $(PYTEST_ARGS)
+
+# The conformance vectors of docs/PROTOCOL.md, from fixed test-only keys and a fixed clock.
+vectors: $(STAMP)
+	$(BIN)/python vectors/generate.py --out vectors
 
 # The unit and property layers only: seconds, for the edit-test loop (no servers, no browser).
 test-fast: $(STAMP)
