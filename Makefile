@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check verifier keytool issuer examples vectors
 	$(BIN)/mypy
 
-test: lint
+test: lint interop
 	# The QR round-trip test decodes PNGs with Debian's zbarimg; install it when we may.
 	@command -v zbarimg >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zbar-tools >/dev/null; } || true
@@ -50,6 +50,10 @@ test: lint
 	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
 		-n $(TEST_WORKERS) --dist loadgroup -p randomly --randomly-seed=$(TEST_SEED) \
 		--durations=20 $(PYTEST_ARGS)
+
+# The second, independent verifier (JavaScript, Node 20+, jose from npm) against every vector.
+interop:
+	cd interop/js && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 # The conformance vectors of docs/PROTOCOL.md, from fixed test-only keys and a fixed clock.
 vectors: $(STAMP)
