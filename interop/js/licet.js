@@ -341,6 +341,51 @@ export function fingerprintMatches(bound, current) {
 
 // ---------------------------------------------------------------- §5 trusted keys
 
+// Ed25519 (RFC 8032 §5.1.3 decoding) over p = 2^255 - 19, to refuse keys that are not a
+// canonical curve point or that have small order (§5): the identity and its kin let forged
+// signatures verify.
+const P = 2n ** 255n - 19n;
+const mod = (a) => ((a % P) + P) % P;
+const power = (b, e) => {
+  let r = 1n;
+  b = mod(b);
+  for (; e > 0n; e >>= 1n, b = mod(b * b)) if (e & 1n) r = mod(r * b);
+  return r;
+};
+const inv = (a) => power(a, P - 2n);
+const D = mod(-121665n * inv(121666n));
+const SQRT_M1 = power(2n, (P - 1n) / 4n);
+
+function decodePoint(raw) {
+  let n = 0n;
+  for (let i = 31; i >= 0; i--) n = (n << 8n) | BigInt(raw[i]);
+  const sign = n >> 255n;
+  const y = n & ((1n << 255n) - 1n);
+  if (y >= P) return null; // not canonical
+  const u = mod(y * y - 1n);
+  const v = mod(D * y * y + 1n);
+  const x2 = mod(u * inv(v));
+  let x = power(x2, (P + 3n) / 8n);
+  if (mod(x * x - x2) !== 0n) x = mod(x * SQRT_M1);
+  if (mod(x * x - x2) !== 0n) return null; // not on the curve
+  if (x === 0n && sign === 1n) return null;
+  if ((x & 1n) !== sign) x = P - x;
+  return [x, y];
+}
+
+function double([x, y]) {
+  const t = mod(D * x * x * y * y);
+  return [mod((2n * x * y) * inv(1n + t)), mod((y * y + x * x) * inv(1n - t))];
+}
+
+/** Whether 32 bytes are a usable Ed25519 public key: a canonical point of large order. */
+export function usableKey(raw) {
+  let point = decodePoint(raw);
+  if (point === null) return false;
+  for (let i = 0; i < 3; i++) point = double(point); // cofactor 8
+  return !(point[0] === 0n && point[1] === 1n);
+}
+
 /** §5: the trusted-keys JWKS, checked; keys imported for jose. */
 export async function loadTrustedKeys(jwks) {
   if (!isObject(jwks) || !Array.isArray(jwks.keys) || jwks.keys.length === 0) {
@@ -357,7 +402,7 @@ export async function loadTrustedKeys(jwks) {
     const status = jwk.licet_status ?? 'active';
     if (typeof jwk.kid !== 'string' || !['active', 'retired', 'revoked'].includes(status)) refuse('kid');
     const raw = b64urlDecode(jwk.x);
-    if (raw === null || raw.length !== 32) refuse('x');
+    if (raw === null || raw.length !== 32 || !usableKey(raw)) refuse('x');
     if (sha256(raw).toString('hex').slice(0, 16) !== jwk.kid) refuse('kid');
     const notBefore = jwk.licet_not_before ?? 0;
     const notAfter = jwk.licet_not_after ?? null;
