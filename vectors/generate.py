@@ -1131,6 +1131,18 @@ def revocation_cases() -> list[dict[str, Any]]:
             error(bad, "header"),
         ),
         case(
+            "payload-not-json",
+            "a signed payload that is not JSON",
+            {"list": jws(header(REV_TYP), b"not json")},
+            error(bad, "payload"),
+        ),
+        case(
+            "payload-duplicate-member",
+            "a signed payload with serial twice (a parser keeping the last would read 99)",
+            {"list": jws(header(REV_TYP), compact(rev_claims())[:-1] + b',"serial":99}')},
+            error(bad, "payload"),
+        ),
+        case(
             "issuer-mismatch",
             "another issuer than the one configured",
             {"list": good, "issuer": "other.example"},
