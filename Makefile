@@ -14,7 +14,7 @@ ifndef TEST_SEED
 TEST_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
 endif
 
-.PHONY: test test-fast lint demo demo-online bench audit clean
+.PHONY: test test-fast lint demo demo-online bench audit clean vectors interop
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,11 @@ $(ONLINE_STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $(ONLINE_STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check verifier keytool issuer tests bench examples
-	$(BIN)/ruff format --check verifier keytool issuer examples
+	$(BIN)/ruff check verifier keytool issuer tests bench examples vectors
+	$(BIN)/ruff format --check verifier keytool issuer examples vectors
 	$(BIN)/mypy
 
-test: lint
+test: lint interop
 	# The QR round-trip test decodes PNGs with Debian's zbarimg; install it when we may.
 	@command -v zbarimg >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zbar-tools >/dev/null; } || true
@@ -50,6 +50,14 @@ test: lint
 	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
 		-n $(TEST_WORKERS) --dist loadgroup -p randomly --randomly-seed=$(TEST_SEED) \
 		--durations=20 $(PYTEST_ARGS)
+
+# The second, independent verifier (JavaScript, Node 20+, jose from npm) against every vector.
+interop:
+	cd interop/js && npm ci --no-audit --no-fund --loglevel=error && npm test
+
+# The conformance vectors of docs/PROTOCOL.md, from fixed test-only keys and a fixed clock.
+vectors: $(STAMP)
+	$(BIN)/python vectors/generate.py --out vectors
 
 # The unit and property layers only: seconds, for the edit-test loop (no servers, no browser).
 test-fast: $(STAMP)
@@ -67,7 +75,7 @@ demo-online: $(ONLINE_STAMP)
 	@echo; echo "The commands are in .venv/bin: run '. .venv/bin/activate' (or call .venv/bin/licet ...)."
 
 bench: $(STAMP)
-	status=0; for b in bench/verify.py bench/ledger.py bench/server.py bench/lifecycle.py bench/console.py bench/postgres.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
+	status=0; for b in bench/verify.py bench/ledger.py bench/server.py bench/lifecycle.py bench/console.py bench/postgres.py bench/interop_js.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
 
 # Known-vulnerability scan of the installed environment. It asks the PyPI
 # advisory database over the network, so it is not part of `make test`.
