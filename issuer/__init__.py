@@ -21,8 +21,9 @@ from issuer.errors import (
     ListenError,
     UnknownProductError,
 )
-from issuer.ledger_api import LedgerBackend, open_ledger
-from issuer.ratelimit import RateLimit
+from issuer.ledger import LedgerBackend, open_ledger
+from issuer.ledger.copy import copy_ledger
+from issuer.policy.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from issuer.service import Activated, Issuer, IssuerConfig, LicenseSummaryView, LicenseView, Page
 
@@ -49,5 +50,6 @@ __all__ = [
     "ListenError",
     "RateLimit",
     "UnknownProductError",
+    "copy_ledger",
     "open_ledger",
 ]

@@ -167,7 +167,7 @@ def console(
 ) -> None:
     """Run the provider console and the admin REST API."""
     try:
-        from issuer.web.app import ConsoleConfig, check_bind, serve_console
+        from issuer.web.console_app import ConsoleConfig, check_bind, serve_console
     except ImportError as err:
         raise BadInputError(
             "the console needs the 'console' extra: pip install 'licet[console]'"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,12 +26,24 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from issuer import policy
-from issuer.accounts import Accounts, AccountsConfig, sees_keys
 from issuer.addresses import canonical_ip, in_bucket
-from issuer.errors import ExpiryOutOfRangeError
-from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH
-from issuer.ledger_api import check_creatable, create_ledger, open_ledger
-from issuer.ratelimit import RateLimit
+from issuer.ledger import (
+    DEFAULT_LEASE_DAYS,
+    DEFAULT_SHARD_WIDTH,
+    check_creatable,
+    create_ledger,
+    open_ledger,
+)
+from issuer.licensing.accounts import Accounts, AccountsConfig, sees_keys
+from issuer.licensing.minting import SECRET_FILE, KeySecret, key_hash
+from issuer.licensing.revocation_list import (
+    MAX_REVOCATIONS_BYTES,
+    RevocationListCache,
+    SignedRevocations,
+    sign_revocations,
+)
+from issuer.policy import terms
+from issuer.policy.ratelimit import RateLimit
 from issuer.records import (
     Account,
     Activation,
@@ -43,13 +54,6 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
 )
-from issuer.revocation_list import (
-    MAX_REVOCATIONS_BYTES,
-    RevocationListCache,
-    SignedRevocations,
-    sign_revocations,
-)
-from issuer.secret import SECRET_FILE, KeySecret, key_hash
 from keytool.errors import PrivateKeyError
 from keytool.keyring import ActiveSigner, KeyRecord, Keyring
 from keytool.outputs import write_output
@@ -70,7 +74,6 @@ from verifier.fingerprint import Fingerprint
 from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
 from verifier.revocations import REVOCATIONS_TYPE
-from verifier.text import escaped, hidden_characters
 
 __all__ = [
     "KEEP",
@@ -86,13 +89,6 @@ __all__ = [
 T = TypeVar("T")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-#: Products, features and limit names: 1-64 letters, digits, '.', '_' or '-',
-#: starting with a letter or digit.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_NAME = re.compile(NAME_PATTERN)
-MAX_DAYS = 36500  # a license lasts at most a hundred years
-MAX_ITEMS = 64  # features or limits on one license
-MAX_LIMIT = 2**53 - 1  # exact in every JSON reader
 PAGE_MAX = 200  # licenses or events in one page of a list
 KEEP: Any = object()
 """Default of :meth:`Issuer.update_license` arguments: leave the field as it is."""
@@ -313,73 +309,6 @@ def _random_id(prefix: str, chars: int) -> str:
     return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
 
 
-def _name(kind: str, value: str) -> str:
-    if not isinstance(value, str) or _NAME.fullmatch(value) is None:
-        raise BadInputError(
-            f"{kind} {value!r} must be 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-def _expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _dt.datetime | None:
-    """The end of a license given in days from now or as a last day; neither: no end."""
-    if days is not None and expires is not None:
-        raise BadInputError("give --days or --expires, not both")
-    if days is not None:
-        if type(days) is not int or not 1 <= days <= MAX_DAYS:
-            raise BadInputError(f"days must be a whole number from 1 to {MAX_DAYS}")
-        return now + _dt.timedelta(days=days)
-    if expires is None:
-        return None
-    if not isinstance(expires, _dt.date) or isinstance(expires, _dt.datetime):
-        raise BadInputError("expires must be a date (YYYY-MM-DD)")
-    # "Expires 2027-01-31" means usable through that day.
-    start = _dt.datetime.combine(expires, _dt.time(), _dt.UTC)
-    if start - now >= _dt.timedelta(days=MAX_DAYS):
-        raise ExpiryOutOfRangeError(
-            f"expiry date {expires.isoformat()} is more than {MAX_DAYS} days away"
-        )
-    expires_at = start + _dt.timedelta(days=1)
-    if expires_at <= now:
-        raise ExpiryOutOfRangeError(f"expiry date {expires.isoformat()} is in the past")
-    return expires_at
-
-
-def _limits(limits: Mapping[str, int] | None) -> dict[str, int]:
-    items = dict(limits or {})
-    if len(items) > MAX_ITEMS:
-        raise BadInputError(f"at most {MAX_ITEMS} limits")
-    for name, value in items.items():
-        _name("limit", name)
-        if type(value) is not int or not 0 <= value <= MAX_LIMIT:
-            raise BadInputError(f"limit {name} must be a whole number from 0 to {MAX_LIMIT}")
-    return items
-
-
-def _features(features: Iterable[str]) -> tuple[str, ...]:
-    wanted = list(features)
-    if len(wanted) > MAX_ITEMS:
-        raise BadInputError(f"at most {MAX_ITEMS} features")
-    return tuple(sorted({_name("feature", f) for f in wanted}))
-
-
-def _customer(customer: str | None) -> str | None:
-    if customer is None:
-        return None
-    if not isinstance(customer, str) or len(customer) > 256:
-        raise BadInputError("customer must be text of at most 256 characters")
-    # It is printed on the provider's terminal and pages: nothing in it may
-    # drive the terminal, reorder the text around it or hide part of it.
-    hidden = hidden_characters(customer)
-    if hidden:
-        raise BadInputError(
-            "customer must not contain control, bidi or other invisible formatting "
-            f"characters (found {escaped(hidden[0])})"
-        )
-    return customer.strip() or None
-
-
 def _cursor(value: str | None) -> int | None:
     if value is None or value == "":
         return None
@@ -472,7 +401,7 @@ class Issuer:
         """
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise BadInputError("provider name must be 1-128 characters")
-        policy.check_lease_days(lease_days)
+        terms.check_lease_days(lease_days)
         check_creatable(ledger)
         Keyring(keys).active()
         secret_path = Path(keys) / SECRET_FILE
@@ -576,7 +505,7 @@ class Issuer:
         now = now_from(self._clock)
         record = self._new_record(product, ip, days, expires, features, limits, customer, now)
         if lease_days is not None:
-            record = replace(record, lease_days=policy.check_lease_days(lease_days))
+            record = replace(record, lease_days=terms.check_lease_days(lease_days))
         if accept_machine_id is not None:
             if type(accept_machine_id) is not bool:
                 raise BadInputError("accept_machine_id must be true, false or None")
@@ -584,7 +513,7 @@ class Issuer:
         product = record.product
         self.ledger.add(
             record,
-            check_product=lambda known: policy.check_product(
+            check_product=lambda known: terms.check_product(
                 product, known, new_product=new_product
             ),
         )
@@ -623,19 +552,19 @@ class Issuer:
         customer: str | None,
         now: _dt.datetime,
     ) -> LicenseRecord:
-        expires_at = _expiry(days, expires, now)
-        limit_items = _limits(limits)
-        customer = _customer(customer)
+        expires_at = terms.expiry(days, expires, now)
+        limit_items = terms.check_limits(limits)
+        customer = terms.check_customer(customer)
         license_id = _random_id("LIC-", 10)
         key = self._secret.key_for(license_id, 1)
         record = LicenseRecord(
             license_id=license_id,
-            product=_name("product", product),
+            product=terms.check_name("product", product),
             customer=customer,
             ip=None if ip is None else canonical_ip(ip),
             created_at=now,
             expires_at=expires_at,
-            features=_features(features),
+            features=terms.check_features(features),
             limits=limit_items,
             generation=1,
             key_hash=key_hash(key),
@@ -1129,7 +1058,7 @@ class Issuer:
         if status is not None and status not in (*LicenseStatus.STORED, LicenseStatus.EXPIRED):
             raise BadInputError("status must be one of issued, activated, revoked, expired")
         if product is not None:
-            _name("product", product)
+            terms.check_name("product", product)
         if text is not None and (not isinstance(text, str) or len(text) > 256):
             raise BadInputError("search text must be at most 256 characters")
         text = (text or "").strip() or None
@@ -1195,19 +1124,17 @@ class Issuer:
         now = now_from(self._clock)
         edits: dict[str, Any] = {}
         if lease_days is not KEEP:
-            edits["lease_days"] = (
-                None if lease_days is None else policy.check_lease_days(lease_days)
-            )
+            edits["lease_days"] = None if lease_days is None else terms.check_lease_days(lease_days)
         if customer is not KEEP:
-            edits["customer"] = _customer(customer)
+            edits["customer"] = terms.check_customer(customer)
         if ip is not KEEP:
             edits["ip"] = None if ip is None else canonical_ip(ip)
         if days is not None or expires is not KEEP:
-            edits["expires_at"] = _expiry(days, None if expires is KEEP else expires, now)
+            edits["expires_at"] = terms.expiry(days, None if expires is KEEP else expires, now)
         if features is not None:
-            edits["features"] = _features(features)
+            edits["features"] = terms.check_features(features)
         if limits is not None:
-            edits["limits"] = _limits(limits)
+            edits["limits"] = terms.check_limits(limits)
 
         def decide(record: LicenseRecord) -> tuple[LicenseRecord | None, LicenseRecord]:
             updated = policy.amend(record, edits, actor=self.actor, now=now)

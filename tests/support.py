@@ -202,10 +202,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def readme_section(name: str, document: dict[str, Any]) -> str:
     """The README's part between ``<!-- name:begin -->`` and ``<!-- name:end -->``, checked against ``document``.
 
-    The part must be the OpenAPI document rendered by :mod:`issuer.apidoc`; with
+    The part must be the OpenAPI document rendered by :mod:`issuer.web.apidoc`; with
     ``LICET_WRITE_README=1`` it is rewritten to be so. Returns the part.
     """
-    from issuer import apidoc
+    from issuer.web import apidoc
 
     begin, end = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->\n"
     text = README.read_text()
@@ -222,7 +222,7 @@ def readme_section(name: str, document: dict[str, Any]) -> str:
 
 def problem_codes(operation: dict[str, Any]) -> dict[str, list[str]]:
     """The ``code`` values an OpenAPI operation documents for each status it refuses with."""
-    from issuer import apidoc
+    from issuer.web import apidoc
 
     found = {}
     for status, answer in operation["responses"].items():

@@ -13,8 +13,8 @@ from servers import first_line
 from support import PRODUCT, FakeClock, make_issuer
 
 from issuer import Issuer
-from issuer.ledger import JOURNAL_FILE
-from issuer.secret import key_hash
+from issuer.ledger.shards import JOURNAL_FILE
+from issuer.licensing.minting import key_hash
 
 CHILD = Path(__file__).with_name("crash_child.py")
 KILLS = 20

@@ -14,7 +14,7 @@ import pytest
 from support import PRODUCT, FakeClock, ledger_bytes, make_issuer, request_for
 
 from issuer import Issuer, LedgerWriteError
-from issuer.ledger import JOURNAL_FILE
+from issuer.ledger.shards import JOURNAL_FILE
 from verifier import InvalidActivationKeyError
 
 

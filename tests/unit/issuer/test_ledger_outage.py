@@ -22,8 +22,8 @@ from psycopg import errors as pg_errors
 from support import PRODUCT, TIMING, FakeClock, make_issuer
 
 from issuer import Issuer, LedgerBusyError, LedgerError, LedgerUnavailableError
-from issuer.ledger_api import open_ledger
-from issuer.ledger_pgconn import CONNECT_TIMEOUT, RETRY_AFTER, unreachable
+from issuer.ledger import open_ledger
+from issuer.ledger.connections import CONNECT_TIMEOUT, RETRY_AFTER, unreachable
 from issuer.records import LicenseRecord
 
 pytestmark = TIMING

@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-import difflib
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from issuer.errors import UnknownProductError
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
 from verifier.errors import (
@@ -57,13 +55,10 @@ from verifier.fingerprint import Fingerprint, matches
 __all__ = [
     "EDITABLE",
     "Lease",
-    "MAX_LEASE_DAYS",
     "NO_LEASE_LIFETIME",
     "add_months",
     "amend",
     "audited_fields",
-    "check_product",
-    "check_lease_days",
     "check_usable",
     "lease_for",
     "next_regeneration",
@@ -74,7 +69,6 @@ __all__ = [
     "revoke",
 ]
 
-MAX_LEASE_DAYS = 3650
 # Without a lease and without a license expiry a token still needs an end.
 NO_LEASE_LIFETIME = _dt.timedelta(days=3653)
 _MIN_GRACE = _dt.timedelta(days=1)
@@ -93,19 +87,6 @@ class Lease:
 
     expires_at: _dt.datetime
     renew_at: _dt.datetime
-
-
-def check_lease_days(value: object) -> int:
-    """Return a valid lease length in days (0 means no lease).
-
-    Raises:
-        BadInputError: not a whole number from 0 to 3650.
-    """
-    if type(value) is not int or not 0 <= value <= MAX_LEASE_DAYS:
-        raise BadInputError(
-            f"lease days must be a whole number from 0 (no lease) to {MAX_LEASE_DAYS}"
-        )
-    return value
 
 
 def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, months: int) -> Lease:
@@ -138,37 +119,6 @@ def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, month
             lease = end - now
     grace = max(_MIN_GRACE, lease / 3)
     return Lease(expires_at=end, renew_at=max(now, end - grace))
-
-
-def check_product(product: str, known: Set[str], *, new_product: bool = False) -> None:
-    """Refuse a product name that is most likely a typo of one the ledger knows.
-
-    A name that differs from a known one only in case is always refused (the
-    two could never be told apart by a customer, yet tokens of one do not
-    activate the other). Any other unknown name needs ``new_product``, except
-    the ledger's very first one.
-
-    Raises:
-        UnknownProductError: a case variant, or a new name without ``new_product``.
-    """
-    if product in known:
-        return
-    for name in sorted(known):
-        if name.casefold() == product.casefold():
-            raise UnknownProductError(
-                f"product {product!r} differs only in case from {name!r}, which this ledger "
-                f"already has: use {name!r}"
-            )
-    if not known or new_product:
-        return
-    close = difflib.get_close_matches(product, sorted(known), n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    names = sorted(known)
-    has = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    raise UnknownProductError(
-        f"product {product!r} is new to this ledger (it has {has}): "
-        f"{hint}check the spelling, or pass --new-product to add it"
-    )
 
 
 def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:

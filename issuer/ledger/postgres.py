@@ -1,7 +1,7 @@
 """The ledger in PostgreSQL, shared by any number of license-server nodes.
 
 Layout: the ``licet`` schema of the database the URL names (see
-``issuer/schema/*.sql``, one file per schema version)::
+``issuer/ledger/schema/*.sql``, one file per schema version)::
 
     licet.meta          the ledger's identity and schema version (one row)
     licet.licenses      one row per license: its record as a JSON document, its position
@@ -57,9 +57,9 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerVersionError,
 )
-from issuer.ledger import FORMAT, LedgerInfo
-from issuer.ledger_api import Decision, LedgerBackend
-from issuer.ratelimit import Attempt, LoginAttempt
+from issuer.ledger.api import FORMAT, Decision, LedgerBackend, LedgerInfo
+from issuer.policy.ratelimit import Attempt, LoginAttempt
+from issuer.policy.revocations import revocation_changes
 from issuer.records import (
     Account,
     Event,
@@ -69,7 +69,6 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
     Session,
-    revocation_changes,
 )
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
 
@@ -78,7 +77,7 @@ try:
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
 
-    from issuer.ledger_pgconn import Database, redact_url
+    from issuer.ledger.connections import Database, redact_url
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
         "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
@@ -91,7 +90,7 @@ T = TypeVar("T")
 _MIGRATIONS = tuple(
     sorted(
         (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
-        for entry in importlib.resources.files("issuer").joinpath("schema").iterdir()
+        for entry in importlib.resources.files("issuer.ledger").joinpath("schema").iterdir()
         if entry.name.endswith(".sql")
     )
 )
@@ -409,7 +408,7 @@ class PostgresLedger(LedgerBackend):
     ) -> T:
         """Apply ``decide`` to one license with its row locked, reading it fresh.
 
-        See :meth:`issuer.ledger_api.LedgerBackend.update`; the lock is the
+        See :meth:`issuer.ledger.api.LedgerBackend.update`; the lock is the
         license's row lock, held until this transaction commits, so a change
         made on another node is always seen before deciding.
         """

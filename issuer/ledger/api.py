@@ -1,28 +1,29 @@
-"""The ledger interface every backend provides, and the door that picks one.
+"""The ledger's vocabulary and the interface every backend provides.
 
-A ledger is named by a folder (TinyDB files, the zero-setup default) or by a
-``postgresql://`` URL (one database shared by any number of license-server
-nodes). Both keep the same records with the same guarantees: a redemption,
+Both backends import this module and nothing of each other: the identity a
+ledger records (:class:`LedgerInfo`), its format name and defaults, and
+:class:`LedgerBackend`, what the issuer asks of a ledger whatever holds it.
+Both keep the same records with the same guarantees: a redemption,
 regeneration or revocation reads the license fresh and decides under a lock
 that every other process — on this machine or another — respects, so a key
 is used once and the monthly limit holds however many nodes race.
 
 Example:
-    >>> ledger = open_ledger("postgresql://licet@db.example/licet")  # doctest: +SKIP
-    >>> ledger.location  # doctest: +SKIP
-    'postgresql://licet@db.example:5432/licet'
+    >>> from issuer.ledger import open_ledger
+    >>> ledger: LedgerBackend = open_ledger("ledger")  # doctest: +SKIP
+    >>> ledger.info.provider  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import abc
 import datetime as _dt
-import os
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from issuer.ratelimit import Attempt, LoginAttempt
+from issuer.policy.ratelimit import Attempt, LoginAttempt
 from issuer.records import (
     Account,
     Event,
@@ -34,21 +35,43 @@ from issuer.records import (
     Session,
 )
 
-if TYPE_CHECKING:
-    from issuer.ledger import LedgerInfo
-
 __all__ = [
+    "DEFAULT_LEASE_DAYS",
+    "DEFAULT_SHARD_WIDTH",
+    "FORMAT",
+    "Decision",
     "LedgerBackend",
-    "check_creatable",
-    "create_ledger",
-    "is_database_url",
-    "open_ledger",
+    "LedgerInfo",
 ]
+
+FORMAT = "licet-ledger"  # what every ledger calls itself, in ledger.json or licet.meta
+DEFAULT_LEASE_DAYS = 30
+DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name of a folder: 16**3 = 4096 shards per kind
 
 T = TypeVar("T")
 Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
 
-_URL_SCHEMES = ("postgresql://", "postgres://")
+
+@dataclass(frozen=True)
+class LedgerInfo:
+    """The ledger's identity, layout and defaults, as the ledger records them.
+
+    Attributes:
+        provider: the provider name tokens are issued under.
+        created_at: when ``issuer init`` made the ledger.
+        secret_check: identifies the activation-key secret that belongs to it.
+        shard_width: hex digits in a folder's shard file names (16**width shards per kind).
+        lease_days: the provider's default lease in days (0: no lease).
+        accept_machine_id: the provider's default for licenses that do not say
+            whether activations with a custom machine id are accepted.
+    """
+
+    provider: str
+    created_at: _dt.datetime
+    secret_check: str
+    shard_width: int = DEFAULT_SHARD_WIDTH
+    lease_days: int = DEFAULT_LEASE_DAYS
+    accept_machine_id: bool = True
 
 
 class LedgerBackend(abc.ABC):
@@ -282,99 +305,3 @@ class LedgerBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
         """Release what the ledger holds open (a database's connections)."""
-
-
-def is_database_url(url_or_dir: str | os.PathLike[str]) -> bool:
-    """Whether ``url_or_dir`` names a PostgreSQL ledger rather than a folder."""
-    return isinstance(url_or_dir, str) and url_or_dir.startswith(_URL_SCHEMES)
-
-
-def check_creatable(url_or_dir: str | os.PathLike[str]) -> None:
-    """Refuse, before anything is written, a place :func:`create_ledger` would refuse.
-
-    Raises:
-        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
-        LedgerError: the database cannot be reached.
-    """
-    if is_database_url(url_or_dir):
-        from issuer.ledger_postgres import PostgresLedger
-
-        PostgresLedger.check_creatable(str(url_or_dir))
-        return
-    from issuer.ledger import Ledger
-
-    Ledger.check_creatable(url_or_dir)
-
-
-def open_ledger(url_or_dir: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> LedgerBackend:
-    """Open the ledger at a folder or a ``postgresql://`` URL.
-
-    Args:
-        url_or_dir: the ledger folder, or the database URL.
-        lock_timeout: seconds to wait for another process's lock before giving up.
-
-    Raises:
-        LedgerMissingError: no ledger there (``issuer init`` makes one).
-        LedgerError: the ledger cannot be used (damaged, unreachable, another version).
-        BadInputError: a malformed URL, or the ``postgres`` extra is not installed.
-    """
-    if is_database_url(url_or_dir):
-        from issuer.ledger_postgres import PostgresLedger
-
-        return PostgresLedger(str(url_or_dir), lock_timeout=lock_timeout)
-    from issuer.ledger import Ledger
-
-    return Ledger(url_or_dir, lock_timeout=lock_timeout)
-
-
-def create_ledger(
-    url_or_dir: str | os.PathLike[str],
-    *,
-    provider: str,
-    secret_check: str,
-    now: _dt.datetime,
-    created_at: _dt.datetime | None = None,
-    shard_width: int | None = None,
-    lease_days: int | None = None,
-    accept_machine_id: bool = True,
-) -> LedgerBackend:
-    """Create a new, empty ledger at a folder or a ``postgresql://`` URL; never overwrites one.
-
-    Args:
-        url_or_dir: where the ledger goes.
-        provider: the provider name tokens are issued under.
-        secret_check: identifies the activation-key secret (which stays in the keys folder).
-        now: the time of creation.
-        created_at: the ledger's recorded creation time if not ``now`` (a copy keeps its source's).
-        shard_width: a file ledger's shard layout (ignored by a database).
-        lease_days: the provider's default lease (``None``: licet's default).
-        accept_machine_id: the default for licenses that do not say.
-
-    Raises:
-        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
-        LedgerError: the database cannot be reached or refuses to create the schema.
-    """
-    when = created_at or now
-    from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, Ledger
-
-    lease = DEFAULT_LEASE_DAYS if lease_days is None else lease_days
-    if is_database_url(url_or_dir):
-        from issuer.ledger_postgres import PostgresLedger
-
-        return PostgresLedger.create(
-            str(url_or_dir),
-            provider=provider,
-            secret_check=secret_check,
-            now=when,
-            lease_days=lease,
-            accept_machine_id=accept_machine_id,
-        )
-    return Ledger.create(
-        url_or_dir,
-        provider=provider,
-        secret_check=secret_check,
-        now=when,
-        shard_width=DEFAULT_SHARD_WIDTH if shard_width is None else shard_width,
-        lease_days=lease,
-        accept_machine_id=accept_machine_id,
-    )
