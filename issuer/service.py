@@ -21,7 +21,6 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +33,7 @@ from issuer.ledger import (
     create_ledger,
     open_ledger,
 )
+from issuer.ledger.api import LedgerTransaction
 from issuer.licensing.accounts import Accounts, AccountsConfig, sees_keys
 from issuer.licensing.minting import SECRET_FILE, KeySecret, key_hash
 from issuer.licensing.revocation_list import (
@@ -42,7 +42,7 @@ from issuer.licensing.revocation_list import (
     SignedRevocations,
     sign_revocations,
 )
-from issuer.policy import terms
+from issuer.policy import ratelimit, revocations, terms
 from issuer.policy.ratelimit import RateLimit
 from issuer.records import (
     Account,
@@ -305,6 +305,23 @@ _is_token = _is_jws_of(TOKEN_TYPE)
 _is_revocation_list = _is_jws_of(REVOCATIONS_TYPE)
 
 
+def _existing(tx: LedgerTransaction, license_id: str | None) -> LicenseRecord:
+    """The license with this id, locked in ``tx``.
+
+    Raises:
+        LicenseNotFoundError: no such license.
+    """
+    record = None if license_id is None else tx.license(license_id=license_id)
+    if record is None:
+        raise LicenseNotFoundError(f"no license {license_id!r}" if license_id else None)
+    return record
+
+
+def _replace(tx: LedgerTransaction, before: LicenseRecord, after: LicenseRecord) -> None:
+    """Have ``tx`` keep ``after``, with the revocation entries the policy says it adds."""
+    tx.replace(before, after, revoked=revocations.revocation_changes(before, after))
+
+
 def _random_id(prefix: str, chars: int) -> str:
     return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
 
@@ -510,13 +527,9 @@ class Issuer:
             if type(accept_machine_id) is not bool:
                 raise BadInputError("accept_machine_id must be true, false or None")
             record = replace(record, accept_machine_id=accept_machine_id)
-        product = record.product
-        self.ledger.add(
-            record,
-            check_product=lambda known: terms.check_product(
-                product, known, new_product=new_product
-            ),
-        )
+        with self.ledger.transaction() as tx:
+            terms.check_product(record.product, tx.products(), new_product=new_product)
+            tx.add(record)
         return self._view(record, now)
 
     def create_licenses(
@@ -596,8 +609,8 @@ class Issuer:
             LicenseNotFoundError: no such license.
         """
         now = now_from(self._clock)
-
-        def decide(record: LicenseRecord) -> tuple[LicenseRecord, LicenseRecord]:
+        with self.ledger.transaction() as tx:
+            record = _existing(tx, license_id)
             new_key = self._secret.key_for(record.license_id, record.generation + 1)
             updated = policy.regenerate(
                 record,
@@ -606,9 +619,8 @@ class Issuer:
                 now=now,
                 months=self.config.regeneration_months,
             )
-            return updated, updated
-
-        return self._view(self.ledger.update(decide, license_id=license_id), now)
+            _replace(tx, record, updated)
+        return self._view(updated, now)
 
     def revoke(self, license_id: str) -> LicenseView:
         """Revoke a license (tokens already issued stay valid offline until they expire).
@@ -617,12 +629,11 @@ class Issuer:
             LicenseNotFoundError: no such license.
         """
         now = now_from(self._clock)
-
-        def decide(record: LicenseRecord) -> tuple[LicenseRecord, LicenseRecord]:
+        with self.ledger.transaction() as tx:
+            record = _existing(tx, license_id)
             updated = policy.revoke(record, actor=self.actor, now=now)
-            return updated, updated
-
-        return self._view(self.ledger.update(decide, license_id=license_id), now)
+            _replace(tx, record, updated)
+        return self._view(updated, now)
 
     # -- activation -------------------------------------------------------------------
 
@@ -708,20 +719,31 @@ class Issuer:
     ) -> Activated:
         signer = self._signing()  # before the ledger: a missing key must not burn an activation
         now = now_from(self._clock)
-        decide = partial(
-            self._decide_redemption,
-            product=product,
-            fingerprint=fingerprint,
-            hostname=hostname[:253],
-            method=method,
-            identity=identity,
-            now=now,
-        )
         attempt = None if client is None else self.config.rate_limit.attempt(client, now=now)
-        record, activation, lease, new = self.ledger.update(
-            decide, key_hash=key_hash, license_id=license_id, attempt=attempt
-        )
-        return self._issue(signer, record, activation, lease, now, new)
+        with self.ledger.transaction() as tx:
+            with ratelimit.counting(tx, attempt):
+                if key_hash is not None:
+                    record = policy.current_key(tx.license(key_hash=key_hash), key_hash)
+                else:
+                    record = _existing(tx, license_id)
+                updated, activation, lease = policy.redeem(
+                    record,
+                    product=product,
+                    fingerprint=fingerprint,
+                    hostname=hostname[:253],
+                    method=method,
+                    activation_id=_random_id("ACT-", 12),
+                    # A panel asking over the network is the actor; an air-gapped code is
+                    # redeemed by whoever runs the command.
+                    actor=self.actor if method == "air-gapped" else f"panel:{method}",
+                    now=now,
+                    months=self.config.regeneration_months,
+                    lease_days=self.ledger.info.lease_days,
+                    identity=identity,
+                    accept_machine_id=self._accepts_machine_id(record),
+                )
+            _replace(tx, record, updated)
+        return self._issue(signer, updated, activation, lease, now, record.activation is None)
 
     def _issue(
         self,
@@ -753,36 +775,6 @@ class Issuer:
             activation_id=activation.activation_id,
             new=new,
         )
-
-    def _decide_redemption(
-        self,
-        record: LicenseRecord,
-        *,
-        product: str,
-        fingerprint: Fingerprint,
-        hostname: str,
-        method: str,
-        identity: str,
-        now: _dt.datetime,
-    ) -> tuple[LicenseRecord, tuple[LicenseRecord, Activation, policy.Lease, bool]]:
-        is_new = record.activation is None
-        updated, activation, lease = policy.redeem(
-            record,
-            product=product,
-            fingerprint=fingerprint,
-            hostname=hostname,
-            method=method,
-            activation_id=_random_id("ACT-", 12),
-            # A panel asking over the network is the actor; an air-gapped code is
-            # redeemed by whoever runs the command.
-            actor=self.actor if method == "air-gapped" else f"panel:{method}",
-            now=now,
-            months=self.config.regeneration_months,
-            lease_days=self.ledger.info.lease_days,
-            identity=identity,
-            accept_machine_id=self._accepts_machine_id(record),
-        )
-        return updated, (updated, activation, lease, is_new)
 
     # -- renewal and revocation ------------------------------------------------------
 
@@ -822,30 +814,25 @@ class Issuer:
         """
         signer = self._signing()
         now = now_from(self._clock)
-
-        def decide(
-            record: LicenseRecord,
-        ) -> tuple[LicenseRecord, tuple[LicenseRecord, Activation, policy.Lease]]:
-            updated, activation, lease = policy.renew(
-                record,
-                product=request.product,
-                activation_id=request.activation_id,
-                fingerprint=request.fingerprint,
-                method=method,
-                actor=self.actor if method == "air-gapped" else f"panel:{method}",
-                now=now,
-                lease_days=self.ledger.info.lease_days,
-                months=self.config.regeneration_months,
-            )
-            return updated, (updated, activation, lease)
-
         attempt = None
         if client is not None:
             attempt = self.config.rate_limit.attempt(client, now=now, counted=_RENEWAL_PROBES)
-        record, activation, lease = self.ledger.update(
-            decide, license_id=request.license_id, attempt=attempt
-        )
-        return self._issue(signer, record, activation, lease, now, new=False)
+        with self.ledger.transaction() as tx:
+            with ratelimit.counting(tx, attempt):
+                record = _existing(tx, request.license_id)
+                updated, activation, lease = policy.renew(
+                    record,
+                    product=request.product,
+                    activation_id=request.activation_id,
+                    fingerprint=request.fingerprint,
+                    method=method,
+                    actor=self.actor if method == "air-gapped" else f"panel:{method}",
+                    now=now,
+                    lease_days=self.ledger.info.lease_days,
+                    months=self.config.regeneration_months,
+                )
+            _replace(tx, record, updated)
+        return self._issue(signer, updated, activation, lease, now, new=False)
 
     def revocation_list(self, days: int | None = None) -> str:
         """The signed revocation list: revoked licenses and superseded activations still live.
@@ -1136,11 +1123,12 @@ class Issuer:
         if limits is not None:
             edits["limits"] = terms.check_limits(limits)
 
-        def decide(record: LicenseRecord) -> tuple[LicenseRecord | None, LicenseRecord]:
+        with self.ledger.transaction() as tx:
+            record = _existing(tx, license_id)
             updated = policy.amend(record, edits, actor=self.actor, now=now)
-            return updated, updated or record
-
-        return self._view(self.ledger.update(decide, license_id=license_id), now)
+            if updated is not None:
+                _replace(tx, record, updated)
+        return self._view(updated or record, now)
 
     def events(self, *, after: str | None = None, limit: int = 100) -> Page[LoggedEvent]:
         """The audit log of every change, in order, from the event after cursor ``after``.

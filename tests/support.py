@@ -152,6 +152,14 @@ class Provider:
         return header
 
 
+def current_license(iss: Any, key_hash: str) -> Any:
+    """The license ``key_hash`` opens as its current key, read under the ledger's lock (else InvalidActivationKeyError)."""
+    from issuer import policy
+
+    with iss.ledger.transaction() as tx:
+        return policy.current_key(tx.license(key_hash=key_hash), key_hash)
+
+
 def make_issuer(folder: Path, clock: FakeClock, ledger: str | None = None, **kwargs: Any) -> Any:
     """A real keyring in ``folder`` and a ledger there (or at ``ledger``, a URL); returns the Issuer."""
     from issuer import Issuer

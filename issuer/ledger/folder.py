@@ -59,7 +59,7 @@ import json
 import os
 from collections.abc import Callable, Collection, Iterator, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tinydb import Query
 from tinydb.table import Document, Table
@@ -78,18 +78,17 @@ from issuer.ledger.api import (
     DEFAULT_LEASE_DAYS,
     DEFAULT_SHARD_WIDTH,
     FORMAT,
-    Decision,
     LedgerBackend,
     LedgerInfo,
+    LoginCount,
 )
+from issuer.ledger.changes import Change, plan
 from issuer.ledger.shards import (
     ShardTransaction,
     read_json,
     read_raw,
     replay_journal,
 )
-from issuer.policy.ratelimit import Attempt, LoginAttempt
-from issuer.policy.revocations import revocation_changes
 from issuer.records import (
     Account,
     Event,
@@ -100,7 +99,7 @@ from issuer.records import (
     RevocationEntry,
     Session,
 )
-from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
+from verifier.errors import BadInputError, LicenseNotFoundError
 from verifier.fileio import (
     LockTimeout,
     create_exclusive,
@@ -123,8 +122,6 @@ _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
 _POS = "index_pos"  # a license document's place in the index (not part of the record)
 SHARD_WIDTHS = range(1, 5)
-
-T = TypeVar("T")
 
 
 def _shard(value: str, width: int) -> str:
@@ -392,38 +389,6 @@ class Ledger(LedgerBackend):
                 txn.commit()
             return sorted(forgotten)
 
-    def add(
-        self,
-        record: LicenseRecord,
-        *,
-        check_product: Callable[[frozenset[str]], None] | None = None,
-    ) -> None:
-        """Store a new license and index its key (and IP, and product).
-
-        Args:
-            record: the new license.
-            check_product: called under the lock with the known product names;
-                a refusal it raises writes nothing.
-
-        Raises:
-            LedgerExistsError: a license with this id exists (ids are random; retry).
-        """
-        with self._transaction() as txn:
-            table = txn.table(_LICENSES, self._shard(record.license_id))
-            if table.contains(Query().license_id == record.license_id):
-                raise LedgerExistsError(f"license {record.license_id} exists already")
-            known = self._products(txn)
-            if check_product is not None:
-                check_product(known)
-            self._index_products(txn, known, [record])
-            head = self._head(txn)
-            position = self._append_summary(txn, head, LicenseSummary.of(record))
-            for kind, shard, doc in _placements(record, self.info.shard_width, position):
-                txn.table(kind, shard).insert(doc)
-            self._append_events(txn, head, [(e, record.license_id) for e in record.history])
-            self._save_head(txn, head)
-            txn.commit()
-
     def add_many(self, records: list[LicenseRecord], *, log_history: bool = True) -> None:
         """Bulk import into a new ledger: one lock, each touched file written once.
 
@@ -453,55 +418,6 @@ class Ledger(LedgerBackend):
                 txn.table(kind, shard).insert_multiple(docs)
             self._save_head(txn, head)
             txn.commit(journal=False)
-
-    def update(
-        self,
-        decide: Decision[T],
-        *,
-        license_id: str | None = None,
-        key_hash: str | None = None,
-        attempt: Attempt | None = None,
-    ) -> T:
-        """Apply ``decide`` to one license under the lock, reading it fresh.
-
-        The license is named by id, or found by the hash of an activation key
-        (which must be its *current* key). ``decide`` returns ``(new_record,
-        result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
-        raised by ``decide`` writes nothing either.
-
-        With an ``attempt`` (an anonymous client's), the client's recent
-        failures are checked first and a refusal of a kind the attempt counts
-        is recorded as one more failure — in this same transaction, so no
-        number of concurrent attempts can get past the limit.
-
-        Raises:
-            RateLimitedError: the attempt's client is at its limit (nothing is looked up).
-            InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
-            LicenseNotFoundError: no license with ``license_id``.
-            LedgerError: the ledger (or a failure's count) cannot be read or written.
-        """
-        with self._transaction() as txn:
-            record: LicenseRecord
-            if attempt is not None:
-                self._check_attempts(txn, attempt)
-            counted = attempt.counted if attempt is not None else ()
-            try:
-                if key_hash is not None:
-                    record = self._record_for_key(txn, key_hash)
-                elif license_id is not None:
-                    record = self._load(txn, license_id)
-                else:
-                    raise LicenseNotFoundError()
-                new_record, result = decide(record)
-            except counted:
-                if attempt is not None:  # always: counted is empty without an attempt
-                    self._count_failure(txn, attempt)
-                    txn.commit()
-                raise
-            if new_record is not None:
-                self._store_change(txn, record, new_record)
-                txn.commit()
-            return result
 
     # -- the license index and the audit log --------------------------------------
 
@@ -691,7 +607,7 @@ class Ledger(LedgerBackend):
             ]
         return max(counts, default=0)
 
-    def reserve_login(self, attempt: LoginAttempt) -> None:
+    def reserve_login(self, attempt: LoginCount) -> None:
         """Count a log-in as a failure before its password is checked, unless a limit refuses it.
 
         Under the ledger's lock: the attempt's counters are read, ``attempt``
@@ -715,7 +631,7 @@ class Ledger(LedgerBackend):
             _forget_stale_logins(table, attempt)
             txn.commit()
 
-    def release_login(self, attempt: LoginAttempt, *, forget: Collection[str] = ()) -> None:
+    def release_login(self, attempt: LoginCount, *, forget: Collection[str] = ()) -> None:
         """Take back the failure :meth:`reserve_login` counted for ``attempt``.
 
         Args:
@@ -774,6 +690,20 @@ class Ledger(LedgerBackend):
             raise LedgerCorruptError(f"{self.folder / META_FILE} is damaged ({err})") from err
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[FolderTransaction]:
+        """One transaction under the folder's ``flock``: committed (journaled) when the block ends.
+
+        Raises:
+            LedgerBusyError: another process held the lock too long.
+            LedgerWriteError: a write failed (and was undone).
+            LedgerError: the ledger cannot be used.
+        """
+        with self._transaction() as txn:
+            tx = FolderTransaction(self, txn)
+            yield tx
+            txn.commit()
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[ShardTransaction]:
         with contextlib.ExitStack() as stack:
             try:
@@ -811,25 +741,23 @@ class Ledger(LedgerBackend):
             raise LicenseNotFoundError(f"no license {license_id!r}")
         return LicenseRecord.from_doc(doc)
 
-    def _record_for_key(self, txn: ShardTransaction, key_hash: str) -> LicenseRecord:
+    def _record_for_key(self, txn: ShardTransaction, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to (whether it is current is not asked)."""
         doc = txn.table(_KEYS, _key_shard(key_hash, self.info.shard_width)).get(
             Query().key_hash == key_hash
         )
         if doc is None:
-            raise InvalidActivationKeyError()
+            return None
         license_id = doc.get("license_id")
         if not isinstance(license_id, str):
             raise LedgerCorruptError("ledger is damaged: a key index entry is malformed")
         try:
-            record = self._load(txn, license_id)
+            return self._load(txn, license_id)
         except LicenseNotFoundError:
             # Index and licenses are written in one journaled step, so this is damage.
             raise LedgerCorruptError(
                 f"ledger is damaged: license {license_id} is indexed but missing"
             ) from None
-        if record.key_hash != key_hash:  # a key of an earlier generation
-            raise InvalidActivationKeyError()
-        return record
 
     def _revoke(
         self, txn: ShardTransaction, entries: list[RevocationEntry], now: _dt.datetime
@@ -864,31 +792,14 @@ class Ledger(LedgerBackend):
         table.truncate()
         table.insert({"kind": "serial", "serial": serial})
 
-    def _attempts(self, txn: ShardTransaction, attempt: Attempt) -> tuple[Table, list[float]]:
-        (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
-        table = txn.table(_ATTEMPTS, self._shard(attempt.bucket))
-        horizon = (attempt.now - attempt.window).timestamp()
-        return table, _recent(table.get(Query().bucket == attempt.bucket), horizon)
-
     def _attempt_tables(self, txn: ShardTransaction) -> list[Table]:
         folder = self.folder / _ATTEMPTS
         shards = sorted(folder.glob("*.json")) if folder.is_dir() else []
         return [txn.table(_ATTEMPTS, path.stem) for path in shards]
 
-    def _check_attempts(self, txn: ShardTransaction, attempt: Attempt) -> None:
-        _, recent = self._attempts(txn, attempt)
-        if len(recent) >= attempt.limit:
-            oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
-            raise attempt.refusal(oldest + attempt.window)
-
-    def _count_failure(self, txn: ShardTransaction, attempt: Attempt) -> None:
-        table, recent = self._attempts(txn, attempt)
-        horizon = (attempt.now - attempt.window).timestamp()
-        for doc in table.all():  # forget what has left the window, whoever it was
-            if doc.get("bucket") != attempt.bucket and not _recent(doc, horizon):
-                table.remove(doc_ids=[doc.doc_id])
-        stamps = [*recent, attempt.now.timestamp()]
-        table.upsert({"bucket": attempt.bucket, "at": stamps}, Query().bucket == attempt.bucket)
+    def _attempts(self, txn: ShardTransaction, bucket: str) -> Table:
+        (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        return txn.table(_ATTEMPTS, self._shard(bucket))
 
     def _products(self, txn: ShardTransaction) -> frozenset[str]:
         if not (self.folder / _PRODUCTS / f"{_ALL}.json").exists():
@@ -911,10 +822,6 @@ class Ledger(LedgerBackend):
             (self.folder / _PRODUCTS).mkdir(mode=0o700, exist_ok=True)
             new |= known
         txn.table(_PRODUCTS, _ALL).insert_multiple({"name": name} for name in sorted(new))
-
-    def _index_key(self, txn: ShardTransaction, record: LicenseRecord) -> None:
-        kind, shard, doc = _key_placement(record, self.info.shard_width)
-        txn.table(kind, shard).insert(doc)
 
     def _head(self, txn: ShardTransaction) -> dict[str, int]:
         doc = txn.table(_INDEX, _HEAD).get(doc_id=1)
@@ -959,37 +866,42 @@ class Ledger(LedgerBackend):
         self._append_events(txn, head, [(event, license_id)])
         self._save_head(txn, head)
 
-    def _store_change(self, txn: ShardTransaction, old: LicenseRecord, new: LicenseRecord) -> None:
-        """Write a changed license, its key and IP index entries, summary and audit events."""
-        table = txn.table(_LICENSES, self._shard(old.license_id))
-        stored = table.get(Query().license_id == old.license_id)
+    def _store_change(self, txn: ShardTransaction, change: Change) -> None:
+        """Write a changed license, its key and IP entries, summary, events and revocations."""
+        new = change.record
+        table = txn.table(_LICENSES, self._shard(change.license_id))
+        stored = table.get(Query().license_id == change.license_id)
         position = None if stored is None else stored.get(_POS)
         if type(position) is not int:
-            raise LedgerCorruptError(f"ledger is damaged: license {old.license_id} is not indexed")
-        if new.key_hash != old.key_hash:
-            self._index_key(txn, new)
-        entries = revocation_changes(old, new)
-        if entries is not None:
-            self._revoke(txn, entries, new.history[-1].at)
-        if new.ip != old.ip:
-            if old.ip is not None:
-                txn.table(_IPS, self._shard(old.ip)).remove(
-                    (Query().ip == old.ip) & (Query().license_id == old.license_id)
+            raise LedgerCorruptError(
+                f"ledger is damaged: license {change.license_id} is not indexed"
+            )
+        if change.new_key_hash is not None:
+            kind, shard, doc = _key_placement(new, self.info.shard_width)
+            txn.table(kind, shard).insert(doc)
+        if change.revocations is not None:
+            self._revoke(txn, list(change.revocations.added), change.revocations.drop_until)
+        if change.ip_moved:
+            if change.old_ip is not None:
+                txn.table(_IPS, self._shard(change.old_ip)).remove(
+                    (Query().ip == change.old_ip) & (Query().license_id == change.license_id)
                 )
-            if new.ip is not None:
-                kind, shard, doc = _ip_placement(new.ip, new.license_id, self.info.shard_width)
+            if change.new_ip is not None:
+                kind, shard, doc = _ip_placement(
+                    change.new_ip, new.license_id, self.info.shard_width
+                )
                 txn.table(kind, shard).insert(doc)
         table.update(
             _replace_with({**new.to_doc(), _POS: position}),
-            Query().license_id == old.license_id,
+            Query().license_id == change.license_id,
         )
-        summary = LicenseSummary.of(new)
-        if summary != LicenseSummary.of(old):
-            txn.table(_INDEX, _page_name(position)).update(summary.to_doc(), doc_ids=[position + 1])
-        added = new.history[len(old.history) :]
-        if added:
+        if change.summary is not None:
+            txn.table(_INDEX, _page_name(position)).update(
+                change.summary.to_doc(), doc_ids=[position + 1]
+            )
+        if change.events:
             head = self._head(txn)
-            self._append_events(txn, head, [(e, new.license_id) for e in added])
+            self._append_events(txn, head, [(e, new.license_id) for e in change.events])
             self._save_head(txn, head)
 
     def _build_index(self) -> None:
@@ -1019,6 +931,84 @@ class Ledger(LedgerBackend):
         self._append_events(txn, head, history)
         self._save_head(txn, head)  # last: its file is the mark of a finished build
         txn.commit(journal=False)
+
+
+class FolderTransaction:
+    """The transaction verbs over one locked set of shards (see :class:`LedgerTransaction`).
+
+    The whole folder is locked, so every read here is a locked read.
+    """
+
+    def __init__(self, ledger: Ledger, txn: ShardTransaction) -> None:
+        self._ledger = ledger
+        self._txn = txn
+        self._known: frozenset[str] | None = None
+
+    def license(
+        self, *, license_id: str | None = None, key_hash: str | None = None
+    ) -> LicenseRecord | None:
+        """The license with this id, or the one ``key_hash`` was ever indexed to."""
+        if key_hash is not None:
+            return self._ledger._record_for_key(self._txn, key_hash)
+        if license_id is None:
+            return None
+        try:
+            return self._ledger._load(self._txn, license_id)
+        except LicenseNotFoundError:
+            return None
+
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has licensed."""
+        if self._known is None:
+            self._known = self._ledger._products(self._txn)
+        return self._known
+
+    def failures(self, bucket: str, *, since: float, lock: bool) -> list[float]:
+        """The bucket's failure times after ``since``, oldest first (the folder is locked whole)."""
+        table = self._ledger._attempts(self._txn, bucket)
+        return _recent(table.get(Query().bucket == bucket), since)
+
+    def record_failure(self, bucket: str, stamps: list[float], *, forget_before: float) -> None:
+        """Keep ``stamps`` as the bucket's failures; forget idle buckets of its shard."""
+        table = self._ledger._attempts(self._txn, bucket)
+        for doc in table.all():  # forget what has left the window, whoever it was
+            if doc.get("bucket") != bucket and not _recent(doc, forget_before):
+                table.remove(doc_ids=[doc.doc_id])
+        table.upsert({"bucket": bucket, "at": stamps}, Query().bucket == bucket)
+
+    def add(self, record: LicenseRecord) -> None:
+        """Store a new license, its index entries and product, and log its history.
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+        ledger, txn = self._ledger, self._txn
+        table = txn.table(_LICENSES, ledger._shard(record.license_id))
+        if table.contains(Query().license_id == record.license_id):
+            raise LedgerExistsError(f"license {record.license_id} exists already")
+        known = self.products()
+        ledger._index_products(txn, known, [record])
+        self._known = known | {record.product}
+        head = ledger._head(txn)
+        position = ledger._append_summary(txn, head, LicenseSummary.of(record))
+        for kind, shard, doc in _placements(record, ledger.info.shard_width, position):
+            txn.table(kind, shard).insert(doc)
+        ledger._append_events(txn, head, [(e, record.license_id) for e in record.history])
+        ledger._save_head(txn, head)
+
+    def replace(
+        self,
+        before: LicenseRecord,
+        after: LicenseRecord,
+        *,
+        revoked: Sequence[RevocationEntry] | None,
+    ) -> None:
+        """Store ``after`` for ``before``, with all :func:`~issuer.ledger.changes.plan` implies."""
+        self._ledger._store_change(self._txn, plan(before, after, revoked=revoked))
+
+    def commit(self) -> None:
+        """Write what was changed so far, now (journaled when it spans several files)."""
+        self._txn.commit()
 
 
 def _serial_of(doc: Any) -> int:
@@ -1060,7 +1050,7 @@ def _login_times(doc: Any, horizon: _dt.datetime) -> list[_dt.datetime]:
     return sorted(found)
 
 
-def _forget_stale_logins(table: Table, attempt: LoginAttempt) -> None:
+def _forget_stale_logins(table: Table, attempt: LoginCount) -> None:
     """Forget counters with no failure in the window; keep at most the most recent ones."""
     stale = [doc.doc_id for doc in table.all() if not _login_times(doc, attempt.horizon)]
     table.remove(doc_ids=stale)

@@ -158,6 +158,8 @@ class ShardTransaction:
         except OSError:
             self._undo(touched, journal)
             raise
+        for storage in dirty:  # on disk now: a later commit of this transaction skips them
+            storage.original, storage.dirty = storage.serialized(), False
         if journal:
             # Every file is durably in place: the change has happened. Removing the
             # journal is housekeeping; if it fails, a replay rewrites the same bytes.

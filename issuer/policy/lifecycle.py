@@ -3,7 +3,8 @@
 A redemption ends in one of five outcomes, numbered here and in the tests:
 
 1. unknown key, or a key of an earlier generation → ``invalid activation key``
-   (the ledger decides this one: it finds no license for the key);
+   (:func:`current_key`, before the others: the ledger only finds what the
+   key was ever indexed to);
 2. license revoked or expired, or for another product → a refusal naming why;
 3. license not yet activated → the activation is recorded and signed;
 4. already activated on the same server (by fingerprint) → that same activation
@@ -17,10 +18,10 @@ Jan 31 → Feb 28/29.
 Every token is issued for a lease: ``exp`` = min(license expiry, now + lease),
 and only the license's current activation, on its own server, renews.
 
-Pure functions over :class:`~issuer.records.LicenseRecord` values: the ledger
-calls them under its lock with freshly read records and writes what they
-return. Refusals are raised as LicenseError subclasses, and nothing is
-written.
+Pure functions over :class:`~issuer.records.LicenseRecord` values: the
+capabilities call them inside a ledger transaction with freshly read records
+and have the ledger keep what they return. Refusals are raised as
+LicenseError subclasses, and nothing is written.
 
 Example:
     >>> import datetime as dt
@@ -43,6 +44,7 @@ from verifier.errors import (
     ActivationSupersededError,
     AlreadyActivatedError,
     BadInputError,
+    InvalidActivationKeyError,
     LicenseExpiredError,
     LicenseRevokedError,
     MachineIdRefusedError,
@@ -60,6 +62,7 @@ __all__ = [
     "amend",
     "audited_fields",
     "check_usable",
+    "current_key",
     "lease_for",
     "next_regeneration",
     "recorded",
@@ -145,6 +148,21 @@ def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> 
         return now
     due = add_months(record.regenerated_at.astimezone(_dt.UTC), months)
     return max(now, due.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def current_key(record: LicenseRecord | None, key_hash: str) -> LicenseRecord:
+    """The license ``key_hash`` opens: outcome 1 when none, or when it is a superseded key.
+
+    Args:
+        record: the license the ledger found indexed under ``key_hash`` (``None``: none).
+        key_hash: the hash of the key presented.
+
+    Raises:
+        InvalidActivationKeyError: no license, or a key of an earlier generation.
+    """
+    if record is None or record.key_hash != key_hash:
+        raise InvalidActivationKeyError()
+    return record
 
 
 def check_usable(record: LicenseRecord, product: str, now: _dt.datetime) -> None:

@@ -120,3 +120,9 @@ def test_policy_imports_only_records_errors_addresses_and_itself(name: str) -> N
     outside = {i for i in GRAPH[name] if not _in(i, *allowed)}
     # The standard library's time, text and data modules only: nothing that reaches a file or the network.
     assert {i for i in outside if i not in sys.stdlib_module_names or i in NO_IO} == set(), name
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _in(n, "issuer.ledger")))
+def test_the_ledger_keeps_and_decides_nothing_it_imports_no_rule_capability_or_facade(name: str) -> None:
+    above = ("issuer.policy", "issuer.licensing", "issuer.service", "issuer.facade", "issuer.web", "issuer.cli")
+    assert {i for i in GRAPH[name] if _in(i, *above)} == set(), name
