@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
-from issuer.service import Issuer
+from issuer.facade import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
 

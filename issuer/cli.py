@@ -14,10 +14,12 @@ from typer.exceptions import TyperException
 
 from issuer.admin_cli import admin_app, console
 from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
+from issuer.config import IssuerConfig
+from issuer.facade import Issuer
 from issuer.ledger import is_database_url, redact_url, upgrade_schema
 from issuer.ledger.copy import copy_ledger
+from issuer.licensing.licenses import KEEP, LicenseView
 from issuer.policy.ratelimit import RateLimit
-from issuer.service import KEEP, Issuer, IssuerConfig, LicenseView
 from keytool.passphrase import read_passphrase
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run, say
 from verifier.clock import format_utc

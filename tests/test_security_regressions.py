@@ -58,8 +58,8 @@ from issuer.addresses import (
     parse_proxies,
     rate_bucket,
 )
+from issuer.config import IssuerConfig
 from issuer.policy.ratelimit import RateLimit
-from issuer.service import IssuerConfig
 from keytool import Keyring, NoActiveKeyError
 from verifier import (
     ActivationRequiredError,

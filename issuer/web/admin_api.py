@@ -25,8 +25,9 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
 from issuer import errors as ie
+from issuer.facade import Issuer
+from issuer.licensing.licenses import KEEP, PAGE_MAX
 from issuer.policy.terms import MAX_DAYS, MAX_ITEMS, MAX_LEASE_DAYS, MAX_LIMIT, NAME_PATTERN
-from issuer.service import KEEP, PAGE_MAX, Issuer
 from issuer.web import apidoc, problems
 from verifier import errors as e
 from verifier.text import escaped, hidden_ranges

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from issuer.addresses import parse_proxies
-from issuer.service import Issuer
+from issuer.facade import Issuer
 from issuer.web import admin_api, apidoc, console_pages, problems
 from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body
 from keytool.passphrase import read_passphrase

@@ -31,7 +31,7 @@ proxies, the right-most X-Forwarded-For hop that is not one of them, every
 header line read in order as one list) — never an address in the body. It
 calls the panel back on that address under one deadline, expects the
 challenge whose SHA-256 came with the request, and only then activates.
-Routes call the :class:`~issuer.service.Issuer` façade only.
+Routes call the :class:`~issuer.facade.Issuer` façade only.
 
 Example:
     $ issuer serve --host 0.0.0.0 --port 8443 --workers 2
@@ -58,9 +58,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.supervisors import Multiprocess
 
 from issuer.addresses import parse_proxies
+from issuer.config import IssuerConfig
+from issuer.facade import Issuer
 from issuer.policy.ratelimit import RateLimit, RequestRate
 from issuer.policy.terms import NAME_PATTERN
-from issuer.service import Issuer, IssuerConfig
 from issuer.web import apidoc, problems
 from issuer.web.callback import confirm_panel
 from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body, listen

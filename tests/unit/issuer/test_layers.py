@@ -126,3 +126,9 @@ def test_policy_imports_only_records_errors_addresses_and_itself(name: str) -> N
 def test_the_ledger_keeps_and_decides_nothing_it_imports_no_rule_capability_or_facade(name: str) -> None:
     above = ("issuer.policy", "issuer.licensing", "issuer.service", "issuer.facade", "issuer.web", "issuer.cli")
     assert {i for i in GRAPH[name] if _in(i, *above)} == set(), name
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _in(n, "issuer.licensing")))
+def test_capabilities_never_import_the_facade_the_web_or_the_commands(name: str) -> None:
+    above = ("issuer.facade", "issuer.config", "issuer.web", "issuer.cli", "issuer.admin_cli", "issuer.umbrella")
+    assert {i for i in GRAPH[name] if _in(i, *above)} == set(), name
