@@ -34,7 +34,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from servers import free_port  # noqa: E402
 from support import PRODUCT, FakeClock, make_issuer  # noqa: E402
 
-from issuer.web.app import ConsoleConfig, create_console_app  # noqa: E402
+from issuer.web.console_app import ConsoleConfig, create_console_app  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 ROUNDS = 40

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from issuer.config import IssuerConfig
 from issuer.errors import (
     LedgerBusyError,
     LedgerCorruptError,
@@ -21,10 +22,13 @@ from issuer.errors import (
     ListenError,
     UnknownProductError,
 )
-from issuer.ledger_api import LedgerBackend, open_ledger
-from issuer.ratelimit import RateLimit
+from issuer.facade import Issuer
+from issuer.ledger import LedgerBackend, open_ledger
+from issuer.ledger.copy import copy_ledger
+from issuer.licensing.activations import Activated
+from issuer.licensing.licenses import LicenseSummaryView, LicenseView, Page
+from issuer.policy.ratelimit import RateLimit
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
-from issuer.service import Activated, Issuer, IssuerConfig, LicenseSummaryView, LicenseView, Page
 
 __all__ = [
     "Activated",
@@ -49,5 +53,6 @@ __all__ = [
     "ListenError",
     "RateLimit",
     "UnknownProductError",
+    "copy_ledger",
     "open_ledger",
 ]

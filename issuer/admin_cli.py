@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
-from issuer.service import Issuer
+from issuer.facade import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
 
@@ -167,7 +167,7 @@ def console(
 ) -> None:
     """Run the provider console and the admin REST API."""
     try:
-        from issuer.web.app import ConsoleConfig, check_bind, serve_console
+        from issuer.web.console_app import ConsoleConfig, check_bind, serve_console
     except ImportError as err:
         raise BadInputError(
             "the console needs the 'console' extra: pip install 'licet[console]'"

@@ -14,10 +14,12 @@ from typer.exceptions import TyperException
 
 from issuer.admin_cli import admin_app, console
 from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
-from issuer.ledger_api import is_database_url
-from issuer.ledger_copy import copy_ledger
-from issuer.ratelimit import RateLimit
-from issuer.service import KEEP, Issuer, IssuerConfig, LicenseView
+from issuer.config import IssuerConfig
+from issuer.facade import Issuer
+from issuer.ledger import is_database_url, redact_url, upgrade_schema
+from issuer.ledger.copy import copy_ledger
+from issuer.licensing.licenses import KEEP, LicenseView
+from issuer.policy.ratelimit import RateLimit
 from keytool.passphrase import read_passphrase
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, run, say
 from verifier.clock import format_utc
@@ -198,8 +200,6 @@ def ledger_upgrade(ledger: LedgerDir = "ledger") -> None:
     """Bring a PostgreSQL ledger's schema up to this issuer's version (explicit, one step)."""
     if not is_database_url(ledger):
         raise BadInputError("only a postgresql:// ledger has a schema to upgrade")
-    from issuer.ledger_postgres import redact_url, upgrade_schema
-
     before, after = upgrade_schema(ledger)
     where = redact_url(ledger)
     if before == after:
@@ -677,8 +677,8 @@ def serve(
 ) -> None:
     """Run the license server (online manual and automatic activation)."""
     try:
-        from issuer.server import ServerConfig
-        from issuer.server import serve as run_server
+        from issuer.web.license_server import ServerConfig
+        from issuer.web.license_server import serve as run_server
     except ImportError as err:
         raise LicenseError(
             "the license server needs the 'server' extra: pip install '.[server]' (checkout)"

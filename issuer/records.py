@@ -30,7 +30,6 @@ __all__ = [
     "LoggedEvent",
     "RevocationEntry",
     "Session",
-    "revocation_changes",
 ]
 
 _WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
@@ -329,43 +328,6 @@ class RevocationEntry:
         if entry.kind not in (cls.LICENSE, cls.ACTIVATION):
             raise LedgerCorruptError("ledger is damaged: a revocation entry has an unknown kind")
         return entry
-
-
-# Tokens issued before leases were recorded lived at most this long.
-_UNRECORDED_LEASE = _dt.timedelta(days=3653)
-
-
-def _tokens_end(activation: Activation) -> _dt.datetime:
-    if activation.lease_until is not None:
-        return activation.lease_until
-    return activation.activated_at + _UNRECORDED_LEASE
-
-
-def revocation_changes(before: LicenseRecord, after: LicenseRecord) -> list[RevocationEntry] | None:
-    """What a change to a license adds to the revocation list.
-
-    Returns ``None`` when the change does not concern the list; otherwise the
-    entries to add (possibly none): every key regeneration and every
-    revocation moves the list to a new serial.
-    """
-    regenerated = after.generation != before.generation
-    revoked = after.status == LicenseStatus.REVOKED and before.status != LicenseStatus.REVOKED
-    if not (regenerated or revoked):
-        return None
-    entries: list[RevocationEntry] = []
-    if regenerated and before.activation is not None:
-        entries.append(
-            RevocationEntry(
-                RevocationEntry.ACTIVATION,
-                before.activation.activation_id,
-                _tokens_end(before.activation),
-            )
-        )
-    if revoked:
-        ends = [_tokens_end(a) for a in after.activations()]
-        until = max(ends) if ends else (after.revoked_at or after.created_at)
-        entries.append(RevocationEntry(RevocationEntry.LICENSE, after.license_id, until))
-    return entries
 
 
 def _shown_state(status: str, expires_at: _dt.datetime | None, now: _dt.datetime) -> str:

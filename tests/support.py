@@ -152,6 +152,14 @@ class Provider:
         return header
 
 
+def current_license(iss: Any, key_hash: str) -> Any:
+    """The license ``key_hash`` opens as its current key, read under the ledger's lock (else InvalidActivationKeyError)."""
+    from issuer import policy
+
+    with iss.ledger.transaction() as tx:
+        return policy.current_key(tx.license(key_hash=key_hash), key_hash)
+
+
 def make_issuer(folder: Path, clock: FakeClock, ledger: str | None = None, **kwargs: Any) -> Any:
     """A real keyring in ``folder`` and a ledger there (or at ``ledger``, a URL); returns the Issuer."""
     from issuer import Issuer
@@ -202,10 +210,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def readme_section(name: str, document: dict[str, Any]) -> str:
     """The README's part between ``<!-- name:begin -->`` and ``<!-- name:end -->``, checked against ``document``.
 
-    The part must be the OpenAPI document rendered by :mod:`issuer.apidoc`; with
+    The part must be the OpenAPI document rendered by :mod:`issuer.web.apidoc`; with
     ``LICET_WRITE_README=1`` it is rewritten to be so. Returns the part.
     """
-    from issuer import apidoc
+    from issuer.web import apidoc
 
     begin, end = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->\n"
     text = README.read_text()
@@ -222,7 +230,7 @@ def readme_section(name: str, document: dict[str, Any]) -> str:
 
 def problem_codes(operation: dict[str, Any]) -> dict[str, list[str]]:
     """The ``code`` values an OpenAPI operation documents for each status it refuses with."""
-    from issuer import apidoc
+    from issuer.web import apidoc
 
     found = {}
     for status, answer in operation["responses"].items():

@@ -58,8 +58,8 @@ from issuer.addresses import (
     parse_proxies,
     rate_bucket,
 )
-from issuer.ratelimit import RateLimit
-from issuer.service import IssuerConfig
+from issuer.config import IssuerConfig
+from issuer.policy.ratelimit import RateLimit
 from keytool import Keyring, NoActiveKeyError
 from verifier import (
     ActivationRequiredError,
@@ -731,7 +731,7 @@ def test_unwritable_rate_limit_state_fails_closed_with_problem_json(home: Path) 
 def test_a_full_disk_refuses_key_attempts_instead_of_trying_them_uncounted(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     from starlette.testclient import TestClient
 
-    from issuer.server import ServerConfig, create_app
+    from issuer.web.license_server import ServerConfig, create_app
 
     iss = make_issuer(tmp_path, clock)
     good = iss.create_license(PRODUCT)
@@ -1174,7 +1174,7 @@ def test_a_hostname_with_control_characters_never_reaches_the_provider(tmp_path:
 
     from starlette.testclient import TestClient
 
-    from issuer.server import ServerConfig, create_app
+    from issuer.web.license_server import ServerConfig, create_app
     from verifier.activation_key import key_from_bytes
 
 
@@ -1300,8 +1300,8 @@ def test_made_up_names_from_one_address_never_lock_a_real_user_out(console_port:
 
 
 def test_name_guessing_from_one_address_still_meets_the_per_address_bound(tmp_path: Path, clock: FakeClock) -> None:
-    from issuer.accounts import AccountsConfig
     from issuer.errors import AuthenticationError
+    from issuer.licensing.accounts import AccountsConfig
 
     iss = make_issuer(tmp_path, clock, config=IssuerConfig(accounts=AccountsConfig(address_login_limit=10)))
     iss.add_user("alice", "correct horse battery staple")
@@ -1319,8 +1319,8 @@ def test_a_flood_of_logins_never_runs_more_argon2_checks_at_once_than_the_bound(
     """Each Argon2 check takes 64 MiB: concurrent log-ins used to run as many as arrived."""
     from argon2 import PasswordHasher
 
-    from issuer.accounts import PASSWORD_CHECKS, AccountsConfig
     from issuer.errors import AuthenticationError
+    from issuer.licensing.accounts import PASSWORD_CHECKS, AccountsConfig
 
     real_verify, gate, arrived, inside = PasswordHasher.verify, threading.Event(), threading.Semaphore(0), []
 
@@ -1555,7 +1555,7 @@ def test_one_forwarded_for_line_cannot_be_passed_off_as_all_of_them() -> None:
 
 
 def test_only_one_function_reads_the_forwarded_for_header_and_the_peer() -> None:
-    """Both servers and the request log take the client from `issuer.httpapi.client_of`, which reads every line."""
+    """Both servers and the request log take the client from `issuer.web.problems.client_of`, which reads every line."""
     import ast
 
     readers = []
@@ -1565,7 +1565,7 @@ def test_only_one_function_reads_the_forwarded_for_header_and_the_peer() -> None
             reads_peer = isinstance(node, ast.Attribute) and node.attr == "client" and isinstance(node.value, ast.Name) and node.value.id == "request"
             if names_header or reads_peer:
                 readers.append(f"{path.parent.name}/{path.name}")
-    assert set(readers) == {"issuer/httpapi.py"}
+    assert set(readers) == {"web/problems.py"}
 
 
 def test_a_forged_forwarded_for_line_before_the_proxys_own_cannot_claim_another_customers_address(home: Path) -> None:
@@ -2089,9 +2089,9 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
     from consoles import ConsoleServer, add_user, make_token
     from starlette.routing import Mount
 
-    from issuer.server import ServerConfig, create_app
-    from issuer.web import admin_api, console
-    from issuer.web.app import ConsoleConfig, create_console_app
+    from issuer.web import admin_api, console_pages
+    from issuer.web.console_app import ConsoleConfig, create_console_app
+    from issuer.web.license_server import ServerConfig, create_app
 
     lic = create_license(home, "--customer", "Acme")
     add_user(home, "alice")
@@ -2104,10 +2104,10 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
     assert len(included) == 2, included
     static = [r for r in console_app.routes if isinstance(r, Mount)]
     assert [m.path for m in static] == ["/static"]
-    assets = sorted(p.name for p in (Path(console.__file__).parent / "static").iterdir())
+    assets = sorted(p.name for p in (Path(console_pages.__file__).parent / "static").iterdir())
     pages = {
         "server": get_paths(server_app.routes),
-        "console": get_paths([*console_app.routes, *console.router.routes, *admin_api.router.routes])
+        "console": get_paths([*console_app.routes, *console_pages.router.routes, *admin_api.router.routes])
         + [f"/static/{name}" for name in assets],
     }
     assert {"/v1/health", "/v1/revocations", "/problems/{code}", "/openapi.json"} <= set(pages["server"])
@@ -2143,7 +2143,7 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
 
 def restore_revocation_entries(home: Path, count: int) -> None:
     """Give the provider's new ledger ``count`` live entries (as years of lease-0 regenerations leave)."""
-    from issuer.ledger import Ledger
+    from issuer.ledger.folder import Ledger
     from issuer.records import RevocationEntry
 
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=3000)
@@ -2153,7 +2153,7 @@ def restore_revocation_entries(home: Path, count: int) -> None:
 
 def test_a_revocation_list_every_panel_would_refuse_is_never_given_out(tmp_path: Path) -> None:
     """At the real limit: the issuer's refusal and the verifier's are the one rule, not two."""
-    from issuer.revocation_list import MAX_REVOCATIONS_BYTES as ISSUER_LIMIT
+    from issuer.licensing.revocation_list import MAX_REVOCATIONS_BYTES as ISSUER_LIMIT
     from verifier.revocations import (
         MAX_REVOCATIONS_BYTES,
         REVOCATIONS_TYPE,
@@ -2195,7 +2195,7 @@ def test_the_revocation_list_warns_from_three_quarters_of_the_limit_and_is_refus
     from starlette.testclient import TestClient
 
     from issuer.errors import RevocationListTooLargeError
-    from issuer.web.app import ConsoleConfig, create_console_app
+    from issuer.web.console_app import ConsoleConfig, create_console_app
 
     clock = FakeClock(dt.datetime.now(dt.UTC))
     iss = make_issuer(tmp_path, clock)

@@ -104,16 +104,16 @@ def test_no_module_imports_another_packages_private_modules(path: Path) -> None:
 
 
 def test_web_routes_call_the_issuer_facade_never_the_ledger() -> None:
-    tree = ast.parse((ROOT / "issuer" / "server.py").read_text())
+    tree = ast.parse((ROOT / "issuer" / "web" / "license_server.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not {"issuer.ledger", "issuer.ledger_postgres", "issuer.ledger_api"} & imported
+    assert not {"issuer.ledger", "issuer.ledger.postgres", "issuer.ledger.api"} & imported
     touched = [  # `config.ledger` is only the folder's name, handed to the façade
         node.lineno
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and node.attr == "ledger"
         and not (isinstance(node.value, ast.Name) and node.value.id == "config")
     ]
-    assert touched == [], f"issuer/server.py reaches the ledger at lines {touched}"
+    assert touched == [], f"issuer/web/license_server.py reaches the ledger at lines {touched}"
 
 
 # The text of the patterns is spelled so that this file does not match them itself.
@@ -133,9 +133,9 @@ def test_code_and_tests_state_rules_instead_of_pointing_at_outside_documents(pat
 
 
 def test_only_the_ledger_backends_import_their_storage_libraries() -> None:
-    """Storage stays behind the Ledger interface: tinydb in one module, psycopg in another."""
-    postgres = {"issuer/ledger_postgres.py", "issuer/ledger_pgconn.py"}  # the backend and its connections
-    owners = {"tinydb": {"issuer/ledger.py"}, "psycopg": postgres, "psycopg_pool": postgres}
+    """Storage stays behind the Ledger interface: tinydb in the folder backend, psycopg in the PostgreSQL one."""
+    postgres = {"issuer/ledger/postgres.py", "issuer/ledger/connections.py"}  # the backend and its connections
+    owners = {"tinydb": {"issuer/ledger/folder.py", "issuer/ledger/shards.py"}, "psycopg": postgres, "psycopg_pool": postgres}
     for package in PACKAGES:
         for path in sources(package):
             for node in ast.walk(ast.parse(path.read_text())):

@@ -24,10 +24,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
-from issuer import apidoc, httpapi
 from issuer import errors as ie
-from issuer.policy import MAX_LEASE_DAYS
-from issuer.service import KEEP, MAX_DAYS, MAX_ITEMS, MAX_LIMIT, NAME_PATTERN, PAGE_MAX, Issuer
+from issuer.facade import Issuer
+from issuer.licensing.licenses import KEEP, PAGE_MAX
+from issuer.policy.terms import MAX_DAYS, MAX_ITEMS, MAX_LEASE_DAYS, MAX_LIMIT, NAME_PATTERN
+from issuer.web import apidoc, problems
 from verifier import errors as e
 from verifier.text import escaped, hidden_ranges
 
@@ -151,8 +152,8 @@ _DAYS_OR_EXPIRES: JsonDict = {
 
 #: What every admin route may answer besides its own refusals.
 _EVERY: tuple[type[e.LicenseError], ...] = (
-    *httpapi.EVERY_ROUTE,
-    *httpapi.LEDGER_FAULTS,
+    *problems.EVERY_ROUTE,
+    *problems.LEDGER_FAULTS,
     e.BadInputError,
     ie.AuthenticationError,
 )
@@ -161,7 +162,7 @@ _WRITE: tuple[type[e.LicenseError], ...] = (*_EVERY, ie.PermissionDeniedError)
 
 def _answers(*errors: type[e.LicenseError]) -> dict[int | str, dict[str, Any]]:
     answers: dict[int | str, dict[str, Any]] = {}
-    answers.update(apidoc.refusals(errors, httpapi.BUG_STATUS))
+    answers.update(apidoc.refusals(errors, problems.BUG_STATUS))
     answers["401"]["headers"] = {
         "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}
     }
@@ -303,7 +304,7 @@ Cursor = Annotated[
     str | None, Query(pattern=_CURSOR, description="the next_cursor of a previous answer")
 ]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="items per page")]
-router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=httpapi.ApiRoute)
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=problems.ApiRoute)
 _LICENSE = {"links": LICENSE_LINKS}
 _KEYRING = (e.KeyringError, e.KeyringMissingError, e.NoActiveKeyError)
 

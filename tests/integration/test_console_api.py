@@ -26,7 +26,7 @@ from servers import LicenseServer
 from support import PRODUCT
 
 from issuer import Issuer
-from issuer.server import SHUTDOWN_GRACE
+from issuer.web.license_server import SHUTDOWN_GRACE
 
 OS_USER = getpass.getuser()
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 from servers import first_line
-from support import PRODUCT, FakeClock, make_issuer
+from support import PRODUCT, FakeClock, current_license, make_issuer
 
 from issuer import Issuer
-from issuer.ledger import JOURNAL_FILE
-from issuer.secret import key_hash
+from issuer.ledger.shards import JOURNAL_FILE
+from issuer.licensing.minting import key_hash
 
 CHILD = Path(__file__).with_name("crash_child.py")
 KILLS = 20
@@ -28,7 +28,7 @@ def check_consistent(folder: Path, confirmed: list[list[str]]) -> None:
         record = view.record
         assert (record.status == "activated") == (record.activation is not None), record
         # The current key is indexed to this license: no half-applied regeneration.
-        found = iss.ledger.update(lambda r: (None, r), key_hash=key_hash(view.activation_key))
+        found = current_license(iss, key_hash(view.activation_key))
         assert found.license_id == record.license_id
         assert [e.action for e in record.history].count("regenerated") == record.generation - 1
     for op, license_id, detail in confirmed:

@@ -24,7 +24,7 @@ from servers import free_port
 from support import PRODUCT
 
 from issuer import Issuer
-from issuer.server import ServerConfig, create_app
+from issuer.web.license_server import ServerConfig, create_app
 from verifier import LicenseError, request_code
 from verifier.client import activate_online
 

@@ -232,7 +232,7 @@ def _create_product(url: str, keys: str, product: str, barrier: Any, results: An
 
 
 def test_case_twins_of_a_new_product_created_on_two_nodes_at_once_yield_one(pg_home: tuple[Path, str]) -> None:
-    from issuer.ledger_api import open_ledger
+    from issuer.ledger import open_ledger
 
     home, url = pg_home
     create(home, url)  # the ledger knows a product, so a new one must say --new-product

@@ -13,7 +13,7 @@ from servers import has_open, wait_until
 from support import PRODUCT, FakeClock, code_for, make_issuer, request_for
 
 from issuer import Issuer
-from issuer.ledger import LOCK_FILE
+from issuer.ledger.folder import LOCK_FILE
 from verifier import LicenseError
 
 

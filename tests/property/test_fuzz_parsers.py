@@ -103,12 +103,13 @@ def test_ledger_shards(ledger_home: Path, content: bytes) -> None:
 def app_and_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     from starlette.testclient import TestClient
 
-    from issuer.server import ServerConfig, _limit_body, create_app
+    from issuer.web.license_server import ServerConfig, create_app
+    from issuer.web.plumbing import limit_body
 
     home = Path(tmp_path_factory.mktemp("server"))
     make_issuer(home, FakeClock()).create_license(PRODUCT, ip="127.0.0.1")
     config = ServerConfig(ledger=str(home / "ledger"), keys=str(home / "keys"))
-    app = _limit_body(create_app(config), config.max_body_bytes, config.max_header_bytes)
+    app = limit_body(create_app(config), config.max_body_bytes, config.max_header_bytes)
     return TestClient(app, raise_server_exceptions=False), home / "ledger"
 
 

@@ -25,8 +25,8 @@ import pytest
 from support import PRODUCT, FakeClock, ledger_bytes, make_issuer
 
 from issuer import Issuer
-from issuer.ledger import JOURNAL_FILE
-from issuer.secret import KeySecret
+from issuer.ledger.shards import JOURNAL_FILE
+from issuer.licensing.minting import KeySecret
 from keytool import Keyring
 from verifier import LicenseError, TokenStore
 

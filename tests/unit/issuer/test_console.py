@@ -17,9 +17,9 @@ from pgsupport import LedgerSite
 from support import PRODUCT, FakeClock, make_issuer, request_for
 
 from issuer import Issuer, IssuerConfig
-from issuer.accounts import AccountsConfig
 from issuer.errors import AuthenticationError
-from issuer.web.app import ConsoleConfig, create_console_app
+from issuer.licensing.accounts import AccountsConfig
+from issuer.web.console_app import ConsoleConfig, create_console_app
 from verifier.errors import BadInputError, RateLimitedError
 
 PASSWORD = "correct horse battery staple"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support import PRODUCT, README, FakeClock, make_issuer, problem_codes, readme_section
 
-from issuer import apidoc
+from issuer.web import apidoc
 from verifier import errors
 
 ADMIN = "/v1/admin/"
@@ -19,8 +19,8 @@ ADMIN = "/v1/admin/"
 def console(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from starlette.testclient import TestClient
 
-    from issuer.server import _limit_body
-    from issuer.web.app import ConsoleConfig, create_console_app
+    from issuer.web.console_app import ConsoleConfig, create_console_app
+    from issuer.web.plumbing import limit_body
 
     folder = tmp_path_factory.mktemp("console-contract")
     iss = make_issuer(folder, FakeClock())
@@ -29,7 +29,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Any:
     _, read = iss.create_token("dashboard", "read")
     config = ConsoleConfig(ledger=str(folder / "ledger"), keys=str(folder / "keys"))
     app = create_console_app(config, clock=FakeClock(), issuer=iss)
-    client = TestClient(_limit_body(app, config.max_body_bytes, config.max_header_bytes), raise_server_exceptions=False)
+    client = TestClient(limit_body(app, config.max_body_bytes, config.max_header_bytes), raise_server_exceptions=False)
     client.app_state = app.state  # the issuer, for tests that make it fail
     client.write = {"Authorization": f"Bearer {write}"}
     client.read = {"Authorization": f"Bearer {read}"}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from support import PRODUCT, FakeClock, make_issuer, problem_codes, readme_section, server_fp
 
-from issuer import apidoc
+from issuer.web import apidoc
 from verifier import errors
 
 HASH = "a" * 64
@@ -20,12 +20,13 @@ HASH = "a" * 64
 def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from starlette.testclient import TestClient
 
-    from issuer.server import ServerConfig, _limit_body, create_app
+    from issuer.web.license_server import ServerConfig, create_app
+    from issuer.web.plumbing import limit_body
 
     folder = tmp_path_factory.mktemp("contract")
     make_issuer(folder, FakeClock())
     config = ServerConfig(ledger=str(folder / "ledger"), keys=str(folder / "keys"))
-    app = _limit_body(create_app(config), config.max_body_bytes, config.max_header_bytes)
+    app = limit_body(create_app(config), config.max_body_bytes, config.max_header_bytes)
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -159,7 +160,7 @@ def test_a_rate_limited_client_is_told_how_long_to_wait(tmp_path: Path) -> None:
     from starlette.testclient import TestClient
     from support import code_for
 
-    from issuer.server import ServerConfig, create_app
+    from issuer.web.license_server import ServerConfig, create_app
     from verifier.activation_key import key_from_bytes
 
     make_issuer(tmp_path, FakeClock())

@@ -12,7 +12,8 @@ import pytest
 from support import PRODUCT, TIMING, FakeClock, ledger_bytes, make_issuer, request_for
 
 from issuer import Issuer, LedgerBusyError, LedgerCorruptError, LedgerMissingError
-from issuer.ledger import JOURNAL_FILE, LOCK_FILE, META_FILE, Ledger
+from issuer.ledger.folder import LOCK_FILE, META_FILE, Ledger
+from issuer.ledger.shards import JOURNAL_FILE
 
 
 @pytest.fixture

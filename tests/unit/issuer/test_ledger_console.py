@@ -136,7 +136,7 @@ def test_failed_logins_on_every_door_count_against_one_limit(iss: Issuer, clock:
 
 
 def test_login_counters_are_reserved_judged_and_taken_back_on_every_door(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
-    from issuer.ratelimit import LoginAttempt
+    from issuer.policy.ratelimit import LoginAttempt
 
     ledger, other = iss.ledger, other_door(iss, site, clock).ledger
 
@@ -176,8 +176,8 @@ def test_login_counters_are_reserved_judged_and_taken_back_on_every_door(iss: Is
 
 
 def _reserve(url: str, user: str, at: str, barrier: Any, results: Any) -> None:
-    from issuer.ledger_api import open_ledger
-    from issuer.ratelimit import LoginAttempt
+    from issuer.ledger import open_ledger
+    from issuer.policy.ratelimit import LoginAttempt
 
     ledger = open_ledger(url)
     attempt = LoginAttempt(user, "198.51.100.1", dt.datetime.fromisoformat(at), dt.timedelta(minutes=15), 3, 5)
@@ -202,7 +202,7 @@ def test_concurrent_reservations_from_many_processes_never_pass_a_limit(iss: Iss
 
 
 def test_a_flood_of_counters_keeps_the_most_recent_ones(iss: Issuer, clock: FakeClock) -> None:
-    from issuer.ratelimit import LoginAttempt
+    from issuer.policy.ratelimit import LoginAttempt
 
     for i in range(6):
         clock.advance(seconds=1)
@@ -236,8 +236,8 @@ def test_sessions_unused_for_the_idle_time_are_dropped_when_the_next_opens(iss: 
 def test_a_copy_of_a_ledger_with_a_console_to_each_backend_and_back_keeps_it_working(
     tmp_path: Path, clock: FakeClock, pg_url: str
 ) -> None:
-    from issuer.ledger_api import open_ledger
-    from issuer.ledger_copy import copy_ledger, summarize
+    from issuer.ledger import open_ledger
+    from issuer.ledger.copy import copy_ledger, summarize
 
     source = make_issuer(tmp_path, clock)
     view = source.create_license(PRODUCT, customer="Acme")
@@ -275,8 +275,8 @@ def test_the_upgrade_to_the_console_schema_fills_the_audit_log_from_the_historie
     import psycopg
 
     from issuer.errors import LedgerVersionError
-    from issuer.ledger_api import open_ledger
-    from issuer.ledger_postgres import SCHEMA_VERSION, upgrade_schema
+    from issuer.ledger import open_ledger
+    from issuer.ledger.postgres import SCHEMA_VERSION, upgrade_schema
 
     iss = make_issuer(tmp_path, clock, ledger=pg_url)
     a = iss.create_license(PRODUCT)

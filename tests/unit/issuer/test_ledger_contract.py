@@ -20,7 +20,7 @@ from issuer import (
     RateLimit,
 )
 from issuer.errors import LedgerVersionError
-from issuer.ledger_api import LedgerBackend, open_ledger
+from issuer.ledger import LedgerBackend, open_ledger
 from verifier import (
     AlreadyActivatedError,
     BadInputError,
@@ -164,7 +164,7 @@ def test_init_refuses_an_existing_schema_and_leaves_it_alone(tmp_path: Path, clo
 
 
 def test_an_older_schema_needs_an_explicit_upgrade(tmp_path: Path, clock: FakeClock, pg_url: str) -> None:
-    from issuer.ledger_postgres import SCHEMA_VERSION, PostgresLedger, upgrade_schema
+    from issuer.ledger.postgres import SCHEMA_VERSION, PostgresLedger, upgrade_schema
 
     iss = make_issuer(tmp_path / "tiny", clock)  # only for the keys and their secret check
     PostgresLedger.create(pg_url, provider="acme", secret_check=iss.ledger.info.secret_check, now=clock(), version=1)
@@ -183,7 +183,7 @@ def test_the_upgrades_to_the_product_index_and_license_order_fill_them_from_the_
     import psycopg
 
     from issuer import UnknownProductError
-    from issuer.ledger_postgres import SCHEMA_VERSION, upgrade_schema
+    from issuer.ledger.postgres import SCHEMA_VERSION, upgrade_schema
 
     iss = make_issuer(tmp_path, clock, ledger=pg_url)
     iss.create_license(PRODUCT)
@@ -264,14 +264,14 @@ def test_a_role_without_privileges_is_told_so_and_nothing_is_created(tmp_path: P
 
 
 def test_a_copy_that_does_not_match_its_source_is_removed(tmp_path: Path, clock: FakeClock, site: LedgerSite, monkeypatch: pytest.MonkeyPatch) -> None:
-    from issuer.ledger import Ledger
-    from issuer.ledger_copy import copy_ledger, summarize
+    from issuer.ledger.copy import copy_ledger, summarize
+    from issuer.ledger.folder import Ledger
 
     source = make_issuer(tmp_path / "src", clock)
     for _ in range(3):
         source.create_license(PRODUCT)
     if site.kind == "postgres":
-        from issuer.ledger_postgres import PostgresLedger
+        from issuer.ledger.postgres import PostgresLedger
 
         destination_class: type[LedgerBackend] = PostgresLedger
     else:

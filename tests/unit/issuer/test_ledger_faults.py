@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import PRODUCT, FakeClock, ledger_bytes, make_issuer, request_for
+from support import PRODUCT, FakeClock, current_license, ledger_bytes, make_issuer, request_for
 
 from issuer import Issuer, LedgerWriteError
-from issuer.ledger import JOURNAL_FILE
+from issuer.ledger.shards import JOURNAL_FILE
 from verifier import InvalidActivationKeyError
 
 
@@ -118,7 +118,7 @@ def test_when_the_undo_fails_too_the_journal_completes_the_change(env: tuple[Iss
     assert iss.show(license_id).record.generation == 2  # the next operation replayed the journal
     assert not (ledger / JOURNAL_FILE).exists()
     for view in iss.licenses():  # and every key is indexed to its license
-        assert iss.ledger.update(lambda r: (None, r), key_hash=view.record.key_hash).license_id == view.license_id
+        assert current_license(iss, view.record.key_hash).license_id == view.license_id
 
 
 CHILD = textwrap.dedent(

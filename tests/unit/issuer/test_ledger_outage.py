@@ -22,8 +22,8 @@ from psycopg import errors as pg_errors
 from support import PRODUCT, TIMING, FakeClock, make_issuer
 
 from issuer import Issuer, LedgerBusyError, LedgerError, LedgerUnavailableError
-from issuer.ledger_api import open_ledger
-from issuer.ledger_pgconn import CONNECT_TIMEOUT, RETRY_AFTER, unreachable
+from issuer.ledger import open_ledger
+from issuer.ledger.connections import CONNECT_TIMEOUT, RETRY_AFTER, unreachable
 from issuer.records import LicenseRecord
 
 pytestmark = TIMING
@@ -37,6 +37,16 @@ def pg_issuer(tmp_path: Path, clock: FakeClock, pg_url: str) -> Issuer:
     return iss
 
 
+def update(ledger: Any, decide: Any, license_id: str) -> Any:
+    """Change one license in one transaction, the way the capabilities do; ``decide`` gives the new record."""
+    with ledger.transaction() as tx:
+        record = tx.license(license_id=license_id)
+        new_record, result = decide(record)
+        if new_record is not None:
+            tx.replace(record, new_record, revoked=None)
+    return result
+
+
 def hold_connections(ledger: Any, license_ids: list[str], release: threading.Event) -> list[threading.Thread]:
     """Have one transaction per license open at once (each on its own pooled connection) until ``release``."""
     inside = threading.Barrier(len(license_ids) + 1)
@@ -47,7 +57,7 @@ def hold_connections(ledger: Any, license_ids: list[str], release: threading.Eve
             release.wait(timeout=30)
             return None, None
 
-        ledger.update(decide, license_id=license_id)
+        update(ledger, decide, license_id)
 
     threads = [threading.Thread(target=hold, args=(i,)) for i in license_ids]
     for t in threads:
@@ -86,7 +96,7 @@ def test_a_connection_lost_in_the_middle_of_a_change_fails_it_whole_and_it_is_no
         return dataclasses.replace(record, customer="changed"), "done"
 
     with pytest.raises(LedgerUnavailableError) as caught:
-        ledger.update(decide, license_id=license_id)
+        update(ledger, decide, license_id)
     assert calls == [license_id]  # decided once: the lost transaction is not run again
     assert caught.value.retry_after == RETRY_AFTER
     assert "terminating connection" in caught.value.message
@@ -115,7 +125,7 @@ def test_a_connection_lost_during_commit_is_answered_unavailable_and_never_retri
         return dataclasses.replace(record, customer="changed at commit"), "done"
 
     with pytest.raises(LedgerUnavailableError) as caught:
-        ledger.update(decide, license_id=license_id)
+        update(ledger, decide, license_id)
     assert isinstance(caught.value.__cause__, pg_errors.AdminShutdown)
     assert calls == [license_id]  # a commit whose fate is unknown is never sent again
     with psycopg.connect(pg_url, autocommit=True) as admin:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from issuer.ratelimit import RequestRate
+from issuer.policy.ratelimit import RequestRate
 from verifier.errors import BadInputError, RateLimitedError
 
 

@@ -54,7 +54,7 @@ def test_a_broken_provider_setup_is_a_503_not_a_client_error(tmp_path, caplog) -
     from starlette.testclient import TestClient
     from support import PRODUCT, FakeClock, code_for, make_issuer
 
-    from issuer.server import ServerConfig, create_app
+    from issuer.web.license_server import ServerConfig, create_app
 
     iss = make_issuer(tmp_path, FakeClock())
     key = iss.create_license(PRODUCT).activation_key

@@ -10,7 +10,7 @@ same Argon2 work as a wrong password.
 A log-in is counted as a failed one *before* its password is checked, in one
 locked ledger step that refuses it when this user name has failed too often
 from this address, or this address under any names much more often
-(:class:`issuer.ratelimit.LoginAttempt`); a right password takes the count back
+(:class:`issuer.policy.ratelimit.LoginAttempt`); a right password takes the count back
 and clears the name's failures from that address. So concurrent guesses never
 check more passwords than the limit, and guesses from one address never lock
 the user out at another. At most :data:`PASSWORD_CHECKS` passwords are checked
@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from issuer.addresses import rate_bucket
 from issuer.errors import AccountNotFoundError, AuthenticationError, PermissionDeniedError
-from issuer.ledger_api import LedgerBackend
-from issuer.ratelimit import LoginAttempt
+from issuer.ledger.api import LedgerBackend
+from issuer.policy.ratelimit import LoginAttempt
 from issuer.records import Account, Event, Session
 from verifier.clock import Clock, now_from
 from verifier.errors import BadInputError, RateLimitedError

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from issuer.errors import LedgerError
-from issuer.ledger_api import LedgerBackend, create_ledger, is_database_url, open_ledger
+from issuer.ledger import LedgerBackend, create_ledger, is_database_url, open_ledger
 from issuer.records import Account, LoggedEvent
 
 __all__ = ["LedgerSummary", "copy_ledger", "summarize"]
@@ -181,7 +181,7 @@ def _discard(destination: str | os.PathLike[str], folder_existed: bool) -> None:
     """Remove a destination this copy created (only ever a new or empty one)."""
     with contextlib.suppress(LedgerError, OSError):
         if is_database_url(destination):
-            from issuer.ledger_postgres import drop_schema
+            from issuer.ledger.postgres import drop_schema
 
             drop_schema(str(destination))
             return

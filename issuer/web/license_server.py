@@ -3,7 +3,7 @@
 A FastAPI app over the same ledger and the same activation function as the
 CLI (the ``server`` extra; h11, under uvicorn, also speaks the callback's
 HTTP). Its refusals and their documentation are shared with the console
-(:mod:`issuer.httpapi`).
+(:mod:`issuer.web.problems`).
 
 Endpoints (JSON; OpenAPI at ``/openapi.json``)::
 
@@ -19,11 +19,11 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
 library's stable ``code``, and the OpenAPI document lists, per operation and
-status, the codes it may answer (built by :mod:`issuer.apidoc` from the error
+status, the codes it may answer (built by :mod:`issuer.web.apidoc` from the error
 classes each route declares); request bodies refuse unknown members. For
 failures on the provider's side (ledger, keys, a bug) the detail is generic,
 with an incident id, and the real one goes to the log. Every request is
-logged on stderr as one JSON line (:mod:`issuer.requestlog`), without keys or
+logged on stderr as one JSON line (:mod:`issuer.web.requestlog`), without keys or
 tokens.
 
 Automatic activation trusts only the TCP peer address (or, behind trusted
@@ -31,7 +31,7 @@ proxies, the right-most X-Forwarded-For hop that is not one of them, every
 header line read in order as one list) — never an address in the body. It
 calls the panel back on that address under one deadline, expects the
 challenge whose SHA-256 came with the request, and only then activates.
-Routes call the :class:`~issuer.service.Issuer` façade only.
+Routes call the :class:`~issuer.facade.Issuer` façade only.
 
 Example:
     $ issuer serve --host 0.0.0.0 --port 8443 --workers 2
@@ -40,41 +40,36 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import json
 import logging
 import os
 import re
-import socket
 import sys
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import h11
 import uvicorn
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
-from issuer import apidoc, httpapi
-from issuer.addresses import callback_allowed, parse_proxies
-from issuer.errors import ListenError
-from issuer.httpapi import problem
-from issuer.ratelimit import RateLimit, RequestRate
-from issuer.requestlog import LICENSE_ID, log_requests
-from issuer.service import NAME_PATTERN, Issuer, IssuerConfig
+from issuer.addresses import parse_proxies
+from issuer.config import IssuerConfig
+from issuer.facade import Issuer
+from issuer.policy.ratelimit import RateLimit, RequestRate
+from issuer.policy.terms import NAME_PATTERN
+from issuer.web import apidoc, problems
+from issuer.web.callback import confirm_panel
+from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body, listen
+from issuer.web.requestlog import LICENSE_ID, log_requests
 from keytool.passphrase import PASSPHRASE_FILE_ENV, read_passphrase
 from verifier import errors as e
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
-from verifier.client import CHALLENGE_PATH
-from verifier.errors import CallbackError, LicenseError
+from verifier.errors import LicenseError
 from verifier.fingerprint import (
     COMPONENT_PATTERN,
     MAX_COMPONENTS,
@@ -92,11 +87,6 @@ from verifier.request import (
 __all__ = ["ServerConfig", "create_app", "serve"]
 
 _CONFIG_ENV = "LICET_SERVE_CONFIG"  # hand-off from `issuer serve` to its worker processes
-_MAX_CALLBACK_HEADERS = 8 * 1024
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,48 +148,6 @@ class ServerConfig:
             what="revocation-list requests",
             ipv6_prefix=self.ipv6_prefix,
         )
-
-
-# On SIGTERM, requests in progress get this long to finish before the process exits.
-# Without it, one idle TLS keep-alive connection (every browser keeps one open) holds
-# the exit for asyncio's 30-second TLS shut-down, and a restart hangs that long.
-SHUTDOWN_GRACE = 5  # seconds, whole: uvicorn takes an int
-
-
-class DeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for receiving each whole request.
-
-    uvicorn has no such timeout: its keep-alive timer restarts with every byte,
-    so a client trickling a request (slowloris) would hold a connection for
-    ever. ASGI middleware cannot help: it runs only once the headers are in.
-    """
-
-    receive_timeout = 10.0
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self._arm_deadline()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._arm_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        deadline = getattr(self, "_deadline", None)
-        if deadline is not None:
-            deadline.cancel()
-        super().connection_lost(exc)
-
-    def _arm_deadline(self) -> None:
-        deadline = getattr(self, "_deadline", None)
-        if deadline is not None:
-            deadline.cancel()
-        self._deadline = self.loop.call_later(self.receive_timeout, self._on_deadline)
-
-    def _on_deadline(self) -> None:
-        # IDLE: the request line or headers never completed; SEND_BODY: the body did not.
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
-            self.transport.close()
 
 
 def _code_pattern(prefix: str) -> str:
@@ -282,10 +230,10 @@ class HealthResponse(BaseModel):
     provider: str
 
 
-_EVERY_ROUTE = httpapi.EVERY_ROUTE
+_EVERY_ROUTE = problems.EVERY_ROUTE
 #: The provider's own faults (503, generic detail and an incident id).
 _FAULTS: tuple[type[LicenseError], ...] = (
-    *httpapi.LEDGER_FAULTS,
+    *problems.LEDGER_FAULTS,
     e.KeyringError,
     e.NoActiveKeyError,
     e.PrivateKeyError,
@@ -341,126 +289,6 @@ _DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
 }
 
 
-def fetch_challenge(address: str, port: int, config: ServerConfig) -> bytes:
-    """Ask the panel at ``address:port`` for its challenge, within tight bounds.
-
-    One deadline (``callback_timeout``) covers the whole exchange — connect,
-    request, status line, headers and body — so a panel trickling its answer
-    a byte at a time holds a server thread no longer than that. Redirects are
-    not followed; headers over 8 KiB and bodies over ``callback_max_bytes``
-    are refused.
-
-    Raises:
-        CallbackError: unreachable, slow, redirected, not 200, not HTTP, or too large.
-    """
-    where = f"{address}:{port}"
-    deadline = time.monotonic() + config.callback_timeout
-
-    def remaining() -> float:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        return left
-
-    host = f"[{address}]" if ":" in address else address
-    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_CALLBACK_HEADERS)
-    request = h11.Request(
-        method="GET",
-        target=CHALLENGE_PATH,
-        headers=[("Host", f"{host}:{port}"), ("Connection", "close"), ("Accept", "text/plain")],
-    )
-    body = b""
-    try:
-        with socket.create_connection((address, port), timeout=remaining()) as sock:
-            sock.settimeout(remaining())
-            sock.sendall(conn.send(request) + conn.send(h11.EndOfMessage()))
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    sock.settimeout(remaining())
-                    conn.receive_data(sock.recv(4096))
-                elif isinstance(event, h11.Response):
-                    if event.status_code != 200:
-                        raise CallbackError(
-                            f"the panel at {where} answered the callback with "
-                            f"HTTP {event.status_code}"
-                        )
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                    if len(body) > config.callback_max_bytes:
-                        raise CallbackError("the panel's callback answer is too large")
-                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                    break
-    except TimeoutError as err:
-        raise CallbackError(
-            f"the panel at {where} did not answer the callback within {config.callback_timeout:g} s"
-        ) from err
-    except h11.RemoteProtocolError as err:
-        raise CallbackError(f"the panel at {where} answered the callback with non-HTTP") from err
-    except OSError as err:
-        raise CallbackError(
-            f"the license server could not reach the panel at {where} ({err.strerror or err})"
-        ) from err
-    return body
-
-
-def _limit_body(app: ASGIApp, max_bytes: int, max_header_bytes: int) -> ASGIApp:
-    """ASGI middleware: 431 for oversized headers, 413 for bodies over ``max_bytes``."""
-
-    async def limited(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        headers = scope.get("headers") or []
-        if sum(len(name) + len(value) + 4 for name, value in headers) > max_header_bytes:
-            too_long = problem(
-                431,
-                e.HeadersTooLargeError.code,
-                f"request headers are larger than {max_header_bytes} bytes",
-            )
-            await too_long(scope, receive, send)
-            return
-        encoding = dict(headers).get(b"content-encoding", b"identity").strip().lower()
-        if encoding not in (b"", b"identity"):
-            refused = problem(
-                422, e.BadInputError.code, "request bodies must be plain JSON, not encoded"
-            )
-            await refused(scope, receive, send)
-            return
-        declared = dict(headers).get(b"content-length")
-        too_big = problem(
-            413, e.BodyTooLargeError.code, f"request body is larger than {max_bytes} bytes"
-        )
-        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-            await too_big(scope, receive, send)
-            return
-        # Bodies are small: read the whole body here (FastAPI would turn an error
-        # raised while it reads into a 400), then hand it to the app in one piece.
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            if len(body) > max_bytes:
-                await too_big(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        delivered = False
-
-        async def replay() -> Any:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await app(scope, replay, send)
-
-    return limited
-
-
 def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI:
     """Build the license server app.
 
@@ -478,30 +306,30 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
     proxies = parse_proxies(config.trusted_proxies)
     list_rate = config.revocations_rate()
     warned: list[object] = [None]  # the last list whose size was warned about
-    app = httpapi.new_app("licet license server")
+    app = problems.new_app("licet license server")
 
     def caller(request: Request) -> str:
-        return httpapi.client_of(request, proxies)
+        return problems.client_of(request, proxies)
 
     @app.exception_handler(LicenseError)
     async def on_license_error(request: Request, err: LicenseError) -> JSONResponse:
-        return httpapi.problem_for(err)
+        return problems.problem_for(err)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        return httpapi.invalid_request(err)
+        return problems.invalid_request(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return httpapi.http_refusal(request, err)
+        return problems.http_refusal(request, err)
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, err: Exception) -> JSONResponse:
-        return httpapi.bug_problem(err)
+        return problems.bug_problem(err)
 
     def documented(name: str) -> dict[int | str, dict[str, Any]]:
         answers: dict[int | str, dict[str, Any]] = {}
-        answers.update(apidoc.refusals(_DOCUMENTED[name], httpapi.BUG_STATUS))
+        answers.update(apidoc.refusals(_DOCUMENTED[name], problems.BUG_STATUS))
         return answers
 
     @app.get(
@@ -576,14 +404,14 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
             raise e.BadInputError(f"identity must be one of {', '.join(IDENTITY_KINDS)}")
 
         def confirm() -> None:
-            if not callback_allowed(address, config.allow_private_callbacks):
-                raise CallbackError(
-                    f"callbacks to the private address {address} are disabled on this server"
-                )
-            answer = fetch_challenge(address, body.callback_port, config)
-            digest = hashlib.sha256(answer.strip()).hexdigest()
-            if not hmac.compare_digest(digest, body.challenge_hash):
-                raise CallbackError("the panel answered the callback with the wrong challenge")
+            confirm_panel(
+                address,
+                body.callback_port,
+                body.challenge_hash,
+                allow_private=config.allow_private_callbacks,
+                timeout=config.callback_timeout,
+                max_bytes=config.callback_max_bytes,
+            )
 
         result = iss.activate_by_address(
             address,
@@ -596,12 +424,12 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         setattr(request.state, LICENSE_ID, result.license_id)
         return TokenResponse(token=result.token)
 
-    httpapi.install_problem_pages(app)
+    problems.install_problem_pages(app)
     description = (
         "Refusals are RFC 9457 problem documents (application/problem+json); "
         f"each `type` is a page under {apidoc.PROBLEMS_PATH}."
     )
-    app.openapi = lambda: httpapi.openapi_document(app, description)  # type: ignore[method-assign]
+    app.openapi = lambda: problems.openapi_document(app, description)  # type: ignore[method-assign]
     return app
 
 
@@ -610,43 +438,18 @@ def app_from_environment() -> Any:
     raw = json.loads(os.environ[_CONFIG_ENV])
     raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
     config = ServerConfig(**raw)
-    httpapi.log_to_stderr()
+    problems.log_to_stderr()
     app = create_app(config, read_passphrase(None))
     paths = {route.path for route in app.routes if hasattr(route, "path")}
     proxies = parse_proxies(config.trusted_proxies)
     # Outermost, so that requests refused for their size are logged too; every
     # line names the client by the rule the routes use, not the proxy.
     return log_requests(
-        _limit_body(app, config.max_body_bytes, config.max_header_bytes),
+        limit_body(app, config.max_body_bytes, config.max_header_bytes),
         paths=paths,
         stream=sys.stderr,
-        client=lambda scope: httpapi.client_of(Request(scope), proxies),
+        client=lambda scope: problems.client_of(Request(scope), proxies),
     )
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind and listen now, so a busy port is a refusal before anything is announced.
-
-    Raises:
-        ListenError: the address is busy, not local, or not allowed.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-    except (OSError, IndexError) as err:
-        raise ListenError(f"cannot listen on {host}:{port}: {err}") from None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 clients too
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as err:
-        sock.close()
-        raise ListenError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
-    sock.set_inheritable(True)  # worker processes serve this same socket
-    return sock
 
 
 def serve(
@@ -678,9 +481,9 @@ def serve(
     Issuer(config.ledger, config.keys, passphrase=read_passphrase(None)).signing_key_id()
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
     DeadlineProtocol.receive_timeout = config.receive_timeout
-    sock = _listen(host, port)
+    sock = listen(host, port)
     uv_config = uvicorn.Config(
-        "issuer.server:app_from_environment",
+        "issuer.web.license_server:app_from_environment",
         factory=True,
         host=host,
         port=port,
@@ -692,7 +495,7 @@ def serve(
         timeout_keep_alive=5,
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         log_level="warning",
-        access_log=False,  # issuer.requestlog logs each request, without keys or tokens
+        access_log=False,  # issuer.web.requestlog logs each request, without keys or tokens
     )
     if on_listening is not None:
         shown = f"[{host}]" if ":" in host else host

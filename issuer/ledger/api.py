@@ -1,28 +1,31 @@
-"""The ledger interface every backend provides, and the door that picks one.
+"""The ledger's vocabulary and the interface every backend provides.
 
-A ledger is named by a folder (TinyDB files, the zero-setup default) or by a
-``postgresql://`` URL (one database shared by any number of license-server
-nodes). Both keep the same records with the same guarantees: a redemption,
-regeneration or revocation reads the license fresh and decides under a lock
-that every other process — on this machine or another — respects, so a key
-is used once and the monthly limit holds however many nodes race.
+Both backends import this module and nothing of each other: the identity a
+ledger records (:class:`LedgerInfo`), its format name and defaults, and
+:class:`LedgerBackend`, what the issuer asks of a ledger whatever holds it.
+Both keep the same records with the same guarantees: a redemption,
+regeneration or revocation reads the license fresh in a
+:class:`LedgerTransaction`, under a lock that every other process — on this
+machine or another — respects, and the policy decides there, once for both
+backends; so a key is used once and the monthly limit holds however many
+nodes race.
 
 Example:
-    >>> ledger = open_ledger("postgresql://licet@db.example/licet")  # doctest: +SKIP
-    >>> ledger.location  # doctest: +SKIP
-    'postgresql://licet@db.example:5432/licet'
+    >>> from issuer.ledger import open_ledger
+    >>> ledger: LedgerBackend = open_ledger("ledger")  # doctest: +SKIP
+    >>> ledger.info.provider  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import abc
 import datetime as _dt
-import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol
 
-from issuer.ratelimit import Attempt, LoginAttempt
 from issuer.records import (
     Account,
     Event,
@@ -34,21 +37,131 @@ from issuer.records import (
     Session,
 )
 
-if TYPE_CHECKING:
-    from issuer.ledger import LedgerInfo
-
 __all__ = [
+    "DEFAULT_LEASE_DAYS",
+    "DEFAULT_SHARD_WIDTH",
+    "FORMAT",
     "LedgerBackend",
-    "check_creatable",
-    "create_ledger",
-    "is_database_url",
-    "open_ledger",
+    "LedgerInfo",
+    "LedgerTransaction",
+    "LoginCount",
 ]
 
-T = TypeVar("T")
-Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
+FORMAT = "licet-ledger"  # what every ledger calls itself, in ledger.json or licet.meta
+DEFAULT_LEASE_DAYS = 30
+DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name of a folder: 16**3 = 4096 shards per kind
 
-_URL_SCHEMES = ("postgresql://", "postgres://")
+
+@dataclass(frozen=True)
+class LedgerInfo:
+    """The ledger's identity, layout and defaults, as the ledger records them.
+
+    Attributes:
+        provider: the provider name tokens are issued under.
+        created_at: when ``issuer init`` made the ledger.
+        secret_check: identifies the activation-key secret that belongs to it.
+        shard_width: hex digits in a folder's shard file names (16**width shards per kind).
+        lease_days: the provider's default lease in days (0: no lease).
+        accept_machine_id: the provider's default for licenses that do not say
+            whether activations with a custom machine id are accepted.
+    """
+
+    provider: str
+    created_at: _dt.datetime
+    secret_check: str
+    shard_width: int = DEFAULT_SHARD_WIDTH
+    lease_days: int = DEFAULT_LEASE_DAYS
+    accept_machine_id: bool = True
+
+
+class LoginCount(Protocol):
+    """What the ledger needs of a console log-in to count it (a ``LoginAttempt`` of the policy)."""
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """The counters the log-in counts against, sorted."""
+
+    @property
+    def now(self) -> _dt.datetime:
+        """When the log-in is made: its provisional failure carries this time."""
+
+    @property
+    def horizon(self) -> _dt.datetime:
+        """Failures at or before this moment are forgotten."""
+
+    @property
+    def max_subjects(self) -> int:
+        """Counters the ledger keeps at most (the most recently failing ones)."""
+
+    def check(self, recent: Mapping[str, Sequence[_dt.datetime]]) -> None:
+        """Refuse the log-in when a limit is reached (the rule is the caller's, not the ledger's).
+
+        Raises:
+            RateLimitedError: a limit is reached.
+        """
+
+
+class LedgerTransaction(Protocol):
+    """The verbs of one ledger transaction; everything runs under the ledger's one lock.
+
+    A backend keeps what it is told and decides nothing: which license a key
+    opens, what a change revokes and whether a client is at its limit are
+    decided above it (:mod:`issuer.policy`), once for both backends. The
+    transaction commits when its block ends normally and writes nothing when
+    a refusal leaves it, unless :meth:`commit` kept a counted failure first.
+    """
+
+    def license(
+        self, *, license_id: str | None = None, key_hash: str | None = None
+    ) -> LicenseRecord | None:
+        """The license with this id, or the one this key hash was ever indexed to; locked.
+
+        ``None`` when there is none (or neither is given). A key of an earlier
+        generation finds its license too: whether it opens it is the policy's
+        call (:func:`issuer.policy.lifecycle.current_key`).
+        """
+
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has licensed; new licenses of other processes wait."""
+
+    def failures(self, bucket: str, *, since: float, lock: bool) -> list[float]:
+        """The times (epoch seconds, oldest first) of a bucket's failures after ``since``.
+
+        Args:
+            bucket: the client's bucket.
+            since: failures at or before this moment are left out.
+            lock: read under the bucket's own lock, so that counts of other
+                nodes wait (a folder ledger is always locked whole).
+        """
+
+    def record_failure(self, bucket: str, stamps: list[float], *, forget_before: float) -> None:
+        """Keep ``stamps`` as the bucket's failures; drop buckets idle since ``forget_before``."""
+
+    def add(self, record: LicenseRecord) -> None:
+        """Store a new license, indexing its key, IP and product, and log its history.
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+
+    def replace(
+        self,
+        before: LicenseRecord,
+        after: LicenseRecord,
+        *,
+        revoked: Sequence[RevocationEntry] | None,
+    ) -> None:
+        """Store ``after`` for ``before``, with all :func:`issuer.ledger.changes.plan` implies.
+
+        Args:
+            before: the license as :meth:`license` read it in this transaction.
+            after: the license to keep.
+            revoked: the entries the change adds to the revocation list, as the
+                policy decided them; ``None`` when the list stays as it is.
+        """
+
+    def commit(self) -> None:
+        """Make what was written so far durable now: a counted failure, before its refusal."""
 
 
 class LedgerBackend(abc.ABC):
@@ -119,6 +232,17 @@ class LedgerBackend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[LedgerTransaction]:
+        """One transaction under the ledger's one lock (a folder's ``flock``, a ``BEGIN``).
+
+        It commits when the block ends normally; a refusal raised in it writes
+        nothing (but what :meth:`LedgerTransaction.commit` kept before).
+
+        Raises:
+            LedgerBusyError: another process held the lock too long.
+            LedgerError: the ledger cannot be read or written.
+        """
+
     def add(
         self,
         record: LicenseRecord,
@@ -135,6 +259,10 @@ class LedgerBackend(abc.ABC):
         Raises:
             LedgerExistsError: a license with this id exists (ids are random; retry).
         """
+        with self.transaction() as tx:
+            if check_product is not None:
+                check_product(tx.products())
+            tx.add(record)
 
     @abc.abstractmethod
     def add_many(self, records: list[LicenseRecord], *, log_history: bool = True) -> None:
@@ -144,31 +272,6 @@ class LedgerBackend(abc.ABC):
             records: the new licenses.
             log_history: append their histories to the audit log (``False``: a
                 copy, which gives the log whole with :meth:`restore_console`).
-        """
-
-    @abc.abstractmethod
-    def update(
-        self,
-        decide: Decision[T],
-        *,
-        license_id: str | None = None,
-        key_hash: str | None = None,
-        attempt: Attempt | None = None,
-    ) -> T:
-        """Apply ``decide`` to one license under the ledger's lock, reading it fresh.
-
-        The license is named by id, or found by the hash of an activation key
-        (which must be its *current* key). ``decide`` returns ``(new_record,
-        result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
-        raised by ``decide`` writes nothing either. With an ``attempt``, the
-        client's recent failures are checked first and a counted refusal is
-        recorded as one more failure, in the same transaction.
-
-        Raises:
-            RateLimitedError: the attempt's client is at its limit (nothing is looked up).
-            InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
-            LicenseNotFoundError: no license with ``license_id``.
-            LedgerError: the ledger cannot be read or written.
         """
 
     @abc.abstractmethod
@@ -258,11 +361,11 @@ class LedgerBackend(abc.ABC):
         """The most failed logins since ``since`` among the counters of ``subjects``."""
 
     @abc.abstractmethod
-    def reserve_login(self, attempt: LoginAttempt) -> None:
+    def reserve_login(self, attempt: LoginCount) -> None:
         """Count a log-in as a failure before its password is checked, unless a limit refuses it.
 
         In one step under a lock every process and node respects: the
-        attempt's counters are read, :meth:`LoginAttempt.check` judges them
+        attempt's counters are read, :meth:`LoginCount.check` judges them
         (a refusal writes nothing), and the attempt is counted against each.
         Counters with no failure left in the window are forgotten, and at most
         ``attempt.max_subjects`` counters are kept (the most recent ones).
@@ -272,7 +375,7 @@ class LedgerBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def release_login(self, attempt: LoginAttempt, *, forget: Collection[str] = ()) -> None:
+    def release_login(self, attempt: LoginCount, *, forget: Collection[str] = ()) -> None:
         """Take back the failure :meth:`reserve_login` counted for ``attempt``.
 
         Args:
@@ -282,99 +385,3 @@ class LedgerBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
         """Release what the ledger holds open (a database's connections)."""
-
-
-def is_database_url(url_or_dir: str | os.PathLike[str]) -> bool:
-    """Whether ``url_or_dir`` names a PostgreSQL ledger rather than a folder."""
-    return isinstance(url_or_dir, str) and url_or_dir.startswith(_URL_SCHEMES)
-
-
-def check_creatable(url_or_dir: str | os.PathLike[str]) -> None:
-    """Refuse, before anything is written, a place :func:`create_ledger` would refuse.
-
-    Raises:
-        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
-        LedgerError: the database cannot be reached.
-    """
-    if is_database_url(url_or_dir):
-        from issuer.ledger_postgres import PostgresLedger
-
-        PostgresLedger.check_creatable(str(url_or_dir))
-        return
-    from issuer.ledger import Ledger
-
-    Ledger.check_creatable(url_or_dir)
-
-
-def open_ledger(url_or_dir: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> LedgerBackend:
-    """Open the ledger at a folder or a ``postgresql://`` URL.
-
-    Args:
-        url_or_dir: the ledger folder, or the database URL.
-        lock_timeout: seconds to wait for another process's lock before giving up.
-
-    Raises:
-        LedgerMissingError: no ledger there (``issuer init`` makes one).
-        LedgerError: the ledger cannot be used (damaged, unreachable, another version).
-        BadInputError: a malformed URL, or the ``postgres`` extra is not installed.
-    """
-    if is_database_url(url_or_dir):
-        from issuer.ledger_postgres import PostgresLedger
-
-        return PostgresLedger(str(url_or_dir), lock_timeout=lock_timeout)
-    from issuer.ledger import Ledger
-
-    return Ledger(url_or_dir, lock_timeout=lock_timeout)
-
-
-def create_ledger(
-    url_or_dir: str | os.PathLike[str],
-    *,
-    provider: str,
-    secret_check: str,
-    now: _dt.datetime,
-    created_at: _dt.datetime | None = None,
-    shard_width: int | None = None,
-    lease_days: int | None = None,
-    accept_machine_id: bool = True,
-) -> LedgerBackend:
-    """Create a new, empty ledger at a folder or a ``postgresql://`` URL; never overwrites one.
-
-    Args:
-        url_or_dir: where the ledger goes.
-        provider: the provider name tokens are issued under.
-        secret_check: identifies the activation-key secret (which stays in the keys folder).
-        now: the time of creation.
-        created_at: the ledger's recorded creation time if not ``now`` (a copy keeps its source's).
-        shard_width: a file ledger's shard layout (ignored by a database).
-        lease_days: the provider's default lease (``None``: licet's default).
-        accept_machine_id: the default for licenses that do not say.
-
-    Raises:
-        LedgerExistsError: a ledger (or, for a folder, other files) is there already.
-        LedgerError: the database cannot be reached or refuses to create the schema.
-    """
-    when = created_at or now
-    from issuer.ledger import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, Ledger
-
-    lease = DEFAULT_LEASE_DAYS if lease_days is None else lease_days
-    if is_database_url(url_or_dir):
-        from issuer.ledger_postgres import PostgresLedger
-
-        return PostgresLedger.create(
-            str(url_or_dir),
-            provider=provider,
-            secret_check=secret_check,
-            now=when,
-            lease_days=lease,
-            accept_machine_id=accept_machine_id,
-        )
-    return Ledger.create(
-        url_or_dir,
-        provider=provider,
-        secret_check=secret_check,
-        now=when,
-        shard_width=DEFAULT_SHARD_WIDTH if shard_width is None else shard_width,
-        lease_days=lease,
-        accept_machine_id=accept_machine_id,
-    )

@@ -23,11 +23,13 @@ from pathlib import Path
 
 from issuer.errors import SecretMissingError
 from keytool.errors import PrivateKeyError
-from keytool.keyring import read_private_file
+from keytool.keyring import ActiveSigner, KeyRecord, Keyring, read_private_file
+from keytool.signing import TokenSigner
 from verifier.activation_key import key_from_bytes
+from verifier.clock import Clock
 from verifier.fileio import create_exclusive, os_error_words, private_dir
 
-__all__ = ["KeySecret", "SECRET_FILE", "key_hash"]
+__all__ = ["KeySecret", "Minter", "SECRET_FILE", "key_hash"]
 
 SECRET_FILE = "activation-keys.secret"  # noqa: S105 - a file name
 _SECRET_BYTES = 32
@@ -96,3 +98,49 @@ class KeySecret:
     def check(self) -> str:
         """A value that identifies this secret without revealing it (kept in the ledger)."""
         return hmac.new(self._secret, b"licet/secret-check", hashlib.sha256).hexdigest()[:16]
+
+
+class Minter:
+    """Keys and signatures: the activation-key secret and the keyring's active signing key.
+
+    Args:
+        keys: the keys folder.
+        secret: its activation-key secret.
+        signer: the keyring's active key, re-read when the keyring changes.
+        clock: time source, for the keys' displayed states.
+    """
+
+    def __init__(
+        self, keys: Path, *, secret: KeySecret, signer: ActiveSigner, clock: Clock
+    ) -> None:
+        self.keys = keys
+        self._clock = clock
+        self._secret = secret
+        self._signer = signer
+
+    def key_for(self, license_id: str, generation: int) -> str:
+        """A license's activation key of one generation."""
+        return self._secret.key_for(license_id, generation)
+
+    def signer(self) -> TokenSigner:
+        """The keyring's active key as it is now.
+
+        A rotation or revocation made by another process while this one runs
+        takes effect at the next signature.
+
+        Raises:
+            NoActiveKeyError | KeyringMissingError | PrivateKeyError: nothing can sign.
+        """
+        return self._signer.get()
+
+    def check_signable(self) -> None:
+        """Refuse when no key could sign (a license nobody can redeem is not sold).
+
+        Raises:
+            NoActiveKeyError | KeyringMissingError: no active signing key.
+        """
+        Keyring(self.keys).active()
+
+    def key_records(self) -> list[KeyRecord]:
+        """The signing keys (public facts only)."""
+        return Keyring(self.keys, clock=self._clock).records()

@@ -23,8 +23,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from issuer.errors import AuthenticationError, CsrfError
-from issuer.httpapi import ApiRoute, client_of
-from issuer.service import Issuer, LicenseView
+from issuer.facade import Issuer
+from issuer.licensing.licenses import LicenseView
+from issuer.web.problems import ApiRoute, client_of
 from verifier.errors import BadInputError, LicenseError
 
 __all__ = ["error_page", "install", "router"]

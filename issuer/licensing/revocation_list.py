@@ -35,9 +35,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from issuer.ledger.api import LedgerBackend
+from issuer.licensing.minting import Minter
 from issuer.records import RevocationEntry
 from keytool.signing import TokenSigner
-from verifier.errors import RevocationListTooLargeError
+from verifier.clock import Clock, now_from
+from verifier.errors import BadInputError, RevocationListTooLargeError
 from verifier.revocations import (
     MAX_REVOCATIONS_BYTES,
     REVOCATIONS_TYPE,
@@ -49,6 +52,7 @@ __all__ = [
     "MAX_REVOCATIONS_BYTES",
     "WARN_FRACTION",
     "RevocationListCache",
+    "RevocationLists",
     "SignedRevocations",
     "sign_revocations",
 ]
@@ -197,3 +201,80 @@ class RevocationListCache:
             signed = sign()
             self._held = ((signed.serial, *key), signed)
             return signed
+
+
+class RevocationLists:
+    """The signed revocation list of one ledger, signed once per serial, day and key.
+
+    Args:
+        ledger: the ledger.
+        minter: the signing key.
+        clock: time source.
+        cache: the last list signed, shared by every actor of one issuer.
+        days: how long a list stays fresh by default (1 to 365).
+        max_bytes: the largest list given out.
+    """
+
+    def __init__(
+        self,
+        ledger: LedgerBackend,
+        minter: Minter,
+        *,
+        clock: Clock,
+        cache: RevocationListCache,
+        days: int,
+        max_bytes: int,
+    ) -> None:
+        self.ledger = ledger
+        self._minter = minter
+        self._clock = clock
+        self._cache = cache
+        self._days = days
+        self._max_bytes = max_bytes
+
+    def signed(self, days: int | None = None) -> SignedRevocations:
+        """The signed revocation list with its size against the panels' limit (and a warning).
+
+        While the ledger's revocation serial (read without its lock), the UTC
+        day and the signing key stay the same, the list signed before is
+        returned without reading the ledger's entries.
+
+        Raises:
+            BadInputError: ``days`` out of 1..365.
+        """
+        fresh = self._days if days is None else days
+        if type(fresh) is not int or not 1 <= fresh <= 365:
+            raise BadInputError("revocation list days must be a whole number from 1 to 365")
+        signer = self._minter.signer()  # the active key now: a rotation re-signs the list
+        now = now_from(self._clock)
+        key = (now.date(), fresh, signer.kid, self._max_bytes)
+
+        def sign() -> SignedRevocations:
+            serial, entries = self.ledger.revocations()
+            return sign_revocations(
+                signer,
+                issuer=self.ledger.info.provider,
+                serial=serial,
+                entries=entries,
+                now=now,
+                fresh=_dt.timedelta(days=fresh),
+                limit=self._max_bytes,
+            )
+
+        return self._cache.get(key, self.ledger.revocation_serial(), sign)
+
+    def text(self, days: int | None = None) -> str:
+        """The signed revocation list: revoked licenses and superseded activations still live.
+
+        Entries whose every token has expired are left out. One list is signed
+        per serial, UTC day and signing key and then reused, so repeated calls
+        return the same text (HTTP caches and ETags stay useful).
+
+        Args:
+            days: how long the list stays fresh (default from the config, 30).
+
+        Raises:
+            BadInputError: ``days`` out of 1..365.
+            RevocationListTooLargeError: the list is larger than panels accept.
+        """
+        return self.signed(days).text

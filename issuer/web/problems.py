@@ -13,7 +13,7 @@ with the strict parser tokens are read with (:func:`verifier.encoding.json_loads
 so a body naming a member twice is ``bad-input`` instead of "the last one
 wins". :func:`install_problem_pages` serves the pages the problem ``type``
 URIs name, and :func:`openapi_document` builds an app's OpenAPI document with
-the one problem schema of :mod:`issuer.apidoc`. Both servers
+the one problem schema of :mod:`issuer.web.apidoc`. Both servers
 take a request's client address from :func:`client_of` alone.
 
 Example:
@@ -38,8 +38,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from issuer import apidoc
 from issuer.addresses import ProxyList, client_address
+from issuer.web import apidoc
 from verifier import errors as e
 from verifier.encoding import EncodingError, json_loads_strict
 from verifier.errors import LicenseError

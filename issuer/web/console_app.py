@@ -6,7 +6,7 @@ It binds to loopback unless told otherwise; any other address needs TLS
 TLS-terminating proxy, because it carries passwords, session cookies and
 activation keys. Behind such a proxy (``--trusted-proxy``) the client address
 that login limits count is taken from ``X-Forwarded-For`` by the license
-server's rule (:func:`issuer.httpapi.client_of`).
+server's rule (:func:`issuer.web.problems.client_of`).
 
 Example:
     >>> app = create_console_app(ConsoleConfig(ledger="ledger", keys="keys"))  # doctest: +SKIP
@@ -28,11 +28,10 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from issuer import apidoc, httpapi
 from issuer.addresses import parse_proxies
-from issuer.server import SHUTDOWN_GRACE, DeadlineProtocol, _limit_body
-from issuer.service import Issuer
-from issuer.web import admin_api, console
+from issuer.facade import Issuer
+from issuer.web import admin_api, apidoc, console_pages, problems
+from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body
 from keytool.passphrase import read_passphrase
 from verifier.clock import Clock, utc_now
 from verifier.errors import BadInputError, LicenseError
@@ -129,7 +128,7 @@ def create_console_app(
         passphrase=read_passphrase(None),
         actor="console",
     )
-    app = httpapi.new_app("licet provider console and admin API")
+    app = problems.new_app("licet provider console and admin API")
     app.state.issuer = iss
     app.state.config = config
     app.state.proxies = parse_proxies(config.trusted_proxies)
@@ -142,35 +141,35 @@ def create_console_app(
     @app.exception_handler(LicenseError)
     async def on_license_error(request: Request, err: LicenseError) -> Response:
         if wants_problem(request):
-            response = httpapi.problem_for(err)
+            response = problems.problem_for(err)
             if err.http_status == 401:
                 response.headers["www-authenticate"] = "Bearer"
             return response
-        return console.error_page(request, err.http_status, err.message)
+        return console_pages.error_page(request, err.http_status, err.message)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, err: RequestValidationError) -> Response:
-        answer = httpapi.invalid_request(err)
+        answer = problems.invalid_request(err)
         if wants_problem(request):
             return answer
-        return console.error_page(request, 422, json.loads(bytes(answer.body))["detail"])
+        return console_pages.error_page(request, 422, json.loads(bytes(answer.body))["detail"])
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> Response:
         if wants_problem(request):
-            return httpapi.http_refusal(request, err)
-        page = console.error_page(request, err.status_code, str(err.detail))
+            return problems.http_refusal(request, err)
+        page = console_pages.error_page(request, err.status_code, str(err.detail))
         page.headers.update(err.headers or {})
         if err.status_code == 405:
-            page.headers["Allow"] = httpapi.allowed_methods(request)
+            page.headers["Allow"] = problems.allowed_methods(request)
         return page
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, err: Exception) -> Response:
-        answer = httpapi.bug_problem(err)
+        answer = problems.bug_problem(err)
         if wants_problem(request):
             return answer
-        return console.error_page(request, 500, json.loads(bytes(answer.body))["detail"])
+        return console_pages.error_page(request, 500, json.loads(bytes(answer.body))["detail"])
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -182,10 +181,10 @@ def create_console_app(
         return response
 
     app.include_router(admin_api.router)
-    httpapi.install_problem_pages(app)
-    console.install(app)
+    problems.install_problem_pages(app)
+    console_pages.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.openapi = lambda: httpapi.openapi_document(app, _DESCRIPTION)  # type: ignore[method-assign]
+    app.openapi = lambda: problems.openapi_document(app, _DESCRIPTION)  # type: ignore[method-assign]
     return app
 
 
@@ -194,9 +193,9 @@ def app_from_environment() -> Any:
     raw = json.loads(os.environ[_CONFIG_ENV])
     raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
     config = ConsoleConfig(**raw)
-    httpapi.log_to_stderr()  # incidents: the client gets an id, the log the detail
+    problems.log_to_stderr()  # incidents: the client gets an id, the log the detail
     app = create_console_app(config)
-    return _limit_body(app, config.max_body_bytes, config.max_header_bytes)
+    return limit_body(app, config.max_body_bytes, config.max_header_bytes)
 
 
 def serve_console(
@@ -212,7 +211,7 @@ def serve_console(
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
     DeadlineProtocol.receive_timeout = config.receive_timeout
     uvicorn.run(
-        "issuer.web.app:app_from_environment",
+        "issuer.web.console_app:app_from_environment",
         factory=True,
         host=host,
         port=port,

@@ -3,7 +3,8 @@
 A redemption ends in one of five outcomes, numbered here and in the tests:
 
 1. unknown key, or a key of an earlier generation → ``invalid activation key``
-   (the ledger decides this one: it finds no license for the key);
+   (:func:`current_key`, before the others: the ledger only finds what the
+   key was ever indexed to);
 2. license revoked or expired, or for another product → a refusal naming why;
 3. license not yet activated → the activation is recorded and signed;
 4. already activated on the same server (by fingerprint) → that same activation
@@ -17,10 +18,10 @@ Jan 31 → Feb 28/29.
 Every token is issued for a lease: ``exp`` = min(license expiry, now + lease),
 and only the license's current activation, on its own server, renews.
 
-Pure functions over :class:`~issuer.records.LicenseRecord` values: the ledger
-calls them under its lock with freshly read records and writes what they
-return. Refusals are raised as LicenseError subclasses, and nothing is
-written.
+Pure functions over :class:`~issuer.records.LicenseRecord` values: the
+capabilities call them inside a ledger transaction with freshly read records
+and have the ledger keep what they return. Refusals are raised as
+LicenseError subclasses, and nothing is written.
 
 Example:
     >>> import datetime as dt
@@ -32,12 +33,10 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-import difflib
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from issuer.errors import UnknownProductError
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
 from verifier.errors import (
@@ -45,6 +44,7 @@ from verifier.errors import (
     ActivationSupersededError,
     AlreadyActivatedError,
     BadInputError,
+    InvalidActivationKeyError,
     LicenseExpiredError,
     LicenseRevokedError,
     MachineIdRefusedError,
@@ -57,14 +57,12 @@ from verifier.fingerprint import Fingerprint, matches
 __all__ = [
     "EDITABLE",
     "Lease",
-    "MAX_LEASE_DAYS",
     "NO_LEASE_LIFETIME",
     "add_months",
     "amend",
     "audited_fields",
-    "check_product",
-    "check_lease_days",
     "check_usable",
+    "current_key",
     "lease_for",
     "next_regeneration",
     "recorded",
@@ -74,7 +72,6 @@ __all__ = [
     "revoke",
 ]
 
-MAX_LEASE_DAYS = 3650
 # Without a lease and without a license expiry a token still needs an end.
 NO_LEASE_LIFETIME = _dt.timedelta(days=3653)
 _MIN_GRACE = _dt.timedelta(days=1)
@@ -93,19 +90,6 @@ class Lease:
 
     expires_at: _dt.datetime
     renew_at: _dt.datetime
-
-
-def check_lease_days(value: object) -> int:
-    """Return a valid lease length in days (0 means no lease).
-
-    Raises:
-        BadInputError: not a whole number from 0 to 3650.
-    """
-    if type(value) is not int or not 0 <= value <= MAX_LEASE_DAYS:
-        raise BadInputError(
-            f"lease days must be a whole number from 0 (no lease) to {MAX_LEASE_DAYS}"
-        )
-    return value
 
 
 def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, months: int) -> Lease:
@@ -140,37 +124,6 @@ def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, month
     return Lease(expires_at=end, renew_at=max(now, end - grace))
 
 
-def check_product(product: str, known: Set[str], *, new_product: bool = False) -> None:
-    """Refuse a product name that is most likely a typo of one the ledger knows.
-
-    A name that differs from a known one only in case is always refused (the
-    two could never be told apart by a customer, yet tokens of one do not
-    activate the other). Any other unknown name needs ``new_product``, except
-    the ledger's very first one.
-
-    Raises:
-        UnknownProductError: a case variant, or a new name without ``new_product``.
-    """
-    if product in known:
-        return
-    for name in sorted(known):
-        if name.casefold() == product.casefold():
-            raise UnknownProductError(
-                f"product {product!r} differs only in case from {name!r}, which this ledger "
-                f"already has: use {name!r}"
-            )
-    if not known or new_product:
-        return
-    close = difflib.get_close_matches(product, sorted(known), n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    names = sorted(known)
-    has = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    raise UnknownProductError(
-        f"product {product!r} is new to this ledger (it has {has}): "
-        f"{hint}check the spelling, or pass --new-product to add it"
-    )
-
-
 def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:
     """The same day and time ``months`` calendar months later, clamped to the month's end.
 
@@ -195,6 +148,21 @@ def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> 
         return now
     due = add_months(record.regenerated_at.astimezone(_dt.UTC), months)
     return max(now, due.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def current_key(record: LicenseRecord | None, key_hash: str) -> LicenseRecord:
+    """The license ``key_hash`` opens: outcome 1 when none, or when it is a superseded key.
+
+    Args:
+        record: the license the ledger found indexed under ``key_hash`` (``None``: none).
+        key_hash: the hash of the key presented.
+
+    Raises:
+        InvalidActivationKeyError: no license, or a key of an earlier generation.
+    """
+    if record is None or record.key_hash != key_hash:
+        raise InvalidActivationKeyError()
+    return record
 
 
 def check_usable(record: LicenseRecord, product: str, now: _dt.datetime) -> None:

@@ -59,10 +59,9 @@ import json
 import os
 from collections.abc import Callable, Collection, Iterator, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from tinydb import Query, TinyDB
-from tinydb.storages import Storage
+from tinydb import Query
 from tinydb.table import Document, Table
 
 from issuer.errors import (
@@ -75,8 +74,21 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerWriteError,
 )
-from issuer.ledger_api import LedgerBackend
-from issuer.ratelimit import Attempt, LoginAttempt
+from issuer.ledger.api import (
+    DEFAULT_LEASE_DAYS,
+    DEFAULT_SHARD_WIDTH,
+    FORMAT,
+    LedgerBackend,
+    LedgerInfo,
+    LoginCount,
+)
+from issuer.ledger.changes import Change, plan
+from issuer.ledger.shards import (
+    ShardTransaction,
+    read_json,
+    read_raw,
+    replay_journal,
+)
 from issuer.records import (
     Account,
     Event,
@@ -86,71 +98,30 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
     Session,
-    revocation_changes,
 )
-from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
+from verifier.errors import BadInputError, LicenseNotFoundError
 from verifier.fileio import (
     LockTimeout,
-    atomic_write,
     create_exclusive,
     file_lock,
-    fsync_dir,
     os_error_words,
     private_dir,
 )
 
-__all__ = ["DEFAULT_LEASE_DAYS", "DEFAULT_SHARD_WIDTH", "Ledger", "LedgerInfo"]
+__all__ = ["LOCK_FILE", "META_FILE", "Ledger"]
 
-FORMAT = "licet-ledger"
 VERSION = 1
 META_FILE = "ledger.json"
 LOCK_FILE = "ledger.lock"
-JOURNAL_FILE = "journal.json"
 _LICENSES, _KEYS, _IPS, _ATTEMPTS = "licenses", "keys", "ips", "attempts"
 _PRODUCTS, _ALL = "products", "all"  # the products index is one small file
 _REVOCATIONS, _REVOCATIONS_SHARD, _SERIAL_SHARD = "revocations", "list", "serial"
-DEFAULT_LEASE_DAYS = 30
 _INDEX, _EVENTS, _ACCOUNTS = "index", "events", "accounts"
 _KINDS = (_LICENSES, _KEYS, _IPS, _ATTEMPTS, _REVOCATIONS, _INDEX, _EVENTS, _ACCOUNTS)
 _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
 _POS = "index_pos"  # a license document's place in the index (not part of the record)
-DEFAULT_SHARD_WIDTH = 3  # hex digits per shard name: 16**3 = 4096 shards per kind
 SHARD_WIDTHS = range(1, 5)
-_MAX_FILE = 64 * 1024 * 1024
-
-T = TypeVar("T")
-Decision = Callable[[LicenseRecord], tuple[LicenseRecord | None, T]]
-
-
-class LedgerInfo:
-    """The ledger's identity, layout and defaults, from ``ledger.json``.
-
-    Attributes:
-        provider: the provider name tokens are issued under.
-        created_at: when ``issuer init`` made the ledger.
-        secret_check: identifies the activation-key secret that belongs to it.
-        shard_width: hex digits in a shard file's name (16**width shards per kind).
-        lease_days: the provider's default lease in days (0: no lease).
-        accept_machine_id: the provider's default for licenses that do not say
-            whether activations with a custom machine id are accepted.
-    """
-
-    def __init__(
-        self,
-        provider: str,
-        created_at: _dt.datetime,
-        secret_check: str,
-        shard_width: int = DEFAULT_SHARD_WIDTH,
-        lease_days: int = DEFAULT_LEASE_DAYS,
-        accept_machine_id: bool = True,
-    ) -> None:
-        self.provider = provider
-        self.created_at = created_at
-        self.secret_check = secret_check
-        self.shard_width = shard_width
-        self.lease_days = lease_days
-        self.accept_machine_id = accept_machine_id
 
 
 def _shard(value: str, width: int) -> str:
@@ -187,150 +158,6 @@ def _placements(record: LicenseRecord, width: int, position: int) -> list[Placem
 
 def _page_name(position: int) -> str:
     return f"{position // _PAGE:06d}"
-
-
-def _read_raw(path: Path, what: str) -> bytes | None:
-    """Read a ledger file: ``None`` if absent; empty or oversized is damage."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_FILE + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise LedgerCorruptError(
-            f"cannot read ledger {what} {path}: {os_error_words(err)}"
-        ) from err
-    if not data.strip():
-        raise LedgerCorruptError(f"ledger {what} {path} is empty — restore it from a backup")
-    if len(data) > _MAX_FILE:
-        raise LedgerCorruptError(f"ledger {what} {path} is too large")
-    return data
-
-
-def _parse(data: bytes, path: Path, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError as err:
-        raise LedgerCorruptError(
-            f"ledger {what} {path} is truncated or not JSON — restore it from a backup"
-        ) from err
-
-
-def _read_json(path: Path, what: str) -> Any:
-    """Read and parse a ledger file: ``None`` if absent; damage of any kind is an error."""
-    data = _read_raw(path, what)
-    return None if data is None else _parse(data, path, what)
-
-
-class _ShardStorage(Storage):
-    """TinyDB storage for one shard within one transaction.
-
-    Reads the file once; writes stay in memory until the transaction commits
-    them all together.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.dirty = False
-        self.original: bytes | None = None  # the bytes on disk before this transaction
-        self._data: dict[str, Any] | None = None
-        self._loaded = False
-
-    def read(self) -> dict[str, Any] | None:
-        if not self._loaded:
-            self.original = _read_raw(self.path, "shard")
-            data = None if self.original is None else _parse(self.original, self.path, "shard")
-            if data is not None and not (
-                isinstance(data, dict) and all(isinstance(t, dict) for t in data.values())
-            ):
-                raise LedgerCorruptError(f"ledger shard {self.path} is not a TinyDB document")
-            self._data, self._loaded = data, True
-        return self._data
-
-    def write(self, data: dict[str, Any]) -> None:
-        self._data, self.dirty = data, True
-
-    def serialized(self) -> bytes:
-        return json.dumps(self._data, separators=(",", ":"), sort_keys=True).encode()
-
-    def close(self) -> None:
-        pass
-
-
-class _Transaction:
-    """The shards one locked operation reads and writes, committed together."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._dbs: dict[str, TinyDB] = {}
-
-    def table(self, kind: str, shard: str) -> Table:
-        rel = f"{kind}/{shard}.json"
-        db = self._dbs.get(rel)
-        if db is None:
-            db = self._dbs[rel] = TinyDB(self.root / rel, storage=_ShardStorage)
-        return db.table(kind)
-
-    def commit(self, journal: bool = True) -> None:
-        """Write every changed shard; on any failure, put the previous bytes back.
-
-        Raises:
-            OSError: the write failed and was undone: the ledger is as before.
-            LedgerWriteError: the write failed and could not be undone either.
-        """
-        dirty = [
-            db.storage
-            for db in self._dbs.values()
-            if isinstance(db.storage, _ShardStorage) and db.storage.dirty
-        ]
-        journal = journal and len(dirty) > 1
-        if journal:
-            files = {str(s.path.relative_to(self.root)): s.serialized().decode() for s in dirty}
-            try:
-                atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": files}).encode())
-            except OSError:
-                # A failed folder fsync can follow a successful rename: never leave
-                # behind a journal that the next operation would replay.
-                with contextlib.suppress(OSError):
-                    os.unlink(self.root / JOURNAL_FILE)
-                raise
-        touched: list[_ShardStorage] = []
-        try:
-            for storage in dirty:
-                touched.append(storage)  # before the write: a failed fsync may follow a rename
-                atomic_write(storage.path, storage.serialized())
-        except OSError:
-            self._undo(touched, journal)
-            raise
-        if journal:
-            # Every file is durably in place: the change has happened. Removing the
-            # journal is housekeeping; if it fails, a replay rewrites the same bytes.
-            with contextlib.suppress(OSError):
-                os.unlink(self.root / JOURNAL_FILE)
-                fsync_dir(self.root)
-
-    def _undo(self, touched: list[_ShardStorage], journal: bool) -> None:
-        try:
-            for storage in touched:
-                if storage.original is None:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(storage.path)
-                else:
-                    atomic_write(storage.path, storage.original)
-        except OSError as err:
-            raise LedgerWriteError(
-                f"could not write the ledger {self.root} and could not undo the partial write "
-                f"({os_error_words(err, writing=True)}); "
-                + (
-                    "the journal will complete the change at the next operation"
-                    if journal
-                    else "check the disk before going on"
-                )
-            ) from err
-        if journal:  # only once every file is back may the journal go
-            with contextlib.suppress(OSError):
-                os.unlink(self.root / JOURNAL_FILE)
-                fsync_dir(self.root)
 
 
 class Ledger(LedgerBackend):
@@ -518,7 +345,7 @@ class Ledger(LedgerBackend):
         sees the serial before or after a change, never a torn one. ``None``
         for a ledger from before the file, until :meth:`revocations` adds it.
         """
-        doc = _read_json(self._serial_path(), "file")
+        doc = read_json(self._serial_path(), "file")
         if doc is None:
             list_file = self.folder / _REVOCATIONS / f"{_REVOCATIONS_SHARD}.json"
             return None if list_file.exists() else 0  # nothing was ever revoked
@@ -562,38 +389,6 @@ class Ledger(LedgerBackend):
                 txn.commit()
             return sorted(forgotten)
 
-    def add(
-        self,
-        record: LicenseRecord,
-        *,
-        check_product: Callable[[frozenset[str]], None] | None = None,
-    ) -> None:
-        """Store a new license and index its key (and IP, and product).
-
-        Args:
-            record: the new license.
-            check_product: called under the lock with the known product names;
-                a refusal it raises writes nothing.
-
-        Raises:
-            LedgerExistsError: a license with this id exists (ids are random; retry).
-        """
-        with self._transaction() as txn:
-            table = txn.table(_LICENSES, self._shard(record.license_id))
-            if table.contains(Query().license_id == record.license_id):
-                raise LedgerExistsError(f"license {record.license_id} exists already")
-            known = self._products(txn)
-            if check_product is not None:
-                check_product(known)
-            self._index_products(txn, known, [record])
-            head = self._head(txn)
-            position = self._append_summary(txn, head, LicenseSummary.of(record))
-            for kind, shard, doc in _placements(record, self.info.shard_width, position):
-                txn.table(kind, shard).insert(doc)
-            self._append_events(txn, head, [(e, record.license_id) for e in record.history])
-            self._save_head(txn, head)
-            txn.commit()
-
     def add_many(self, records: list[LicenseRecord], *, log_history: bool = True) -> None:
         """Bulk import into a new ledger: one lock, each touched file written once.
 
@@ -623,55 +418,6 @@ class Ledger(LedgerBackend):
                 txn.table(kind, shard).insert_multiple(docs)
             self._save_head(txn, head)
             txn.commit(journal=False)
-
-    def update(
-        self,
-        decide: Decision[T],
-        *,
-        license_id: str | None = None,
-        key_hash: str | None = None,
-        attempt: Attempt | None = None,
-    ) -> T:
-        """Apply ``decide`` to one license under the lock, reading it fresh.
-
-        The license is named by id, or found by the hash of an activation key
-        (which must be its *current* key). ``decide`` returns ``(new_record,
-        result)``; a ``new_record`` of ``None`` writes nothing, and a refusal
-        raised by ``decide`` writes nothing either.
-
-        With an ``attempt`` (an anonymous client's), the client's recent
-        failures are checked first and a refusal of a kind the attempt counts
-        is recorded as one more failure — in this same transaction, so no
-        number of concurrent attempts can get past the limit.
-
-        Raises:
-            RateLimitedError: the attempt's client is at its limit (nothing is looked up).
-            InvalidActivationKeyError: ``key_hash`` opens no license (or an old generation).
-            LicenseNotFoundError: no license with ``license_id``.
-            LedgerError: the ledger (or a failure's count) cannot be read or written.
-        """
-        with self._transaction() as txn:
-            record: LicenseRecord
-            if attempt is not None:
-                self._check_attempts(txn, attempt)
-            counted = attempt.counted if attempt is not None else ()
-            try:
-                if key_hash is not None:
-                    record = self._record_for_key(txn, key_hash)
-                elif license_id is not None:
-                    record = self._load(txn, license_id)
-                else:
-                    raise LicenseNotFoundError()
-                new_record, result = decide(record)
-            except counted:
-                if attempt is not None:  # always: counted is empty without an attempt
-                    self._count_failure(txn, attempt)
-                    txn.commit()
-                raise
-            if new_record is not None:
-                self._store_change(txn, record, new_record)
-                txn.commit()
-            return result
 
     # -- the license index and the audit log --------------------------------------
 
@@ -861,7 +607,7 @@ class Ledger(LedgerBackend):
             ]
         return max(counts, default=0)
 
-    def reserve_login(self, attempt: LoginAttempt) -> None:
+    def reserve_login(self, attempt: LoginCount) -> None:
         """Count a log-in as a failure before its password is checked, unless a limit refuses it.
 
         Under the ledger's lock: the attempt's counters are read, ``attempt``
@@ -885,7 +631,7 @@ class Ledger(LedgerBackend):
             _forget_stale_logins(table, attempt)
             txn.commit()
 
-    def release_login(self, attempt: LoginAttempt, *, forget: Collection[str] = ()) -> None:
+    def release_login(self, attempt: LoginCount, *, forget: Collection[str] = ()) -> None:
         """Take back the failure :meth:`reserve_login` counted for ``attempt``.
 
         Args:
@@ -915,7 +661,7 @@ class Ledger(LedgerBackend):
     # -- internals ----------------------------------------------------------------
 
     def _read_info(self) -> LedgerInfo:
-        meta = _read_json(self.folder / META_FILE, "file")
+        meta = read_json(self.folder / META_FILE, "file")
         if meta is None:
             raise LedgerMissingError(
                 f"no ledger in {self.folder.resolve()} — point --ledger (or LICET_LEDGER) at the "
@@ -944,7 +690,21 @@ class Ledger(LedgerBackend):
             raise LedgerCorruptError(f"{self.folder / META_FILE} is damaged ({err})") from err
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[_Transaction]:
+    def transaction(self) -> Iterator[FolderTransaction]:
+        """One transaction under the folder's ``flock``: committed (journaled) when the block ends.
+
+        Raises:
+            LedgerBusyError: another process held the lock too long.
+            LedgerWriteError: a write failed (and was undone).
+            LedgerError: the ledger cannot be used.
+        """
+        with self._transaction() as txn:
+            tx = FolderTransaction(self, txn)
+            yield tx
+            txn.commit()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[ShardTransaction]:
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(file_lock(self.folder / LOCK_FILE, self._lock_timeout))
@@ -961,77 +721,47 @@ class Ledger(LedgerBackend):
                     f"cannot use the ledger {self.folder}: {os_error_words(err, writing=True)}"
                 ) from err
             self._read_info()  # the ledger may have been removed since we opened it
-            self._replay_journal()
+            replay_journal(self.folder)
             if not (self.folder / _INDEX / f"{_HEAD}.json").exists():
                 self._build_index()
             try:
-                yield _Transaction(self.folder)
+                yield ShardTransaction(self.folder)
             except OSError as err:
                 raise LedgerWriteError(
                     f"could not write the ledger {self.folder}: "
                     f"{os_error_words(err, writing=True)}; nothing was changed"
                 ) from err
 
-    def _replay_journal(self) -> None:
-        """Complete a multi-file change a dead process left half-applied.
-
-        Raises:
-            LedgerWriteError: the replay cannot write (the journal stays for the next try).
-        """
-        journal = _read_json(self.folder / JOURNAL_FILE, "journal")
-        if journal is None:
-            return
-        files = journal.get("files") if isinstance(journal, dict) else None
-        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-            raise LedgerCorruptError("ledger journal is damaged — restore the ledger from a backup")
-        targets = []
-        for rel, text in files.items():
-            target = (self.folder / rel).resolve()
-            if self.folder.resolve() not in target.parents:
-                raise LedgerCorruptError("ledger journal names a file outside the ledger")
-            targets.append((target, text.encode()))
-        try:
-            for target, data in targets:
-                atomic_write(target, data)
-            os.unlink(self.folder / JOURNAL_FILE)
-            fsync_dir(self.folder)
-        except OSError as err:
-            raise LedgerWriteError(
-                f"cannot complete an interrupted change of the ledger {self.folder}: "
-                f"{os_error_words(err, writing=True)}; nothing else was changed, "
-                "and the next operation tries again"
-            ) from err
-
     def _shard(self, value: str) -> str:
         return _shard(value, self.info.shard_width)
 
-    def _load(self, txn: _Transaction, license_id: str) -> LicenseRecord:
+    def _load(self, txn: ShardTransaction, license_id: str) -> LicenseRecord:
         doc = txn.table(_LICENSES, self._shard(license_id)).get(Query().license_id == license_id)
         if doc is None:
             raise LicenseNotFoundError(f"no license {license_id!r}")
         return LicenseRecord.from_doc(doc)
 
-    def _record_for_key(self, txn: _Transaction, key_hash: str) -> LicenseRecord:
+    def _record_for_key(self, txn: ShardTransaction, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to (whether it is current is not asked)."""
         doc = txn.table(_KEYS, _key_shard(key_hash, self.info.shard_width)).get(
             Query().key_hash == key_hash
         )
         if doc is None:
-            raise InvalidActivationKeyError()
+            return None
         license_id = doc.get("license_id")
         if not isinstance(license_id, str):
             raise LedgerCorruptError("ledger is damaged: a key index entry is malformed")
         try:
-            record = self._load(txn, license_id)
+            return self._load(txn, license_id)
         except LicenseNotFoundError:
             # Index and licenses are written in one journaled step, so this is damage.
             raise LedgerCorruptError(
                 f"ledger is damaged: license {license_id} is indexed but missing"
             ) from None
-        if record.key_hash != key_hash:  # a key of an earlier generation
-            raise InvalidActivationKeyError()
-        return record
 
-    def _revoke(self, txn: _Transaction, entries: list[RevocationEntry], now: _dt.datetime) -> None:
+    def _revoke(
+        self, txn: ShardTransaction, entries: list[RevocationEntry], now: _dt.datetime
+    ) -> None:
         """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
         (self.folder / _REVOCATIONS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
         serial = self._revocation_serial(txn)
@@ -1049,7 +779,7 @@ class Ledger(LedgerBackend):
     def _serial_path(self) -> Path:
         return self.folder / _REVOCATIONS / f"{_SERIAL_SHARD}.json"
 
-    def _revocation_serial(self, txn: _Transaction) -> int:
+    def _revocation_serial(self, txn: ShardTransaction) -> int:
         """The serial under the lock: ``serial.json``, else where older ledgers kept it."""
         for shard in (_SERIAL_SHARD, _REVOCATIONS_SHARD):
             for doc in txn.table(_REVOCATIONS, shard).all():
@@ -1057,38 +787,21 @@ class Ledger(LedgerBackend):
                     return _serial_of(doc)
         return 0
 
-    def _save_serial(self, txn: _Transaction, serial: int) -> None:
+    def _save_serial(self, txn: ShardTransaction, serial: int) -> None:
         table = txn.table(_REVOCATIONS, _SERIAL_SHARD)
         table.truncate()
         table.insert({"kind": "serial", "serial": serial})
 
-    def _attempts(self, txn: _Transaction, attempt: Attempt) -> tuple[Table, list[float]]:
-        (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
-        table = txn.table(_ATTEMPTS, self._shard(attempt.bucket))
-        horizon = (attempt.now - attempt.window).timestamp()
-        return table, _recent(table.get(Query().bucket == attempt.bucket), horizon)
-
-    def _attempt_tables(self, txn: _Transaction) -> list[Table]:
+    def _attempt_tables(self, txn: ShardTransaction) -> list[Table]:
         folder = self.folder / _ATTEMPTS
         shards = sorted(folder.glob("*.json")) if folder.is_dir() else []
         return [txn.table(_ATTEMPTS, path.stem) for path in shards]
 
-    def _check_attempts(self, txn: _Transaction, attempt: Attempt) -> None:
-        _, recent = self._attempts(txn, attempt)
-        if len(recent) >= attempt.limit:
-            oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
-            raise attempt.refusal(oldest + attempt.window)
+    def _attempts(self, txn: ShardTransaction, bucket: str) -> Table:
+        (self.folder / _ATTEMPTS).mkdir(mode=0o700, exist_ok=True)  # ledgers made before it
+        return txn.table(_ATTEMPTS, self._shard(bucket))
 
-    def _count_failure(self, txn: _Transaction, attempt: Attempt) -> None:
-        table, recent = self._attempts(txn, attempt)
-        horizon = (attempt.now - attempt.window).timestamp()
-        for doc in table.all():  # forget what has left the window, whoever it was
-            if doc.get("bucket") != attempt.bucket and not _recent(doc, horizon):
-                table.remove(doc_ids=[doc.doc_id])
-        stamps = [*recent, attempt.now.timestamp()]
-        table.upsert({"bucket": attempt.bucket, "at": stamps}, Query().bucket == attempt.bucket)
-
-    def _products(self, txn: _Transaction) -> frozenset[str]:
+    def _products(self, txn: ShardTransaction) -> frozenset[str]:
         if not (self.folder / _PRODUCTS / f"{_ALL}.json").exists():
             # No license yet, or a ledger older than the index: derive it from the
             # licenses (the next new license writes it).
@@ -1100,7 +813,7 @@ class Ledger(LedgerBackend):
         return frozenset(str(doc["name"]) for doc in txn.table(_PRODUCTS, _ALL).all())
 
     def _index_products(
-        self, txn: _Transaction, known: frozenset[str], records: list[LicenseRecord]
+        self, txn: ShardTransaction, known: frozenset[str], records: list[LicenseRecord]
     ) -> None:
         new = {r.product for r in records} - known
         if not new:
@@ -1110,11 +823,7 @@ class Ledger(LedgerBackend):
             new |= known
         txn.table(_PRODUCTS, _ALL).insert_multiple({"name": name} for name in sorted(new))
 
-    def _index_key(self, txn: _Transaction, record: LicenseRecord) -> None:
-        kind, shard, doc = _key_placement(record, self.info.shard_width)
-        txn.table(kind, shard).insert(doc)
-
-    def _head(self, txn: _Transaction) -> dict[str, int]:
+    def _head(self, txn: ShardTransaction) -> dict[str, int]:
         doc = txn.table(_INDEX, _HEAD).get(doc_id=1)
         if doc is None:
             return {"licenses": 0, "events": 0}
@@ -1123,7 +832,7 @@ class Ledger(LedgerBackend):
             raise LedgerCorruptError("ledger is damaged: the index head is malformed")
         return counts  # type: ignore[return-value]  # checked just above
 
-    def _save_head(self, txn: _Transaction, head: dict[str, int]) -> None:
+    def _save_head(self, txn: ShardTransaction, head: dict[str, int]) -> None:
         table = txn.table(_INDEX, _HEAD)
         if table.contains(doc_id=1):
             table.update(dict(head), doc_ids=[1])
@@ -1131,7 +840,7 @@ class Ledger(LedgerBackend):
             table.insert(Document(dict(head), doc_id=1))
 
     def _append_summary(
-        self, txn: _Transaction, head: dict[str, int], summary: LicenseSummary
+        self, txn: ShardTransaction, head: dict[str, int], summary: LicenseSummary
     ) -> int:
         position = head["licenses"]
         txn.table(_INDEX, _page_name(position)).insert(
@@ -1142,7 +851,7 @@ class Ledger(LedgerBackend):
 
     def _append_events(
         self,
-        txn: _Transaction,
+        txn: ShardTransaction,
         head: dict[str, int],
         events: Sequence[tuple[Event, str | None]],
     ) -> None:
@@ -1152,42 +861,47 @@ class Ledger(LedgerBackend):
             txn.table(_EVENTS, _page_name(cursor - 1)).insert(Document(doc, doc_id=cursor))
             head["events"] = cursor
 
-    def _log(self, txn: _Transaction, event: Event, license_id: str | None = None) -> None:
+    def _log(self, txn: ShardTransaction, event: Event, license_id: str | None = None) -> None:
         head = self._head(txn)
         self._append_events(txn, head, [(event, license_id)])
         self._save_head(txn, head)
 
-    def _store_change(self, txn: _Transaction, old: LicenseRecord, new: LicenseRecord) -> None:
-        """Write a changed license, its key and IP index entries, summary and audit events."""
-        table = txn.table(_LICENSES, self._shard(old.license_id))
-        stored = table.get(Query().license_id == old.license_id)
+    def _store_change(self, txn: ShardTransaction, change: Change) -> None:
+        """Write a changed license, its key and IP entries, summary, events and revocations."""
+        new = change.record
+        table = txn.table(_LICENSES, self._shard(change.license_id))
+        stored = table.get(Query().license_id == change.license_id)
         position = None if stored is None else stored.get(_POS)
         if type(position) is not int:
-            raise LedgerCorruptError(f"ledger is damaged: license {old.license_id} is not indexed")
-        if new.key_hash != old.key_hash:
-            self._index_key(txn, new)
-        entries = revocation_changes(old, new)
-        if entries is not None:
-            self._revoke(txn, entries, new.history[-1].at)
-        if new.ip != old.ip:
-            if old.ip is not None:
-                txn.table(_IPS, self._shard(old.ip)).remove(
-                    (Query().ip == old.ip) & (Query().license_id == old.license_id)
+            raise LedgerCorruptError(
+                f"ledger is damaged: license {change.license_id} is not indexed"
+            )
+        if change.new_key_hash is not None:
+            kind, shard, doc = _key_placement(new, self.info.shard_width)
+            txn.table(kind, shard).insert(doc)
+        if change.revocations is not None:
+            self._revoke(txn, list(change.revocations.added), change.revocations.drop_until)
+        if change.ip_moved:
+            if change.old_ip is not None:
+                txn.table(_IPS, self._shard(change.old_ip)).remove(
+                    (Query().ip == change.old_ip) & (Query().license_id == change.license_id)
                 )
-            if new.ip is not None:
-                kind, shard, doc = _ip_placement(new.ip, new.license_id, self.info.shard_width)
+            if change.new_ip is not None:
+                kind, shard, doc = _ip_placement(
+                    change.new_ip, new.license_id, self.info.shard_width
+                )
                 txn.table(kind, shard).insert(doc)
         table.update(
             _replace_with({**new.to_doc(), _POS: position}),
-            Query().license_id == old.license_id,
+            Query().license_id == change.license_id,
         )
-        summary = LicenseSummary.of(new)
-        if summary != LicenseSummary.of(old):
-            txn.table(_INDEX, _page_name(position)).update(summary.to_doc(), doc_ids=[position + 1])
-        added = new.history[len(old.history) :]
-        if added:
+        if change.summary is not None:
+            txn.table(_INDEX, _page_name(position)).update(
+                change.summary.to_doc(), doc_ids=[position + 1]
+            )
+        if change.events:
             head = self._head(txn)
-            self._append_events(txn, head, [(e, new.license_id) for e in added])
+            self._append_events(txn, head, [(e, new.license_id) for e in change.events])
             self._save_head(txn, head)
 
     def _build_index(self) -> None:
@@ -1197,7 +911,7 @@ class Ledger(LedgerBackend):
         audit log, in time order. The head is written last: an interrupted
         build is simply done again.
         """
-        txn = _Transaction(self.folder)
+        txn = ShardTransaction(self.folder)
         records: list[tuple[LicenseRecord, Table]] = []
         for path in sorted((self.folder / _LICENSES).glob("*.json")):
             table = txn.table(_LICENSES, path.stem)
@@ -1217,6 +931,84 @@ class Ledger(LedgerBackend):
         self._append_events(txn, head, history)
         self._save_head(txn, head)  # last: its file is the mark of a finished build
         txn.commit(journal=False)
+
+
+class FolderTransaction:
+    """The transaction verbs over one locked set of shards (see :class:`LedgerTransaction`).
+
+    The whole folder is locked, so every read here is a locked read.
+    """
+
+    def __init__(self, ledger: Ledger, txn: ShardTransaction) -> None:
+        self._ledger = ledger
+        self._txn = txn
+        self._known: frozenset[str] | None = None
+
+    def license(
+        self, *, license_id: str | None = None, key_hash: str | None = None
+    ) -> LicenseRecord | None:
+        """The license with this id, or the one ``key_hash`` was ever indexed to."""
+        if key_hash is not None:
+            return self._ledger._record_for_key(self._txn, key_hash)
+        if license_id is None:
+            return None
+        try:
+            return self._ledger._load(self._txn, license_id)
+        except LicenseNotFoundError:
+            return None
+
+    def products(self) -> frozenset[str]:
+        """Every product name the ledger has licensed."""
+        if self._known is None:
+            self._known = self._ledger._products(self._txn)
+        return self._known
+
+    def failures(self, bucket: str, *, since: float, lock: bool) -> list[float]:
+        """The bucket's failure times after ``since``, oldest first (the folder is locked whole)."""
+        table = self._ledger._attempts(self._txn, bucket)
+        return _recent(table.get(Query().bucket == bucket), since)
+
+    def record_failure(self, bucket: str, stamps: list[float], *, forget_before: float) -> None:
+        """Keep ``stamps`` as the bucket's failures; forget idle buckets of its shard."""
+        table = self._ledger._attempts(self._txn, bucket)
+        for doc in table.all():  # forget what has left the window, whoever it was
+            if doc.get("bucket") != bucket and not _recent(doc, forget_before):
+                table.remove(doc_ids=[doc.doc_id])
+        table.upsert({"bucket": bucket, "at": stamps}, Query().bucket == bucket)
+
+    def add(self, record: LicenseRecord) -> None:
+        """Store a new license, its index entries and product, and log its history.
+
+        Raises:
+            LedgerExistsError: a license with this id exists (ids are random; retry).
+        """
+        ledger, txn = self._ledger, self._txn
+        table = txn.table(_LICENSES, ledger._shard(record.license_id))
+        if table.contains(Query().license_id == record.license_id):
+            raise LedgerExistsError(f"license {record.license_id} exists already")
+        known = self.products()
+        ledger._index_products(txn, known, [record])
+        self._known = known | {record.product}
+        head = ledger._head(txn)
+        position = ledger._append_summary(txn, head, LicenseSummary.of(record))
+        for kind, shard, doc in _placements(record, ledger.info.shard_width, position):
+            txn.table(kind, shard).insert(doc)
+        ledger._append_events(txn, head, [(e, record.license_id) for e in record.history])
+        ledger._save_head(txn, head)
+
+    def replace(
+        self,
+        before: LicenseRecord,
+        after: LicenseRecord,
+        *,
+        revoked: Sequence[RevocationEntry] | None,
+    ) -> None:
+        """Store ``after`` for ``before``, with all :func:`~issuer.ledger.changes.plan` implies."""
+        self._ledger._store_change(self._txn, plan(before, after, revoked=revoked))
+
+    def commit(self) -> None:
+        """Write what was changed so far, now (journaled when it spans several files)."""
+        self._txn.commit()
 
 
 def _serial_of(doc: Any) -> int:
@@ -1258,7 +1050,7 @@ def _login_times(doc: Any, horizon: _dt.datetime) -> list[_dt.datetime]:
     return sorted(found)
 
 
-def _forget_stale_logins(table: Table, attempt: LoginAttempt) -> None:
+def _forget_stale_logins(table: Table, attempt: LoginCount) -> None:
     """Forget counters with no failure in the window; keep at most the most recent ones."""
     stale = [doc.doc_id for doc in table.all() if not _login_times(doc, attempt.horizon)]
     table.remove(doc_ids=stale)
@@ -1303,5 +1095,5 @@ def _raw_needle(text: str | None) -> bytes | None:
 
 def _may_contain(path: Path, needle: bytes) -> bool:
     """Whether an index page's bytes contain ``needle`` (case-insensitively): a cheap pre-check."""
-    data = _read_raw(path, "index page")
+    data = read_raw(path, "index page")
     return data is None or needle in data.lower()

@@ -1,15 +1,16 @@
 """Rate limiting of anonymous clients: failed attempts (wrong keys, log-ins), plain requests.
 
 The policy — how many failures per window, how IPv6 clients are grouped,
-which refusals count — lives here. The counting is done by the ledger inside
-the very transaction that looks the key up (``Ledger.update(...,
-attempt=...)``): the check, the look-up and the count of a failure are one
-step under the ledger's lock, so concurrent guesses from any worker or
-process can never test more keys than the limit, and successful attempts,
-however many run at once, never count. When a failure cannot be recorded
-the refusal becomes a ledger error (503): a guess is never answered uncounted.
+which refusals count — lives here, and so does the counting
+(:func:`counting`), which runs inside the very ledger transaction that looks
+the key up: the check, the look-up and the count of a failure are one step
+under the ledger's lock, so concurrent guesses from any worker or process
+can never test more keys than the limit, and successful attempts, however
+many run at once, never count. When a failure cannot be recorded the refusal
+becomes a ledger error (503): a guess is never answered uncounted.
 
-Any ledger backend provides the same guarantee for the same :class:`Attempt`.
+The ledger only keeps the counts; both backends give the same guarantee
+because the one rule here drives them both.
 
 Console log-ins are counted the other way round (:class:`LoginAttempt`): a
 log-in is counted as a failure *before* its password is checked, in one
@@ -32,18 +33,28 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from issuer.addresses import rate_bucket
 from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseError, RateLimitedError
 
-__all__ = ["MAX_LOGIN_SUBJECTS", "Attempt", "LoginAttempt", "RateLimit", "RequestRate"]
+__all__ = [
+    "MAX_LOGIN_SUBJECTS",
+    "Attempt",
+    "FailureCounts",
+    "LoginAttempt",
+    "RateLimit",
+    "RequestRate",
+    "counting",
+]
 
 #: Log-in counters a ledger keeps at most (the most recently failing ones): a flood
 #: of made-up names from many addresses cannot grow the ledger without bound.
@@ -70,6 +81,21 @@ class Attempt:
     limit: int
     counted: tuple[type[LicenseError], ...] = (InvalidActivationKeyError,)
 
+    @property
+    def horizon(self) -> float:
+        """Failures at or before this moment (epoch seconds) have left the window."""
+        return (self.now - self.window).timestamp()
+
+    def judge(self, recent: Sequence[float]) -> None:
+        """Refuse the attempt when the client's ``recent`` failures (oldest first) reach the limit.
+
+        Raises:
+            RateLimitedError: at the limit, until the oldest failure leaves the window.
+        """
+        if len(recent) >= self.limit:
+            oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
+            raise self.refusal(oldest + self.window)
+
     def refusal(self, retry_at: _dt.datetime) -> RateLimitedError:
         """The refusal for a client at its limit, until ``retry_at``."""
         wait = max(1, math.ceil((retry_at - self.now).total_seconds()))
@@ -77,6 +103,51 @@ class Attempt:
             f"too many failed attempts from {self.address} — try again in {wait} s",
             retry_after=wait,
         )
+
+
+class FailureCounts(Protocol):
+    """What :func:`counting` needs of a ledger transaction (its rate-limit verbs)."""
+
+    def failures(self, bucket: str, *, since: float, lock: bool) -> list[float]:
+        """The bucket's failure times after ``since``, oldest first (``lock``: wait for others)."""
+
+    def record_failure(self, bucket: str, stamps: list[float], *, forget_before: float) -> None:
+        """Keep ``stamps`` as the bucket's failures; drop buckets idle since ``forget_before``."""
+
+    def commit(self) -> None:
+        """Make the count durable before the refusal that follows."""
+
+
+@contextlib.contextmanager
+def counting(tx: FailureCounts, attempt: Attempt | None) -> Iterator[None]:
+    """Run a look-up as ``attempt``: refused at the limit, and a counted refusal is counted.
+
+    On entry the client's failures are read without waiting for other nodes
+    (a success is decided against the count as it is now, so clients behind
+    one address never queue behind each other) and judged. When a refusal
+    that ``attempt`` counts leaves the block, the failures are read again
+    under the bucket's lock and judged again, one more is recorded and
+    committed, and the refusal goes on: however many attempts race, at most
+    ``limit`` failures are ever answered per window. Without an attempt
+    (the provider's own commands) nothing is counted.
+
+    Raises:
+        RateLimitedError: the client is at its limit (the block does not run,
+            or its refusal is not answered).
+    """
+    if attempt is None:
+        yield
+        return
+    attempt.judge(tx.failures(attempt.bucket, since=attempt.horizon, lock=False))
+    try:
+        yield
+    except attempt.counted:
+        recent = tx.failures(attempt.bucket, since=attempt.horizon, lock=True)
+        attempt.judge(recent)
+        stamps = [*recent, attempt.now.timestamp()]
+        tx.record_failure(attempt.bucket, stamps, forget_before=attempt.horizon)
+        tx.commit()
+        raise
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ledger in PostgreSQL, shared by any number of license-server nodes.
 
 Layout: the ``licet`` schema of the database the URL names (see
-``issuer/schema/*.sql``, one file per schema version)::
+``issuer/ledger/schema/*.sql``, one file per schema version)::
 
     licet.meta          the ledger's identity and schema version (one row)
     licet.licenses      one row per license: its record as a JSON document, its position
@@ -45,8 +45,8 @@ import contextlib
 import datetime as _dt
 import importlib.resources
 import json
-from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
 
 from issuer.errors import (
     AccountExistsError,
@@ -57,9 +57,8 @@ from issuer.errors import (
     LedgerMissingError,
     LedgerVersionError,
 )
-from issuer.ledger import FORMAT, LedgerInfo
-from issuer.ledger_api import Decision, LedgerBackend
-from issuer.ratelimit import Attempt, LoginAttempt
+from issuer.ledger.api import FORMAT, LedgerBackend, LedgerInfo, LoginCount
+from issuer.ledger.changes import plan
 from issuer.records import (
     Account,
     Event,
@@ -69,16 +68,15 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
     Session,
-    revocation_changes,
 )
-from verifier.errors import BadInputError, InvalidActivationKeyError, LicenseNotFoundError
+from verifier.errors import BadInputError, LicenseNotFoundError
 
 try:
     import psycopg
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
 
-    from issuer.ledger_pgconn import Database, redact_url
+    from issuer.ledger.connections import Database, redact_url
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
         "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
@@ -86,12 +84,10 @@ except ImportError as err:  # pragma: no cover - depends on the installed extras
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger", "drop_schema", "redact_url", "upgrade_schema"]
 
-T = TypeVar("T")
-
 _MIGRATIONS = tuple(
     sorted(
         (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
-        for entry in importlib.resources.files("issuer").joinpath("schema").iterdir()
+        for entry in importlib.resources.files("issuer.ledger").joinpath("schema").iterdir()
         if entry.name.endswith(".sql")
     )
 )
@@ -340,36 +336,23 @@ class PostgresLedger(LedgerBackend):
             ).fetchall()
         return sorted(str(row[0]) for row in rows)
 
-    def add(
-        self,
-        record: LicenseRecord,
-        *,
-        check_product: Callable[[frozenset[str]], None] | None = None,
-    ) -> None:
-        """Store a new license and index its key (and IP, and product).
-
-        Args:
-            record: the new license.
-            check_product: called with the known product names while every other
-                node's new licenses wait; a refusal it raises writes nothing.
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        """One database transaction on a pooled connection: committed when the block ends.
 
         Raises:
-            LedgerExistsError: a license with this id exists (ids are random; retry).
+            LedgerExistsError: a license added in it exists already (ids are random; retry).
+            LedgerUnavailableError: the database cannot be reached (or was lost mid-way).
+            LedgerError: the database refused the work.
         """
+        tx = None
         try:
             with self._transaction() as conn:
-                # New licenses take turns, so two nodes never both accept the
-                # case twins of one new product name.
-                conn.execute(_LOCK_PRODUCTS)
-                if check_product is not None:
-                    rows = conn.execute("SELECT name FROM licet.products").fetchall()
-                    check_product(frozenset(str(row[0]) for row in rows))
-                _insert(conn, record)
-                _index_products(conn, [record])
-                _log(conn, record.license_id, record.history)
+                tx = PostgresTransaction(conn)
+                yield tx
         except LedgerError as err:
-            if isinstance(err.__cause__, pg_errors.UniqueViolation):
-                raise LedgerExistsError(f"license {record.license_id} exists already") from None
+            if tx is not None and tx.added and isinstance(err.__cause__, pg_errors.UniqueViolation):
+                raise LedgerExistsError(f"license {tx.added[-1]} exists already") from None
             raise
 
     def add_many(self, records: list[LicenseRecord], *, log_history: bool = True) -> None:
@@ -398,72 +381,6 @@ class PostgresLedger(LedgerBackend):
                             copy.write_row((r.license_id, json.dumps(e.to_doc())))
             # Fresh statistics, so the planner sees the tables as they now are.
             cur.execute("ANALYZE licet.licenses, licet.license_keys, licet.license_ips")
-
-    def update(
-        self,
-        decide: Decision[T],
-        *,
-        license_id: str | None = None,
-        key_hash: str | None = None,
-        attempt: Attempt | None = None,
-    ) -> T:
-        """Apply ``decide`` to one license with its row locked, reading it fresh.
-
-        See :meth:`issuer.ledger_api.LedgerBackend.update`; the lock is the
-        license's row lock, held until this transaction commits, so a change
-        made on another node is always seen before deciding.
-        """
-        with self._transaction() as conn:
-            if attempt is not None:
-                # Unlocked: a success is decided against the count as it is now,
-                # so clients behind one address never queue behind each other.
-                _check_attempts(conn, attempt, lock=False)
-            counted = attempt.counted if attempt is not None else ()
-            try:
-                record = self._locked(conn, license_id=license_id, key_hash=key_hash)
-                new_record, result = decide(record)
-            except counted:
-                if attempt is not None:  # always: counted is empty without an attempt
-                    # A failure is answered only once counted, and counted only if
-                    # the client is still under its limit, both under the bucket's
-                    # lock: however many attempts race, at most `limit` failures
-                    # are ever answered per window.
-                    _check_attempts(conn, attempt, lock=True)
-                    _count_failure(conn, attempt)
-                    conn.commit()
-                raise
-            if new_record is not None:
-                if new_record.key_hash != record.key_hash:
-                    conn.execute(
-                        "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
-                        (new_record.key_hash, new_record.license_id),
-                    )
-                if new_record.ip != record.ip:  # an edited license: its IP look-up follows
-                    conn.execute(
-                        "DELETE FROM licet.license_ips WHERE license_id = %s",
-                        (record.license_id,),
-                    )
-                    if new_record.ip is not None:
-                        conn.execute(
-                            "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
-                            (new_record.ip, new_record.license_id),
-                        )
-                entries = revocation_changes(record, new_record)
-                if entries is not None:
-                    _revoke(conn, entries, new_record.history[-1].at)
-                # Last, and in one round trip with the license: the feed waits for
-                # transactions holding uncommitted events.
-                added = new_record.history[len(record.history) :]
-                conn.execute(
-                    _CHANGE_AND_APPEND,
-                    (
-                        Jsonb(new_record.to_doc()),
-                        record.license_id,
-                        new_record.license_id,
-                        [Jsonb(e.to_doc()) for e in added],
-                    ),
-                )
-            return result
 
     # -- the audit log -------------------------------------------------------------
 
@@ -635,7 +552,7 @@ class PostgresLedger(LedgerBackend):
             ).fetchall()
         return max((sum(1 for t in row[0] if t >= since) for row in rows), default=0)
 
-    def reserve_login(self, attempt: LoginAttempt) -> None:
+    def reserve_login(self, attempt: LoginCount) -> None:
         """Count a log-in as a failure before its password is checked, unless a limit refuses it.
 
         The attempt's counters are locked (advisory locks, in one order on
@@ -671,7 +588,7 @@ class PostgresLedger(LedgerBackend):
                 (attempt.max_subjects,),
             )
 
-    def release_login(self, attempt: LoginAttempt, *, forget: Collection[str] = ()) -> None:
+    def release_login(self, attempt: LoginCount, *, forget: Collection[str] = ()) -> None:
         """Take back the failure :meth:`reserve_login` counted for ``attempt``.
 
         Args:
@@ -698,31 +615,6 @@ class PostgresLedger(LedgerBackend):
         self._db.close()
 
     # -- internals ----------------------------------------------------------------
-
-    def _locked(
-        self, conn: psycopg.Connection[Any], *, license_id: str | None, key_hash: str | None
-    ) -> LicenseRecord:
-        if key_hash is not None:
-            # Two primary-key look-ups, whatever the planner's statistics say.
-            row = conn.execute(
-                "SELECT doc FROM licet.licenses WHERE license_id ="
-                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s) FOR UPDATE",
-                (key_hash,),
-            ).fetchone()
-            if row is None:
-                raise InvalidActivationKeyError()
-            record = _record(row[0])
-            if record.key_hash != key_hash:  # a key of an earlier generation
-                raise InvalidActivationKeyError()
-            return record
-        if license_id is None:
-            raise LicenseNotFoundError()
-        row = conn.execute(
-            "SELECT doc FROM licet.licenses WHERE license_id = %s FOR UPDATE", (license_id,)
-        ).fetchone()
-        if row is None:
-            raise LicenseNotFoundError(f"no license {license_id!r}")
-        return _record(row[0])
 
     def _direct(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         """A connection of its own (opening, creating, upgrading): see :meth:`Database.direct`."""
@@ -899,7 +791,7 @@ _LOCK_LOGINS = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7172))"
 
 
 def _locked_logins(
-    conn: psycopg.Connection[Any], attempt: LoginAttempt
+    conn: psycopg.Connection[Any], attempt: LoginCount
 ) -> dict[str, list[_dt.datetime]]:
     """The attempt's counters, locked until the transaction ends: failures in the window."""
     for subject in attempt.subjects:  # sorted: two nodes never wait for each other in a circle
@@ -911,40 +803,120 @@ def _locked_logins(
     return {str(row[0]): sorted(t for t in row[1] if t > attempt.horizon) for row in rows}
 
 
-def _recent(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> list[float]:
-    if lock:  # every node counts this client's failures in turn
-        conn.execute(_LOCK_BUCKET, (attempt.bucket,))
-    row = conn.execute(
-        "SELECT stamps FROM licet.attempts WHERE bucket = %s", (attempt.bucket,)
-    ).fetchone()
-    horizon = (attempt.now - attempt.window).timestamp()
-    stamps = row[0] if row is not None else []
-    return sorted(t for t in stamps if isinstance(t, float) and t > horizon)
+class PostgresTransaction:
+    """The transaction verbs over one database transaction (see :class:`LedgerTransaction`).
 
+    A license read here is locked (``FOR UPDATE``) until the transaction
+    ends; rate-limit buckets and new products take advisory locks, so
+    every node waits its turn for exactly what it touches.
+    """
 
-def _check_attempts(conn: psycopg.Connection[Any], attempt: Attempt, *, lock: bool) -> None:
-    recent = _recent(conn, attempt, lock=lock)
-    if len(recent) >= attempt.limit:
-        oldest = _dt.datetime.fromtimestamp(recent[0], _dt.UTC)
-        raise attempt.refusal(oldest + attempt.window)
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self.added: list[str] = []  # ids of the licenses added, for a refusal's message
 
+    def license(
+        self, *, license_id: str | None = None, key_hash: str | None = None
+    ) -> LicenseRecord | None:
+        """The license with this id, or the one ``key_hash`` was ever indexed to; row-locked."""
+        if key_hash is not None:
+            # Two primary-key look-ups, whatever the planner's statistics say.
+            row = self._conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id ="
+                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s) FOR UPDATE",
+                (key_hash,),
+            ).fetchone()
+        elif license_id is not None:
+            row = self._conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id = %s FOR UPDATE", (license_id,)
+            ).fetchone()
+        else:
+            return None
+        return None if row is None else _record(row[0])
 
-def _count_failure(conn: psycopg.Connection[Any], attempt: Attempt) -> None:
-    recent = _recent(conn, attempt, lock=True)
-    now = attempt.now.timestamp()
-    horizon = (attempt.now - attempt.window).timestamp()
-    # Forget other clients' stale counts, skipping any another transaction holds:
-    # two nodes pruning at once never wait for (or deadlock on) each other.
-    conn.execute(
-        "DELETE FROM licet.attempts WHERE bucket IN (SELECT bucket FROM licet.attempts"
-        " WHERE last_at <= %s AND bucket <> %s FOR UPDATE SKIP LOCKED)",
-        (horizon, attempt.bucket),
-    )
-    conn.execute(
-        "INSERT INTO licet.attempts (bucket, stamps, last_at) VALUES (%s, %s, %s)"
-        " ON CONFLICT (bucket) DO UPDATE SET stamps = EXCLUDED.stamps, last_at = EXCLUDED.last_at",
-        (attempt.bucket, [*recent, now], now),
-    )
+    def products(self) -> frozenset[str]:
+        """Every product name licensed; new licenses of every other node wait meanwhile."""
+        # New licenses take turns, so two nodes never both accept the case twins
+        # of one new product name.
+        self._conn.execute(_LOCK_PRODUCTS)
+        rows = self._conn.execute("SELECT name FROM licet.products").fetchall()
+        return frozenset(str(row[0]) for row in rows)
+
+    def failures(self, bucket: str, *, since: float, lock: bool) -> list[float]:
+        """The bucket's failure times after ``since``, oldest first (``lock``: nodes take turns)."""
+        if lock:
+            self._conn.execute(_LOCK_BUCKET, (bucket,))
+        row = self._conn.execute(
+            "SELECT stamps FROM licet.attempts WHERE bucket = %s", (bucket,)
+        ).fetchone()
+        stamps = row[0] if row is not None else []
+        return sorted(t for t in stamps if isinstance(t, float) and t > since)
+
+    def record_failure(self, bucket: str, stamps: list[float], *, forget_before: float) -> None:
+        """Keep ``stamps`` as the bucket's failures; forget other idle buckets nobody holds."""
+        # Skipping any row another transaction holds: two nodes pruning at once
+        # never wait for (or deadlock on) each other.
+        self._conn.execute(
+            "DELETE FROM licet.attempts WHERE bucket IN (SELECT bucket FROM licet.attempts"
+            " WHERE last_at <= %s AND bucket <> %s FOR UPDATE SKIP LOCKED)",
+            (forget_before, bucket),
+        )
+        self._conn.execute(
+            "INSERT INTO licet.attempts (bucket, stamps, last_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (bucket) DO UPDATE SET stamps = EXCLUDED.stamps,"
+            " last_at = EXCLUDED.last_at",
+            (bucket, stamps, max(stamps)),
+        )
+
+    def add(self, record: LicenseRecord) -> None:
+        """Store a new license, its key, IP and product, and log its history."""
+        self.added.append(record.license_id)
+        self._conn.execute(_LOCK_PRODUCTS)
+        _insert(self._conn, record)
+        _index_products(self._conn, [record])
+        _log(self._conn, record.license_id, record.history)
+
+    def replace(
+        self,
+        before: LicenseRecord,
+        after: LicenseRecord,
+        *,
+        revoked: Sequence[RevocationEntry] | None,
+    ) -> None:
+        """Store ``after`` for ``before``, with all :func:`~issuer.ledger.changes.plan` implies."""
+        change = plan(before, after, revoked=revoked)
+        conn = self._conn
+        if change.new_key_hash is not None:
+            conn.execute(
+                "INSERT INTO licet.license_keys (key_hash, license_id) VALUES (%s, %s)",
+                (change.new_key_hash, change.license_id),
+            )
+        if change.ip_moved:  # an edited license: its IP look-up follows
+            conn.execute(
+                "DELETE FROM licet.license_ips WHERE license_id = %s", (change.license_id,)
+            )
+            if change.new_ip is not None:
+                conn.execute(
+                    "INSERT INTO licet.license_ips (ip, license_id) VALUES (%s, %s)",
+                    (change.new_ip, change.license_id),
+                )
+        if change.revocations is not None:
+            _revoke(conn, list(change.revocations.added), change.revocations.drop_until)
+        # Last, and in one round trip with the license: the feed waits for
+        # transactions holding uncommitted events.
+        conn.execute(
+            _CHANGE_AND_APPEND,
+            (
+                Jsonb(change.record.to_doc()),
+                change.license_id,
+                change.license_id,
+                [Jsonb(e.to_doc()) for e in change.events],
+            ),
+        )
+
+    def commit(self) -> None:
+        """Commit now: a counted failure stays although the refusal that follows rolls back."""
+        self._conn.commit()
 
 
 def drop_schema(url: str) -> None:

@@ -1,0 +1,222 @@
+"""The folder ledger's files: strict reads, and multi-shard transactions under a journal.
+
+A TinyDB shard lives for one transaction (:class:`ShardStorage`): read once
+under the ledger's lock, written only when the transaction commits. A commit
+that touches several files first writes them all to ``journal.json``; the
+next transaction replays it (:func:`replay_journal`) if a process died half
+way, so the indexes and the licenses always agree. A missing, empty,
+truncated or oversized file is damage, never an empty ledger.
+
+Example:
+    >>> txn = ShardTransaction(Path("ledger"))  # doctest: +SKIP
+    >>> txn.table("licenses", "a3f").all()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Table
+
+from issuer.errors import LedgerCorruptError, LedgerWriteError
+from verifier.fileio import atomic_write, fsync_dir, os_error_words
+
+__all__ = [
+    "JOURNAL_FILE",
+    "MAX_FILE",
+    "ShardStorage",
+    "ShardTransaction",
+    "parse",
+    "read_json",
+    "read_raw",
+    "replay_journal",
+]
+
+JOURNAL_FILE = "journal.json"
+MAX_FILE = 64 * 1024 * 1024
+
+
+def read_raw(path: Path, what: str) -> bytes | None:
+    """Read a ledger file: ``None`` if absent; empty or oversized is damage."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise LedgerCorruptError(
+            f"cannot read ledger {what} {path}: {os_error_words(err)}"
+        ) from err
+    if not data.strip():
+        raise LedgerCorruptError(f"ledger {what} {path} is empty — restore it from a backup")
+    if len(data) > MAX_FILE:
+        raise LedgerCorruptError(f"ledger {what} {path} is too large")
+    return data
+
+
+def parse(data: bytes, path: Path, what: str) -> Any:
+    """Parse a ledger file read with :func:`read_raw`; anything but JSON is damage."""
+    try:
+        return json.loads(data)
+    except ValueError as err:
+        raise LedgerCorruptError(
+            f"ledger {what} {path} is truncated or not JSON — restore it from a backup"
+        ) from err
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read and parse a ledger file: ``None`` if absent; damage of any kind is an error."""
+    data = read_raw(path, what)
+    return None if data is None else parse(data, path, what)
+
+
+class ShardStorage(Storage):
+    """TinyDB storage for one shard within one transaction.
+
+    Reads the file once; writes stay in memory until the transaction commits
+    them all together.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dirty = False
+        self.original: bytes | None = None  # the bytes on disk before this transaction
+        self._data: dict[str, Any] | None = None
+        self._loaded = False
+
+    def read(self) -> dict[str, Any] | None:  # noqa: D102 - TinyDB's Storage
+        if not self._loaded:
+            self.original = read_raw(self.path, "shard")
+            data = None if self.original is None else parse(self.original, self.path, "shard")
+            if data is not None and not (
+                isinstance(data, dict) and all(isinstance(t, dict) for t in data.values())
+            ):
+                raise LedgerCorruptError(f"ledger shard {self.path} is not a TinyDB document")
+            self._data, self._loaded = data, True
+        return self._data
+
+    def write(self, data: dict[str, Any]) -> None:  # noqa: D102 - TinyDB's Storage
+        self._data, self.dirty = data, True
+
+    def serialized(self) -> bytes:
+        """The shard as it will be written."""
+        return json.dumps(self._data, separators=(",", ":"), sort_keys=True).encode()
+
+    def close(self) -> None:  # noqa: D102 - TinyDB's Storage
+        pass
+
+
+class ShardTransaction:
+    """The shards one locked operation reads and writes, committed together."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dbs: dict[str, TinyDB] = {}
+
+    def table(self, kind: str, shard: str) -> Table:
+        """The TinyDB table of one shard, read at most once per transaction."""
+        rel = f"{kind}/{shard}.json"
+        db = self._dbs.get(rel)
+        if db is None:
+            db = self._dbs[rel] = TinyDB(self.root / rel, storage=ShardStorage)
+        return db.table(kind)
+
+    def commit(self, journal: bool = True) -> None:
+        """Write every changed shard; on any failure, put the previous bytes back.
+
+        Raises:
+            OSError: the write failed and was undone: the ledger is as before.
+            LedgerWriteError: the write failed and could not be undone either.
+        """
+        dirty = [
+            db.storage
+            for db in self._dbs.values()
+            if isinstance(db.storage, ShardStorage) and db.storage.dirty
+        ]
+        journal = journal and len(dirty) > 1
+        if journal:
+            files = {str(s.path.relative_to(self.root)): s.serialized().decode() for s in dirty}
+            try:
+                atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": files}).encode())
+            except OSError:
+                # A failed folder fsync can follow a successful rename: never leave
+                # behind a journal that the next operation would replay.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.root / JOURNAL_FILE)
+                raise
+        touched: list[ShardStorage] = []
+        try:
+            for storage in dirty:
+                touched.append(storage)  # before the write: a failed fsync may follow a rename
+                atomic_write(storage.path, storage.serialized())
+        except OSError:
+            self._undo(touched, journal)
+            raise
+        for storage in dirty:  # on disk now: a later commit of this transaction skips them
+            storage.original, storage.dirty = storage.serialized(), False
+        if journal:
+            # Every file is durably in place: the change has happened. Removing the
+            # journal is housekeeping; if it fails, a replay rewrites the same bytes.
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / JOURNAL_FILE)
+                fsync_dir(self.root)
+
+    def _undo(self, touched: list[ShardStorage], journal: bool) -> None:
+        try:
+            for storage in touched:
+                if storage.original is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(storage.path)
+                else:
+                    atomic_write(storage.path, storage.original)
+        except OSError as err:
+            raise LedgerWriteError(
+                f"could not write the ledger {self.root} and could not undo the partial write "
+                f"({os_error_words(err, writing=True)}); "
+                + (
+                    "the journal will complete the change at the next operation"
+                    if journal
+                    else "check the disk before going on"
+                )
+            ) from err
+        if journal:  # only once every file is back may the journal go
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / JOURNAL_FILE)
+                fsync_dir(self.root)
+
+
+def replay_journal(folder: Path) -> None:
+    """Complete a multi-file change a dead process left half-applied.
+
+    Raises:
+        LedgerWriteError: the replay cannot write (the journal stays for the next try).
+    """
+    journal = read_json(folder / JOURNAL_FILE, "journal")
+    if journal is None:
+        return
+    files = journal.get("files") if isinstance(journal, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise LedgerCorruptError("ledger journal is damaged — restore the ledger from a backup")
+    targets = []
+    for rel, text in files.items():
+        target = (folder / rel).resolve()
+        if folder.resolve() not in target.parents:
+            raise LedgerCorruptError("ledger journal names a file outside the ledger")
+        targets.append((target, text.encode()))
+    try:
+        for target, data in targets:
+            atomic_write(target, data)
+        os.unlink(folder / JOURNAL_FILE)
+        fsync_dir(folder)
+    except OSError as err:
+        raise LedgerWriteError(
+            f"cannot complete an interrupted change of the ledger {folder}: "
+            f"{os_error_words(err, writing=True)}; nothing else was changed, "
+            "and the next operation tries again"
+        ) from err

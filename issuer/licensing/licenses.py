@@ -1,0 +1,529 @@
+"""Licenses: create, show, list and search, change, regenerate and revoke; the audit log.
+
+Each change reads the license in one ledger transaction, has the policy
+decide (:mod:`issuer.policy`) and the ledger keep the result with what it
+implies. Views carry the current activation key unless the reader may not
+see keys (a read-scope API token).
+
+Example:
+    >>> iss.licensing.create(product="ispmanager", days=365)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
+
+from issuer import policy
+from issuer.addresses import canonical_ip
+from issuer.ledger.api import LedgerBackend, LedgerInfo, LedgerTransaction
+from issuer.licensing.minting import Minter, key_hash
+from issuer.policy import revocations, terms
+from issuer.records import (
+    Activation,
+    LicenseQuery,
+    LicenseRecord,
+    LicenseStatus,
+    LicenseSummary,
+    LoggedEvent,
+    RevocationEntry,
+)
+from verifier.clock import Clock, format_utc, now_from
+from verifier.errors import BadInputError, LicenseNotFoundError
+
+__all__ = [
+    "KEEP",
+    "PAGE_MAX",
+    "LicenseSummaryView",
+    "LicenseView",
+    "Licenses",
+    "Page",
+    "accepts_machine_id",
+    "existing",
+    "random_id",
+    "store",
+]
+
+T = TypeVar("T")
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PAGE_MAX = 200  # licenses or events in one page of a list
+KEEP: Any = object()
+"""Default of :meth:`Licenses.update` arguments: leave the field as it is."""
+
+
+@dataclass(frozen=True)
+class LicenseView:
+    """A license as the provider sees it, with its current key and derived dates.
+
+    ``activation_key`` is ``None`` for a reader that may not see keys (a
+    read-scope API token); the answer then leaves the member out.
+    """
+
+    record: LicenseRecord
+    activation_key: str | None
+    state: str
+    next_regeneration: _dt.datetime
+    lease_days: int
+    #: whether a regeneration would be accepted now (not revoked, a month since the last)
+    regeneration_allowed: bool = False
+    accepts_machine_id: bool = True
+
+    @property
+    def license_id(self) -> str:
+        """The license id."""
+        return self.record.license_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (``issuer license show --json``); times in ISO 8601 UTC to the second."""
+        r = self.record
+        activation = r.activation
+        return {
+            "license_id": r.license_id,
+            "product": r.product,
+            "customer": r.customer,
+            "ip": r.ip,
+            "status": self.state,
+            **_key_member(self.activation_key),
+            "key_generation": r.generation,
+            "created_at": format_utc(r.created_at),
+            "expires_at": format_utc(r.expires_at),
+            "features": list(r.features),
+            "limits": dict(r.limits),
+            "lease_days": self.lease_days,
+            "lease_days_default": r.lease_days is None,
+            "activation": None if activation is None else _activation_view(activation),
+            "activated_fingerprint": None if activation is None else list(activation.fingerprint),
+            "activated_hostname": None if activation is None else activation.hostname,
+            "past_activations": [_activation_view(a) for a in r.past_activations],
+            "next_regeneration": format_utc(self.next_regeneration),
+            "accept_machine_id": self.accepts_machine_id,
+            "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
+        }
+
+
+def _key_member(key: str | None) -> dict[str, str]:
+    return {} if key is None else {"activation_key": key}
+
+
+def _activation_view(activation: Activation) -> dict[str, Any]:
+    return {
+        **activation.to_doc(),
+        "activated_at": format_utc(activation.activated_at),
+        "superseded_at": format_utc(activation.superseded_at),
+    }
+
+
+@dataclass(frozen=True)
+class LicenseSummaryView:
+    """A row of the license list: the summary with its current key and shown status."""
+
+    summary: LicenseSummary
+    activation_key: str | None  # None: the reader may not see keys (the member is left out)
+    state: str
+
+    @property
+    def license_id(self) -> str:
+        """The license id."""
+        return self.summary.license_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the field names of :meth:`LicenseView.to_dict`."""
+        s = self.summary
+        return {
+            "license_id": s.license_id,
+            "product": s.product,
+            "customer": s.customer,
+            "ip": s.ip,
+            "status": self.state,
+            **_key_member(self.activation_key),
+            "key_generation": s.generation,
+            "created_at": s.created_at.isoformat(),
+            "expires_at": None if s.expires_at is None else s.expires_at.isoformat(),
+            "activated_hostname": s.hostname,
+        }
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list; ``next_cursor`` asks for the next (``None``: this is the last)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def existing(tx: LedgerTransaction, license_id: str | None) -> LicenseRecord:
+    """The license with this id, locked in ``tx``.
+
+    Raises:
+        LicenseNotFoundError: no such license.
+    """
+    record = None if license_id is None else tx.license(license_id=license_id)
+    if record is None:
+        raise LicenseNotFoundError(f"no license {license_id!r}" if license_id else None)
+    return record
+
+
+def store(tx: LedgerTransaction, before: LicenseRecord, after: LicenseRecord) -> None:
+    """Have ``tx`` keep ``after``, with the revocation entries the policy says it adds."""
+    tx.replace(before, after, revoked=revocations.revocation_changes(before, after))
+
+
+def random_id(prefix: str, chars: int) -> str:
+    """A new random id: ``prefix`` and ``chars`` Crockford base-32 characters."""
+    return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 12:
+        raise BadInputError("invalid cursor — use the next_cursor of a previous answer")
+    return int(value)
+
+
+def accepts_machine_id(record: LicenseRecord, info: LedgerInfo) -> bool:
+    """Whether activations with a custom machine id are accepted (the license, else the ledger)."""
+    if record.accept_machine_id is not None:
+        return record.accept_machine_id
+    return info.accept_machine_id
+
+
+class Licenses:
+    """The licenses of one ledger, as one actor changes and sees them.
+
+    Args:
+        ledger: the ledger.
+        minter: the activation-key secret and the signing key.
+        clock: time source.
+        actor: who acts, for the audit history.
+        sees_keys: whether views carry activation keys.
+        regeneration_months: calendar months between key regenerations.
+    """
+
+    def __init__(
+        self,
+        ledger: LedgerBackend,
+        minter: Minter,
+        *,
+        clock: Clock,
+        actor: str,
+        sees_keys: bool,
+        regeneration_months: int,
+    ) -> None:
+        self.ledger = ledger
+        self.actor = actor
+        self.sees_keys = sees_keys
+        self._minter = minter
+        self._clock = clock
+        self._months = regeneration_months
+
+    def create(
+        self,
+        product: str,
+        *,
+        ip: str | None = None,
+        days: int | None = None,
+        expires: _dt.date | None = None,
+        features: Iterable[str] = (),
+        limits: Mapping[str, int] | None = None,
+        customer: str | None = None,
+        lease_days: int | None = None,
+        accept_machine_id: bool | None = None,
+        new_product: bool = False,
+    ) -> LicenseView:
+        """Create a license and its first activation key.
+
+        Args:
+            product: the product it licenses.
+            ip: the server's public IP, for automatic activation.
+            days: valid for this many days from now; or
+            expires: valid through this date (UTC); neither means no expiry.
+            features: enabled features.
+            limits: numeric limits.
+            customer: free text.
+            lease_days: this license's lease (0: no lease — tokens last until
+                the license expires, for customers who can never renew);
+                ``None`` for the provider's default.
+            accept_machine_id: whether activations with a custom machine id
+                are accepted; ``None`` follows the ledger's default.
+            new_product: ``product`` is a product the ledger has no license for yet.
+
+        Raises:
+            BadInputError: a malformed argument.
+            UnknownProductError: ``product`` is new without ``new_product``, or
+                differs only in case from a known product.
+            NoActiveKeyError | KeyringMissingError: nothing could sign its tokens
+                (a license nobody can redeem is not sold).
+        """
+        self._minter.check_signable()
+        now = now_from(self._clock)
+        record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        if lease_days is not None:
+            record = replace(record, lease_days=terms.check_lease_days(lease_days))
+        if accept_machine_id is not None:
+            if type(accept_machine_id) is not bool:
+                raise BadInputError("accept_machine_id must be true, false or None")
+            record = replace(record, accept_machine_id=accept_machine_id)
+        with self.ledger.transaction() as tx:
+            terms.check_product(record.product, tx.products(), new_product=new_product)
+            tx.add(record)
+        return self.view(record, now)
+
+    def create_many(
+        self,
+        count: int,
+        product: str,
+        *,
+        days: int | None = None,
+        features: Iterable[str] = (),
+    ) -> list[str]:
+        """Bulk-create ``count`` licenses (imports, benchmarks); returns their ids.
+
+        Uses the ledger's bulk path: one lock, each file written once, not
+        journaled as a whole — for filling a new ledger.
+        """
+        now = now_from(self._clock)
+        wanted = list(features)
+        records = [
+            self._new_record(product, None, days, None, wanted, None, None, now)
+            for _ in range(count)
+        ]
+        self.ledger.add_many(records)
+        return [r.license_id for r in records]
+
+    def _new_record(
+        self,
+        product: str,
+        ip: str | None,
+        days: int | None,
+        expires: _dt.date | None,
+        features: Iterable[str],
+        limits: Mapping[str, int] | None,
+        customer: str | None,
+        now: _dt.datetime,
+    ) -> LicenseRecord:
+        expires_at = terms.expiry(days, expires, now)
+        limit_items = terms.check_limits(limits)
+        customer = terms.check_customer(customer)
+        license_id = random_id("LIC-", 10)
+        key = self._minter.key_for(license_id, 1)
+        record = LicenseRecord(
+            license_id=license_id,
+            product=terms.check_name("product", product),
+            customer=customer,
+            ip=None if ip is None else canonical_ip(ip),
+            created_at=now,
+            expires_at=expires_at,
+            features=terms.check_features(features),
+            limits=limit_items,
+            generation=1,
+            key_hash=key_hash(key),
+            status=LicenseStatus.ISSUED,
+        )
+        return policy.recorded(
+            None, record, "created", actor=self.actor, now=now, detail="activation key generation 1"
+        )
+
+    def show(self, license_id: str) -> LicenseView:
+        """The license with its current key, activation and next regeneration date.
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+        return self.view(self.ledger.get(license_id), now_from(self._clock))
+
+    def all(self) -> list[LicenseView]:
+        """Every license, oldest first."""
+        now = now_from(self._clock)
+        return [self.view(record, now) for record in self.ledger.licenses()]
+
+    def regenerate(self, license_id: str) -> LicenseView:
+        """Issue a new activation key, invalidate the old one, free the license.
+
+        Raises:
+            RegenerationTooSoonError: less than a calendar month since the last regeneration.
+            LicenseRevokedError: the license is revoked.
+            LicenseNotFoundError: no such license.
+        """
+        now = now_from(self._clock)
+        with self.ledger.transaction() as tx:
+            record = existing(tx, license_id)
+            new_key = self._minter.key_for(record.license_id, record.generation + 1)
+            updated = policy.regenerate(
+                record,
+                new_key_hash=key_hash(new_key),
+                actor=self.actor,
+                now=now,
+                months=self._months,
+            )
+            store(tx, record, updated)
+        return self.view(updated, now)
+
+    def revoke(self, license_id: str) -> LicenseView:
+        """Revoke a license (tokens already issued stay valid offline until they expire).
+
+        Raises:
+            LicenseNotFoundError: no such license.
+        """
+        now = now_from(self._clock)
+        with self.ledger.transaction() as tx:
+            record = existing(tx, license_id)
+            updated = policy.revoke(record, actor=self.actor, now=now)
+            store(tx, record, updated)
+        return self.view(updated, now)
+
+    def view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
+        """The license as this reader sees it at ``now``."""
+        allowed = policy.next_regeneration(record, self._months, now)
+        return LicenseView(
+            record=record,
+            activation_key=self._key(record.license_id, record.generation),
+            state=record.state(now),
+            next_regeneration=allowed,
+            regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
+            lease_days=self.ledger.info.lease_days
+            if record.lease_days is None
+            else record.lease_days,
+            accepts_machine_id=accepts_machine_id(record, self.ledger.info),
+        )
+
+    def _key(self, license_id: str, generation: int) -> str | None:
+        return self._minter.key_for(license_id, generation) if self.sees_keys else None
+
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        product: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[LicenseSummaryView]:
+        """Licenses, newest first, a page at a time, optionally searched and filtered.
+
+        Args:
+            text: found in the license id, customer or IP (case-insensitive); a
+                whole license id or IP address is looked up directly.
+            product: only this product.
+            status: only this status (``issued``, ``activated``, ``revoked``, ``expired``).
+            cursor: the ``next_cursor`` of the previous page.
+            limit: licenses per page (1 to 200).
+
+        Raises:
+            BadInputError: a malformed filter, cursor or limit.
+        """
+        if type(limit) is not int or not 1 <= limit <= PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {PAGE_MAX}")
+        if status is not None and status not in (*LicenseStatus.STORED, LicenseStatus.EXPIRED):
+            raise BadInputError("status must be one of issued, activated, revoked, expired")
+        if product is not None:
+            terms.check_name("product", product)
+        if text is not None and (not isinstance(text, str) or len(text) > 256):
+            raise BadInputError("search text must be at most 256 characters")
+        text = (text or "").strip() or None
+        now = now_from(self._clock)
+        query = LicenseQuery(now=now, product=product, status=status, text=text)
+        before = _cursor(cursor)
+        direct = self._look_up(query.exact) if before is None else None
+        if direct is not None and len(direct) <= limit:  # all of them, without the index
+            items = sorted(
+                (s for s in direct if query.matches(s)), key=lambda s: s.created_at, reverse=True
+            )
+        else:
+            items, before = self.ledger.page(query, before=before, limit=limit)
+        views = [
+            LicenseSummaryView(
+                summary=s,
+                activation_key=self._key(s.license_id, s.generation),
+                state=s.state(now),
+            )
+            for s in items
+        ]
+        return Page(views, None if before is None else str(before))
+
+    def _look_up(self, exact: str | None) -> list[LicenseSummary] | None:
+        """The licenses a whole license id or IP address names, read from their shards."""
+        if exact is None:
+            return None
+        if exact.startswith("LIC-"):
+            try:
+                return [LicenseSummary.of(self.ledger.get(exact))]
+            except LicenseNotFoundError:
+                return []
+        return [LicenseSummary.of(r) for r in self.ledger.licenses_for_ip(exact)]
+
+    def update(
+        self,
+        license_id: str,
+        *,
+        customer: str | None = KEEP,
+        ip: str | None = KEEP,
+        expires: _dt.date | None = KEEP,
+        days: int | None = None,
+        features: Iterable[str] | None = None,
+        limits: Mapping[str, int] | None = None,
+        lease_days: int | None = KEEP,
+    ) -> LicenseView:
+        """Change a license's terms; arguments left out (``KEEP``) stay as they are.
+
+        Args:
+            license_id: the license.
+            customer: new customer text (``None`` clears it).
+            ip: new assigned IP (``None`` clears it).
+            expires: new last day (``None``: no expiry); or
+            days: valid for this many days from now.
+            features: the new set of features.
+            limits: the new limits.
+            lease_days: this license's lease (0: no lease; ``None``: the provider's default).
+
+        Raises:
+            BadInputError: a malformed value.
+            LicenseNotFoundError: no such license.
+        """
+        now = now_from(self._clock)
+        edits: dict[str, Any] = {}
+        if lease_days is not KEEP:
+            edits["lease_days"] = None if lease_days is None else terms.check_lease_days(lease_days)
+        if customer is not KEEP:
+            edits["customer"] = terms.check_customer(customer)
+        if ip is not KEEP:
+            edits["ip"] = None if ip is None else canonical_ip(ip)
+        if days is not None or expires is not KEEP:
+            edits["expires_at"] = terms.expiry(days, None if expires is KEEP else expires, now)
+        if features is not None:
+            edits["features"] = terms.check_features(features)
+        if limits is not None:
+            edits["limits"] = terms.check_limits(limits)
+
+        with self.ledger.transaction() as tx:
+            record = existing(tx, license_id)
+            updated = policy.amend(record, edits, actor=self.actor, now=now)
+            if updated is not None:
+                store(tx, record, updated)
+        return self.view(updated or record, now)
+
+    def events(self, *, after: str | None = None, limit: int = 100) -> Page[LoggedEvent]:
+        """The audit log of every change, in order, from the event after cursor ``after``.
+
+        ``next_cursor`` is the cursor to ask after next time (the last event's,
+        or ``after`` itself when nothing new happened).
+
+        Raises:
+            BadInputError: a malformed cursor or limit.
+        """
+        if type(limit) is not int or not 1 <= limit <= PAGE_MAX:
+            raise BadInputError(f"limit must be a whole number from 1 to {PAGE_MAX}")
+        start = _cursor(after) or 0
+        items = self.ledger.events(after=start, limit=limit)
+        next_cursor = str(items[-1].cursor) if items else (None if after is None else str(start))
+        return Page(items, next_cursor)
+
+    def revocations(self) -> tuple[int, list[RevocationEntry]]:
+        """The revocation list's serial and its entries still in force, for display."""
+        now = now_from(self._clock)
+        serial, entries = self.ledger.revocations()
+        return serial, [e for e in entries if e.until > now]
