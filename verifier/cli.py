@@ -20,12 +20,12 @@ from typing import Any, NoReturn
 
 from verifier import __version__
 from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, PathOption, fail, print_json, run
-from verifier.clock import format_utc
 from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.renewal import renewal_code
 from verifier.request import REQUEST_PREFIX, request_code
 from verifier.store import TokenStore, default_store_path
+from verifier.timefmt import format_utc
 from verifier.trust import TrustedKeys
 from verifier.verify import Status, TokenState, Verifier
 

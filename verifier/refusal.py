@@ -28,7 +28,6 @@ import json
 from dataclasses import dataclass
 
 from verifier.claims import License
-from verifier.clock import format_utc, from_epoch, is_epoch
 from verifier.encoding import EncodingError, json_loads_strict
 from verifier.errors import (
     ActivationNotFoundError,
@@ -36,6 +35,7 @@ from verifier.errors import (
     LicenseError,
     LicenseRevokedError,
 )
+from verifier.timefmt import format_utc, from_epoch, is_epoch
 
 __all__ = ["RECORDED_REFUSALS", "RenewalRefusal", "parse_refusal"]
 

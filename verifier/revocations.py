@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.claims import ALGORITHM
-from verifier.clock import is_epoch
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import LicenseError, RevocationsError
 from verifier.keys import check_signature
+from verifier.timefmt import is_epoch
 from verifier.trust import TrustedKeys
 
 __all__ = [

@@ -23,7 +23,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.errors import (
     SigningKeyRevokedError,
@@ -33,6 +32,7 @@ from verifier.errors import (
 )
 from verifier.fileio import os_error_words, read_regular
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
+from verifier.timefmt import from_epoch
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
 

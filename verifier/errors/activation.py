@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Self
 
 from verifier.errors._data import parse_date, parse_moment
 from verifier.errors._registry import LicenseError, error_for_code
+from verifier.timefmt import format_utc
 
 __all__ = [
     "ActivationNotFoundError",
@@ -181,8 +182,6 @@ class RegenerationTooSoonError(LicenseError):
         self.allowed_from = allowed_from
         shown = allowed_from.isoformat()
         if isinstance(allowed_from, _dt.datetime):
-            from verifier.clock import format_utc  # here: verifier.clock imports this module
-
             # Rounded up: at the second shown, regeneration is allowed.
             ceiling = allowed_from + _dt.timedelta(microseconds=999_999)
             shown = format_utc(ceiling.replace(microsecond=0)) or shown
