@@ -32,8 +32,6 @@ class LicenseError(Exception):
     default_message: ClassVar[str] = "license error"
     #: HTTP status the license server answers with for this refusal.
     http_status: ClassVar[int] = 400
-    #: What a client should do about this refusal (its problem page says it).
-    advice: ClassVar[str] = "Read the detail, correct the request, or ask the provider."
     #: Whether the very same request, sent again later, may succeed.
     retry: ClassVar[bool] = False
     #: Extension members this refusal carries in a problem document: name → JSON Schema.

@@ -35,10 +35,6 @@ class InvalidActivationKeyError(LicenseError):
     """A well-formed key that opens no license (counted for rate limiting)."""
 
     code = "invalid-activation-key"
-    advice = (
-        "The key opens no license. Check it with the provider; repeated wrong keys from "
-        "one address are rate limited."
-    )
     default_message = "invalid activation key"
     http_status = 403
 
@@ -47,7 +43,6 @@ class LicenseNotFoundError(LicenseError):
     """No license with that id."""
 
     code = "license-not-found"
-    advice = "No license has that id. Check the id."
     default_message = "no such license"
     http_status = 404
 
@@ -56,7 +51,6 @@ class LicenseRevokedError(LicenseError):
     """The license was revoked by the provider."""
 
     code = "license-revoked"
-    advice = "The provider revoked this license. Contact the provider; retrying does not help."
     default_message = "license has been revoked by the provider"
     http_status = 403
 
@@ -65,7 +59,6 @@ class LicenseExpiredError(LicenseError):
     """The license is past its expiry date."""
 
     code = "license-expired"
-    advice = "The license has expired. Renew the license with the provider."
     default_message = "license has expired"
     http_status = 403
 
@@ -74,10 +67,6 @@ class ActivationSupersededError(LicenseError):
     """The activation was replaced: the key was regenerated and the license freed or reused."""
 
     code = "activation-superseded"
-    advice = (
-        "The activation key was regenerated and this server's activation replaced. "
-        "Activate again with the current key."
-    )
     default_message = (
         "this server's activation was superseded — the activation key was regenerated; "
         "activate again with the current key"
@@ -89,7 +78,6 @@ class ActivationNotFoundError(LicenseError):
     """A renewal names an activation the license never had."""
 
     code = "activation-not-found"
-    advice = "The license never had this activation. Activate the server again."
     default_message = "no such activation for this license"
     http_status = 404
 
@@ -98,7 +86,6 @@ class ProductMismatchError(LicenseError):
     """The key or token belongs to another product."""
 
     code = "wrong-product"
-    advice = "The key or license belongs to another product. Use the key issued for this product."
     default_message = "license is for another product"
     http_status = 403
 
@@ -107,10 +94,6 @@ class MachineIdRefusedError(LicenseError):
     """The license accepts only the server's own hardware identity, not a custom machine id."""
 
     code = "machine-id-refused"
-    advice = (
-        "Activate with the server's own hardware identity (no custom machine id), or ask "
-        "the provider to allow custom machine ids for this license."
-    )
     default_message = (
         "this license does not accept a custom machine id (--machine-id) — "
         "activate with the server's own hardware identity"
@@ -134,10 +117,6 @@ class AlreadyActivatedError(LicenseError):
             "description": "first date on which the provider may regenerate the key",
         },
     }
-    advice = (
-        "The key is in use on another server. Ask the provider to regenerate the "
-        "activation key (possible from regenerate_after), then activate with the new key."
-    )
     http_status = 409
 
     def __init__(self, regenerate_after: _dt.date | None, message: str | None = None) -> None:
@@ -174,7 +153,6 @@ class RegenerationTooSoonError(LicenseError):
             "description": "first moment (ISO 8601 date or UTC time) regeneration is allowed",
         },
     }
-    advice = "The key was regenerated less than a month ago. Try again from allowed_from."
     retry = True
     http_status = 409
 
@@ -212,10 +190,6 @@ class NoLicenseForAddressError(LicenseError):
     """Automatic activation found no license assigned to the caller's address."""
 
     code = "no-license-for-address"
-    advice = (
-        "No license is assigned to this server's address for the product. Activate "
-        "manually with an activation key."
-    )
     default_message = "no license is assigned to this server's address — activate manually"
     http_status = 404
 
@@ -224,11 +198,6 @@ class CallbackError(LicenseError):
     """The license server could not confirm the panel at the caller's address."""
 
     code = "callback-failed"
-    advice = (
-        "The license server could not fetch the challenge from the panel at the caller's "
-        "address and callback port. Make the port reachable from the license server "
-        "(firewall, NAT), then retry; or activate manually."
-    )
     retry = True
     default_message = "the license server could not confirm this panel through its callback"
     http_status = 403

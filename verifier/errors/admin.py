@@ -33,10 +33,6 @@ class UnknownProductError(LicenseError):
 
     code = "unknown-product"
     default_message = "unknown product — check the spelling, or add it as a new product"
-    advice = (
-        "Check the product's spelling against the provider's products; to add a new "
-        'product, send the license again with "new_product": true.'
-    )
     http_status = 422
 
 
@@ -49,7 +45,6 @@ class ExpiryOutOfRangeError(BadInputError):
 
     code = "expiry-out-of-range"
     default_message = "the expiry date is in the past or too far away"
-    advice = "Give a last day from today up to 36,500 days ahead, or a number of days instead."
     http_status = 422
 
 
@@ -77,10 +72,6 @@ class AuthenticationError(LicenseError):
 
     code = "unauthorized"
     default_message = "wrong user name or password"
-    advice = (
-        "Send a valid API token as Authorization: Bearer <token>; a revoked token "
-        "stops working at once, so ask the provider for a new one."
-    )
     http_status = 401
 
 
@@ -89,7 +80,6 @@ class PermissionDeniedError(LicenseError):
 
     code = "forbidden"
     default_message = "this token may only read; changes need a write-scope token"
-    advice = "Use a write-scope token for changes; read- and keys-scope tokens may only GET."
     http_status = 403
 
 
@@ -129,9 +119,5 @@ class RevocationListTooLargeError(LicenseError):
     """
 
     code = "revocations-too-large"
-    advice = (
-        "The provider's revocation list has outgrown what panels accept; the panel keeps "
-        "the list it has. Quote the incident id to the provider."
-    )
     default_message = "the revocation list is larger than panels accept"
     http_status = 503  # the provider's list, not the client's request

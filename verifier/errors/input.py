@@ -16,11 +16,6 @@ class BadInputError(LicenseError):
     """Input of the wrong shape: an option, a JSON field, an IP address."""
 
     code = "bad-input"
-    advice = (
-        "The request is malformed (a field of the wrong type, length or format, an "
-        "unknown member). Fix the request as the detail says; the OpenAPI document gives "
-        "every field's format."
-    )
     default_message = "bad input"
     http_status = 422  # a malformed request body, whichever field is wrong
 
@@ -29,10 +24,6 @@ class RequestCodeError(LicenseError):
     """An activation request code that is truncated, altered or of another version."""
 
     code = "invalid-request-code"
-    advice = (
-        "Copy the whole request code again from the panel (it is one line) and send it "
-        "unchanged; a code of another version needs a matching panel."
-    )
     default_message = "invalid activation request code"
     http_status = 422  # a malformed request body, whichever field is wrong
 
@@ -44,10 +35,6 @@ class ActivationKeyFormatError(LicenseError):
     """
 
     code = "malformed-activation-key"
-    advice = (
-        "The activation key has a typo: compare it with the key the provider gave, "
-        "character by character."
-    )
     default_message = "malformed activation key — check for a typo"
     http_status = 422  # a malformed request body, whichever field is wrong
 
@@ -58,7 +45,3 @@ class RenewalCodeError(LicenseError):
     code = "invalid-renewal-code"
     default_message = "invalid renewal code"
     http_status = 422  # a malformed request body, whichever field is wrong
-    advice = (
-        "Make a new renewal code on the panel and send it whole and unchanged; "
-        "a code of another version needs a matching license server."
-    )

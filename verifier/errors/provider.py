@@ -33,10 +33,6 @@ class LedgerError(LicenseError):
     """The ledger cannot be used."""
 
     code = "ledger-error"
-    advice = (
-        "The provider's ledger cannot be used right now. Retry later with backoff; quote "
-        "the incident id to the provider if it persists."
-    )
     retry = True
     default_message = "ledger error"
     http_status = 503
@@ -90,10 +86,6 @@ class LedgerUnavailableError(LedgerError):
     """
 
     code = "ledger-unavailable"
-    advice = (
-        "The provider's ledger database cannot be reached right now (a restart or a "
-        "failover). Wait retry_after seconds (also sent as Retry-After), then retry."
-    )
     members: ClassVar[dict[str, dict[str, Any]]] = {"retry_after": RETRY_AFTER_MEMBER}
     default_message = "the ledger's database cannot be reached — try again in a few seconds"
 
@@ -126,10 +118,6 @@ class KeyringError(LicenseError):
     """The keyring is missing, unreadable, or inconsistent."""
 
     code = "keyring-error"
-    advice = (
-        "The provider's signing keys cannot be used right now. Retry later; quote the "
-        "incident id to the provider."
-    )
     retry = True
     default_message = "keyring error"
     http_status = 503  # the provider's set-up, not the client's request
@@ -153,10 +141,6 @@ class PrivateKeyError(LicenseError):
     """A private key file that is missing, unsafe, or not an Ed25519 key."""
 
     code = "private-key-error"
-    advice = (
-        "The provider's signing key cannot be used right now. Retry later; quote the "
-        "incident id to the provider."
-    )
     retry = True
     default_message = "unusable private key"
     http_status = 503

@@ -71,10 +71,6 @@ class WrongServerError(InvalidTokenError):
     """A valid token bound to another server's fingerprint."""
 
     code = "wrong-server"
-    advice = (
-        "The token or renewal belongs to another server's activation. "
-        "Activate this server with its own activation key."
-    )
     default_message = "activation token belongs to another server"
     http_status = 403
 

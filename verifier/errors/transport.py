@@ -22,11 +22,6 @@ class RateLimitedError(LicenseError):
     """Too many attempts from one client address: failed keys, or revocation-list requests."""
 
     code = "rate-limited"
-    advice = (
-        "Too many attempts from this address (failed activation keys, or requests for the "
-        "revocation list). Wait retry_after seconds (also sent as Retry-After) before "
-        "trying again."
-    )
     retry = True
     members: ClassVar[dict[str, dict[str, Any]]] = {"retry_after": RETRY_AFTER_MEMBER}
     default_message = "too many failed activation attempts — try again later"
@@ -50,10 +45,6 @@ class ServerUnavailableError(LicenseError):
     """The license server could not be reached or answered nonsense."""
 
     code = "server-unavailable"
-    advice = (
-        "The license server failed or could not be reached. Retry later with backoff; "
-        "quote the incident id to the provider if it persists."
-    )
     retry = True
     default_message = "license server unavailable"
     # The license server answers it for a fault of its own (a bug), under an
@@ -67,7 +58,6 @@ class NotFoundError(LicenseError):
     code = "not-found"
     default_message = "no such resource"
     http_status = 404
-    advice = "Check the URL against the OpenAPI document (/openapi.json)."
 
 
 class MethodNotAllowedError(LicenseError):
@@ -76,7 +66,6 @@ class MethodNotAllowedError(LicenseError):
     code = "method-not-allowed"
     default_message = "method not allowed"
     http_status = 405
-    advice = "Use one of the methods the Allow header lists."
 
 
 class BodyTooLargeError(LicenseError):
@@ -85,10 +74,6 @@ class BodyTooLargeError(LicenseError):
     code = "body-too-large"
     default_message = "request body is too large"
     http_status = 413
-    advice = (
-        "Send a smaller body: a panel's requests, sent unchanged, are never this large; "
-        "an admin API body stays under the console's limit (64 KiB by default)."
-    )
 
 
 class HeadersTooLargeError(LicenseError):
@@ -97,7 +82,6 @@ class HeadersTooLargeError(LicenseError):
     code = "headers-too-large"
     default_message = "request headers are too large"
     http_status = 431
-    advice = "Send fewer or shorter headers (cookies, proxies' additions)."
 
 
 class HttpRefusalError(LicenseError):
@@ -105,4 +89,3 @@ class HttpRefusalError(LicenseError):
 
     code = "http-error"
     default_message = "the request was refused"
-    advice = "Read the detail and the HTTP status; correct the request."
