@@ -25,10 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.claims import ALGORITHM
-from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import LicenseError, RevocationsError
-from verifier.keys import check_signature
+from verifier.jws import JwsChecker, Wording
 from verifier.timefmt import is_epoch
 from verifier.trust import TrustedKeys
 
@@ -110,18 +108,12 @@ def revocations_etag(text: str) -> str:
     return '"' + hashlib.sha256(text.strip().encode()).hexdigest()[:32] + '"'
 
 
+# Its refusals read "revocation list refused: it ...", "... its header ...".
+_WORDING = Wording(it="it", its="its", decode_detail=False)
+
+
 def _bad(detail: str) -> RevocationsError:
     return RevocationsError(f"revocation list refused: {detail}")
-
-
-def _segment(segment: str, name: str) -> dict[str, Any]:
-    try:
-        value = json_loads_strict(b64url_decode(segment))
-    except EncodingError as err:
-        raise _bad(f"its {name} is malformed") from err
-    if not isinstance(value, dict):
-        raise _bad(f"its {name} is not a JSON object")
-    return value
 
 
 def _ids(value: object, name: str) -> frozenset[str]:
@@ -152,25 +144,13 @@ def parse_revocations(
     if len(text) > MAX_REVOCATIONS_BYTES:
         raise _bad(f"it is larger than {MAX_REVOCATIONS_BYTES} bytes")
     jws = text.strip()
-    parts = jws.split(".")
-    if len(parts) != 3:
-        raise _bad("it is not a compact JWS (three parts)")
-    header = _segment(parts[0], "header")
-    if header.get("alg") != ALGORITHM:
-        raise _bad(f"it must be signed with {ALGORITHM}")
-    if header.get("typ") != REVOCATIONS_TYPE:
-        raise _bad(f"its type must be {REVOCATIONS_TYPE}")
-    if "crit" in header:
-        raise _bad("it requires extensions this verifier lacks")
-    if not jws.isascii():
-        raise _bad("it is not a compact JWS (ASCII text)")
+    checker = JwsChecker(trusted_keys, typ=REVOCATIONS_TYPE, wording=_WORDING)
     try:
-        key = trusted_keys.key_for(header.get("kid"))
-        check_signature(key, jws[: len(parts[0]) + 1 + len(parts[1])].encode(), parts[2])
+        signed = checker.verify(jws)
     except LicenseError as err:
-        raise _bad(err.message.replace("activation token", "it")) from err
+        raise _bad(err.message) from err
     # Signed by a trusted key: only now are the claims read.
-    claims = _segment(parts[1], "payload")
+    claims = signed.payload
     iss, serial, iat, exp = (claims.get(n) for n in ("iss", "serial", "iat", "exp"))
     if type(iss) is not str or not iss:
         raise _bad("'iss' is missing")
@@ -181,9 +161,9 @@ def parse_revocations(
     if not is_epoch(iat) or not is_epoch(exp):
         raise _bad("'iat' or 'exp' is missing or not a timestamp")
     try:
-        trusted_keys.check_window(str(header.get("kid")), iat)
+        checker.check_window(signed, iat)
     except LicenseError as err:
-        raise _bad(err.message.replace("activation token", "it")) from err
+        raise _bad(err.message) from err
     revoked = claims.get("revoked")
     if not isinstance(revoked, dict):
         raise _bad("'revoked' is missing")

@@ -35,7 +35,6 @@ from enum import StrEnum
 from typing import Any
 
 from verifier.claims import (
-    ALGORITHM,
     IDENTITY_MACHINE_ID,
     TOKEN_TYPE,
     License,
@@ -43,7 +42,6 @@ from verifier.claims import (
 )
 from verifier.clock import BootClock, Clock, now_from, system_boot_clock, utc_now
 from verifier.clock_mark import MarkKeeper
-from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
     ActivationNotFoundError,
     ActivationSupersededError,
@@ -62,7 +60,7 @@ from verifier.errors import (
     WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, fingerprint, matches
-from verifier.keys import check_signature
+from verifier.jws import TOKEN_WORDING, JwsChecker
 from verifier.refusal import RenewalRefusal, parse_refusal
 from verifier.renewal import held_license
 from verifier.revocations import RevocationList, parse_revocations
@@ -72,7 +70,6 @@ from verifier.trust import TrustedKeys
 __all__ = ["Status", "TokenState", "Verifier", "VerifierConfig"]
 
 _MEMO_SIZE = 16  # headers and fingerprint matches remembered per verifier
-_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -244,7 +241,9 @@ class Verifier:
         self._fingerprint = server_fingerprint
         self._leeway = self.config.leeway.total_seconds()
         self._cache: OrderedDict[str, License] = OrderedDict()
-        self._headers: dict[str, object] = {}
+        self._jws = JwsChecker(
+            trusted_keys, typ=TOKEN_TYPE, wording=TOKEN_WORDING, memo_size=_MEMO_SIZE
+        )
         self._matched: dict[Fingerprint, bool] = {}
         if store is not None and not isinstance(store, TokenStore):
             raise BadInputError("store must be a TokenStore")
@@ -613,24 +612,9 @@ class Verifier:
             raise TokenTooLargeError(
                 f"activation token is larger than {self.config.max_token_bytes} bytes"
             )
-        if not token.isascii():
-            raise InvalidTokenError("activation token is not a compact JWS (ASCII text)")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise InvalidTokenError("activation token is not a compact JWS (three parts)")
-        head, body, signature = parts
-        kid = self._headers.get(head, _UNSEEN)
-        known_header = kid is not _UNSEEN
-        if not known_header:
-            kid = _header_kid(head)
-        check_signature(
-            self._keys.key_for(kid), token[: len(head) + 1 + len(body)].encode(), signature
-        )
-        if not known_header and len(self._headers) < _MEMO_SIZE:
-            # Every token signed by one key shares one header; remember a few signed ones.
-            self._headers[head] = kid
-        lic = license_from_claims(_json_segment(body, "payload"))
-        self._keys.check_window(str(kid), lic.iat)  # key_for accepted it: a trusted kid
+        signed = self._jws.verify(token)
+        lic = license_from_claims(signed.payload)
+        self._jws.check_window(signed, lic.iat)
         return self._check_claims(lic, now)
 
     def _check_claims(self, lic: License, now: float) -> License:
@@ -663,25 +647,3 @@ class Verifier:
             if len(self._matched) < _MEMO_SIZE:
                 self._matched[bound] = known
         return known
-
-
-def _header_kid(segment: str) -> object:
-    """Check a header segment's pinned values and return its kid (as found: the keys judge it)."""
-    header = _json_segment(segment, "header")
-    if header.get("alg") != ALGORITHM:
-        raise InvalidTokenError(f"activation token must be signed with {ALGORITHM}")
-    if header.get("typ") != TOKEN_TYPE:
-        raise InvalidTokenError(f"activation token type must be {TOKEN_TYPE}")
-    if "crit" in header:
-        raise InvalidTokenError("activation token requires extensions this verifier lacks")
-    return header.get("kid")
-
-
-def _json_segment(segment: str, name: str) -> dict[str, Any]:
-    try:
-        value = json_loads_strict(b64url_decode(segment))
-    except EncodingError as err:
-        raise InvalidTokenError(f"activation token {name} is malformed ({err})") from err
-    if not isinstance(value, dict):
-        raise InvalidTokenError(f"activation token {name} is not a JSON object")
-    return value
