@@ -392,7 +392,7 @@ class Verifier:
         Returns:
             The list in force afterwards, or ``None`` when fetching failed.
         """
-        from verifier.client import fetch_revocations  # the HTTP client loads only when used
+        from verifier.wire import fetch_revocations  # HTTP loads only when used
 
         try:
             lst = fetch_revocations(server_url, self, timeout=timeout)
@@ -550,7 +550,7 @@ class Verifier:
         target = store if store is not None else self.store
         if target is None:
             raise BadInputError("Verifier.activate needs a token store: pass store=")
-        from verifier.client import activate_online  # the HTTP client loads only when used
+        from verifier.wire import activate_online  # HTTP loads only when used
 
         token = activate_online(
             server_url, self.product, key, machine_id=self.machine_id, timeout=timeout
