@@ -50,8 +50,6 @@ from verifier.errors import (
     InvalidTokenError,
     LicenseError,
     LicenseRevokedError,
-    RevocationsError,
-    RevocationsRollbackError,
     SigningKeyRevokedError,
     TokenExpiredError,
     TokenNotYetValidError,
@@ -61,9 +59,9 @@ from verifier.errors import (
 )
 from verifier.fingerprint import Fingerprint, fingerprint, matches
 from verifier.jws import TOKEN_WORDING, JwsChecker
-from verifier.refusal import RenewalRefusal, parse_refusal
+from verifier.refusal import HeldRefusal, RenewalRefusal
 from verifier.renewal import held_license
-from verifier.revocations import RevocationList, parse_revocations
+from verifier.revocations import HeldRevocations, RevocationList
 from verifier.store import TokenStore
 from verifier.trust import TrustedKeys
 
@@ -257,12 +255,8 @@ class Verifier:
         )
         self._check_mark = self._mark.check  # bound once: it runs at every check
         self._mark_error: str | None = None
-        self._revocations: RevocationList | None = None
-        self._revocations_error: str | None = None
-        self._revocations_stamp: int | None = None  # mtime of the list file last read
-        self._refusal: RenewalRefusal | None = None
-        self._refusal_error: str | None = None
-        self._refusal_stamp: int | None = None  # mtime of the refusal record last read
+        self._revocations = HeldRevocations(trusted_keys, issuer)
+        self._refusal = HeldRefusal()
         if store is not None:
             self._load_store(store)
 
@@ -275,48 +269,12 @@ class Verifier:
         self._reload_refusal(store)
 
     def _reload_revocations(self, store: TokenStore) -> None:
-        """Pick up a list another process (cron, the admin's CLI) put in the store.
-
-        Only a list with a serial at least the one held replaces it: a file
-        swapped for an older list un-revokes nothing in a running panel.
-        """
-        stamp = store.revocations_stamp()
-        if stamp == self._revocations_stamp:
-            return
-        self._revocations_stamp = stamp
-        try:
-            text = store.load_revocations()
-            if text is None:
-                return
-            current = self._revocations
-            pinned = self.issuer or (None if current is None else current.issuer)
-            lst = parse_revocations(text, self._keys, issuer=pinned)
-        except (TokenStoreError, RevocationsError) as err:
-            self._revocations_error = f"the stored revocation list was ignored: {err.message}"
-            return
-        if current is None or (lst.serial, lst.iat) > (current.serial, current.iat):
-            self._revocations, self._revocations_error = lst, None
-            self._cache.clear()
+        if self._revocations.reload(store):
+            self._cache.clear()  # every remembered token is checked against the new list
 
     def _reload_refusal(self, store: TokenStore) -> None:
-        """Pick up the refusal record another process (``verifier renew`` from cron) kept."""
-        stamp = store.refusal_stamp()
-        if stamp == self._refusal_stamp:
-            return
-        self._refusal_stamp = stamp
-        try:
-            text = store.load_refusal()
-        except TokenStoreError as err:
-            # Unreadable is not gone: a refusal already known here still applies.
-            self._refusal_error = f"the renewal refusal was not read: {err.message}"
-            return
-        refusal = None if text is None else parse_refusal(text)
-        self._refusal_error = None
-        if text is not None and refusal is None:
-            self._refusal_error = f"the damaged renewal refusal in {store.refusal_path} was ignored"
-        if refusal != self._refusal:
-            self._refusal = refusal
-            self._cache.clear()
+        if self._refusal.reload(store):
+            self._cache.clear()  # a remembered token must meet the refusal, or be free of it
 
     @property
     def clock(self) -> Clock:
@@ -326,7 +284,7 @@ class Verifier:
     @property
     def revocations(self) -> RevocationList | None:
         """The revocation list applied (the highest serial seen), or ``None``."""
-        return self._revocations
+        return self._revocations.current
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -334,11 +292,11 @@ class Verifier:
         notes = []
         if self._mark_error is not None:
             notes.append(f"the clock mark could not be saved: {self._mark_error}")
-        if self._revocations_error is not None:
-            notes.append(self._revocations_error)
-        if self._refusal_error is not None:
-            notes.append(self._refusal_error)
-        lst = self._revocations
+        if self._revocations.problem is not None:
+            notes.append(self._revocations.problem)
+        if self._refusal.problem is not None:
+            notes.append(self._refusal.problem)
+        lst = self._revocations.current
         if lst is not None and lst.stale(self._seconds()):
             notes.append(
                 f"the revocation list (serial {lst.serial}) is stale since "
@@ -362,22 +320,9 @@ class Verifier:
             RevocationsRollbackError: a lower serial than the list already applied.
             TokenStoreError: the store could not keep it (nothing was applied).
         """
-        current = self._revocations
-        expected = self.issuer or (None if current is None else current.issuer)
-        lst = parse_revocations(text, self._keys, issuer=expected)
-        if current is not None:
-            if lst.serial < current.serial:
-                raise RevocationsRollbackError(
-                    f"revocation list serial {lst.serial} is older than serial "
-                    f"{current.serial} already applied — it cannot un-revoke anything"
-                )
-            if lst.serial == current.serial and lst.iat <= current.iat:
-                return current
-        if self.store is not None:
-            self.store.save_revocations(lst.text)
-            self._revocations_stamp = self.store.revocations_stamp()
-        self._revocations, self._revocations_error = lst, None
-        self._cache.clear()  # every remembered token is checked against the new list
+        lst, changed = self._revocations.apply(text, self.store)
+        if changed:
+            self._cache.clear()  # every remembered token is checked against the new list
         return lst
 
     def refresh_revocations(
@@ -397,11 +342,11 @@ class Verifier:
         try:
             lst = fetch_revocations(server_url, self, timeout=timeout)
         except LicenseError as err:
-            self._revocations_error = (
+            self._revocations.problem = (
                 f"the revocation list from {server_url} was not installed: {err.message}"
             )
             return None
-        self._revocations_error = None
+        self._revocations.problem = None
         return lst
 
     def record_refusal(
@@ -432,15 +377,8 @@ class Verifier:
         )
         if refusal is None:
             return None
-        self._refusal, self._refusal_error = refusal, None
+        self._refusal.record(refusal, self.store)
         self._cache.clear()  # a remembered token must meet the refusal
-        if self.store is not None:
-            try:
-                self.store.save_refusal(refusal.to_text())
-                self._refusal_stamp = self.store.refusal_stamp()
-            except TokenStoreError as err:
-                # Still refused in this process; status says why it will not survive a restart.
-                self._refusal_error = f"the renewal refusal could not be saved: {err.message}"
         return refusal
 
     @property
@@ -567,7 +505,7 @@ class Verifier:
         """
         now = self._seconds()
         if token is None or not token.strip():
-            return Status(TokenState.MISSING, checked_at=now, revocations=self._revocations)
+            return Status(TokenState.MISSING, checked_at=now, revocations=self._revocations.current)
         try:
             lic = self.verify(token.strip())
         except LicenseError as err:
@@ -578,7 +516,7 @@ class Verifier:
 
     def _context(self, now: float) -> dict[str, Any]:
         # Read after the check: it may have picked up a newer list from the store.
-        return {"checked_at": now, "revocations": self._revocations, "notes": self.notes}
+        return {"checked_at": now, "revocations": self._revocations.current, "notes": self.notes}
 
     def _check_window(self, lic: License, now: float) -> None:
         if lic.exp <= now - self._leeway:
@@ -590,7 +528,7 @@ class Verifier:
             raise TokenNotYetValidError()
 
     def _check_revocations(self, lic: License) -> None:
-        lst = self._revocations
+        lst = self._revocations.current
         if lst is None or lst.issuer != lic.issuer:
             return
         if lic.license_id in lst.licenses:
@@ -627,7 +565,7 @@ class Verifier:
         if lic.iat > now + self._leeway:
             raise TokenNotYetValidError("activation token was issued in the future")
         self._check_revocations(lic)
-        refusal = self._refusal
+        refusal = self._refusal.current
         if refusal is not None and refusal.covers(lic):
             raise refusal.error()
         self._check_window(lic, now)
