@@ -374,12 +374,12 @@ def test_key_naming_headers_are_never_fetched_or_used(provider: Provider, monkey
 
 
 def test_token_over_size_limit_is_refused_before_parsing(provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
-    import verifier.verify as verify_module
+    from verifier.jws import JwsChecker
 
     def parse_called(*args: object) -> None:
         raise AssertionError("an oversized token was parsed")
 
-    monkeypatch.setattr(verify_module, "_json_segment", parse_called)
+    monkeypatch.setattr(JwsChecker, "_segment", parse_called)
     token = forge(provider.header(), payload(provider, pad="x" * 9000), provider.private_key)
     with pytest.raises(TokenTooLargeError):
         provider.verifier().verify(token)
@@ -1161,11 +1161,11 @@ def test_refused_signatures_fill_no_memo_or_cache(provider: Provider) -> None:
         body = payload(provider, fpr=list(server_fp(f"server-{n}")))
         with pytest.raises(InvalidTokenError, match="signature is invalid"):
             verifier.verify(forge(header, body, attacker))
-    assert verifier._headers == {} and verifier._matched == {} and not verifier._cache
+    assert verifier._jws._kids == {} and verifier._matched == {} and not verifier._cache
     assert fingerprints_before == claims_module._FINGERPRINTS
     # The memos still serve the honest token once it has verified.
     assert verifier.verify(provider.token()).license_id == "LIC-TEST"
-    assert len(verifier._headers) == 1 and len(verifier._cache) == 1
+    assert len(verifier._jws._kids) == 1 and len(verifier._cache) == 1
 
 
 def test_a_hostname_with_control_characters_never_reaches_the_provider(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """licet's panel side: offline verification of activation tokens.
 
-Panels ship this package. It imports only the standard library, PyJWT and
+Panels ship this package. It imports only the standard library and
 cryptography — never a CLI, storage or web library.
 
 Example:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from verifier.clock import format_utc, is_epoch
 from verifier.errors import BadInputError, InvalidTokenError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
+from verifier.timefmt import format_utc, is_epoch
 
 __all__ = [
     "ALGORITHM",

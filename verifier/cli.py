@@ -20,12 +20,12 @@ from typing import Any, NoReturn
 
 from verifier import __version__
 from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, PathOption, fail, print_json, run
-from verifier.clock import format_utc
 from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.renewal import renewal_code
 from verifier.request import REQUEST_PREFIX, request_code
 from verifier.store import TokenStore, default_store_path
+from verifier.timefmt import format_utc
 from verifier.trust import TrustedKeys
 from verifier.verify import Status, TokenState, Verifier
 
@@ -336,30 +336,19 @@ def _env_option(
 
 def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
+    version = f"{prog} (licet) {__version__}"
     parser = _Parser(prog=prog, description="Activate and check this server's license.")
-    parser.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
-        _env_option(
-            sub,
-            "--machine-id",
-            "LICET_MACHINE_ID",
-            "Stable id replacing hardware identifiers (containers, cloned VMs)",
-            required=False,
-        )
-        sub.add_argument("--json", action="store_true", help="Print JSON (default: text).")
-        return sub
-
-    fp = command("fingerprint", "Show what identifies this server.")
+    fp = _command(commands, version, "fingerprint", "Show what identifies this server.")
     _env_option(
         fp, "--product", "LICET_PRODUCT", "Also show the product's fingerprint", required=False
     )
     fp.set_defaults(run=cmd_fingerprint)
 
-    req = command("request", "Print an activation request code for an air-gapped activation.")
+    request_help = "Print an activation request code for an air-gapped activation."
+    req = _command(commands, version, "request", request_help)
     _env_option(req, "--product", "LICET_PRODUCT", "The product", required=True)
     req.add_argument(
         "--key", required=True, help="The activation key, or - to read it from stdin (required)."
@@ -367,25 +356,7 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     _qr_options(req)
     req.set_defaults(run=cmd_request)
 
-    revocations = commands.add_parser(
-        "revocations", help="Apply the provider's signed revocation list."
-    )
-    revocations.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
-    rev_commands = revocations.add_subparsers(dest="action", required=True, metavar="ACTION")
-    rev_install = rev_commands.add_parser(
-        "install", help="Check a revocation list and apply it (a lower serial is refused)."
-    )
-    rev_install.add_argument("--version", action="version", version=f"{prog} (licet) {__version__}")
-    rev_install.add_argument("file", help="The list (from 'issuer revocations export'), or -.")
-    _env_option(
-        rev_install,
-        "--machine-id",
-        "LICET_MACHINE_ID",
-        "Stable id replacing hardware identifiers (containers, cloned VMs)",
-        required=False,
-    )
-    rev_install.add_argument("--json", action="store_true", help="Print JSON (default: text).")
-
+    rev_install = _revocations_install(commands, version)
     for name, help_text, handler in (
         ("install", "Verify an activation token and store it.", cmd_install),
         ("status", "Check the stored token offline (exit 0 when it may run).", cmd_status),
@@ -393,55 +364,101 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
         ("renew", "Renew the lease: online with --server, or print a renewal code.", cmd_renew),
         ("revocations install", "", cmd_revocations_install),
     ):
-        sub = rev_install if name == "revocations install" else command(name, help_text)
-        if name == "renew":
-            how = sub.add_mutually_exclusive_group(required=True)
-            how.add_argument("--server", help="License server URL (required unless --offline).")
-            how.add_argument(
-                "--offline", action="store_true", help="Print a renewal code for the provider."
-            )
-            sub.add_argument(
-                "--force", action="store_true", help="Renew even before the grace window."
-            )
-            _qr_options(sub)
-        if name == "install":
-            sub.add_argument("token", help="The token, or - to read it from stdin.")
-        if name == "activate":
-            sub.add_argument("--server", required=True, help="License server URL (required).")
-            sub.add_argument(
-                "--key",
-                help="Activation key, for manual activation (default: automatic by IP).",
-            )
-            sub.add_argument(
-                "--callback-port",
-                type=_port,
-                default=DEFAULT_CALLBACK_PORT,
-                help="Port for the license server's callback (default %(default)s).",
-            )
-            sub.add_argument(
-                "--listen",
-                default="0.0.0.0",  # noqa: S104 - the license server calls back from outside
-                help="Address the callback responder listens on (default %(default)s).",
-            )
-        _env_option(sub, "--product", "LICET_PRODUCT", "The product", required=True)
-        _env_option(
-            sub,
-            "--trusted-keys",
-            "LICET_TRUSTED_KEYS",
-            "JWKS file from 'keytool export'",
-            required=True,
-            type_=Path,
-        )
-        _env_option(
-            sub,
-            "--store",
-            "LICET_STORE",
-            "Token file (when unset: ./licet-PRODUCT.token)",
-            required=False,
-            type_=Path,
-        )
+        if name == "revocations install":
+            sub = rev_install
+        else:
+            sub = _command(commands, version, name, help_text)
+        _own_options(sub, name)
+        _panel_options(sub)
         sub.set_defaults(run=handler)
     return parser
+
+
+def _command(commands: Any, version: str, name: str, help_text: str) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
+    sub.add_argument("--version", action="version", version=version)
+    _machine_id_option(sub)
+    sub.add_argument("--json", action="store_true", help="Print JSON (default: text).")
+    return sub
+
+
+def _machine_id_option(sub: argparse.ArgumentParser) -> None:
+    _env_option(
+        sub,
+        "--machine-id",
+        "LICET_MACHINE_ID",
+        "Stable id replacing hardware identifiers (containers, cloned VMs)",
+        required=False,
+    )
+
+
+def _revocations_install(commands: Any, version: str) -> argparse.ArgumentParser:
+    """``verifier revocations install``: its own parser, options of a command but nested."""
+    revocations = commands.add_parser(
+        "revocations", help="Apply the provider's signed revocation list."
+    )
+    revocations.add_argument("--version", action="version", version=version)
+    rev_commands = revocations.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rev_install: argparse.ArgumentParser = rev_commands.add_parser(
+        "install", help="Check a revocation list and apply it (a lower serial is refused)."
+    )
+    rev_install.add_argument("--version", action="version", version=version)
+    rev_install.add_argument("file", help="The list (from 'issuer revocations export'), or -.")
+    _machine_id_option(rev_install)
+    rev_install.add_argument("--json", action="store_true", help="Print JSON (default: text).")
+    return rev_install
+
+
+def _own_options(sub: argparse.ArgumentParser, name: str) -> None:
+    """The options only one of the token commands takes."""
+    if name == "renew":
+        how = sub.add_mutually_exclusive_group(required=True)
+        how.add_argument("--server", help="License server URL (required unless --offline).")
+        how.add_argument(
+            "--offline", action="store_true", help="Print a renewal code for the provider."
+        )
+        sub.add_argument("--force", action="store_true", help="Renew even before the grace window.")
+        _qr_options(sub)
+    if name == "install":
+        sub.add_argument("token", help="The token, or - to read it from stdin.")
+    if name == "activate":
+        sub.add_argument("--server", required=True, help="License server URL (required).")
+        sub.add_argument(
+            "--key",
+            help="Activation key, for manual activation (default: automatic by IP).",
+        )
+        sub.add_argument(
+            "--callback-port",
+            type=_port,
+            default=DEFAULT_CALLBACK_PORT,
+            help="Port for the license server's callback (default %(default)s).",
+        )
+        sub.add_argument(
+            "--listen",
+            default="0.0.0.0",  # noqa: S104 - the license server calls back from outside
+            help="Address the callback responder listens on (default %(default)s).",
+        )
+
+
+def _panel_options(sub: argparse.ArgumentParser) -> None:
+    """What every token command needs: the product, the trusted keys, the token store."""
+    _env_option(sub, "--product", "LICET_PRODUCT", "The product", required=True)
+    _env_option(
+        sub,
+        "--trusted-keys",
+        "LICET_TRUSTED_KEYS",
+        "JWKS file from 'keytool export'",
+        required=True,
+        type_=Path,
+    )
+    _env_option(
+        sub,
+        "--store",
+        "LICET_STORE",
+        "Token file (when unset: ./licet-PRODUCT.token)",
+        required=False,
+        type_=Path,
+    )
 
 
 def _qr_options(sub: argparse.ArgumentParser) -> None:

@@ -1,8 +1,10 @@
 """The panel's side of online activation and renewal, and the panel's start-up flow.
 
-Standard-library HTTP only (the verifier gains no dependency). Answers from
-the license server come back as the same :class:`~verifier.errors.LicenseError`
-classes the issuer raised, rebuilt from the problem+json ``code``.
+Standard-library HTTP only (the verifier gains no dependency), spoken through
+:mod:`verifier.wire`. Answers from the license server come back as the same
+:class:`~verifier.errors.LicenseError` classes the issuer raised, rebuilt
+from the problem+json ``code``. :func:`activate_online` and
+:func:`fetch_revocations` are the wire's, importable from here as well.
 
 Example:
     >>> lic = startup(verifier, store, server_url="https://licenses.example.com",
@@ -12,21 +14,16 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import http.client
 import http.server
-import json
 import secrets
 import socket
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from verifier.claims import License
 from verifier.clock import now_from
-from verifier.encoding import EncodingError, json_loads_strict
 from verifier.errors import (
     ActivationRequiredError,
     BadInputError,
@@ -34,14 +31,13 @@ from verifier.errors import (
     InvalidTokenError,
     LicenseError,
     ServerUnavailableError,
-    error_for_code,
 )
 from verifier.fingerprint import fingerprint
 from verifier.renewal import renewal_request
-from verifier.request import display_hostname, identity_kind, request_code
-from verifier.revocations import MAX_REVOCATIONS_BYTES, RevocationList, revocations_etag
+from verifier.request import display_hostname, identity_kind
 from verifier.store import TokenStore
 from verifier.verify import TokenState, Verifier
+from verifier.wire import activate_online, fetch_revocations, post_json, token_from
 
 __all__ = [
     "CHALLENGE_PATH",
@@ -54,7 +50,6 @@ __all__ = [
 ]
 
 CHALLENGE_PATH = "/.well-known/licet-challenge"
-_MAX_RESPONSE = 64 * 1024
 
 
 class Challenge:
@@ -95,91 +90,6 @@ class Challenge:
                 return None
             self._given = True
         return self.value.encode()
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect is answered as the error it is, never followed
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}))
-
-
-def _check_url(server_url: str) -> None:
-    if not isinstance(server_url, str) or not server_url.startswith(("http://", "https://")):
-        raise BadInputError("license server URL must start with http:// or https://")
-
-
-def _post(server_url: str, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    _check_url(server_url)
-    # The scheme was checked above: http(s) only, never file: or custom ones.
-    request = urllib.request.Request(  # noqa: S310
-        server_url.rstrip("/") + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-        method="POST",
-    )
-    # Whatever comes back — an error status, a cut connection, JSON nested too
-    # deep to parse — ends as a LicenseError: a panel must never crash at boot.
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return _json_reply(response.read(_MAX_RESPONSE + 1), server_url)
-    except urllib.error.HTTPError as err:
-        try:
-            reply = _json_reply(err.read(_MAX_RESPONSE + 1), server_url, status=err.code)
-        except (OSError, http.client.HTTPException):
-            reply = {}
-        code, detail = reply.get("code"), reply.get("detail")
-        if isinstance(code, str) and isinstance(detail, str):
-            raise error_for_code(code, detail, reply) from None
-        raise ServerUnavailableError(f"license server answered HTTP {err.code}") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        reason = getattr(err, "reason", err)
-        raise ServerUnavailableError(
-            f"cannot reach the license server {server_url}: {reason}"
-        ) from None
-    except ValueError as err:  # a URL urllib cannot use
-        raise BadInputError(f"license server URL {server_url!r} is not usable") from err
-
-
-def _json_reply(data: bytes, server_url: str, status: int = 200) -> dict[str, Any]:
-    if len(data) > _MAX_RESPONSE:
-        raise ServerUnavailableError("license server answer is too large")
-    try:
-        reply = json_loads_strict(data)
-    except EncodingError:
-        raise ServerUnavailableError(
-            f"license server {server_url} answered HTTP {status} without JSON"
-        ) from None
-    if not isinstance(reply, dict):
-        raise ServerUnavailableError("license server answered something other than a JSON object")
-    return reply
-
-
-def _token(reply: dict[str, Any]) -> str:
-    token = reply.get("token")
-    if not isinstance(token, str):
-        raise ServerUnavailableError("license server answered without a token")
-    return token
-
-
-def activate_online(
-    server_url: str,
-    product: str,
-    key: str,
-    *,
-    machine_id: str | None = None,
-    timeout: float = 15.0,
-) -> str:
-    """Manual online activation with an activation key; returns the token (not yet verified).
-
-    Raises:
-        ActivationKeyFormatError: a typo in the key (nothing is sent).
-        LicenseError: the server's refusal, e.g. ``AlreadyActivatedError``.
-        ServerUnavailableError: no answer, or nonsense.
-    """
-    code = request_code(product, key, machine_id=machine_id)
-    return _token(_post(server_url, "/v1/activations", {"request_code": code}, timeout))
 
 
 class _ChallengeHandler(http.server.BaseHTTPRequestHandler):
@@ -255,9 +165,9 @@ def activate_automatic(
         "identity": identity_kind(machine_id),
     }
     if listen is None:
-        return _token(_post(server_url, "/v1/activations/auto", body, timeout))
+        return token_from(post_json(server_url, "/v1/activations/auto", body, timeout))
     with _responder(challenge, listen, callback_port):
-        return _token(_post(server_url, "/v1/activations/auto", body, timeout))
+        return token_from(post_json(server_url, "/v1/activations/auto", body, timeout))
 
 
 def renew_online(
@@ -290,7 +200,7 @@ def renew_online(
         server_fingerprint=verifier.server_fingerprint,
     )
     try:
-        reply = _post(server_url, "/v1/renewals", {"renewal_code": request.encode()}, timeout)
+        reply = post_json(server_url, "/v1/renewals", {"renewal_code": request.encode()}, timeout)
     except ServerUnavailableError:
         raise  # no answer: nothing learned, and no list would come either
     except LicenseError as err:
@@ -298,55 +208,12 @@ def renew_online(
         verifier.refresh_revocations(server_url, timeout=timeout)
         raise
     verifier.refresh_revocations(server_url, timeout=timeout)
-    token = _token(reply)
+    token = token_from(reply)
     lic = verifier.verify(token)
     if lic.activation_id != request.activation_id:
         raise InvalidTokenError("the license server answered a token for another activation")
     store.save(token)
     return lic
-
-
-def fetch_revocations(
-    server_url: str, verifier: Verifier, *, timeout: float = 15.0
-) -> RevocationList:
-    """Fetch the provider's revocation list and apply it (kept in the verifier's store).
-
-    Sends the held list's entity tag: an unchanged list costs one small answer.
-
-    Returns:
-        The list in force afterwards.
-
-    Raises:
-        RevocationsError | RevocationsRollbackError: the list was refused.
-        ServerUnavailableError: no answer, or nonsense.
-    """
-    _check_url(server_url)
-    current = verifier.revocations
-    headers = {"Accept": "application/jwt"}
-    if current is not None:
-        headers["If-None-Match"] = revocations_etag(current.text)
-    request = urllib.request.Request(  # noqa: S310 - the scheme was checked
-        server_url.rstrip("/") + "/v1/revocations", headers=headers, method="GET"
-    )
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            data = response.read(MAX_REVOCATIONS_BYTES + 1)
-    except urllib.error.HTTPError as err:
-        if err.code == 304 and current is not None:
-            return current
-        raise ServerUnavailableError(
-            f"license server answered HTTP {err.code} for the revocation list"
-        ) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        reason = getattr(err, "reason", err)
-        raise ServerUnavailableError(
-            f"cannot reach the license server {server_url}: {reason}"
-        ) from None
-    except ValueError as err:  # a URL urllib cannot use
-        raise BadInputError(f"license server URL {server_url!r} is not usable") from err
-    if len(data) > MAX_REVOCATIONS_BYTES:
-        raise ServerUnavailableError("license server's revocation list is too large")
-    return verifier.apply_revocations(data.decode("ascii", errors="replace"))
 
 
 _REFRESH_REVOCATIONS = 86400  # a list older than a day is fetched again at start-up

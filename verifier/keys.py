@@ -70,13 +70,20 @@ def load_public_key(public_bytes: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(public_bytes)
 
 
-def check_signature(key: Ed25519PublicKey, signing_input: bytes, signature: str) -> None:
+def check_signature(
+    key: Ed25519PublicKey,
+    signing_input: bytes,
+    signature: str,
+    *,
+    subject: str = "activation token",
+) -> None:
     """Check a compact JWS's Ed25519 signature over the exact bytes that were signed.
 
     Args:
         key: the trusted public key.
         signing_input: ``header.payload`` exactly as received (ASCII bytes), never re-encoded.
         signature: the third segment, base64url text.
+        subject: how a refusal names what was signed.
 
     Raises:
         InvalidTokenError: the signature is not canonical base64url, not 64
@@ -85,13 +92,13 @@ def check_signature(key: Ed25519PublicKey, signing_input: bytes, signature: str)
     try:
         raw = b64url_decode(signature)
     except EncodingError as err:
-        raise InvalidTokenError("activation token signature is not base64url") from err
+        raise InvalidTokenError(f"{subject} signature is not base64url") from err
     if len(raw) != SIGNATURE_LENGTH:
-        raise InvalidTokenError("activation token signature has the wrong length")
+        raise InvalidTokenError(f"{subject} signature has the wrong length")
     try:
         key.verify(raw, signing_input)
     except InvalidSignature as err:
-        raise InvalidTokenError("activation token signature is invalid") from err
+        raise InvalidTokenError(f"{subject} signature is invalid") from err
 
 
 def _decode_point(data: bytes) -> tuple[int, int] | None:

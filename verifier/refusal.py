@@ -28,16 +28,18 @@ import json
 from dataclasses import dataclass
 
 from verifier.claims import License
-from verifier.clock import format_utc, from_epoch, is_epoch
 from verifier.encoding import EncodingError, json_loads_strict
 from verifier.errors import (
     ActivationNotFoundError,
     ActivationSupersededError,
     LicenseError,
     LicenseRevokedError,
+    TokenStoreError,
 )
+from verifier.store import TokenStore
+from verifier.timefmt import format_utc, from_epoch, is_epoch
 
-__all__ = ["RECORDED_REFUSALS", "RenewalRefusal", "parse_refusal"]
+__all__ = ["RECORDED_REFUSALS", "HeldRefusal", "RenewalRefusal", "parse_refusal"]
 
 #: The refusals that stop a token for good, by code. ``activation-not-found``
 #: (the license no longer knows this activation) stops it like a superseded one.
@@ -162,3 +164,54 @@ def parse_refusal(text: str) -> RenewalRefusal | None:
         server=server,
         refused_at=refused_at,
     )
+
+
+class HeldRefusal:
+    """The refusal for good a panel holds, kept in the token store beside the token.
+
+    Attributes:
+        current: the refusal in force, or ``None``.
+        problem: why the stored record could not be read or written; ``None``
+            when nothing went wrong.
+    """
+
+    def __init__(self) -> None:
+        self.current: RenewalRefusal | None = None
+        self.problem: str | None = None
+        self._stamp: int | None = None  # mtime of the refusal record last read
+
+    def reload(self, store: TokenStore) -> bool:
+        """Pick up the record another process (``verifier renew`` from cron) kept.
+
+        Returns:
+            Whether the refusal in force changed.
+        """
+        stamp = store.refusal_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            text = store.load_refusal()
+        except TokenStoreError as err:
+            # Unreadable is not gone: a refusal already known here still applies.
+            self.problem = f"the renewal refusal was not read: {err.message}"
+            return False
+        refusal = None if text is None else parse_refusal(text)
+        self.problem = None
+        if text is not None and refusal is None:
+            self.problem = f"the damaged renewal refusal in {store.refusal_path} was ignored"
+        if refusal == self.current:
+            return False
+        self.current = refusal
+        return True
+
+    def record(self, refusal: RenewalRefusal, store: TokenStore | None) -> None:
+        """Put ``refusal`` in force and keep it in ``store`` when there is one (never raises)."""
+        self.current, self.problem = refusal, None
+        if store is not None:
+            try:
+                store.save_refusal(refusal.to_text())
+                self._stamp = store.refusal_stamp()
+            except TokenStoreError as err:
+                # Still refused in this process; status says why it will not survive a restart.
+                self.problem = f"the renewal refusal could not be saved: {err.message}"

@@ -25,14 +25,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.claims import ALGORITHM
-from verifier.clock import is_epoch
-from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
-from verifier.errors import LicenseError, RevocationsError
-from verifier.keys import check_signature
+from verifier.errors import (
+    LicenseError,
+    RevocationsError,
+    RevocationsRollbackError,
+    TokenStoreError,
+)
+from verifier.jws import JwsChecker, Wording
+from verifier.store import TokenStore
+from verifier.timefmt import is_epoch
 from verifier.trust import TrustedKeys
 
 __all__ = [
+    "HeldRevocations",
     "MAX_REVOCATIONS_BYTES",
     "REVOCATIONS_TYPE",
     "RevocationList",
@@ -110,18 +115,12 @@ def revocations_etag(text: str) -> str:
     return '"' + hashlib.sha256(text.strip().encode()).hexdigest()[:32] + '"'
 
 
+# Its refusals read "revocation list refused: it ...", "... its header ...".
+_WORDING = Wording(it="it", its="its", decode_detail=False)
+
+
 def _bad(detail: str) -> RevocationsError:
     return RevocationsError(f"revocation list refused: {detail}")
-
-
-def _segment(segment: str, name: str) -> dict[str, Any]:
-    try:
-        value = json_loads_strict(b64url_decode(segment))
-    except EncodingError as err:
-        raise _bad(f"its {name} is malformed") from err
-    if not isinstance(value, dict):
-        raise _bad(f"its {name} is not a JSON object")
-    return value
 
 
 def _ids(value: object, name: str) -> frozenset[str]:
@@ -152,25 +151,13 @@ def parse_revocations(
     if len(text) > MAX_REVOCATIONS_BYTES:
         raise _bad(f"it is larger than {MAX_REVOCATIONS_BYTES} bytes")
     jws = text.strip()
-    parts = jws.split(".")
-    if len(parts) != 3:
-        raise _bad("it is not a compact JWS (three parts)")
-    header = _segment(parts[0], "header")
-    if header.get("alg") != ALGORITHM:
-        raise _bad(f"it must be signed with {ALGORITHM}")
-    if header.get("typ") != REVOCATIONS_TYPE:
-        raise _bad(f"its type must be {REVOCATIONS_TYPE}")
-    if "crit" in header:
-        raise _bad("it requires extensions this verifier lacks")
-    if not jws.isascii():
-        raise _bad("it is not a compact JWS (ASCII text)")
+    checker = JwsChecker(trusted_keys, typ=REVOCATIONS_TYPE, wording=_WORDING)
     try:
-        key = trusted_keys.key_for(header.get("kid"))
-        check_signature(key, jws[: len(parts[0]) + 1 + len(parts[1])].encode(), parts[2])
+        signed = checker.verify(jws)
     except LicenseError as err:
-        raise _bad(err.message.replace("activation token", "it")) from err
+        raise _bad(err.message) from err
     # Signed by a trusted key: only now are the claims read.
-    claims = _segment(parts[1], "payload")
+    claims = signed.payload
     iss, serial, iat, exp = (claims.get(n) for n in ("iss", "serial", "iat", "exp"))
     if type(iss) is not str or not iss:
         raise _bad("'iss' is missing")
@@ -181,9 +168,9 @@ def parse_revocations(
     if not is_epoch(iat) or not is_epoch(exp):
         raise _bad("'iat' or 'exp' is missing or not a timestamp")
     try:
-        trusted_keys.check_window(str(header.get("kid")), iat)
+        checker.check_window(signed, iat)
     except LicenseError as err:
-        raise _bad(err.message.replace("activation token", "it")) from err
+        raise _bad(err.message) from err
     revoked = claims.get("revoked")
     if not isinstance(revoked, dict):
         raise _bad("'revoked' is missing")
@@ -196,3 +183,89 @@ def parse_revocations(
         activations=_ids(revoked.get("activations"), "activations"),
         text=jws,
     )
+
+
+class HeldRevocations:
+    """The revocation list a panel holds, and the one rule for replacing it: only a newer list.
+
+    A list with a higher serial replaces the one held; one with the same
+    serial only when signed later (a refreshed, un-stale copy); a lower
+    serial never, so replaying an old list — or swapping the stored file for
+    one — un-revokes nothing. The store is handed in by the caller.
+
+    Args:
+        keys: the keys whose signatures count.
+        issuer: the ``iss`` every list must carry; when ``None``, the issuer
+            of the list held is required of the next one.
+
+    Attributes:
+        current: the list in force, or ``None``.
+        problem: why a list from the store or a license server was not
+            installed, until one is; ``None`` when nothing went wrong.
+    """
+
+    def __init__(self, keys: TrustedKeys, issuer: str | None) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self.current: RevocationList | None = None
+        self.problem: str | None = None
+        self._stamp: int | None = None  # mtime of the list file last read
+
+    def _parse(self, text: object) -> RevocationList:
+        current = self.current
+        pinned = self._issuer or (None if current is None else current.issuer)
+        return parse_revocations(text, self._keys, issuer=pinned)
+
+    def reload(self, store: TokenStore) -> bool:
+        """Pick up a list another process (cron, the admin's CLI) put in the store.
+
+        A list that is unreadable or does not verify is ignored (the reason is
+        kept in :attr:`problem`); one not newer than the list held changes nothing.
+
+        Returns:
+            Whether the list in force changed.
+        """
+        stamp = store.revocations_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            text = store.load_revocations()
+            if text is None:
+                return False
+            lst = self._parse(text)
+        except (TokenStoreError, RevocationsError) as err:
+            self.problem = f"the stored revocation list was ignored: {err.message}"
+            return False
+        current = self.current
+        if current is None or (lst.serial, lst.iat) > (current.serial, current.iat):
+            self.current, self.problem = lst, None
+            return True
+        return False
+
+    def apply(self, text: object, store: TokenStore | None) -> tuple[RevocationList, bool]:
+        """Check a signed list and put it in force if it is newer; keep it in ``store``.
+
+        Returns:
+            The list in force afterwards, and whether it changed.
+
+        Raises:
+            RevocationsError: malformed, wrongly signed, untrusted key, or another issuer.
+            RevocationsRollbackError: a lower serial than the list held.
+            TokenStoreError: the store could not keep it (nothing changed).
+        """
+        current = self.current
+        lst = self._parse(text)
+        if current is not None:
+            if lst.serial < current.serial:
+                raise RevocationsRollbackError(
+                    f"revocation list serial {lst.serial} is older than serial "
+                    f"{current.serial} already applied — it cannot un-revoke anything"
+                )
+            if lst.serial == current.serial and lst.iat <= current.iat:
+                return current, False
+        if store is not None:
+            store.save_revocations(lst.text)
+            self._stamp = store.revocations_stamp()
+        self.current, self.problem = lst, None
+        return lst, True

@@ -23,7 +23,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verifier.clock import from_epoch
 from verifier.encoding import EncodingError, b64url_decode, b64url_encode, json_loads_strict
 from verifier.errors import (
     SigningKeyRevokedError,
@@ -33,6 +32,7 @@ from verifier.errors import (
 )
 from verifier.fileio import os_error_words, read_regular
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
+from verifier.timefmt import from_epoch
 
 __all__ = ["KeyStatus", "TrustedKey", "TrustedKeys", "MAX_TRUST_FILE_BYTES"]
 
@@ -198,8 +198,12 @@ class TrustedKeys:
     def __iter__(self) -> Any:
         return iter(self._keys.values())
 
-    def key_for(self, kid: object) -> Ed25519PublicKey:
+    def key_for(self, kid: object, *, subject: str = "activation token") -> Ed25519PublicKey:
         """Return the public key a token's ``kid`` names, before anything else of it is read.
+
+        Args:
+            kid: the ``kid`` of the header, as found.
+            subject: how a refusal names what was signed.
 
         Raises:
             UntrustedKeyError: unknown kid (any non-string too), or a revoked key.
@@ -208,28 +212,33 @@ class TrustedKeys:
         if key is None:
             named = repr(kid[:32]) if isinstance(kid, str) else "(no usable kid)"
             raise UntrustedKeyError(
-                f"activation token is signed by an unknown key {named}: the trusted keys here "
+                f"{subject} is signed by an unknown key {named}: the trusted keys here "
                 "do not hold it — the provider re-exports them with 'keytool export'; install "
                 "the new trusted_keys.json"
             )
         if key.status == KeyStatus.REVOKED:
-            raise SigningKeyRevokedError(f"activation token is signed by revoked key {kid}")
+            raise SigningKeyRevokedError(f"{subject} is signed by revoked key {kid}")
         return self._public[key.kid]
 
-    def check_window(self, kid: str, iat: int) -> None:
+    def check_window(self, kid: str, iat: int, *, subject: str = "activation token") -> None:
         """Refuse a verified token that was issued outside its key's validity window.
 
         No leeway applies: a key's window and a token's ``iat`` come from the
         same clock, the provider's.
+
+        Args:
+            kid: the trusted key that signed it.
+            iat: when it was signed (epoch seconds).
+            subject: how a refusal names what was signed.
 
         Raises:
             UntrustedKeyError: ``iat`` (epoch seconds) before the key existed or after it retired.
         """
         key = self._keys[kid]
         if iat < key.not_before.timestamp():
-            raise UntrustedKeyError(f"activation token predates its signing key {kid}")
+            raise UntrustedKeyError(f"{subject} predates its signing key {kid}")
         if key.not_after is not None and iat > key.not_after.timestamp():
-            raise UntrustedKeyError(f"activation token was signed after key {kid} was retired")
+            raise UntrustedKeyError(f"{subject} was signed after key {kid} was retired")
 
     def to_jwks(self) -> dict[str, Any]:
         """The JWKS object of these keys."""

@@ -35,7 +35,6 @@ from enum import StrEnum
 from typing import Any
 
 from verifier.claims import (
-    ALGORITHM,
     IDENTITY_MACHINE_ID,
     TOKEN_TYPE,
     License,
@@ -43,7 +42,6 @@ from verifier.claims import (
 )
 from verifier.clock import BootClock, Clock, now_from, system_boot_clock, utc_now
 from verifier.clock_mark import MarkKeeper
-from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import (
     ActivationNotFoundError,
     ActivationSupersededError,
@@ -52,8 +50,6 @@ from verifier.errors import (
     InvalidTokenError,
     LicenseError,
     LicenseRevokedError,
-    RevocationsError,
-    RevocationsRollbackError,
     SigningKeyRevokedError,
     TokenExpiredError,
     TokenNotYetValidError,
@@ -62,17 +58,16 @@ from verifier.errors import (
     WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, fingerprint, matches
-from verifier.keys import check_signature
-from verifier.refusal import RenewalRefusal, parse_refusal
+from verifier.jws import TOKEN_WORDING, JwsChecker
+from verifier.refusal import HeldRefusal, RenewalRefusal
 from verifier.renewal import held_license
-from verifier.revocations import RevocationList, parse_revocations
+from verifier.revocations import HeldRevocations, RevocationList
 from verifier.store import TokenStore
 from verifier.trust import TrustedKeys
 
 __all__ = ["Status", "TokenState", "Verifier", "VerifierConfig"]
 
 _MEMO_SIZE = 16  # headers and fingerprint matches remembered per verifier
-_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -244,7 +239,9 @@ class Verifier:
         self._fingerprint = server_fingerprint
         self._leeway = self.config.leeway.total_seconds()
         self._cache: OrderedDict[str, License] = OrderedDict()
-        self._headers: dict[str, object] = {}
+        self._jws = JwsChecker(
+            trusted_keys, typ=TOKEN_TYPE, wording=TOKEN_WORDING, memo_size=_MEMO_SIZE
+        )
         self._matched: dict[Fingerprint, bool] = {}
         if store is not None and not isinstance(store, TokenStore):
             raise BadInputError("store must be a TokenStore")
@@ -258,12 +255,8 @@ class Verifier:
         )
         self._check_mark = self._mark.check  # bound once: it runs at every check
         self._mark_error: str | None = None
-        self._revocations: RevocationList | None = None
-        self._revocations_error: str | None = None
-        self._revocations_stamp: int | None = None  # mtime of the list file last read
-        self._refusal: RenewalRefusal | None = None
-        self._refusal_error: str | None = None
-        self._refusal_stamp: int | None = None  # mtime of the refusal record last read
+        self._revocations = HeldRevocations(trusted_keys, issuer)
+        self._refusal = HeldRefusal()
         if store is not None:
             self._load_store(store)
 
@@ -276,48 +269,12 @@ class Verifier:
         self._reload_refusal(store)
 
     def _reload_revocations(self, store: TokenStore) -> None:
-        """Pick up a list another process (cron, the admin's CLI) put in the store.
-
-        Only a list with a serial at least the one held replaces it: a file
-        swapped for an older list un-revokes nothing in a running panel.
-        """
-        stamp = store.revocations_stamp()
-        if stamp == self._revocations_stamp:
-            return
-        self._revocations_stamp = stamp
-        try:
-            text = store.load_revocations()
-            if text is None:
-                return
-            current = self._revocations
-            pinned = self.issuer or (None if current is None else current.issuer)
-            lst = parse_revocations(text, self._keys, issuer=pinned)
-        except (TokenStoreError, RevocationsError) as err:
-            self._revocations_error = f"the stored revocation list was ignored: {err.message}"
-            return
-        if current is None or (lst.serial, lst.iat) > (current.serial, current.iat):
-            self._revocations, self._revocations_error = lst, None
-            self._cache.clear()
+        if self._revocations.reload(store):
+            self._cache.clear()  # every remembered token is checked against the new list
 
     def _reload_refusal(self, store: TokenStore) -> None:
-        """Pick up the refusal record another process (``verifier renew`` from cron) kept."""
-        stamp = store.refusal_stamp()
-        if stamp == self._refusal_stamp:
-            return
-        self._refusal_stamp = stamp
-        try:
-            text = store.load_refusal()
-        except TokenStoreError as err:
-            # Unreadable is not gone: a refusal already known here still applies.
-            self._refusal_error = f"the renewal refusal was not read: {err.message}"
-            return
-        refusal = None if text is None else parse_refusal(text)
-        self._refusal_error = None
-        if text is not None and refusal is None:
-            self._refusal_error = f"the damaged renewal refusal in {store.refusal_path} was ignored"
-        if refusal != self._refusal:
-            self._refusal = refusal
-            self._cache.clear()
+        if self._refusal.reload(store):
+            self._cache.clear()  # a remembered token must meet the refusal, or be free of it
 
     @property
     def clock(self) -> Clock:
@@ -327,7 +284,7 @@ class Verifier:
     @property
     def revocations(self) -> RevocationList | None:
         """The revocation list applied (the highest serial seen), or ``None``."""
-        return self._revocations
+        return self._revocations.current
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -335,11 +292,11 @@ class Verifier:
         notes = []
         if self._mark_error is not None:
             notes.append(f"the clock mark could not be saved: {self._mark_error}")
-        if self._revocations_error is not None:
-            notes.append(self._revocations_error)
-        if self._refusal_error is not None:
-            notes.append(self._refusal_error)
-        lst = self._revocations
+        if self._revocations.problem is not None:
+            notes.append(self._revocations.problem)
+        if self._refusal.problem is not None:
+            notes.append(self._refusal.problem)
+        lst = self._revocations.current
         if lst is not None and lst.stale(self._seconds()):
             notes.append(
                 f"the revocation list (serial {lst.serial}) is stale since "
@@ -363,22 +320,9 @@ class Verifier:
             RevocationsRollbackError: a lower serial than the list already applied.
             TokenStoreError: the store could not keep it (nothing was applied).
         """
-        current = self._revocations
-        expected = self.issuer or (None if current is None else current.issuer)
-        lst = parse_revocations(text, self._keys, issuer=expected)
-        if current is not None:
-            if lst.serial < current.serial:
-                raise RevocationsRollbackError(
-                    f"revocation list serial {lst.serial} is older than serial "
-                    f"{current.serial} already applied — it cannot un-revoke anything"
-                )
-            if lst.serial == current.serial and lst.iat <= current.iat:
-                return current
-        if self.store is not None:
-            self.store.save_revocations(lst.text)
-            self._revocations_stamp = self.store.revocations_stamp()
-        self._revocations, self._revocations_error = lst, None
-        self._cache.clear()  # every remembered token is checked against the new list
+        lst, changed = self._revocations.apply(text, self.store)
+        if changed:
+            self._cache.clear()  # every remembered token is checked against the new list
         return lst
 
     def refresh_revocations(
@@ -393,16 +337,16 @@ class Verifier:
         Returns:
             The list in force afterwards, or ``None`` when fetching failed.
         """
-        from verifier.client import fetch_revocations  # the HTTP client loads only when used
+        from verifier.wire import fetch_revocations  # HTTP loads only when used
 
         try:
             lst = fetch_revocations(server_url, self, timeout=timeout)
         except LicenseError as err:
-            self._revocations_error = (
+            self._revocations.problem = (
                 f"the revocation list from {server_url} was not installed: {err.message}"
             )
             return None
-        self._revocations_error = None
+        self._revocations.problem = None
         return lst
 
     def record_refusal(
@@ -433,15 +377,8 @@ class Verifier:
         )
         if refusal is None:
             return None
-        self._refusal, self._refusal_error = refusal, None
+        self._refusal.record(refusal, self.store)
         self._cache.clear()  # a remembered token must meet the refusal
-        if self.store is not None:
-            try:
-                self.store.save_refusal(refusal.to_text())
-                self._refusal_stamp = self.store.refusal_stamp()
-            except TokenStoreError as err:
-                # Still refused in this process; status says why it will not survive a restart.
-                self._refusal_error = f"the renewal refusal could not be saved: {err.message}"
         return refusal
 
     @property
@@ -551,7 +488,7 @@ class Verifier:
         target = store if store is not None else self.store
         if target is None:
             raise BadInputError("Verifier.activate needs a token store: pass store=")
-        from verifier.client import activate_online  # the HTTP client loads only when used
+        from verifier.wire import activate_online  # HTTP loads only when used
 
         token = activate_online(
             server_url, self.product, key, machine_id=self.machine_id, timeout=timeout
@@ -568,7 +505,7 @@ class Verifier:
         """
         now = self._seconds()
         if token is None or not token.strip():
-            return Status(TokenState.MISSING, checked_at=now, revocations=self._revocations)
+            return Status(TokenState.MISSING, checked_at=now, revocations=self._revocations.current)
         try:
             lic = self.verify(token.strip())
         except LicenseError as err:
@@ -579,7 +516,7 @@ class Verifier:
 
     def _context(self, now: float) -> dict[str, Any]:
         # Read after the check: it may have picked up a newer list from the store.
-        return {"checked_at": now, "revocations": self._revocations, "notes": self.notes}
+        return {"checked_at": now, "revocations": self._revocations.current, "notes": self.notes}
 
     def _check_window(self, lic: License, now: float) -> None:
         if lic.exp <= now - self._leeway:
@@ -591,7 +528,7 @@ class Verifier:
             raise TokenNotYetValidError()
 
     def _check_revocations(self, lic: License) -> None:
-        lst = self._revocations
+        lst = self._revocations.current
         if lst is None or lst.issuer != lic.issuer:
             return
         if lic.license_id in lst.licenses:
@@ -613,24 +550,9 @@ class Verifier:
             raise TokenTooLargeError(
                 f"activation token is larger than {self.config.max_token_bytes} bytes"
             )
-        if not token.isascii():
-            raise InvalidTokenError("activation token is not a compact JWS (ASCII text)")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise InvalidTokenError("activation token is not a compact JWS (three parts)")
-        head, body, signature = parts
-        kid = self._headers.get(head, _UNSEEN)
-        known_header = kid is not _UNSEEN
-        if not known_header:
-            kid = _header_kid(head)
-        check_signature(
-            self._keys.key_for(kid), token[: len(head) + 1 + len(body)].encode(), signature
-        )
-        if not known_header and len(self._headers) < _MEMO_SIZE:
-            # Every token signed by one key shares one header; remember a few signed ones.
-            self._headers[head] = kid
-        lic = license_from_claims(_json_segment(body, "payload"))
-        self._keys.check_window(str(kid), lic.iat)  # key_for accepted it: a trusted kid
+        signed = self._jws.verify(token)
+        lic = license_from_claims(signed.payload)
+        self._jws.check_window(signed, lic.iat)
         return self._check_claims(lic, now)
 
     def _check_claims(self, lic: License, now: float) -> License:
@@ -643,7 +565,7 @@ class Verifier:
         if lic.iat > now + self._leeway:
             raise TokenNotYetValidError("activation token was issued in the future")
         self._check_revocations(lic)
-        refusal = self._refusal
+        refusal = self._refusal.current
         if refusal is not None and refusal.covers(lic):
             raise refusal.error()
         self._check_window(lic, now)
@@ -663,25 +585,3 @@ class Verifier:
             if len(self._matched) < _MEMO_SIZE:
                 self._matched[bound] = known
         return known
-
-
-def _header_kid(segment: str) -> object:
-    """Check a header segment's pinned values and return its kid (as found: the keys judge it)."""
-    header = _json_segment(segment, "header")
-    if header.get("alg") != ALGORITHM:
-        raise InvalidTokenError(f"activation token must be signed with {ALGORITHM}")
-    if header.get("typ") != TOKEN_TYPE:
-        raise InvalidTokenError(f"activation token type must be {TOKEN_TYPE}")
-    if "crit" in header:
-        raise InvalidTokenError("activation token requires extensions this verifier lacks")
-    return header.get("kid")
-
-
-def _json_segment(segment: str, name: str) -> dict[str, Any]:
-    try:
-        value = json_loads_strict(b64url_decode(segment))
-    except EncodingError as err:
-        raise InvalidTokenError(f"activation token {name} is malformed ({err})") from err
-    if not isinstance(value, dict):
-        raise InvalidTokenError(f"activation token {name} is not a JSON object")
-    return value

@@ -11,6 +11,7 @@ that documents them, so the documents cannot drift from the errors:
   extension members (``regenerate_after``, ``incident``, ...) included;
 * :func:`refusals` — an operation's OpenAPI ``responses`` for the error
   classes it may raise, grouped by status, each listing its codes;
+* :data:`ADVICE` — what a client should do about each code, in words;
 * :func:`problem_page` / :func:`problems_index` — the HTML pages behind the
   ``type`` URIs: what each code means, what a client should do, whether a
   retry may help;
@@ -35,6 +36,7 @@ from verifier.errors import LicenseError, error_class, error_classes
 from verifier.text import terminal_safe
 
 __all__ = [
+    "ADVICE",
     "INCIDENT_MEMBER",
     "PROBLEM_MEDIA_TYPE",
     "PROBLEMS_PATH",
@@ -57,6 +59,161 @@ INCIDENT_MEMBER: dict[str, Any] = {
     "description": "names the fault in the provider's log; quote it when asking for help",
 }
 _SCHEMA_REF = "#/components/schemas/Problem"
+
+# What a client should do, per problem code. The prose lives here, with the
+# pages and tables that show it, not on the error classes: panels never read
+# it. Every registered code has its entry (a test holds the two together).
+_CORRECT_OR_ASK = "Read the detail, correct the request, or ask the provider."
+_LEDGER_FAULT = (
+    "The provider's ledger cannot be used right now. Retry later with backoff; quote the incident "
+    "id to the provider if it persists."
+)
+_KEYRING_FAULT = (
+    "The provider's signing keys cannot be used right now. Retry later; quote the incident id to "
+    "the provider."
+)
+_PRIVATE_KEY_FAULT = (
+    "The provider's signing key cannot be used right now. Retry later; quote the incident id to "
+    "the provider."
+)
+
+ADVICE: dict[str, str] = {
+    # the root: any refusal without words of its own
+    "license-error": _CORRECT_OR_ASK,
+    # input of the wrong shape
+    "bad-input": (
+        "The request is malformed (a field of the wrong type, length or format, an unknown "
+        "member). Fix the request as the detail says; the OpenAPI document gives every field's "
+        "format."
+    ),
+    "invalid-renewal-code": (
+        "Make a new renewal code on the panel and send it whole and unchanged; a code of another "
+        "version needs a matching license server."
+    ),
+    "invalid-request-code": (
+        "Copy the whole request code again from the panel (it is one line) and send it unchanged; "
+        "a code of another version needs a matching panel."
+    ),
+    "malformed-activation-key": (
+        "The activation key has a typo: compare it with the key the provider gave, character by "
+        "character."
+    ),
+    # verification on the panel
+    "clock-rollback": _CORRECT_OR_ASK,
+    "invalid-revocations": _CORRECT_OR_ASK,
+    "invalid-token": _CORRECT_OR_ASK,
+    "invalid-trusted-keys": _CORRECT_OR_ASK,
+    "revocations-rollback": _CORRECT_OR_ASK,
+    "signing-key-revoked": _CORRECT_OR_ASK,
+    "token-expired": _CORRECT_OR_ASK,
+    "token-not-yet-valid": _CORRECT_OR_ASK,
+    "token-store-error": _CORRECT_OR_ASK,
+    "token-too-large": _CORRECT_OR_ASK,
+    "trusted-keys-missing": _CORRECT_OR_ASK,
+    "unsafe-key": _CORRECT_OR_ASK,
+    "untrusted-key": _CORRECT_OR_ASK,
+    "wrong-server": (
+        "The token or renewal belongs to another server's activation. Activate this server with "
+        "its own activation key."
+    ),
+    # activation and renewal outcomes
+    "activation-not-found": "The license never had this activation. Activate the server again.",
+    "activation-required": _CORRECT_OR_ASK,
+    "activation-superseded": (
+        "The activation key was regenerated and this server's activation replaced. Activate again "
+        "with the current key."
+    ),
+    "already-activated": (
+        "The key is in use on another server. Ask the provider to regenerate the activation key "
+        "(possible from regenerate_after), then activate with the new key."
+    ),
+    "callback-failed": (
+        "The license server could not fetch the challenge from the panel at the caller's address "
+        "and callback port. Make the port reachable from the license server (firewall, NAT), then "
+        "retry; or activate manually."
+    ),
+    "invalid-activation-key": (
+        "The key opens no license. Check it with the provider; repeated wrong keys from one "
+        "address are rate limited."
+    ),
+    "license-expired": "The license has expired. Renew the license with the provider.",
+    "license-not-found": "No license has that id. Check the id.",
+    "license-revoked": (
+        "The provider revoked this license. Contact the provider; retrying does not help."
+    ),
+    "machine-id-refused": (
+        "Activate with the server's own hardware identity (no custom machine id), or ask the "
+        "provider to allow custom machine ids for this license."
+    ),
+    "no-license-for-address": (
+        "No license is assigned to this server's address for the product. Activate manually with "
+        "an activation key."
+    ),
+    "regeneration-too-soon": (
+        "The key was regenerated less than a month ago. Try again from allowed_from."
+    ),
+    "wrong-product": (
+        "The key or license belongs to another product. Use the key issued for this product."
+    ),
+    # the exchange and the HTTP layer
+    "body-too-large": (
+        "Send a smaller body: a panel's requests, sent unchanged, are never this large; an admin "
+        "API body stays under the console's limit (64 KiB by default)."
+    ),
+    "headers-too-large": "Send fewer or shorter headers (cookies, proxies' additions).",
+    "http-error": "Read the detail and the HTTP status; correct the request.",
+    "method-not-allowed": "Use one of the methods the Allow header lists.",
+    "not-found": "Check the URL against the OpenAPI document (/openapi.json).",
+    "rate-limited": (
+        "Too many attempts from this address (failed activation keys, or requests for the "
+        "revocation list). Wait retry_after seconds (also sent as Retry-After) before trying "
+        "again."
+    ),
+    "server-unavailable": (
+        "The license server failed or could not be reached. Retry later with backoff; quote the "
+        "incident id to the provider if it persists."
+    ),
+    # the provider's own faults
+    "keyring-error": _KEYRING_FAULT,
+    "keyring-missing": _KEYRING_FAULT,
+    "ledger-busy": _LEDGER_FAULT,
+    "ledger-corrupt": _LEDGER_FAULT,
+    "ledger-error": _LEDGER_FAULT,
+    "ledger-exists": _LEDGER_FAULT,
+    "ledger-missing": _LEDGER_FAULT,
+    "ledger-unavailable": (
+        "The provider's ledger database cannot be reached right now (a restart or a failover). "
+        "Wait retry_after seconds (also sent as Retry-After), then retry."
+    ),
+    "ledger-version": _LEDGER_FAULT,
+    "ledger-write-failed": _LEDGER_FAULT,
+    "no-active-key": _KEYRING_FAULT,
+    "passphrase-error": _PRIVATE_KEY_FAULT,
+    "private-key-error": _PRIVATE_KEY_FAULT,
+    "secret-missing": _PRIVATE_KEY_FAULT,
+    # the console, the admin API and the commands
+    "account-exists": _CORRECT_OR_ASK,
+    "account-not-found": _CORRECT_OR_ASK,
+    "cannot-listen": _CORRECT_OR_ASK,
+    "csrf-failed": _CORRECT_OR_ASK,
+    "expiry-out-of-range": (
+        "Give a last day from today up to 36,500 days ahead, or a number of days instead."
+    ),
+    "forbidden": "Use a write-scope token for changes; read- and keys-scope tokens may only GET.",
+    "output-refused": _CORRECT_OR_ASK,
+    "revocations-too-large": (
+        "The provider's revocation list has outgrown what panels accept; the panel keeps the list "
+        "it has. Quote the incident id to the provider."
+    ),
+    "unauthorized": (
+        "Send a valid API token as Authorization: Bearer <token>; a revoked token stops working "
+        "at once, so ask the provider for a new one."
+    ),
+    "unknown-product": (
+        "Check the product's spelling against the provider's products; to add a new product, send "
+        'the license again with "new_product": true.'
+    ),
+}
 
 
 def problem_type(code: str) -> str:
@@ -161,7 +318,7 @@ def problem_page(cls: type[LicenseError]) -> str:
     body = (
         f"<h1><code>{html.escape(cls.code)}</code></h1>\n"
         f"<p>{html.escape(_summary(cls))}</p>\n"
-        f"<p><strong>What to do:</strong> {html.escape(cls.advice)}</p>\n"
+        f"<p><strong>What to do:</strong> {html.escape(ADVICE[cls.code])}</p>\n"
         f"<p><strong>Retry:</strong> {_retry_words(cls)}</p>\n"
         + (f"<p>Extension members:</p>\n<ul>\n{members}</ul>\n" if members else "")
         + f'<p><a href="{PROBLEMS_PATH}">Every problem code</a></p>\n'
@@ -242,7 +399,7 @@ def problem_table(openapi: Mapping[str, Any]) -> str:
         cls = error_class(code)
         if cls is None:
             raise ValueError(f"the document names the unregistered problem code {code!r}")
-        row = (f"`{code}`", str(cls.http_status), _summary(cls), cls.advice, _retry_words(cls))
+        row = (f"`{code}`", str(cls.http_status), _summary(cls), ADVICE[code], _retry_words(cls))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

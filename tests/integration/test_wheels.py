@@ -2,8 +2,7 @@
 
 `licet` is the provider's distribution (keytool, issuer, verifier, the `licet`
 command); `licet-verifier` (packaging/licet-verifier) is what a panel ships:
-the verifier package alone, with PyJWT and cryptography as its only
-dependencies. The wheels are built with pip (the build backend comes from the
+the verifier package alone, with cryptography as its only dependency. The wheels are built with pip (the build backend comes from the
 package registry through pip's cache), the dependencies of the fresh venv are
 pinned to the versions this venv runs so pip reuses what it already fetched.
 """
@@ -72,7 +71,7 @@ def _metadata(wheel: Path) -> tuple[list[str], object, str]:
         return names, meta, zf.read(entry).decode()
 
 
-def test_slim_wheel_holds_only_the_verifier_and_depends_only_on_pyjwt_and_cryptography(
+def test_slim_wheel_holds_only_the_verifier_and_depends_only_on_cryptography(
     wheels: dict[str, Path],
 ) -> None:
     names, meta, entry_points = _metadata(wheels[SLIM])
@@ -81,13 +80,13 @@ def test_slim_wheel_holds_only_the_verifier_and_depends_only_on_pyjwt_and_crypto
     assert "verifier/py.typed" in names
     requires = meta.get_all("Requires-Dist")  # type: ignore[attr-defined]
     base = sorted(r.split(">")[0].split("<")[0].lower() for r in requires if "extra ==" not in r)
-    assert base == ["cryptography", "pyjwt"]
+    assert base == ["cryptography"]
     assert [r for r in requires if "extra ==" in r] == [r for r in requires if r.startswith("segno")]
     assert meta.get_all("Provides-Extra") == ["qr"]  # type: ignore[attr-defined]
     # The same bounds as licet's own: one distribution cannot drift from the other.
     root = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     slim = tomllib.loads((ROOT / "packaging" / SLIM / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert sorted(slim) == sorted(d for d in root if d.lower().startswith(("pyjwt", "cryptography")))
+    assert sorted(slim) == sorted(d for d in root if d.lower().startswith("cryptography"))
     assert meta["Version"] == version("licet")  # type: ignore[index]
     scripts = [line.split("=")[0].strip() for line in entry_points.splitlines() if "=" in line]
     assert scripts == ["verifier"]
@@ -108,13 +107,13 @@ def test_slim_package_alone_verifies_a_real_token_in_a_fresh_venv(
     venv.create(fresh, with_pip=False)  # this venv's pip installs into it (pip --python)
     py = fresh / "bin" / "python"
     pins = tmp_path / "pins.txt"
-    pins.write_text("".join(f"{d}=={version(d)}\n" for d in ("PyJWT", "cryptography", "cffi", "pycparser")))
+    pins.write_text("".join(f"{d}=={version(d)}\n" for d in ("cryptography", "cffi", "pycparser")))
     _pip("--python", str(py), "install", "--quiet", "--constraint", str(pins), str(wheels[SLIM]), cwd=tmp_path)
 
     listed = json.loads(_pip("--python", str(py), "list", "--format", "json", cwd=tmp_path).stdout)
     installed = {d["name"].lower() for d in listed}
-    assert {"licet-verifier", "pyjwt", "cryptography"} <= installed
-    assert installed <= {"licet-verifier", "pyjwt", "cryptography", "cffi", "pycparser"}, installed
+    assert {"licet-verifier", "cryptography"} <= installed
+    assert installed <= {"licet-verifier", "cryptography", "cffi", "pycparser"}, installed
 
     # Provider side, with this venv's tools, in its own folder.
     provider = tmp_path / "provider"

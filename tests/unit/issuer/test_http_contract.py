@@ -53,13 +53,22 @@ def test_every_operation_documents_its_refusals_as_problem_json_with_their_codes
                     # A bug is answered 500 under server-unavailable; the rest with their own status.
                     assert str(cls.http_status) == status, (path, code, status)
                     # Every documented code tells the client what to do, in words of its own.
-                    assert cls.advice != errors.LicenseError.advice, code
+                    assert apidoc.ADVICE[code] != apidoc.ADVICE[errors.LicenseError.code], code
             assert "422" not in codes or "bad-input" in codes["422"], path
     for operation in (document["paths"]["/v1/activations"]["post"], document["paths"]["/v1/activations/auto"]["post"]):
         codes = problem_codes(operation)
         assert "already-activated" in codes["409"] and "rate-limited" in codes["429"]
         assert {"ledger-busy", "ledger-corrupt", "private-key-error"} <= set(codes["503"])
     assert "validation" not in json.dumps(document).lower()  # FastAPI's own 422 schema is gone
+
+
+def test_the_advice_catalogue_covers_every_registered_code_and_no_other() -> None:
+    from error_catalogue import every_error_class
+
+    codes = {cls.code for cls in every_error_class()}
+    assert {cls.code for cls in errors.error_classes()} == codes
+    assert set(apidoc.ADVICE) == codes
+    assert all(isinstance(words, str) and words.strip() for words in apidoc.ADVICE.values())
 
 
 def test_the_problem_schema_names_every_extension_member(document: dict[str, Any]) -> None:
@@ -147,7 +156,7 @@ def test_each_problem_type_leads_to_a_page_saying_what_to_do(client: Any, docume
         assert cls is not None
         page = client.get(apidoc.problem_type(code))
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert cls.advice.replace("'", "&#x27;") in page.text
+        assert apidoc.ADVICE[code].replace("'", "&#x27;") in page.text
         assert ("yes, later" if cls.retry else "no, not the same request") in page.text
         assert f'href="/problems/{code}"' in index
     missing = client.get("/problems/no-such-code")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 
@@ -78,3 +79,49 @@ def test_a_regeneration_date_keeps_its_instant() -> None:
     err = errors.RegenerationTooSoonError(allowed)
     back = error_for_code(err.code, err.message, err.details())
     assert isinstance(back, errors.RegenerationTooSoonError) and back.allowed_from == allowed
+
+
+# Run in a fresh interpreter: nothing but the import named may have filled the registry.
+_REGISTRY_PROBE = (
+    "import json, sys\n"
+    "import {module}\n"
+    "from verifier.errors import LicenseError, error_classes\n"
+    "found, pending = set(), [LicenseError]\n"
+    "while pending:\n"
+    "    cls = pending.pop()\n"
+    "    pending.extend(cls.__subclasses__())\n"
+    "    if 'code' in cls.__dict__:\n"
+    "        found.add(cls.__module__ + '.' + cls.__qualname__)\n"
+    "registered = [cls.__module__ + '.' + cls.__qualname__ for cls in error_classes()]\n"
+    "print(json.dumps([registered, sorted(found), [m for m in sys.modules if m.startswith(('issuer', 'keytool'))]]))\n"
+)
+
+
+def _registry_after(module: str) -> tuple[list[str], list[str], list[str]]:
+    code = _REGISTRY_PROBE.format(module=module)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    registered, found, provider = json.loads(out.stdout)
+    return registered, found, provider
+
+
+@pytest.mark.parametrize("module", ["verifier", "verifier.errors"])
+def test_the_registry_is_whole_right_after_a_fresh_import(module: str) -> None:
+    registered, found, provider = _registry_after(module)
+    assert provider == []  # nothing of the provider's side helped
+    assert len(registered) == len(set(registered)) and sorted(registered) == found
+    exported = {f"verifier.errors.{name}" for name in errors.__all__ if isinstance(getattr(errors, name), type)}
+    # Every class of the package is registered under the package's own name, families hidden.
+    assert {name for name in registered if name.startswith("verifier.errors")} == exported
+    # The same registry as once every module of every package is imported.
+    assert set(registered) == {f"{cls.__module__}.{cls.__qualname__}" for cls in every_error_class()}
+
+
+def test_error_classes_show_and_pickle_as_members_of_verifier_errors() -> None:
+    import pickle
+
+    for cls in every_error_class():
+        if cls.__module__ != "verifier.keys":
+            assert cls.__module__ == "verifier.errors", cls
+            assert getattr(errors, cls.__name__) is cls
+        assert pickle.loads(pickle.dumps(cls)) is cls  # pickled by name: verifier.errors.<Name>
+    assert repr(errors.LedgerBusyError) == "<class 'verifier.errors.LedgerBusyError'>"
