@@ -7,12 +7,29 @@ from :mod:`issuer.admin_cli`, which could not import them back from there.
 from __future__ import annotations
 
 import getpass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-__all__ = ["Json", "KeysDir", "LedgerDir", "TrustedProxies", "cli_actor"]
+from issuer.facade import Issuer
+from keytool.passphrase import read_passphrase
+
+__all__ = [
+    "Json",
+    "KeysDir",
+    "LeaseDays",
+    "LedgerDir",
+    "MachineIds",
+    "PassphraseFile",
+    "Qr",
+    "QrPng",
+    "TokenOut",
+    "TrustedProxies",
+    "cli_actor",
+    "open_issuer",
+]
 
 KeysDir = Annotated[Path, typer.Option("--keys", envvar="LICET_KEYS", help="Keys folder.")]
 LedgerDir = Annotated[
@@ -41,3 +58,42 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def open_issuer(ledger: str, keys: Path, passphrase_file: Path | None = None) -> Issuer:
+    """The façade a command works through, acting as the command line's user."""
+    return Issuer(ledger, keys, passphrase=read_passphrase(passphrase_file), actor=cli_actor())
+
+
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="Passphrase of the signing key (or LICET_KEY_PASSPHRASE[_FILE]); "
+        "default: the key is not encrypted.",
+    ),
+]
+LeaseDays = Annotated[
+    int | None,
+    typer.Option(
+        "--lease-days",
+        help="Lease in days: tokens must be renewed within it (0 = no lease, until expiry; "
+        "default: the ledger's).",
+    ),
+]
+Qr = Annotated[bool, typer.Option("--qr", help="Also print the token as a QR code.")]
+QrPng = Annotated[
+    Path | None,
+    typer.Option("--qr-png", help="Write the token's QR code as a PNG file (default: none)."),
+]
+TokenOut = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the token to this file (default: print it)."),
+]
+
+
+class MachineIds(StrEnum):
+    """Whether activations with a custom machine id (``--machine-id``) are accepted."""
+
+    ACCEPT = "accept"
+    REFUSE = "refuse"
