@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from verifier import __version__
-from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, PathOption, fail, print_json, run
+from verifier.cliutil import (
+    EXIT_REFUSED,
+    PathOption,
+    UsageError,
+    complain,
+    located,
+    print_json,
+    refusal_document,
+    run,
+)
 from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.renewal import renewal_code
@@ -170,14 +179,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     except LicenseError as err:
         if not args.json:
             raise
-        # The check itself could not run (trusted keys, token store): still JSON.
-        print_json({"state": "error", "code": err.code, "reason": err.message})
+        # The check itself could not run (trusted keys, token store): still a state.
+        message = located(err, _PATHS, args.argv)
+        print_json({"state": "error", **refusal_document(err.code, message), "reason": err.message})
+        complain(args.prog, message)
         return EXIT_REFUSED
     if args.json:
         data = status.to_dict()
         if status.state == "missing":
             data.setdefault("code", "token-missing")
             data.setdefault("reason", f"no activation token in {_store(args).path.resolve()}")
+        if "reason" in data:
+            data["detail"] = data["reason"]  # the member every refusal's JSON has
         print_json(data)
     else:
         print(_describe(status))
@@ -309,7 +322,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with bad usage reported like every other failure: one line, exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        fail(self.prog, message, EXIT_USAGE)
+        raise UsageError(message, self.prog)
 
 
 def _env_option(
@@ -338,6 +351,7 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     version = f"{prog} (licet) {__version__}"
     parser = _Parser(prog=prog, description="Activate and check this server's license.")
+    parser.set_defaults(prog=prog)  # refusal lines a command prints itself name the tool
     parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -473,8 +487,9 @@ def main(argv: list[str] | None = None, prog: str = "verifier") -> None:
 
     def invoke() -> None:
         args = build_parser(prog).parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else argv
         code = args.run(args)
         if code:
             raise SystemExit(code)
 
-    run(prog, invoke, argv=argv, paths=_PATHS)
+    run(prog, invoke, argv=argv, paths=_PATHS, usage_errors=(UsageError,))

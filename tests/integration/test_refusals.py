@@ -1,0 +1,129 @@
+"""Refusals a script and a person can act on: JSON on stdout with --json, words that name the fix.
+
+Every command that takes ``--json`` still exits 1 with one line on stderr when
+it refuses, and prints exactly one JSON object on stdout with at least ``code``
+and ``detail``; the walk below covers every such command of keytool, issuer
+and verifier (and a new one without a case here fails the walk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from clirun import assert_one_line_refusal, cli, provider_home
+from support import PRODUCT
+
+from issuer.cli import app as issuer_app
+from keytool.cli import app as keytool_app
+from verifier.cli import build_parser
+
+
+def _typer_json_commands(app: typer.Typer, tool: str) -> set[str]:
+    def walk(command: Any, path: tuple[str, ...]) -> set[str]:
+        children = getattr(command, "commands", None)
+        if children:
+            return set().union(*(walk(child, (*path, name)) for name, child in children.items()))
+        takes_json = any("--json" in getattr(p, "opts", ()) for p in command.params)
+        return {" ".join((tool, *path))} if takes_json else set()
+
+    return walk(typer.main.get_command(app), ())
+
+
+def _argparse_json_commands(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> set[str]:
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= _argparse_json_commands(sub, (*path, name))
+    if not found and any("--json" in a.option_strings for a in parser._actions):
+        found.add(" ".join(path))
+    return found
+
+
+JSON_COMMANDS = (
+    _typer_json_commands(keytool_app, "keytool")
+    | _typer_json_commands(issuer_app, "issuer")
+    | _argparse_json_commands(build_parser(), ("verifier",))
+)
+
+# One refusal for each command, run in a folder without keys, ledger or trust file
+# (unless the case makes them): the arguments after the command's name.
+MISSING = "missing-file.txt"
+CASES: dict[str, tuple[str, ...]] = {
+    "keytool new": ("--passphrase-file", MISSING),
+    "keytool list": (),
+    "keytool rotate": (),
+    "keytool revoke": ("0123456789abcdef",),
+    "keytool export": (),
+    "issuer init": ("--name", "acme"),
+    "issuer license create": ("--product", PRODUCT),
+    "issuer license show": ("LIC-NOPE",),
+    "issuer license list": (),
+    "issuer license regenerate": ("LIC-NOPE",),
+    "issuer license revoke": ("LIC-NOPE", "--yes"),
+    "issuer license set": ("LIC-NOPE", "--customer", "x"),
+    "issuer license history": ("LIC-NOPE",),
+    "issuer activate": ("LICET1.xyz",),
+    "issuer renew": ("LICET1R.xyz",),
+    "issuer revocations export": (),
+    "issuer ledger copy": ("--from", "ledger", "--to", "copy"),
+    "issuer ratelimit list": (),
+    "issuer ratelimit clear": (),
+    "issuer admin user list": (),
+    "issuer admin token create": ("billing", "--scope", "read"),
+    "issuer admin token list": (),
+    "verifier fingerprint": ("--product", PRODUCT, "--machine-id", " "),  # bad input: exit 2
+    "verifier request": ("--product", PRODUCT, "--key", "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"),
+    "verifier install": ("eyJ.x.y", "--product", PRODUCT, "--trusted-keys", MISSING),
+    "verifier status": ("--product", PRODUCT, "--trusted-keys", MISSING),
+    "verifier activate": ("--server", "http://127.0.0.1:9", "--product", PRODUCT, "--trusted-keys", MISSING),
+    "verifier renew": ("--offline", "--product", PRODUCT, "--trusted-keys", MISSING),
+    "verifier revocations install": ("list.txt", "--product", PRODUCT, "--trusted-keys", MISSING),
+}
+
+
+def test_every_command_with_json_has_a_refusal_case() -> None:
+    assert set(CASES) == JSON_COMMANDS
+
+
+@pytest.mark.parametrize("command", sorted(CASES))
+def test_a_refusal_with_json_exits_1_with_one_json_object_and_one_stderr_line(command: str, tmp_path: Path) -> None:
+    tool, *words = command.split()
+    (tmp_path / "list.txt").write_text("not a list\n")
+    exit_code = 2 if command == "verifier fingerprint" else 1
+    proc = cli(tool, *words, *CASES[command], "--json", cwd=tmp_path, check=None)
+    assert proc.returncode == exit_code, (proc.returncode, proc.stdout, proc.stderr)
+    document = json.loads(proc.stdout)  # exactly one JSON document: json.loads refuses trailing data
+    assert isinstance(document, dict), document
+    assert isinstance(document["code"], str) and document["code"], document
+    assert isinstance(document["detail"], str) and document["detail"], document
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line, proc.stderr
+    assert " ".join(document["detail"].split()) in line, (document, line)
+    # Without --json the same refusal prints nothing on stdout.
+    plain = cli(tool, *words, *CASES[command], cwd=tmp_path, check=None)
+    assert plain.returncode == exit_code and plain.stdout == "" and plain.stderr == proc.stderr, plain
+
+
+def test_bad_usage_with_json_is_json_too_and_keeps_exit_2(tmp_path: Path) -> None:
+    proc = cli("issuer", "license", "show", "--json", "--no-such-option", cwd=tmp_path, check=2)
+    document = json.loads(proc.stdout)
+    assert document["code"] == "usage" and "--no-such-option" in document["detail"]
+    proc = cli("verifier", "install", "--json", cwd=tmp_path, check=2)
+    assert json.loads(proc.stdout)["code"] == "usage"
+    assert proc.stderr.startswith("verifier install: "), proc.stderr
+
+
+def test_refusal_json_carries_the_errors_data(tmp_path: Path) -> None:
+    home = provider_home(tmp_path, ("--product", PRODUCT))
+    lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
+    cli("issuer", "license", "regenerate", lid, cwd=home)
+    proc = cli("issuer", "license", "regenerate", lid, "--json", cwd=home, check=1)
+    document = json.loads(proc.stdout)
+    assert document["code"] == "regeneration-too-soon" and document["allowed_from"], document
+    assert_one_line_refusal(proc, "regenerat")
