@@ -31,7 +31,8 @@ from issuer.ledger.copy import copy_ledger
 from issuer.license_cli import license_app
 from issuer.policy.ratelimit import RateLimit
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, print_json, run
-from verifier.errors import BadInputError, LicenseError
+from verifier.errors import BadInputError, LicenseError, RenewalCodeError, RequestCodeError
+from verifier.request import code_kind
 
 # The license server's port; the panel's callback defaults to another (8472),
 # so a provider can run both on one machine.
@@ -239,6 +240,28 @@ def _deliver(
             print(f"QR code written to {qr_png}", file=sys.stderr)
 
 
+# Where each kind of pasted text goes, for a refusal of the wrong kind.
+_TAKEN_BY = {
+    "activation request code": "'issuer activate' takes it",
+    "renewal code": "'issuer renew' takes it",
+    "activation token": "it goes on the customer's server: 'verifier install'",
+    "revocation list": "panels take it: 'verifier revocations install'",
+}
+
+
+def _a(what: str) -> str:
+    return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
+
+
+def _code(argument: str, expected: str, error: type[LicenseError]) -> str:
+    """The code given as ``argument`` (or on stdin for ``-``), refused when it is another kind."""
+    text = sys.stdin.read(8192) if argument == "-" else argument
+    kind = code_kind(text)
+    if kind is not None and kind != expected:
+        raise error(f"this is {_a(kind)}, not {_a(expected)}: {_TAKEN_BY[kind]}")
+    return text
+
+
 @app.command()
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
@@ -252,7 +275,7 @@ def activate(
     json: Json = False,
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
-    text = sys.stdin.read(8192) if code == "-" else code
+    text = _code(code, "activation request code", RequestCodeError)
     iss = open_issuer(ledger, keys, passphrase_file)
     _deliver(iss, iss.activate(text), out, force, qr, qr_png, json)
 
@@ -270,7 +293,7 @@ def renew(
     json: Json = False,
 ) -> None:
     """Renew an air-gapped server's lease from its renewal code and print the new token."""
-    text = sys.stdin.read(8192) if code == "-" else code
+    text = _code(code, "renewal code", RenewalCodeError)
     iss = open_issuer(ledger, keys, passphrase_file)
     _deliver(iss, iss.renew(text), out, force, qr, qr_png, json)
 

@@ -29,10 +29,11 @@ from verifier.cliutil import (
     refusal_document,
     run,
 )
+from verifier.encoding import unfold
 from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.renewal import renewal_code
-from verifier.request import REQUEST_PREFIX, request_code
+from verifier.request import code_kind, request_code
 from verifier.store import TokenStore, default_store_path
 from verifier.timefmt import format_utc
 from verifier.trust import TrustedKeys
@@ -105,19 +106,45 @@ def _store(args: argparse.Namespace) -> TokenStore:
 
 
 def _token_argument(value: str) -> str:
-    """The token given to ``install``, refusing the two things people paste instead."""
-    token = _stdin_or(value).strip()
-    if token.startswith(REQUEST_PREFIX[:5]):
+    """The token given to ``install``, refusing the things people paste or name instead.
+
+    An argument is a file name only when such a file exists or it looks like a
+    path (a token has no ``/``); anything else is the token itself, unfolded
+    as it came from a mail or a terminal (line breaks, spaces, ``> `` quotes).
+    """
+    if value != "-" and _names_file(value):
+        if not os.path.lexists(value):
+            raise BadInputError(
+                f"no such file: {value}; install takes the token itself, or - to read it from stdin"
+            )
+        raise BadInputError(
+            f"{value!r} is a file name; install takes the token itself: "
+            f"'verifier install - < {value}'"
+        )
+    token = unfold(_stdin_or(value))
+    kind = code_kind(token)
+    if kind == "activation request code":
         raise BadInputError(
             "this is a request code (what 'verifier request' prints for the provider); "
             "install takes the activation token the provider sends back, which starts with 'ey'"
         )
-    if token.count(".") != 2 and Path(token).exists():
+    if kind == "renewal code":
         raise BadInputError(
-            f"{token!r} is a file name; install takes the token itself: "
-            f"'verifier install - < {token}'"
+            "this is a renewal code (what 'verifier renew --offline' prints for the provider); "
+            "install takes the activation token the provider sends back, which starts with 'ey'"
         )
+    if kind == "revocation list":
+        raise BadInputError("this is a revocation list: 'verifier revocations install' takes it")
     return token
+
+
+def _names_file(value: str) -> bool:
+    if "/" in value or value.endswith((".token", ".jwt", ".txt", ".json")):
+        return True
+    try:
+        return os.path.lexists(value)
+    except (OSError, ValueError):  # too long for a file name, or a NUL: a token, not a file
+        return False
 
 
 def _installed(lic: Any, store: TokenStore, how: str) -> dict[str, Any]:
@@ -253,6 +280,8 @@ def cmd_renew(args: argparse.Namespace) -> int:
 
 def cmd_revocations_install(args: argparse.Namespace) -> int:
     text = sys.stdin.read(4 * 1024 * 1024 + 1) if args.file == "-" else _read_list(args.file)
+    if code_kind(text) == "activation token":
+        raise BadInputError("this is an activation token: 'verifier install' takes it")
     verifier = _verifier(args)
     lst = verifier.apply_revocations(text)
     status = verifier.status(_store(args).load())
