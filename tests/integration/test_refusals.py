@@ -127,3 +127,43 @@ def test_refusal_json_carries_the_errors_data(tmp_path: Path) -> None:
     document = json.loads(proc.stdout)
     assert document["code"] == "regeneration-too-soon" and document["allowed_from"], document
     assert_one_line_refusal(proc, "regenerat")
+
+
+def _request_for(home: Path, key: str, machine_id: str) -> str:
+    return cli("verifier", "request", "--product", PRODUCT, "--key", key, "--machine-id", machine_id, cwd=home).stdout.strip()
+
+
+def test_a_superseded_key_tells_the_provider_which_regeneration_replaced_it_and_a_panel_nothing(tmp_path: Path) -> None:
+    import datetime as dt
+    import urllib.error
+    import urllib.request
+
+    from servers import LicenseServer
+
+    from verifier.timefmt import format_utc
+
+    home = provider_home(tmp_path, ("--product", PRODUCT))
+    lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
+    old_key = json.loads(cli("issuer", "license", "show", lid, "--json", cwd=home).stdout)["activation_key"]
+    cli("issuer", "license", "regenerate", lid, cwd=home)
+    history = json.loads(cli("issuer", "license", "history", lid, "--json", cwd=home).stdout)
+    (regenerated,) = [e for e in history if e["action"] == "regenerated"]
+    when = format_utc(dt.datetime.fromisoformat(regenerated["at"].replace("Z", "+00:00")))
+    code = _request_for(home, old_key, "old-box")
+
+    proc = cli("issuer", "activate", code, cwd=home, check=1)
+    assert_one_line_refusal(proc, f"this activation key of license {lid} was replaced by a regeneration on {when}")
+    assert "current key is generation 2" in proc.stderr
+
+    # An anonymous client of the license server learns nothing about the license.
+    server = LicenseServer(home)
+    try:
+        request = urllib.request.Request(server.url + "/v1/activations", data=json.dumps({"request_code": code}).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        problem = json.loads(refused.value.read())
+    finally:
+        server.stop()
+    assert problem["code"] == "invalid-activation-key" and problem["detail"] == "invalid activation key", problem
+    assert lid not in json.dumps(problem) and "regenerat" not in json.dumps(problem)
