@@ -396,7 +396,7 @@ def serve(
         from issuer.web.license_server import serve as run_server
     except ImportError as err:
         raise LicenseError(
-            "the license server needs the 'server' extra: pip install '.[server]' (checkout)"
+            "the license server needs the 'server' extra: pip install '.[server]' (in the checkout)"
         ) from err
     config = ServerConfig(
         ledger=str(ledger),

@@ -167,3 +167,41 @@ def test_a_superseded_key_tells_the_provider_which_regeneration_replaced_it_and_
         server.stop()
     assert problem["code"] == "invalid-activation-key" and problem["detail"] == "invalid activation key", problem
     assert lid not in json.dumps(problem) and "regenerat" not in json.dumps(problem)
+
+
+def _typer_commands_with(app: typer.Typer, tool: str, flags: set[str]) -> set[str]:
+    def walk(command: Any, path: tuple[str, ...]) -> set[str]:
+        children = getattr(command, "commands", None)
+        if children:
+            return set().union(*(walk(child, (*path, name)) for name, child in children.items()))
+        takes = any(flags & set(getattr(p, "opts", ())) for p in command.params)
+        return {" ".join((tool, *path))} if takes else set()
+
+    return walk(typer.main.get_command(app), ())
+
+
+# The other arguments each command needs to get as far as reading the file.
+SECRET_FILE_CASES: dict[str, tuple[str, ...]] = {
+    "keytool new": ("--keys", "fresh-keys", "--passphrase-file"),
+    "keytool rotate": ("--passphrase-file",),
+    "issuer activate": ("LICET1.xyz", "--passphrase-file"),
+    "issuer renew": ("LICET1R.xyz", "--passphrase-file"),
+    "issuer revocations export": ("--passphrase-file",),
+    "issuer serve": ("--port", "1", "--passphrase-file"),
+    "issuer admin user add": ("alice", "--password-file"),
+}
+
+
+def test_a_password_or_passphrase_file_that_does_not_exist_is_no_such_file(tmp_path: Path) -> None:
+    flags = {"--password-file", "--passphrase-file"}
+    assert set(SECRET_FILE_CASES) == _typer_commands_with(keytool_app, "keytool", flags) | _typer_commands_with(
+        issuer_app, "issuer", flags
+    )
+    home = provider_home(tmp_path)
+    for command, args in SECRET_FILE_CASES.items():
+        tool, *words = command.split()
+        proc = cli(tool, *words, *args, str(home / "nowhere.txt"), cwd=home, check=None)
+        assert proc.returncode in (1, 2), (command, proc)
+        line = proc.stderr.strip()
+        assert len(line.splitlines()) == 1 and "no such file" in line, (command, line)
+        assert "folder" not in line and "Traceback" not in line, (command, line)
