@@ -19,9 +19,15 @@ from verifier.cliutil import print_json
 from verifier.errors import BadInputError
 from verifier.fileio import os_error_words
 
-admin_app = typer.Typer(help="Console users and admin API tokens.", no_args_is_help=True)
-user_app = typer.Typer(help="Add, list and remove console users.", no_args_is_help=True)
-token_app = typer.Typer(help="Create, list and revoke admin API tokens.", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Console users and admin API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
+user_app = typer.Typer(
+    help="Add, list and remove console users.", no_args_is_help=True, rich_markup_mode=None
+)
+token_app = typer.Typer(
+    help="Create, list and revoke admin API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
 admin_app.add_typer(user_app, name="user")
 admin_app.add_typer(token_app, name="token")
 

@@ -39,6 +39,7 @@ from verifier.request import code_kind
 DEFAULT_PORT = 8470
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="Issue licenses and activation keys; redeem activation requests.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,6 +47,7 @@ app = typer.Typer(
     context_settings=CONTEXT_SETTINGS,
 )
 ledger_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="Upgrade a ledger's schema; copy a ledger between a folder and PostgreSQL.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
@@ -55,12 +57,14 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(admin_app, name="admin")
 app.command("console")(console)
 ratelimit_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="See and clear the failed-attempt limits of the license server's clients.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(ratelimit_app, name="ratelimit")
 revocations_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="The signed revocation list for panels.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,

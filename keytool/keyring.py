@@ -430,7 +430,13 @@ class Keyring:
             needs = b"ENCRYPTED" in pem
             raise PassphraseError(
                 f"private key {record.kid} "
-                + ("is encrypted — give its passphrase" if needs else "is not encrypted")
+                + (
+                    "is encrypted — give its passphrase: --passphrase-file FILE, or the "
+                    "environment variable LICET_KEY_PASSPHRASE_FILE (a file) or "
+                    "LICET_KEY_PASSPHRASE"
+                    if needs
+                    else "is not encrypted"
+                )
             ) from err
         except ValueError as err:
             if b"ENCRYPTED" in pem:

@@ -205,3 +205,59 @@ def test_a_password_or_passphrase_file_that_does_not_exist_is_no_such_file(tmp_p
         line = proc.stderr.strip()
         assert len(line.splitlines()) == 1 and "no such file" in line, (command, line)
         assert "folder" not in line and "Traceback" not in line, (command, line)
+
+
+@pytest.mark.parametrize("value", ["31.12.2027", "2027-12-31T00:00", "2027-1-5", "tomorrow"])
+def test_an_expires_date_of_another_shape_says_expected_yyyy_mm_dd(value: str, tmp_path: Path) -> None:
+    home = provider_home(tmp_path, ("--product", PRODUCT))
+    lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
+    for args in (("license", "create", "--product", PRODUCT), ("license", "set", lid)):
+        proc = cli("issuer", *args, "--expires", value, cwd=home, check=2)
+        assert_one_line_refusal(proc, "expected YYYY-MM-DD", code=2)
+        assert "%" not in proc.stderr, proc.stderr
+    assert len(json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)) == 1  # nothing created
+
+
+def _every_command(app: typer.Typer, tool: str) -> list[tuple[str, ...]]:
+    def walk(command: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        children = getattr(command, "commands", None)
+        if children:
+            return [(*path,), *(c for name, child in children.items() for c in walk(child, (*path, name)))]
+        return [path]
+
+    return [(tool, *path) for path in walk(typer.main.get_command(app), ())]
+
+
+def test_no_help_shows_a_python_format_or_a_type_name_for_a_flag(tmp_path: Path) -> None:
+    commands = [*_every_command(keytool_app, "keytool"), *_every_command(issuer_app, "issuer")]
+    assert ("issuer", "license", "create") in commands and ("keytool",) in commands
+    for tool, *words in commands:
+        shown = cli(tool, *words, "--help", cwd=tmp_path).stdout
+        assert "Usage" in shown, (tool, words)
+        for bad in ("<%Y-%m-%d>", "%Y", "<bool>", "<datetime>"):
+            assert bad not in shown, (tool, words, bad, shown)
+    create = cli("issuer", "license", "create", "--help", cwd=tmp_path).stdout
+    assert "--expires YYYY-MM-DD" in create and "--json " in create
+
+
+def test_license_create_without_days_or_expires_says_it_never_expires(tmp_path: Path) -> None:
+    home = provider_home(tmp_path)
+    forever = cli("issuer", "license", "create", "--product", PRODUCT, cwd=home).stdout
+    assert "this license never expires: neither --days nor --expires was given" in forever
+    dated = cli("issuer", "license", "create", "--product", PRODUCT, "--days", "30", cwd=home).stdout
+    assert "never expires" not in dated
+    assert "never" not in json.dumps(json.loads(cli("issuer", "license", "create", "--product", PRODUCT, "--json", cwd=home).stdout))
+
+
+def test_an_encrypted_key_used_without_its_passphrase_says_how_to_give_it(tmp_path: Path) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("a long enough passphrase\n")
+    cli("keytool", "new", "--passphrase-file", str(secret), cwd=tmp_path)
+    cli("keytool", "export", cwd=tmp_path)
+    cli("issuer", "init", "--name", "acme", cwd=tmp_path)
+    cli("issuer", "license", "create", "--product", PRODUCT, cwd=tmp_path)
+    proc = cli("issuer", "revocations", "export", cwd=tmp_path, check=1)
+    assert_one_line_refusal(proc, "is encrypted — give its passphrase")
+    for way in ("--passphrase-file", "LICET_KEY_PASSPHRASE_FILE", "LICET_KEY_PASSPHRASE"):
+        assert way in proc.stderr, proc.stderr
+    cli("issuer", "revocations", "export", cwd=tmp_path, env={"LICET_KEY_PASSPHRASE_FILE": str(secret)})
