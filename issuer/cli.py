@@ -33,10 +33,11 @@ from issuer.policy.ratelimit import RateLimit
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, print_json, run
 from verifier.errors import BadInputError, LicenseError, RenewalCodeError, RequestCodeError
 from verifier.request import code_kind
+from verifier.wire import DEFAULT_SERVER_PORT
 
-# The license server's port; the panel's callback defaults to another (8472),
-# so a provider can run both on one machine.
-DEFAULT_PORT = 8470
+# The license server's port (the panel's client names it when a URL is wrong); the
+# panel's callback defaults to another (8472), so a provider can run both on one machine.
+DEFAULT_PORT = DEFAULT_SERVER_PORT
 
 app = typer.Typer(
     rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag

@@ -119,7 +119,7 @@ class JwsChecker:
             kid = self._header_kid(head)
         key = self._keys.key_for(kid, subject=words.it)
         if len(signature) < _SIGNATURE_CHARS and _JWS_START.fullmatch(text):
-            raise InvalidTokenError(f"{incomplete} (its signature is cut short)")
+            raise InvalidTokenError(f"{incomplete} (its signature has the wrong length: cut short)")
         signing_input = text[: len(head) + 1 + len(body)].encode()
         check_signature(key, signing_input, signature, subject=words.it)
         if not known_header and len(self._kids) < self._memo_size:

@@ -261,3 +261,38 @@ def test_an_encrypted_key_used_without_its_passphrase_says_how_to_give_it(tmp_pa
     for way in ("--passphrase-file", "LICET_KEY_PASSPHRASE_FILE", "LICET_KEY_PASSPHRASE"):
         assert way in proc.stderr, proc.stderr
     cli("issuer", "revocations", "export", cwd=tmp_path, env={"LICET_KEY_PASSPHRASE_FILE": str(secret)})
+
+
+@pytest.mark.parametrize("body", [b"<html>Not Found</html>", b'{"detail": "Not Found"}'], ids=["html", "json"])
+def test_activate_against_something_that_is_not_a_license_server_says_so_and_names_the_port(body: bytes, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class NotALicenseServer(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json" if body.startswith(b"{") else "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    home = provider_home(tmp_path, ("--product", PRODUCT))
+    lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
+    key = json.loads(cli("issuer", "license", "show", lid, "--json", cwd=home).stdout)["activation_key"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotALicenseServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        proc = cli("verifier", "activate", "--server", url, "--key", key, "--product", PRODUCT,
+                   "--trusted-keys", str(home / "keys" / "trusted_keys.json"), "--machine-id", "box",
+                   "--store", str(tmp_path / "t"), cwd=tmp_path, check=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_one_line_refusal(proc, f"{url} is not a licet license server (HTTP 404 for /v1/activations)")
+    assert "port 8470" in proc.stderr
+    assert not (tmp_path / "t").exists()
