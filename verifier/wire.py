@@ -203,6 +203,8 @@ def fetch_revocations(
     except urllib.error.HTTPError as err:
         if err.code == 304 and current is not None:
             return current
+        if err.code == 404:
+            raise _not_a_license_server(server_url, "/v1/revocations") from None
         raise ServerUnavailableError(
             f"license server answered HTTP {err.code} for the revocation list"
         ) from None

@@ -296,3 +296,50 @@ def test_activate_against_something_that_is_not_a_license_server_says_so_and_nam
     assert_one_line_refusal(proc, f"{url} is not a licet license server (HTTP 404 for /v1/activations)")
     assert "port 8470" in proc.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_the_licet_umbrella_refuses_in_json_like_the_tools(tmp_path: Path) -> None:
+    proc = cli("licet", "issuer", "license", "show", "LIC-NOPE", "--json", cwd=tmp_path, check=1)
+    assert json.loads(proc.stdout)["code"] == "ledger-missing"
+    assert proc.stderr.startswith("licet issuer: ") and len(proc.stderr.strip().splitlines()) == 1
+    proc = cli("licet", "nosuchtool", "--json", cwd=tmp_path, check=2)
+    document = json.loads(proc.stdout)
+    assert document["code"] == "usage" and document["detail"] in proc.stderr
+
+
+def test_renew_against_something_that_is_not_a_license_server_says_so(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_error(404)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    from verifier.errors import ServerUnavailableError
+    from verifier.wire import fetch_revocations, post_json
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(ServerUnavailableError, match="is not a licet license server .*/v1/renewals.*port 8470"):
+            post_json(url, "/v1/renewals", {"renewal_code": "x"}, 5)
+
+        class Holder:
+            revocations = None
+
+            def apply_revocations(self, text: object) -> Any:
+                raise AssertionError("nothing to apply")
+
+        with pytest.raises(ServerUnavailableError, match="is not a licet license server .*/v1/revocations"):
+            fetch_revocations(url, Holder(), timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
