@@ -329,7 +329,7 @@ def test_renew_against_something_that_is_not_a_license_server_says_so(tmp_path: 
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        with pytest.raises(ServerUnavailableError, match="is not a licet license server .*/v1/renewals.*port 8470"):
+        with pytest.raises(ServerUnavailableError, match=r"is not a licet license server .*/v1/renewals.*port 8470"):
             post_json(url, "/v1/renewals", {"renewal_code": "x"}, 5)
 
         class Holder:
@@ -338,7 +338,7 @@ def test_renew_against_something_that_is_not_a_license_server_says_so(tmp_path: 
             def apply_revocations(self, text: object) -> Any:
                 raise AssertionError("nothing to apply")
 
-        with pytest.raises(ServerUnavailableError, match="is not a licet license server .*/v1/revocations"):
+        with pytest.raises(ServerUnavailableError, match=r"is not a licet license server .*/v1/revocations"):
             fetch_revocations(url, Holder(), timeout=5)
     finally:
         server.shutdown()
