@@ -533,4 +533,5 @@ def keep_out_of_git(folder: Path) -> None:
         OSError: it cannot be written.
     """
     with contextlib.suppress(FileExistsError):
-        create_exclusive(folder / ".gitignore", GITIGNORE.encode(), mode=0o644)
+        # 0600 like everything else in the (0700) keys folder: git reads it as its owner.
+        create_exclusive(folder / ".gitignore", GITIGNORE.encode())
