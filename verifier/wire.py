@@ -90,7 +90,10 @@ def post_json(server_url: str, path: str, body: dict[str, Any], timeout: float) 
         except (OSError, http.client.HTTPException, ServerUnavailableError):
             reply = {}
         code, detail = reply.get("code"), reply.get("detail")
-        if err.code == 404 and code in (None, "not-found"):
+        # No licet code, or a licet server's framework answer for a path it lacks (the
+        # console's port given by mistake): not the license server. A licet refusal that
+        # happens to be a 404 (license-not-found, ...) carries its own code and words.
+        if err.code == 404 and (code is None or (code == "not-found" and detail == "Not Found")):
             raise _not_a_license_server(server_url, path) from None
         if isinstance(code, str) and isinstance(detail, str):
             raise error_for_code(code, detail, reply) from None

@@ -263,7 +263,11 @@ def test_an_encrypted_key_used_without_its_passphrase_says_how_to_give_it(tmp_pa
     cli("issuer", "revocations", "export", cwd=tmp_path, env={"LICET_KEY_PASSPHRASE_FILE": str(secret)})
 
 
-@pytest.mark.parametrize("body", [b"<html>Not Found</html>", b'{"detail": "Not Found"}'], ids=["html", "json"])
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>Not Found</html>", b'{"detail": "Not Found"}', b'{"type": "about:blank", "title": "Not Found", "status": 404, "code": "not-found", "detail": "Not Found"}'],
+    ids=["html", "json", "the-licet-console"],
+)
 def test_activate_against_something_that_is_not_a_license_server_says_so_and_names_the_port(body: bytes, tmp_path: Path) -> None:
     import http.server
     import threading
@@ -343,3 +347,20 @@ def test_renew_against_something_that_is_not_a_license_server_says_so(tmp_path: 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_activate_against_the_console_by_mistake_names_the_license_servers_port(tmp_path: Path) -> None:
+    from consoles import ConsoleServer
+
+    home = provider_home(tmp_path, ("--product", PRODUCT))
+    lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
+    key = json.loads(cli("issuer", "license", "show", lid, "--json", cwd=home).stdout)["activation_key"]
+    console = ConsoleServer(home)
+    try:
+        proc = cli("verifier", "activate", "--server", console.url, "--key", key, "--product", PRODUCT,
+                   "--trusted-keys", str(home / "keys" / "trusted_keys.json"), "--machine-id", "box",
+                   "--store", str(tmp_path / "t"), cwd=tmp_path, check=1)
+    finally:
+        console.stop()
+    assert_one_line_refusal(proc, "is not a licet license server")
+    assert "port 8470" in proc.stderr
