@@ -139,12 +139,12 @@ def _token_argument(value: str) -> str:
 
 
 def _names_file(value: str) -> bool:
-    if "/" in value or value.endswith((".token", ".jwt", ".txt", ".json")):
-        return True
-    try:
-        return os.path.lexists(value)
-    except (OSError, ValueError):  # too long for a file name, or a NUL: a token, not a file
-        return False
+    # lexists answers False for a name too long to be a file (any token-sized text).
+    return (
+        "/" in value
+        or value.endswith((".token", ".jwt", ".txt", ".json"))
+        or (os.path.lexists(value))
+    )
 
 
 def _installed(lic: Any, store: TokenStore, how: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.activation_key import normalize_key
-from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS, IDENTITY_MACHINE_ID
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS, IDENTITY_MACHINE_ID, TOKEN_TYPE
 from verifier.clock import Clock, from_epoch, now_from, utc_now
 from verifier.encoding import (
     EncodingError,
@@ -35,6 +35,7 @@ from verifier.encoding import (
 )
 from verifier.errors import BadInputError, LicenseError, RequestCodeError
 from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
+from verifier.revocations import REVOCATIONS_TYPE
 
 __all__ = [
     "ActivationRequest",
@@ -58,7 +59,7 @@ RENEWAL_PREFIX = "LICET1R."
 # What people copy between a panel and the provider, by how it starts (the longer prefix
 # first): a text pasted where another kind belongs is named, not called "unsupported".
 _PREFIXES = ((RENEWAL_PREFIX, "renewal code"), (REQUEST_PREFIX, "activation request code"))
-_SIGNED_KINDS = {"licet+jwt": "activation token", "licet-revocations+jwt": "revocation list"}
+_SIGNED_KINDS = {TOKEN_TYPE: "activation token", REVOCATIONS_TYPE: "revocation list"}
 MAX_REQUEST_CODE = 4096
 _CHECKSUM_BYTES = 4
 _MAX_TEXT = 253  # a hostname's maximum length; products and nonces are shorter
