@@ -364,3 +364,13 @@ def test_activate_against_the_console_by_mistake_names_the_license_servers_port(
         console.stop()
     assert_one_line_refusal(proc, "is not a licet license server")
     assert "port 8470" in proc.stderr
+
+
+def test_status_json_of_a_server_that_may_not_run_has_code_and_detail_too(tmp_path: Path) -> None:
+    home = provider_home(tmp_path)
+    trust = ("--product", PRODUCT, "--trusted-keys", str(home / "keys" / "trusted_keys.json"), "--machine-id", "box")
+    missing = json.loads(cli("verifier", "status", *trust, "--store", str(tmp_path / "none"), "--json", cwd=tmp_path, check=1).stdout)
+    assert (missing["state"], missing["code"]) == ("missing", "token-missing") and missing["detail"] == missing["reason"]
+    (tmp_path / "bad").write_text("eyJhbGciOiJFZERTQSJ9.e30.AAAA\n")
+    invalid = json.loads(cli("verifier", "status", *trust, "--store", str(tmp_path / "bad"), "--json", cwd=tmp_path, check=1).stdout)
+    assert invalid["state"] == "invalid" and invalid["code"] and invalid["detail"] == invalid["reason"], invalid
