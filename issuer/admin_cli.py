@@ -16,6 +16,7 @@ import typer
 from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
 from issuer.facade import Issuer
 from verifier.cliutil import print_json
+from verifier.clock import format_utc
 from verifier.errors import BadInputError
 from verifier.fileio import os_error_words
 
@@ -88,10 +89,10 @@ def user_list(
     """List console users."""
     users = _issuer(ledger, keys).users()
     if json:
-        print_json([{"name": u.name, "created_at": u.created_at.isoformat()} for u in users])
+        print_json([{"name": u.name, "created_at": format_utc(u.created_at)} for u in users])
         return
     for u in users:
-        print(f"{u.name:<32} added {u.created_at.isoformat(timespec='seconds')}")
+        print(f"{u.name:<32} added {format_utc(u.created_at)}")
 
 
 @user_app.command("remove")
@@ -137,13 +138,13 @@ def token_list(
     if json:
         print_json(
             [
-                {"name": t.name, "scope": t.scope, "created_at": t.created_at.isoformat()}
+                {"name": t.name, "scope": t.scope, "created_at": format_utc(t.created_at)}
                 for t in tokens
             ]
         )
         return
     for t in tokens:
-        print(f"{t.name:<32} {t.scope:<6} created {t.created_at.isoformat(timespec='seconds')}")
+        print(f"{t.name:<32} {t.scope:<6} created {format_utc(t.created_at)}")
 
 
 @token_app.command("revoke")

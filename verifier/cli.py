@@ -35,7 +35,7 @@ from verifier.fingerprint import fingerprint, probe_components
 from verifier.renewal import renewal_code
 from verifier.request import code_kind, request_code
 from verifier.store import TokenStore, default_store_path
-from verifier.timefmt import format_utc
+from verifier.timefmt import format_utc, last_day
 from verifier.trust import TrustedKeys
 from verifier.verify import Status, TokenState, Verifier
 
@@ -86,10 +86,15 @@ def _describe(status: Status) -> str:
     if lic is None:
         reason = status.error.message if status.error else "no activation token stored"
         return f"{status.state}: {reason}"
+    last = last_day(lic.license_expires_at)
+    if lic.lease_limited:
+        token = f"lease until {format_utc(lic.expires_at)} (renews automatically"
+    else:
+        token = f"token valid until {format_utc(lic.expires_at)} (the license's end"
     line = (
         f"{status.state}: license {lic.license_id} for {lic.product}, features "
-        f"{', '.join(sorted(lic.features)) or '-'}, expires {format_utc(lic.expires_at)} "
-        f"({status.days_left} days left)"
+        f"{', '.join(sorted(lic.features)) or '-'}, {token}, {status.days_left} days left); "
+        + (f"license until {last}" if last else "license never expires")
     )
     if status.state == TokenState.GRACE:
         line += " — renew now"

@@ -39,6 +39,7 @@ from typing import Any
 
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
+from verifier.clock import format_utc
 from verifier.errors import (
     ActivationNotFoundError,
     ActivationSupersededError,
@@ -53,7 +54,6 @@ from verifier.errors import (
     WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, matches
-from verifier.timefmt import format_utc
 
 __all__ = [
     "EDITABLE",
@@ -64,8 +64,10 @@ __all__ = [
     "audited_fields",
     "check_usable",
     "current_key",
+    "effective_lease_days",
     "lease_for",
     "next_regeneration",
+    "regeneration_allowed_from",
     "recorded",
     "redeem",
     "regenerate",
@@ -125,6 +127,21 @@ def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, month
     return Lease(expires_at=end, renew_at=max(now, end - grace))
 
 
+def effective_lease_days(lease_days: int, now: _dt.datetime, months: int) -> int:
+    """Whole days a token issued ``now`` lasts under a lease of ``lease_days`` (0: no lease).
+
+    The lease, or fewer when the regeneration cap of :func:`lease_for` ends it
+    sooner (a lease of 90 days gives tokens of about a month). The license's
+    own expiry, which may end a token sooner still, is not counted here.
+    """
+    if lease_days == 0:
+        return 0
+    cap = add_months(now.astimezone(_dt.UTC), months).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return min(lease_days, (cap - now).days)
+
+
 def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:
     """The same day and time ``months`` calendar months later, clamped to the month's end.
 
@@ -149,6 +166,19 @@ def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> 
         return now
     due = add_months(record.regenerated_at.astimezone(_dt.UTC), months)
     return max(now, due.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def regeneration_allowed_from(record: LicenseRecord, months: int) -> _dt.datetime:
+    """The fixed instant from which regeneration is (or was) allowed; it does not move with time.
+
+    The license's creation when it was never regenerated (the first
+    regeneration is allowed at once), else the start of the day ``months``
+    calendar months after the last regeneration.
+    """
+    if record.regenerated_at is None:
+        return record.created_at
+    due = add_months(record.regenerated_at.astimezone(_dt.UTC), months)
+    return due.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def current_key(
@@ -254,7 +284,7 @@ def redeem(
     updated = replace(record, status=LicenseStatus.ACTIVATED, activation=activation)
     detail = (
         f"{activation_id} on {hostname or '?'} ({method}); "
-        f"lease until {lease.expires_at.isoformat()}"
+        f"lease until {format_utc(lease.expires_at)}"
     )
     return (
         recorded(record, updated, "activated", actor=actor, now=now, detail=detail),
@@ -278,7 +308,7 @@ def _extend(
     # The recorded end never moves back: a revocation entry must outlive every token issued.
     until = max(lease.expires_at, current.lease_until or lease.expires_at)
     activation = replace(current, lease_until=until, renewed_at=now)
-    detail = f"{current.activation_id} ({method}); lease until {lease.expires_at.isoformat()}"
+    detail = f"{current.activation_id} ({method}); lease until {format_utc(lease.expires_at)}"
     updated = replace(record, activation=activation)
     return recorded(record, updated, action, actor=actor, now=now, detail=detail), activation, lease
 
@@ -395,7 +425,7 @@ def audited_fields(record: LicenseRecord | None) -> dict[str, Any]:
         "product": record.product,
         "customer": record.customer,
         "ip": record.ip,
-        "expires_at": None if record.expires_at is None else record.expires_at.isoformat(),
+        "expires_at": format_utc(record.expires_at),
         "features": list(record.features),
         "limits": dict(record.limits),
         "lease_days": record.lease_days,

@@ -274,7 +274,7 @@ def test_regenerate_asks_first_then_shows_the_date(iss: Issuer, clock: FakeClock
     done = client.post(f"/licenses/{view.license_id}/regenerate", data={"csrf": csrf_of(page.text), "confirm": "yes"})
     assert done.status_code == 303
     after = client.get(done.headers["location"])
-    assert "Regenerate key (possible from 2026-02-15)" in after.text and 'id="regenerate" disabled' in after.text
+    assert "Regenerate key (possible from 2026-02-15T00:00:00Z)" in after.text and 'id="regenerate" disabled' in after.text
     assert iss.show(view.license_id).activation_key in after.text
     again = client.post(f"/licenses/{view.license_id}/regenerate", data={"csrf": csrf_of(page.text), "confirm": "yes"})
     assert again.status_code == 409 and "2026-02-15" in again.text
