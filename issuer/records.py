@@ -16,6 +16,7 @@ from typing import Any
 
 from issuer.errors import LedgerCorruptError
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
+from verifier.clock import format_utc
 from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
@@ -66,6 +67,10 @@ class Event:
     detail: str
     changes: Changes = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON form (``license history --json``, answers): times to the second."""
+        return {**self.to_doc(), "at": format_utc(self.at)}
+
     def to_doc(self) -> dict[str, Any]:
         """The JSON document."""
         return {
@@ -106,7 +111,7 @@ class LoggedEvent:
         """The audit feed's JSON form."""
         return {
             "cursor": str(self.cursor),
-            "time": self.event.at.isoformat(),
+            "time": format_utc(self.event.at),
             "actor": self.event.actor,
             "action": self.event.action,
             "license_id": self.license_id,

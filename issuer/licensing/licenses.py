@@ -31,7 +31,7 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
 )
-from verifier.clock import Clock, format_utc, now_from
+from verifier.clock import Clock, format_utc, last_day, now_from
 from verifier.errors import BadInputError, LicenseNotFoundError
 
 __all__ = [
@@ -61,6 +61,13 @@ class LicenseView:
 
     ``activation_key`` is ``None`` for a reader that may not see keys (a
     read-scope API token); the answer then leaves the member out.
+
+    ``next_regeneration`` is a fixed instant, not "now": when regeneration is
+    allowed it is the instant it became allowed (the license's creation when
+    it was never regenerated), and it does not move with the clock.
+    ``lease_days_effective`` is how long a token issued now lasts under the
+    lease: fewer days than ``lease_days`` when the regeneration cap ends it
+    first (see :func:`issuer.policy.lease_for`).
     """
 
     record: LicenseRecord
@@ -71,11 +78,36 @@ class LicenseView:
     #: whether a regeneration would be accepted now (not revoked, a month since the last)
     regeneration_allowed: bool = False
     accepts_machine_id: bool = True
+    #: days a token issued now lasts (the lease, or fewer under the regeneration cap)
+    lease_days_effective: int | None = None
+    #: the calendar months between regenerations (what caps the lease)
+    regeneration_months: int = 1
 
     @property
     def license_id(self) -> str:
         """The license id."""
         return self.record.license_id
+
+    @property
+    def last_day(self) -> str | None:
+        """The license's last valid day (``YYYY-MM-DD``, UTC), ``None`` when it never expires."""
+        return last_day(self.record.expires_at)
+
+    @property
+    def lease_days_reason(self) -> str | None:
+        """Why tokens last fewer days than the lease says, or ``None`` when they do not."""
+        effective = (
+            self.lease_days if self.lease_days_effective is None else self.lease_days_effective
+        )
+        if effective >= self.lease_days:
+            return None
+        months = (
+            "a month" if self.regeneration_months == 1 else f"{self.regeneration_months} months"
+        )
+        return (
+            f"a token never outlives the next possible key regeneration ({months} after it is "
+            "issued)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (``issuer license show --json``); times in ISO 8601 UTC to the second."""
@@ -91,17 +123,23 @@ class LicenseView:
             "key_generation": r.generation,
             "created_at": format_utc(r.created_at),
             "expires_at": format_utc(r.expires_at),
+            "last_day": self.last_day,
             "features": list(r.features),
             "limits": dict(r.limits),
             "lease_days": self.lease_days,
             "lease_days_default": r.lease_days is None,
+            "lease_days_effective": self.lease_days
+            if self.lease_days_effective is None
+            else self.lease_days_effective,
+            "lease_days_reason": self.lease_days_reason,
             "activation": None if activation is None else _activation_view(activation),
             "activated_fingerprint": None if activation is None else list(activation.fingerprint),
             "activated_hostname": None if activation is None else activation.hostname,
             "past_activations": [_activation_view(a) for a in r.past_activations],
             "next_regeneration": format_utc(self.next_regeneration),
+            "regeneration_allowed": self.regeneration_allowed,
             "accept_machine_id": self.accepts_machine_id,
-            "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
+            "history": [e.to_dict() for e in r.history],
         }
 
 
@@ -114,6 +152,8 @@ def _activation_view(activation: Activation) -> dict[str, Any]:
         **activation.to_doc(),
         "activated_at": format_utc(activation.activated_at),
         "superseded_at": format_utc(activation.superseded_at),
+        "lease_until": format_utc(activation.lease_until),
+        "renewed_at": format_utc(activation.renewed_at),
     }
 
 
@@ -130,6 +170,11 @@ class LicenseSummaryView:
         """The license id."""
         return self.summary.license_id
 
+    @property
+    def last_day(self) -> str | None:
+        """The license's last valid day (``YYYY-MM-DD``, UTC), ``None`` when it never expires."""
+        return last_day(self.summary.expires_at)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the field names of :meth:`LicenseView.to_dict`."""
         s = self.summary
@@ -141,8 +186,9 @@ class LicenseSummaryView:
             "status": self.state,
             **_key_member(self.activation_key),
             "key_generation": s.generation,
-            "created_at": s.created_at.isoformat(),
-            "expires_at": None if s.expires_at is None else s.expires_at.isoformat(),
+            "created_at": format_utc(s.created_at),
+            "expires_at": format_utc(s.expires_at),
+            "last_day": self.last_day,
             "activated_hostname": s.hostname,
         }
 
@@ -378,17 +424,18 @@ class Licenses:
 
     def view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
         """The license as this reader sees it at ``now``."""
-        allowed = policy.next_regeneration(record, self._months, now)
+        allowed = policy.regeneration_allowed_from(record, self._months)
+        lease_days = self.ledger.info.lease_days if record.lease_days is None else record.lease_days
         return LicenseView(
             record=record,
             activation_key=self._key(record.license_id, record.generation),
             state=record.state(now),
             next_regeneration=allowed,
             regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
-            lease_days=self.ledger.info.lease_days
-            if record.lease_days is None
-            else record.lease_days,
+            lease_days=lease_days,
             accepts_machine_id=accepts_machine_id(record, self.ledger.info),
+            lease_days_effective=policy.effective_lease_days(lease_days, now, self._months),
+            regeneration_months=self._months,
         )
 
     def _key(self, license_id: str, generation: int) -> str | None:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from issuer.errors import AuthenticationError, CsrfError
 from issuer.facade import Issuer
 from issuer.licensing.licenses import LicenseView
 from issuer.web.problems import ApiRoute, client_of
+from verifier.clock import format_utc
 from verifier.errors import BadInputError, LicenseError
 
 __all__ = ["error_page", "install", "router"]
@@ -43,6 +45,9 @@ _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
 )
+_env.filters["utc"] = format_utc  # every time on a page: YYYY-MM-DDTHH:MM:SSZ
+# A history change as JSON writes it (null, ["dns"]), never a Python repr.
+_env.filters["json_value"] = lambda value: json.dumps(value, ensure_ascii=False)
 router = APIRouter(include_in_schema=False, route_class=ApiRoute)
 
 

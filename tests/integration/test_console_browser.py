@@ -119,9 +119,9 @@ def test_console_in_a_real_browser(home: Path, console: ConsoleServer) -> None:
         assert new_key != key and new_key == show(home, lid)["activation_key"]
         assert driver.find_element(By.ID, "generation").text == "2"
         button = driver.find_element(By.ID, "regenerate")
-        allowed = show(home, lid)["next_regeneration"][:10]
+        allowed = show(home, lid)["next_regeneration"]
         assert not button.is_enabled() and button.text == f"Regenerate key (possible from {allowed})"
-        assert driver.find_element(By.ID, "next-regeneration").text == allowed
+        assert driver.find_element(By.ID, "next-regeneration").text == f"possible from {allowed}"
         assert "Not activated" in driver.find_element(By.ID, "activation").text
 
         # Save an edit, then revoke with confirmation.

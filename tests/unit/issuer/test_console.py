@@ -274,7 +274,7 @@ def test_regenerate_asks_first_then_shows_the_date(iss: Issuer, clock: FakeClock
     done = client.post(f"/licenses/{view.license_id}/regenerate", data={"csrf": csrf_of(page.text), "confirm": "yes"})
     assert done.status_code == 303
     after = client.get(done.headers["location"])
-    assert "Regenerate key (possible from 2026-02-15)" in after.text and 'id="regenerate" disabled' in after.text
+    assert "Regenerate key (possible from 2026-02-15T00:00:00Z)" in after.text and 'id="regenerate" disabled' in after.text
     assert iss.show(view.license_id).activation_key in after.text
     again = client.post(f"/licenses/{view.license_id}/regenerate", data={"csrf": csrf_of(page.text), "confirm": "yes"})
     assert again.status_code == 409 and "2026-02-15" in again.text
@@ -349,3 +349,11 @@ def test_lease_and_revocations_pages(iss: Issuer, clock: FakeClock, tmp_path: Pa
     download = client.get("/revocations/download")
     assert download.status_code == 200 and download.headers["content-type"].startswith("application/jwt")
     assert download.text.count(".") == 2
+
+
+def test_the_create_form_says_beside_the_last_day_that_leaving_both_empty_never_expires(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+    client = client_for(iss, clock, tmp_path)
+    login(client)
+    page = client.get("/licenses/new").text
+    label = re.search(r'<label for="expires">(.*?)</label>', page, re.S)
+    assert label is not None and "never expires" in label.group(1), page
