@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -31,8 +33,9 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
 )
+from verifier.activation_key import normalize_key
 from verifier.clock import Clock, format_utc, now_from
-from verifier.errors import BadInputError, LicenseNotFoundError
+from verifier.errors import ActivationKeyFormatError, BadInputError, LicenseNotFoundError
 
 __all__ = [
     "KEEP",
@@ -43,6 +46,7 @@ __all__ = [
     "Page",
     "accepts_machine_id",
     "existing",
+    "license_id_of",
     "random_id",
     "store",
 ]
@@ -50,7 +54,9 @@ __all__ = [
 T = TypeVar("T")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 PAGE_MAX = 200  # licenses or events in one page of a list
+_READ_ONE_BY_ONE = 100  # more licenses than this are read whole in one go
 KEEP: Any = object()
 """Default of :meth:`Licenses.update` arguments: leave the field as it is."""
 
@@ -161,7 +167,7 @@ def existing(tx: LedgerTransaction, license_id: str | None) -> LicenseRecord:
     Raises:
         LicenseNotFoundError: no such license.
     """
-    record = None if license_id is None else tx.license(license_id=license_id)
+    record = None if license_id is None else tx.license(license_id=license_id_of(license_id))
     if record is None:
         raise LicenseNotFoundError(f"no license {license_id!r}" if license_id else None)
     return record
@@ -183,6 +189,20 @@ def _cursor(value: str | None) -> int | None:
     if not isinstance(value, str) or not value.isdigit() or len(value) > 12:
         raise BadInputError("invalid cursor — use the next_cursor of a previous answer")
     return int(value)
+
+
+def _address(text: str) -> str | None:
+    """The canonical form of an IP address, or ``None`` when ``text`` is not one."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def license_id_of(text: str) -> str:
+    """A license id as typed, in any case, as the ledger keeps it (other text unchanged)."""
+    stripped = text.strip() if isinstance(text, str) else text
+    return stripped.upper() if isinstance(stripped, str) and _WHOLE_ID.fullmatch(stripped) else text
 
 
 def accepts_machine_id(record: LicenseRecord, info: LedgerInfo) -> bool:
@@ -334,7 +354,7 @@ class Licenses:
         Raises:
             LicenseNotFoundError: no such license.
         """
-        return self.view(self.ledger.get(license_id), now_from(self._clock))
+        return self.view(self.ledger.get(license_id_of(license_id)), now_from(self._clock))
 
     def all(self) -> list[LicenseView]:
         """Every license, oldest first."""
@@ -405,9 +425,14 @@ class Licenses:
     ) -> Page[LicenseSummaryView]:
         """Licenses, newest first, a page at a time, optionally searched and filtered.
 
+        What a support desk is told on the phone finds the license: a whole
+        license id (any case), an IP address, the current activation key (with
+        or without dashes, any case; a key replaced by a regeneration finds
+        nothing), or text found in the id, customer, IP, activated hostname or
+        activation id (case-insensitive).
+
         Args:
-            text: found in the license id, customer or IP (case-insensitive); a
-                whole license id or IP address is looked up directly.
+            text: what to search for.
             product: only this product.
             status: only this status (``issued``, ``activated``, ``revoked``, ``expired``).
             cursor: the ``next_cursor`` of the previous page.
@@ -424,12 +449,13 @@ class Licenses:
             terms.check_name("product", product)
         if text is not None and (not isinstance(text, str) or len(text) > 256):
             raise BadInputError("search text must be at most 256 characters")
-        text = (text or "").strip() or None
         now = now_from(self._clock)
-        query = LicenseQuery(now=now, product=product, status=status, text=text)
+        query, direct = self._meaning(
+            LicenseQuery(now=now, product=product, status=status, text=(text or "").strip() or None)
+        )
         before = _cursor(cursor)
-        direct = self._look_up(query.exact) if before is None else None
-        if direct is not None and len(direct) <= limit:  # all of them, without the index
+        if before is None and direct is not None and len(direct) <= limit:
+            # all of them, without the index
             items = sorted(
                 (s for s in direct if query.matches(s)), key=lambda s: s.created_at, reverse=True
             )
@@ -445,16 +471,82 @@ class Licenses:
         ]
         return Page(views, None if before is None else str(before))
 
-    def _look_up(self, exact: str | None) -> list[LicenseSummary] | None:
-        """The licenses a whole license id or IP address names, read from their shards."""
-        if exact is None:
-            return None
-        if exact.startswith("LIC-"):
+    def find(
+        self,
+        *,
+        text: str | None = None,
+        product: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[LicenseView]:
+        """The licenses :meth:`search` finds, newest first, whole (``issuer license list``).
+
+        Args:
+            text: what to search for (as :meth:`search` reads it).
+            product: only this product.
+            status: only this status.
+            limit: at most this many (``None``: all of them).
+
+        Raises:
+            BadInputError: a malformed filter or limit.
+        """
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise BadInputError("limit must be a whole number from 1")
+        found: list[LicenseSummaryView] = []
+        cursor = None
+        while limit is None or len(found) < limit:
+            wanted = PAGE_MAX if limit is None else min(PAGE_MAX, limit - len(found))
+            page = self.search(
+                text=text, product=product, status=status, cursor=cursor, limit=wanted
+            )
+            found += page.items
+            if (cursor := page.next_cursor) is None:
+                break
+        now = now_from(self._clock)
+        if len(found) > _READ_ONE_BY_ONE:  # one read of every license beats many look-ups
+            records = {r.license_id: r for r in self.ledger.licenses()}
+            return [self.view(records[s.license_id], now) for s in found]
+        return [self.view(self.ledger.get(s.license_id), now) for s in found]
+
+    def _meaning(self, query: LicenseQuery) -> tuple[LicenseQuery, list[LicenseSummary] | None]:
+        """What the search text names, and the licenses it names when they are found directly.
+
+        A whole license id, an IP address or a current activation key names
+        licenses the ledger finds by its indexes; the query then asks the
+        ledger for exactly those. Any other text (an old key included: keys are
+        never stored, so it matches nothing) is searched for as it is.
+        """
+        text = query.text
+        if text is None:
+            return query, None
+        if _WHOLE_ID.fullmatch(text):
+            license_id = text.upper()
             try:
-                return [LicenseSummary.of(self.ledger.get(exact))]
+                found = [LicenseSummary.of(self.ledger.get(license_id))]
             except LicenseNotFoundError:
-                return []
-        return [LicenseSummary.of(r) for r in self.ledger.licenses_for_ip(exact)]
+                found = []
+            return replace(query, text=None, license_id=license_id), found
+        ip = _address(text)
+        if ip is not None:
+            records = self.ledger.licenses_for_ip(ip)
+            return replace(query, text=None, ip=ip), [LicenseSummary.of(r) for r in records]
+        record = self._by_current_key(text)
+        if record is not None:
+            return replace(query, text=None, license_id=record.license_id), [
+                LicenseSummary.of(record)
+            ]
+        return query, None
+
+    def _by_current_key(self, text: str) -> LicenseRecord | None:
+        """The license whose current activation key ``text`` is, typed as keys are typed."""
+        try:
+            wanted = key_hash(normalize_key(text))
+        except ActivationKeyFormatError:
+            return None
+        record = self.ledger.license_by_key(wanted)
+        if record is None or record.key_hash != wanted:  # unknown, or replaced by a regeneration
+            return None
+        return record
 
     def update(
         self,
