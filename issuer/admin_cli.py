@@ -18,6 +18,9 @@ from issuer.facade import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
 
+#: What ``issuer console`` and its login page say while nobody can log in.
+NO_USERS = "no console users yet: issuer admin user add NAME"
+
 admin_app = typer.Typer(help="Console users and admin API tokens.", no_args_is_help=True)
 user_app = typer.Typer(help="Add, list and remove console users.", no_args_is_help=True)
 token_app = typer.Typer(help="Create, list and revoke admin API tokens.", no_args_is_help=True)
@@ -184,4 +187,6 @@ def console(
     )
     scheme = "https" if tls else "http"
     print(f"licet console on {scheme}://{host}:{port}", flush=True)
+    if not Issuer(config.ledger, config.keys).users():
+        print(NO_USERS, flush=True)
     serve_console(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)

@@ -82,10 +82,11 @@ def run(
             raise SystemExit(EXIT_USAGE) from None
         fail(prog, message, EXIT_USAGE)
     except BadInputError as err:
-        fail(prog, err.message, EXIT_USAGE)
+        fail(prog, err.worded(option_name), EXIT_USAGE)
     except LicenseError as err:
         where = (paths or {}).get(err.code)
-        fail(prog, err.message if where is None else f"{err.message} [{origin(where, args)}]")
+        message = err.worded(option_name)
+        fail(prog, message if where is None else f"{message} [{origin(where, args)}]")
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
     except OSError as err:  # a file the command itself wrote, e.g. --out: its name is the user's
@@ -93,6 +94,11 @@ def run(
     except Exception as err:  # a bug: still one line, never a traceback
         fail(prog, f"internal error: {type(err).__name__}: {err}")
     raise SystemExit(result if isinstance(result, int) else 0)
+
+
+def option_name(name: str) -> str:
+    """How a command line says an input a refusal names: ``new_product`` is ``--new-product``."""
+    return "--" + name.replace("_", "-")
 
 
 def confirm(question: str, yes: bool) -> None:

@@ -15,9 +15,9 @@ import datetime as _dt
 import ipaddress
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from issuer import policy
 from issuer.addresses import canonical_ip
@@ -35,11 +35,17 @@ from issuer.records import (
 )
 from verifier.activation_key import normalize_key
 from verifier.clock import Clock, format_utc, now_from
-from verifier.errors import ActivationKeyFormatError, BadInputError, LicenseNotFoundError
+from verifier.errors import (
+    ActivationKeyFormatError,
+    BadInputError,
+    LicenseError,
+    LicenseNotFoundError,
+)
 
 __all__ = [
     "KEEP",
     "PAGE_MAX",
+    "LicenseDefaults",
     "LicenseSummaryView",
     "LicenseView",
     "Licenses",
@@ -77,6 +83,8 @@ class LicenseView:
     #: whether a regeneration would be accepted now (not revoked, a month since the last)
     regeneration_allowed: bool = False
     accepts_machine_id: bool = True
+    #: the provider's default lease, which ``lease_days`` is when the license sets none
+    provider_lease_days: int = 30
 
     @property
     def license_id(self) -> str:
@@ -154,6 +162,21 @@ class LicenseSummaryView:
 
 
 @dataclass(frozen=True)
+class LicenseDefaults:
+    """What a new license gets when it does not say, and the products the ledger knows.
+
+    Attributes:
+        lease_days: the provider's default lease in days (0: no lease).
+        accept_machine_id: whether activations with a custom machine id are accepted.
+        products: every product the ledger has licensed, sorted.
+    """
+
+    lease_days: int
+    accept_machine_id: bool
+    products: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list; ``next_cursor`` asks for the next (``None``: this is the last)."""
 
@@ -210,6 +233,48 @@ def accepts_machine_id(record: LicenseRecord, info: LedgerInfo) -> bool:
     if record.accept_machine_id is not None:
         return record.accept_machine_id
     return info.accept_machine_id
+
+
+class _Fields:
+    """Checks each input in turn and refuses every bad one together (a form marks each).
+
+    One bad input is refused with its own error; several, with one
+    :class:`BadInputError` naming each. Either way the error's ``fields``
+    says what is wrong with each input at fault.
+    """
+
+    def __init__(self) -> None:
+        self._errors: dict[str, LicenseError] = {}
+
+    def check(self, name: str, rule: Callable[[], T]) -> T:
+        """``rule()``; a refusal is kept against ``name`` (or the inputs it names)."""
+        try:
+            return rule()
+        except BadInputError as err:
+            for field in err.inputs or (name,):
+                self._errors.setdefault(field, err)
+            return cast(T, None)  # never used: done() refuses
+
+    def refuse(self, name: str, message: str) -> None:
+        """Keep a refusal of ``name`` decided by the caller."""
+        self._errors.setdefault(name, BadInputError(message, inputs=(name,)))
+
+    def done(self) -> None:
+        """Refuse what was found wrong, if anything.
+
+        Raises:
+            BadInputError: one or more inputs are wrong.
+        """
+        found = list({id(e): e for e in self._errors.values()}.values())
+        if not found:
+            return
+        fields = {name: err.message for name, err in self._errors.items()}
+        if len(found) == 1:
+            found[0].fields = fields
+            found[0].inputs = tuple(dict.fromkeys((*found[0].inputs, *fields)))
+            raise found[0]
+        inputs = tuple(dict.fromkeys(n for e in found for n in (*e.inputs, *fields)))
+        raise BadInputError("; ".join(e.message for e in found), inputs=inputs, fields=fields)
 
 
 class Licenses:
@@ -281,13 +346,18 @@ class Licenses:
         """
         self._minter.check_signable()
         now = now_from(self._clock)
-        record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        fields = _Fields()
+        record = self._new_record(
+            product, ip, days, expires, features, limits, customer, now, fields=fields
+        )
         if lease_days is not None:
-            record = replace(record, lease_days=terms.check_lease_days(lease_days))
+            lease = fields.check("lease_days", lambda: terms.check_lease_days(lease_days))
+            record = replace(record, lease_days=lease)
         if accept_machine_id is not None:
             if type(accept_machine_id) is not bool:
-                raise BadInputError("accept_machine_id must be true, false or None")
+                fields.refuse("accept_machine_id", "accept_machine_id must be true, false or None")
             record = replace(record, accept_machine_id=accept_machine_id)
+        fields.done()
         with self.ledger.transaction() as tx:
             terms.check_product(record.product, tx.products(), new_product=new_product)
             tx.add(record)
@@ -325,27 +395,39 @@ class Licenses:
         limits: Mapping[str, int] | None,
         customer: str | None,
         now: _dt.datetime,
+        *,
+        fields: _Fields | None = None,
     ) -> LicenseRecord:
-        expires_at = terms.expiry(days, expires, now)
-        limit_items = terms.check_limits(limits)
-        customer = terms.check_customer(customer)
+        """A new license; every bad term is refused together (by ``fields.done()`` if given)."""
+        check = fields or _Fields()
+        when = "expires" if days is None else "days"
         license_id = random_id("LIC-", 10)
-        key = self._minter.key_for(license_id, 1)
         record = LicenseRecord(
             license_id=license_id,
-            product=terms.check_name("product", product),
-            customer=customer,
-            ip=None if ip is None else canonical_ip(ip),
+            product=check.check("product", lambda: terms.check_name("product", product)),
+            customer=check.check("customer", lambda: terms.check_customer(customer)),
+            ip=check.check("ip", lambda: None if ip is None else canonical_ip(ip)),
             created_at=now,
-            expires_at=expires_at,
-            features=terms.check_features(features),
-            limits=limit_items,
+            expires_at=check.check(when, lambda: terms.expiry(days, expires, now)),
+            features=check.check("features", lambda: terms.check_features(features)) or (),
+            limits=check.check("limits", lambda: terms.check_limits(limits)) or {},
             generation=1,
-            key_hash=key_hash(key),
+            key_hash=key_hash(self._minter.key_for(license_id, 1)),
             status=LicenseStatus.ISSUED,
         )
+        if fields is None:
+            check.done()
         return policy.recorded(
             None, record, "created", actor=self.actor, now=now, detail="activation key generation 1"
+        )
+
+    def defaults(self) -> LicenseDefaults:
+        """The provider's defaults for new licenses and the products the ledger knows."""
+        info = self.ledger.info
+        return LicenseDefaults(
+            lease_days=info.lease_days,
+            accept_machine_id=info.accept_machine_id,
+            products=tuple(sorted(self.ledger.products())),
         )
 
     def show(self, license_id: str) -> LicenseView:
@@ -409,6 +491,7 @@ class Licenses:
             if record.lease_days is None
             else record.lease_days,
             accepts_machine_id=accepts_machine_id(record, self.ledger.info),
+            provider_lease_days=self.ledger.info.lease_days,
         )
 
     def _key(self, license_id: str, generation: int) -> str | None:
@@ -578,18 +661,27 @@ class Licenses:
         """
         now = now_from(self._clock)
         edits: dict[str, Any] = {}
+        check = _Fields()
         if lease_days is not KEEP:
-            edits["lease_days"] = None if lease_days is None else terms.check_lease_days(lease_days)
+            edits["lease_days"] = (
+                None
+                if lease_days is None
+                else check.check("lease_days", lambda: terms.check_lease_days(lease_days))
+            )
         if customer is not KEEP:
-            edits["customer"] = terms.check_customer(customer)
+            edits["customer"] = check.check("customer", lambda: terms.check_customer(customer))
         if ip is not KEEP:
-            edits["ip"] = None if ip is None else canonical_ip(ip)
+            edits["ip"] = None if ip is None else check.check("ip", lambda: canonical_ip(ip))
         if days is not None or expires is not KEEP:
-            edits["expires_at"] = terms.expiry(days, None if expires is KEEP else expires, now)
+            last = None if expires is KEEP else expires
+            edits["expires_at"] = check.check(
+                "expires" if days is None else "days", lambda: terms.expiry(days, last, now)
+            )
         if features is not None:
-            edits["features"] = terms.check_features(features)
+            edits["features"] = check.check("features", lambda: terms.check_features(features))
         if limits is not None:
-            edits["limits"] = terms.check_limits(limits)
+            edits["limits"] = check.check("limits", lambda: terms.check_limits(limits))
+        check.done()
 
         with self.ledger.transaction() as tx:
             record = existing(tx, license_id)
