@@ -248,6 +248,16 @@ class PostgresLedger(LedgerBackend):
         items = found[:limit]
         return [s for _, s in items], (items[-1][0] if more and items else None)
 
+    def license_by_key(self, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to: two primary-key look-ups, no row lock."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id ="
+                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s)",
+                (key_hash,),
+            ).fetchone()
+        return None if row is None else _record(row[0])
+
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""
         with self._transaction() as conn:
