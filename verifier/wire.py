@@ -89,7 +89,7 @@ class RetryPolicy:
         return self.jitter(min(float(asked), self.longest))
 
 
-#: The online calls' retries: at most 4 calls within 15 s (docs/PROTOCOL.md §9).
+#: The online calls' retries: at most 4 calls within 15 s (docs/PROTOCOL.md, "Retries").
 RETRY = RetryPolicy()
 
 

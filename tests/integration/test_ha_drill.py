@@ -1,4 +1,4 @@
-"""deploy/ha/drill, short: two nodes behind HAProxy on a primary and its synchronous standby, broken on purpose (SPEC §12).
+"""deploy/ha/drill, short: two nodes behind HAProxy on a primary and its synchronous standby, broken on purpose.
 
 The drill builds the topology from Debian's packages (haproxy, postgresql-15),
 SIGKILLs a node, then the primary, promotes the standby, and checks its own

@@ -1,4 +1,4 @@
-"""`GET /v1/health` says whether this node can write its ledger; a URL naming two database hosts (SPEC §12)."""
+"""`GET /v1/health` says whether this node can write its ledger; a URL naming two database hosts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The verifier's online calls retry a 503 or a lost connection within a budget, and nothing else (SPEC §12).
+"""The verifier's online calls retry a 503 or a lost connection within a budget, and nothing else.
 
 Against a real HTTP server on 127.0.0.1 that answers from a script and counts
 the requests it got. The waits go to a recording ``sleep`` whose seconds move
