@@ -17,10 +17,17 @@ from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_act
 from issuer.facade import Issuer
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
+from verifier.fileio import os_error_words
 
-admin_app = typer.Typer(help="Console users and admin API tokens.", no_args_is_help=True)
-user_app = typer.Typer(help="Add, list and remove console users.", no_args_is_help=True)
-token_app = typer.Typer(help="Create, list and revoke admin API tokens.", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Console users and admin API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
+user_app = typer.Typer(
+    help="Add, list and remove console users.", no_args_is_help=True, rich_markup_mode=None
+)
+token_app = typer.Typer(
+    help="Create, list and revoke admin API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
 admin_app.add_typer(user_app, name="user")
 admin_app.add_typer(token_app, name="token")
 
@@ -33,11 +40,19 @@ def _issuer(ledger: str, keys: Path) -> Issuer:
 
 def _read_password(password_file: Path | None) -> str:
     if password_file is not None:
-        with open(password_file, "rb") as handle:
-            data = handle.read(_MAX_PASSWORD_FILE + 1)
+        try:
+            with open(password_file, "rb") as handle:
+                data = handle.read(_MAX_PASSWORD_FILE + 1)
+        except OSError as err:  # reading, not writing: a missing file is "no such file"
+            raise BadInputError(
+                f"cannot read password file {password_file}: {os_error_words(err)}"
+            ) from err
         if len(data) > _MAX_PASSWORD_FILE:
             raise BadInputError(f"{password_file} is too large for a password file")
-        lines = data.decode("utf-8", errors="strict").splitlines()
+        try:
+            lines = data.decode("utf-8", errors="strict").splitlines()
+        except UnicodeDecodeError:
+            raise BadInputError(f"password file {password_file} is not UTF-8 text") from None
         return lines[0] if lines else ""
     if not sys.stdin.isatty():
         return sys.stdin.readline(_MAX_PASSWORD_FILE).rstrip("\r\n")
@@ -170,7 +185,7 @@ def console(
         from issuer.web.console_app import ConsoleConfig, check_bind, serve_console
     except ImportError as err:
         raise BadInputError(
-            "the console needs the 'console' extra: pip install 'licet[console]'"
+            "the console needs the 'console' extra: pip install '.[console]' (in the checkout)"
         ) from err
     if (tls_cert is None) != (tls_key is None):
         raise BadInputError("give both --tls-cert and --tls-key")
@@ -182,6 +197,10 @@ def console(
         secure_cookies=tls or allow_plain_http,
         trusted_proxies=tuple(trusted_proxy or ()),
     )
-    scheme = "https" if tls else "http"
-    print(f"licet console on {scheme}://{host}:{port}", flush=True)
-    serve_console(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+
+    def announce(url: str) -> None:
+        print(f"licet console on {url}", flush=True)
+
+    serve_console(
+        config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, on_listening=announce
+    )

@@ -17,6 +17,7 @@ from verifier.errors import BadInputError
 __all__ = ["license_app"]
 
 license_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="Create, show, list, regenerate and revoke licenses.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
@@ -57,6 +58,17 @@ def _print_license(view: LicenseView, json: bool) -> None:
         say(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
 
 
+def _date(text: str, alternative: str = "") -> _dt.date:
+    """``--expires``: a calendar date, written YYYY-MM-DD (the last day the license runs)."""
+    try:
+        if len(text) == 10:
+            return _dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    other = f" {alternative}" if alternative else ""
+    raise BadInputError(f"--expires: expected YYYY-MM-DD{other}, got {text!r}")
+
+
 def _limits(items: list[str]) -> dict[str, int]:
     limits: dict[str, int] = {}
     for item in items:
@@ -78,10 +90,10 @@ def license_create(
         int | None, typer.Option("--days", help="Valid for N days (default: no expiry).")
     ] = None,
     expires: Annotated[
-        _dt.datetime | None,
+        str | None,
         typer.Option(
             "--expires",
-            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
             help="Valid through YYYY-MM-DD (default: no expiry).",
         ),
     ] = None,
@@ -120,7 +132,7 @@ def license_create(
         product,
         ip=ip,
         days=days,
-        expires=None if expires is None else expires.date(),
+        expires=None if expires is None else _date(expires),
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
@@ -129,6 +141,9 @@ def license_create(
         new_product=new_product,
     )
     _print_license(view, json)
+    if not json and view.record.expires_at is None:
+        # Leaving both out is a choice worth seeing: the license runs for ever.
+        say("this license never expires: neither --days nor --expires was given")
 
 
 @license_app.command("show")
@@ -225,7 +240,9 @@ def license_set(
     expires: Annotated[
         str | None,
         typer.Option(
-            "--expires", help="Valid through YYYY-MM-DD ('never': no end; default: unchanged)."
+            "--expires",
+            metavar="YYYY-MM-DD|never",
+            help="Valid through YYYY-MM-DD ('never': no end; default: unchanged).",
         ),
     ] = None,
     feature: Annotated[
@@ -262,10 +279,7 @@ def license_set(
         lease = None if lease_days == "default" else int(lease_days)
     expiry: object = KEEP
     if expires is not None:
-        try:
-            expiry = None if expires == "never" else _dt.date.fromisoformat(expires)
-        except ValueError:
-            raise BadInputError(f"--expires takes YYYY-MM-DD or never, got {expires!r}") from None
+        expiry = None if expires == "never" else _date(expires, "or never")
     view = open_issuer(ledger, keys).update_license(
         license_id,
         customer=KEEP if customer is None else (customer or None),

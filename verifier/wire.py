@@ -44,6 +44,7 @@ from verifier.request import request_code
 from verifier.revocations import MAX_REVOCATIONS_BYTES, RevocationList, revocations_etag
 
 __all__ = [
+    "DEFAULT_SERVER_PORT",
     "RETRY",
     "RetryPolicy",
     "RevocationHolder",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 _MAX_RESPONSE = 64 * 1024
+#: The port ``issuer serve`` listens on unless told otherwise.
+DEFAULT_SERVER_PORT = 8470
 _T = TypeVar("_T")
 #: A 503 that waiting will not cure: the provider's revocation list is larger than panels accept.
 _FOR_GOOD = frozenset({"revocations-too-large"})
@@ -171,19 +174,21 @@ def post_json(
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             method="POST",
         )
-        return _post_once(request, server_url, timeout)
+        return _post_once(request, server_url, path, timeout)
 
     return _retrying(attempt, retry)
 
 
-def _post_once(request: urllib.request.Request, server_url: str, timeout: float) -> dict[str, Any]:
+def _post_once(
+    request: urllib.request.Request, server_url: str, path: str, timeout: float
+) -> dict[str, Any]:
     # Whatever comes back — an error status, a cut connection, JSON nested too
     # deep to parse — ends as a LicenseError: a panel must never crash at boot.
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return _json_reply(response.read(_MAX_RESPONSE + 1), server_url)
     except urllib.error.HTTPError as err:
-        error = _refusal(err, server_url)
+        error = _refusal(err, server_url, path)
         if err.code == 503 and error.code not in _FOR_GOOD:
             raise _Again(error, _retry_after(err.headers)) from None
         raise error from None
@@ -193,18 +198,34 @@ def _post_once(request: urllib.request.Request, server_url: str, timeout: float)
         raise BadInputError(f"license server URL {server_url!r} is not usable") from err
 
 
-def _refusal(err: urllib.error.HTTPError, server_url: str) -> LicenseError:
+def _refusal(err: urllib.error.HTTPError, server_url: str, path: str) -> LicenseError:
     """The error an error answer stands for: its problem's exact class, else server-unavailable."""
     try:
         reply = _json_reply(err.read(_MAX_RESPONSE + 1), server_url, status=err.code)
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException, ServerUnavailableError):
         reply = {}
-    except LicenseError as nonsense:  # not JSON, too large, not an object
-        return nonsense
     code, detail = reply.get("code"), reply.get("detail")
+    # No licet code, or a licet server's framework answer for a path it lacks (the
+    # console's port given by mistake): not the license server. A licet refusal that
+    # happens to be a 404 (license-not-found, ...) carries its own code and words.
+    if err.code == 404 and (code is None or (code == "not-found" and detail == "Not Found")):
+        return _not_a_license_server(server_url, path)
     if isinstance(code, str) and isinstance(detail, str):
         return error_for_code(code, detail, reply)
+    if not reply:
+        return ServerUnavailableError(
+            f"license server {server_url} answered HTTP {err.code} without JSON"
+        )
     return ServerUnavailableError(f"license server answered HTTP {err.code}")
+
+
+def _not_a_license_server(server_url: str, path: str) -> ServerUnavailableError:
+    # Anything may answer 404 for a path it does not know (a web server, the console on
+    # 8471); a licet license server knows every path the panel posts to.
+    return ServerUnavailableError(
+        f"{server_url} is not a licet license server (HTTP 404 for {path}) — check the URL; "
+        f"'issuer serve' listens on port {DEFAULT_SERVER_PORT} unless told otherwise"
+    )
 
 
 def _unreachable(server_url: str, err: Exception) -> ServerUnavailableError:
@@ -323,6 +344,8 @@ def _get_list_once(
     except urllib.error.HTTPError as err:
         if err.code == 304 and unchanged_ok:
             return None
+        if err.code == 404:
+            raise _not_a_license_server(server_url, "/v1/revocations") from None
         error = ServerUnavailableError(
             f"license server answered HTTP {err.code} for the revocation list"
         )

@@ -39,6 +39,7 @@ from verifier import (
     request_code,
 )
 from verifier.client import CHALLENGE_PATH, Challenge, renew_online, startup
+from verifier.encoding import unfold
 from verifier.qr import qr_svg
 
 PAGE = """<!doctype html>
@@ -119,10 +120,11 @@ class Panel:
 
     def install(self, token: str) -> None:
         """The paste-token field: verify the token the provider sent, then keep it."""
+        token = unfold(token)  # pasted from a mail: folded at 76 columns, maybe "> " quoted
         with self.lock:
             try:
-                lic = self.verifier.verify(token.strip())
-                self.store.save(token.strip())
+                lic = self.verifier.verify(token)
+                self.store.save(token)
                 self.request_code = None
                 self.message = f"Token installed: license {lic.license_id}."
             except LicenseError as err:

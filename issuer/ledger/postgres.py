@@ -80,7 +80,8 @@ try:
     from issuer.ledger.connections import RETRY_AFTER, Database, redact_url
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
-        "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
+        "a PostgreSQL ledger needs the 'postgres' extra: "
+        "pip install '.[postgres]' (in the checkout)"
     ) from err
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger", "drop_schema", "redact_url", "upgrade_schema"]

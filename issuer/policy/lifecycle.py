@@ -53,6 +53,7 @@ from verifier.errors import (
     WrongServerError,
 )
 from verifier.fingerprint import Fingerprint, matches
+from verifier.timefmt import format_utc
 
 __all__ = [
     "EDITABLE",
@@ -150,19 +151,40 @@ def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> 
     return max(now, due.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
-def current_key(record: LicenseRecord | None, key_hash: str) -> LicenseRecord:
+def current_key(
+    record: LicenseRecord | None, key_hash: str, *, key_generation: int | None = None
+) -> LicenseRecord:
     """The license ``key_hash`` opens: outcome 1 when none, or when it is a superseded key.
 
     Args:
         record: the license the ledger found indexed under ``key_hash`` (``None``: none).
         key_hash: the hash of the key presented.
+        key_generation: the generation of the key presented, when the caller may
+            know it (the provider's own door): the refusal then says which
+            regeneration replaced it, and when. Anonymous clients get the
+            generic refusal, which tells them nothing about the license.
 
     Raises:
         InvalidActivationKeyError: no license, or a key of an earlier generation.
     """
     if record is None or record.key_hash != key_hash:
+        if record is not None and key_generation is not None:
+            raise InvalidActivationKeyError(_replaced(record, key_generation))
         raise InvalidActivationKeyError()
     return record
+
+
+def _replaced(record: LicenseRecord, generation: int) -> str:
+    """Why a key of an earlier generation opens nothing: the regeneration that replaced it."""
+    regenerations = [e for e in record.history if e.action == "regenerated"]
+    # The n-th regeneration replaced the key of generation n.
+    at = regenerations[generation - 1].at if 0 < generation <= len(regenerations) else None
+    when = f" on {format_utc(at)}" if at is not None else ""
+    return (
+        f"this activation key of license {record.license_id} was replaced by a regeneration"
+        f"{when}; the license's current key is generation {record.generation} "
+        "(shown by 'issuer license show')"
+    )
 
 
 def check_usable(record: LicenseRecord, product: str, now: _dt.datetime) -> None:

@@ -18,6 +18,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from issuer.addresses import parse_proxies
 from issuer.facade import Issuer
 from issuer.web import admin_api, apidoc, console_pages, problems
-from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body
+from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body, listen
 from keytool.passphrase import read_passphrase
 from verifier.clock import Clock, utc_now
 from verifier.errors import BadInputError, LicenseError
@@ -205,12 +206,28 @@ def serve_console(
     port: int,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the console with uvicorn (blocks)."""
+    """Run the console with uvicorn (blocks).
+
+    Args:
+        config: the console's settings.
+        host: address to listen on.
+        port: port to listen on.
+        tls_cert: TLS certificate (PEM), with ``tls_key``.
+        tls_key: TLS private key (PEM).
+        on_listening: called with the console's URL once the socket listens.
+
+    Raises:
+        ListenError: the port is busy or the address cannot be used (before
+            anything is announced).
+        LicenseError: the ledger cannot be used.
+    """
     Issuer(config.ledger, config.keys)  # fail fast, with the library's message
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
     DeadlineProtocol.receive_timeout = config.receive_timeout
-    uvicorn.run(
+    sock = listen(host, port)  # a busy port is one refusal line, never uvicorn's exit 3
+    uv_config = uvicorn.Config(
         "issuer.web.console_app:app_from_environment",
         factory=True,
         host=host,
@@ -225,3 +242,12 @@ def serve_console(
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),
     )
+    if on_listening is not None:
+        shown = f"[{host}]" if ":" in host else host
+        on_listening(f"{'https' if tls_cert is not None else 'http'}://{shown}:{port}")
+    try:
+        uvicorn.Server(uv_config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()

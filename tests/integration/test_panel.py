@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,9 +226,11 @@ def test_air_gapped_activation_in_a_real_browser(provider: Path) -> None:
         paste_token(driver, token[:-5], message_with("ignature"))  # a damaged paste is refused and changes nothing
         assert "signature" in driver.find_element(By.ID, "message").text.lower()
         assert not (provider / "island-box.token").exists()
-        paste_token(driver, token, shown("license-id"))
+        mailed = "\n".join("> " + line for line in textwrap.wrap(token, 76))  # as a mail reply quotes it
+        paste_token(driver, mailed, shown("license-id"))
         assert driver.find_element(By.ID, "license-id").text == lic["license_id"]
         assert driver.find_element(By.ID, "state").text == "valid"
+        assert (provider / "island-box.token").read_text().strip() == token  # stored on one line
         assert int(driver.find_element(By.ID, "days").text) in (29, 30)
         assert driver.find_elements(By.ID, "grace-banner") == []
     finally:

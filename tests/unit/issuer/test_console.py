@@ -349,3 +349,11 @@ def test_lease_and_revocations_pages(iss: Issuer, clock: FakeClock, tmp_path: Pa
     download = client.get("/revocations/download")
     assert download.status_code == 200 and download.headers["content-type"].startswith("application/jwt")
     assert download.text.count(".") == 2
+
+
+def test_the_create_form_says_beside_the_last_day_that_leaving_both_empty_never_expires(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+    client = client_for(iss, clock, tmp_path)
+    login(client)
+    page = client.get("/licenses/new").text
+    label = re.search(r'<label for="expires">(.*?)</label>', page, re.S)
+    assert label is not None and "never expires" in label.group(1), page
