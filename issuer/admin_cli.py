@@ -20,6 +20,9 @@ from verifier.clock import format_utc
 from verifier.errors import BadInputError
 from verifier.fileio import os_error_words
 
+#: What ``issuer console`` and its login page say while nobody can log in.
+NO_USERS = "no console users yet: issuer admin user add NAME"
+
 admin_app = typer.Typer(
     help="Console users and admin API tokens.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -201,6 +204,8 @@ def console(
 
     def announce(url: str) -> None:
         print(f"licet console on {url}", flush=True)
+        if not Issuer(config.ledger, config.keys).users():
+            print(NO_USERS, flush=True)
 
     serve_console(
         config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, on_listening=announce

@@ -181,10 +181,34 @@ def license_list(
             "--show-keys", help="Include the activation keys (default: hidden, for screen sharing)."
         ),
     ] = False,
+    product: Annotated[
+        str | None, typer.Option("--product", help="Only this product (default: all).")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only issued, activated, expired or revoked licenses (default: all)."
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            metavar="TEXT",
+            help="Find by license id, customer, IP, current activation key, activated hostname "
+            "or activation id (default: no search).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", metavar="N", help="At most N licenses (default: all)."),
+    ] = None,
     json: Json = False,
 ) -> None:
-    """List every license: id, product, customer, status, expiry, activated host."""
-    views = open_issuer(ledger, keys).licenses()
+    """List licenses, newest first: id, product, customer, status, expiry, activated host."""
+    views = open_issuer(ledger, keys).licensing.find(
+        text=search, product=product, status=status, limit=limit
+    )
     rows = [v.to_dict() for v in views]
     if not show_keys:
         for row in rows:
@@ -228,12 +252,12 @@ def license_revoke(
     iss = open_issuer(ledger, keys)
     view = iss.show(license_id)  # refuse an unknown id before asking anything
     customer = f" of {view.record.customer}" if view.record.customer else ""
-    confirm(f"Revoke license {license_id}{customer} ({view.record.product})?", yes)
+    confirm(f"Revoke license {view.license_id}{customer} ({view.record.product})?", yes)
     revoked = iss.revoke(license_id)
     if json:
         print_json(revoked.to_dict())
         return
-    print(f"revoked {license_id}")
+    print(f"revoked {revoked.license_id}")
 
 
 @license_app.command("set")

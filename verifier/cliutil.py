@@ -90,7 +90,8 @@ def origin(option: PathOption, argv: list[str]) -> str:
 def located(err: LicenseError, paths: Mapping[str, PathOption] | None, argv: list[str]) -> str:
     """``err``'s message, with where its path came from when it is about a missing file."""
     where = (paths or {}).get(err.code)
-    return err.message if where is None else f"{err.message} [{origin(where, argv)}]"
+    message = err.worded(option_name)
+    return message if where is None else f"{message} [{origin(where, argv)}]"
 
 
 def run(
@@ -142,7 +143,7 @@ def run(
             raise SystemExit(EXIT_USAGE) from None
         refuse("usage", message, EXIT_USAGE, who=getattr(err, "prog", None))
     except BadInputError as err:
-        refuse(err.code, err.message, EXIT_USAGE, err.details())
+        refuse(err.code, err.worded(option_name), EXIT_USAGE, err.details())
     except LicenseError as err:
         refuse(err.code, located(err, paths, args), EXIT_REFUSED, err.details())
     except KeyboardInterrupt:
@@ -153,6 +154,11 @@ def run(
     except Exception as err:  # a bug: still one line, never a traceback
         refuse("internal", f"internal error: {type(err).__name__}: {err}", EXIT_REFUSED)
     raise SystemExit(result if isinstance(result, int) else 0)
+
+
+def option_name(name: str) -> str:
+    """How a command line says an input a refusal names: ``new_product`` is ``--new-product``."""
+    return "--" + name.replace("_", "-")
 
 
 def confirm(question: str, yes: bool) -> None:

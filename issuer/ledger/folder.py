@@ -77,6 +77,7 @@ from issuer.errors import (
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
+    LedgerUnavailableError,
     LedgerWriteError,
 )
 from issuer.ledger.api import DEFAULT_LEASE_DAYS, DEFAULT_SHARD_WIDTH, FORMAT, LedgerBackend
@@ -127,6 +128,12 @@ from verifier.errors import BadInputError, LicenseNotFoundError
 from verifier.fileio import LockTimeout, file_lock, os_error_words
 
 __all__ = ["LOCK_FILE", "META_FILE", "Ledger"]
+
+# The health check waits this long for the lock, and tells a balancer to look again after:
+# a lock held longer than a second is a node that would keep its clients waiting.
+_HEALTH_WAIT = 1.0
+_HEALTH_RETRY = 2
+
 
 Placement = tuple[str, str, dict[str, Any]]  # kind, shard, document
 
@@ -285,6 +292,25 @@ class Ledger(LedgerBackend):
         with self._transaction() as txn:
             return self._revocations.listed(txn)
 
+    def check_writable(self) -> None:
+        """The folder is writable and its lock is taken within a second (then let go at once)."""
+        if not os.access(self.folder, os.W_OK):
+            raise LedgerUnavailableError(
+                f"the ledger folder {self.folder} is not writable", retry_after=_HEALTH_RETRY
+            )
+        try:
+            with file_lock(self.folder / LOCK_FILE, min(self._lock_timeout, _HEALTH_WAIT)):
+                pass
+        except LockTimeout:
+            raise LedgerUnavailableError(
+                f"the ledger's lock stayed taken for {_HEALTH_WAIT:g} s", retry_after=_HEALTH_RETRY
+            ) from None
+        except OSError as err:
+            raise LedgerUnavailableError(
+                f"cannot use the ledger {self.folder}: {os_error_words(err, writing=True)}",
+                retry_after=_HEALTH_RETRY,
+            ) from err
+
     def revocation_serial(self) -> int | None:
         """The revocation list's serial from ``serial.json``, read without the lock.
 
@@ -364,7 +390,7 @@ class Ledger(LedgerBackend):
             The summaries, and the cursor of the next page (``None`` on the last one).
         """
         found: list[tuple[int, LicenseSummary]] = []
-        needle = _raw_needle(query.exact or query.text)
+        needle = _raw_needle(query.needle)
         with self._transaction() as txn:
             total = self._head(txn)["licenses"]
             start = total if before is None else min(before, total)

@@ -60,6 +60,7 @@ from issuer.errors import (
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
+    LedgerUnavailableError,
 )
 from issuer.ledger.api import FORMAT, LedgerBackend, LedgerInfo
 from issuer.ledger.changes import plan
@@ -80,7 +81,7 @@ try:
     from psycopg.types.json import Jsonb
 
     from issuer.ledger import postgres_revocations as revocation_list
-    from issuer.ledger.connections import Database, redact_url
+    from issuer.ledger.connections import RETRY_AFTER, Database, redact_url
     from issuer.ledger.postgres_accounts import PostgresAccounts, copy_accounts
     from issuer.ledger.postgres_schema import (
         LEASES_VERSION,
@@ -252,6 +253,16 @@ class PostgresLedger(LedgerBackend):
         items = found[:limit]
         return [s for _, s in items], (items[-1][0] if more and items else None)
 
+    def license_by_key(self, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to: two primary-key look-ups, no row lock."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id ="
+                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s)",
+                (key_hash,),
+            ).fetchone()
+        return None if row is None else _record(row[0])
+
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""
         with self._transaction() as conn:
@@ -286,6 +297,21 @@ class PostgresLedger(LedgerBackend):
         """The revocation list's serial and its entries (expired ones included)."""
         with self._transaction() as conn:
             return revocation_list.listed(conn, self.location)
+
+    def check_writable(self) -> None:
+        """One round trip on a pooled connection: the database answers and is not a standby.
+
+        A node whose URL names a primary and its standby with
+        ``target_session_attrs=read-write`` only ever connects to the one that
+        takes writes; this also catches a URL naming a standby alone.
+        """
+        with self._transaction() as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if row is None or row[0]:
+            raise LedgerUnavailableError(
+                f"the ledger database {self.location} is a read-only standby",
+                retry_after=RETRY_AFTER,
+            )
 
     def revocation_serial(self) -> int | None:
         """The revocation list's serial: one small query, which no writer's lock delays."""

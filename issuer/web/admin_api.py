@@ -349,7 +349,14 @@ def list_licenses(
     iss: Reader,
     product: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     status: Annotated[Status | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=256, description="id, customer or IP")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=256,
+            description="id, customer, IP, current activation key, activated hostname or "
+            "activation id",
+        ),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:

@@ -146,20 +146,22 @@ def create_console_app(
             if err.http_status == 401:
                 response.headers["www-authenticate"] = "Bearer"
             return response
-        return console_pages.error_page(request, err.http_status, err.message)
+        return await console_pages.error_page(request, err.http_status, console_pages.said(err))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, err: RequestValidationError) -> Response:
         answer = problems.invalid_request(err)
         if wants_problem(request):
             return answer
-        return console_pages.error_page(request, 422, json.loads(bytes(answer.body))["detail"])
+        return await console_pages.error_page(
+            request, 422, json.loads(bytes(answer.body))["detail"]
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> Response:
         if wants_problem(request):
             return problems.http_refusal(request, err)
-        page = console_pages.error_page(request, err.status_code, str(err.detail))
+        page = await console_pages.error_page(request, err.status_code, str(err.detail))
         page.headers.update(err.headers or {})
         if err.status_code == 405:
             page.headers["Allow"] = problems.allowed_methods(request)
@@ -170,7 +172,9 @@ def create_console_app(
         answer = problems.bug_problem(err)
         if wants_problem(request):
             return answer
-        return console_pages.error_page(request, 500, json.loads(bytes(answer.body))["detail"])
+        return await console_pages.error_page(
+            request, 500, json.loads(bytes(answer.body))["detail"]
+        )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:

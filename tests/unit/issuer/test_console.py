@@ -293,7 +293,7 @@ def test_pages_say_what_went_wrong_in_words(iss: Issuer, clock: FakeClock, tmp_p
         assert words in page.text and "Traceback" not in page.text
     page = client.get("/licenses/new")
     bad = client.post("/licenses/new", data={"csrf": csrf_of(page.text), "product": PRODUCT, "expires": "2026-13-01"})
-    assert bad.status_code == 422 and "is not a date" in bad.text
+    assert bad.status_code == 422 and "“Last day” must be a date (YYYY-MM-DD)" in bad.text
     created = client.post("/licenses/new", data={"csrf": csrf_of(page.text), "product": PRODUCT, "customer": "New Co", "days": "30"})
     assert created.status_code == 303
     shown = client.get(created.headers["location"])
