@@ -62,7 +62,7 @@ def user_add(
 ) -> None:
     """Add a console user (password from a file, stdin or a prompt; never an argument)."""
     iss = _issuer(ledger, keys)
-    iss.add_user(name, _read_password(password_file))
+    iss.accounts.add_user(name, _read_password(password_file), actor=iss.actor)
     print(f"added console user {name}")
 
 
@@ -86,7 +86,8 @@ def user_remove(
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Remove a console user and end their sessions."""
-    _issuer(ledger, keys).remove_user(name)
+    iss = _issuer(ledger, keys)
+    iss.accounts.remove_user(name, actor=iss.actor)
     print(f"removed console user {name}")
 
 
@@ -105,7 +106,8 @@ def token_create(
     json: Json = False,
 ) -> None:
     """Create an admin API token; it is printed once, on the last line, and stored hashed."""
-    account, token = _issuer(ledger, keys).create_token(name, scope)
+    iss = _issuer(ledger, keys)
+    account, token = iss.accounts.create_token(name, scope, actor=iss.actor)
     if json:
         print_json({"name": account.name, "scope": account.scope, "token": token})
         return
@@ -138,7 +140,8 @@ def token_revoke(
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Revoke an admin API token at once."""
-    _issuer(ledger, keys).revoke_token(name)
+    iss = _issuer(ledger, keys)
+    iss.accounts.revoke_token(name, actor=iss.actor)
     print(f"revoked token {name}")
 
 

@@ -337,8 +337,9 @@ class Issuer:
         self, renewal_code: str, *, method: str = "air-gapped", client: str | None = None
     ) -> str:
         """Renew the lease a renewal code names; return the new token (Activations.renew)."""
-        request = parse_renewal_code(renewal_code)
-        return self.activations.renew(request, method=method, client=client).token
+        return self.activations.renew(
+            parse_renewal_code(renewal_code), method=method, client=client
+        ).token
 
     def renew_request(
         self, request: RenewalRequest, *, method: str, client: str | None = None

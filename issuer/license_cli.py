@@ -116,7 +116,7 @@ def license_create(
     json: Json = False,
 ) -> None:
     """Create a license and print its activation key."""
-    view = open_issuer(ledger, keys).create_license(
+    view = open_issuer(ledger, keys).licensing.create(
         product,
         ip=ip,
         days=days,
@@ -139,7 +139,7 @@ def license_show(
     json: Json = False,
 ) -> None:
     """Show a license: current key, activation, next regeneration date, history."""
-    _print_license(open_issuer(ledger, keys).show(license_id), json)
+    _print_license(open_issuer(ledger, keys).licensing.show(license_id), json)
 
 
 @license_app.command("list")
@@ -155,7 +155,7 @@ def license_list(
     json: Json = False,
 ) -> None:
     """List every license: id, product, customer, status, expiry, activated host."""
-    views = open_issuer(ledger, keys).licenses()
+    views = open_issuer(ledger, keys).licensing.all()
     rows = [v.to_dict() for v in views]
     if not show_keys:
         for row in rows:
@@ -184,7 +184,7 @@ def license_regenerate(
     json: Json = False,
 ) -> None:
     """Issue a new activation key (at most once a month); the old one stops working."""
-    _print_license(open_issuer(ledger, keys).regenerate(license_id), json)
+    _print_license(open_issuer(ledger, keys).licensing.regenerate(license_id), json)
 
 
 @license_app.command("revoke")
@@ -197,10 +197,10 @@ def license_revoke(
 ) -> None:
     """Revoke a license: no further activation succeeds (asks first on a terminal)."""
     iss = open_issuer(ledger, keys)
-    view = iss.show(license_id)  # refuse an unknown id before asking anything
+    view = iss.licensing.show(license_id)  # refuse an unknown id before asking anything
     customer = f" of {view.record.customer}" if view.record.customer else ""
     confirm(f"Revoke license {license_id}{customer} ({view.record.product})?", yes)
-    revoked = iss.revoke(license_id)
+    revoked = iss.licensing.revoke(license_id)
     if json:
         print_json(revoked.to_dict())
         return
@@ -266,7 +266,7 @@ def license_set(
             expiry = None if expires == "never" else _dt.date.fromisoformat(expires)
         except ValueError:
             raise BadInputError(f"--expires takes YYYY-MM-DD or never, got {expires!r}") from None
-    view = open_issuer(ledger, keys).update_license(
+    view = open_issuer(ledger, keys).licensing.update(
         license_id,
         customer=KEEP if customer is None else (customer or None),
         ip=KEEP if ip is None else (ip or None),
@@ -287,7 +287,7 @@ def license_history(
     json: Json = False,
 ) -> None:
     """Every change to a license: when, who, what, and each field before and after."""
-    history = open_issuer(ledger, keys).show(license_id).record.history
+    history = open_issuer(ledger, keys).licensing.show(license_id).record.history
     if json:
         print_json([e.to_doc() for e in history])
         return

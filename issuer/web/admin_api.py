@@ -325,7 +325,7 @@ def list_licenses(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Licenses, newest first, filtered and searched; follow ``next_cursor`` for more."""
-    page = iss.search(text=q, product=product, status=status, cursor=cursor, limit=limit)
+    page = iss.licensing.search(text=q, product=product, status=status, cursor=cursor, limit=limit)
     return {"items": [v.to_dict() for v in page.items], "next_cursor": page.next_cursor}
 
 
@@ -341,7 +341,7 @@ def list_licenses(
 )
 def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     """Create a license; the answer holds its activation key."""
-    view = iss.create_license(
+    view = iss.licensing.create(
         body.product,
         ip=body.ip,
         days=body.days,
@@ -364,7 +364,7 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
 )
 def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
     """A license: its key (not for read-scope tokens), activation, regeneration date, history."""
-    return iss.show(license_id).to_dict()
+    return iss.licensing.show(license_id).to_dict()
 
 
 @router.patch(
@@ -379,7 +379,7 @@ def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
 def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dict[str, Any]:
     """Change a license's terms; fields left out stay as they are (null clears)."""
     given = body.model_fields_set
-    view = iss.update_license(
+    view = iss.licensing.update(
         license_id,
         customer=body.customer if "customer" in given else KEEP,
         ip=body.ip if "ip" in given else KEEP,
@@ -405,7 +405,7 @@ def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dic
 )
 def regenerate(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     """Issue a new activation key (at most once a month; 409 with ``allowed_from`` before)."""
-    return iss.regenerate(license_id).to_dict()
+    return iss.licensing.regenerate(license_id).to_dict()
 
 
 @router.post(
@@ -419,7 +419,7 @@ def regenerate(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
 )
 def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     """Revoke a license: no activation succeeds any more (a second time: 403)."""
-    return iss.revoke(license_id).to_dict()
+    return iss.licensing.revoke(license_id).to_dict()
 
 
 @router.get(
@@ -430,5 +430,5 @@ def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
 )
 def events(iss: Reader, after: Cursor = None, limit: Limit = 100) -> dict[str, Any]:
     """Every change in order (for billing sync): poll with ``after=next_cursor``."""
-    page = iss.events(after=after, limit=limit)
+    page = iss.licensing.events(after=after, limit=limit)
     return {"items": [ev.to_dict() for ev in page.items], "next_cursor": page.next_cursor}

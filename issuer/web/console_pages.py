@@ -86,14 +86,14 @@ async def _session(request: Request) -> tuple[Issuer, str, str]:
         acting = await run_in_threadpool(_issuer(request).session, key)
     except AuthenticationError:
         raise _LoginRequired() from None
-    return acting, key, acting.csrf_token(key)
+    return acting, key, acting.accounts.csrf_token(key)
 
 
 async def _form(request: Request, key: str) -> dict[str, str]:
     """The submitted form, once its anti-forgery token is checked; text fields only."""
     form = await request.form()
     fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
-    if not _issuer(request).csrf_ok(key, fields.get("csrf")):
+    if not _issuer(request).accounts.csrf_ok(key, fields.get("csrf")):
         raise CsrfError()
     return fields
 
@@ -123,7 +123,7 @@ def _login_form(
         request,
         "login.html",
         status,
-        csrf=_issuer(request).csrf_token(nonce),
+        csrf=_issuer(request).accounts.csrf_token(nonce),
         message=message,
         user=None,
     )
@@ -142,7 +142,7 @@ async def login(request: Request) -> Response:
     address = client_of(request, request.app.state.proxies)
     try:
         key = await run_in_threadpool(
-            iss.login, form.get("user", ""), form.get("password", ""), address=address
+            iss.accounts.login, form.get("user", ""), form.get("password", ""), address=address
         )
     except LicenseError as err:
         return _login_form(request, err.http_status, err.message, err.details())
@@ -164,7 +164,7 @@ async def logout(request: Request) -> Response:
     """End the session server-side and forget the cookie."""
     key = request.cookies.get(SESSION_COOKIE, "")
     await _form(request, key)
-    await run_in_threadpool(_issuer(request).logout, key)
+    await run_in_threadpool(_issuer(request).accounts.logout, key)
     response = RedirectResponse("/login", status_code=303)
     _forget_cookie(request, response, SESSION_COOKIE)
     return response
@@ -207,7 +207,7 @@ async def license_list(request: Request) -> Response:
     message, status = None, 200
     try:
         page = await run_in_threadpool(
-            lambda: acting.search(
+            lambda: acting.licensing.search(
                 text=wanted["q"] or None,
                 product=wanted["product"] or None,
                 status=wanted["status"] or None,
@@ -251,7 +251,7 @@ async def new_license(request: Request) -> Response:
         days = form.get("days", "").strip()
         expires = form.get("expires", "").strip()
         view = await run_in_threadpool(
-            lambda: acting.create_license(
+            lambda: acting.licensing.create(
                 form.get("product", "").strip(),
                 ip=form.get("ip", "").strip() or None,
                 days=_whole(days, "days") if days else None,
@@ -280,7 +280,7 @@ async def new_license(request: Request) -> Response:
 async def license_page(request: Request, license_id: str) -> Response:
     """The license edit form: key with Copy, activation, regeneration, history."""
     acting, _, csrf = await _session(request)
-    view = await run_in_threadpool(acting.show, license_id)
+    view = await run_in_threadpool(acting.licensing.show, license_id)
     notice = _NOTICES.get(request.query_params.get("done", ""))
     return _edit_form(request, acting, csrf, view, notice=notice)
 
@@ -325,7 +325,7 @@ async def save_license(request: Request, license_id: str) -> Response:
     """Save the edit form: only fields that differ from what was shown are changed."""
     acting, key, csrf = await _session(request)
     form = await _form(request, key)
-    view = await run_in_threadpool(acting.show, license_id)
+    view = await run_in_threadpool(acting.licensing.show, license_id)
     record = view.record
     try:
         changes: dict[str, Any] = {}
@@ -349,7 +349,7 @@ async def save_license(request: Request, license_id: str) -> Response:
             changes["lease_days"] = lease
         if not changes:
             return RedirectResponse(f"/licenses/{license_id}?done=unchanged", status_code=303)
-        await run_in_threadpool(lambda: acting.update_license(license_id, **changes))
+        await run_in_threadpool(lambda: acting.licensing.update(license_id, **changes))
     except LicenseError as err:
         return _edit_form(
             request, acting, csrf, view, status=err.http_status, message=err.message, form=form
@@ -372,12 +372,12 @@ async def revoke(request: Request, license_id: str) -> Response:
 async def _confirmed(request: Request, license_id: str, action: str) -> Response:
     acting, key, csrf = await _session(request)
     form = await _form(request, key)
-    view = await run_in_threadpool(acting.show, license_id)
+    view = await run_in_threadpool(acting.licensing.show, license_id)
     if form.get("confirm") != "yes":
         return _render(
             request, "confirm.html", user=_user(acting), csrf=csrf, view=view, action=action
         )
-    operation = acting.regenerate if action == "regenerate" else acting.revoke
+    operation = acting.licensing.regenerate if action == "regenerate" else acting.licensing.revoke
     try:
         await run_in_threadpool(operation, license_id)
     except LicenseError as err:
@@ -450,7 +450,7 @@ def _limits(value: str) -> dict[str, int]:
 async def revocations_page(request: Request) -> Response:
     """The revocation list: its serial, its entries, and a download of the signed list."""
     acting, _, csrf = await _session(request)
-    serial, entries = await run_in_threadpool(acting.revocations)
+    serial, entries = await run_in_threadpool(acting.licensing.revocations)
     warning = await run_in_threadpool(_size_warning, acting)
     return _render(
         request,
@@ -466,7 +466,7 @@ async def revocations_page(request: Request) -> Response:
 def _size_warning(acting: Issuer) -> str | None:
     """What the provider must know about the signed list's size (near or over the panels' limit)."""
     try:
-        return acting.signed_revocations().warning
+        return acting.revocation_lists.signed().warning
     except LicenseError as err:  # no key to sign with: the page still shows the entries
         return f"the revocation list cannot be signed now: {err.message}"
 
@@ -475,7 +475,7 @@ def _size_warning(acting: Issuer) -> str | None:
 async def revocations_download(request: Request) -> Response:
     """The signed revocation list (what ``GET /v1/revocations`` serves panels)."""
     acting, _, _ = await _session(request)
-    text = await run_in_threadpool(acting.revocation_list)
+    text = await run_in_threadpool(acting.revocation_lists.text)
     return Response(
         text + "\n",
         media_type="application/jwt",
