@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from issuer.cli_options import Json, KeysDir, LeaseDays, LedgerDir, MachineIds, open_issuer
-from issuer.licensing.licenses import KEEP, LicenseView
+from issuer.licensing.licenses import KEEP, Keep, LicenseView
 from verifier.cliutil import CONTEXT_SETTINGS, confirm, print_json, say
 from verifier.clock import format_utc
 from verifier.errors import BadInputError
@@ -57,7 +57,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
         say(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
 
 
-def _limits(items: list[str]) -> dict[str, int]:
+def _parse_limit_args(items: list[str]) -> dict[str, int]:
     limits: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -122,7 +122,7 @@ def license_create(
         days=days,
         expires=None if expires is None else expires.date(),
         features=feature or [],
-        limits=_limits(limit or []),
+        limits=_parse_limit_args(limit or []),
         customer=customer,
         lease_days=lease_days,
         accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
@@ -253,14 +253,14 @@ def license_set(
     json: Json = False,
 ) -> None:
     """Change a license's terms; options left out stay as they are."""
-    lease: object = KEEP
+    lease: int | Keep | None = KEEP
     if lease_days is not None:
         if lease_days != "default" and not lease_days.isdigit():
             raise BadInputError(
                 f"--lease-days takes a number of days or default, got {lease_days!r}"
             )
         lease = None if lease_days == "default" else int(lease_days)
-    expiry: object = KEEP
+    expiry: _dt.date | Keep | None = KEEP
     if expires is not None:
         try:
             expiry = None if expires == "never" else _dt.date.fromisoformat(expires)
@@ -270,11 +270,11 @@ def license_set(
         license_id,
         customer=KEEP if customer is None else (customer or None),
         ip=KEEP if ip is None else (ip or None),
-        expires=expiry,  # type: ignore[arg-type]  # KEEP, None or a date
+        expires=expiry,
         days=days,
         features=feature,
-        limits=None if limit is None else _limits(limit),
-        lease_days=lease,  # type: ignore[arg-type]  # KEEP, None or a number
+        limits=None if limit is None else _parse_limit_args(limit),
+        lease_days=lease,
     )
     _print_license(view, json)
 

@@ -12,10 +12,11 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from issuer import policy
 from issuer.addresses import canonical_ip
@@ -37,6 +38,7 @@ from verifier.errors import BadInputError, LicenseNotFoundError
 __all__ = [
     "KEEP",
     "PAGE_MAX",
+    "Keep",
     "LicenseSummaryView",
     "LicenseView",
     "Licenses",
@@ -51,7 +53,15 @@ T = TypeVar("T")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PAGE_MAX = 200  # licenses or events in one page of a list
-KEEP: Any = object()
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`: a sentinel the type checker can tell from ``None``."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
 """Default of :meth:`Licenses.update` arguments: leave the field as it is."""
 
 
@@ -460,13 +470,13 @@ class Licenses:
         self,
         license_id: str,
         *,
-        customer: str | None = KEEP,
-        ip: str | None = KEEP,
-        expires: _dt.date | None = KEEP,
+        customer: str | Keep | None = KEEP,
+        ip: str | Keep | None = KEEP,
+        expires: _dt.date | Keep | None = KEEP,
         days: int | None = None,
         features: Iterable[str] | None = None,
         limits: Mapping[str, int] | None = None,
-        lease_days: int | None = KEEP,
+        lease_days: int | Keep | None = KEEP,
     ) -> LicenseView:
         """Change a license's terms; arguments left out (``KEEP``) stay as they are.
 

@@ -55,14 +55,14 @@ def _ip(value: str) -> str:
     return value
 
 
-def _whole(value: Any) -> Any:
+def _integral(value: Any) -> Any:
     """A JSON number without a fraction is an integer, as JSON Schema says (2.0 is 2)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-def _day(value: str) -> str:
+def _check_day(value: str) -> str:
     """A calendar day, YYYY-MM-DD."""
     try:
         _dt.date.fromisoformat(value)
@@ -87,17 +87,17 @@ Day = Annotated[
         json_schema_extra={"format": "date"},
         description="the last day the license is valid (UTC), YYYY-MM-DD",
     ),
-    AfterValidator(_day),
+    AfterValidator(_check_day),
 ]
 # Field before BeforeValidator: the other order loses the range from the JSON Schema.
 Days = Annotated[
     int,
     Field(ge=1, le=MAX_DAYS, description="valid for this many days from now"),
-    BeforeValidator(_whole),
+    BeforeValidator(_integral),
 ]
 Features = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
 Limits = Annotated[
-    dict[Name, Annotated[int, Field(ge=0, le=MAX_LIMIT), BeforeValidator(_whole)]],
+    dict[Name, Annotated[int, Field(ge=0, le=MAX_LIMIT), BeforeValidator(_integral)]],
     Field(max_length=MAX_ITEMS, json_schema_extra={"additionalProperties": False}),
 ]
 
@@ -125,7 +125,7 @@ Customer = Annotated[
 LeaseDays = Annotated[
     int,
     Field(ge=0, le=MAX_LEASE_DAYS, description="0: no lease; null or absent: the default"),
-    BeforeValidator(_whole),
+    BeforeValidator(_integral),
 ]
 
 

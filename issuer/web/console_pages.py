@@ -254,10 +254,10 @@ async def new_license(request: Request) -> Response:
             lambda: acting.licensing.create(
                 form.get("product", "").strip(),
                 ip=form.get("ip", "").strip() or None,
-                days=_whole(days, "days") if days else None,
-                expires=_day(expires) if expires else None,
+                days=_parse_count(days, "days") if days else None,
+                expires=_parse_day(expires) if expires else None,
                 features=_words(form.get("features", "")),
-                limits=_limits(form.get("limits", "")),
+                limits=_parse_limits_field(form.get("limits", "")),
                 customer=form.get("customer") or None,
                 lease_days=_lease(form.get("lease_days", "")),
                 new_product=form.get("new_product") == "yes",
@@ -337,11 +337,11 @@ async def save_license(request: Request, license_id: str) -> Response:
             changes["ip"] = ip or None
         expires = form.get("expires", "").strip()
         if expires != _last_day(view):
-            changes["expires"] = _day(expires) if expires else None
+            changes["expires"] = _parse_day(expires) if expires else None
         features = _words(form.get("features", ""))
         if sorted(set(features)) != list(record.features):
             changes["features"] = features
-        limits = _limits(form.get("limits", ""))
+        limits = _parse_limits_field(form.get("limits", ""))
         if limits != record.limits:
             changes["limits"] = limits
         lease = _lease(form.get("lease_days", ""))
@@ -408,13 +408,13 @@ def _last_day(view: LicenseView) -> str:
     return (expires_at - _dt.timedelta(microseconds=1)).date().isoformat()
 
 
-def _whole(value: str, what: str) -> int:
+def _parse_count(value: str, what: str) -> int:
     if not value.isdigit() or len(value) > 6:
         raise BadInputError(f"{what} must be a whole number")
     return int(value)
 
 
-def _day(value: str) -> _dt.date:
+def _parse_day(value: str) -> _dt.date:
     try:
         return _dt.date.fromisoformat(value)
     except ValueError:
@@ -424,14 +424,14 @@ def _day(value: str) -> _dt.date:
 def _lease(value: str) -> int | None:
     """The lease field: empty means the provider's default."""
     value = value.strip()
-    return None if not value else _whole(value, "lease days")
+    return None if not value else _parse_count(value, "lease days")
 
 
 def _words(value: str) -> list[str]:
     return value.replace(",", " ").split()
 
 
-def _limits(value: str) -> dict[str, int]:
+def _parse_limits_field(value: str) -> dict[str, int]:
     limits: dict[str, int] = {}
     for line in value.replace(",", "\n").splitlines():
         if not line.strip():
@@ -439,7 +439,7 @@ def _limits(value: str) -> dict[str, int]:
         name, sep, number = line.partition("=")
         if not sep:
             raise BadInputError(f"limits take NAME=NUMBER, one per line; got {line.strip()!r}")
-        limits[name.strip()] = _whole(number.strip(), f"limit {name.strip()}")
+        limits[name.strip()] = _parse_count(number.strip(), f"limit {name.strip()}")
     return limits
 
 

@@ -16,7 +16,7 @@ def test_web_modules_call_the_facade_and_its_capabilities_only(path: Path) -> No
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not imported & {"issuer.ledger", "issuer.licensing.accounts", "tinydb", "argon2"}, path
-    # `iss.accounts` is the Accounts capability (ARCHITECTURE.md §3.3), which routes call;
+    # `iss.accounts` is the Accounts capability, which routes call like the others;
     # the façade's private parts (minter, list cache) are as out of reach as the ledger.
     reached = [  # `config.ledger` is the ledger folder's name, handed to the façade
         node.lineno for node in ast.walk(tree)
