@@ -2,90 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import sys
-from pathlib import Path
 
 import pytest
+from importgraph import circles, graph
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def modules(package: str = "issuer") -> dict[str, Path]:
-    """Every module of ``package`` by dotted name (a package by its own name)."""
-    found = {}
-    for path in sorted((ROOT / package).rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
-
-
-MODULES = modules()
-
-
-def _owner(name: str) -> str | None:
-    """The module of ours that importing ``name`` runs (``issuer.policy.redeem`` → ``issuer.policy``)."""
-    while name and name not in MODULES:
-        name = name.rpartition(".")[0]
-    return name or None
-
-
-def imports(name: str) -> set[str]:
-    """The modules of ours that ``name`` imports anywhere in its text: top level, in functions, under TYPE_CHECKING."""
-    path = MODULES[name]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-            # `from issuer.web import apidoc` imports the module issuer.web.apidoc
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
-        else:
-            continue
-        # another package counts by its top name (verifier, keytool, tinydb, ...)
-        found |= {_owner(target) or target.split(".")[0] for target in targets if target}
-    return found - {name}
-
-
-GRAPH = {name: imports(name) for name in MODULES}
-
-
-def circles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected groups of more than one module (Tarjan): each holds at least one circle."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    groups: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for nxt in sorted(graph[node] & graph.keys()):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1:
-                groups.append(sorted(group))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return groups
+GRAPH = graph("issuer")
+MODULES = GRAPH.keys()
 
 
 def test_the_walk_sees_lazy_imports() -> None:
@@ -101,7 +24,18 @@ def test_the_walk_finds_a_circle_when_there_is_one() -> None:
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-NO_IO = {"os", "io", "pathlib", "shutil", "socket", "subprocess", "urllib", "http", "sqlite3", "tempfile"}
+NO_IO = {
+    "os",
+    "io",
+    "pathlib",
+    "shutil",
+    "socket",
+    "subprocess",
+    "urllib",
+    "http",
+    "sqlite3",
+    "tempfile",
+}
 
 
 def _in(name: str, *packages: str) -> bool:
@@ -123,12 +57,28 @@ def test_policy_imports_only_records_errors_addresses_and_itself(name: str) -> N
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _in(n, "issuer.ledger")))
-def test_the_ledger_keeps_and_decides_nothing_it_imports_no_rule_capability_or_facade(name: str) -> None:
-    above = ("issuer.policy", "issuer.licensing", "issuer.service", "issuer.facade", "issuer.web", "issuer.cli")
+def test_the_ledger_keeps_and_decides_nothing_it_imports_no_rule_capability_or_facade(
+    name: str,
+) -> None:
+    above = (
+        "issuer.policy",
+        "issuer.licensing",
+        "issuer.service",
+        "issuer.facade",
+        "issuer.web",
+        "issuer.cli",
+    )
     assert {i for i in GRAPH[name] if _in(i, *above)} == set(), name
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _in(n, "issuer.licensing")))
 def test_capabilities_never_import_the_facade_the_web_or_the_commands(name: str) -> None:
-    above = ("issuer.facade", "issuer.config", "issuer.web", "issuer.cli", "issuer.admin_cli", "issuer.umbrella")
+    above = (
+        "issuer.facade",
+        "issuer.config",
+        "issuer.web",
+        "issuer.cli",
+        "issuer.admin_cli",
+        "issuer.umbrella",
+    )
     assert {i for i in GRAPH[name] if _in(i, *above)} == set(), name
