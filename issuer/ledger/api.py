@@ -191,6 +191,14 @@ class LedgerBackend(abc.ABC):
     def licenses(self) -> list[LicenseRecord]:
         """Every license, oldest first."""
 
+    def license_by_key(self, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to (any generation), read without a change.
+
+        Whether the key is the license's current one is the caller's to judge.
+        """
+        with self.transaction() as tx:
+            return tx.license(key_hash=key_hash)
+
     @abc.abstractmethod
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""
@@ -381,6 +389,18 @@ class LedgerBackend(abc.ABC):
         Args:
             attempt: the reserved log-in.
             forget: subjects whose every failure goes too (a successful log-in's pair).
+        """
+
+    @abc.abstractmethod
+    def check_writable(self) -> None:
+        """Find out, cheaply, whether this process can write the ledger now (the health check).
+
+        Writes nothing: a folder ledger is writable and its lock can be taken
+        at once; a database answers one query on a pooled connection and is
+        not a read-only standby.
+
+        Raises:
+            LedgerUnavailableError: it cannot, and ``retry_after`` says when to look again.
         """
 
     def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open

@@ -55,6 +55,7 @@ from issuer.errors import (
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
+    LedgerUnavailableError,
     LedgerVersionError,
 )
 from issuer.ledger.api import FORMAT, LedgerBackend, LedgerInfo, LoginCount
@@ -76,10 +77,11 @@ try:
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
 
-    from issuer.ledger.connections import Database, redact_url
+    from issuer.ledger.connections import RETRY_AFTER, Database, redact_url
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
-        "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
+        "a PostgreSQL ledger needs the 'postgres' extra: "
+        "pip install '.[postgres]' (in the checkout)"
     ) from err
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger", "drop_schema", "redact_url", "upgrade_schema"]
@@ -247,6 +249,16 @@ class PostgresLedger(LedgerBackend):
         items = found[:limit]
         return [s for _, s in items], (items[-1][0] if more and items else None)
 
+    def license_by_key(self, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to: two primary-key look-ups, no row lock."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id ="
+                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s)",
+                (key_hash,),
+            ).fetchone()
+        return None if row is None else _record(row[0])
+
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""
         with self._transaction() as conn:
@@ -287,6 +299,21 @@ class PostgresLedger(LedgerBackend):
         if serial_row is None:
             raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
         return int(serial_row[0]), [_entry(row) for row in rows]
+
+    def check_writable(self) -> None:
+        """One round trip on a pooled connection: the database answers and is not a standby.
+
+        A node whose URL names a primary and its standby with
+        ``target_session_attrs=read-write`` only ever connects to the one that
+        takes writes; this also catches a URL naming a standby alone.
+        """
+        with self._transaction() as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if row is None or row[0]:
+            raise LedgerUnavailableError(
+                f"the ledger database {self.location} is a read-only standby",
+                retry_after=RETRY_AFTER,
+            )
 
     def revocation_serial(self) -> int | None:
         """The revocation list's serial: one small query, which no writer's lock delays."""

@@ -14,7 +14,8 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     GET  /v1/revocations       the signed revocation list (application/jwt, ETag),
                                answered from memory while the ledger's serial stays
                                the same, rate limited per client (429)
-    GET  /v1/health
+    GET  /v1/health            200 {"status", "provider", "ledger": "ok"} when this node
+                               can write its ledger, else 503 ledger-unavailable
     GET  /problems, /problems/{code}                                   what each code means
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
@@ -228,10 +229,11 @@ class TokenResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    """The server is up, and whose it is."""
+    """The server is up, whose it is, and it can write its ledger."""
 
     status: Literal["ok"]
     provider: str
+    ledger: Literal["ok"]
 
 
 _EVERY_ROUTE = problems.EVERY_ROUTE
@@ -256,7 +258,7 @@ _REDEMPTION: tuple[type[LicenseError], ...] = (
     *_FAULTS,
 )
 _DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
-    "health": _EVERY_ROUTE,
+    "health": (*_EVERY_ROUTE, e.LedgerUnavailableError),
     "activate_manual": (
         *_EVERY_ROUTE,
         *_REDEMPTION,
@@ -334,10 +336,13 @@ def _documented(name: str) -> dict[int | str, dict[str, Any]]:
 
 
 @router.get("/v1/health", response_model=HealthResponse, responses=_documented("health"))
-async def health(served: Served) -> HealthResponse:
-    """The server is up; names the provider."""
-    # async: answered on the event loop, never queued behind busy worker threads
-    return HealthResponse(status="ok", provider=served.issuer.provider)
+def health(served: Served) -> HealthResponse:
+    """The server is up and can write its ledger now; names the provider."""
+    # A load balancer's check (deploy/ha/haproxy.cfg): a node whose database is away or
+    # read-only is routed around (503 ledger-unavailable). One query per check.
+    # A worker thread, not the event loop: the ledger's check may wait on the database.
+    served.issuer.check_ledger()
+    return HealthResponse(status="ok", provider=served.issuer.provider, ledger="ok")
 
 
 @router.post(
