@@ -76,7 +76,8 @@ def _all_events(ledger: LedgerBackend) -> list[LoggedEvent]:
 
 
 def _accounts(ledger: LedgerBackend) -> list[Account]:
-    return [*ledger.accounts("user"), *ledger.accounts("token")]
+    store = ledger.account_store
+    return [*store.accounts("user"), *store.accounts("token")]
 
 
 def summarize(ledger: LedgerBackend) -> LedgerSummary:
