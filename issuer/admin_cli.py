@@ -90,7 +90,7 @@ def user_list(
     ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
 ) -> None:
     """List console users."""
-    users = _issuer(ledger, keys).users()
+    users = _issuer(ledger, keys).accounts.users()
     if json:
         print_json([{"name": u.name, "created_at": format_utc(u.created_at)} for u in users])
         return
@@ -139,7 +139,7 @@ def token_list(
     ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
 ) -> None:
     """List admin API tokens (names and scopes)."""
-    tokens = _issuer(ledger, keys).tokens()
+    tokens = _issuer(ledger, keys).accounts.tokens()
     if json:
         print_json(
             [
@@ -207,7 +207,7 @@ def console(
 
     def announce(url: str) -> None:
         print(f"licet console on {url}", flush=True)
-        if not Issuer(config.ledger, config.keys).users():
+        if not Issuer(config.ledger, config.keys).accounts.users():
             print(NO_USERS, flush=True)
 
     serve_console(

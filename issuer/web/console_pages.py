@@ -184,7 +184,7 @@ def _login_form(
         csrf=iss.accounts.csrf_token(nonce),
         message=message,
         user=None,
-        no_users=not iss.users(),
+        no_users=not iss.accounts.users(),
     )
     _set_cookie(request, response, LOGIN_COOKIE, nonce, max_age=3600)
     retry_after = (details or {}).get("retry_after")
