@@ -81,7 +81,7 @@ def user_add(
 ) -> None:
     """Add a console user (password from a file, stdin or a prompt; never an argument)."""
     iss = _issuer(ledger, keys)
-    iss.add_user(name, _read_password(password_file))
+    iss.accounts.add_user(name, _read_password(password_file), actor=iss.actor)
     print(f"added console user {name}")
 
 
@@ -90,7 +90,7 @@ def user_list(
     ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
 ) -> None:
     """List console users."""
-    users = _issuer(ledger, keys).users()
+    users = _issuer(ledger, keys).accounts.users()
     if json:
         print_json([{"name": u.name, "created_at": format_utc(u.created_at)} for u in users])
         return
@@ -105,7 +105,8 @@ def user_remove(
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Remove a console user and end their sessions."""
-    _issuer(ledger, keys).remove_user(name)
+    iss = _issuer(ledger, keys)
+    iss.accounts.remove_user(name, actor=iss.actor)
     print(f"removed console user {name}")
 
 
@@ -124,7 +125,8 @@ def token_create(
     json: Json = False,
 ) -> None:
     """Create an admin API token; it is printed once, on the last line, and stored hashed."""
-    account, token = _issuer(ledger, keys).create_token(name, scope)
+    iss = _issuer(ledger, keys)
+    account, token = iss.accounts.create_token(name, scope, actor=iss.actor)
     if json:
         print_json({"name": account.name, "scope": account.scope, "token": token})
         return
@@ -137,7 +139,7 @@ def token_list(
     ledger: LedgerDir = "ledger", keys: KeysDir = Path("keys"), json: Json = False
 ) -> None:
     """List admin API tokens (names and scopes)."""
-    tokens = _issuer(ledger, keys).tokens()
+    tokens = _issuer(ledger, keys).accounts.tokens()
     if json:
         print_json(
             [
@@ -157,7 +159,8 @@ def token_revoke(
     keys: KeysDir = Path("keys"),
 ) -> None:
     """Revoke an admin API token at once."""
-    _issuer(ledger, keys).revoke_token(name)
+    iss = _issuer(ledger, keys)
+    iss.accounts.revoke_token(name, actor=iss.actor)
     print(f"revoked token {name}")
 
 
@@ -204,7 +207,7 @@ def console(
 
     def announce(url: str) -> None:
         print(f"licet console on {url}", flush=True)
-        if not Issuer(config.ledger, config.keys).users():
+        if not Issuer(config.ledger, config.keys).accounts.users():
             print(NO_USERS, flush=True)
 
     serve_console(

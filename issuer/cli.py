@@ -32,7 +32,8 @@ from issuer.license_cli import license_app
 from issuer.policy.ratelimit import RateLimit
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, print_json, run
 from verifier.errors import BadInputError, LicenseError, RenewalCodeError, RequestCodeError
-from verifier.request import code_kind
+from verifier.renewal import parse_renewal_code
+from verifier.request import code_kind, parse_request_code
 from verifier.wire import DEFAULT_SERVER_PORT
 
 # The license server's port (the panel's client names it when a URL is wrong); the
@@ -180,7 +181,7 @@ def ratelimit_list(
     """List the clients with failed attempts in the window, blocked ones first."""
     config = IssuerConfig(rate_limit=RateLimit(limit=failure_limit))
     iss = Issuer(ledger, keys, config=config, actor=cli_actor())
-    entries = [e.to_dict() for e in iss.rate_limited()]
+    entries = [e.to_dict() for e in iss.rate_limits.limited()]
     if json:
         print_json(entries)
         return
@@ -203,7 +204,7 @@ def ratelimit_clear(
     json: Json = False,
 ) -> None:
     """Forget a client's failed attempts, so a locked-out customer can try again now."""
-    cleared = open_issuer(ledger, keys).clear_rate_limit(address)
+    cleared = open_issuer(ledger, keys).rate_limits.clear(address)
     if json:
         print_json({"cleared": cleared})
         return
@@ -282,7 +283,8 @@ def activate(
     """Redeem an air-gapped activation request code and print the token."""
     text = _code(code, "activation request code", RequestCodeError)
     iss = open_issuer(ledger, keys, passphrase_file)
-    _deliver(iss, iss.activate(text), out, force, qr, qr_png, json)
+    activated = iss.activations.redeem(parse_request_code(text), method="air-gapped")
+    _deliver(iss, activated.token, out, force, qr, qr_png, json)
 
 
 @app.command()
@@ -300,7 +302,8 @@ def renew(
     """Renew an air-gapped server's lease from its renewal code and print the new token."""
     text = _code(code, "renewal code", RenewalCodeError)
     iss = open_issuer(ledger, keys, passphrase_file)
-    _deliver(iss, iss.renew(text), out, force, qr, qr_png, json)
+    renewed = iss.activations.renew(parse_renewal_code(text), method="air-gapped")
+    _deliver(iss, renewed.token, out, force, qr, qr_png, json)
 
 
 @revocations_app.command("export")
@@ -323,7 +326,7 @@ def revocations_export(
 ) -> None:
     """Print the signed revocation list (revoked licenses, superseded activations)."""
     iss = open_issuer(ledger, keys, passphrase_file)
-    signed = iss.signed_revocations(days=days)
+    signed = iss.revocation_lists.signed(days)
     text = signed.text  # refused when larger than panels accept
     if signed.warning is not None:  # close to that: say so while there is time
         print(f"warning: {signed.warning}", file=sys.stderr)

@@ -37,7 +37,14 @@ from issuer.ledger import (
 )
 from issuer.licensing.accounts import Accounts, sees_keys
 from issuer.licensing.activations import Activated, Activations
-from issuer.licensing.licenses import KEEP, Licenses, LicenseSummaryView, LicenseView, Page
+from issuer.licensing.licenses import (
+    KEEP,
+    Keep,
+    Licenses,
+    LicenseSummaryView,
+    LicenseView,
+    Page,
+)
 from issuer.licensing.minting import SECRET_FILE, KeySecret, Minter
 from issuer.licensing.ratelimits import RateLimited, RateLimits
 from issuer.licensing.revocation_list import (
@@ -289,13 +296,13 @@ class Issuer:
         self,
         license_id: str,
         *,
-        customer: str | None = KEEP,
-        ip: str | None = KEEP,
-        expires: _dt.date | None = KEEP,
+        customer: str | Keep | None = KEEP,
+        ip: str | Keep | None = KEEP,
+        expires: _dt.date | Keep | None = KEEP,
         days: int | None = None,
         features: Iterable[str] | None = None,
         limits: Mapping[str, int] | None = None,
-        lease_days: int | None = KEEP,
+        lease_days: int | Keep | None = KEEP,
     ) -> LicenseView:
         """Change a license's terms; ``KEEP`` leaves one as it is (see :meth:`Licenses.update`)."""
         return self.licensing.update(
@@ -356,8 +363,9 @@ class Issuer:
         self, renewal_code: str, *, method: str = "air-gapped", client: str | None = None
     ) -> str:
         """Renew the lease a renewal code names; return the new token (Activations.renew)."""
-        request = parse_renewal_code(renewal_code)
-        return self.activations.renew(request, method=method, client=client).token
+        return self.activations.renew(
+            parse_renewal_code(renewal_code), method=method, client=client
+        ).token
 
     def renew_request(
         self, request: RenewalRequest, *, method: str, client: str | None = None

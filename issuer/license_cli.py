@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from issuer.cli_options import Json, KeysDir, LeaseDays, LedgerDir, MachineIds, open_issuer
-from issuer.licensing.licenses import KEEP, LicenseView
+from issuer.licensing.licenses import KEEP, Keep, LicenseView
 from verifier.cliutil import CONTEXT_SETTINGS, confirm, print_json, say
 from verifier.clock import format_utc
 from verifier.errors import BadInputError
@@ -83,7 +83,7 @@ def _regeneration(view: LicenseView) -> str:
     return f"possible from {format_utc(view.next_regeneration)}"
 
 
-def _limits(items: list[str]) -> dict[str, int]:
+def _parse_limit_args(items: list[str]) -> dict[str, int]:
     limits: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -142,13 +142,13 @@ def license_create(
     json: Json = False,
 ) -> None:
     """Create a license and print its activation key."""
-    view = open_issuer(ledger, keys).create_license(
+    view = open_issuer(ledger, keys).licensing.create(
         product,
         ip=ip,
         days=days,
         expires=None if expires is None else _date(expires),
         features=feature or [],
-        limits=_limits(limit or []),
+        limits=_parse_limit_args(limit or []),
         customer=customer,
         lease_days=lease_days,
         accept_machine_id=None if machine_ids is None else machine_ids is MachineIds.ACCEPT,
@@ -168,7 +168,7 @@ def license_show(
     json: Json = False,
 ) -> None:
     """Show a license: current key, activation, next regeneration date, history."""
-    _print_license(open_issuer(ledger, keys).show(license_id), json)
+    _print_license(open_issuer(ledger, keys).licensing.show(license_id), json)
 
 
 @license_app.command("list")
@@ -237,7 +237,7 @@ def license_regenerate(
     json: Json = False,
 ) -> None:
     """Issue a new activation key (at most once a month); the old one stops working."""
-    _print_license(open_issuer(ledger, keys).regenerate(license_id), json)
+    _print_license(open_issuer(ledger, keys).licensing.regenerate(license_id), json)
 
 
 @license_app.command("revoke")
@@ -250,10 +250,10 @@ def license_revoke(
 ) -> None:
     """Revoke a license: no further activation succeeds (asks first on a terminal)."""
     iss = open_issuer(ledger, keys)
-    view = iss.show(license_id)  # refuse an unknown id before asking anything
+    view = iss.licensing.show(license_id)  # refuse an unknown id before asking anything
     customer = f" of {view.record.customer}" if view.record.customer else ""
     confirm(f"Revoke license {view.license_id}{customer} ({view.record.product})?", yes)
-    revoked = iss.revoke(license_id)
+    revoked = iss.licensing.revoke(license_id)
     if json:
         print_json(revoked.to_dict())
         return
@@ -311,25 +311,25 @@ def license_set(
     json: Json = False,
 ) -> None:
     """Change a license's terms; options left out stay as they are."""
-    lease: object = KEEP
+    lease: int | Keep | None = KEEP
     if lease_days is not None:
         if lease_days != "default" and not lease_days.isdigit():
             raise BadInputError(
                 f"--lease-days takes a number of days or default, got {lease_days!r}"
             )
         lease = None if lease_days == "default" else int(lease_days)
-    expiry: object = KEEP
+    expiry: _dt.date | Keep | None = KEEP
     if expires is not None:
         expiry = None if expires == "never" else _date(expires, "or never")
-    view = open_issuer(ledger, keys).update_license(
+    view = open_issuer(ledger, keys).licensing.update(
         license_id,
         customer=KEEP if customer is None else (customer or None),
         ip=KEEP if ip is None else (ip or None),
-        expires=expiry,  # type: ignore[arg-type]  # KEEP, None or a date
+        expires=expiry,
         days=days,
         features=feature,
-        limits=None if limit is None else _limits(limit),
-        lease_days=lease,  # type: ignore[arg-type]  # KEEP, None or a number
+        limits=None if limit is None else _parse_limit_args(limit),
+        lease_days=lease,
     )
     _print_license(view, json)
 
@@ -342,7 +342,7 @@ def license_history(
     json: Json = False,
 ) -> None:
     """Every change to a license: when, who, what, and each field before and after."""
-    history = open_issuer(ledger, keys).show(license_id).record.history
+    history = open_issuer(ledger, keys).licensing.show(license_id).record.history
     if json:
         print_json([e.to_dict() for e in history])
         return

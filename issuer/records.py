@@ -8,6 +8,7 @@ half-read.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,14 +36,19 @@ __all__ = [
 Changes = dict[str, dict[str, Any]]
 
 
-class LicenseStatus:
-    """Stored states; ``expired`` is derived from the expiry date when shown."""
+class LicenseStatus(enum.StrEnum):
+    """Stored states; ``expired`` is derived from the expiry date when shown.
+
+    Members are strings (``LicenseStatus.ISSUED == "issued"``): records and
+    documents carry the same text as before.
+    """
 
     ISSUED = "issued"
     ACTIVATED = "activated"
     REVOKED = "revoked"
     EXPIRED = "expired"
-    STORED = (ISSUED, ACTIVATED, REVOKED)
+    #: The states a record may be stored in (``expired`` is only ever shown).
+    STORED = enum.nonmember((ISSUED, ACTIVATED, REVOKED))
 
 
 @dataclass(frozen=True)

@@ -2090,7 +2090,7 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
     from consoles import ConsoleServer, add_user, make_token
     from starlette.routing import Mount
 
-    from issuer.web import admin_api, console_pages
+    from issuer.web import admin_api, console_pages, license_server
     from issuer.web.console_app import ConsoleConfig, create_console_app
     from issuer.web.license_server import ServerConfig, create_app
 
@@ -2100,14 +2100,15 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
     ledger, keys = str(home / "ledger"), str(home / "keys")
     server_app = create_app(ServerConfig(ledger=ledger, keys=keys))
     console_app = create_console_app(ConsoleConfig(ledger=ledger, keys=keys))
-    # The console's routers are walked themselves; a new one must be added here.
+    # The servers' routers are walked themselves; a new one must be added here.
     included = [r for r in console_app.routes if not hasattr(r, "path")]
     assert len(included) == 2, included
+    assert len([r for r in server_app.routes if not hasattr(r, "path")]) == 1
     static = [r for r in console_app.routes if isinstance(r, Mount)]
     assert [m.path for m in static] == ["/static"]
     assets = sorted(p.name for p in (Path(console_pages.__file__).parent / "static").iterdir())
     pages = {
-        "server": get_paths(server_app.routes),
+        "server": get_paths([*server_app.routes, *license_server.router.routes]),
         "console": get_paths([*console_app.routes, *console_pages.router.routes, *admin_api.router.routes])
         + [f"/static/{name}" for name in assets],
     }

@@ -119,7 +119,7 @@ def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _name(kind: str, value: Any) -> str:
+def _check_account_name(kind: str, value: Any) -> str:
     if not isinstance(value, str) or _NAME.fullmatch(value) is None:
         raise BadInputError(
             f"{kind} name must be 1-64 letters, digits, '.', '_', '@' or '-', "
@@ -170,7 +170,7 @@ class Accounts:
             BadInputError: a malformed name, or a password under 12 characters.
             AccountExistsError: the name is taken.
         """
-        _name("user", name)
+        _check_account_name("user", name)
         if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise BadInputError(
                 f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
@@ -202,7 +202,7 @@ class Accounts:
             BadInputError: a malformed name or an unknown scope.
             AccountExistsError: the name is taken.
         """
-        _name("token", name)
+        _check_account_name("token", name)
         if scope not in SCOPES:
             raise BadInputError(f"scope must be one of {', '.join(SCOPES)}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)

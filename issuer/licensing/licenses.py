@@ -12,12 +12,13 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import ipaddress
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar, cast
 
 from issuer import policy
 from issuer.addresses import canonical_ip
@@ -45,6 +46,7 @@ from verifier.errors import (
 __all__ = [
     "KEEP",
     "PAGE_MAX",
+    "Keep",
     "LicenseDefaults",
     "LicenseSummaryView",
     "LicenseView",
@@ -63,7 +65,15 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 PAGE_MAX = 200  # licenses or events in one page of a list
 _READ_ONE_BY_ONE = 100  # more licenses than this are read whole in one go
-KEEP: Any = object()
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`: a sentinel the type checker can tell from ``None``."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
 """Default of :meth:`Licenses.update` arguments: leave the field as it is."""
 
 
@@ -682,13 +692,13 @@ class Licenses:
         self,
         license_id: str,
         *,
-        customer: str | None = KEEP,
-        ip: str | None = KEEP,
-        expires: _dt.date | None = KEEP,
+        customer: str | Keep | None = KEEP,
+        ip: str | Keep | None = KEEP,
+        expires: _dt.date | Keep | None = KEEP,
         days: int | None = None,
         features: Iterable[str] | None = None,
         limits: Mapping[str, int] | None = None,
-        lease_days: int | None = KEEP,
+        lease_days: int | Keep | None = KEEP,
     ) -> LicenseView:
         """Change a license's terms; arguments left out (``KEEP``) stay as they are.
 

@@ -55,14 +55,14 @@ def _ip(value: str) -> str:
     return value
 
 
-def _whole(value: Any) -> Any:
+def _integral(value: Any) -> Any:
     """A JSON number without a fraction is an integer, as JSON Schema says (2.0 is 2)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-def _day(value: str) -> str:
+def _check_day(value: str) -> str:
     """A calendar day, YYYY-MM-DD."""
     try:
         _dt.date.fromisoformat(value)
@@ -87,17 +87,17 @@ Day = Annotated[
         json_schema_extra={"format": "date"},
         description="the last day the license is valid (UTC), YYYY-MM-DD",
     ),
-    AfterValidator(_day),
+    AfterValidator(_check_day),
 ]
 # Field before BeforeValidator: the other order loses the range from the JSON Schema.
 Days = Annotated[
     int,
     Field(ge=1, le=MAX_DAYS, description="valid for this many days from now"),
-    BeforeValidator(_whole),
+    BeforeValidator(_integral),
 ]
 Features = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
 Limits = Annotated[
-    dict[Name, Annotated[int, Field(ge=0, le=MAX_LIMIT), BeforeValidator(_whole)]],
+    dict[Name, Annotated[int, Field(ge=0, le=MAX_LIMIT), BeforeValidator(_integral)]],
     Field(max_length=MAX_ITEMS, json_schema_extra={"additionalProperties": False}),
 ]
 
@@ -125,7 +125,7 @@ Customer = Annotated[
 LeaseDays = Annotated[
     int,
     Field(ge=0, le=MAX_LEASE_DAYS, description="0: no lease; null or absent: the default"),
-    BeforeValidator(_whole),
+    BeforeValidator(_integral),
 ]
 
 
@@ -361,7 +361,7 @@ def list_licenses(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Licenses, newest first, filtered and searched; follow ``next_cursor`` for more."""
-    page = iss.search(text=q, product=product, status=status, cursor=cursor, limit=limit)
+    page = iss.licensing.search(text=q, product=product, status=status, cursor=cursor, limit=limit)
     return {"items": [v.to_dict() for v in page.items], "next_cursor": page.next_cursor}
 
 
@@ -377,7 +377,7 @@ def list_licenses(
 )
 def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     """Create a license; the answer holds its activation key."""
-    view = iss.create_license(
+    view = iss.licensing.create(
         body.product,
         ip=body.ip,
         days=body.days,
@@ -400,7 +400,7 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
 )
 def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
     """A license: its key (not for read-scope tokens), activation, regeneration date, history."""
-    return iss.show(license_id).to_dict()
+    return iss.licensing.show(license_id).to_dict()
 
 
 @router.patch(
@@ -415,7 +415,7 @@ def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
 def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dict[str, Any]:
     """Change a license's terms; fields left out stay as they are (null clears)."""
     given = body.model_fields_set
-    view = iss.update_license(
+    view = iss.licensing.update(
         license_id,
         customer=body.customer if "customer" in given else KEEP,
         ip=body.ip if "ip" in given else KEEP,
@@ -441,7 +441,7 @@ def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dic
 )
 def regenerate(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     """Issue a new activation key (at most once a month; 409 with ``allowed_from`` before)."""
-    return iss.regenerate(license_id).to_dict()
+    return iss.licensing.regenerate(license_id).to_dict()
 
 
 @router.post(
@@ -455,7 +455,7 @@ def regenerate(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
 )
 def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     """Revoke a license: no activation succeeds any more (a second time: 403)."""
-    return iss.revoke(license_id).to_dict()
+    return iss.licensing.revoke(license_id).to_dict()
 
 
 @router.get(
@@ -466,5 +466,5 @@ def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
 )
 def events(iss: Reader, after: Cursor = None, limit: Limit = 100) -> dict[str, Any]:
     """Every change in order (for billing sync): poll with ``after=next_cursor``."""
-    page = iss.events(after=after, limit=limit)
+    page = iss.licensing.events(after=after, limit=limit)
     return {"items": [ev.to_dict() for ev in page.items], "next_cursor": page.next_cursor}

@@ -87,7 +87,7 @@ async def error_page(request: Request, status: int, message: str) -> HTMLRespons
     if key:
         try:
             acting = await run_in_threadpool(_issuer(request).session, key)
-            user, csrf = _user(acting), acting.csrf_token(key)
+            user, csrf = _user(acting), acting.accounts.csrf_token(key)
         except Exception:  # the page says what went wrong, whatever this is
             user, csrf = None, None
     return _render(request, "error.html", status, problem=message, user=user, csrf=csrf)
@@ -143,14 +143,14 @@ async def _session(request: Request) -> tuple[Issuer, str, str]:
         acting = await run_in_threadpool(_issuer(request).session, key)
     except AuthenticationError:
         raise _LoginRequired() from None
-    return acting, key, acting.csrf_token(key)
+    return acting, key, acting.accounts.csrf_token(key)
 
 
 async def _form(request: Request, key: str) -> dict[str, str]:
     """The submitted form, once its anti-forgery token is checked; text fields only."""
     form = await request.form()
     fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
-    if not _issuer(request).csrf_ok(key, fields.get("csrf")):
+    if not _issuer(request).accounts.csrf_ok(key, fields.get("csrf")):
         raise CsrfError()
     return fields
 
@@ -181,10 +181,10 @@ def _login_form(
         request,
         "login.html",
         status,
-        csrf=iss.csrf_token(nonce),
+        csrf=iss.accounts.csrf_token(nonce),
         message=message,
         user=None,
-        no_users=not iss.users(),
+        no_users=not iss.accounts.users(),
     )
     _set_cookie(request, response, LOGIN_COOKIE, nonce, max_age=3600)
     retry_after = (details or {}).get("retry_after")
@@ -201,7 +201,7 @@ async def login(request: Request) -> Response:
     address = client_of(request, request.app.state.proxies)
     try:
         key = await run_in_threadpool(
-            iss.login, form.get("user", ""), form.get("password", ""), address=address
+            iss.accounts.login, form.get("user", ""), form.get("password", ""), address=address
         )
     except LicenseError as err:
         return await run_in_threadpool(
@@ -225,7 +225,7 @@ async def logout(request: Request) -> Response:
     """End the session server-side and forget the cookie."""
     key = request.cookies.get(SESSION_COOKIE, "")
     await _form(request, key)
-    await run_in_threadpool(_issuer(request).logout, key)
+    await run_in_threadpool(_issuer(request).accounts.logout, key)
     response = RedirectResponse("/login", status_code=303)
     _forget_cookie(request, response, SESSION_COOKIE)
     return response
@@ -268,7 +268,7 @@ async def license_list(request: Request) -> Response:
     message, status = None, 200
     try:
         page = await run_in_threadpool(
-            lambda: acting.search(
+            lambda: acting.licensing.search(
                 text=wanted["q"] or None,
                 product=wanted["product"] or None,
                 status=wanted["status"] or None,
@@ -324,13 +324,13 @@ async def new_license(request: Request) -> Response:
         days = form.get("days", "").strip()
         expires = form.get("expires", "").strip()
         view = await run_in_threadpool(
-            lambda: acting.create_license(
+            lambda: acting.licensing.create(
                 product,
                 ip=form.get("ip", "").strip() or None,
                 days=_number(days) if days else None,
                 expires=_day(expires) if expires else None,
                 features=_words(form.get("features", "")),
-                limits=_limits(form.get("limits", "")),
+                limits=_parse_limits_field(form.get("limits", "")),
                 customer=form.get("customer") or None,
                 lease_days=_lease(form.get("lease_days", "")),
                 accept_machine_id=machine_ids,
@@ -360,7 +360,7 @@ async def new_license(request: Request) -> Response:
 async def license_page(request: Request, license_id: str) -> Response:
     """The license edit form: key with Copy, activation, regeneration, history."""
     acting, _, csrf = await _session(request)
-    view = await run_in_threadpool(acting.show, license_id)
+    view = await run_in_threadpool(acting.licensing.show, license_id)
     notice = _NOTICES.get(request.query_params.get("done", ""))
     return _edit_form(request, acting, csrf, view, notice=notice)
 
@@ -406,7 +406,7 @@ async def save_license(request: Request, license_id: str) -> Response:
     """Save the edit form: only fields that differ from what was shown are changed."""
     acting, key, csrf = await _session(request)
     form = await _form(request, key)
-    view = await run_in_threadpool(acting.show, license_id)
+    view = await run_in_threadpool(acting.licensing.show, license_id)
     record = view.record
     try:
         changes: dict[str, Any] = {}
@@ -422,7 +422,7 @@ async def save_license(request: Request, license_id: str) -> Response:
         features = _words(form.get("features", ""))
         if sorted(set(features)) != list(record.features):
             changes["features"] = features
-        limits = _limits(form.get("limits", ""))
+        limits = _parse_limits_field(form.get("limits", ""))
         if limits != record.limits:
             changes["limits"] = limits
         lease = _lease(form.get("lease_days", ""))
@@ -430,7 +430,7 @@ async def save_license(request: Request, license_id: str) -> Response:
             changes["lease_days"] = lease
         if not changes:
             return RedirectResponse(f"/licenses/{license_id}?done=unchanged", status_code=303)
-        await run_in_threadpool(lambda: acting.update_license(license_id, **changes))
+        await run_in_threadpool(lambda: acting.licensing.update(license_id, **changes))
     except LicenseError as err:
         return _edit_form(
             request, acting, csrf, view, status=err.http_status, refusal=err, form=form
@@ -453,12 +453,12 @@ async def revoke(request: Request, license_id: str) -> Response:
 async def _confirmed(request: Request, license_id: str, action: str) -> Response:
     acting, key, csrf = await _session(request)
     form = await _form(request, key)
-    view = await run_in_threadpool(acting.show, license_id)
+    view = await run_in_threadpool(acting.licensing.show, license_id)
     if form.get("confirm") != "yes":
         return _render(
             request, "confirm.html", user=_user(acting), csrf=csrf, view=view, action=action
         )
-    operation = acting.regenerate if action == "regenerate" else acting.revoke
+    operation = acting.licensing.regenerate if action == "regenerate" else acting.licensing.revoke
     try:
         await run_in_threadpool(operation, license_id)
     except LicenseError as err:
@@ -516,7 +516,7 @@ def _words(value: str) -> list[str]:
     return value.replace(",", " ").split()
 
 
-def _limits(value: str) -> dict[str, Any]:
+def _parse_limits_field(value: str) -> dict[str, Any]:
     """NAME=NUMBER lines (a line without '=' is a name without a number)."""
     limits: dict[str, Any] = {}
     for line in value.replace(",", "\n").splitlines():
@@ -534,7 +534,7 @@ def _limits(value: str) -> dict[str, Any]:
 async def revocations_page(request: Request) -> Response:
     """The revocation list: its serial, its entries, and a download of the signed list."""
     acting, _, csrf = await _session(request)
-    serial, entries = await run_in_threadpool(acting.revocations)
+    serial, entries = await run_in_threadpool(acting.licensing.revocations)
     warning = await run_in_threadpool(_size_warning, acting)
     return _render(
         request,
@@ -550,7 +550,7 @@ async def revocations_page(request: Request) -> Response:
 def _size_warning(acting: Issuer) -> str | None:
     """What the provider must know about the signed list's size (near or over the panels' limit)."""
     try:
-        return acting.signed_revocations().warning
+        return acting.revocation_lists.signed().warning
     except LicenseError as err:  # no key to sign with: the page still shows the entries
         return f"the revocation list cannot be signed now: {err.message}"
 
@@ -559,7 +559,7 @@ def _size_warning(acting: Issuer) -> str | None:
 async def revocations_download(request: Request) -> Response:
     """The signed revocation list (what ``GET /v1/revocations`` serves panels)."""
     acting, _, _ = await _session(request)
-    text = await run_in_threadpool(acting.revocation_list)
+    text = await run_in_threadpool(acting.revocation_lists.text)
     return Response(
         text + "\n",
         media_type="application/jwt",

@@ -32,7 +32,11 @@ proxies, the right-most X-Forwarded-For hop that is not one of them, every
 header line read in order as one list) — never an address in the body. It
 calls the panel back on that address under one deadline, expects the
 challenge whose SHA-256 came with the request, and only then activates.
-Routes call the :class:`~issuer.facade.Issuer` façade only.
+
+The routes live at module level on :data:`router`; what one app's routes
+share (its :class:`~issuer.facade.Issuer`, settings and in-memory counts) is
+its :class:`ServerState`, reached through a dependency. Each route calls the
+capability it uses (``issuer.activations``, ``issuer.revocation_lists``).
 
 Example:
     $ issuer serve --host 0.0.0.0 --port 8443 --workers 2
@@ -51,14 +55,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.supervisors import Multiprocess
 
-from issuer.addresses import parse_proxies
+from issuer.addresses import ProxyList, parse_proxies
 from issuer.config import IssuerConfig
 from issuer.facade import Issuer
 from issuer.policy.ratelimit import RateLimit, RequestRate
@@ -77,7 +81,7 @@ from verifier.fingerprint import (
     MAX_PER_KIND,
     parse_fingerprint,
 )
-from verifier.renewal import MAX_RENEWAL_CODE, RENEWAL_PREFIX
+from verifier.renewal import MAX_RENEWAL_CODE, RENEWAL_PREFIX, parse_renewal_code
 from verifier.request import (
     HOSTNAME_PATTERN,
     MAX_REQUEST_CODE,
@@ -85,7 +89,7 @@ from verifier.request import (
     parse_request_code,
 )
 
-__all__ = ["ServerConfig", "add_health_route", "create_app", "serve"]
+__all__ = ["ServerConfig", "ServerState", "create_app", "router", "serve"]
 
 _CONFIG_ENV = "LICET_SERVE_CONFIG"  # hand-off from `issuer serve` to its worker processes
 
@@ -291,6 +295,175 @@ _DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
 }
 
 
+@dataclasses.dataclass
+class ServerState:
+    """What the routes of one license server app share, kept as ``app.state.server``.
+
+    Attributes:
+        issuer: the façade over the ledger and the keys, acting as ``server``;
+            routes call its capabilities.
+        config: the server's settings.
+        proxies: the trusted proxies, parsed.
+        list_rate: the per-client limit of revocation-list requests (this worker's count).
+        warned: the last signed list whose size was warned about.
+    """
+
+    issuer: Issuer
+    config: ServerConfig
+    proxies: ProxyList
+    list_rate: RequestRate
+    warned: object = None
+
+    def caller(self, request: Request) -> str:
+        """The client a request comes from, by the trusted-proxy rule."""
+        return problems.client_of(request, self.proxies)
+
+
+async def server_state(request: Request) -> ServerState:
+    """The state of the app serving ``request`` (async: resolved on the event loop)."""
+    state: ServerState = request.app.state.server
+    return state
+
+
+Served = Annotated[ServerState, Depends(server_state)]
+router = APIRouter(route_class=problems.ApiRoute)
+
+
+def _documented(name: str) -> dict[int | str, dict[str, Any]]:
+    answers: dict[int | str, dict[str, Any]] = {}
+    answers.update(apidoc.refusals(_DOCUMENTED[name], problems.BUG_STATUS))
+    return answers
+
+
+@router.get("/v1/health", response_model=HealthResponse, responses=_documented("health"))
+def health(served: Served) -> HealthResponse:
+    """The server is up and can write its ledger now; names the provider."""
+    # A load balancer's check (deploy/ha/haproxy.cfg): a node whose database is away or
+    # read-only is routed around (503 ledger-unavailable). One query per check.
+    # A worker thread, not the event loop: the ledger's check may wait on the database.
+    served.issuer.check_ledger()
+    return HealthResponse(status="ok", provider=served.issuer.provider, ledger="ok")
+
+
+@router.post(
+    "/v1/activations",
+    response_model=TokenResponse,
+    responses=_documented("activate_manual"),
+)
+def activate_manual(body: ManualRequest, request: Request, served: Served) -> TokenResponse:
+    """Manual online activation: the same content as an air-gapped request code."""
+    activation_request = parse_request_code(body.request_code)
+    result = served.issuer.activations.redeem(
+        activation_request, method="online", client=served.caller(request)
+    )
+    setattr(request.state, LICENSE_ID, result.license_id)
+    return TokenResponse(token=result.token)
+
+
+@router.post("/v1/renewals", response_model=TokenResponse, responses=_documented("renew"))
+def renew(body: RenewalBody, request: Request, served: Served) -> TokenResponse:
+    """Renew the lease of the license's current activation (same activation id, later exp)."""
+    renewal = parse_renewal_code(body.renewal_code)
+    result = served.issuer.activations.renew(
+        renewal, method="online", client=served.caller(request)
+    )
+    return TokenResponse(token=result.token)
+
+
+@router.get(
+    "/v1/revocations",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The signed revocation list (a compact JWS); `ETag` names it.",
+            "content": {"application/jwt": {}},
+            "headers": {"ETag": {"schema": {"type": "string"}}},
+        },
+        304: {"description": "Unchanged since the list whose ETag came in If-None-Match."},
+        **_documented("revocations"),
+    },
+)
+def revocations(
+    request: Request,
+    served: Served,
+    if_none_match: Annotated[str, Header(max_length=1024)] = "",
+) -> Response:
+    """The signed revocation list, as the bare compact JWS (rate limited per client)."""
+    # Counted in memory, before anything else: a flood never reaches the ledger.
+    served.list_rate.take(served.caller(request))
+    signed = served.issuer.revocation_lists.signed()
+    if signed.warning is not None and signed.fits and served.warned is not signed:
+        served.warned = signed  # once per list signed, not per request
+        logging.getLogger("licet.server").warning("%s", signed.warning)
+    text, etag = signed.text, signed.etag
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    wanted = [t.strip() for t in if_none_match.split(",")]
+    if etag in wanted or "*" in wanted:
+        return Response(status_code=304, headers=headers)
+    return Response(text, media_type="application/jwt", headers=headers)
+
+
+@router.post(
+    "/v1/activations/auto",
+    response_model=TokenResponse,
+    responses=_documented("activate_auto"),
+)
+def activate_auto(body: AutoRequest, request: Request, served: Served) -> TokenResponse:
+    """Automatic activation: the caller's address names the license; a callback proves it."""
+    address = served.caller(request)
+    fingerprint = parse_fingerprint(body.fingerprint)
+    if body.identity not in IDENTITY_KINDS:
+        raise e.BadInputError(f"identity must be one of {', '.join(IDENTITY_KINDS)}")
+    config = served.config
+
+    def confirm() -> None:
+        confirm_panel(
+            address,
+            body.callback_port,
+            body.challenge_hash,
+            allow_private=config.allow_private_callbacks,
+            timeout=config.callback_timeout,
+            max_bytes=config.callback_max_bytes,
+        )
+
+    result = served.issuer.activations.activate_by_address(
+        address,
+        product=body.product,
+        fingerprint=fingerprint,
+        hostname=body.hostname,
+        confirm=confirm,
+        identity=body.identity,
+    )
+    setattr(request.state, LICENSE_ID, result.license_id)
+    return TokenResponse(token=result.token)
+
+
+async def on_license_error(request: Request, err: LicenseError) -> JSONResponse:
+    """A library refusal: its problem document."""
+    return problems.problem_for(err)
+
+
+async def on_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+    """A body or parameter the framework refused: ``bad-input``, naming the fault."""
+    return problems.invalid_request(err)
+
+
+async def on_http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    """A refusal of the framework's own (404, 405, ...) as a problem document."""
+    return problems.http_refusal(request, err)
+
+
+async def on_bug(request: Request, err: Exception) -> JSONResponse:
+    """Anything else: a generic problem with an incident id; the detail goes to the log."""
+    return problems.bug_problem(err)
+
+
+_DESCRIPTION = (
+    "Refusals are RFC 9457 problem documents (application/problem+json); "
+    f"each `type` is a page under {apidoc.PROBLEMS_PATH}."
+)
+
+
 def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI:
     """Build the license server app.
 
@@ -305,141 +478,26 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         actor="server",
         config=IssuerConfig(rate_limit=config.rate_limit()),
     )
-    proxies = parse_proxies(config.trusted_proxies)
-    list_rate = config.revocations_rate()
-    warned: list[object] = [None]  # the last list whose size was warned about
     app = problems.new_app("licet license server")
-
-    def caller(request: Request) -> str:
-        return problems.client_of(request, proxies)
-
-    @app.exception_handler(LicenseError)
-    async def on_license_error(request: Request, err: LicenseError) -> JSONResponse:
-        return problems.problem_for(err)
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        return problems.invalid_request(err)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return problems.http_refusal(request, err)
-
-    @app.exception_handler(Exception)
-    async def on_bug(request: Request, err: Exception) -> JSONResponse:
-        return problems.bug_problem(err)
-
-    def documented(name: str) -> dict[int | str, dict[str, Any]]:
-        answers: dict[int | str, dict[str, Any]] = {}
-        answers.update(apidoc.refusals(_DOCUMENTED[name], problems.BUG_STATUS))
-        return answers
-
-    add_health_route(app, iss, documented("health"))
-
-    @app.post(
-        "/v1/activations",
-        response_model=TokenResponse,
-        responses=documented("activate_manual"),
+    app.state.server = ServerState(
+        issuer=iss,
+        config=config,
+        proxies=parse_proxies(config.trusted_proxies),
+        list_rate=config.revocations_rate(),
     )
-    def activate_manual(body: ManualRequest, request: Request) -> TokenResponse:
-        """Manual online activation: the same content as an air-gapped request code."""
-        activation_request = parse_request_code(body.request_code)
-        result = iss.redeem(activation_request, method="online", client=caller(request))
-        setattr(request.state, LICENSE_ID, result.license_id)
-        return TokenResponse(token=result.token)
-
-    @app.post("/v1/renewals", response_model=TokenResponse, responses=documented("renew"))
-    def renew(body: RenewalBody, request: Request) -> TokenResponse:
-        """Renew the lease of the license's current activation (same activation id, later exp)."""
-        token = iss.renew(body.renewal_code, method="online", client=caller(request))
-        return TokenResponse(token=token)
-
-    @app.get(
-        "/v1/revocations",
-        response_class=Response,
-        responses={
-            200: {
-                "description": "The signed revocation list (a compact JWS); `ETag` names it.",
-                "content": {"application/jwt": {}},
-                "headers": {"ETag": {"schema": {"type": "string"}}},
-            },
-            304: {"description": "Unchanged since the list whose ETag came in If-None-Match."},
-            **documented("revocations"),
-        },
-    )
-    def revocations(
-        request: Request,
-        if_none_match: Annotated[str, Header(max_length=1024)] = "",
-    ) -> Response:
-        """The signed revocation list, as the bare compact JWS (rate limited per client)."""
-        # Counted in memory, before anything else: a flood never reaches the ledger.
-        list_rate.take(caller(request))
-        signed = iss.signed_revocations()
-        if signed.warning is not None and signed.fits and warned[0] is not signed:
-            warned[0] = signed  # once per list signed, not per request
-            logging.getLogger("licet.server").warning("%s", signed.warning)
-        text, etag = signed.text, signed.etag
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        wanted = [t.strip() for t in if_none_match.split(",")]
-        if etag in wanted or "*" in wanted:
-            return Response(status_code=304, headers=headers)
-        return Response(text, media_type="application/jwt", headers=headers)
-
-    @app.post(
-        "/v1/activations/auto",
-        response_model=TokenResponse,
-        responses=documented("activate_auto"),
-    )
-    def activate_auto(body: AutoRequest, request: Request) -> TokenResponse:
-        """Automatic activation: the caller's address names the license; a callback proves it."""
-        address = caller(request)
-        fingerprint = parse_fingerprint(body.fingerprint)
-        if body.identity not in IDENTITY_KINDS:
-            raise e.BadInputError(f"identity must be one of {', '.join(IDENTITY_KINDS)}")
-
-        def confirm() -> None:
-            confirm_panel(
-                address,
-                body.callback_port,
-                body.challenge_hash,
-                allow_private=config.allow_private_callbacks,
-                timeout=config.callback_timeout,
-                max_bytes=config.callback_max_bytes,
-            )
-
-        result = iss.activate_by_address(
-            address,
-            product=body.product,
-            fingerprint=fingerprint,
-            hostname=body.hostname,
-            confirm=confirm,
-            identity=body.identity,
-        )
-        setattr(request.state, LICENSE_ID, result.license_id)
-        return TokenResponse(token=result.token)
-
+    app.exception_handler(LicenseError)(on_license_error)
+    app.exception_handler(RequestValidationError)(on_invalid)
+    app.exception_handler(StarletteHTTPException)(on_http)
+    app.exception_handler(Exception)(on_bug)
+    app.include_router(router)
     problems.install_problem_pages(app)
-    description = (
-        "Refusals are RFC 9457 problem documents (application/problem+json); "
-        f"each `type` is a page under {apidoc.PROBLEMS_PATH}."
-    )
-    app.openapi = lambda: problems.openapi_document(app, description)  # type: ignore[method-assign]
+    app.openapi = lambda: problems.openapi_document(app, _DESCRIPTION)  # type: ignore[method-assign]
     return app
 
 
-def add_health_route(app: FastAPI, iss: Issuer, responses: dict[int | str, dict[str, Any]]) -> None:
-    """``GET /v1/health``: 200 when this node can write its ledger, else 503 ``ledger-unavailable``.
-
-    A load balancer's check (``deploy/ha/haproxy.cfg``): a node whose
-    database is away or read-only is routed around. One query per check.
-    """
-
-    @app.get("/v1/health", response_model=HealthResponse, responses=responses)
-    def health() -> HealthResponse:
-        """The server is up and can write its ledger now; names the provider."""
-        # A worker thread, not the event loop: the ledger's check may wait on the database.
-        iss.check_ledger()
-        return HealthResponse(status="ok", provider=iss.provider, ledger="ok")
+def served_paths(app: FastAPI) -> set[str]:
+    """Every path ``app`` serves, its router's included (what the request log names)."""
+    return {route.path for route in (*app.routes, *router.routes) if hasattr(route, "path")}
 
 
 def app_from_environment() -> Any:
@@ -449,7 +507,7 @@ def app_from_environment() -> Any:
     config = ServerConfig(**raw)
     problems.log_to_stderr()
     app = create_app(config, read_passphrase(None))
-    paths = {route.path for route in app.routes if hasattr(route, "path")}
+    paths = served_paths(app)
     proxies = parse_proxies(config.trusted_proxies)
     # Outermost, so that requests refused for their size are logged too; every
     # line names the client by the rule the routes use, not the proxy.

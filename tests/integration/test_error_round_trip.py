@@ -23,7 +23,7 @@ from error_catalogue import every_error_class, example, same_error
 from servers import free_port
 from support import PRODUCT
 
-from issuer import Issuer
+from issuer.licensing.activations import Activations
 from issuer.web.license_server import ServerConfig, create_app
 from verifier import LicenseError, request_code
 from verifier.client import activate_online
@@ -32,7 +32,7 @@ KEY = "7K3Q-M9XW-2D4H-R8TB-6VNC-PJ5F"  # well-formed; the patched activation nev
 
 
 class Raising:
-    """Stands in for Issuer.redeem: raises whichever error the test sets."""
+    """Stands in for Activations.redeem (what the route calls): raises whichever error the test sets."""
 
     error: LicenseError | None = None
 
@@ -45,7 +45,7 @@ class Raising:
 def served(home: Path) -> Iterator[tuple[str, Raising]]:
     raising = Raising()
     patch = pytest.MonkeyPatch()
-    patch.setattr(Issuer, "redeem", lambda self, *a, **k: raising(*a, **k))
+    patch.setattr(Activations, "redeem", lambda self, *a, **k: raising(*a, **k))
     app = create_app(ServerConfig(ledger=str(home / "ledger"), keys=str(home / "keys"), failure_limit=10**6))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

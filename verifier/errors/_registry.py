@@ -26,11 +26,13 @@ class LicenseError(Exception):
 
     Attributes:
         code: stable machine-readable identifier (kebab-case), part of the API;
-            unique across every licet package.
+            unique across every licet package. Each class defines its own; a
+            plain :class:`LicenseError` rebuilt from a newer server's answer
+            carries that server's code on the instance (:func:`error_for_code`).
         message: one line for humans.
     """
 
-    code: ClassVar[str] = "license-error"
+    code: str = "license-error"
     default_message: ClassVar[str] = "license error"
     #: HTTP status the license server answers with for this refusal.
     http_status: ClassVar[int] = 400
@@ -135,13 +137,11 @@ def error_for_code(code: str, message: str, details: dict[str, Any] | None = Non
     code and message, never as an exception of another kind.
     """
     cls = _REGISTRY.get(code)
-    if cls is None or cls is LicenseError:
-        err = LicenseError(message)
-        err.code = code  # type: ignore[misc]  # keeps a newer server's code visible
-        return err
-    try:
-        return cls.from_problem(message, details or {})
-    except (TypeError, ValueError):  # data of the wrong shape from the server
-        err = LicenseError(message)
-        err.code = code  # type: ignore[misc]
-        return err
+    if cls is not None and cls is not LicenseError:
+        try:
+            return cls.from_problem(message, details or {})
+        except (TypeError, ValueError):  # data of the wrong shape from the server
+            pass
+    err = LicenseError(message)
+    err.code = code  # a newer server's code stays visible
+    return err

@@ -231,7 +231,7 @@ def test_the_ledger_busy_or_a_bug_is_told_with_an_incident_not_the_detail(consol
         raise RuntimeError("the secret internals")
 
     for fault, status, code in [(busy, 503, "ledger-busy"), (bug, 500, "server-unavailable")]:
-        monkeypatch.setattr(type(iss), "search", fault)
+        monkeypatch.setattr(type(iss.licensing), "search", fault)  # what the route calls
         response = console.get("/v1/admin/licenses", headers=console.read)
         body = response.json()
         assert (response.status_code, body["code"]) == (status, code)
