@@ -27,6 +27,7 @@ from verifier.errors import (
     RevocationListTooLargeError,
     SecretMissingError,
     UnknownProductError,
+    WebhookNotFoundError,
 )
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "RevocationListTooLargeError",
     "SecretMissingError",
     "UnknownProductError",
+    "WebhookNotFoundError",
 ]

@@ -134,8 +134,9 @@ def test_code_and_tests_state_rules_instead_of_pointing_at_outside_documents(pat
 
 def test_only_the_ledger_backends_import_their_storage_libraries() -> None:
     """Storage stays behind the Ledger interface: tinydb in the folder backend, psycopg in the PostgreSQL one."""
-    postgres = {"issuer/ledger/postgres.py", "issuer/ledger/connections.py"}  # the backend and its connections
-    owners = {"tinydb": {"issuer/ledger/folder.py", "issuer/ledger/shards.py"}, "psycopg": postgres, "psycopg_pool": postgres}
+    postgres = {"issuer/ledger/postgres.py", "issuer/ledger/connections.py", "issuer/ledger/webhooks_pg.py"}  # the backend, its connections, its webhook tables
+    folder = {"issuer/ledger/folder.py", "issuer/ledger/shards.py", "issuer/ledger/webhooks_folder.py"}
+    owners = {"tinydb": folder, "psycopg": postgres, "psycopg_pool": postgres}
     for package in PACKAGES:
         for path in sources(package):
             for node in ast.walk(ast.parse(path.read_text())):

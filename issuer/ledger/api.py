@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from issuer.ledger.webhook_api import WebhookStorage
 from issuer.records import (
     Account,
     Event,
@@ -36,6 +37,7 @@ from issuer.records import (
     RevocationEntry,
     Session,
 )
+from issuer.webhook_records import Delivery, Endpoint
 
 __all__ = [
     "DEFAULT_LEASE_DAYS",
@@ -163,6 +165,12 @@ class LedgerTransaction(Protocol):
     def commit(self) -> None:
         """Make what was written so far durable now: a counted failure, before its refusal."""
 
+    def webhook_endpoints(self) -> list[Endpoint]:
+        """Every webhook endpoint, read in the transaction (see :class:`WebhookRows`)."""
+
+    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+        """Queue webhook deliveries with the change (see :meth:`WebhookRows.enqueue`)."""
+
 
 class LedgerBackend(abc.ABC):
     """What the issuer asks of a ledger, whatever holds it.
@@ -174,6 +182,10 @@ class LedgerBackend(abc.ABC):
 
     info: LedgerInfo
     location: str
+
+    @abc.abstractmethod
+    def webhooks(self) -> WebhookStorage:
+        """The ledger's webhook endpoints and delivery queue."""
 
     def protected_paths(self) -> tuple[Path, ...]:
         """Files and folders of the ledger that an output file must never replace."""

@@ -89,6 +89,7 @@ from issuer.ledger.shards import (
     read_raw,
     replay_journal,
 )
+from issuer.ledger.webhooks_folder import FolderWebhooks, enqueue, read_endpoints
 from issuer.records import (
     Account,
     Event,
@@ -99,6 +100,7 @@ from issuer.records import (
     RevocationEntry,
     Session,
 )
+from issuer.webhook_records import Delivery, Endpoint
 from verifier.errors import BadInputError, LicenseNotFoundError
 from verifier.fileio import (
     LockTimeout,
@@ -254,6 +256,10 @@ class Ledger(LedgerBackend):
         with ledger._transaction():
             pass  # writes the (empty) index head
         return ledger
+
+    def webhooks(self) -> FolderWebhooks:
+        """The webhook endpoints and delivery queue (``webhooks/``)."""
+        return FolderWebhooks(self.folder, self._transaction, self._log)
 
     def protected_paths(self) -> tuple[Path, ...]:
         """The ledger folder: an output file never goes into it."""
@@ -943,6 +949,7 @@ class FolderTransaction:
         self._ledger = ledger
         self._txn = txn
         self._known: frozenset[str] | None = None
+        self._cursors: list[int] = []  # of the events the last add or replace logged
 
     def license(
         self, *, license_id: str | None = None, key_hash: str | None = None
@@ -990,6 +997,7 @@ class FolderTransaction:
         ledger._index_products(txn, known, [record])
         self._known = known | {record.product}
         head = ledger._head(txn)
+        self._cursors = [head["events"] + 1 + i for i in range(len(record.history))]
         position = ledger._append_summary(txn, head, LicenseSummary.of(record))
         for kind, shard, doc in _placements(record, ledger.info.shard_width, position):
             txn.table(kind, shard).insert(doc)
@@ -1004,7 +1012,18 @@ class FolderTransaction:
         revoked: Sequence[RevocationEntry] | None,
     ) -> None:
         """Store ``after`` for ``before``, with all :func:`~issuer.ledger.changes.plan` implies."""
-        self._ledger._store_change(self._txn, plan(before, after, revoked=revoked))
+        change = plan(before, after, revoked=revoked)
+        first = self._ledger._head(self._txn)["events"] + 1
+        self._cursors = [first + i for i in range(len(change.events))]
+        self._ledger._store_change(self._txn, change)
+
+    def webhook_endpoints(self) -> list[Endpoint]:
+        """Every webhook endpoint, read under the lock."""
+        return read_endpoints(self._txn, self._ledger.folder)
+
+    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+        """Queue deliveries with this transaction (their events' cursors from its last change)."""
+        enqueue(self._txn, self._ledger.folder, deliveries, self._cursors if logged else [])
 
     def commit(self) -> None:
         """Write what was changed so far, now (journaled when it spans several files)."""

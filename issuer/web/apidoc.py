@@ -209,6 +209,7 @@ ADVICE: dict[str, str] = {
         "Send a valid API token as Authorization: Bearer <token>; a revoked token stops working "
         "at once, so ask the provider for a new one."
     ),
+    "webhook-not-found": _CORRECT_OR_ASK,
     "unknown-product": (
         "Check the product's spelling against the provider's products; to add a new product, send "
         'the license again with "new_product": true.'

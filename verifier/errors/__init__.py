@@ -64,6 +64,7 @@ from verifier.errors.admin import (
     PermissionDeniedError,
     RevocationListTooLargeError,
     UnknownProductError,
+    WebhookNotFoundError,
 )
 from verifier.errors.input import (
     ActivationKeyFormatError,
@@ -173,6 +174,7 @@ __all__ = [
     "TrustedKeysError",
     "TrustedKeysMissingError",
     "UnknownProductError",
+    "WebhookNotFoundError",
     "UntrustedKeyError",
     "WrongServerError",
     "error_class",

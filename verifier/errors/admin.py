@@ -21,6 +21,7 @@ __all__ = [
     "PermissionDeniedError",
     "RevocationListTooLargeError",
     "UnknownProductError",
+    "WebhookNotFoundError",
 ]
 
 
@@ -121,3 +122,11 @@ class RevocationListTooLargeError(LicenseError):
     code = "revocations-too-large"
     default_message = "the revocation list is larger than panels accept"
     http_status = 503  # the provider's list, not the client's request
+
+
+class WebhookNotFoundError(LicenseError):
+    """No webhook endpoint or delivery with that id."""
+
+    code = "webhook-not-found"
+    default_message = "no such webhook endpoint or delivery"
+    http_status = 404

@@ -1,0 +1,240 @@
+"""Webhooks against a real receiver on 127.0.0.1 that verifies every delivery with
+``standardwebhooks``, on both ledger backends: the outbox commits with the change, deliveries keep
+each endpoint's order, retries keep the webhook-id, 3 days of failure pause the endpoint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import FakeClock, make_issuer, request_for
+from webhook_receiver import Receiver
+
+from issuer.licensing.deliverer import Deliverer
+from verifier.clock import utc_now
+from verifier.errors import BadInputError, ProductMismatchError, WebhookNotFoundError
+
+
+@pytest.fixture(params=["folder", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_at(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | None:
+    if backend == "folder":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _setup(tmp_path: Path, ledger_at: str | None, receiver: Receiver, *, start: dt.datetime | None = None, **add: Any) -> tuple[Any, FakeClock, str]:
+    clock = FakeClock(start or utc_now())
+    iss = make_issuer(tmp_path, clock, ledger_at)
+    endpoint, secret = iss.webhooks.add(receiver.url, allow_private=True, **add)
+    receiver.secrets.append(secret)
+    return iss, clock, endpoint.endpoint_id
+
+
+def _once(iss: Any, clock: FakeClock, **kw: Any) -> int:
+    return Deliverer(iss.ledger, clock=clock, rng=random.Random(7), **kw).run_once()
+
+
+def test_each_event_type_arrives_once_with_its_body(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, wh = _setup(tmp_path, ledger_at, receiver, start=utc_now() - dt.timedelta(days=40))
+    lic = iss.create_license(product="ispmanager", days=365)
+    iss.redeem(request_for(lic.activation_key, "s1", clock=clock), method="online")
+    iss.update_license(lic.license_id, customer="ACME")
+    clock.now = utc_now() - dt.timedelta(seconds=5)
+    iss.regenerate(lic.license_id)
+    iss.revoke(lic.license_id)
+    iss.webhooks.test(wh)
+    clock.now = utc_now()
+    _once(iss, clock)
+    types = [g["type"] for g in receiver.got]
+    assert types == ["license.created", "license.activated", "license.updated", "license.regenerated", "license.revoked", "webhook.test"]
+    assert len(set(receiver.ids())) == len(types)  # each once
+    feed = {e.event.action: e for e in iss.events(limit=100).items if e.license_id}
+    for got in receiver.got[:-1]:
+        event = got["data"]["event"]
+        assert event == feed[event["action"]].to_dict()  # exactly as in /v1/admin/events
+        assert got["data"]["license"]["license_id"] == lic.license_id
+        assert got["timestamp"].endswith("Z")
+    raw = json.dumps(receiver.got)
+    assert lic.activation_key not in raw and "activation_key" not in raw  # never sent
+    assert receiver.got[-1]["data"] == {"endpoint_id": wh, "message": "a test event from licet"}
+    assert _once(iss, clock) == 0  # nothing twice
+
+
+def test_a_reactivation_by_the_same_server_that_changes_nothing_is_not_an_event(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, _ = _setup(tmp_path, ledger_at, receiver)
+    lic = iss.create_license(product="ispmanager", days=365)
+    iss.redeem(request_for(lic.activation_key, "s1", clock=clock), method="online")
+    iss.redeem(request_for(lic.activation_key, "s1", clock=clock), method="online")  # same server again
+    _once(iss, clock)
+    assert [g["type"] for g in receiver.got] == ["license.created", "license.activated"]
+
+
+def test_an_uncommitted_change_is_never_sent(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, _ = _setup(tmp_path, ledger_at, receiver)
+    lic = iss.create_license(product="ispmanager", days=365)
+    with pytest.raises(ProductMismatchError):
+        iss.redeem(request_for(lic.activation_key, "s1", product="other", clock=clock), method="online")
+    _once(iss, clock)
+    assert [g["type"] for g in receiver.got] == ["license.created"]
+
+
+def test_fails_twice_then_arrives_on_the_third_try_with_the_same_id_and_order_holds(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, wh = _setup(tmp_path, ledger_at, receiver)
+    first = iss.create_license(product="ispmanager", days=365)
+    iss.revoke(first.license_id)
+    (created,) = [d for d in iss.webhooks.deliveries(wh) if d.type == "license.created"]
+    receiver.failures[created.event_id] = [500, 503]
+    _once(iss, clock)  # fails; the revocation behind it waits
+    assert receiver.got == []
+    assert _once(iss, clock) == 0  # not due yet (5 s ± 20 %)
+    clock.advance(seconds=7)
+    _once(iss, clock)  # fails again
+    assert receiver.got == []
+    clock.advance(seconds=37)
+    _once(iss, clock)
+    assert [g["type"] for g in receiver.got] == ["license.created", "license.revoked"]
+    assert receiver.ids()[0] == created.event_id
+    (after,) = [d for d in iss.webhooks.deliveries(wh) if d.event_id == created.event_id]
+    assert [a.http_status for a in after.attempts] == [500, 503, 200]
+    assert after.to_dict()["status"] == "delivered"
+
+
+def test_three_days_of_failure_fail_the_delivery_and_pause_the_endpoint(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, wh = _setup(tmp_path, ledger_at, receiver, start=utc_now() - dt.timedelta(days=4))
+    iss.create_license(product="ispmanager", days=365)
+    receiver.fail_all = 500
+    delays = []
+    for _ in range(40):
+        (d,) = iss.webhooks.deliveries(wh)
+        if d.status != "pending":
+            break
+        if d.next_attempt_at is not None:
+            delays.append((d.next_attempt_at - clock.now).total_seconds())
+            clock.now = max(clock.now, d.next_attempt_at)
+        _once(iss, clock)
+    (d,) = iss.webhooks.deliveries(wh)
+    assert d.status == "failed"
+    assert iss.webhooks.get(wh).state == "paused"
+    assert 4 <= delays[1] <= 6 and 24 <= delays[2] <= 36  # 5 s, 30 s, ... with ±20 % jitter
+    assert (d.attempts[-1].at - d.attempts[0].at) <= dt.timedelta(days=3)
+    receiver.fail_all = 0
+    clock.now = utc_now()
+    iss.webhooks.resume(wh)  # sends from the first undelivered
+    _once(iss, clock)
+    assert [g["type"] for g in receiver.got] == ["license.created"]
+
+
+def test_a_paused_endpoint_queues_and_resume_sends_in_order(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, wh = _setup(tmp_path, ledger_at, receiver)
+    iss.webhooks.pause(wh)
+    lic = iss.create_license(product="ispmanager", days=365)
+    iss.revoke(lic.license_id)
+    assert _once(iss, clock) == 0
+    iss.webhooks.resume(wh)
+    _once(iss, clock)
+    assert [g["type"] for g in receiver.got] == ["license.created", "license.revoked"]
+    actions = [e.event.action for e in iss.events(limit=100).items if e.license_id is None]
+    assert actions == ["webhook.added", "webhook.paused", "webhook.resumed"]
+
+
+def test_redeliver_sends_again_with_the_same_id(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, wh = _setup(tmp_path, ledger_at, receiver)
+    iss.create_license(product="ispmanager", days=365)
+    _once(iss, clock)
+    (d,) = iss.webhooks.deliveries(wh)
+    iss.webhooks.redeliver(d.delivery_id)
+    _once(iss, clock)
+    assert receiver.ids() == [d.event_id, d.event_id]
+    assert receiver.got[0] == receiver.got[1]  # the same body
+    with pytest.raises(WebhookNotFoundError):
+        iss.webhooks.redeliver("DL-NOSUCHTHING")
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_for_24_hours(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, wh = _setup(tmp_path, ledger_at, receiver)
+    old = receiver.secrets[:]
+    _, new = iss.webhooks.rotate_secret(wh)
+    iss.create_license(product="ispmanager", days=365)
+    _once(iss, clock)
+    assert len(receiver.headers[0]["webhook-signature"].split(" ")) == 2
+    receiver.secrets = [new]
+    iss.webhooks.test(wh)
+    _once(iss, clock)
+    assert len(receiver.got) == 2
+    receiver.secrets = old
+    clock.advance(hours=25)
+    endpoint = iss.webhooks.get(wh)
+    assert endpoint.live_secrets(clock.now) == [new]
+
+
+def test_private_targets_are_refused_at_add_and_after_resolution(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, _ = _setup(tmp_path, ledger_at, receiver)
+    for url in ("https://127.0.0.1/x", "https://10.1.2.3/x", "https://[::ffff:192.168.1.1]/x", "https://100.64.0.1/", "https://169.254.169.254/", "https://[fd00::1]/"):
+        with pytest.raises(BadInputError, match="private"):
+            iss.webhooks.add(url)
+    for bad, words in (("ftp://x.example/", "https://"), ("http://x.example/", "--allow-private"), ("https://x.example/", "event type")):
+        with pytest.raises(BadInputError, match=words):
+            iss.webhooks.add(bad, events=["nope"] if "event" in words else ())
+    with pytest.raises(BadInputError, match="at most"):
+        iss.webhooks.add("https://x.example/", description="x" * 501)
+    port = receiver.url.split(":")[2].split("/")[0]
+    named, _ = iss.webhooks.add(f"https://localhost:{port}/hooks")  # a name: judged when it resolves
+    assert len(iss.webhooks.endpoints()) == 2
+    _once(iss, clock)
+    iss.webhooks.test(named.endpoint_id)
+    _once(iss, clock)
+    (d,) = iss.webhooks.deliveries(named.endpoint_id)
+    assert d.status == "pending" and "refused" in (d.attempts[-1].error or "")
+    assert receiver.unverified == 0
+
+
+def test_ledger_copy_carries_endpoints_and_the_undelivered_queue(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    from issuer.ledger.copy import copy_ledger
+
+    iss, clock, _ = _setup(tmp_path, ledger_at, receiver)
+    iss.create_license(product="ispmanager", days=365)
+    source = ledger_at or str(tmp_path / "ledger")
+    summary = copy_ledger(source, tmp_path / "copy")
+    assert (summary.webhooks, summary.undelivered) == (1, 1)
+    from issuer import Issuer
+
+    copy = Issuer(tmp_path / "copy", tmp_path / "keys", clock=clock)
+    _once(copy, clock)
+    assert [g["type"] for g in receiver.got] == ["license.created"]  # signed with the copied secret
+
+
+def test_two_deliverers_share_a_postgres_queue_without_a_double(tmp_path: Path, pg_url: str, receiver: Receiver) -> None:
+    from issuer.ledger import open_ledger
+
+    iss, clock, _ = _setup(tmp_path, pg_url, receiver)
+    iss.create_licenses(1, "ispmanager")
+    for _ in range(1000):
+        iss.webhooks.test(iss.webhooks.endpoints()[0].endpoint_id)
+    ledgers = [open_ledger(pg_url), open_ledger(pg_url)]
+    threads = [threading.Thread(target=lambda led=led: [Deliverer(led, clock=clock).run_once() for _ in range(30)]) for led in ledgers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for led in ledgers:
+        led.close()
+    ids = receiver.ids()
+    assert len(ids) == 1000 and len(set(ids)) == 1000
