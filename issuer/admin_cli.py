@@ -15,6 +15,7 @@ import typer
 
 from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
 from issuer.facade import Issuer
+from issuer.webhook_cli import delivering
 from verifier.cliutil import print_json
 from verifier.errors import BadInputError
 
@@ -184,4 +185,5 @@ def console(
     )
     scheme = "https" if tls else "http"
     print(f"licet console on {scheme}://{host}:{port}", flush=True)
-    serve_console(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    with delivering(ledger):
+        serve_console(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)

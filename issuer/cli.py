@@ -30,6 +30,7 @@ from issuer.ledger import is_database_url, redact_url, upgrade_schema
 from issuer.ledger.copy import copy_ledger
 from issuer.license_cli import license_app
 from issuer.policy.ratelimit import RateLimit
+from issuer.webhook_cli import delivering, webhook_app
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, print_json, run
 from verifier.errors import BadInputError, LicenseError
 
@@ -51,6 +52,7 @@ ledger_app = typer.Typer(
 )
 app.add_typer(license_app, name="license")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(webhook_app, name="webhook")
 app.add_typer(admin_app, name="admin")
 app.command("console")(console)
 ratelimit_app = typer.Typer(
@@ -390,14 +392,15 @@ def serve(
     def announce(url: str) -> None:
         print(f"licet license server on {url} ({workers} worker(s))", flush=True)
 
-    run_server(
-        config,
-        host=host,
-        port=port,
-        workers=workers,
-        passphrase_file=passphrase_file,
-        on_listening=announce,
-    )
+    with delivering(ledger):
+        run_server(
+            config,
+            host=host,
+            port=port,
+            workers=workers,
+            passphrase_file=passphrase_file,
+            on_listening=announce,
+        )
 
 
 def main(argv: list[str] | None = None, prog: str = "issuer") -> None:

@@ -23,6 +23,9 @@ class Receiver:
         self.failures: dict[str, list[int]] = {}  # webhook-id -> statuses to answer first
         self.fail_all = 0  # answer this status to everything (0: no)
         self.unverified = 0
+        self.stall_next = False  # hold the next request until ``release`` is set, then answer 500
+        self.stalled = threading.Event()
+        self.release = threading.Event()
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         receiver = self
@@ -47,6 +50,12 @@ class Receiver:
         self.thread.start()
 
     def answer(self, body: bytes, headers: dict[str, str]) -> int:
+        with self.lock:
+            stall, self.stall_next = self.stall_next, False
+        if stall:
+            self.stalled.set()
+            self.release.wait(30)
+            return 500
         with self.lock:
             if self.fail_all:
                 return self.fail_all

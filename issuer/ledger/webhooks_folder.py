@@ -108,7 +108,9 @@ class FolderWebhooks(WebhookStorage):
             self._log(txn, event)
 
     def endpoints(self) -> list[Endpoint]:
-        """Every endpoint, oldest first."""
+        """Every endpoint, oldest first (no lock taken while the ledger never had one)."""
+        if not _has_endpoints(self._root):
+            return []
         with self._txn() as txn:
             return read_endpoints(txn, self._root)
 

@@ -284,6 +284,13 @@ class BackgroundDeliverer:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def run_forever(self) -> None:
+        """Deliver in this thread until interrupted (``issuer webhook deliver``)."""
+        try:
+            self._run()
+        except KeyboardInterrupt:
+            self._stop.set()
+
     def _run(self) -> None:
         ledger: LedgerBackend | None = None
         with concurrent.futures.ThreadPoolExecutor(

@@ -238,3 +238,134 @@ def test_two_deliverers_share_a_postgres_queue_without_a_double(tmp_path: Path, 
         led.close()
     ids = receiver.ids()
     assert len(ids) == 1000 and len(set(ids)) == 1000
+
+
+# -- the commands ---------------------------------------------------------------------------------
+
+
+def _json(proc: Any) -> Any:
+    return json.loads(proc.stdout)
+
+
+def test_the_webhook_commands_end_to_end(tmp_path: Path, receiver: Receiver) -> None:
+    from clirun import assert_one_line_refusal, cli, provider_home
+
+    home = provider_home(tmp_path)
+    added = _json(cli("issuer", "webhook", "add", receiver.url, "--allow-private", "--event", "license.*", "--description", "billing", "--json", cwd=home))
+    assert set(added) == {"id", "url", "events", "description", "secret"} and added["secret"].startswith("whsec_")
+    receiver.secrets.append(added["secret"])
+    wh = added["id"]
+    text = cli("issuer", "webhook", "add", receiver.url, "--allow-private", cwd=home).stdout.splitlines()
+    assert text[0].startswith("WH-") and text[-1].startswith("whsec_")
+    cli("issuer", "webhook", "remove", text[0], cwd=home)
+    listed = _json(cli("issuer", "webhook", "list", "--json", cwd=home))
+    assert listed == {"items": [{"id": wh, "url": receiver.url, "events": ["license.*"], "description": "billing", "state": "active"}]}
+    before = list((home / "ledger").rglob("*.json"))
+    snapshot = {p: p.read_bytes() for p in before}
+    for args, needle, code in (
+        (("add", "ftp://billing.example/"), "https://", 2),  # bad input: licet's exit code 2
+        (("add", "https://billing.example/", "--event", "license.exploded"), "unknown event type", 2),
+        (("add", "https://billing.example/", "--description", "x" * 5000), "at most", 2),
+        (("add", "https://127.0.0.1/"), "private", 2),
+        (("pause", "WH-NOSUCHTHING"), "no webhook endpoint", 1),
+        (("deliveries", "WH-NOSUCHTHING"), "no webhook endpoint", 1),
+        (("redeliver", "DL-NOSUCHTHING"), "no webhook delivery", 1),
+    ):
+        assert_one_line_refusal(cli("issuer", "webhook", *args, cwd=home, check=None), needle, code)
+    assert {p: p.read_bytes() for p in (home / "ledger").rglob("*.json")} == snapshot  # nothing changed
+    cli("issuer", "license", "create", "--product", "ispmanager", "--days", "30", cwd=home)
+    cli("issuer", "webhook", "test", wh, cwd=home)
+    cli("issuer", "webhook", "deliver", "--once", cwd=home)
+    assert [g["type"] for g in receiver.got] == ["license.created", "webhook.test"]
+    items = _json(cli("issuer", "webhook", "deliveries", wh, "--json", cwd=home))["items"]
+    assert [i["status"] for i in items] == ["delivered", "delivered"]
+    assert set(items[0]) == {"delivery_id", "event_id", "type", "status", "attempts", "next_attempt_at"}
+    assert items[0]["attempts"][0]["http_status"] == 200
+    cli("issuer", "webhook", "redeliver", items[1]["delivery_id"], cwd=home)
+    cli("issuer", "webhook", "pause", wh, cwd=home)
+    cli("issuer", "webhook", "resume", wh, cwd=home)
+    rotated = _json(cli("issuer", "webhook", "rotate-secret", wh, "--json", cwd=home))
+    assert set(rotated) == {"id", "secret"} and rotated["id"] == wh
+    cli("issuer", "webhook", "deliver", "--once", cwd=home)
+    assert receiver.ids()[-1] == items[1]["event_id"]  # the redelivery, same webhook-id
+    assert len(receiver.headers[-1]["webhook-signature"].split()) == 2  # both secrets sign
+    from issuer.ledger import open_ledger
+
+    logged = [(e.event.action, e.event.actor) for e in open_ledger(home / "ledger").events(limit=100) if e.license_id is None]
+    assert [a for a, _ in logged] == ["webhook.added", "webhook.added", "webhook.removed", "webhook.paused", "webhook.resumed", "webhook.secret-rotated"]
+    assert all(actor.startswith("cli:") for _, actor in logged)
+
+
+def test_a_deliverer_killed_mid_send_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from clirun import cli, provider_home, script
+
+    home = provider_home(tmp_path)
+    added = _json(cli("issuer", "webhook", "add", receiver.url, "--allow-private", "--json", cwd=home))
+    receiver.secrets.append(added["secret"])
+    cli("issuer", "license", "create", "--product", "ispmanager", "--days", "30", cwd=home)
+    receiver.stall_next = True
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LICET_")}
+    proc = subprocess.Popen([script("issuer"), "webhook", "deliver"], cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert receiver.stalled.wait(30), "the deliverer never sent"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        receiver.release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert receiver.got == []
+    cli("issuer", "webhook", "deliver", "--once", cwd=home)
+    assert [g["type"] for g in receiver.got] == ["license.created"]
+    items = _json(cli("issuer", "webhook", "deliveries", added["id"], "--json", cwd=home))["items"]
+    assert items[0]["status"] == "delivered" and receiver.ids() == [items[0]["event_id"]]
+
+
+def test_an_upgrade_to_schema_7_adds_the_webhook_tables(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+    from clirun import cli
+
+    from issuer.errors import LedgerVersionError
+    from issuer.ledger import open_ledger
+    from issuer.ledger.postgres import SCHEMA_VERSION
+
+    clock = FakeClock(utc_now())
+    iss = make_issuer(tmp_path, clock, pg_url)
+    lic = iss.create_license(product="ispmanager", days=30)
+    iss.ledger.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as the ledger was at version 6
+        conn.execute("DROP TABLE licet.webhook_deliveries, licet.webhook_senders, licet.webhook_endpoints")
+        conn.execute("UPDATE licet.meta SET schema_version = 6")
+    with pytest.raises(LedgerVersionError, match="schema version 6"):
+        open_ledger(pg_url)
+    out = cli("issuer", "ledger", "upgrade", "--ledger", pg_url, cwd=tmp_path).stdout
+    assert "7" in out and SCHEMA_VERSION == 7
+    from issuer import Issuer
+
+    again = Issuer(pg_url, tmp_path / "keys", clock=clock)
+    assert again.show(lic.license_id).license_id == lic.license_id
+    assert again.webhooks.endpoints() == []
+
+
+def test_a_running_license_server_delivers_an_online_activation(tmp_path: Path, receiver: Receiver) -> None:
+    from clirun import cli, provider_home
+    from servers import LicenseServer
+
+    from verifier.client import activate_online
+
+    home = provider_home(tmp_path)
+    added = _json(cli("issuer", "webhook", "add", receiver.url, "--allow-private", "--event", "license.activated", "--json", cwd=home))
+    receiver.secrets.append(added["secret"])
+    lic = _json(cli("issuer", "license", "create", "--product", "ispmanager", "--days", "30", "--json", cwd=home))
+    server = LicenseServer(home)
+    try:
+        activate_online(server.url, "ispmanager", lic["activation_key"], machine_id="m1")
+        receiver.wait_for(1)  # the server's own deliverer sends it (a deadline, not a sleep)
+    finally:
+        server.stop()
+    assert [g["type"] for g in receiver.got] == ["license.activated"]
+    assert receiver.got[0]["data"]["license"]["license_id"] == lic["license_id"]
