@@ -150,8 +150,9 @@ def ledger_copy(
         return
     print(
         f"copied {summary.licenses} licenses, {summary.activations} activations, "
-        f"{summary.events} events, {summary.users} console users and {summary.tokens} "
-        f"API tokens; digest {summary.digest} matches the source"
+        f"{summary.events} events, {summary.users} console users, {summary.tokens} "
+        f"API tokens, {summary.webhooks} webhook endpoints and {summary.undelivered} "
+        f"undelivered webhook deliveries; digest {summary.digest} matches the source"
     )
 
 

@@ -48,7 +48,10 @@ def add(
     url: Annotated[str, typer.Argument(help="Where events are posted (https://...).")],
     event: Annotated[
         list[str] | None,
-        typer.Option("--event", help="An event type to send (repeatable; license.* allowed)."),
+        typer.Option(
+            "--event",
+            help="An event type to send (repeatable; license.* allowed; default: every type).",
+        ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="For people.")] = "",
     allow_private: Annotated[
