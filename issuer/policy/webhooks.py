@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 import random
-import urllib.parse
+import re
 from collections.abc import Iterable, Mapping
 
 from issuer.addresses import callback_allowed
@@ -60,6 +60,10 @@ GIVE_UP_AFTER = _dt.timedelta(days=3)
 JITTER = 0.2
 MAX_DESCRIPTION = 500
 MAX_URL = 2000
+_URL = re.compile(r"(?i)https?://(?P<authority>[^/?#]*)(?P<rest>[/?][^#]*)?(?P<fragment>#.*)?")
+_HOST_PORT = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::(?P<port>\d{1,5}))?"
+)
 
 
 def event_type(action: str, changes: Mapping[str, object]) -> str | None:
@@ -123,21 +127,24 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise BadInputError(f"a webhook URL is an http(s) URL of at most {MAX_URL} characters")
     if any(ord(c) <= 32 or ord(c) == 127 for c in url):
         raise BadInputError("a webhook URL has no spaces or control characters")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("https", "http"):
+    found = _URL.fullmatch(url)
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("https", "http") or found is None:
         raise BadInputError(f"a webhook URL must start with https:// (got {url!r})")
-    if parts.scheme == "http" and not allow_private:
+    if scheme == "http" and not allow_private:
         raise BadInputError("an http:// webhook URL needs --allow-private; use https://")
-    try:
-        host, _port = parts.hostname, parts.port
-    except ValueError as err:
-        raise BadInputError(f"a webhook URL has a bad port: {url!r}") from err
-    if not host:
-        raise BadInputError(f"a webhook URL names a host: {url!r}")
-    if parts.username is not None or parts.password is not None:
+    authority = found.group("authority")
+    if "@" in authority:
         raise BadInputError("a webhook URL carries no user name or password")
-    if parts.fragment:
+    if found.group("fragment") is not None:
         raise BadInputError("a webhook URL has no #fragment")
+    host_port = _HOST_PORT.fullmatch(authority)
+    if host_port is None or not (host_port.group("v6") or host_port.group("name")):
+        raise BadInputError(f"a webhook URL names a host (and a port from 1 to 65535): {url!r}")
+    port = host_port.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise BadInputError(f"a webhook URL has a bad port: {url!r}")
+    host = host_port.group("v6") or host_port.group("name")
     if _is_ip(host) and not target_allowed(host, allow_private=allow_private):
         raise BadInputError(
             f"{host} is a loopback, private or reserved address; "
