@@ -28,6 +28,7 @@ from verifier.errors import (
     SecretMissingError,
     UnknownProductError,
     WebhookNotFoundError,
+    WebhookTargetError,
 )
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "SecretMissingError",
     "UnknownProductError",
     "WebhookNotFoundError",
+    "WebhookTargetError",
 ]

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from issuer.addresses import callback_allowed
-from verifier.errors import BadInputError
+from verifier.errors import BadInputError, WebhookTargetError
 
 __all__ = [
     "EVENT_TYPES",
@@ -124,29 +124,31 @@ def check_url(url: str, *, allow_private: bool) -> str:
         BadInputError: not an acceptable URL.
     """
     if not isinstance(url, str) or not url or len(url) > MAX_URL:
-        raise BadInputError(f"a webhook URL is an http(s) URL of at most {MAX_URL} characters")
+        raise WebhookTargetError(f"a webhook URL is an http(s) URL of at most {MAX_URL} characters")
     if any(ord(c) <= 32 or ord(c) == 127 for c in url):
-        raise BadInputError("a webhook URL has no spaces or control characters")
+        raise WebhookTargetError("a webhook URL has no spaces or control characters")
     found = _URL.fullmatch(url)
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("https", "http") or found is None:
-        raise BadInputError(f"a webhook URL must start with https:// (got {url!r})")
+        raise WebhookTargetError(f"a webhook URL must start with https:// (got {url!r})")
     if scheme == "http" and not allow_private:
-        raise BadInputError("an http:// webhook URL needs --allow-private; use https://")
+        raise WebhookTargetError("an http:// webhook URL needs --allow-private; use https://")
     authority = found.group("authority")
     if "@" in authority:
-        raise BadInputError("a webhook URL carries no user name or password")
+        raise WebhookTargetError("a webhook URL carries no user name or password")
     if found.group("fragment") is not None:
-        raise BadInputError("a webhook URL has no #fragment")
+        raise WebhookTargetError("a webhook URL has no #fragment")
     host_port = _HOST_PORT.fullmatch(authority)
     if host_port is None or not (host_port.group("v6") or host_port.group("name")):
-        raise BadInputError(f"a webhook URL names a host (and a port from 1 to 65535): {url!r}")
+        raise WebhookTargetError(
+            f"a webhook URL names a host (and a port from 1 to 65535): {url!r}"
+        )
     port = host_port.group("port")
     if port is not None and not 1 <= int(port) <= 65535:
-        raise BadInputError(f"a webhook URL has a bad port: {url!r}")
+        raise WebhookTargetError(f"a webhook URL has a bad port: {url!r}")
     host = host_port.group("v6") or host_port.group("name")
     if _is_ip(host) and not target_allowed(host, allow_private=allow_private):
-        raise BadInputError(
+        raise WebhookTargetError(
             f"{host} is a loopback, private or reserved address; "
             "add the endpoint with --allow-private if that is meant"
         )

@@ -210,6 +210,10 @@ ADVICE: dict[str, str] = {
         "at once, so ask the provider for a new one."
     ),
     "webhook-not-found": _CORRECT_OR_ASK,
+    "webhook-target-refused": (
+        "Give an https:// URL of a public host; a receiver on a private network needs "
+        "allow_private."
+    ),
     "unknown-product": (
         "Check the product's spelling against the provider's products; to add a new product, send "
         'the license again with "new_product": true.'

@@ -369,3 +369,37 @@ def test_a_running_license_server_delivers_an_online_activation(tmp_path: Path, 
         server.stop()
     assert [g["type"] for g in receiver.got] == ["license.activated"]
     assert receiver.got[0]["data"]["license"]["license_id"] == lic["license_id"]
+
+
+def test_the_admin_api_webhook_routes(tmp_path: Path, receiver: Receiver) -> None:
+    from clirun import provider_home
+    from consoles import ConsoleServer, api, make_token
+
+    home = provider_home(tmp_path)
+    write, read = make_token(home, "billing", "write"), make_token(home, "viewer", "read")
+    console = ConsoleServer(home)
+    try:
+        status, _, created = api(console.url, "POST", "/v1/admin/webhooks", write, {"url": receiver.url, "allow_private": True, "events": ["license.*"]})
+        assert status == 201 and created["secret"].startswith("whsec_") and created["events"] == ["license.*"]
+        receiver.secrets.append(created["secret"])
+        status, _, refused = api(console.url, "POST", "/v1/admin/webhooks", write, {"url": "https://10.0.0.1/hooks"})
+        assert (status, refused["code"]) == (422, "webhook-target-refused")
+        assert api(console.url, "POST", "/v1/admin/webhooks", read, {"url": "https://billing.example/"})[0] == 403
+        status, _, listed = api(console.url, "GET", "/v1/admin/webhooks", read)
+        assert status == 200 and [i["id"] for i in listed["items"]] == [created["id"]] and "secret" not in listed["items"][0]
+        api(console.url, "POST", "/v1/admin/licenses", write, {"product": "ispmanager", "days": 30, "new_product": True})
+        receiver.wait_for(1)  # the console's own deliverer sends it
+        status, _, deliveries = api(console.url, "GET", f"/v1/admin/webhooks/{created['id']}/deliveries", read)
+        assert status == 200 and deliveries["items"][0]["type"] == "license.created"
+        dl = deliveries["items"][0]["delivery_id"]
+        status, _, again = api(console.url, "POST", f"/v1/admin/webhooks/deliveries/{dl}/redeliver", write)
+        assert status == 200 and again["status"] == "pending"
+        receiver.wait_for(2)
+        assert receiver.ids()[0] == receiver.ids()[1]
+        assert api(console.url, "GET", "/v1/admin/webhooks/WH-NOSUCH/deliveries", read)[2]["code"] == "webhook-not-found"
+        assert api(console.url, "DELETE", f"/v1/admin/webhooks/{created['id']}", write)[0] == 204
+        assert api(console.url, "DELETE", f"/v1/admin/webhooks/{created['id']}", write)[0] == 404
+        _, _, feed = api(console.url, "GET", "/v1/admin/events", read)
+        assert [(i["action"], i["actor"]) for i in feed["items"] if i["action"].startswith("webhook.")] == [("webhook.added", "api:billing"), ("webhook.removed", "api:billing")]
+    finally:
+        console.stop()

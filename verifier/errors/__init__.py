@@ -65,6 +65,7 @@ from verifier.errors.admin import (
     RevocationListTooLargeError,
     UnknownProductError,
     WebhookNotFoundError,
+    WebhookTargetError,
 )
 from verifier.errors.input import (
     ActivationKeyFormatError,
@@ -175,6 +176,7 @@ __all__ = [
     "TrustedKeysMissingError",
     "UnknownProductError",
     "WebhookNotFoundError",
+    "WebhookTargetError",
     "UntrustedKeyError",
     "WrongServerError",
     "error_class",

@@ -22,6 +22,7 @@ __all__ = [
     "RevocationListTooLargeError",
     "UnknownProductError",
     "WebhookNotFoundError",
+    "WebhookTargetError",
 ]
 
 
@@ -130,3 +131,14 @@ class WebhookNotFoundError(LicenseError):
     code = "webhook-not-found"
     default_message = "no such webhook endpoint or delivery"
     http_status = 404
+
+
+class WebhookTargetError(BadInputError):
+    """A webhook URL licet will not post to: not https, or a loopback, private or reserved target.
+
+    Well-formed as a URL; its own code lets an API client tell it from ``bad-input``.
+    """
+
+    code = "webhook-target-refused"
+    default_message = "webhook URLs are https:// URLs of public hosts"
+    http_status = 422
