@@ -403,3 +403,54 @@ def test_the_admin_api_webhook_routes(tmp_path: Path, receiver: Receiver) -> Non
         assert [(i["action"], i["actor"]) for i in feed["items"] if i["action"].startswith("webhook.")] == [("webhook.added", "api:billing"), ("webhook.removed", "api:billing")]
     finally:
         console.stop()
+
+
+def test_the_console_webhooks_page(tmp_path: Path, receiver: Receiver) -> None:
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from clirun import cli, provider_home
+    from consoles import PASSWORD, ConsoleServer, add_user
+
+    home = provider_home(tmp_path)
+    add_user(home, "alice")
+    added = _json(cli("issuer", "webhook", "add", receiver.url, "--allow-private", "--description", "billing", "--json", cwd=home))
+    receiver.secrets.append(added["secret"])
+    wh = added["id"]
+    console = ConsoleServer(home)
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def page(path: str, form: dict[str, str] | None = None) -> str:
+        data = None if form is None else urllib.parse.urlencode(form).encode()
+        with browser.open(console.url + path, data=data, timeout=30) as answer:
+            return str(answer.read().decode())
+
+    def csrf(html: str) -> str:
+        found = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert found
+        return found.group(1)
+
+    try:
+        page("/login", {"csrf": csrf(page("/login")), "user": "alice", "password": PASSWORD})
+        html = page("/webhooks")
+        assert wh in html and receiver.url in html and "billing" in html and "No deliveries yet." in html
+        html = page(f"/webhooks/{wh}/test", {"csrf": csrf(html)})  # Send test
+        assert "webhook.test event is queued" in html
+        receiver.wait_for(1)  # the console's deliverer sends it
+        html = page("/webhooks")
+        assert "webhook.test" in html and "delivered" in html and ">200<" in html
+        (dl,) = re.findall(r"/webhooks/deliveries/(DL-[0-9A-Z]+)/redeliver", html)
+        page(f"/webhooks/deliveries/{dl}/redeliver", {"csrf": csrf(html)})
+        receiver.wait_for(2)
+        html = page(f"/webhooks/{wh}/pause", {"csrf": csrf(html)})
+        assert "paused" in html and f"/webhooks/{wh}/resume" in html
+        html = page(f"/webhooks/{wh}/resume", {"csrf": csrf(html)})
+        assert f"/webhooks/{wh}/pause" in html
+        with pytest.raises(urllib.error.HTTPError):
+            page(f"/webhooks/{wh}/pause", {"csrf": "forged"})
+        assert receiver.ids()[0] == receiver.ids()[1]
+    finally:
+        console.stop()
