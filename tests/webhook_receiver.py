@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,6 +21,7 @@ class Receiver:
         self.secrets: list[str] = []
         self.got: list[dict[str, Any]] = []  # verified deliveries, in arrival order
         self.headers: list[dict[str, str]] = []
+        self.times: list[float] = []  # time.perf_counter() of each verified arrival
         self.failures: dict[str, list[int]] = {}  # webhook-id -> statuses to answer first
         self.fail_all = 0  # answer this status to everything (0: no)
         self.unverified = 0
@@ -73,6 +75,7 @@ class Receiver:
                 self.unverified += 1
                 return 401
             self.got.append(json.loads(body))
+            self.times.append(time.perf_counter())
             self.headers.append(headers)
             self.arrived.notify_all()
             return 200
@@ -85,6 +88,17 @@ class Receiver:
             if not self.arrived.wait_for(lambda: len(self.got) >= count, timeout):
                 raise AssertionError(f"{len(self.got)} of {count} deliveries arrived")
 
+    def serve_plain(self) -> None:
+        """Answer 200 to everything without verifying (a receiver process for benchmarks)."""
+        self.answer = lambda body, headers: 200  # type: ignore[method-assign]
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # a receiver process that answers 200 to everything: python webhook_receiver.py
+    r = Receiver()
+    r.serve_plain()
+    print(r.url, flush=True)
+    r.thread.join()
