@@ -24,13 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _common import report  # noqa: E402
-from support import PRODUCT, FakeClock, make_issuer, request_for  # noqa: E402
-from webhook_receiver import Receiver  # noqa: E402
+from _common import report
+from support import PRODUCT, FakeClock, make_issuer, request_for
+from webhook_receiver import Receiver
 
-from issuer.ledger import open_ledger  # noqa: E402
-from issuer.licensing.deliverer import BackgroundDeliverer, Deliverer  # noqa: E402
-from verifier.clock import utc_now  # noqa: E402
+from issuer.ledger import open_ledger
+from issuer.licensing.deliverer import BackgroundDeliverer, Deliverer
+from verifier.clock import utc_now
 
 EVENTS = 1_000
 LATENCY_SAMPLES = 30

@@ -171,19 +171,34 @@ class FolderWebhooks(WebhookStorage):
         if not deliveries:
             return
         queue, done = _queue(txn, self._root), txn.table(_KIND, _DONE)
+        wanted = {d.delivery_id for d in deliveries}
+        queued = {
+            doc["delivery_id"]: doc.doc_id
+            for doc in queue.all()
+            if doc.get("delivery_id") in wanted
+        }
+        finished = {
+            doc["delivery_id"]: doc.doc_id for doc in done.all() if doc.get("delivery_id") in wanted
+        }
+        if finished:
+            done.remove(doc_ids=list(finished.values()))
+        gone = [
+            queued[d.delivery_id]
+            for d in deliveries
+            if d.status == DeliveryStatus.DELIVERED and d.delivery_id in queued
+        ]
+        if gone:
+            queue.remove(doc_ids=gone)
+        delivered = [d.to_doc() for d in deliveries if d.status == DeliveryStatus.DELIVERED]
+        if delivered:
+            done.insert_multiple(delivered)
+            for endpoint_id in {d["endpoint_id"] for d in delivered}:
+                _trim(done, endpoint_id)
         for d in deliveries:
-            where = Query().delivery_id == d.delivery_id
-            in_queue = queue.get(where)
-            in_done = done.get(where)
-            if isinstance(in_done, dict):
-                done.remove(doc_ids=[in_done.doc_id])
             if d.status == DeliveryStatus.DELIVERED:
-                if isinstance(in_queue, dict):
-                    queue.remove(doc_ids=[in_queue.doc_id])
-                done.insert(d.to_doc())
-                _trim(done, d.endpoint_id)
-            elif isinstance(in_queue, dict):
-                queue.update(_whole(d.to_doc()), doc_ids=[in_queue.doc_id])
+                continue
+            if d.delivery_id in queued:
+                queue.update(_whole(d.to_doc()), doc_ids=[queued[d.delivery_id]])
             else:
                 doc_id = queue.insert(d.to_doc())
                 if not d.seq:
@@ -236,8 +251,8 @@ class _FolderClaim:
                 table.update({"state": state}, Query().endpoint_id == self._id)
             # A delivery dropped meanwhile (its endpoint removed) is not brought back.
             queue = _queue(txn, self._store._root)
-            alive = [d for d in deliveries if queue.contains(Query().delivery_id == d.delivery_id)]
-            self._store._put(txn, alive)
+            present = {doc.get("delivery_id") for doc in queue.all()}
+            self._store._put(txn, [d for d in deliveries if d.delivery_id in present])
 
 
 def _trim(done: Table, endpoint_id: str) -> None:
