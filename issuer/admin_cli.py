@@ -17,11 +17,22 @@ from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_act
 from issuer.facade import Issuer
 from issuer.webhook_cli import delivering
 from verifier.cliutil import print_json
+from verifier.clock import format_utc
 from verifier.errors import BadInputError
+from verifier.fileio import os_error_words
 
-admin_app = typer.Typer(help="Console users and admin API tokens.", no_args_is_help=True)
-user_app = typer.Typer(help="Add, list and remove console users.", no_args_is_help=True)
-token_app = typer.Typer(help="Create, list and revoke admin API tokens.", no_args_is_help=True)
+#: What ``issuer console`` and its login page say while nobody can log in.
+NO_USERS = "no console users yet: issuer admin user add NAME"
+
+admin_app = typer.Typer(
+    help="Console users and admin API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
+user_app = typer.Typer(
+    help="Add, list and remove console users.", no_args_is_help=True, rich_markup_mode=None
+)
+token_app = typer.Typer(
+    help="Create, list and revoke admin API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
 admin_app.add_typer(user_app, name="user")
 admin_app.add_typer(token_app, name="token")
 
@@ -34,11 +45,19 @@ def _issuer(ledger: str, keys: Path) -> Issuer:
 
 def _read_password(password_file: Path | None) -> str:
     if password_file is not None:
-        with open(password_file, "rb") as handle:
-            data = handle.read(_MAX_PASSWORD_FILE + 1)
+        try:
+            with open(password_file, "rb") as handle:
+                data = handle.read(_MAX_PASSWORD_FILE + 1)
+        except OSError as err:  # reading, not writing: a missing file is "no such file"
+            raise BadInputError(
+                f"cannot read password file {password_file}: {os_error_words(err)}"
+            ) from err
         if len(data) > _MAX_PASSWORD_FILE:
             raise BadInputError(f"{password_file} is too large for a password file")
-        lines = data.decode("utf-8", errors="strict").splitlines()
+        try:
+            lines = data.decode("utf-8", errors="strict").splitlines()
+        except UnicodeDecodeError:
+            raise BadInputError(f"password file {password_file} is not UTF-8 text") from None
         return lines[0] if lines else ""
     if not sys.stdin.isatty():
         return sys.stdin.readline(_MAX_PASSWORD_FILE).rstrip("\r\n")
@@ -74,10 +93,10 @@ def user_list(
     """List console users."""
     users = _issuer(ledger, keys).users()
     if json:
-        print_json([{"name": u.name, "created_at": u.created_at.isoformat()} for u in users])
+        print_json([{"name": u.name, "created_at": format_utc(u.created_at)} for u in users])
         return
     for u in users:
-        print(f"{u.name:<32} added {u.created_at.isoformat(timespec='seconds')}")
+        print(f"{u.name:<32} added {format_utc(u.created_at)}")
 
 
 @user_app.command("remove")
@@ -123,13 +142,13 @@ def token_list(
     if json:
         print_json(
             [
-                {"name": t.name, "scope": t.scope, "created_at": t.created_at.isoformat()}
+                {"name": t.name, "scope": t.scope, "created_at": format_utc(t.created_at)}
                 for t in tokens
             ]
         )
         return
     for t in tokens:
-        print(f"{t.name:<32} {t.scope:<6} created {t.created_at.isoformat(timespec='seconds')}")
+        print(f"{t.name:<32} {t.scope:<6} created {format_utc(t.created_at)}")
 
 
 @token_app.command("revoke")
@@ -171,7 +190,7 @@ def console(
         from issuer.web.console_app import ConsoleConfig, check_bind, serve_console
     except ImportError as err:
         raise BadInputError(
-            "the console needs the 'console' extra: pip install 'licet[console]'"
+            "the console needs the 'console' extra: pip install '.[console]' (in the checkout)"
         ) from err
     if (tls_cert is None) != (tls_key is None):
         raise BadInputError("give both --tls-cert and --tls-key")
@@ -183,7 +202,13 @@ def console(
         secure_cookies=tls or allow_plain_http,
         trusted_proxies=tuple(trusted_proxy or ()),
     )
-    scheme = "https" if tls else "http"
-    print(f"licet console on {scheme}://{host}:{port}", flush=True)
+
+    def announce(url: str) -> None:
+        print(f"licet console on {url}", flush=True)
+        if not Issuer(config.ledger, config.keys).users():
+            print(NO_USERS, flush=True)
+
     with delivering(ledger):
-        serve_console(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+        serve_console(
+            config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, on_listening=announce
+        )

@@ -32,13 +32,16 @@ from issuer.license_cli import license_app
 from issuer.policy.ratelimit import RateLimit
 from issuer.webhook_cli import delivering, webhook_app
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, print_json, run
-from verifier.errors import BadInputError, LicenseError
+from verifier.errors import BadInputError, LicenseError, RenewalCodeError, RequestCodeError
+from verifier.request import code_kind
+from verifier.wire import DEFAULT_SERVER_PORT
 
-# The license server's port; the panel's callback defaults to another (8472),
-# so a provider can run both on one machine.
-DEFAULT_PORT = 8470
+# The license server's port (the panel's client names it when a URL is wrong); the
+# panel's callback defaults to another (8472), so a provider can run both on one machine.
+DEFAULT_PORT = DEFAULT_SERVER_PORT
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="Issue licenses and activation keys; redeem activation requests.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,6 +49,7 @@ app = typer.Typer(
     context_settings=CONTEXT_SETTINGS,
 )
 ledger_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="Upgrade a ledger's schema; copy a ledger between a folder and PostgreSQL.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
@@ -56,12 +60,14 @@ app.add_typer(webhook_app, name="webhook")
 app.add_typer(admin_app, name="admin")
 app.command("console")(console)
 ratelimit_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="See and clear the failed-attempt limits of the license server's clients.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(ratelimit_app, name="ratelimit")
 revocations_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="The signed revocation list for panels.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
@@ -242,6 +248,28 @@ def _deliver(
             print(f"QR code written to {qr_png}", file=sys.stderr)
 
 
+# Where each kind of pasted text goes, for a refusal of the wrong kind.
+_TAKEN_BY = {
+    "activation request code": "'issuer activate' takes it",
+    "renewal code": "'issuer renew' takes it",
+    "activation token": "it goes on the customer's server: 'verifier install'",
+    "revocation list": "panels take it: 'verifier revocations install'",
+}
+
+
+def _a(what: str) -> str:
+    return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
+
+
+def _code(argument: str, expected: str, error: type[LicenseError]) -> str:
+    """The code given as ``argument`` (or on stdin for ``-``), refused when it is another kind."""
+    text = sys.stdin.read(8192) if argument == "-" else argument
+    kind = code_kind(text)
+    if kind is not None and kind != expected:
+        raise error(f"this is {_a(kind)}, not {_a(expected)}: {_TAKEN_BY[kind]}")
+    return text
+
+
 @app.command()
 def activate(
     code: Annotated[str, typer.Argument(help="The request code, or - to read it from stdin.")],
@@ -255,7 +283,7 @@ def activate(
     json: Json = False,
 ) -> None:
     """Redeem an air-gapped activation request code and print the token."""
-    text = sys.stdin.read(8192) if code == "-" else code
+    text = _code(code, "activation request code", RequestCodeError)
     iss = open_issuer(ledger, keys, passphrase_file)
     _deliver(iss, iss.activate(text), out, force, qr, qr_png, json)
 
@@ -273,7 +301,7 @@ def renew(
     json: Json = False,
 ) -> None:
     """Renew an air-gapped server's lease from its renewal code and print the new token."""
-    text = sys.stdin.read(8192) if code == "-" else code
+    text = _code(code, "renewal code", RenewalCodeError)
     iss = open_issuer(ledger, keys, passphrase_file)
     _deliver(iss, iss.renew(text), out, force, qr, qr_png, json)
 
@@ -376,7 +404,7 @@ def serve(
         from issuer.web.license_server import serve as run_server
     except ImportError as err:
         raise LicenseError(
-            "the license server needs the 'server' extra: pip install '.[server]' (checkout)"
+            "the license server needs the 'server' extra: pip install '.[server]' (in the checkout)"
         ) from err
     config = ServerConfig(
         ledger=str(ledger),

@@ -78,7 +78,9 @@ LeaseDays = Annotated[
     typer.Option(
         "--lease-days",
         help="Lease in days: tokens must be renewed within it (0 = no lease, until expiry; "
-        "default: the ledger's).",
+        "default: the ledger's). A token never outlives the next possible key regeneration "
+        "(a month), so a longer lease gives tokens of about 30 days; 'license show' says "
+        "the effective lease.",
     ),
 ]
 Qr = Annotated[bool, typer.Option("--qr", help="Also print the token as a QR code.")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json as json_module
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from verifier.errors import BadInputError
 __all__ = ["license_app"]
 
 license_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="Create, show, list, regenerate and revoke licenses.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
@@ -35,7 +37,7 @@ def _print_license(view: LicenseView, json: bool) -> None:
     if d["ip"]:
         say(f"ip             {d['ip']}")
     say(f"activation key {d['activation_key']}  (generation {d['key_generation']})")
-    say(f"expires        {d['expires_at'] or 'never'}")
+    say(f"expires        {'last day ' + d['last_day'] if d['last_day'] else 'never'}")
     say(f"features       {', '.join(d['features']) or '-'}")
     if d["limits"]:
         say(f"limits         {', '.join(f'{k}={v}' for k, v in d['limits'].items())}")
@@ -49,12 +51,36 @@ def _print_license(view: LicenseView, json: bool) -> None:
         )
     lease = f"{d['lease_days']} days" if d["lease_days"] else "none (until expiry)"
     say(f"lease          {lease}{' (provider default)' if d['lease_days_default'] else ''}")
+    if d["lease_days_reason"]:
+        say(
+            f"               tokens last {d['lease_days_effective']} days: {d['lease_days_reason']}"
+        )
     if activation is not None and activation.lease_until is not None:
-        say(f"token valid    until {activation.lease_until.isoformat()}")
+        say(f"token valid    until {format_utc(activation.lease_until)}")
     say(f"machine ids    {'accepted' if d['accept_machine_id'] else 'refused'}")
-    say(f"regenerate     possible from {d['next_regeneration']}")
+    say(f"regeneration:  {_regeneration(view)}")
     for event in view.record.history:
         say(f"  {format_utc(event.at)}  {event.action:<12} {event.actor}  {event.detail}")
+
+
+def _date(text: str, alternative: str = "") -> _dt.date:
+    """``--expires``: a calendar date, written YYYY-MM-DD (the last day the license runs)."""
+    try:
+        if len(text) == 10:
+            return _dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    other = f" {alternative}" if alternative else ""
+    raise BadInputError(f"--expires: expected YYYY-MM-DD{other}, got {text!r}")
+
+
+def _regeneration(view: LicenseView) -> str:
+    """When the key may be regenerated, in words: now, from a time, or not (revoked)."""
+    if view.regeneration_allowed:
+        return "possible now"
+    if view.state == "revoked":
+        return "not possible (revoked)"
+    return f"possible from {format_utc(view.next_regeneration)}"
 
 
 def _limits(items: list[str]) -> dict[str, int]:
@@ -78,10 +104,10 @@ def license_create(
         int | None, typer.Option("--days", help="Valid for N days (default: no expiry).")
     ] = None,
     expires: Annotated[
-        _dt.datetime | None,
+        str | None,
         typer.Option(
             "--expires",
-            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
             help="Valid through YYYY-MM-DD (default: no expiry).",
         ),
     ] = None,
@@ -120,7 +146,7 @@ def license_create(
         product,
         ip=ip,
         days=days,
-        expires=None if expires is None else expires.date(),
+        expires=None if expires is None else _date(expires),
         features=feature or [],
         limits=_limits(limit or []),
         customer=customer,
@@ -129,6 +155,9 @@ def license_create(
         new_product=new_product,
     )
     _print_license(view, json)
+    if not json and view.record.expires_at is None:
+        # Leaving both out is a choice worth seeing: the license runs for ever.
+        say("this license never expires: neither --days nor --expires was given")
 
 
 @license_app.command("show")
@@ -152,10 +181,34 @@ def license_list(
             "--show-keys", help="Include the activation keys (default: hidden, for screen sharing)."
         ),
     ] = False,
+    product: Annotated[
+        str | None, typer.Option("--product", help="Only this product (default: all).")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only issued, activated, expired or revoked licenses (default: all)."
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            metavar="TEXT",
+            help="Find by license id, customer, IP, current activation key, activated hostname "
+            "or activation id (default: no search).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", metavar="N", help="At most N licenses (default: all)."),
+    ] = None,
     json: Json = False,
 ) -> None:
-    """List every license: id, product, customer, status, expiry, activated host."""
-    views = open_issuer(ledger, keys).licenses()
+    """List licenses, newest first: id, product, customer, status, expiry, activated host."""
+    views = open_issuer(ledger, keys).licensing.find(
+        text=search, product=product, status=status, limit=limit
+    )
     rows = [v.to_dict() for v in views]
     if not show_keys:
         for row in rows:
@@ -164,13 +217,13 @@ def license_list(
         print_json(rows)
         return
     header = (
-        f"{'LICENSE':<14}  {'PRODUCT':<14}  {'CUSTOMER':<20}  {'STATUS':<9}  {'EXPIRES':<20}  HOST"
+        f"{'LICENSE':<14}  {'PRODUCT':<14}  {'CUSTOMER':<20}  {'STATUS':<9}  {'LAST DAY':<10}  HOST"
     )
     say(header + ("  ACTIVATION KEY" if show_keys else ""))
     for row in rows:
         line = (
             f"{row['license_id']:<14}  {row['product']:<14}  {(row['customer'] or '-')[:20]:<20}  "
-            f"{row['status']:<9}  {row['expires_at'] or 'never':<20}  "
+            f"{row['status']:<9}  {row['last_day'] or 'never':<10}  "
             f"{row['activated_hostname'] or '-'}"
         )
         say(line + (f"  {row['activation_key']}" if show_keys else ""))
@@ -199,12 +252,12 @@ def license_revoke(
     iss = open_issuer(ledger, keys)
     view = iss.show(license_id)  # refuse an unknown id before asking anything
     customer = f" of {view.record.customer}" if view.record.customer else ""
-    confirm(f"Revoke license {license_id}{customer} ({view.record.product})?", yes)
+    confirm(f"Revoke license {view.license_id}{customer} ({view.record.product})?", yes)
     revoked = iss.revoke(license_id)
     if json:
         print_json(revoked.to_dict())
         return
-    print(f"revoked {license_id}")
+    print(f"revoked {revoked.license_id}")
 
 
 @license_app.command("set")
@@ -225,7 +278,9 @@ def license_set(
     expires: Annotated[
         str | None,
         typer.Option(
-            "--expires", help="Valid through YYYY-MM-DD ('never': no end; default: unchanged)."
+            "--expires",
+            metavar="YYYY-MM-DD|never",
+            help="Valid through YYYY-MM-DD ('never': no end; default: unchanged).",
         ),
     ] = None,
     feature: Annotated[
@@ -245,7 +300,10 @@ def license_set(
     lease_days: Annotated[
         str | None,
         typer.Option(
-            "--lease-days", help="Lease in days (0: no lease; 'default': the provider's)."
+            "--lease-days",
+            help="Lease in days (0: no lease; 'default': the provider's). A token never "
+            "outlives the next possible key regeneration (a month), so a longer lease gives "
+            "tokens of about 30 days; 'license show' says the effective lease.",
         ),
     ] = None,
     ledger: LedgerDir = "ledger",
@@ -262,10 +320,7 @@ def license_set(
         lease = None if lease_days == "default" else int(lease_days)
     expiry: object = KEEP
     if expires is not None:
-        try:
-            expiry = None if expires == "never" else _dt.date.fromisoformat(expires)
-        except ValueError:
-            raise BadInputError(f"--expires takes YYYY-MM-DD or never, got {expires!r}") from None
+        expiry = None if expires == "never" else _date(expires, "or never")
     view = open_issuer(ledger, keys).update_license(
         license_id,
         customer=KEEP if customer is None else (customer or None),
@@ -289,10 +344,16 @@ def license_history(
     """Every change to a license: when, who, what, and each field before and after."""
     history = open_issuer(ledger, keys).show(license_id).record.history
     if json:
-        print_json([e.to_doc() for e in history])
+        print_json([e.to_dict() for e in history])
         return
     for e in history:
         changes = "; ".join(
-            f"{name}: {c.get('before')!r} -> {c.get('after')!r}" for name, c in e.changes.items()
+            f"{name}: {_json_value(c.get('before'))} -> {_json_value(c.get('after'))}"
+            for name, c in e.changes.items()
         )
-        say(f"{e.at.isoformat()}  {e.action:<12} {e.actor:<20} {changes or e.detail}")
+        say(f"{format_utc(e.at)}  {e.action:<12} {e.actor:<20} {changes or e.detail}")
+
+
+def _json_value(value: object) -> str:
+    """A changed field's value as JSON writes it: ``null``, ``["dns"]``, ``{"domains": 100}``."""
+    return json_module.dumps(value, ensure_ascii=False)

@@ -8,14 +8,12 @@ half-read.
 from __future__ import annotations
 
 import datetime as _dt
-import ipaddress
-import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from issuer.errors import LedgerCorruptError
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
+from verifier.clock import format_utc
 from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
 
@@ -32,7 +30,6 @@ __all__ = [
     "Session",
 ]
 
-_WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 
 #: One field's change in an audit event: ``{"before": old, "after": new}`` (JSON values).
 Changes = dict[str, dict[str, Any]]
@@ -65,6 +62,10 @@ class Event:
     actor: str
     detail: str
     changes: Changes = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON form (``license history --json``, answers): times to the second."""
+        return {**self.to_doc(), "at": format_utc(self.at)}
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document."""
@@ -106,7 +107,7 @@ class LoggedEvent:
         """The audit feed's JSON form."""
         return {
             "cursor": str(self.cursor),
-            "time": self.event.at.isoformat(),
+            "time": format_utc(self.event.at),
             "actor": self.event.actor,
             "action": self.event.action,
             "license_id": self.license_id,
@@ -409,6 +410,7 @@ class LicenseSummary:
     expires_at: _dt.datetime | None
     generation: int
     hostname: str | None
+    activation_id: str | None = None  # of the current activation
 
     @classmethod
     def of(cls, record: LicenseRecord) -> LicenseSummary:
@@ -423,6 +425,7 @@ class LicenseSummary:
             expires_at=record.expires_at,
             generation=record.generation,
             hostname=None if record.activation is None else record.activation.hostname,
+            activation_id=None if record.activation is None else record.activation.activation_id,
         )
 
     def state(self, now: _dt.datetime) -> str:
@@ -441,6 +444,7 @@ class LicenseSummary:
             "expires_at": _iso(self.expires_at),
             "generation": self.generation,
             "hostname": self.hostname,
+            "activation_id": self.activation_id,
         }
 
     @classmethod
@@ -461,6 +465,8 @@ class LicenseSummary:
                 expires_at=_optional_time(doc["expires_at"]),
                 generation=_int(doc["generation"]),
                 hostname=_optional_str(doc["hostname"]),
+                # entries written before activation ids were listed have none
+                activation_id=_optional_str(doc.get("activation_id")),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise LedgerCorruptError(
@@ -472,13 +478,18 @@ class LicenseSummary:
 class LicenseQuery:
     """Which licenses a list shows: every condition given must hold.
 
+    The query says what to keep and decides nothing: what a typed search
+    means (a whole id, an address, an activation key) is decided above the
+    ledger, which only filters by what it is told.
+
     Attributes:
         product: exactly this product.
         status: this shown status (``expired`` is derived from the expiry date).
-        text: a whole license id or IP address names exactly that license or
-            address (:attr:`exact`); other text is found in the id, the customer
-            or the IP, ignoring case (``str.lower``: the same rule whether a page
-            is parsed or its bytes are pre-checked).
+        license_id: exactly this license.
+        ip: exactly this assigned IP address.
+        text: found in the id, the customer, the IP, the activated hostname or
+            the activation id, ignoring case (``str.lower``: the same rule
+            whether a page is parsed or its bytes are pre-checked).
         now: the time ``expired`` is judged at.
     """
 
@@ -486,19 +497,13 @@ class LicenseQuery:
     product: str | None = None
     status: str | None = None
     text: str | None = None
+    license_id: str | None = None
+    ip: str | None = None
 
-    @cached_property  # asked for every summary a scan reads
-    def exact(self) -> str | None:
-        """The license id (upper case) or canonical IP address the text names, if it is one."""
-        if not self.text:
-            return None
-        text = self.text.strip()
-        if _WHOLE_ID.fullmatch(text):
-            return text.upper()
-        try:
-            return str(ipaddress.ip_address(text))
-        except ValueError:
-            return None
+    @property
+    def needle(self) -> str | None:
+        """The text every matching summary contains, ignoring case (``None``: no such text)."""
+        return self.license_id or self.ip or self.text
 
     def matches(self, summary: LicenseSummary) -> bool:
         """Whether ``summary`` is one of the licenses asked for."""
@@ -506,14 +511,21 @@ class LicenseQuery:
             return False
         if self.status is not None and summary.state(self.now) != self.status:
             return False
-        exact = self.exact
-        if exact is not None:
-            return exact in (summary.license_id, summary.ip)
+        if self.license_id is not None and summary.license_id != self.license_id:
+            return False
+        if self.ip is not None and summary.ip != self.ip:
+            return False
         if self.text:
             needle = self.text.lower()
             return any(
                 needle in (value or "").lower()
-                for value in (summary.license_id, summary.customer, summary.ip)
+                for value in (
+                    summary.license_id,
+                    summary.customer,
+                    summary.ip,
+                    summary.hostname,
+                    summary.activation_id,
+                )
             )
         return True
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 
 from verifier import __version__
-from verifier.cliutil import EXIT_USAGE, fail
+from verifier.cliutil import EXIT_USAGE, fail, print_json, refusal_document, wants_json
 
 _USAGE = """\
 usage: licet [-h] [--version] TOOL [ARGS...]
@@ -61,9 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0)
     tool = _tool(args[0])
     if tool is None:
-        fail(
-            "licet",
-            f"unknown tool {args[0]!r}: expected keytool, issuer or verifier (see 'licet --help')",
-            EXIT_USAGE,
-        )
+        why = f"unknown tool {args[0]!r}: expected keytool, issuer or verifier (see 'licet --help')"
+        if wants_json(args):
+            print_json(refusal_document("usage", why))
+        fail("licet", why, EXIT_USAGE)
     tool(args[1:], f"licet {args[0]}")

@@ -14,6 +14,7 @@ from verifier.cliutil import CONTEXT_SETTINGS, PathOption, confirm, print_json, 
 from verifier.clock import format_utc
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, no <bool> after a flag
     help="Manage the provider's Ed25519 signing keys.",
     no_args_is_help=True,
     add_completion=False,

@@ -52,11 +52,31 @@ from verifier.fileio import (
 from verifier.keys import UnsafeKeyError, key_id, load_public_key
 from verifier.trust import KeyStatus, TrustedKey, TrustedKeys
 
-__all__ = ["ActiveSigner", "KeyRecord", "Keyring", "MIN_PASSPHRASE", "TRUSTED_KEYS_FILE"]
+__all__ = [
+    "GITIGNORE",
+    "ActiveSigner",
+    "KeyRecord",
+    "Keyring",
+    "MIN_PASSPHRASE",
+    "TRUSTED_KEYS_FILE",
+    "keep_out_of_git",
+]
 
 KEYRING_FILE = "keyring.json"
 TRUSTED_KEYS_FILE = "trusted_keys.json"
 _LOCK_FILE = ".keyring.lock"
+#: What ``keytool new`` and ``issuer init`` write as ``<keys>/.gitignore``: everything in
+#: the keys folder stays out of git but this file, a README and the exported trust set
+#: (public, what panels ship) — so ``git add -A`` never stages a private key or secret,
+#: whatever else the folder comes to hold.
+GITIGNORE = """\
+# Written by keytool: nothing private here may reach git. Everything in this
+# folder is ignored but this file, a README and the exported trust set.
+*
+!.gitignore
+!README.md
+!trusted_keys.json
+"""
 _MAX_KEY_FILE = 64 * 1024
 MIN_PASSPHRASE = 8
 
@@ -354,6 +374,7 @@ class Keyring:
             try:
                 if create:
                     private_dir(self.folder)  # an existing folder others could write to: 0700
+                    keep_out_of_git(self.folder)
                 stack.enter_context(file_lock(self.folder / _LOCK_FILE, self._lock_timeout))
             except LockTimeout:
                 raise KeyringError("keyring is busy (another keytool is running)") from None
@@ -430,7 +451,13 @@ class Keyring:
             needs = b"ENCRYPTED" in pem
             raise PassphraseError(
                 f"private key {record.kid} "
-                + ("is encrypted — give its passphrase" if needs else "is not encrypted")
+                + (
+                    "is encrypted — give its passphrase: --passphrase-file FILE, or the "
+                    "environment variable LICET_KEY_PASSPHRASE_FILE (a file) or "
+                    "LICET_KEY_PASSPHRASE"
+                    if needs
+                    else "is not encrypted"
+                )
             ) from err
         except ValueError as err:
             if b"ENCRYPTED" in pem:
@@ -497,3 +524,14 @@ def _is_jwks(data: bytes) -> bool:
 
 def _json_bytes(doc: Any) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def keep_out_of_git(folder: Path) -> None:
+    """Write :data:`GITIGNORE` into the keys ``folder``, unless it has a ``.gitignore`` already.
+
+    Raises:
+        OSError: it cannot be written.
+    """
+    with contextlib.suppress(FileExistsError):
+        # 0600 like everything else in the (0700) keys folder: git reads it as its owner.
+        create_exclusive(folder / ".gitignore", GITIGNORE.encode())

@@ -22,6 +22,17 @@ def _end_to_end_commands(request: pytest.FixtureRequest) -> Iterator[None]:
         END_TO_END.clear()
 
 
+@pytest.fixture(autouse=True)
+def _times_to_the_second() -> Iterator[None]:
+    """Every JSON output and API answer this test saw writes its times YYYY-MM-DDTHH:MM:SSZ."""
+    import timecheck
+
+    timecheck.drain()
+    yield
+    bad = [f"{source}: {v}" for source, doc in timecheck.drain() for v in timecheck.violations(doc)]
+    assert not bad, "times not written YYYY-MM-DDTHH:MM:SSZ (README: to the second, Z, everywhere):\n" + "\n".join(bad[:20])
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

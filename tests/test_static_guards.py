@@ -148,3 +148,17 @@ def test_only_the_ledger_backends_import_their_storage_libraries() -> None:
                     continue
                 for root in roots & owners.keys():
                     assert str(path.relative_to(ROOT)) in owners[root], f"{path}:{node.lineno} imports {root}"
+
+
+def test_extras_are_named_as_installable_from_the_checkout_never_by_an_unpublished_name() -> None:
+    # licet is not on a package index: a missing-extra hint (and the README) says
+    # pip install '.[console]' in the checkout, never 'licet[console]'.
+    texts = {p: p.read_text() for pkg in PACKAGES for p in sources(pkg)}
+    texts[ROOT / "README.md"] = (ROOT / "README.md").read_text()
+    for path, text in texts.items():
+        assert not re.search(r"pip install ['\"]?licet\[", text), path
+    hints = re.findall(r"needs? the '(\w+)' extra: (?:\"\s*\")?pip install '\.\[(\w+)\]'", "\n".join(texts.values()))
+    assert {extra for extra, _ in hints} >= {"server", "console", "postgres"} and all(a == b for a, b in hints), hints
+    readme = texts[ROOT / "README.md"]
+    for extra in ("server", "console", "postgres"):
+        assert re.search(rf"pip install '\.\[[\w,]*{extra}[\w,]*\]'", readme), extra

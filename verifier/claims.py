@@ -26,7 +26,7 @@ from typing import Any
 
 from verifier.errors import BadInputError, InvalidTokenError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
-from verifier.timefmt import format_utc, is_epoch
+from verifier.timefmt import format_utc, is_epoch, last_day
 
 __all__ = [
     "ALGORITHM",
@@ -192,6 +192,8 @@ class License:
             "expires_at": format_utc(self.expires_at),
             "renew_at": format_utc(self.renew_at),
             "license_expires_at": format_utc(self.license_expires_at),
+            "license_last_day": last_day(self.license_expires_at),
+            "lease_limited": self.lease_limited,
             "ip": self.ip,
             "identity": self.identity,
         }

@@ -19,13 +19,23 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from verifier import __version__
-from verifier.cliutil import EXIT_REFUSED, EXIT_USAGE, PathOption, fail, print_json, run
+from verifier.cliutil import (
+    EXIT_REFUSED,
+    PathOption,
+    UsageError,
+    complain,
+    located,
+    print_json,
+    refusal_document,
+    run,
+)
+from verifier.encoding import unfold
 from verifier.errors import BadInputError, LicenseError
 from verifier.fingerprint import fingerprint, probe_components
 from verifier.renewal import renewal_code
-from verifier.request import REQUEST_PREFIX, request_code
+from verifier.request import code_kind, request_code
 from verifier.store import TokenStore, default_store_path
-from verifier.timefmt import format_utc
+from verifier.timefmt import format_utc, last_day
 from verifier.trust import TrustedKeys
 from verifier.verify import Status, TokenState, Verifier
 
@@ -76,10 +86,15 @@ def _describe(status: Status) -> str:
     if lic is None:
         reason = status.error.message if status.error else "no activation token stored"
         return f"{status.state}: {reason}"
+    last = last_day(lic.license_expires_at)
+    if lic.lease_limited:
+        token = f"lease until {format_utc(lic.expires_at)} (renews automatically"
+    else:
+        token = f"token valid until {format_utc(lic.expires_at)} (the license's end"
     line = (
         f"{status.state}: license {lic.license_id} for {lic.product}, features "
-        f"{', '.join(sorted(lic.features)) or '-'}, expires {format_utc(lic.expires_at)} "
-        f"({status.days_left} days left)"
+        f"{', '.join(sorted(lic.features)) or '-'}, {token}, {status.days_left} days left); "
+        + (f"license until {last}" if last else "license never expires")
     )
     if status.state == TokenState.GRACE:
         line += " — renew now"
@@ -96,19 +111,45 @@ def _store(args: argparse.Namespace) -> TokenStore:
 
 
 def _token_argument(value: str) -> str:
-    """The token given to ``install``, refusing the two things people paste instead."""
-    token = _stdin_or(value).strip()
-    if token.startswith(REQUEST_PREFIX[:5]):
+    """The token given to ``install``, refusing the things people paste or name instead.
+
+    An argument is a file name only when such a file exists or it looks like a
+    path (a token has no ``/``); anything else is the token itself, unfolded
+    as it came from a mail or a terminal (line breaks, spaces, ``> `` quotes).
+    """
+    if value != "-" and _names_file(value):
+        if not os.path.lexists(value):
+            raise BadInputError(
+                f"no such file: {value}; install takes the token itself, or - to read it from stdin"
+            )
+        raise BadInputError(
+            f"{value!r} is a file name; install takes the token itself: "
+            f"'verifier install - < {value}'"
+        )
+    token = unfold(_stdin_or(value))
+    kind = code_kind(token)
+    if kind == "activation request code":
         raise BadInputError(
             "this is a request code (what 'verifier request' prints for the provider); "
             "install takes the activation token the provider sends back, which starts with 'ey'"
         )
-    if token.count(".") != 2 and Path(token).exists():
+    if kind == "renewal code":
         raise BadInputError(
-            f"{token!r} is a file name; install takes the token itself: "
-            f"'verifier install - < {token}'"
+            "this is a renewal code (what 'verifier renew --offline' prints for the provider); "
+            "install takes the activation token the provider sends back, which starts with 'ey'"
         )
+    if kind == "revocation list":
+        raise BadInputError("this is a revocation list: 'verifier revocations install' takes it")
     return token
+
+
+def _names_file(value: str) -> bool:
+    # lexists answers False for a name too long to be a file (any token-sized text).
+    return (
+        "/" in value
+        or value.endswith((".token", ".jwt", ".txt", ".json"))
+        or (os.path.lexists(value))
+    )
 
 
 def _installed(lic: Any, store: TokenStore, how: str) -> dict[str, Any]:
@@ -170,14 +211,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     except LicenseError as err:
         if not args.json:
             raise
-        # The check itself could not run (trusted keys, token store): still JSON.
-        print_json({"state": "error", "code": err.code, "reason": err.message})
+        # The check itself could not run (trusted keys, token store): still a state.
+        message = located(err, _PATHS, args.argv)
+        print_json({"state": "error", **refusal_document(err.code, message), "reason": err.message})
+        complain(args.prog, message)
         return EXIT_REFUSED
     if args.json:
         data = status.to_dict()
         if status.state == "missing":
             data.setdefault("code", "token-missing")
             data.setdefault("reason", f"no activation token in {_store(args).path.resolve()}")
+        if "reason" in data:
+            data["detail"] = data["reason"]  # the member every refusal's JSON has
         print_json(data)
     else:
         print(_describe(status))
@@ -240,6 +285,8 @@ def cmd_renew(args: argparse.Namespace) -> int:
 
 def cmd_revocations_install(args: argparse.Namespace) -> int:
     text = sys.stdin.read(4 * 1024 * 1024 + 1) if args.file == "-" else _read_list(args.file)
+    if code_kind(text) == "activation token":
+        raise BadInputError("this is an activation token: 'verifier install' takes it")
     verifier = _verifier(args)
     lst = verifier.apply_revocations(text)
     status = verifier.status(_store(args).load())
@@ -309,7 +356,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with bad usage reported like every other failure: one line, exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        fail(self.prog, message, EXIT_USAGE)
+        raise UsageError(message, self.prog)
 
 
 def _env_option(
@@ -338,6 +385,7 @@ def build_parser(prog: str = "verifier") -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     version = f"{prog} (licet) {__version__}"
     parser = _Parser(prog=prog, description="Activate and check this server's license.")
+    parser.set_defaults(prog=prog)  # refusal lines a command prints itself name the tool
     parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -473,8 +521,9 @@ def main(argv: list[str] | None = None, prog: str = "verifier") -> None:
 
     def invoke() -> None:
         args = build_parser(prog).parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else argv
         code = args.run(args)
         if code:
             raise SystemExit(code)
 
-    run(prog, invoke, argv=argv, paths=_PATHS)
+    run(prog, invoke, argv=argv, paths=_PATHS, usage_errors=(UsageError,))

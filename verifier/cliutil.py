@@ -4,7 +4,10 @@ All three command lines (verifier, keytool, issuer) run through :func:`run`,
 so they behave alike: 0 on success, 1 with one line on stderr for a refusal,
 2 with one line for bad usage (an option or argument of the wrong form,
 :class:`~verifier.errors.BadInputError` included), and never a traceback;
-``--version`` anywhere before ``--`` prints the version. Text for people goes
+``--version`` anywhere before ``--`` prints the version. With ``--json`` a
+failure also prints one JSON object on stdout (:func:`refusal_document`:
+``code``, ``detail`` and the data the error carries), so a script can branch
+on the code without reading stderr. Text for people goes
 through :func:`say` (and refusals through :func:`fail`), which escape any
 character that could drive the terminal or hide text.
 """
@@ -26,14 +29,51 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 #: Click/typer context settings every provider CLI uses: ``-h`` as well as ``--help``.
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+class UsageError(Exception):
+    """Bad usage found by a command line's own parser (reported by :func:`run` with exit 2).
+
+    Args:
+        message: what is wrong.
+        prog: the (sub)command whose usage it is, named on the line instead of the tool.
+    """
+
+    def __init__(self, message: str, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
 #: Where a path option's value may come from: the option, an environment variable, a default.
 PathOption = tuple[str, str | None, str]
 
 
 def fail(prog: str, message: str, code: int = EXIT_REFUSED) -> NoReturn:
     """Print ``prog: message`` on stderr, as one line of visible text, and exit."""
-    print(f"{prog}: {terminal_safe(' '.join(message.split()))}", file=sys.stderr)
+    complain(prog, message)
     raise SystemExit(code)
+
+
+def complain(prog: str, message: str) -> None:
+    """Print ``prog: message`` on stderr, as one line of visible text (a refusal's line)."""
+    print(f"{prog}: {terminal_safe(' '.join(message.split()))}", file=sys.stderr)
+
+
+def wants_json(argv: list[str]) -> bool:
+    """Whether ``--json`` was given (before any ``--``)."""
+    return "--json" in argv[: argv.index("--") if "--" in argv else None]
+
+
+def refusal_document(
+    code: str, detail: str, data: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON object a command given ``--json`` prints on stdout when it fails.
+
+    ``code`` is the refusal's stable code (``usage`` for bad usage, ``internal``
+    for a bug), ``detail`` the line printed on stderr, and ``data`` what the
+    error carries (e.g. ``regenerate_after``); the two fixed members win.
+    """
+    return {**(data or {}), "code": code, "detail": " ".join(detail.split())}
 
 
 def origin(option: PathOption, argv: list[str]) -> str:
@@ -45,6 +85,13 @@ def origin(option: PathOption, argv: list[str]) -> str:
         return f"from {envvar}={os.environ[envvar]}"
     unset = f"neither {flag} nor {envvar} is set" if envvar else f"no {flag} given"
     return f"the default {default}, relative to {os.getcwd()}: {unset}"
+
+
+def located(err: LicenseError, paths: Mapping[str, PathOption] | None, argv: list[str]) -> str:
+    """``err``'s message, with where its path came from when it is about a missing file."""
+    where = (paths or {}).get(err.code)
+    message = err.worded(option_name)
+    return message if where is None else f"{message} [{origin(where, argv)}]"
 
 
 def run(
@@ -70,6 +117,20 @@ def run(
     if "--version" in args[: args.index("--") if "--" in args else None]:
         print(f"{prog} (licet) {__version__}")
         raise SystemExit(0)
+    as_json = wants_json(args)
+
+    def refuse(
+        code: str,
+        message: str,
+        exit_code: int,
+        data: Mapping[str, Any] | None = None,
+        *,
+        who: str | None = None,
+    ) -> NoReturn:
+        if as_json:
+            print_json(refusal_document(code, message, data))
+        fail(who or prog, message, exit_code)
+
     try:
         result = main()
     except SystemExit:
@@ -80,19 +141,24 @@ def run(
         if "\n" in message.strip():  # a help screen asked for by giving no command
             print(message, file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        fail(prog, message, EXIT_USAGE)
+        refuse("usage", message, EXIT_USAGE, who=getattr(err, "prog", None))
     except BadInputError as err:
-        fail(prog, err.message, EXIT_USAGE)
+        refuse(err.code, err.worded(option_name), EXIT_USAGE, err.details())
     except LicenseError as err:
-        where = (paths or {}).get(err.code)
-        fail(prog, err.message if where is None else f"{err.message} [{origin(where, args)}]")
+        refuse(err.code, located(err, paths, args), EXIT_REFUSED, err.details())
     except KeyboardInterrupt:
-        fail(prog, "interrupted", 130)
+        refuse("interrupted", "interrupted", 130)
     except OSError as err:  # a file the command itself wrote, e.g. --out: its name is the user's
-        fail(prog, f"{err.filename or ''}: {os_error_words(err, writing=True)}".lstrip(": "))
+        message = f"{err.filename or ''}: {os_error_words(err, writing=True)}".lstrip(": ")
+        refuse("os-error", message, EXIT_REFUSED)
     except Exception as err:  # a bug: still one line, never a traceback
-        fail(prog, f"internal error: {type(err).__name__}: {err}")
+        refuse("internal", f"internal error: {type(err).__name__}: {err}", EXIT_REFUSED)
     raise SystemExit(result if isinstance(result, int) else 0)
+
+
+def option_name(name: str) -> str:
+    """How a command line says an input a refusal names: ``new_product`` is ``--new-product``."""
+    return "--" + name.replace("_", "-")
 
 
 def confirm(question: str, yes: bool) -> None:

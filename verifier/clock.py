@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from verifier.errors import BadInputError
-from verifier.timefmt import format_utc, from_epoch, is_epoch
+from verifier.timefmt import format_utc, from_epoch, is_epoch, last_day
 
 __all__ = [
     "BootClock",
@@ -34,6 +34,7 @@ __all__ = [
     "from_epoch",
     "is_boot_id",
     "is_epoch",
+    "last_day",
     "now_from",
     "system_boot_clock",
     "utc_now",

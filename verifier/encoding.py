@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 _URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
@@ -24,6 +25,20 @@ _CANONICAL_LAST = {
     2: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0xF == 0),
     3: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x3 == 0),
 }
+
+
+# A mail client's quote markers at the start of a line: "> ", ">> ", "> > ".
+_QUOTE_MARKERS = re.compile(r"^[ \t]*(?:>[ \t]?)+", re.MULTILINE)
+
+
+def unfold(text: str) -> str:
+    """Text a person copied put back on one line: quote markers and all whitespace removed.
+
+    Codes and tokens are base64url, which has neither spaces nor ``>``: a mail
+    client folding a long line at 76 columns, a terminal wrapping it, an
+    indent, or ``> `` quoting a reply adds nothing that belongs to them.
+    """
+    return "".join(_QUOTE_MARKERS.sub("", text).split())
 
 
 class EncodingError(ValueError):

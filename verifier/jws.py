@@ -21,13 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from verifier.claims import ALGORITHM
 from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import InvalidTokenError
-from verifier.keys import check_signature
+from verifier.keys import SIGNATURE_LENGTH, check_signature
 from verifier.trust import TrustedKeys
 
 __all__ = ["TOKEN_WORDING", "JwsChecker", "Signed", "Wording"]
@@ -43,15 +44,21 @@ class Wording:
         it: the subject of a sentence (``activation token is not ...``).
         its: the possessive before a part (``activation token header ...``).
         decode_detail: whether a malformed part's refusal names the decoding fault.
+        short: how a person calls it when telling them to copy it again (default: ``it``).
     """
 
     it: str
     its: str
     decode_detail: bool = True
+    short: str = ""
 
 
 #: How an activation token's refusals read.
-TOKEN_WORDING = Wording(it="activation token", its="activation token")
+TOKEN_WORDING = Wording(it="activation token", its="activation token", short="the token")
+# The start of a compact JWS cut short: base64url of a JSON object ("eyJ"), at most
+# three segments, the last one possibly partial. Only its look is judged.
+_JWS_START = re.compile(r"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}")
+_SIGNATURE_CHARS = (SIGNATURE_LENGTH * 8 + 5) // 6  # 86: unpadded base64url of 64 bytes
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,10 @@ class JwsChecker:
         if not text.isascii():
             raise InvalidTokenError(f"{words.it} is not a compact JWS (ASCII text)")
         parts = text.split(".")
+        # A copy that lost its end (a mail, a terminal, a text field's limit) says so.
+        incomplete = f"{words.short or words.it} is incomplete — copy all of it"
+        if len(parts) < 3 and _JWS_START.fullmatch(text):
+            raise InvalidTokenError(incomplete)
         if len(parts) != 3:
             raise InvalidTokenError(f"{words.it} is not a compact JWS (three parts)")
         head, body, signature = parts
@@ -107,6 +118,8 @@ class JwsChecker:
         if not known_header:
             kid = self._header_kid(head)
         key = self._keys.key_for(kid, subject=words.it)
+        if len(signature) < _SIGNATURE_CHARS and _JWS_START.fullmatch(text):
+            raise InvalidTokenError(f"{incomplete} (its signature has the wrong length: cut short)")
         signing_input = text[: len(head) + 1 + len(body)].encode()
         check_signature(key, signing_input, signature, subject=words.it)
         if not known_header and len(self._kids) < self._memo_size:

@@ -27,6 +27,7 @@ from verifier.encoding import EncodingError, b64url_decode, json_loads_strict
 from verifier.errors import BadInputError, LicenseError, RenewalCodeError
 from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
 from verifier.request import (
+    RENEWAL_PREFIX,
     check_hostname,
     check_text,
     decode_code,
@@ -43,7 +44,6 @@ __all__ = [
     "renewal_code",
 ]
 
-RENEWAL_PREFIX = "LICET1R."
 MAX_RENEWAL_CODE = 4096
 _MAX_TOKEN = 8192
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.activation_key import normalize_key
-from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS, IDENTITY_MACHINE_ID
+from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS, IDENTITY_MACHINE_ID, TOKEN_TYPE
 from verifier.clock import Clock, from_epoch, now_from, utc_now
 from verifier.encoding import (
     EncodingError,
@@ -31,17 +31,21 @@ from verifier.encoding import (
     b64url_encode,
     json_dumps_compact,
     json_loads_strict,
+    unfold,
 )
 from verifier.errors import BadInputError, LicenseError, RequestCodeError
 from verifier.fingerprint import Fingerprint, fingerprint, parse_fingerprint
+from verifier.revocations import REVOCATIONS_TYPE
 
 __all__ = [
     "ActivationRequest",
     "HOSTNAME_PATTERN",
     "MAX_REQUEST_CODE",
+    "RENEWAL_PREFIX",
     "REQUEST_PREFIX",
     "check_hostname",
     "check_text",
+    "code_kind",
     "decode_code",
     "display_hostname",
     "encode_code",
@@ -51,6 +55,11 @@ __all__ = [
 ]
 
 REQUEST_PREFIX = "LICET1."
+RENEWAL_PREFIX = "LICET1R."
+# What people copy between a panel and the provider, by how it starts (the longer prefix
+# first): a text pasted where another kind belongs is named, not called "unsupported".
+_PREFIXES = ((RENEWAL_PREFIX, "renewal code"), (REQUEST_PREFIX, "activation request code"))
+_SIGNED_KINDS = {TOKEN_TYPE: "activation token", REVOCATIONS_TYPE: "revocation list"}
 MAX_REQUEST_CODE = 4096
 _CHECKSUM_BYTES = 4
 _MAX_TEXT = 253  # a hostname's maximum length; products and nonces are shorter
@@ -124,13 +133,39 @@ def encode_code(prefix: str, payload: dict[str, Any]) -> str:
     return prefix + b64url_encode(body + hashlib.sha256(body).digest()[:_CHECKSUM_BYTES])
 
 
+def code_kind(text: str) -> str | None:
+    """Which kind of licet text ``text`` is, by its look alone (nothing is checked).
+
+    Returns:
+        ``activation request code``, ``renewal code``, ``activation token``,
+        ``revocation list``, or ``None`` for anything else.
+    """
+    code = unfold(text)
+    for prefix, name in _PREFIXES:
+        if code.startswith(prefix):
+            return name
+    if code.startswith("eyJ") and code.count(".") == 2:
+        try:  # only to name it: the type in a header that has not been verified
+            header = json_loads_strict(b64url_decode(code.split(".", 1)[0]))
+        except EncodingError:
+            return None
+        typ = header.get("typ") if isinstance(header, dict) else None
+        return _SIGNED_KINDS.get(typ) if isinstance(typ, str) else None
+    return None
+
+
+def _a(what: str) -> str:
+    return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
+
+
 def decode_code(
     text: object, prefix: str, what: str, error: type[LicenseError], max_length: int
 ) -> object:
     """Undo :func:`encode_code`, refusing truncated, altered or foreign codes.
 
     Args:
-        text: the code as pasted (line breaks and indentation are ignored).
+        text: the code as pasted (line breaks, indentation and ``>`` quote
+            markers at line starts are ignored: :func:`~verifier.encoding.unfold`).
         prefix: the version prefix the code must carry.
         what: how the code is named in messages (``activation request code``).
         error: the error class to raise.
@@ -141,15 +176,17 @@ def decode_code(
     """
     if not isinstance(text, str):
         raise error(f"{what} must be text")
-    code = "".join(text.split())  # copy/paste across terminals may wrap or indent the line
+    code = unfold(text)  # copied across terminals and mail: wrapped, indented, quoted
     if len(code) > max_length:
         raise error(f"{what} is too long")
     if not code.startswith(prefix):
+        kind = code_kind(code)
+        if kind is not None:
+            raise error(f"this is {_a(kind)}, not {_a(what)}")
         if code.startswith("LICET") and "." in code:
             version = code.split(".", 1)[0]
             raise error(f"{what} version {version!r} is not supported here")
-        article = "an" if what[:1] in "aeiou" else "a"
-        raise error(f"not {article} {what} (it should start with {prefix!r})")
+        raise error(f"not {_a(what)} (it should start with {prefix!r})")
     damaged = f"{what} is truncated or altered — copy the whole line"
     try:
         raw = b64url_decode(code[len(prefix) :])

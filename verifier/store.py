@@ -1,6 +1,8 @@
 """Where a panel keeps its activation token, its revocation list and its clock mark.
 
-The store's path holds the token alone. Beside it, ``<path>.revocations``
+The store's path holds the token alone — on one line: a token pasted into the
+file from a mail (folded, ``> `` quoted) reads back whole, and :meth:`TokenStore.save`
+writes it unfolded. Beside it, ``<path>.revocations``
 holds the latest revocation list applied, ``<path>.clock`` the clock mark
 (the latest time this server has counted to, with the boot it was counted in;
 see :mod:`verifier.clock_mark`) and ``<path>.refusal`` the license server's
@@ -18,6 +20,7 @@ import os
 from pathlib import Path
 
 from verifier.clock_mark import ClockMark
+from verifier.encoding import unfold
 from verifier.errors import TokenStoreError
 from verifier.fileio import atomic_write, os_error_words, read_regular
 
@@ -57,7 +60,8 @@ class TokenStore:
             TokenStoreError: the file exists but cannot be read, or is not a
                 regular file (a FIFO there is refused, never waited on).
         """
-        return _read_text(self.path, _MAX_STORED)
+        text = _read_text(self.path, _MAX_STORED)
+        return None if text is None else unfold(text) or None
 
     def load_revocations(self) -> str | None:
         """Return the stored revocation list, or ``None``.
@@ -126,7 +130,7 @@ class TokenStore:
                 full; the message names the store's file, and the previous
                 token stays in place.
         """
-        _write_text(self.path, token, "activation token")
+        _write_text(self.path, unfold(token), "activation token")
 
     def delete(self) -> None:
         """Forget the stored token (no error if there is none)."""

@@ -40,7 +40,7 @@ from verifier.claims import (
     License,
     license_from_claims,
 )
-from verifier.clock import BootClock, Clock, now_from, system_boot_clock, utc_now
+from verifier.clock import BootClock, Clock, format_utc, now_from, system_boot_clock, utc_now
 from verifier.clock_mark import MarkKeeper
 from verifier.errors import (
     ActivationNotFoundError,
@@ -520,7 +520,7 @@ class Verifier:
 
     def _check_window(self, lic: License, now: float) -> None:
         if lic.exp <= now - self._leeway:
-            ended = lic.expires_at.isoformat()
+            ended = format_utc(lic.expires_at)
             if lic.lease_limited:
                 raise TokenExpiredError(f"the token's lease ended on {ended} — renew it")
             raise TokenExpiredError(f"the license expired on {ended}")

@@ -30,6 +30,7 @@ from verifier.request import request_code
 from verifier.revocations import MAX_REVOCATIONS_BYTES, RevocationList, revocations_etag
 
 __all__ = [
+    "DEFAULT_SERVER_PORT",
     "RevocationHolder",
     "activate_online",
     "check_url",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 _MAX_RESPONSE = 64 * 1024
+#: The port ``issuer serve`` listens on unless told otherwise.
+DEFAULT_SERVER_PORT = 8470
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -84,16 +87,34 @@ def post_json(server_url: str, path: str, body: dict[str, Any], timeout: float) 
     except urllib.error.HTTPError as err:
         try:
             reply = _json_reply(err.read(_MAX_RESPONSE + 1), server_url, status=err.code)
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException, ServerUnavailableError):
             reply = {}
         code, detail = reply.get("code"), reply.get("detail")
+        # No licet code, or a licet server's framework answer for a path it lacks (the
+        # console's port given by mistake): not the license server. A licet refusal that
+        # happens to be a 404 (license-not-found, ...) carries its own code and words.
+        if err.code == 404 and (code is None or (code == "not-found" and detail == "Not Found")):
+            raise _not_a_license_server(server_url, path) from None
         if isinstance(code, str) and isinstance(detail, str):
             raise error_for_code(code, detail, reply) from None
+        if not reply:
+            raise ServerUnavailableError(
+                f"license server {server_url} answered HTTP {err.code} without JSON"
+            ) from None
         raise ServerUnavailableError(f"license server answered HTTP {err.code}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise _unreachable(server_url, err) from None
     except ValueError as err:  # a URL urllib cannot use
         raise BadInputError(f"license server URL {server_url!r} is not usable") from err
+
+
+def _not_a_license_server(server_url: str, path: str) -> ServerUnavailableError:
+    # Anything may answer 404 for a path it does not know (a web server, the console on
+    # 8471); a licet license server knows every path the panel posts to.
+    return ServerUnavailableError(
+        f"{server_url} is not a licet license server (HTTP 404 for {path}) — check the URL; "
+        f"'issuer serve' listens on port {DEFAULT_SERVER_PORT} unless told otherwise"
+    )
 
 
 def _unreachable(server_url: str, err: Exception) -> ServerUnavailableError:
@@ -185,6 +206,8 @@ def fetch_revocations(
     except urllib.error.HTTPError as err:
         if err.code == 304 and current is not None:
             return current
+        if err.code == 404:
+            raise _not_a_license_server(server_url, "/v1/revocations") from None
         raise ServerUnavailableError(
             f"license server answered HTTP {err.code} for the revocation list"
         ) from None

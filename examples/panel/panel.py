@@ -39,6 +39,8 @@ from verifier import (
     request_code,
 )
 from verifier.client import CHALLENGE_PATH, Challenge, renew_online, startup
+from verifier.clock import format_utc, last_day
+from verifier.encoding import unfold
 from verifier.qr import qr_svg
 
 PAGE = """<!doctype html>
@@ -119,10 +121,11 @@ class Panel:
 
     def install(self, token: str) -> None:
         """The paste-token field: verify the token the provider sent, then keep it."""
+        token = unfold(token)  # pasted from a mail: folded at 76 columns, maybe "> " quoted
         with self.lock:
             try:
-                lic = self.verifier.verify(token.strip())
-                self.store.save(token.strip())
+                lic = self.verifier.verify(token)
+                self.store.save(token)
                 self.request_code = None
                 self.message = f"Token installed: license {lic.license_id}."
             except LicenseError as err:
@@ -136,7 +139,7 @@ class Panel:
                 return
             try:
                 lic = renew_online(self.server_url, self.verifier, self.store)
-                self.message = f"Renewed until {lic.expires_at.isoformat()}."
+                self.message = f"Renewed until {format_utc(lic.expires_at)}."
             except LicenseError as err:
                 self.message = explain(err)
 
@@ -239,10 +242,10 @@ def render_license(panel: Panel, status: Status, lic: License) -> str:
 <dt>License</dt><dd id="license-id">{html.escape(lic.license_id)}</dd>
 <dt>Features</dt><dd id="features">{html.escape(features)}</dd>
 <dt>Limits</dt><dd id="limits">{html.escape(limits)}</dd>
-<dt>Lease until</dt><dd id="expires">{lic.expires_at.isoformat()}</dd>
+<dt>Lease until</dt><dd id="expires">{format_utc(lic.expires_at)}</dd>
 <dt>Days left</dt><dd id="days">{status.days_left}</dd>
-<dt>License valid until</dt><dd id="license-expires">{
-            "no end" if license_end is None else license_end.date().isoformat()
+<dt>License valid through</dt><dd id="license-expires">{
+            "no end" if license_end is None else last_day(license_end)
         }</dd>
 </dl>{f'<ul id="notes">{notes}</ul>' if notes else ""}</div>""",
     )

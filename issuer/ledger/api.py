@@ -203,6 +203,14 @@ class LedgerBackend(abc.ABC):
     def licenses(self) -> list[LicenseRecord]:
         """Every license, oldest first."""
 
+    def license_by_key(self, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to (any generation), read without a change.
+
+        Whether the key is the license's current one is the caller's to judge.
+        """
+        with self.transaction() as tx:
+            return tx.license(key_hash=key_hash)
+
     @abc.abstractmethod
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""

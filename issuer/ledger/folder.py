@@ -444,7 +444,7 @@ class Ledger(LedgerBackend):
             The summaries, and the cursor of the next page (``None`` on the last one).
         """
         found: list[tuple[int, LicenseSummary]] = []
-        needle = _raw_needle(query.exact or query.text)
+        needle = _raw_needle(query.needle)
         with self._transaction() as txn:
             total = self._head(txn)["licenses"]
             start = total if before is None else min(before, total)

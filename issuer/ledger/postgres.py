@@ -81,7 +81,8 @@ try:
     from issuer.ledger.webhooks_pg import PostgresWebhooks, enqueue, read_endpoints
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
-        "a PostgreSQL ledger needs the 'postgres' extra: pip install 'licet[postgres]'"
+        "a PostgreSQL ledger needs the 'postgres' extra: "
+        "pip install '.[postgres]' (in the checkout)"
     ) from err
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger", "drop_schema", "redact_url", "upgrade_schema"]
@@ -252,6 +253,16 @@ class PostgresLedger(LedgerBackend):
         more = len(found) > limit
         items = found[:limit]
         return [s for _, s in items], (items[-1][0] if more and items else None)
+
+    def license_by_key(self, key_hash: str) -> LicenseRecord | None:
+        """The license ``key_hash`` was ever indexed to: two primary-key look-ups, no row lock."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT doc FROM licet.licenses WHERE license_id ="
+                " (SELECT license_id FROM licet.license_keys WHERE key_hash = %s)",
+                (key_hash,),
+            ).fetchone()
+        return None if row is None else _record(row[0])
 
     def licenses_for_ip(self, ip: str) -> list[LicenseRecord]:
         """The licenses assigned to ``ip`` (for automatic activation)."""

@@ -133,7 +133,7 @@ def _hasher() -> PasswordHasher:
         from argon2 import PasswordHasher
     except ImportError as err:
         raise BadInputError(
-            "console accounts need the 'console' extra: pip install 'licet[console]'"
+            "console accounts need the 'console' extra: pip install '.[console]' (in the checkout)"
         ) from err
     return PasswordHasher()  # Argon2id with the library's current recommended cost
 

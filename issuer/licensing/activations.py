@@ -176,7 +176,11 @@ class Activations:
         with self.ledger.transaction() as tx:
             with ratelimit.counting(tx, attempt):
                 if key_hash is not None:
-                    record = policy.current_key(tx.license(key_hash=key_hash), key_hash)
+                    found = tx.license(key_hash=key_hash)
+                    # The provider's own door (no anonymous client) hears which
+                    # regeneration replaced an old key; a panel on the network does not.
+                    generation = None if client is not None else self._generation(found, key_hash)
+                    record = policy.current_key(found, key_hash, key_generation=generation)
                 else:
                     record = existing(tx, license_id)
                 updated, activation, lease = policy.redeem(
@@ -197,6 +201,16 @@ class Activations:
                 )
             store(tx, record, updated, info=self.ledger.info, months=self._months)
         return self._issue(signer, updated, activation, lease, now, record.activation is None)
+
+    def _generation(self, record: LicenseRecord | None, presented: str) -> int | None:
+        """The generation of the key whose hash is ``presented``, if it is one of ``record``'s."""
+        if record is None or record.key_hash == presented:
+            return None
+        for generation in range(1, record.generation):
+            key = self._minter.key_for(record.license_id, generation)
+            if key_hash(normalize_key(key)) == presented:
+                return generation
+        return None
 
     def _issue(
         self,

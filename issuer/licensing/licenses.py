@@ -12,10 +12,12 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
+import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from issuer import policy
 from issuer.addresses import canonical_ip
@@ -32,18 +34,26 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
 )
-from verifier.clock import Clock, format_utc, now_from
-from verifier.errors import BadInputError, LicenseNotFoundError
+from verifier.activation_key import normalize_key
+from verifier.clock import Clock, format_utc, last_day, now_from
+from verifier.errors import (
+    ActivationKeyFormatError,
+    BadInputError,
+    LicenseError,
+    LicenseNotFoundError,
+)
 
 __all__ = [
     "KEEP",
     "PAGE_MAX",
+    "LicenseDefaults",
     "LicenseSummaryView",
     "LicenseView",
     "Licenses",
     "Page",
     "accepts_machine_id",
     "existing",
+    "license_id_of",
     "random_id",
     "store",
 ]
@@ -51,7 +61,9 @@ __all__ = [
 T = TypeVar("T")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 PAGE_MAX = 200  # licenses or events in one page of a list
+_READ_ONE_BY_ONE = 100  # more licenses than this are read whole in one go
 KEEP: Any = object()
 """Default of :meth:`Licenses.update` arguments: leave the field as it is."""
 
@@ -62,6 +74,13 @@ class LicenseView:
 
     ``activation_key`` is ``None`` for a reader that may not see keys (a
     read-scope API token); the answer then leaves the member out.
+
+    ``next_regeneration`` is a fixed instant, not "now": when regeneration is
+    allowed it is the instant it became allowed (the license's creation when
+    it was never regenerated), and it does not move with the clock.
+    ``lease_days_effective`` is how long a token issued now lasts under the
+    lease: fewer days than ``lease_days`` when the regeneration cap ends it
+    first (see :func:`issuer.policy.lease_for`).
     """
 
     record: LicenseRecord
@@ -72,11 +91,38 @@ class LicenseView:
     #: whether a regeneration would be accepted now (not revoked, a month since the last)
     regeneration_allowed: bool = False
     accepts_machine_id: bool = True
+    #: days a token issued now lasts (the lease, or fewer under the regeneration cap)
+    lease_days_effective: int | None = None
+    #: the calendar months between regenerations (what caps the lease)
+    regeneration_months: int = 1
+    #: the provider's default lease, which ``lease_days`` is when the license sets none
+    provider_lease_days: int = 30
 
     @property
     def license_id(self) -> str:
         """The license id."""
         return self.record.license_id
+
+    @property
+    def last_day(self) -> str | None:
+        """The license's last valid day (``YYYY-MM-DD``, UTC), ``None`` when it never expires."""
+        return last_day(self.record.expires_at)
+
+    @property
+    def lease_days_reason(self) -> str | None:
+        """Why tokens last fewer days than the lease says, or ``None`` when they do not."""
+        effective = (
+            self.lease_days if self.lease_days_effective is None else self.lease_days_effective
+        )
+        if effective >= self.lease_days:
+            return None
+        months = (
+            "a month" if self.regeneration_months == 1 else f"{self.regeneration_months} months"
+        )
+        return (
+            f"a token never outlives the next possible key regeneration ({months} after it is "
+            "issued)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (``issuer license show --json``); times in ISO 8601 UTC to the second."""
@@ -92,17 +138,23 @@ class LicenseView:
             "key_generation": r.generation,
             "created_at": format_utc(r.created_at),
             "expires_at": format_utc(r.expires_at),
+            "last_day": self.last_day,
             "features": list(r.features),
             "limits": dict(r.limits),
             "lease_days": self.lease_days,
             "lease_days_default": r.lease_days is None,
+            "lease_days_effective": self.lease_days
+            if self.lease_days_effective is None
+            else self.lease_days_effective,
+            "lease_days_reason": self.lease_days_reason,
             "activation": None if activation is None else _activation_view(activation),
             "activated_fingerprint": None if activation is None else list(activation.fingerprint),
             "activated_hostname": None if activation is None else activation.hostname,
             "past_activations": [_activation_view(a) for a in r.past_activations],
             "next_regeneration": format_utc(self.next_regeneration),
+            "regeneration_allowed": self.regeneration_allowed,
             "accept_machine_id": self.accepts_machine_id,
-            "history": [{**e.to_doc(), "at": format_utc(e.at)} for e in r.history],
+            "history": [e.to_dict() for e in r.history],
         }
 
 
@@ -115,6 +167,8 @@ def _activation_view(activation: Activation) -> dict[str, Any]:
         **activation.to_doc(),
         "activated_at": format_utc(activation.activated_at),
         "superseded_at": format_utc(activation.superseded_at),
+        "lease_until": format_utc(activation.lease_until),
+        "renewed_at": format_utc(activation.renewed_at),
     }
 
 
@@ -131,6 +185,11 @@ class LicenseSummaryView:
         """The license id."""
         return self.summary.license_id
 
+    @property
+    def last_day(self) -> str | None:
+        """The license's last valid day (``YYYY-MM-DD``, UTC), ``None`` when it never expires."""
+        return last_day(self.summary.expires_at)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the field names of :meth:`LicenseView.to_dict`."""
         s = self.summary
@@ -142,10 +201,26 @@ class LicenseSummaryView:
             "status": self.state,
             **_key_member(self.activation_key),
             "key_generation": s.generation,
-            "created_at": s.created_at.isoformat(),
-            "expires_at": None if s.expires_at is None else s.expires_at.isoformat(),
+            "created_at": format_utc(s.created_at),
+            "expires_at": format_utc(s.expires_at),
+            "last_day": self.last_day,
             "activated_hostname": s.hostname,
         }
+
+
+@dataclass(frozen=True)
+class LicenseDefaults:
+    """What a new license gets when it does not say, and the products the ledger knows.
+
+    Attributes:
+        lease_days: the provider's default lease in days (0: no lease).
+        accept_machine_id: whether activations with a custom machine id are accepted.
+        products: every product the ledger has licensed, sorted.
+    """
+
+    lease_days: int
+    accept_machine_id: bool
+    products: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -162,7 +237,7 @@ def existing(tx: LedgerTransaction, license_id: str | None) -> LicenseRecord:
     Raises:
         LicenseNotFoundError: no such license.
     """
-    record = None if license_id is None else tx.license(license_id=license_id)
+    record = None if license_id is None else tx.license(license_id=license_id_of(license_id))
     if record is None:
         raise LicenseNotFoundError(f"no license {license_id!r}" if license_id else None)
     return record
@@ -213,11 +288,67 @@ def _cursor(value: str | None) -> int | None:
     return int(value)
 
 
+def _address(text: str) -> str | None:
+    """The canonical form of an IP address, or ``None`` when ``text`` is not one."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def license_id_of(text: str) -> str:
+    """A license id as typed, in any case, as the ledger keeps it (other text unchanged)."""
+    stripped = text.strip() if isinstance(text, str) else text
+    return stripped.upper() if isinstance(stripped, str) and _WHOLE_ID.fullmatch(stripped) else text
+
+
 def accepts_machine_id(record: LicenseRecord, info: LedgerInfo) -> bool:
     """Whether activations with a custom machine id are accepted (the license, else the ledger)."""
     if record.accept_machine_id is not None:
         return record.accept_machine_id
     return info.accept_machine_id
+
+
+class _Fields:
+    """Checks each input in turn and refuses every bad one together (a form marks each).
+
+    One bad input is refused with its own error; several, with one
+    :class:`BadInputError` naming each. Either way the error's ``fields``
+    says what is wrong with each input at fault.
+    """
+
+    def __init__(self) -> None:
+        self._errors: dict[str, LicenseError] = {}
+
+    def check(self, name: str, rule: Callable[[], T]) -> T:
+        """``rule()``; a refusal is kept against ``name`` (or the inputs it names)."""
+        try:
+            return rule()
+        except BadInputError as err:
+            for field in err.inputs or (name,):
+                self._errors.setdefault(field, err)
+            return cast(T, None)  # never used: done() refuses
+
+    def refuse(self, name: str, message: str) -> None:
+        """Keep a refusal of ``name`` decided by the caller."""
+        self._errors.setdefault(name, BadInputError(message, inputs=(name,)))
+
+    def done(self) -> None:
+        """Refuse what was found wrong, if anything.
+
+        Raises:
+            BadInputError: one or more inputs are wrong.
+        """
+        found = list({id(e): e for e in self._errors.values()}.values())
+        if not found:
+            return
+        fields = {name: err.message for name, err in self._errors.items()}
+        if len(found) == 1:
+            found[0].fields = fields
+            found[0].inputs = tuple(dict.fromkeys((*found[0].inputs, *fields)))
+            raise found[0]
+        inputs = tuple(dict.fromkeys(n for e in found for n in (*e.inputs, *fields)))
+        raise BadInputError("; ".join(e.message for e in found), inputs=inputs, fields=fields)
 
 
 class Licenses:
@@ -289,13 +420,18 @@ class Licenses:
         """
         self._minter.check_signable()
         now = now_from(self._clock)
-        record = self._new_record(product, ip, days, expires, features, limits, customer, now)
+        fields = _Fields()
+        record = self._new_record(
+            product, ip, days, expires, features, limits, customer, now, fields=fields
+        )
         if lease_days is not None:
-            record = replace(record, lease_days=terms.check_lease_days(lease_days))
+            lease = fields.check("lease_days", lambda: terms.check_lease_days(lease_days))
+            record = replace(record, lease_days=lease)
         if accept_machine_id is not None:
             if type(accept_machine_id) is not bool:
-                raise BadInputError("accept_machine_id must be true, false or None")
+                fields.refuse("accept_machine_id", "accept_machine_id must be true, false or None")
             record = replace(record, accept_machine_id=accept_machine_id)
+        fields.done()
         with self.ledger.transaction() as tx:
             terms.check_product(record.product, tx.products(), new_product=new_product)
             tx.add(record)
@@ -335,27 +471,39 @@ class Licenses:
         limits: Mapping[str, int] | None,
         customer: str | None,
         now: _dt.datetime,
+        *,
+        fields: _Fields | None = None,
     ) -> LicenseRecord:
-        expires_at = terms.expiry(days, expires, now)
-        limit_items = terms.check_limits(limits)
-        customer = terms.check_customer(customer)
+        """A new license; every bad term is refused together (by ``fields.done()`` if given)."""
+        check = fields or _Fields()
+        when = "expires" if days is None else "days"
         license_id = random_id("LIC-", 10)
-        key = self._minter.key_for(license_id, 1)
         record = LicenseRecord(
             license_id=license_id,
-            product=terms.check_name("product", product),
-            customer=customer,
-            ip=None if ip is None else canonical_ip(ip),
+            product=check.check("product", lambda: terms.check_name("product", product)),
+            customer=check.check("customer", lambda: terms.check_customer(customer)),
+            ip=check.check("ip", lambda: None if ip is None else canonical_ip(ip)),
             created_at=now,
-            expires_at=expires_at,
-            features=terms.check_features(features),
-            limits=limit_items,
+            expires_at=check.check(when, lambda: terms.expiry(days, expires, now)),
+            features=check.check("features", lambda: terms.check_features(features)) or (),
+            limits=check.check("limits", lambda: terms.check_limits(limits)) or {},
             generation=1,
-            key_hash=key_hash(key),
+            key_hash=key_hash(self._minter.key_for(license_id, 1)),
             status=LicenseStatus.ISSUED,
         )
+        if fields is None:
+            check.done()
         return policy.recorded(
             None, record, "created", actor=self.actor, now=now, detail="activation key generation 1"
+        )
+
+    def defaults(self) -> LicenseDefaults:
+        """The provider's defaults for new licenses and the products the ledger knows."""
+        info = self.ledger.info
+        return LicenseDefaults(
+            lease_days=info.lease_days,
+            accept_machine_id=info.accept_machine_id,
+            products=tuple(sorted(self.ledger.products())),
         )
 
     def show(self, license_id: str) -> LicenseView:
@@ -364,7 +512,7 @@ class Licenses:
         Raises:
             LicenseNotFoundError: no such license.
         """
-        return self.view(self.ledger.get(license_id), now_from(self._clock))
+        return self.view(self.ledger.get(license_id_of(license_id)), now_from(self._clock))
 
     def all(self) -> list[LicenseView]:
         """Every license, oldest first."""
@@ -408,17 +556,19 @@ class Licenses:
 
     def view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
         """The license as this reader sees it at ``now``."""
-        allowed = policy.next_regeneration(record, self._months, now)
+        allowed = policy.regeneration_allowed_from(record, self._months)
+        lease_days = self.ledger.info.lease_days if record.lease_days is None else record.lease_days
         return LicenseView(
             record=record,
             activation_key=self._key(record.license_id, record.generation),
             state=record.state(now),
             next_regeneration=allowed,
             regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
-            lease_days=self.ledger.info.lease_days
-            if record.lease_days is None
-            else record.lease_days,
+            lease_days=lease_days,
             accepts_machine_id=accepts_machine_id(record, self.ledger.info),
+            lease_days_effective=policy.effective_lease_days(lease_days, now, self._months),
+            regeneration_months=self._months,
+            provider_lease_days=self.ledger.info.lease_days,
         )
 
     def _key(self, license_id: str, generation: int) -> str | None:
@@ -435,9 +585,14 @@ class Licenses:
     ) -> Page[LicenseSummaryView]:
         """Licenses, newest first, a page at a time, optionally searched and filtered.
 
+        What a support desk is told on the phone finds the license: a whole
+        license id (any case), an IP address, the current activation key (with
+        or without dashes, any case; a key replaced by a regeneration finds
+        nothing), or text found in the id, customer, IP, activated hostname or
+        activation id (case-insensitive).
+
         Args:
-            text: found in the license id, customer or IP (case-insensitive); a
-                whole license id or IP address is looked up directly.
+            text: what to search for.
             product: only this product.
             status: only this status (``issued``, ``activated``, ``revoked``, ``expired``).
             cursor: the ``next_cursor`` of the previous page.
@@ -454,12 +609,13 @@ class Licenses:
             terms.check_name("product", product)
         if text is not None and (not isinstance(text, str) or len(text) > 256):
             raise BadInputError("search text must be at most 256 characters")
-        text = (text or "").strip() or None
         now = now_from(self._clock)
-        query = LicenseQuery(now=now, product=product, status=status, text=text)
+        query, direct = self._meaning(
+            LicenseQuery(now=now, product=product, status=status, text=(text or "").strip() or None)
+        )
         before = _cursor(cursor)
-        direct = self._look_up(query.exact) if before is None else None
-        if direct is not None and len(direct) <= limit:  # all of them, without the index
+        if before is None and direct is not None and len(direct) <= limit:
+            # all of them, without the index
             items = sorted(
                 (s for s in direct if query.matches(s)), key=lambda s: s.created_at, reverse=True
             )
@@ -475,16 +631,82 @@ class Licenses:
         ]
         return Page(views, None if before is None else str(before))
 
-    def _look_up(self, exact: str | None) -> list[LicenseSummary] | None:
-        """The licenses a whole license id or IP address names, read from their shards."""
-        if exact is None:
-            return None
-        if exact.startswith("LIC-"):
+    def find(
+        self,
+        *,
+        text: str | None = None,
+        product: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[LicenseView]:
+        """The licenses :meth:`search` finds, newest first, whole (``issuer license list``).
+
+        Args:
+            text: what to search for (as :meth:`search` reads it).
+            product: only this product.
+            status: only this status.
+            limit: at most this many (``None``: all of them).
+
+        Raises:
+            BadInputError: a malformed filter or limit.
+        """
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise BadInputError("limit must be a whole number from 1")
+        found: list[LicenseSummaryView] = []
+        cursor = None
+        while limit is None or len(found) < limit:
+            wanted = PAGE_MAX if limit is None else min(PAGE_MAX, limit - len(found))
+            page = self.search(
+                text=text, product=product, status=status, cursor=cursor, limit=wanted
+            )
+            found += page.items
+            if (cursor := page.next_cursor) is None:
+                break
+        now = now_from(self._clock)
+        if len(found) > _READ_ONE_BY_ONE:  # one read of every license beats many look-ups
+            records = {r.license_id: r for r in self.ledger.licenses()}
+            return [self.view(records[s.license_id], now) for s in found]
+        return [self.view(self.ledger.get(s.license_id), now) for s in found]
+
+    def _meaning(self, query: LicenseQuery) -> tuple[LicenseQuery, list[LicenseSummary] | None]:
+        """What the search text names, and the licenses it names when they are found directly.
+
+        A whole license id, an IP address or a current activation key names
+        licenses the ledger finds by its indexes; the query then asks the
+        ledger for exactly those. Any other text (an old key included: keys are
+        never stored, so it matches nothing) is searched for as it is.
+        """
+        text = query.text
+        if text is None:
+            return query, None
+        if _WHOLE_ID.fullmatch(text):
+            license_id = text.upper()
             try:
-                return [LicenseSummary.of(self.ledger.get(exact))]
+                found = [LicenseSummary.of(self.ledger.get(license_id))]
             except LicenseNotFoundError:
-                return []
-        return [LicenseSummary.of(r) for r in self.ledger.licenses_for_ip(exact)]
+                found = []
+            return replace(query, text=None, license_id=license_id), found
+        ip = _address(text)
+        if ip is not None:
+            records = self.ledger.licenses_for_ip(ip)
+            return replace(query, text=None, ip=ip), [LicenseSummary.of(r) for r in records]
+        record = self._by_current_key(text)
+        if record is not None:
+            return replace(query, text=None, license_id=record.license_id), [
+                LicenseSummary.of(record)
+            ]
+        return query, None
+
+    def _by_current_key(self, text: str) -> LicenseRecord | None:
+        """The license whose current activation key ``text`` is, typed as keys are typed."""
+        try:
+            wanted = key_hash(normalize_key(text))
+        except ActivationKeyFormatError:
+            return None
+        record = self.ledger.license_by_key(wanted)
+        if record is None or record.key_hash != wanted:  # unknown, or replaced by a regeneration
+            return None
+        return record
 
     def update(
         self,
@@ -516,18 +738,27 @@ class Licenses:
         """
         now = now_from(self._clock)
         edits: dict[str, Any] = {}
+        check = _Fields()
         if lease_days is not KEEP:
-            edits["lease_days"] = None if lease_days is None else terms.check_lease_days(lease_days)
+            edits["lease_days"] = (
+                None
+                if lease_days is None
+                else check.check("lease_days", lambda: terms.check_lease_days(lease_days))
+            )
         if customer is not KEEP:
-            edits["customer"] = terms.check_customer(customer)
+            edits["customer"] = check.check("customer", lambda: terms.check_customer(customer))
         if ip is not KEEP:
-            edits["ip"] = None if ip is None else canonical_ip(ip)
+            edits["ip"] = None if ip is None else check.check("ip", lambda: canonical_ip(ip))
         if days is not None or expires is not KEEP:
-            edits["expires_at"] = terms.expiry(days, None if expires is KEEP else expires, now)
+            last = None if expires is KEEP else expires
+            edits["expires_at"] = check.check(
+                "expires" if days is None else "days", lambda: terms.expiry(days, last, now)
+            )
         if features is not None:
-            edits["features"] = terms.check_features(features)
+            edits["features"] = check.check("features", lambda: terms.check_features(features))
         if limits is not None:
-            edits["limits"] = terms.check_limits(limits)
+            edits["limits"] = check.check("limits", lambda: terms.check_limits(limits))
+        check.done()
 
         with self.ledger.transaction() as tx:
             record = existing(tx, license_id)

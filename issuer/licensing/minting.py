@@ -23,7 +23,7 @@ from pathlib import Path
 
 from issuer.errors import SecretMissingError
 from keytool.errors import PrivateKeyError
-from keytool.keyring import ActiveSigner, KeyRecord, Keyring, read_private_file
+from keytool.keyring import ActiveSigner, KeyRecord, Keyring, keep_out_of_git, read_private_file
 from keytool.signing import TokenSigner
 from verifier.activation_key import key_from_bytes
 from verifier.clock import Clock
@@ -60,6 +60,7 @@ class KeySecret:
             return cls.load(keys)
         try:
             private_dir(keys)  # an existing folder others could write to is made private
+            keep_out_of_git(keys)  # the secret never reaches git, whichever tool made the folder
             # Keep an existing secret: every key handed out derives from it.
             with contextlib.suppress(FileExistsError):
                 create_exclusive(path, base64.b64encode(secrets.token_bytes(_SECRET_BYTES)) + b"\n")

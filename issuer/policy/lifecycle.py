@@ -39,6 +39,7 @@ from typing import Any
 
 from issuer.records import Activation, Event, LicenseRecord, LicenseStatus
 from verifier.claims import IDENTITY_HARDWARE, IDENTITY_MACHINE_ID
+from verifier.clock import format_utc
 from verifier.errors import (
     ActivationNotFoundError,
     ActivationSupersededError,
@@ -63,8 +64,10 @@ __all__ = [
     "audited_fields",
     "check_usable",
     "current_key",
+    "effective_lease_days",
     "lease_for",
     "next_regeneration",
+    "regeneration_allowed_from",
     "recorded",
     "redeem",
     "regenerate",
@@ -124,6 +127,21 @@ def lease_for(record: LicenseRecord, default_days: int, now: _dt.datetime, month
     return Lease(expires_at=end, renew_at=max(now, end - grace))
 
 
+def effective_lease_days(lease_days: int, now: _dt.datetime, months: int) -> int:
+    """Whole days a token issued ``now`` lasts under a lease of ``lease_days`` (0: no lease).
+
+    The lease, or fewer when the regeneration cap of :func:`lease_for` ends it
+    sooner (a lease of 90 days gives tokens of about a month). The license's
+    own expiry, which may end a token sooner still, is not counted here.
+    """
+    if lease_days == 0:
+        return 0
+    cap = add_months(now.astimezone(_dt.UTC), months).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return min(lease_days, (cap - now).days)
+
+
 def add_months(moment: _dt.datetime, months: int) -> _dt.datetime:
     """The same day and time ``months`` calendar months later, clamped to the month's end.
 
@@ -150,19 +168,53 @@ def next_regeneration(record: LicenseRecord, months: int, now: _dt.datetime) -> 
     return max(now, due.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
-def current_key(record: LicenseRecord | None, key_hash: str) -> LicenseRecord:
+def regeneration_allowed_from(record: LicenseRecord, months: int) -> _dt.datetime:
+    """The fixed instant from which regeneration is (or was) allowed; it does not move with time.
+
+    The license's creation when it was never regenerated (the first
+    regeneration is allowed at once), else the start of the day ``months``
+    calendar months after the last regeneration.
+    """
+    if record.regenerated_at is None:
+        return record.created_at
+    due = add_months(record.regenerated_at.astimezone(_dt.UTC), months)
+    return due.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def current_key(
+    record: LicenseRecord | None, key_hash: str, *, key_generation: int | None = None
+) -> LicenseRecord:
     """The license ``key_hash`` opens: outcome 1 when none, or when it is a superseded key.
 
     Args:
         record: the license the ledger found indexed under ``key_hash`` (``None``: none).
         key_hash: the hash of the key presented.
+        key_generation: the generation of the key presented, when the caller may
+            know it (the provider's own door): the refusal then says which
+            regeneration replaced it, and when. Anonymous clients get the
+            generic refusal, which tells them nothing about the license.
 
     Raises:
         InvalidActivationKeyError: no license, or a key of an earlier generation.
     """
     if record is None or record.key_hash != key_hash:
+        if record is not None and key_generation is not None:
+            raise InvalidActivationKeyError(_replaced(record, key_generation))
         raise InvalidActivationKeyError()
     return record
+
+
+def _replaced(record: LicenseRecord, generation: int) -> str:
+    """Why a key of an earlier generation opens nothing: the regeneration that replaced it."""
+    regenerations = [e for e in record.history if e.action == "regenerated"]
+    # The n-th regeneration replaced the key of generation n.
+    at = regenerations[generation - 1].at if 0 < generation <= len(regenerations) else None
+    when = f" on {format_utc(at)}" if at is not None else ""
+    return (
+        f"this activation key of license {record.license_id} was replaced by a regeneration"
+        f"{when}; the license's current key is generation {record.generation} "
+        "(shown by 'issuer license show')"
+    )
 
 
 def check_usable(record: LicenseRecord, product: str, now: _dt.datetime) -> None:
@@ -232,7 +284,7 @@ def redeem(
     updated = replace(record, status=LicenseStatus.ACTIVATED, activation=activation)
     detail = (
         f"{activation_id} on {hostname or '?'} ({method}); "
-        f"lease until {lease.expires_at.isoformat()}"
+        f"lease until {format_utc(lease.expires_at)}"
     )
     return (
         recorded(record, updated, "activated", actor=actor, now=now, detail=detail),
@@ -256,7 +308,7 @@ def _extend(
     # The recorded end never moves back: a revocation entry must outlive every token issued.
     until = max(lease.expires_at, current.lease_until or lease.expires_at)
     activation = replace(current, lease_until=until, renewed_at=now)
-    detail = f"{current.activation_id} ({method}); lease until {lease.expires_at.isoformat()}"
+    detail = f"{current.activation_id} ({method}); lease until {format_utc(lease.expires_at)}"
     updated = replace(record, activation=activation)
     return recorded(record, updated, action, actor=actor, now=now, detail=detail), activation, lease
 
@@ -373,7 +425,7 @@ def audited_fields(record: LicenseRecord | None) -> dict[str, Any]:
         "product": record.product,
         "customer": record.customer,
         "ip": record.ip,
-        "expires_at": None if record.expires_at is None else record.expires_at.isoformat(),
+        "expires_at": format_utc(record.expires_at),
         "features": list(record.features),
         "limits": dict(record.limits),
         "lease_days": record.lease_days,

@@ -67,7 +67,7 @@ def expiry(days: int | None, expires: _dt.date | None, now: _dt.datetime) -> _dt
         ExpiryOutOfRangeError: the last day is past, or more than :data:`MAX_DAYS` away.
     """
     if days is not None and expires is not None:
-        raise BadInputError("give --days or --expires, not both")
+        raise BadInputError("give days or expires, not both", inputs=("days", "expires"))
     if days is not None:
         if type(days) is not int or not 1 <= days <= MAX_DAYS:
             raise BadInputError(f"days must be a whole number from 1 to {MAX_DAYS}")
@@ -165,17 +165,19 @@ def check_product(product: str, known: Set[str], *, new_product: bool = False) -
         return
     for name in sorted(known):
         if name.casefold() == product.casefold():
-            raise UnknownProductError(
+            twin = (
                 f"product {product!r} differs only in case from {name!r}, which this ledger "
                 f"already has: use {name!r}"
             )
+            raise UnknownProductError(twin, fields={"product": twin})
     if not known or new_product:
         return
     close = difflib.get_close_matches(product, sorted(known), n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     names = sorted(known)
     has = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    raise UnknownProductError(
+    unknown = (
         f"product {product!r} is new to this ledger (it has {has}): "
-        f"{hint}check the spelling, or pass --new-product to add it"
+        f"{hint}check the spelling, or add it as a new product (new_product)"
     )
+    raise UnknownProductError(unknown, inputs=("new_product",), fields={"product": unknown})

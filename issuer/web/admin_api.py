@@ -182,6 +182,22 @@ LICENSE_LINKS: dict[str, dict[str, Any]] = {
 }
 
 
+UtcTime = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
+        description="UTC time to the second: YYYY-MM-DDTHH:MM:SSZ",
+    ),
+]
+LastDay = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="the license's last valid day (UTC), YYYY-MM-DD; null: it never expires",
+    ),
+]
+
+
 class LicenseOut(BaseModel):
     """A license, with the field names of ``issuer license show --json``."""
 
@@ -193,17 +209,29 @@ class LicenseOut(BaseModel):
     status: Status
     activation_key: ActivationKey = None
     key_generation: int
-    created_at: str
-    expires_at: str | None
+    created_at: UtcTime
+    expires_at: UtcTime | None
+    last_day: LastDay | None
     features: list[str]
     limits: dict[str, int]
     lease_days: int
     lease_days_default: bool
+    lease_days_effective: int = Field(
+        description="days a token issued now lasts: lease_days, or fewer when the "
+        "regeneration cap ends it first (0: no lease)"
+    )
+    lease_days_reason: str | None = Field(
+        description="why tokens last fewer days than lease_days (null: they do not)"
+    )
     activation: dict[str, Any] | None
     activated_fingerprint: list[str] | None
     activated_hostname: str | None
     past_activations: list[dict[str, Any]]
-    next_regeneration: str
+    next_regeneration: UtcTime = Field(
+        description="the instant from which regeneration is allowed; fixed, not the clock: "
+        "the license's creation when it was never regenerated"
+    )
+    regeneration_allowed: bool = Field(description="whether a regeneration is accepted now")
     accept_machine_id: bool
     history: list[dict[str, Any]]
 
@@ -217,8 +245,9 @@ class LicenseItem(BaseModel):
     activation_key: ActivationKey = None
     customer: str | None
     ip: str | None
-    created_at: str
-    expires_at: str | None
+    created_at: UtcTime
+    expires_at: UtcTime | None
+    last_day: LastDay | None
     key_generation: int
     activated_hostname: str | None
 
@@ -234,7 +263,7 @@ class EventOut(BaseModel):
     """One audit event."""
 
     cursor: str
-    time: str
+    time: UtcTime
     actor: str
     action: str
     license_id: str | None
@@ -320,7 +349,14 @@ def list_licenses(
     iss: Reader,
     product: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     status: Annotated[Status | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=256, description="id, customer or IP")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=256,
+            description="id, customer, IP, current activation key, activated hostname or "
+            "activation id",
+        ),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:

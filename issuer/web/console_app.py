@@ -18,6 +18,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from issuer.web import (
     console_webhooks,
     problems,
 )
-from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body
+from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body, listen
 from keytool.passphrase import read_passphrase
 from verifier.clock import Clock, utc_now
 from verifier.errors import BadInputError, LicenseError
@@ -152,20 +153,22 @@ def create_console_app(
             if err.http_status == 401:
                 response.headers["www-authenticate"] = "Bearer"
             return response
-        return console_pages.error_page(request, err.http_status, err.message)
+        return await console_pages.error_page(request, err.http_status, console_pages.said(err))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, err: RequestValidationError) -> Response:
         answer = problems.invalid_request(err)
         if wants_problem(request):
             return answer
-        return console_pages.error_page(request, 422, json.loads(bytes(answer.body))["detail"])
+        return await console_pages.error_page(
+            request, 422, json.loads(bytes(answer.body))["detail"]
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, err: StarletteHTTPException) -> Response:
         if wants_problem(request):
             return problems.http_refusal(request, err)
-        page = console_pages.error_page(request, err.status_code, str(err.detail))
+        page = await console_pages.error_page(request, err.status_code, str(err.detail))
         page.headers.update(err.headers or {})
         if err.status_code == 405:
             page.headers["Allow"] = problems.allowed_methods(request)
@@ -176,7 +179,9 @@ def create_console_app(
         answer = problems.bug_problem(err)
         if wants_problem(request):
             return answer
-        return console_pages.error_page(request, 500, json.loads(bytes(answer.body))["detail"])
+        return await console_pages.error_page(
+            request, 500, json.loads(bytes(answer.body))["detail"]
+        )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -214,12 +219,28 @@ def serve_console(
     port: int,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the console with uvicorn (blocks)."""
+    """Run the console with uvicorn (blocks).
+
+    Args:
+        config: the console's settings.
+        host: address to listen on.
+        port: port to listen on.
+        tls_cert: TLS certificate (PEM), with ``tls_key``.
+        tls_key: TLS private key (PEM).
+        on_listening: called with the console's URL once the socket listens.
+
+    Raises:
+        ListenError: the port is busy or the address cannot be used (before
+            anything is announced).
+        LicenseError: the ledger cannot be used.
+    """
     Issuer(config.ledger, config.keys)  # fail fast, with the library's message
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
     DeadlineProtocol.receive_timeout = config.receive_timeout
-    uvicorn.run(
+    sock = listen(host, port)  # a busy port is one refusal line, never uvicorn's exit 3
+    uv_config = uvicorn.Config(
         "issuer.web.console_app:app_from_environment",
         factory=True,
         host=host,
@@ -234,3 +255,12 @@ def serve_console(
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),
     )
+    if on_listening is not None:
+        shown = f"[{host}]" if ":" in host else host
+        on_listening(f"{'https' if tls_cert is not None else 'http'}://{shown}:{port}")
+    try:
+        uvicorn.Server(uv_config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()

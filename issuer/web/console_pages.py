@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from issuer.errors import AuthenticationError, CsrfError
 from issuer.facade import Issuer
 from issuer.licensing.licenses import LicenseView
 from issuer.web.problems import ApiRoute, client_of
-from verifier.errors import BadInputError, LicenseError
+from verifier.clock import format_utc
+from verifier.errors import LicenseError
 
-__all__ = ["error_page", "install", "router"]
+__all__ = ["error_page", "install", "router", "said"]
 
 SESSION_COOKIE = "licet_session"
 LOGIN_COOKIE = "licet_login"  # binds the login form's anti-forgery token to this browser
@@ -43,6 +45,9 @@ _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
 )
+_env.filters["utc"] = format_utc  # every time on a page: YYYY-MM-DDTHH:MM:SSZ
+# A history change as JSON writes it (null, ["dns"]), never a Python repr.
+_env.filters["json_value"] = lambda value: json.dumps(value, ensure_ascii=False)
 router = APIRouter(include_in_schema=False, route_class=ApiRoute)
 
 
@@ -72,9 +77,61 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     return HTMLResponse(html, status_code=status)
 
 
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    """A page that says what went wrong, in words (never a stack trace)."""
-    return _render(request, "error.html", status, message=message, user=None, csrf=None)
+async def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """A page that says what went wrong, in words (never a stack trace), once.
+
+    A logged-in user keeps the navigation, so the way back is one click.
+    """
+    user, csrf = None, None
+    key = request.cookies.get(SESSION_COOKIE, "")
+    if key:
+        try:
+            acting = await run_in_threadpool(_issuer(request).session, key)
+            user, csrf = _user(acting), acting.csrf_token(key)
+        except Exception:  # the page says what went wrong, whatever this is
+            user, csrf = None, None
+    return _render(request, "error.html", status, problem=message, user=user, csrf=csrf)
+
+
+#: How the forms name the inputs a refusal speaks of (the labels beside the fields).
+_LABELS = {
+    "product": "Product",
+    "new_product": "new product",
+    "customer": "Customer",
+    "ip": "Server IP",
+    "days": "Valid for days",
+    "expires": "Last day",
+    "features": "Features",
+    "limits": "Limits",
+    "lease_days": "Lease in days",
+    "accept_machine_id": "Machine ids",
+}
+#: The form field where the library's input is typed, where the names differ.
+_FIELDS = {"accept_machine_id": "machine_ids", "new_product": "product"}
+
+
+def _said(name: str) -> str:
+    return f"“{_LABELS.get(name, name)}”"
+
+
+def said(err: LicenseError) -> str:
+    """A refusal in the forms' words: the inputs it names are called by their labels."""
+    return err.worded(_said)
+
+
+def _refusal(err: LicenseError, fields: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """A refusal for a form: its message, and what is wrong with each field at fault.
+
+    Args:
+        err: the refusal.
+        fields: form field of an input, where this form differs from :data:`_FIELDS`.
+    """
+    where = {**_FIELDS, **(fields or {})}
+    bad = {where.get(name, name): err.worded(_said, text) for name, text in err.fields.items()}
+    if len(err.fields) > 1:
+        named = ", ".join(_said(name) for name in err.fields)
+        return f"{len(err.fields)} fields need a fix: {named}", bad
+    return said(err), bad
 
 
 async def _session(request: Request) -> tuple[Issuer, str, str]:
@@ -108,7 +165,7 @@ def _user(acting: Issuer) -> str:
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     """The login form."""
-    return _login_form(request)
+    return await run_in_threadpool(_login_form, request)
 
 
 def _login_form(
@@ -119,13 +176,15 @@ def _login_form(
 ) -> Response:
     """The login form, with a refusal's message (and its ``Retry-After``, if it has one)."""
     nonce = secrets.token_urlsafe(32)
+    iss = _issuer(request)
     response = _render(
         request,
         "login.html",
         status,
-        csrf=_issuer(request).csrf_token(nonce),
+        csrf=iss.csrf_token(nonce),
         message=message,
         user=None,
+        no_users=not iss.users(),
     )
     _set_cookie(request, response, LOGIN_COOKIE, nonce, max_age=3600)
     retry_after = (details or {}).get("retry_after")
@@ -145,7 +204,9 @@ async def login(request: Request) -> Response:
             iss.login, form.get("user", ""), form.get("password", ""), address=address
         )
     except LicenseError as err:
-        return _login_form(request, err.http_status, err.message, err.details())
+        return await run_in_threadpool(
+            _login_form, request, err.http_status, said(err), err.details()
+        )
     response = RedirectResponse("/", status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, key, max_age=None)
     _forget_cookie(request, response, LOGIN_COOKIE)
@@ -217,7 +278,7 @@ async def license_list(request: Request) -> Response:
         )
         items, next_cursor = page.items, page.next_cursor
     except LicenseError as err:
-        items, next_cursor, message, status = [], None, err.message, err.http_status
+        items, next_cursor, message, status = [], None, said(err), err.http_status
     filters = {k: v for k, v in wanted.items() if v and k != "cursor"}
     return _render(
         request,
@@ -235,11 +296,17 @@ async def license_list(request: Request) -> Response:
     )
 
 
+_NEW = "+new"  # the Product choice "new product" (no product name starts with '+')
+
+
 @router.get("/licenses/new")
 async def new_license_page(request: Request) -> Response:
     """The create-license form."""
     acting, _, csrf = await _session(request)
-    return _render(request, "new.html", user=_user(acting), csrf=csrf, form={}, message=None)
+    defaults = await run_in_threadpool(acting.licensing.defaults)
+    return _render(
+        request, "new.html", user=_user(acting), csrf=csrf, form={}, defaults=defaults, bad={}
+    )
 
 
 @router.post("/licenses/new")
@@ -247,23 +314,34 @@ async def new_license(request: Request) -> Response:
     """Create a license and show it (with its activation key)."""
     acting, key, csrf = await _session(request)
     form = await _form(request, key)
+    product = form.get("product", "").strip()
+    # "new product" names it in a field of its own (a form of old: a ticked new_product box)
+    new = product == _NEW or form.get("new_product") == "yes"
+    if product == _NEW:
+        product = form.get("new_product_name", "").strip()
+    machine_ids = {"accept": True, "refuse": False}.get(form.get("machine_ids", ""))
     try:
         days = form.get("days", "").strip()
         expires = form.get("expires", "").strip()
         view = await run_in_threadpool(
             lambda: acting.create_license(
-                form.get("product", "").strip(),
+                product,
                 ip=form.get("ip", "").strip() or None,
-                days=_whole(days, "days") if days else None,
+                days=_number(days) if days else None,
                 expires=_day(expires) if expires else None,
                 features=_words(form.get("features", "")),
                 limits=_limits(form.get("limits", "")),
                 customer=form.get("customer") or None,
                 lease_days=_lease(form.get("lease_days", "")),
-                new_product=form.get("new_product") == "yes",
+                accept_machine_id=machine_ids,
+                new_product=new,
             )
         )
     except LicenseError as err:
+        message, bad = _refusal(
+            err, {"product": "new_product_name"} if form.get("product") == _NEW else None
+        )
+        defaults = await run_in_threadpool(acting.licensing.defaults)
         return _render(
             request,
             "new.html",
@@ -271,7 +349,9 @@ async def new_license(request: Request) -> Response:
             user=_user(acting),
             csrf=csrf,
             form=form,
-            message=err.message,
+            defaults=defaults,
+            message=message,
+            bad=bad,
         )
     return RedirectResponse(f"/licenses/{view.license_id}?done=created", status_code=303)
 
@@ -293,7 +373,7 @@ def _edit_form(
     *,
     status: int = 200,
     notice: str | None = None,
-    message: str | None = None,
+    refusal: LicenseError | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
     record = view.record
@@ -315,7 +395,8 @@ def _edit_form(
         record=record,
         form={**shown, **(form or {})},
         notice=notice,
-        message=message,
+        message=None if refusal is None else _refusal(refusal)[0],
+        bad={} if refusal is None else _refusal(refusal)[1],
         history=list(reversed(record.history)),
     )
 
@@ -352,7 +433,7 @@ async def save_license(request: Request, license_id: str) -> Response:
         await run_in_threadpool(lambda: acting.update_license(license_id, **changes))
     except LicenseError as err:
         return _edit_form(
-            request, acting, csrf, view, status=err.http_status, message=err.message, form=form
+            request, acting, csrf, view, status=err.http_status, refusal=err, form=form
         )
     return RedirectResponse(f"/licenses/{license_id}?done=saved", status_code=303)
 
@@ -381,7 +462,7 @@ async def _confirmed(request: Request, license_id: str, action: str) -> Response
     try:
         await run_in_threadpool(operation, license_id)
     except LicenseError as err:
-        return _edit_form(request, acting, csrf, view, status=err.http_status, message=err.message)
+        return _edit_form(request, acting, csrf, view, status=err.http_status, refusal=err)
     done = "regenerated" if action == "regenerate" else "revoked"
     return RedirectResponse(f"/licenses/{license_id}?done={done}", status_code=303)
 
@@ -408,38 +489,41 @@ def _last_day(view: LicenseView) -> str:
     return (expires_at - _dt.timedelta(microseconds=1)).date().isoformat()
 
 
-def _whole(value: str, what: str) -> int:
-    if not value.isdigit() or len(value) > 6:
-        raise BadInputError(f"{what} must be a whole number")
-    return int(value)
+# A field that does not parse is handed on as typed: the library refuses it in
+# its own words, together with every other bad field.
 
 
-def _day(value: str) -> _dt.date:
+def _number(value: str) -> Any:
+    """A whole number, or the text as typed."""
+    return int(value) if value.isdigit() and len(value) <= 12 else value
+
+
+def _day(value: str) -> Any:
+    """A date (YYYY-MM-DD), or the text as typed."""
     try:
         return _dt.date.fromisoformat(value)
     except ValueError:
-        raise BadInputError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return value
 
 
-def _lease(value: str) -> int | None:
+def _lease(value: str) -> Any:
     """The lease field: empty means the provider's default."""
     value = value.strip()
-    return None if not value else _whole(value, "lease days")
+    return None if not value else _number(value)
 
 
 def _words(value: str) -> list[str]:
     return value.replace(",", " ").split()
 
 
-def _limits(value: str) -> dict[str, int]:
-    limits: dict[str, int] = {}
+def _limits(value: str) -> dict[str, Any]:
+    """NAME=NUMBER lines (a line without '=' is a name without a number)."""
+    limits: dict[str, Any] = {}
     for line in value.replace(",", "\n").splitlines():
         if not line.strip():
             continue
-        name, sep, number = line.partition("=")
-        if not sep:
-            raise BadInputError(f"limits take NAME=NUMBER, one per line; got {line.strip()!r}")
-        limits[name.strip()] = _whole(number.strip(), f"limit {name.strip()}")
+        name, _, number = line.partition("=")
+        limits[name.strip()] = _number(number.strip())
     return limits
 
 

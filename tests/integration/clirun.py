@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import timecheck
+
 BIN = Path(sys.executable).parent
 #: Set for the duration of a test marked ``e2e`` (tests/conftest.py).
 END_TO_END = threading.Event()
@@ -126,6 +128,7 @@ def cli(
         )
     else:
         proc = _run_in_process(name, args, cwd, input, env or {})
+    timecheck.collect_text(" ".join([name, *args]), proc.stdout)
     if check is not None:
         assert proc.returncode == check, f"{name} {args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc

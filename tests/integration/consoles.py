@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import timecheck
 from clirun import cli, script
 from servers import ServedProcess, free_port
 
@@ -58,9 +59,11 @@ def api(url: str, method: str, path: str, token: str | None, body: Any = None, r
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+            answer = response.status, dict(response.headers), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read() or b"null")
+        answer = err.code, dict(err.headers), json.loads(err.read() or b"null")
+    timecheck.collect(f"{method} {path}", answer[2])
+    return answer
 
 
 def post_huge(url: str, path: str, token: str, body: bytes) -> tuple[int, dict[str, str], Any]:

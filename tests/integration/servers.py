@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import itertools
+import json
 import os
 import queue
 import random
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import timecheck
 from clirun import script
 
 from verifier.client import CHALLENGE_PATH, Challenge
@@ -74,6 +76,21 @@ def has_open(pid: int, path: Path) -> bool:
 #: each pytest-xdist worker draws from its own slice, so no two workers pick alike.
 _PORT_BASE, _PORT_SLICE = 20000, 1500
 _next_port = itertools.count(random.randrange(_PORT_SLICE))
+
+
+def post_json(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, str, Any]:
+    """POST to a license server: (status, content type, parsed JSON answer), refusals included.
+
+    Every answer goes to the suite's check of times (tests/timecheck.py).
+    """
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = response.status, response.headers["Content-Type"], json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        answer = err.code, err.headers["Content-Type"], json.loads(err.read())
+    timecheck.collect(f"POST {url}", answer[2])
+    return answer
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -154,7 +154,7 @@ def test_license_create_catches_a_product_typo_and_takes_new_product(tmp_path: P
     )
     assert_one_line_refusal(
         cli("issuer", "license", "create", "--product", "dnsmanager", cwd=provider, check=None),
-        "pass --new-product to add it",
+        "add it as a new product (--new-product)",
     )
     assert ledger_bytes(provider / "ledger") == before
     created = cli("issuer", "license", "create", "--product", "dnsmanager", "--new-product", "--json", cwd=provider)

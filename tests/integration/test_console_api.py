@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from servers import LicenseServer
-from support import PRODUCT
+from support import PRODUCT, code_for
 
 from issuer import Issuer
 from issuer.web.license_server import SHUTDOWN_GRACE
@@ -185,6 +185,52 @@ def test_search_and_filters(home: Path, console: ConsoleServer, writer: str, rea
     assert ids("q=zebra&status=revoked") == {two["license_id"]}
     assert ids("q=zebra&status=issued") == {one["license_id"]}
     assert ids("q=zebra&product=other") == set()
+
+
+def test_search_finds_a_license_by_its_current_key_hostname_and_activation_id(home: Path, console: ConsoleServer,
+                                                                              writer: str, reader: str) -> None:
+    lid = create(console, writer, customer="Keyed Co")["license_id"]
+    old_key = api(console.url, "GET", f"/v1/admin/licenses/{lid}", writer)[2]["activation_key"]
+    status, _, regenerated = api(console.url, "POST", f"/v1/admin/licenses/{lid}/regenerate", writer)
+    assert status == 200, regenerated
+    key = regenerated["activation_key"]
+    cli("issuer", "activate", code_for(key, "api-host-9.example"), cwd=home)
+    activation_id = api(console.url, "GET", f"/v1/admin/licenses/{lid}", reader)[2]["activation"]["activation_id"]
+
+    def ids(text: str) -> list[str]:
+        status, _, page = api(console.url, "GET", "/v1/admin/licenses?" + urllib.parse.urlencode({"q": text}), reader)
+        assert status == 200, page
+        return [item["license_id"] for item in page["items"]]
+    for text in (key, key.replace("-", "").lower(), "API-HOST-9", activation_id, activation_id.lower(), lid.lower()):
+        assert ids(text) == [lid], text
+    assert ids(old_key) == [] and ids(old_key.replace("-", "")) == []
+
+
+def test_refusals_name_the_apis_own_fields(home: Path, console: ConsoleServer, writer: str) -> None:
+    before = license_files(home)
+    status, headers, body = api(console.url, "POST", "/v1/admin/licenses", writer, {"product": "brandnewpanel"})
+    assert_problem(status, headers, body, 422, "unknown-product")
+    assert body["detail"].endswith("add it as a new product (new_product)") and "--" not in body["detail"]
+    status, headers, body = api(console.url, "POST", "/v1/admin/licenses", writer,
+                                {"product": PRODUCT, "days": 30, "expires": "2030-01-01"})
+    assert_problem(status, headers, body, 422, "bad-input")
+    assert body["detail"] == "give days or expires, not both"
+    assert license_files(home) == before
+
+
+def test_a_console_without_users_says_how_to_add_one(tmp_path: Path) -> None:
+    home = provider_home(tmp_path)
+    server = ConsoleServer(home)
+    try:
+        assert "no console users yet: issuer admin user add NAME" in server.output().splitlines()
+    finally:
+        server.stop()
+    add_user(home, "alice")
+    server = ConsoleServer(home)
+    try:
+        assert "no console users" not in server.output()
+    finally:
+        server.stop()
 
 
 def test_events_feed_follows_every_door_in_order(home: Path, console: ConsoleServer, writer: str, reader: str) -> None:

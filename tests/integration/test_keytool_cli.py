@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import jwt
+import pytest
 from clirun import assert_one_line_refusal, cli
 
 from verifier import TrustedKeys
@@ -94,3 +95,48 @@ def test_export_into_a_vanished_folder_is_one_line_naming_the_file(tmp_path: Pat
     proc = cli("keytool", "export", "--out", str(target), cwd=tmp_path, check=None)
     assert_one_line_refusal(proc, f"cannot write {target}: its folder does not exist")
     assert ".tmp" not in proc.stderr
+
+
+def test_nothing_private_is_staged_by_git_add_all_after_set_up_in_a_fresh_repository(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from keytool.keyring import GITIGNORE
+
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_SYSTEM": "/dev/null", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    subprocess.run([git, "init", "-q"], cwd=repo, check=True, env=env)
+    secret = repo / "passphrase.txt"
+    secret.write_text("a long enough passphrase\n")
+    keys = "provider-keys"  # any folder, not only the checkout's own keys/
+    cli("keytool", "new", "--keys", keys, "--passphrase-file", str(secret), cwd=repo)
+    cli("keytool", "rotate", "--keys", keys, "--passphrase-file", str(secret), cwd=repo)
+    cli("keytool", "export", "--keys", keys, cwd=repo)
+    cli("issuer", "init", "--name", "acme", "--keys", keys, cwd=repo)
+    cli("issuer", "license", "create", "--product", "ispmanager", "--keys", keys, cwd=repo)
+    secret.unlink()
+    assert (repo / keys / ".gitignore").read_text() == GITIGNORE
+    subprocess.run([git, "add", "-A"], cwd=repo, check=True, env=env)
+    staged = subprocess.run([git, "diff", "--cached", "--name-only"], cwd=repo, check=True, env=env,
+                            capture_output=True, text=True).stdout.split()
+    in_keys = sorted(p for p in staged if p.startswith(keys + "/"))
+    assert in_keys == [f"{keys}/.gitignore", f"{keys}/trusted_keys.json"], staged
+    for path in staged:
+        data = (repo / path).read_bytes()
+        assert b"PRIVATE KEY" not in data and not path.endswith((".pem", ".secret", "keyring.json")), path
+    # issuer init alone (its secret in a keys folder keytool never touched) is covered too.
+    bare = tmp_path / "bare"
+    from issuer.licensing.minting import KeySecret
+
+    KeySecret.create_or_load(bare)
+    assert (bare / ".gitignore").read_text() == GITIGNORE
+
+
+def test_the_checkouts_keys_gitignore_is_the_one_keytool_writes() -> None:
+    from keytool.keyring import GITIGNORE
+
+    assert (Path(__file__).resolve().parents[2] / "keys" / ".gitignore").read_text() == GITIGNORE

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli, provider_home
-from servers import CallbackPanel, LicenseServer, has_open, wait_until
+from servers import CallbackPanel, LicenseServer, has_open, post_json, wait_until
 from support import PRODUCT, code_for, ledger_bytes
 
 from verifier import (
@@ -50,12 +50,7 @@ def verifier_for(home: Path, machine: str) -> Verifier:
 
 
 def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, str, dict]:  # type: ignore[type-arg]
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers["Content-Type"], json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers["Content-Type"], json.loads(err.read())
+    return post_json(url, body, content_type)  # type: ignore[no-any-return]
 
 
 # --- automatic activation -----------------------------------------------------------------

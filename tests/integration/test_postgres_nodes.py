@@ -17,7 +17,7 @@ import pytest
 from clirun import assert_one_line_refusal, cli
 from consoles import PASSWORD, ConsoleServer, api
 from racing import CTX, run_all
-from servers import LicenseServer, wait_until
+from servers import LicenseServer, post_json, wait_until
 from support import PRODUCT, code_for
 
 from issuer import Issuer
@@ -52,12 +52,7 @@ def show(home: Path, url: str, license_id: str) -> dict[str, Any]:
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers["Content-Type"], json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers["Content-Type"], json.loads(err.read())
+    return post_json(url, json.dumps(body).encode())  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")

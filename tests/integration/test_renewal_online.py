@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from clirun import assert_one_line_refusal, cli, provider_home
-from servers import LicenseServer
+from servers import LicenseServer, post_json
 from support import PRODUCT, code_for, ledger_bytes, wait_past_second
 
 from verifier import (
@@ -54,12 +54,7 @@ def activated(home: Path, tmp_path: Path, machine: str, *extra: str) -> tuple[di
 
 
 def post(url: str, body: bytes) -> tuple[int, str, dict]:  # type: ignore[type-arg]
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers["Content-Type"], json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers["Content-Type"], json.loads(err.read())
+    return post_json(url, body)  # type: ignore[no-any-return]
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:

@@ -79,3 +79,20 @@ def test_banner_only_once_listening_and_a_busy_port_is_one_line(tmp_path: Path) 
     assert proc.returncode == 1
     assert proc.stdout == ""  # no "listening" banner for a server that never listened
     assert proc.stderr.strip().splitlines() == [f"issuer: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_console_on_a_busy_port_is_one_line_exit_1_and_no_banner(tmp_path: Path) -> None:
+    import subprocess
+
+    home = provider_home(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [script("issuer"), "console", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=home, capture_output=True, text=True, timeout=60,
+        )
+    assert proc.returncode == 1  # never uvicorn's exit 3
+    assert proc.stdout == ""  # no banner for a console that never listened
+    assert proc.stderr.strip().splitlines() == [f"issuer: cannot listen on 127.0.0.1:{port}: Address already in use"]

@@ -115,4 +115,5 @@ def test_nothing_the_tools_write_in_the_keys_folder_can_be_committed(tmp_path: P
         [git, "status", "--porcelain", "--untracked-files=all", "--", "keys"],
         cwd=tmp_path, capture_output=True, text=True, check=True,
     )
-    assert sorted(status.stdout.splitlines()) == ["?? keys/.gitignore", "?? keys/README.md"]
+    # The exported trust set is public (panels ship it); nothing else may be committed.
+    assert sorted(status.stdout.splitlines()) == ["?? keys/.gitignore", "?? keys/README.md", "?? keys/trusted_keys.json"]

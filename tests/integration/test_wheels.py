@@ -169,3 +169,20 @@ def test_slim_package_alone_verifies_a_real_token_in_a_fresh_venv(
         assert missing.returncode == 1 and "ModuleNotFoundError" in missing.stderr, module
     for command in ("keytool", "issuer", "licet"):
         assert not (fresh / "bin" / command).exists(), command
+
+
+def test_the_editable_install_make_demo_runs_prints_no_setuptools_warning(tmp_path: Path) -> None:
+    # `make demo` runs `pip install -e .` in the checkout: setuptools must find nothing to
+    # warn about in pyproject.toml (data folders as packages, the flat layout declared).
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    for name in ("verifier", "keytool", "issuer"):
+        shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=ignore)
+    fresh = tmp_path / "venv"
+    venv.create(fresh, with_pip=False)
+    proc = _pip("--python", str(fresh / "bin" / "python"), "install", "--quiet", "--no-deps", "-e", str(src), cwd=tmp_path)
+    said = proc.stdout + proc.stderr
+    assert "Warning" not in said and "!!" not in said and "deprecat" not in said.lower(), said

@@ -52,7 +52,9 @@ def expected(views: list[Any], text: str | None, product: str | None, status: st
         try:
             return r.ip == str(ipaddress.ip_address(text))
         except ValueError:
-            return any(text.lower() in (value or "").lower() for value in (r.license_id, r.customer, r.ip))
+            activation = r.activation
+            fields = (r.license_id, r.customer, r.ip, activation and activation.hostname, activation and activation.activation_id)
+            return any(text.lower() in (value or "").lower() for value in fields)
 
     return [v.license_id for v in views
             if found(v) and (product is None or v.record.product == product) and (status is None or v.state == status)]

@@ -9,6 +9,8 @@ package imports every family.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
 __all__ = ["LicenseError", "error_class", "error_classes", "error_for_code"]
@@ -41,9 +43,38 @@ class LicenseError(Exception):
         super().__init_subclass__(**kwargs)
         _register(cls)
 
-    def __init__(self, message: str | None = None) -> None:
+    #: Inputs the message names, spelt as the Python and HTTP APIs spell them
+    #: (``new_product``); a command line or a form says them its own way (:meth:`worded`).
+    inputs: tuple[str, ...] = ()
+    #: What is wrong with each input at fault, when the refusal knows (a form marks each one).
+    fields: Mapping[str, str] = MappingProxyType({})
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        inputs: tuple[str, ...] = (),
+        fields: Mapping[str, str] | None = None,
+    ) -> None:
         self.message = " ".join((message or self.default_message).split())
+        if inputs:
+            self.inputs = inputs
+        if fields:
+            self.fields = dict(fields)
         super().__init__(self.message)
+
+    def worded(self, say: Callable[[str], str], text: str | None = None) -> str:
+        """The message (or ``text``) with each input it names said as ``say`` says it.
+
+        Example:
+            >>> err = LicenseError("use new_product", inputs=("new_product",))
+            >>> err.worded(lambda name: "--new-product")
+            'use --new-product'
+        """
+        message = self.message if text is None else text
+        for name in self.inputs:
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", say(name), message)
+        return message
 
     def details(self) -> dict[str, Any]:
         """Extra machine-readable fields (JSON types only) carried with the error."""

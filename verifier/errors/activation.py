@@ -158,11 +158,7 @@ class RegenerationTooSoonError(LicenseError):
 
     def __init__(self, allowed_from: _dt.datetime | _dt.date, message: str | None = None) -> None:
         self.allowed_from = allowed_from
-        shown = allowed_from.isoformat()
-        if isinstance(allowed_from, _dt.datetime):
-            # Rounded up: at the second shown, regeneration is allowed.
-            ceiling = allowed_from + _dt.timedelta(microseconds=999_999)
-            shown = format_utc(ceiling.replace(microsecond=0)) or shown
+        shown = _shown(allowed_from)
         super().__init__(
             message
             or "activation key was regenerated less than a month ago; "
@@ -171,7 +167,7 @@ class RegenerationTooSoonError(LicenseError):
 
     def details(self) -> dict[str, Any]:
         """Carry the date from which regeneration is possible."""
-        return {"allowed_from": self.allowed_from.isoformat()}
+        return {"allowed_from": _shown(self.allowed_from)}
 
     @classmethod
     def from_problem(cls, message: str, details: dict[str, Any]) -> Self:
@@ -184,6 +180,17 @@ class RegenerationTooSoonError(LicenseError):
         if allowed is None:
             raise ValueError("regeneration-too-soon without a date")
         return cls(allowed, message=message)
+
+
+def _shown(allowed_from: _dt.datetime | _dt.date) -> str:
+    """A date as ``YYYY-MM-DD``; a time as ``YYYY-MM-DDTHH:MM:SSZ``, rounded up.
+
+    Rounded up: at the second shown, regeneration is allowed.
+    """
+    if not isinstance(allowed_from, _dt.datetime):
+        return allowed_from.isoformat()
+    ceiling = allowed_from + _dt.timedelta(microseconds=999_999)
+    return format_utc(ceiling.replace(microsecond=0)) or allowed_from.isoformat()
 
 
 class NoLicenseForAddressError(LicenseError):

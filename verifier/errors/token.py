@@ -7,6 +7,7 @@ from typing import Any, Self
 
 from verifier.errors._data import parse_moment
 from verifier.errors._registry import LicenseError
+from verifier.timefmt import format_utc
 
 __all__ = [
     "ClockRollbackError",
@@ -90,13 +91,13 @@ class ClockRollbackError(LicenseError):
         if message is None and seen is not None:
             message = (
                 "the system clock is earlier than a time this server already saw "
-                f"({seen.isoformat()}) — correct the clock"
+                f"({format_utc(seen)}) — correct the clock"
             )
         super().__init__(message)
 
     def details(self) -> dict[str, Any]:
         """The latest time seen."""
-        return {} if self.seen is None else {"seen": self.seen.isoformat()}
+        return {} if self.seen is None else {"seen": format_utc(self.seen)}
 
     @classmethod
     def from_problem(cls, message: str, details: dict[str, Any]) -> Self:

@@ -274,7 +274,7 @@ def test_regenerate_asks_first_then_shows_the_date(iss: Issuer, clock: FakeClock
     done = client.post(f"/licenses/{view.license_id}/regenerate", data={"csrf": csrf_of(page.text), "confirm": "yes"})
     assert done.status_code == 303
     after = client.get(done.headers["location"])
-    assert "Regenerate key (possible from 2026-02-15)" in after.text and 'id="regenerate" disabled' in after.text
+    assert "Regenerate key (possible from 2026-02-15T00:00:00Z)" in after.text and 'id="regenerate" disabled' in after.text
     assert iss.show(view.license_id).activation_key in after.text
     again = client.post(f"/licenses/{view.license_id}/regenerate", data={"csrf": csrf_of(page.text), "confirm": "yes"})
     assert again.status_code == 409 and "2026-02-15" in again.text
@@ -293,7 +293,7 @@ def test_pages_say_what_went_wrong_in_words(iss: Issuer, clock: FakeClock, tmp_p
         assert words in page.text and "Traceback" not in page.text
     page = client.get("/licenses/new")
     bad = client.post("/licenses/new", data={"csrf": csrf_of(page.text), "product": PRODUCT, "expires": "2026-13-01"})
-    assert bad.status_code == 422 and "is not a date" in bad.text
+    assert bad.status_code == 422 and "“Last day” must be a date (YYYY-MM-DD)" in bad.text
     created = client.post("/licenses/new", data={"csrf": csrf_of(page.text), "product": PRODUCT, "customer": "New Co", "days": "30"})
     assert created.status_code == 303
     shown = client.get(created.headers["location"])
@@ -349,3 +349,11 @@ def test_lease_and_revocations_pages(iss: Issuer, clock: FakeClock, tmp_path: Pa
     download = client.get("/revocations/download")
     assert download.status_code == 200 and download.headers["content-type"].startswith("application/jwt")
     assert download.text.count(".") == 2
+
+
+def test_the_create_form_says_beside_the_last_day_that_leaving_both_empty_never_expires(iss: Issuer, clock: FakeClock, tmp_path: Path) -> None:
+    client = client_for(iss, clock, tmp_path)
+    login(client)
+    page = client.get("/licenses/new").text
+    label = re.search(r'<label for="expires">(.*?)</label>', page, re.S)
+    assert label is not None and "never expires" in label.group(1), page

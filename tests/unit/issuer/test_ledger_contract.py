@@ -21,6 +21,7 @@ from issuer import (
 )
 from issuer.errors import LedgerVersionError
 from issuer.ledger import LedgerBackend, open_ledger
+from issuer.records import LicenseQuery
 from verifier import (
     AlreadyActivatedError,
     BadInputError,
@@ -132,6 +133,53 @@ def test_rate_limit_buckets_are_listed_and_forgotten_on_every_door(tmp_path: Pat
         iss.redeem(wrong, method="online", client="198.51.100.1")
     assert other.clear_rate_limit() == ["198.51.100.1", "2001:db8::/64"]
     assert iss.rate_limited() == []
+
+
+def _found(iss: Issuer, text: str, **filters: str) -> list[str]:
+    """Every license a search finds, a page of one at a time (so the ledger's pages are read too)."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = iss.search(text=text, cursor=cursor, limit=1, **filters)
+        seen += [v.license_id for v in page.items]
+        if (cursor := page.next_cursor) is None:
+            return seen
+
+
+def test_a_license_is_found_by_whatever_a_customer_quotes(iss: Issuer, clock: FakeClock, site: LedgerSite) -> None:
+    lic = iss.create_license(PRODUCT, customer="Acme Hosting Ltd", ip="203.0.113.9")
+    clock.advance(seconds=1)
+    other = iss.create_license(PRODUCT, customer="Other GmbH", ip="198.51.100.7")
+    clock.advance(seconds=1)
+    iss.create_license(PRODUCT, customer="Third Ltd")
+    old_key = lic.activation_key
+    iss.regenerate(lic.license_id)  # the key the customer was first given is dead
+    key = iss.show(lic.license_id).activation_key
+    assert key is not None and old_key is not None
+    activated = iss.redeem(request_for(key, "panel-7.acme.example"), method="air-gapped")
+    lid = lic.license_id
+    for text in (lid, lid.lower(), f"  {lid.swapcase()} ", "acme hosting", "ACME", "203.0.113.9", "0.113.9",
+                 key, key.lower(), key.replace("-", ""), key.replace("-", "").lower(), f"{key[:9]} {key[10:]}",
+                 "panel-7.acme.example", "PANEL-7", activated.activation_id, activated.activation_id.lower(),
+                 activated.activation_id[4:10]):
+        assert _found(iss, text) == [lid], text
+    for text in (old_key, old_key.replace("-", "").lower(), "LIC-0000000000", "203.0.113.10", "nobody"):
+        assert _found(iss, text) == [], text
+    assert _found(iss, key, status="revoked") == [] and _found(iss, key, status="activated") == [lid]
+    assert _found(iss, "198.51.100.7") == [other.license_id]
+    assert _found(iss, "ltd") == [iss.licenses()[2].license_id, lid]  # newest first
+    # Storage keeps what it is told: exact id, exact address, text in the listed fields.
+    now = clock()
+    def told(**query: str) -> list[str]:
+        return [s.license_id for s in iss.ledger.page(LicenseQuery(now=now, **query), limit=10)[0]]
+    assert told(license_id=lid) == [lid] and told(license_id=lid.lower()) == []
+    assert told(ip="203.0.113.9") == [lid] and told(ip="203.0.113") == []
+    assert told(text="PANEL-7.ACME") == [lid] and told(text=activated.activation_id) == [lid]
+    assert told(text=key) == []  # keys are never stored: finding one is decided above the ledger
+    from issuer.licensing.minting import key_hash
+    from verifier.activation_key import normalize_key
+    found = iss.ledger.license_by_key(key_hash(normalize_key(old_key)))
+    assert found is not None and found.license_id == lid  # any generation: whether it is current is not the ledger's call
 
 
 def test_init_on_a_taken_place_is_refused_before_a_secret_is_made(tmp_path: Path, clock: FakeClock, site: LedgerSite) -> None:

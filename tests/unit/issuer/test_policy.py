@@ -69,3 +69,33 @@ def test_already_activated_names_the_regeneration_date(iss, clock: FakeClock) ->
         iss.redeem(request_for(key, "beta"), method="air-gapped")
     assert refused.value.regenerate_after == (created.record.created_at + dt.timedelta(days=31)).date()
     assert "possible from 2026-02-15" in str(refused.value)
+
+
+def test_next_regeneration_stays_put_while_allowed(iss, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    """It is the instant regeneration became allowed, not the clock: the creation, then a fixed day."""
+    created = iss.create_license("ispmanager")
+    clock.advance(days=3)
+    shown = iss.show(created.license_id)
+    assert shown.next_regeneration == created.record.created_at and shown.regeneration_allowed
+    iss.regenerate(created.license_id)
+    allowed = iss.show(created.license_id).next_regeneration
+    assert not iss.show(created.license_id).regeneration_allowed
+    clock.now = allowed + dt.timedelta(days=5)
+    later = iss.show(created.license_id)
+    assert later.next_regeneration == allowed and later.regeneration_allowed
+    assert later.to_dict()["next_regeneration"] == allowed.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    ("now", "lease", "effective"),
+    [
+        (dt.datetime(2027, 1, 5, 17, 0, tzinfo=UTC), 90, 30),  # capped at Feb 5, 00:00
+        (dt.datetime(2027, 1, 31, 9, 0, tzinfo=UTC), 30, 27),  # Feb 28, 00:00: a short month
+        (dt.datetime(2027, 3, 5, 9, 0, tzinfo=UTC), 14, 14),  # the lease itself
+        (dt.datetime(2027, 3, 5, 9, 0, tzinfo=UTC), 0, 0),  # no lease
+    ],
+)
+def test_effective_lease_is_what_a_token_issued_now_gets(now: dt.datetime, lease: int, effective: int) -> None:
+    from issuer.policy import effective_lease_days
+
+    assert effective_lease_days(lease, now, 1) == effective

@@ -50,7 +50,7 @@ REFUSALS = {
 
 # What verifier's message says, for the checks that share an error code with others.
 MESSAGES = {
-    "format": r"compact JWS|not a compact JWS",
+    "format": r"compact JWS|not a compact JWS|is incomplete — copy all of it",
     "header": r"header is (malformed|not a JSON object)|its header",
     "alg": r"signed with EdDSA",
     "typ": r"type must be",
@@ -70,7 +70,7 @@ MESSAGES = {
     "exp": r"lease ended|license expired",
     "identity": r"custom machine id",
     "prefix": r"should start with",
-    "version": r"is not supported here",
+    "version": r"is not supported here|this is an? [a-z ]+, not an? ",
     "length": r"too long|must have 24|must be 24",
     "json": r"valid JSON",
     "layout": r"unknown layout",
