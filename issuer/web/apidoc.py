@@ -209,7 +209,10 @@ ADVICE: dict[str, str] = {
         "Send a valid API token as Authorization: Bearer <token>; a revoked token stops working "
         "at once, so ask the provider for a new one."
     ),
-    "webhook-not-found": _CORRECT_OR_ASK,
+    "webhook-not-found": (
+        "Check the endpoint or delivery id against GET /v1/admin/webhooks and its deliveries; "
+        "a removed endpoint's deliveries are gone with it."
+    ),
     "webhook-target-refused": (
         "Give an https:// URL of a public host; a receiver on a private network needs "
         "allow_private."
