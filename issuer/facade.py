@@ -52,12 +52,14 @@ from keytool.errors import PrivateKeyError
 from keytool.keyring import ActiveSigner, KeyRecord, Keyring
 from verifier.claims import IDENTITY_HARDWARE
 from verifier.clock import Clock, now_from, utc_now
-from verifier.errors import BadInputError, LicenseError
+from verifier.errors import BadInputError, LedgerError, LedgerUnavailableError, LicenseError
 from verifier.fingerprint import Fingerprint
 from verifier.renewal import RenewalRequest, parse_renewal_code
 from verifier.request import ActivationRequest, parse_request_code
 
 __all__ = ["Issuer"]
+
+_HEALTH_RETRY = 2  # seconds a balancer is told to wait before it looks at the ledger again
 
 
 class Issuer:
@@ -209,6 +211,21 @@ class Issuer:
     def provider(self) -> str:
         """The provider name tokens are issued under (``iss``)."""
         return self.ledger.info.provider
+
+    def check_ledger(self) -> None:
+        """Whether this process can write its ledger now (a balancer's health check).
+
+        Raises:
+            LedgerUnavailableError: it cannot — the database is away, read-only
+                or gives no connection, the folder is not writable or its lock
+                stays taken; ``retry_after`` says when to look again.
+        """
+        try:
+            self.ledger.check_writable()
+        except LedgerUnavailableError:
+            raise
+        except LedgerError as err:  # busy, missing, refused: all "do not send requests here"
+            raise LedgerUnavailableError(str(err), retry_after=_HEALTH_RETRY) from err
 
     # -- licenses (Licenses) -------------------------------------------------------
 

@@ -403,5 +403,17 @@ class LedgerBackend(abc.ABC):
             forget: subjects whose every failure goes too (a successful log-in's pair).
         """
 
+    @abc.abstractmethod
+    def check_writable(self) -> None:
+        """Find out, cheaply, whether this process can write the ledger now (the health check).
+
+        Writes nothing: a folder ledger is writable and its lock can be taken
+        at once; a database answers one query on a pooled connection and is
+        not a read-only standby.
+
+        Raises:
+            LedgerUnavailableError: it cannot, and ``retry_after`` says when to look again.
+        """
+
     def close(self) -> None:  # noqa: B027 - a file ledger holds nothing open
         """Release what the ledger holds open (a database's connections)."""

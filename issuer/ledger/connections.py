@@ -73,17 +73,25 @@ _GONE = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 def redact_url(url: str) -> str:
-    """The URL fit to print: user, host, port and database, never a password.
+    """The URL fit to print: user, hosts and ports, and database, never a password.
+
+    A URL naming a primary and its standby (``postgresql://u@h1:5432,h2:5432/db``)
+    shows both.
 
     Raises:
         BadInputError: not a PostgreSQL URL (the message does not repeat it).
     """
     params = _params(url)
     user = params.get("user")
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
+    hosts = (params.get("host") or "localhost").split(",")
+    ports = (params.get("port") or "5432").split(",")
+    if len(ports) == 1:  # one port for every host, as libpq reads it
+        ports *= len(hosts)
+    places = ",".join(
+        f"{host or 'localhost'}:{port or '5432'}" for host, port in zip(hosts, ports, strict=False)
+    )
     dbname = params.get("dbname") or user or ""
-    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{dbname}"
+    return f"postgresql://{user + '@' if user else ''}{places}/{dbname}"
 
 
 def unreachable(err: psycopg.Error) -> bool:

@@ -72,6 +72,7 @@ from issuer.errors import (
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
+    LedgerUnavailableError,
     LedgerWriteError,
 )
 from issuer.ledger.api import (
@@ -124,6 +125,12 @@ _HEAD = "head"  # index/head.json: {"licenses": count, "events": count}
 _PAGE = 256  # summaries or events per page file
 _POS = "index_pos"  # a license document's place in the index (not part of the record)
 SHARD_WIDTHS = range(1, 5)
+
+
+# The health check waits this long for the lock, and tells a balancer to look again after:
+# a lock held longer than a second is a node that would keep its clients waiting.
+_HEALTH_WAIT = 1.0
+_HEALTH_RETRY = 2
 
 
 def _shard(value: str, width: int) -> str:
@@ -343,6 +350,25 @@ class Ledger(LedgerBackend):
                 self._save_serial(txn, serial)
                 txn.commit()
         return serial, entries
+
+    def check_writable(self) -> None:
+        """The folder is writable and its lock is taken within a second (then let go at once)."""
+        if not os.access(self.folder, os.W_OK):
+            raise LedgerUnavailableError(
+                f"the ledger folder {self.folder} is not writable", retry_after=_HEALTH_RETRY
+            )
+        try:
+            with file_lock(self.folder / LOCK_FILE, min(self._lock_timeout, _HEALTH_WAIT)):
+                pass
+        except LockTimeout:
+            raise LedgerUnavailableError(
+                f"the ledger's lock stayed taken for {_HEALTH_WAIT:g} s", retry_after=_HEALTH_RETRY
+            ) from None
+        except OSError as err:
+            raise LedgerUnavailableError(
+                f"cannot use the ledger {self.folder}: {os_error_words(err, writing=True)}",
+                retry_after=_HEALTH_RETRY,
+            ) from err
 
     def revocation_serial(self) -> int | None:
         """The revocation list's serial from ``serial.json``, read without the lock.

@@ -55,6 +55,7 @@ from issuer.errors import (
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
+    LedgerUnavailableError,
     LedgerVersionError,
 )
 from issuer.ledger.api import FORMAT, LedgerBackend, LedgerInfo, LoginCount
@@ -77,7 +78,7 @@ try:
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
 
-    from issuer.ledger.connections import Database, redact_url
+    from issuer.ledger.connections import RETRY_AFTER, Database, redact_url
     from issuer.ledger.webhooks_pg import PostgresWebhooks, enqueue, read_endpoints
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
@@ -304,6 +305,21 @@ class PostgresLedger(LedgerBackend):
         if serial_row is None:
             raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
         return int(serial_row[0]), [_entry(row) for row in rows]
+
+    def check_writable(self) -> None:
+        """One round trip on a pooled connection: the database answers and is not a standby.
+
+        A node whose URL names a primary and its standby with
+        ``target_session_attrs=read-write`` only ever connects to the one that
+        takes writes; this also catches a URL naming a standby alone.
+        """
+        with self._transaction() as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if row is None or row[0]:
+            raise LedgerUnavailableError(
+                f"the ledger database {self.location} is a read-only standby",
+                retry_after=RETRY_AFTER,
+            )
 
     def revocation_serial(self) -> int | None:
         """The revocation list's serial: one small query, which no writer's lock delays."""

@@ -14,7 +14,8 @@ Endpoints (JSON; OpenAPI at ``/openapi.json``)::
     GET  /v1/revocations       the signed revocation list (application/jwt, ETag),
                                answered from memory while the ledger's serial stays
                                the same, rate limited per client (429)
-    GET  /v1/health
+    GET  /v1/health            200 {"status", "provider", "ledger": "ok"} when this node
+                               can write its ledger, else 503 ledger-unavailable
     GET  /problems, /problems/{code}                                   what each code means
 
 Every refusal is ``application/problem+json`` (RFC 9457) carrying the
@@ -84,7 +85,7 @@ from verifier.request import (
     parse_request_code,
 )
 
-__all__ = ["ServerConfig", "create_app", "serve"]
+__all__ = ["ServerConfig", "add_health_route", "create_app", "serve"]
 
 _CONFIG_ENV = "LICET_SERVE_CONFIG"  # hand-off from `issuer serve` to its worker processes
 
@@ -224,10 +225,11 @@ class TokenResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    """The server is up, and whose it is."""
+    """The server is up, whose it is, and it can write its ledger."""
 
     status: Literal["ok"]
     provider: str
+    ledger: Literal["ok"]
 
 
 _EVERY_ROUTE = problems.EVERY_ROUTE
@@ -252,7 +254,7 @@ _REDEMPTION: tuple[type[LicenseError], ...] = (
     *_FAULTS,
 )
 _DOCUMENTED: dict[str, tuple[type[LicenseError], ...]] = {
-    "health": _EVERY_ROUTE,
+    "health": (*_EVERY_ROUTE, e.LedgerUnavailableError),
     "activate_manual": (
         *_EVERY_ROUTE,
         *_REDEMPTION,
@@ -332,15 +334,7 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
         answers.update(apidoc.refusals(_DOCUMENTED[name], problems.BUG_STATUS))
         return answers
 
-    @app.get(
-        "/v1/health",
-        response_model=HealthResponse,
-        responses=documented("health"),
-    )
-    async def health() -> HealthResponse:
-        """The server is up; names the provider."""
-        # async: answered on the event loop, never queued behind busy worker threads
-        return HealthResponse(status="ok", provider=iss.provider)
+    add_health_route(app, iss, documented("health"))
 
     @app.post(
         "/v1/activations",
@@ -431,6 +425,21 @@ def create_app(config: ServerConfig, passphrase: bytes | None = None) -> FastAPI
     )
     app.openapi = lambda: problems.openapi_document(app, description)  # type: ignore[method-assign]
     return app
+
+
+def add_health_route(app: FastAPI, iss: Issuer, responses: dict[int | str, dict[str, Any]]) -> None:
+    """``GET /v1/health``: 200 when this node can write its ledger, else 503 ``ledger-unavailable``.
+
+    A load balancer's check (``deploy/ha/haproxy.cfg``): a node whose
+    database is away or read-only is routed around. One query per check.
+    """
+
+    @app.get("/v1/health", response_model=HealthResponse, responses=responses)
+    def health() -> HealthResponse:
+        """The server is up and can write its ledger now; names the provider."""
+        # A worker thread, not the event loop: the ledger's check may wait on the database.
+        iss.check_ledger()
+        return HealthResponse(status="ok", provider=iss.provider, ledger="ok")
 
 
 def app_from_environment() -> Any:
