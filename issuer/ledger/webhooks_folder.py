@@ -5,7 +5,7 @@ Layout::
     webhooks/endpoints.json   the endpoints, with their secrets
     webhooks/queue.json       deliveries not yet delivered (pending and failed);
                               the document id is the delivery's place in order
-    webhooks/done.json        delivered ones, the latest 200 of each endpoint
+    webhooks/done.json        delivered ones, the latest 50 of each endpoint
     webhooks/WH-....lock      held (flock) by the one deliverer sending for that endpoint
 
 Every read and write runs in the ledger's transaction under its lock, so a
@@ -42,7 +42,7 @@ __all__ = ["FolderWebhooks", "enqueue", "read_endpoints"]
 
 _KIND = "webhooks"
 _ENDPOINTS, _QUEUE, _DONE = "endpoints", "queue", "done"
-_KEEP_DONE = 200
+_KEEP_DONE = 50
 
 
 def _has_endpoints(root: Path) -> bool:
