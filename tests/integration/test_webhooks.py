@@ -87,6 +87,24 @@ def test_a_reactivation_by_the_same_server_that_changes_nothing_is_not_an_event(
     assert [g["type"] for g in receiver.got] == ["license.created", "license.activated"]
 
 
+def test_a_renewal_is_a_license_renewed_event(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    from support import renewal_for
+
+    iss, clock, _ = _setup(tmp_path, ledger_at, receiver, events=["license.renewed"])
+    lic = iss.create_license(product="ispmanager", days=365)
+    token = iss.activate(request_code_for(lic.activation_key, "s1", clock))
+    iss.renew(renewal_for(token, "s1", clock=clock))
+    _once(iss, clock)
+    assert [g["type"] for g in receiver.got] == ["license.renewed"]  # the filter let only it through
+    assert receiver.got[0]["data"]["event"]["action"] == "renewed"
+
+
+def request_code_for(key: str, server: str, clock: FakeClock) -> str:
+    from verifier import request_code
+
+    return str(request_code("ispmanager", key, machine_id=f"machine-{server}", hostname=server, clock=clock))
+
+
 def test_an_uncommitted_change_is_never_sent(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
     iss, clock, _ = _setup(tmp_path, ledger_at, receiver)
     lic = iss.create_license(product="ispmanager", days=365)
