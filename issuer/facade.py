@@ -105,7 +105,9 @@ class Issuer:
             )
         signer = ActiveSigner(Keyring(self.keys, clock=clock), passphrase)
         self._minter = Minter(self.keys, secret=secret, signer=signer, clock=clock)
-        self.accounts = Accounts(self.ledger, clock=clock, config=self.config.accounts)
+        self.accounts = Accounts(
+            self.ledger.account_store, clock=clock, config=self.config.accounts
+        )
         # One cache for every actor of this issuer: each request's issuer answers
         # from the list the first one signed.
         self._lists = RevocationListCache()
@@ -413,7 +415,7 @@ class Issuer:
 
     def users(self) -> list[Account]:
         """The console users."""
-        return self.ledger.accounts("user")
+        return self.accounts.users()
 
     def add_user(self, name: str, password: str) -> Account:
         """Add a console user (password hashed with Argon2id)."""
@@ -425,7 +427,7 @@ class Issuer:
 
     def tokens(self) -> list[Account]:
         """The admin API tokens (names and scopes; the tokens themselves are not stored)."""
-        return self.ledger.accounts("token")
+        return self.accounts.tokens()
 
     def create_token(self, name: str, scope: str) -> tuple[Account, str]:
         """Create an admin API token; the returned text is shown once and never stored."""

@@ -1,8 +1,10 @@
 """The ledger's vocabulary and the interface every backend provides.
 
 Both backends import this module and nothing of each other: the identity a
-ledger records (:class:`LedgerInfo`), its format name and defaults, and
-:class:`LedgerBackend`, what the issuer asks of a ledger whatever holds it.
+ledger records (:class:`LedgerInfo`), its format name and defaults,
+:class:`LedgerBackend`, what the issuer asks of a ledger whatever holds it,
+and :class:`AccountStore`, the narrower port of the console's accounts that
+every backend provides beside its licenses.
 Both keep the same records with the same guarantees: a redemption,
 regeneration or revocation reads the license fresh in a
 :class:`LedgerTransaction`, under a lock that every other process — on this
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from issuer.ledger.webhook_api import WebhookStorage
+from issuer.ledger.webhook_api import SendClaim, WebhookRows, WebhookStorage
 from issuer.records import (
     Account,
     Event,
@@ -40,6 +42,7 @@ from issuer.records import (
 from issuer.webhook_records import Delivery, Endpoint
 
 __all__ = [
+    "AccountStore",
     "DEFAULT_LEASE_DAYS",
     "DEFAULT_SHARD_WIDTH",
     "FORMAT",
@@ -47,6 +50,9 @@ __all__ = [
     "LedgerInfo",
     "LedgerTransaction",
     "LoginCount",
+    "SendClaim",
+    "WebhookRows",
+    "WebhookStorage",
 ]
 
 FORMAT = "licet-ledger"  # what every ledger calls itself, in ledger.json or licet.meta
@@ -172,16 +178,93 @@ class LedgerTransaction(Protocol):
         """Queue webhook deliveries with the change (see :meth:`WebhookRows.enqueue`)."""
 
 
+class AccountStore(Protocol):
+    """Where a ledger keeps who may use the console and the admin API; decides nothing.
+
+    Console users and API tokens (only hashes of their secrets), sessions, and
+    the counters of failed log-ins. Each backend provides one beside its
+    licenses (:attr:`LedgerBackend.account_store`), in the same folder or
+    database and under the same lock; :class:`issuer.licensing.accounts.Accounts`
+    needs nothing else of a ledger. The rules (who may log in, when a session
+    ends, when a log-in is refused) are the caller's.
+    """
+
+    def add_account(self, account: Account, event: Event) -> None:
+        """Store a new console user or API token, and log ``event``.
+
+        Raises:
+            AccountExistsError: one of that kind and name exists.
+        """
+
+    def remove_account(self, kind: str, name: str, event: Event) -> None:
+        """Remove a user (ending their sessions) or revoke a token, and log ``event``.
+
+        Raises:
+            AccountNotFoundError: no such account.
+        """
+
+    def accounts(self, kind: str) -> list[Account]:
+        """Every account of a kind (``user`` or ``token``), by name."""
+
+    def find_account(
+        self, kind: str, *, name: str | None = None, secret_hash: str | None = None
+    ) -> Account | None:
+        """The account of a kind with this name, or with this secret hash (tokens)."""
+
+    def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
+        """Store a new session; sessions unused since ``drop_unused_since`` are dropped.
+
+        Raises:
+            AccountNotFoundError: the session's user was removed meanwhile.
+        """
+
+    def session(self, key_hash: str) -> Session | None:
+        """The session stored under this hash, if any."""
+
+    def save_session(self, session: Session) -> None:
+        """Record a session's new last use (a session ended meanwhile stays ended)."""
+
+    def end_session(self, key_hash: str) -> None:
+        """Remove a session (logout, expiry); nothing happens if it is gone already."""
+
+    def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
+        """The most failed logins since ``since`` among the counters of ``subjects``."""
+
+    def reserve_login(self, attempt: LoginCount) -> None:
+        """Count a log-in as a failure before its password is checked, unless a limit refuses it.
+
+        In one step under a lock every process and node respects: the
+        attempt's counters are read, :meth:`LoginCount.check` judges them
+        (a refusal writes nothing), and the attempt is counted against each.
+        Counters with no failure left in the window are forgotten, and at most
+        ``attempt.max_subjects`` counters are kept (the most recent ones).
+
+        Raises:
+            RateLimitedError: a limit is reached (nothing is counted).
+        """
+
+    def release_login(self, attempt: LoginCount, *, forget: Collection[str] = ()) -> None:
+        """Take back the failure :meth:`reserve_login` counted for ``attempt``.
+
+        Args:
+            attempt: the reserved log-in.
+            forget: subjects whose every failure goes too (a successful log-in's pair).
+        """
+
+
 class LedgerBackend(abc.ABC):
     """What the issuer asks of a ledger, whatever holds it.
 
     Attributes:
         info: the ledger's identity and defaults (provider, secret check, ...).
         location: where the ledger is, fit to print (a URL never shows a password).
+        account_store: the console's users, tokens, sessions and log-in
+            counters, kept beside the licenses.
     """
 
     info: LedgerInfo
     location: str
+    account_store: AccountStore
 
     @abc.abstractmethod
     def webhooks(self) -> WebhookStorage:
@@ -330,78 +413,55 @@ class LedgerBackend(abc.ABC):
             LedgerExistsError: the ledger has events or accounts already.
         """
 
-    @abc.abstractmethod
+    # The account verbs answered by :attr:`account_store`, so that a ledger stays
+    # one handle for the tools and tests that hold one; the issuer's own code
+    # (:mod:`issuer.licensing.accounts`) is given the store itself.
+
     def add_account(self, account: Account, event: Event) -> None:
-        """Store a new console user or API token, and log ``event``.
+        """:meth:`AccountStore.add_account` of :attr:`account_store`."""
+        self.account_store.add_account(account, event)
 
-        Raises:
-            AccountExistsError: one of that kind and name exists.
-        """
-
-    @abc.abstractmethod
     def remove_account(self, kind: str, name: str, event: Event) -> None:
-        """Remove a user (ending their sessions) or revoke a token, and log ``event``.
+        """:meth:`AccountStore.remove_account` of :attr:`account_store`."""
+        self.account_store.remove_account(kind, name, event)
 
-        Raises:
-            AccountNotFoundError: no such account.
-        """
-
-    @abc.abstractmethod
     def accounts(self, kind: str) -> list[Account]:
-        """Every account of a kind (``user`` or ``token``), by name."""
+        """:meth:`AccountStore.accounts` of :attr:`account_store`."""
+        return self.account_store.accounts(kind)
 
-    @abc.abstractmethod
     def find_account(
         self, kind: str, *, name: str | None = None, secret_hash: str | None = None
     ) -> Account | None:
-        """The account of a kind with this name, or with this secret hash (tokens)."""
+        """:meth:`AccountStore.find_account` of :attr:`account_store`."""
+        return self.account_store.find_account(kind, name=name, secret_hash=secret_hash)
 
-    @abc.abstractmethod
     def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
-        """Store a new session; sessions unused since ``drop_unused_since`` are dropped.
+        """:meth:`AccountStore.open_session` of :attr:`account_store`."""
+        self.account_store.open_session(session, drop_unused_since=drop_unused_since)
 
-        Raises:
-            AccountNotFoundError: the session's user was removed meanwhile.
-        """
-
-    @abc.abstractmethod
     def session(self, key_hash: str) -> Session | None:
-        """The session stored under this hash, if any."""
+        """:meth:`AccountStore.session` of :attr:`account_store`."""
+        return self.account_store.session(key_hash)
 
-    @abc.abstractmethod
     def save_session(self, session: Session) -> None:
-        """Record a session's new last use (a session ended meanwhile stays ended)."""
+        """:meth:`AccountStore.save_session` of :attr:`account_store`."""
+        self.account_store.save_session(session)
 
-    @abc.abstractmethod
     def end_session(self, key_hash: str) -> None:
-        """Remove a session (logout, expiry); nothing happens if it is gone already."""
+        """:meth:`AccountStore.end_session` of :attr:`account_store`."""
+        self.account_store.end_session(key_hash)
 
-    @abc.abstractmethod
     def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
-        """The most failed logins since ``since`` among the counters of ``subjects``."""
+        """:meth:`AccountStore.login_failures` of :attr:`account_store`."""
+        return self.account_store.login_failures(subjects, since)
 
-    @abc.abstractmethod
     def reserve_login(self, attempt: LoginCount) -> None:
-        """Count a log-in as a failure before its password is checked, unless a limit refuses it.
+        """:meth:`AccountStore.reserve_login` of :attr:`account_store`."""
+        self.account_store.reserve_login(attempt)
 
-        In one step under a lock every process and node respects: the
-        attempt's counters are read, :meth:`LoginCount.check` judges them
-        (a refusal writes nothing), and the attempt is counted against each.
-        Counters with no failure left in the window are forgotten, and at most
-        ``attempt.max_subjects`` counters are kept (the most recent ones).
-
-        Raises:
-            RateLimitedError: a limit is reached (nothing is counted).
-        """
-
-    @abc.abstractmethod
     def release_login(self, attempt: LoginCount, *, forget: Collection[str] = ()) -> None:
-        """Take back the failure :meth:`reserve_login` counted for ``attempt``.
-
-        Args:
-            attempt: the reserved log-in.
-            forget: subjects whose every failure goes too (a successful log-in's pair).
-        """
+        """:meth:`AccountStore.release_login` of :attr:`account_store`."""
+        self.account_store.release_login(attempt, forget=forget)
 
     @abc.abstractmethod
     def check_writable(self) -> None:

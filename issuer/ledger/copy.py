@@ -81,7 +81,8 @@ def _all_events(ledger: LedgerBackend) -> list[LoggedEvent]:
 
 
 def _accounts(ledger: LedgerBackend) -> list[Account]:
-    return [*ledger.accounts("user"), *ledger.accounts("token")]
+    store = ledger.account_store
+    return [*store.accounts("user"), *store.accounts("token")]
 
 
 def _webhooks(ledger: LedgerBackend) -> tuple[list[Endpoint], list[Delivery]]:

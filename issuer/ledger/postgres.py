@@ -35,6 +35,14 @@ table lock that new events queue behind, for the transactions that are
 inserting events to end, so it never skips an event that commits after a
 later one.
 
+The backend is one room per concern, and this module is its licenses:
+:class:`PostgresLedger` keeps licenses, their key, IP and product look-ups,
+the rate-limit counters and the audit log, and hands the rest to parts that
+use its connections — :mod:`~issuer.ledger.postgres_schema` (versions and
+migrations), :mod:`~issuer.ledger.postgres_revocations` and
+:mod:`~issuer.ledger.postgres_accounts`, the database's
+:class:`~issuer.ledger.api.AccountStore` (:attr:`PostgresLedger.account_store`).
+
 Example:
     >>> ledger = PostgresLedger("postgresql://licet@db.example/licet")  # doctest: +SKIP
 """
@@ -43,22 +51,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import importlib.resources
 import json
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from issuer.errors import (
-    AccountExistsError,
-    AccountNotFoundError,
     LedgerCorruptError,
     LedgerError,
     LedgerExistsError,
     LedgerMissingError,
     LedgerUnavailableError,
-    LedgerVersionError,
 )
-from issuer.ledger.api import FORMAT, LedgerBackend, LedgerInfo, LoginCount
+from issuer.ledger.api import FORMAT, LedgerBackend, LedgerInfo
 from issuer.ledger.changes import plan
 from issuer.records import (
     Account,
@@ -68,7 +72,6 @@ from issuer.records import (
     LicenseSummary,
     LoggedEvent,
     RevocationEntry,
-    Session,
 )
 from issuer.webhook_records import Delivery, Endpoint
 from verifier.errors import BadInputError, LicenseNotFoundError
@@ -78,7 +81,17 @@ try:
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
 
+    from issuer.ledger import postgres_revocations as revocation_list
     from issuer.ledger.connections import RETRY_AFTER, Database, redact_url
+    from issuer.ledger.postgres_accounts import PostgresAccounts, copy_accounts
+    from issuer.ledger.postgres_schema import (
+        LEASES_VERSION,
+        SCHEMA_VERSION,
+        check_version,
+        drop_schema,
+        migrate,
+        upgrade_schema,
+    )
     from issuer.ledger.webhooks_pg import PostgresWebhooks, enqueue, read_endpoints
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
@@ -87,16 +100,6 @@ except ImportError as err:  # pragma: no cover - depends on the installed extras
     ) from err
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger", "drop_schema", "redact_url", "upgrade_schema"]
-
-_MIGRATIONS = tuple(
-    sorted(
-        (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
-        for entry in importlib.resources.files("issuer.ledger").joinpath("schema").iterdir()
-        if entry.name.endswith(".sql")
-    )
-)
-SCHEMA_VERSION = _MIGRATIONS[-1][0]
-_LEASES_VERSION = 3  # the schema version that added leases and the revocation list
 
 
 class PostgresLedger(LedgerBackend):
@@ -121,6 +124,7 @@ class PostgresLedger(LedgerBackend):
     def _setup(self, url: str, lock_timeout: float) -> None:
         self._db = Database(url, lock_timeout=lock_timeout)
         self.location = self._db.location
+        self.account_store = PostgresAccounts(self._db, log=_log)
 
     @classmethod
     def _unopened(cls, url: str) -> PostgresLedger:
@@ -160,13 +164,13 @@ class PostgresLedger(LedgerBackend):
         with probe._direct() as conn:
             try:
                 with conn.transaction():
-                    _migrate(conn, 0, version)
+                    migrate(conn, 0, version)
                     conn.execute(
                         "INSERT INTO licet.meta (format, schema_version, provider, created_at,"
                         " secret_check, accept_machine_id) VALUES (%s, %s, %s, %s, %s, %s)",
                         (FORMAT, version, provider, now, secret_check, accept_machine_id),
                     )
-                    if version >= _LEASES_VERSION:
+                    if version >= LEASES_VERSION:
                         conn.execute("UPDATE licet.meta SET lease_days = %s", (lease_days,))
             except pg_errors.DuplicateSchema:
                 raise LedgerExistsError(
@@ -298,13 +302,7 @@ class PostgresLedger(LedgerBackend):
     def revocations(self) -> tuple[int, list[RevocationEntry]]:
         """The revocation list's serial and its entries (expired ones included)."""
         with self._transaction() as conn:
-            serial_row = conn.execute("SELECT revocation_serial FROM licet.meta").fetchone()
-            rows = conn.execute(
-                "SELECT kind, ident, until FROM licet.revocations ORDER BY position"
-            ).fetchall()
-        if serial_row is None:
-            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
-        return int(serial_row[0]), [_entry(row) for row in rows]
+            return revocation_list.listed(conn, self.location)
 
     def check_writable(self) -> None:
         """One round trip on a pooled connection: the database answers and is not a standby.
@@ -324,10 +322,7 @@ class PostgresLedger(LedgerBackend):
     def revocation_serial(self) -> int | None:
         """The revocation list's serial: one small query, which no writer's lock delays."""
         with self._transaction() as conn:
-            row = conn.execute("SELECT revocation_serial FROM licet.meta").fetchone()
-        if row is None:
-            raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
-        return int(row[0])
+            return revocation_list.serial(conn, self.location)
 
     # -- changes ----------------------------------------------------------------
 
@@ -338,14 +333,7 @@ class PostgresLedger(LedgerBackend):
             LedgerExistsError: the ledger has a revocation list already.
         """
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT revocation_serial, EXISTS (SELECT 1 FROM licet.revocations)"
-                " FROM licet.meta FOR UPDATE"
-            ).fetchone()
-            if row is None or row[0] != 0 or row[1]:
-                raise LedgerExistsError("the ledger has a revocation list already")
-            conn.execute("UPDATE licet.meta SET revocation_serial = %s", (serial,))
-            _insert_entries(conn, entries)
+            revocation_list.restore(conn, serial, entries)
 
     def forget_attempts(self, matches: Callable[[str], bool]) -> list[str]:
         """Forget the failures of every rate-limit bucket ``matches`` accepts.
@@ -452,196 +440,11 @@ class PostgresLedger(LedgerBackend):
                 with cur.copy("COPY licet.events (position, license_id, doc) FROM STDIN") as copy:
                     for e in events:
                         copy.write_row((e.cursor, e.license_id, json.dumps(e.event.to_doc())))
-                with cur.copy(
-                    "COPY licet.accounts (kind, name, secret_hash, doc) FROM STDIN"
-                ) as copy:
-                    for a in accounts:
-                        copy.write_row((a.kind, a.name, a.secret_hash, json.dumps(a.to_doc())))
+                copy_accounts(cur, accounts)
                 cur.execute(
                     "SELECT setval('licet.events_position_seq',"
                     " COALESCE((SELECT max(position) FROM licet.events), 0) + 1, false)"
                 )
-
-    # -- accounts, sessions, login failures ---------------------------------------
-
-    def add_account(self, account: Account, event: Event) -> None:
-        """Store a new console user or API token, and log ``event``.
-
-        Raises:
-            AccountExistsError: one of that kind and name exists.
-        """
-        try:
-            with self._transaction() as conn:
-                conn.execute(
-                    "INSERT INTO licet.accounts (kind, name, secret_hash, doc)"
-                    " VALUES (%s, %s, %s, %s)",
-                    (account.kind, account.name, account.secret_hash, Jsonb(account.to_doc())),
-                )
-                _log(conn, None, [event])
-        except LedgerError as err:
-            if isinstance(err.__cause__, pg_errors.UniqueViolation):
-                raise AccountExistsError(
-                    f"a {account.kind} named {account.name!r} exists already"
-                ) from None
-            raise
-
-    def remove_account(self, kind: str, name: str, event: Event) -> None:
-        """Remove a user (ending their sessions on every node) or a token, and log ``event``.
-
-        Raises:
-            AccountNotFoundError: no such account.
-        """
-        with self._transaction() as conn:
-            # The user's sessions go with the account (a cascading foreign key).
-            gone = conn.execute(
-                "DELETE FROM licet.accounts WHERE kind = %s AND name = %s RETURNING name",
-                (kind, name),
-            ).fetchone()
-            if gone is None:
-                raise AccountNotFoundError(f"no {kind} named {name!r}")
-            _log(conn, None, [event])
-
-    def accounts(self, kind: str) -> list[Account]:
-        """Every account of a kind (``user`` or ``token``), by name."""
-        with self._transaction() as conn:
-            rows = conn.execute("SELECT doc FROM licet.accounts WHERE kind = %s", (kind,))
-            found = [Account.from_doc(row[0]) for row in rows.fetchall()]
-        # Sorted here, not by the database's collation: the same order on every backend.
-        return sorted(found, key=lambda a: a.name)
-
-    def find_account(
-        self, kind: str, *, name: str | None = None, secret_hash: str | None = None
-    ) -> Account | None:
-        """The account of a kind with this name, or with this secret hash (tokens)."""
-        if name is not None:
-            sql, value = "SELECT doc FROM licet.accounts WHERE kind = %s AND name = %s", name
-        elif secret_hash is not None:
-            sql = "SELECT doc FROM licet.accounts WHERE kind = %s AND secret_hash = %s"
-            value = secret_hash
-        else:
-            return None
-        with self._transaction() as conn:
-            row = conn.execute(sql, (kind, value)).fetchone()
-        return None if row is None else Account.from_doc(row[0])
-
-    def open_session(self, session: Session, *, drop_unused_since: _dt.datetime) -> None:
-        """Store a new session; sessions unused since ``drop_unused_since`` are dropped.
-
-        Raises:
-            AccountNotFoundError: the user was removed meanwhile (on any node).
-        """
-        try:
-            with self._transaction() as conn:
-                conn.execute(
-                    "DELETE FROM licet.sessions WHERE key_hash IN (SELECT key_hash"
-                    " FROM licet.sessions WHERE last_seen < %s FOR UPDATE SKIP LOCKED)",
-                    (drop_unused_since,),
-                )
-                conn.execute(
-                    "INSERT INTO licet.sessions (key_hash, user_name, created_at, last_seen)"
-                    " VALUES (%s, %s, %s, %s)",
-                    (session.key_hash, session.user, session.created_at, session.last_seen),
-                )
-        except LedgerError as err:
-            if isinstance(err.__cause__, pg_errors.ForeignKeyViolation):
-                raise AccountNotFoundError(f"no user named {session.user!r}") from None
-            raise
-
-    def session(self, key_hash: str) -> Session | None:
-        """The session stored under this hash, if any."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT key_hash, user_name, created_at, last_seen FROM licet.sessions"
-                " WHERE key_hash = %s",
-                (key_hash,),
-            ).fetchone()
-        if row is None:
-            return None
-        return Session(
-            key_hash=row[0],
-            user=row[1],
-            created_at=row[2].astimezone(_dt.UTC),
-            last_seen=row[3].astimezone(_dt.UTC),
-        )
-
-    def save_session(self, session: Session) -> None:
-        """Record a session's new last use (a session ended meanwhile stays ended)."""
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE licet.sessions SET last_seen = %s WHERE key_hash = %s",
-                (session.last_seen, session.key_hash),
-            )
-
-    def end_session(self, key_hash: str) -> None:
-        """Remove a session (logout, expiry); nothing happens if it is gone already."""
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM licet.sessions WHERE key_hash = %s", (key_hash,))
-
-    def login_failures(self, subjects: list[str], since: _dt.datetime) -> int:
-        """The most failed logins since ``since`` among the counters of ``subjects``."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT times FROM licet.login_failures WHERE subject = ANY(%s)", (subjects,)
-            ).fetchall()
-        return max((sum(1 for t in row[0] if t >= since) for row in rows), default=0)
-
-    def reserve_login(self, attempt: LoginCount) -> None:
-        """Count a log-in as a failure before its password is checked, unless a limit refuses it.
-
-        The attempt's counters are locked (advisory locks, in one order on
-        every node), read, judged by ``attempt`` and counted in one
-        transaction: however many nodes race, no more log-ins pass than the
-        limits allow. A refusal rolls back and writes nothing.
-
-        Raises:
-            RateLimitedError: a limit is reached (nothing is counted).
-        """
-        with self._transaction() as conn:
-            recent = _locked_logins(conn, attempt)
-            attempt.check(recent)
-            for subject in attempt.subjects:
-                conn.execute(
-                    "INSERT INTO licet.login_failures (subject, times, last_at)"
-                    " VALUES (%s, %s, %s) ON CONFLICT (subject) DO UPDATE"
-                    " SET times = EXCLUDED.times, last_at = EXCLUDED.last_at",
-                    (subject, [*recent.get(subject, []), attempt.now], attempt.now),
-                )
-            # Forget counters with no recent failure, and bound the table against a
-            # flood of addresses by keeping the most recently failing ones; rows
-            # another node is counting are left for the next time.
-            conn.execute(
-                "DELETE FROM licet.login_failures WHERE subject IN (SELECT subject"
-                " FROM licet.login_failures WHERE last_at <= %s FOR UPDATE SKIP LOCKED)",
-                (attempt.horizon,),
-            )
-            conn.execute(
-                "DELETE FROM licet.login_failures WHERE subject IN (SELECT subject"
-                " FROM licet.login_failures ORDER BY last_at DESC OFFSET %s"
-                " FOR UPDATE SKIP LOCKED)",
-                (attempt.max_subjects,),
-            )
-
-    def release_login(self, attempt: LoginCount, *, forget: Collection[str] = ()) -> None:
-        """Take back the failure :meth:`reserve_login` counted for ``attempt``.
-
-        Args:
-            attempt: the reserved log-in.
-            forget: subjects whose every failure goes too (a successful log-in's pair).
-        """
-        with self._transaction() as conn:
-            recent = _locked_logins(conn, attempt)
-            for subject, times in recent.items():
-                if attempt.now in times:
-                    times.remove(attempt.now)  # one failure: another log-in may share the instant
-                elif subject not in forget:
-                    continue
-                if subject in forget or not times:
-                    conn.execute("DELETE FROM licet.login_failures WHERE subject = %s", (subject,))
-                else:
-                    conn.execute(
-                        "UPDATE licet.login_failures SET times = %s WHERE subject = %s",
-                        (times, subject),
-                    )
 
     def close(self) -> None:
         """Close the connection pool (a later operation opens a new one)."""
@@ -666,7 +469,7 @@ class PostgresLedger(LedgerBackend):
         head = conn.execute("SELECT format, schema_version FROM licet.meta").fetchone()
         if head is None or head[0] != FORMAT:
             raise LedgerCorruptError(f"{self.location} does not hold a licet ledger")
-        _check_version(head[1], self.location)
+        check_version(head[1], self.location)
         meta = conn.execute(
             "SELECT provider, created_at, secret_check, accept_machine_id, lease_days"
             " FROM licet.meta"
@@ -680,54 +483,6 @@ class PostgresLedger(LedgerBackend):
             accept_machine_id=meta[3],
             lease_days=meta[4],
         )
-
-
-def upgrade_schema(url: str) -> tuple[int, int]:
-    """Apply the migrations from the ledger's schema version to this licet's, in one transaction.
-
-    Returns:
-        The versions before and after.
-
-    Raises:
-        LedgerMissingError: no ledger there.
-        LedgerVersionError: the ledger is newer than this licet.
-        LedgerError: the database cannot be reached or refuses a change.
-    """
-    probe = PostgresLedger._unopened(url)
-    with probe._direct() as conn:
-        exists = conn.execute("SELECT to_regclass('licet.meta') IS NOT NULL").fetchone()
-        if exists is None or not exists[0]:
-            raise LedgerMissingError(f"no ledger in {probe.location} — run 'issuer init' first")
-        with conn.transaction():
-            row = conn.execute("SELECT schema_version FROM licet.meta FOR UPDATE").fetchone()
-            if row is None:
-                raise LedgerCorruptError(f"{probe.location} does not hold a licet ledger")
-            before = int(row[0])
-            if before > SCHEMA_VERSION:
-                _check_version(before, probe.location)
-            _migrate(conn, before, SCHEMA_VERSION)
-            conn.execute("UPDATE licet.meta SET schema_version = %s", (SCHEMA_VERSION,))
-    return before, SCHEMA_VERSION
-
-
-def _migrate(conn: psycopg.Connection[Any], after: int, upto: int) -> None:
-    for version, sql in _MIGRATIONS:
-        if after < version <= upto:
-            conn.execute(sql.encode())
-
-
-def _check_version(version: Any, location: str) -> None:
-    if version == SCHEMA_VERSION:
-        return
-    if isinstance(version, int) and version < SCHEMA_VERSION:
-        raise LedgerVersionError(
-            f"the ledger in {location} has schema version {version}, this issuer needs "
-            f"{SCHEMA_VERSION} — run 'issuer ledger upgrade --ledger URL'"
-        )
-    raise LedgerVersionError(
-        f"the ledger in {location} has schema version {version!r}, newer than this issuer's "
-        f"{SCHEMA_VERSION} — upgrade licet"
-    )
 
 
 def _record(doc: Any) -> LicenseRecord:
@@ -770,7 +525,7 @@ _CHANGE_AND_APPEND = (
 )
 
 
-def _log(
+def _append(
     conn: psycopg.Connection[Any], license_id: str | None, events: Sequence[Event]
 ) -> list[int]:
     """Append events to the audit log, in order; their cursors, in that order."""
@@ -778,6 +533,11 @@ def _log(
         return []
     rows = conn.execute(_APPEND, (license_id, [Jsonb(e.to_doc()) for e in events])).fetchall()
     return sorted(int(row[0]) for row in rows)  # handed out in insertion order
+
+
+def _log(conn: psycopg.Connection[Any], license_id: str | None, events: Sequence[Event]) -> None:
+    """Append events to the audit log, in order."""
+    _append(conn, license_id, events)
 
 
 def _logged(cursor: int, license_id: Any, doc: Any) -> LoggedEvent:
@@ -798,48 +558,9 @@ def _index_products(conn: psycopg.Connection[Any], records: list[LicenseRecord])
         )
 
 
-def _entry(row: Any) -> RevocationEntry:
-    return RevocationEntry.from_doc(
-        {"kind": row[0], "id": row[1], "until": row[2].astimezone(_dt.UTC).isoformat()}
-    )
-
-
-def _insert_entries(conn: psycopg.Connection[Any], entries: list[RevocationEntry]) -> None:
-    if entries:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO licet.revocations (kind, ident, until) VALUES (%s, %s, %s)",
-                [(e.kind, e.ident, e.until) for e in entries],
-            )
-
-
-def _revoke(
-    conn: psycopg.Connection[Any], entries: list[RevocationEntry], now: _dt.datetime
-) -> None:
-    """Move the revocation list to its next serial, add ``entries``, drop harmless ones."""
-    # The meta row's lock orders every list change across nodes: serials never repeat.
-    conn.execute("UPDATE licet.meta SET revocation_serial = revocation_serial + 1")
-    conn.execute("DELETE FROM licet.revocations WHERE until <= %s", (now,))
-    _insert_entries(conn, entries)
-
-
 _NO_CURSOR = 2**63 - 1  # above every position: start at the newest license
 _LOCK_BUCKET = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7170))"
 _LOCK_PRODUCTS = "SELECT pg_advisory_xact_lock(hashtextextended('licet.products', 7171))"
-_LOCK_LOGINS = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7172))"
-
-
-def _locked_logins(
-    conn: psycopg.Connection[Any], attempt: LoginCount
-) -> dict[str, list[_dt.datetime]]:
-    """The attempt's counters, locked until the transaction ends: failures in the window."""
-    for subject in attempt.subjects:  # sorted: two nodes never wait for each other in a circle
-        conn.execute(_LOCK_LOGINS, (subject,))
-    rows = conn.execute(
-        "SELECT subject, times FROM licet.login_failures WHERE subject = ANY(%s)",
-        (list(attempt.subjects),),
-    ).fetchall()
-    return {str(row[0]): sorted(t for t in row[1] if t > attempt.horizon) for row in rows}
 
 
 class PostgresTransaction:
@@ -914,7 +635,7 @@ class PostgresTransaction:
         self._conn.execute(_LOCK_PRODUCTS)
         _insert(self._conn, record)
         _index_products(self._conn, [record])
-        self._cursors = _log(self._conn, record.license_id, record.history)
+        self._cursors = _append(self._conn, record.license_id, record.history)
 
     def replace(
         self,
@@ -941,7 +662,9 @@ class PostgresTransaction:
                     (change.new_ip, change.license_id),
                 )
         if change.revocations is not None:
-            _revoke(conn, list(change.revocations.added), change.revocations.drop_until)
+            revocation_list.revoke(
+                conn, list(change.revocations.added), change.revocations.drop_until
+            )
         # Last, and in one round trip with the license: the feed waits for
         # transactions holding uncommitted events.
         rows = conn.execute(
@@ -966,10 +689,3 @@ class PostgresTransaction:
     def commit(self) -> None:
         """Commit now: a counted failure stays although the refusal that follows rolls back."""
         self._conn.commit()
-
-
-def drop_schema(url: str) -> None:
-    """Remove the ledger's schema: only for a copy that failed into a schema it created."""
-    probe = PostgresLedger._unopened(url)
-    with probe._direct() as conn, conn.transaction():
-        conn.execute("DROP SCHEMA IF EXISTS licet CASCADE")

@@ -18,7 +18,7 @@ at once per process (each Argon2 check takes 64 MiB); a log-in that finds no
 free check within ``AccountsConfig.check_wait`` is refused uncounted.
 
 Example:
-    >>> accounts = Accounts(ledger, clock=utc_now)  # doctest: +SKIP
+    >>> accounts = Accounts(ledger.account_store, clock=utc_now)  # doctest: +SKIP
     >>> accounts.add_user("alice", "correct horse battery", actor="cli:root")  # doctest: +SKIP
     >>> key = accounts.login("alice", "correct horse", address="::1")  # doctest: +SKIP
 """
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from issuer.addresses import rate_bucket
 from issuer.errors import AccountNotFoundError, AuthenticationError, PermissionDeniedError
-from issuer.ledger.api import LedgerBackend
+from issuer.ledger.api import AccountStore
 from issuer.policy.ratelimit import LoginAttempt
 from issuer.records import Account, Event, Session
 from verifier.clock import Clock, now_from
@@ -142,20 +142,26 @@ class Accounts:
     """Console users, API tokens and sessions in one ledger.
 
     Args:
-        ledger: where they are stored.
+        store: where they are stored: a ledger's
+            :attr:`~issuer.ledger.api.LedgerBackend.account_store`, the only
+            part of the ledger accounts use.
         clock: time source (session expiry and login limits follow it).
         config: session and login rules.
     """
 
     def __init__(
-        self, ledger: LedgerBackend, *, clock: Clock, config: AccountsConfig | None = None
+        self, store: AccountStore, *, clock: Clock, config: AccountsConfig | None = None
     ) -> None:
-        self.ledger = ledger
+        self.store = store
         self.config = config or AccountsConfig()
         self._clock = clock
         self._dummy_hash: str | None = None
 
     # -- users -------------------------------------------------------------------
+
+    def users(self) -> list[Account]:
+        """The console users, by name."""
+        return self.store.accounts("user")
 
     def add_user(self, name: str, password: str, *, actor: str) -> Account:
         """Add a console user.
@@ -171,7 +177,7 @@ class Accounts:
             )
         now = now_from(self._clock)
         account = Account("user", name, _hasher().hash(password), "write", now)
-        self.ledger.add_account(account, self._event("user-added", actor, now, name))
+        self.store.add_account(account, self._event("user-added", actor, now, name))
         return account
 
     def remove_user(self, name: str, *, actor: str) -> None:
@@ -181,9 +187,13 @@ class Accounts:
             AccountNotFoundError: no such user.
         """
         now = now_from(self._clock)
-        self.ledger.remove_account("user", name, self._event("user-removed", actor, now, name))
+        self.store.remove_account("user", name, self._event("user-removed", actor, now, name))
 
     # -- API tokens ----------------------------------------------------------------
+
+    def tokens(self) -> list[Account]:
+        """The admin API tokens, by name (only hashes of the tokens are stored)."""
+        return self.store.accounts("token")
 
     def create_token(self, name: str, scope: str, *, actor: str) -> tuple[Account, str]:
         """Create an API token; returns it with the token text, which is never stored.
@@ -198,7 +208,7 @@ class Accounts:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = now_from(self._clock)
         account = Account("token", name, _sha256(token), scope, now)
-        self.ledger.add_account(
+        self.store.add_account(
             account, self._event("token-created", actor, now, f"{name} ({scope})")
         )
         return account, token
@@ -210,7 +220,7 @@ class Accounts:
             AccountNotFoundError: no such token.
         """
         now = now_from(self._clock)
-        self.ledger.remove_account("token", name, self._event("token-revoked", actor, now, name))
+        self.store.remove_account("token", name, self._event("token-revoked", actor, now, name))
 
     def authenticate_token(self, token: str, *, write: bool) -> Account:
         """The API token's account, if the token is valid and its scope allows the request.
@@ -222,7 +232,7 @@ class Accounts:
         if not isinstance(token, str) or _TOKEN.fullmatch(token) is None:
             raise AuthenticationError("missing or invalid API token")
         digest = _sha256(token)
-        account = self.ledger.find_account("token", secret_hash=digest)
+        account = self.store.find_account("token", secret_hash=digest)
         if account is None or not hmac.compare_digest(account.secret_hash, digest):
             raise AuthenticationError("missing or invalid API token")
         if write and account.scope != "write":
@@ -256,10 +266,10 @@ class Accounts:
         )
         # Counted as a failure before the password is checked, in one locked step:
         # concurrent guesses can never check more passwords than the limit.
-        self.ledger.reserve_login(attempt)
-        account = self.ledger.find_account("user", name=name) if known else None
+        self.store.reserve_login(attempt)
+        account = self.store.find_account("user", name=name) if known else None
         if not _checks.acquire(timeout=self.config.check_wait.total_seconds()):
-            self.ledger.release_login(attempt)  # nothing was checked: nothing counts
+            self.store.release_login(attempt)  # nothing was checked: nothing counts
             wait = max(1, math.ceil(self.config.check_wait.total_seconds()))
             raise RateLimitedError(
                 f"the console is busy checking other logins — try again in {wait} s",
@@ -271,11 +281,11 @@ class Accounts:
             _checks.release()
         if account is None or not password_ok:
             raise AuthenticationError()  # the failure counted above stands
-        self.ledger.release_login(attempt, forget=(attempt.pair,))
+        self.store.release_login(attempt, forget=(attempt.pair,))
         now = attempt.now
         key = secrets.token_urlsafe(32)
         try:
-            self.ledger.open_session(
+            self.store.open_session(
                 Session(_sha256(key), account.name, now, now),
                 drop_unused_since=now - self.config.session_idle,
             )
@@ -293,23 +303,23 @@ class Accounts:
             raise AuthenticationError("please log in")
         now = now_from(self._clock)
         digest = _sha256(key)
-        session = self.ledger.session(digest)
+        session = self.store.session(digest)
         if session is None or not hmac.compare_digest(session.key_hash, digest):
             raise AuthenticationError("please log in")
         if (
             now - session.last_seen >= self.config.session_idle
             or now - session.created_at >= self.config.session_max
         ):
-            self.ledger.end_session(digest)
+            self.store.end_session(digest)
             raise AuthenticationError("your session expired — please log in again")
         if now - session.last_seen >= _dt.timedelta(minutes=1):  # not a write per request
-            self.ledger.save_session(Session(digest, session.user, session.created_at, now))
+            self.store.save_session(Session(digest, session.user, session.created_at, now))
         return session.user
 
     def logout(self, key: str) -> None:
         """End a session server-side (the cookie becomes worthless)."""
         if isinstance(key, str) and _SESSION.fullmatch(key):
-            self.ledger.end_session(_sha256(key))
+            self.store.end_session(_sha256(key))
 
     @staticmethod
     def csrf_token(key: str) -> str:

@@ -41,8 +41,7 @@ from dataclasses import dataclass, replace
 
 import standardwebhooks
 
-from issuer.ledger.api import LedgerBackend
-from issuer.ledger.webhook_api import SendClaim
+from issuer.ledger.api import LedgerBackend, SendClaim
 from issuer.licensing.outbox import WAKE
 from issuer.policy import webhooks as rules
 from issuer.webhook_records import Attempt, Delivery, DeliveryStatus, Endpoint

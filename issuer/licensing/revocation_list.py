@@ -63,8 +63,8 @@ _REFUSED = "so it is not given out and panels keep the list they have"
 _NEAR = "and at the limit no new list is given out: panels would keep the list they have"
 _ADVICE = (
     "entries leave the list only when the last token they stop expires (without a lease: "
-    "at the license's expiry, up to ten years) — give licenses a lease in days "
-    "so that new entries leave within a lease"
+    "at the license's expiry, up to ten years) — give licenses leases "
+    "(issuer license set ID --lease-days N) so that new entries leave within a lease"
 )
 
 

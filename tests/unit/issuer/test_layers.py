@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 
 import pytest
-from importgraph import circles, graph
+from importgraph import circles, graph, modules
 
 GRAPH = graph("issuer")
 MODULES = GRAPH.keys()
@@ -82,3 +83,41 @@ def test_capabilities_never_import_the_facade_the_web_or_the_commands(name: str)
         "issuer.umbrella",
     )
     assert {i for i in GRAPH[name] if _in(i, *above)} == set(), name
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _in(n, "issuer.licensing")))
+def test_capabilities_reach_the_ledger_only_through_its_ports(name: str) -> None:
+    # Never a backend or one of its parts: a capability works the same on every backend.
+    assert {i for i in GRAPH[name] if _in(i, "issuer.ledger")} <= {"issuer.ledger.api"}, name
+
+
+def test_accounts_need_of_the_ledger_only_the_account_store() -> None:
+    tree = ast.parse(modules("issuer")["issuer.licensing.accounts"].read_text())
+    names = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and _in(node.module, "issuer.ledger")
+        for alias in node.names
+    }
+    assert names == {"AccountStore"}
+
+
+BACKENDS = ("issuer.ledger.folder", "issuer.ledger.postgres")
+
+
+def _backend_of(name: str) -> str | None:
+    """The backend a module of the ledger belongs to (``issuer.ledger.folder_log`` → folder), if any."""
+    return next((b for b in BACKENDS if name == b or name.startswith(b + "_")), None)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _backend_of(n)))
+def test_the_two_backends_import_nothing_of_each_other(name: str) -> None:
+    mine = _backend_of(name)
+    assert {i for i in GRAPH[name] if _backend_of(i) not in (None, mine)} == set(), name
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _backend_of(n) and n not in BACKENDS))
+def test_a_backend_part_sits_below_its_backend_and_the_door(name: str) -> None:
+    # A part (accounts, revocation list, log, schema, ...) is handed what it needs; it never reaches back up.
+    above = {"issuer.ledger", "issuer.ledger.copy", *BACKENDS}
+    assert GRAPH[name] & above == set(), name
