@@ -75,7 +75,7 @@ demo-online: $(ONLINE_STAMP)
 	@echo; echo "The commands are in .venv/bin: run '. .venv/bin/activate' (or call .venv/bin/licet ...)."
 
 bench: $(STAMP)
-	status=0; for b in bench/verify.py bench/ledger.py bench/server.py bench/lifecycle.py bench/console.py bench/postgres.py bench/interop_js.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
+	status=0; for b in bench/verify.py bench/ledger.py bench/server.py bench/lifecycle.py bench/console.py bench/postgres.py bench/webhooks.py bench/interop_js.py; do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python $$b || status=1; echo; done; exit $$status
 
 # Known-vulnerability scan of the installed environment. It asks the PyPI
 # advisory database over the network, so it is not part of `make test`.

@@ -15,6 +15,7 @@ import typer
 
 from issuer.cli_options import Json, KeysDir, LedgerDir, TrustedProxies, cli_actor
 from issuer.facade import Issuer
+from issuer.webhook_cli import delivering
 from verifier.cliutil import print_json
 from verifier.clock import format_utc
 from verifier.errors import BadInputError
@@ -210,6 +211,7 @@ def console(
         if not Issuer(config.ledger, config.keys).accounts.users():
             print(NO_USERS, flush=True)
 
-    serve_console(
-        config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, on_listening=announce
-    )
+    with delivering(ledger):
+        serve_console(
+            config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, on_listening=announce
+        )

@@ -30,6 +30,7 @@ from issuer.ledger import is_database_url, redact_url, upgrade_schema
 from issuer.ledger.copy import copy_ledger
 from issuer.license_cli import license_app
 from issuer.policy.ratelimit import RateLimit
+from issuer.webhook_cli import delivering, webhook_app
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, print_json, run
 from verifier.errors import BadInputError, LicenseError, RenewalCodeError, RequestCodeError
 from verifier.renewal import parse_renewal_code
@@ -56,6 +57,7 @@ ledger_app = typer.Typer(
 )
 app.add_typer(license_app, name="license")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(webhook_app, name="webhook")
 app.add_typer(admin_app, name="admin")
 app.command("console")(console)
 ratelimit_app = typer.Typer(
@@ -155,8 +157,9 @@ def ledger_copy(
         return
     print(
         f"copied {summary.licenses} licenses, {summary.activations} activations, "
-        f"{summary.events} events, {summary.users} console users and {summary.tokens} "
-        f"API tokens; digest {summary.digest} matches the source"
+        f"{summary.events} events, {summary.users} console users, {summary.tokens} "
+        f"API tokens, {summary.webhooks} webhook endpoints and {summary.undelivered} "
+        f"undelivered webhook deliveries; digest {summary.digest} matches the source"
     )
 
 
@@ -421,14 +424,15 @@ def serve(
     def announce(url: str) -> None:
         print(f"licet license server on {url} ({workers} worker(s))", flush=True)
 
-    run_server(
-        config,
-        host=host,
-        port=port,
-        workers=workers,
-        passphrase_file=passphrase_file,
-        on_listening=announce,
-    )
+    with delivering(ledger):
+        run_server(
+            config,
+            host=host,
+            port=port,
+            workers=workers,
+            passphrase_file=passphrase_file,
+            on_listening=announce,
+        )
 
 
 def main(argv: list[str] | None = None, prog: str = "issuer") -> None:

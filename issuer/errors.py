@@ -27,6 +27,8 @@ from verifier.errors import (
     RevocationListTooLargeError,
     SecretMissingError,
     UnknownProductError,
+    WebhookNotFoundError,
+    WebhookTargetError,
 )
 
 __all__ = [
@@ -48,4 +50,6 @@ __all__ = [
     "RevocationListTooLargeError",
     "SecretMissingError",
     "UnknownProductError",
+    "WebhookNotFoundError",
+    "WebhookTargetError",
 ]

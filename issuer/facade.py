@@ -3,12 +3,12 @@
 :class:`Issuer` opens the ledger and the keys once and holds one object per
 capability — :attr:`~Issuer.licensing` (licenses),
 :attr:`~Issuer.activations` (activation and renewal),
-:attr:`~Issuer.revocation_lists`, :attr:`~Issuer.rate_limits` and
-:attr:`~Issuer.accounts` — which share the ledger, the signing key and one
-revocation-list cache. Its methods are the library's documented doors, each
-handing the call to the capability that does it; :meth:`Issuer.with_actor`
-gives the same issuer acting for someone else (one per request), rebuilding
-only the capabilities.
+:attr:`~Issuer.revocation_lists`, :attr:`~Issuer.rate_limits`,
+:attr:`~Issuer.webhooks` (webhook endpoints) and :attr:`~Issuer.accounts` —
+which share the ledger, the signing key and one revocation-list cache. Its
+methods are the library's documented doors, each handing the call to the
+capability that does it; :meth:`Issuer.with_actor` gives the same issuer
+acting for someone else (one per request), rebuilding only the capabilities.
 
 Example:
     >>> iss = Issuer(ledger="ledger", keys="keys")  # doctest: +SKIP
@@ -52,6 +52,7 @@ from issuer.licensing.revocation_list import (
     RevocationLists,
     SignedRevocations,
 )
+from issuer.licensing.webhooks import Webhooks
 from issuer.policy import terms
 from issuer.records import Account, LoggedEvent, RevocationEntry
 from keytool.errors import PrivateKeyError
@@ -88,6 +89,7 @@ class Issuer:
     activations: Activations
     revocation_lists: RevocationLists
     rate_limits: RateLimits
+    webhooks: Webhooks
 
     def __init__(
         self,
@@ -191,6 +193,7 @@ class Issuer:
             max_bytes=self.config.revocation_list_max_bytes,
         )
         self.rate_limits = RateLimits(self.ledger, clock=self._clock, limit=self.config.rate_limit)
+        self.webhooks = Webhooks(self.ledger, clock=self._clock, actor=actor)
 
     def with_actor(self, actor: str, *, keys: bool = True) -> Issuer:
         """The same issuer recording its changes under another actor (one per request).

@@ -136,11 +136,11 @@ def test_only_the_ledger_backends_import_their_storage_libraries() -> None:
     """Storage stays behind the Ledger interface: tinydb in the folder backend, psycopg in the PostgreSQL one."""
     postgres = {  # the backend, its parts and its connections
         "issuer/ledger/postgres.py", "issuer/ledger/postgres_accounts.py", "issuer/ledger/postgres_revocations.py",
-        "issuer/ledger/postgres_schema.py", "issuer/ledger/connections.py",
+        "issuer/ledger/postgres_schema.py", "issuer/ledger/connections.py", "issuer/ledger/webhooks_pg.py",
     }
     folder = {  # the backend and its parts, over the shard files
         "issuer/ledger/folder.py", "issuer/ledger/folder_accounts.py", "issuer/ledger/folder_attempts.py",
-        "issuer/ledger/folder_log.py", "issuer/ledger/shards.py",
+        "issuer/ledger/folder_log.py", "issuer/ledger/shards.py", "issuer/ledger/webhooks_folder.py",
     }
     owners = {"tinydb": folder, "psycopg": postgres, "psycopg_pool": postgres}
     for package in PACKAGES:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from issuer.ledger.webhook_api import SendClaim, WebhookRows, WebhookStorage
 from issuer.records import (
     Account,
     Event,
@@ -38,6 +39,7 @@ from issuer.records import (
     RevocationEntry,
     Session,
 )
+from issuer.webhook_records import Delivery, Endpoint
 
 __all__ = [
     "AccountStore",
@@ -48,6 +50,9 @@ __all__ = [
     "LedgerInfo",
     "LedgerTransaction",
     "LoginCount",
+    "SendClaim",
+    "WebhookRows",
+    "WebhookStorage",
 ]
 
 FORMAT = "licet-ledger"  # what every ledger calls itself, in ledger.json or licet.meta
@@ -166,6 +171,12 @@ class LedgerTransaction(Protocol):
     def commit(self) -> None:
         """Make what was written so far durable now: a counted failure, before its refusal."""
 
+    def webhook_endpoints(self) -> list[Endpoint]:
+        """Every webhook endpoint, read in the transaction (see :class:`WebhookRows`)."""
+
+    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+        """Queue webhook deliveries with the change (see :meth:`WebhookRows.enqueue`)."""
+
 
 class AccountStore(Protocol):
     """Where a ledger keeps who may use the console and the admin API; decides nothing.
@@ -254,6 +265,10 @@ class LedgerBackend(abc.ABC):
     info: LedgerInfo
     location: str
     account_store: AccountStore
+
+    @abc.abstractmethod
+    def webhooks(self) -> WebhookStorage:
+        """The ledger's webhook endpoints and delivery queue."""
 
     def protected_paths(self) -> tuple[Path, ...]:
         """Files and folders of the ledger that an output file must never replace."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from issuer.errors import LedgerError
 from issuer.ledger import LedgerBackend, create_ledger, is_database_url, open_ledger
 from issuer.records import Account, LoggedEvent
+from issuer.webhook_records import Delivery, Endpoint
 
 __all__ = ["LedgerSummary", "copy_ledger", "summarize"]
 
@@ -54,6 +55,8 @@ class LedgerSummary:
         tokens: admin API tokens.
         revocation_serial: the revocation list's serial.
         revocations: entries of the revocation list.
+        webhooks: webhook endpoints.
+        undelivered: webhook deliveries not delivered yet (pending or failed).
         digest: SHA-256 (hex) over the ledger's identity and every record, the
             audit log in its order (not its cursors) and the accounts.
     """
@@ -66,6 +69,8 @@ class LedgerSummary:
     revocation_serial: int
     revocations: int
     digest: str
+    webhooks: int = 0
+    undelivered: int = 0
 
 
 def _all_events(ledger: LedgerBackend) -> list[LoggedEvent]:
@@ -80,13 +85,25 @@ def _accounts(ledger: LedgerBackend) -> list[Account]:
     return [*store.accounts("user"), *store.accounts("token")]
 
 
+def _webhooks(ledger: LedgerBackend) -> tuple[list[Endpoint], list[Delivery]]:
+    store = ledger.webhooks()
+    endpoints = store.endpoints()
+    queued = [
+        d for e in endpoints for d in store.deliveries(e.endpoint_id, limit=2**31, undelivered=True)
+    ]
+    return endpoints, sorted(queued, key=lambda d: d.seq)
+
+
 def summarize(ledger: LedgerBackend) -> LedgerSummary:
     """Count a ledger's records and digest them (the same value on every backend)."""
-    return _summary(ledger, _all_events(ledger), _accounts(ledger))
+    return _summary(ledger, _all_events(ledger), _accounts(ledger), _webhooks(ledger))
 
 
 def _summary(
-    ledger: LedgerBackend, events: list[LoggedEvent], accounts: list[Account]
+    ledger: LedgerBackend,
+    events: list[LoggedEvent],
+    accounts: list[Account],
+    webhooks: tuple[list[Endpoint], list[Delivery]],
 ) -> LedgerSummary:
     records = ledger.licenses()
     serial, entries = ledger.revocations()
@@ -108,7 +125,15 @@ def _summary(
         digest.update(b"\nevent " + json.dumps(doc, sort_keys=True).encode())
     for account in sorted(accounts, key=lambda a: (a.kind, a.name)):
         digest.update(b"\naccount " + json.dumps(account.to_doc(), sort_keys=True).encode())
+    endpoints, queued = webhooks
+    for endpoint in sorted(endpoints, key=lambda e: e.endpoint_id):
+        digest.update(b"\nwebhook " + json.dumps(endpoint.to_doc(), sort_keys=True).encode())
+    for d in queued:  # in their order; the numbers a ledger gives them are its own
+        doc = {**d.to_doc(), "seq": None}
+        digest.update(b"\ndelivery " + json.dumps(doc, sort_keys=True).encode())
     return LedgerSummary(
+        webhooks=len(endpoints),
+        undelivered=len(queued),
         licenses=len(records),
         activations=sum(len(r.past_activations) + (r.activation is not None) for r in records),
         events=len(events),
@@ -142,8 +167,8 @@ def copy_ledger(
     """
     src = open_ledger(source)
     try:
-        events, accounts = _all_events(src), _accounts(src)
-        before = _summary(src, events, accounts)
+        events, accounts, webhooks = _all_events(src), _accounts(src), _webhooks(src)
+        before = _summary(src, events, accounts, webhooks)
         records = src.licenses()
         serial, entries = src.revocations()
     finally:
@@ -163,6 +188,7 @@ def copy_ledger(
         dst.add_many(records, log_history=False)
         dst.restore_revocations(serial, entries)
         dst.restore_console(accounts, events)
+        dst.webhooks().restore(*webhooks)
         after = summarize(dst)
         if after != before:
             raise LedgerError(

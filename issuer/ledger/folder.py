@@ -110,12 +110,14 @@ from issuer.ledger.folder_log import (
     append_events,
     append_summary,
     build_index,
+    log_event,
     read_events,
     read_head,
     save_head,
 )
 from issuer.ledger.folder_revocations import FolderRevocations
 from issuer.ledger.shards import ShardTransaction, read_raw, replay_journal
+from issuer.ledger.webhooks_folder import FolderWebhooks, enqueue, read_endpoints
 from issuer.records import (
     Account,
     LicenseQuery,
@@ -124,6 +126,7 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
 )
+from issuer.webhook_records import Delivery, Endpoint
 from verifier.errors import BadInputError, LicenseNotFoundError
 from verifier.fileio import LockTimeout, file_lock, os_error_words
 
@@ -233,6 +236,10 @@ class Ledger(LedgerBackend):
         with ledger._transaction():
             pass  # writes the (empty) index head
         return ledger
+
+    def webhooks(self) -> FolderWebhooks:
+        """The webhook endpoints and delivery queue (``webhooks/``)."""
+        return FolderWebhooks(self.folder, self._transaction, log_event)
 
     def protected_paths(self) -> tuple[Path, ...]:
         """The ledger folder: an output file never goes into it."""
@@ -532,6 +539,7 @@ class FolderTransaction:
         self._ledger = ledger
         self._txn = txn
         self._known: frozenset[str] | None = None
+        self._cursors: list[int] = []  # of the events the last add or replace logged
 
     def license(
         self, *, license_id: str | None = None, key_hash: str | None = None
@@ -574,6 +582,7 @@ class FolderTransaction:
         ledger._index_products(txn, known, [record])
         self._known = known | {record.product}
         head = read_head(txn)
+        self._cursors = [head["events"] + 1 + i for i in range(len(record.history))]
         position = append_summary(txn, head, LicenseSummary.of(record))
         for kind, shard, doc in _placements(record, ledger.info.shard_width, position):
             txn.table(kind, shard).insert(doc)
@@ -629,8 +638,17 @@ class FolderTransaction:
             )
         if change.events:
             head = read_head(txn)
+            self._cursors = [head["events"] + 1 + i for i in range(len(change.events))]
             append_events(txn, head, [(e, new.license_id) for e in change.events])
             save_head(txn, head)
+
+    def webhook_endpoints(self) -> list[Endpoint]:
+        """Every webhook endpoint, read under the lock."""
+        return read_endpoints(self._txn, self._ledger.folder)
+
+    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+        """Queue deliveries with this transaction (their events' cursors from its last change)."""
+        enqueue(self._txn, self._ledger.folder, deliveries, self._cursors if logged else [])
 
     def _record_for_key(self, key_hash: str) -> LicenseRecord | None:
         """The license ``key_hash`` was ever indexed to (whether it is current is not asked)."""

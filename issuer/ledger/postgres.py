@@ -73,6 +73,7 @@ from issuer.records import (
     LoggedEvent,
     RevocationEntry,
 )
+from issuer.webhook_records import Delivery, Endpoint
 from verifier.errors import BadInputError, LicenseNotFoundError
 
 try:
@@ -91,6 +92,7 @@ try:
         migrate,
         upgrade_schema,
     )
+    from issuer.ledger.webhooks_pg import PostgresWebhooks, enqueue, read_endpoints
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise BadInputError(
         "a PostgreSQL ledger needs the 'postgres' extra: "
@@ -195,6 +197,10 @@ class PostgresLedger(LedgerBackend):
             raise LedgerExistsError(
                 f"a ledger exists in {probe.location} already; it is never overwritten"
             )
+
+    def webhooks(self) -> PostgresWebhooks:
+        """The webhook endpoints and delivery queue (``licet.webhook_*``)."""
+        return PostgresWebhooks(self._transaction)
 
     # -- reads ------------------------------------------------------------------
 
@@ -506,6 +512,7 @@ def _insert(conn: psycopg.Connection[Any], record: LicenseRecord) -> None:
 _APPEND = (
     "INSERT INTO licet.events (license_id, doc)"
     " SELECT %s, e FROM unnest(%s::jsonb[]) WITH ORDINALITY AS t (e, n) ORDER BY n"
+    " RETURNING position"
 )
 
 # A changed license and its new events in one statement: one round trip on the path
@@ -514,13 +521,23 @@ _CHANGE_AND_APPEND = (
     "WITH changed AS (UPDATE licet.licenses SET doc = %s WHERE license_id = %s)"
     " INSERT INTO licet.events (license_id, doc)"
     " SELECT %s, e FROM unnest(%s::jsonb[]) WITH ORDINALITY AS t (e, n) ORDER BY n"
+    " RETURNING position"
 )
 
 
+def _append(
+    conn: psycopg.Connection[Any], license_id: str | None, events: Sequence[Event]
+) -> list[int]:
+    """Append events to the audit log, in order; their cursors, in that order."""
+    if not events:
+        return []
+    rows = conn.execute(_APPEND, (license_id, [Jsonb(e.to_doc()) for e in events])).fetchall()
+    return sorted(int(row[0]) for row in rows)  # handed out in insertion order
+
+
 def _log(conn: psycopg.Connection[Any], license_id: str | None, events: Sequence[Event]) -> None:
-    """Append events to the audit log, in order (the caller's last statement before commit)."""
-    if events:
-        conn.execute(_APPEND, (license_id, [Jsonb(e.to_doc()) for e in events]))
+    """Append events to the audit log, in order."""
+    _append(conn, license_id, events)
 
 
 def _logged(cursor: int, license_id: Any, doc: Any) -> LoggedEvent:
@@ -557,6 +574,7 @@ class PostgresTransaction:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self.added: list[str] = []  # ids of the licenses added, for a refusal's message
+        self._cursors: list[int] = []  # of the events the last add or replace logged
 
     def license(
         self, *, license_id: str | None = None, key_hash: str | None = None
@@ -617,7 +635,7 @@ class PostgresTransaction:
         self._conn.execute(_LOCK_PRODUCTS)
         _insert(self._conn, record)
         _index_products(self._conn, [record])
-        _log(self._conn, record.license_id, record.history)
+        self._cursors = _append(self._conn, record.license_id, record.history)
 
     def replace(
         self,
@@ -649,7 +667,7 @@ class PostgresTransaction:
             )
         # Last, and in one round trip with the license: the feed waits for
         # transactions holding uncommitted events.
-        conn.execute(
+        rows = conn.execute(
             _CHANGE_AND_APPEND,
             (
                 Jsonb(change.record.to_doc()),
@@ -657,7 +675,16 @@ class PostgresTransaction:
                 change.license_id,
                 [Jsonb(e.to_doc()) for e in change.events],
             ),
-        )
+        ).fetchall()
+        self._cursors = sorted(int(row[0]) for row in rows)  # handed out in insertion order
+
+    def webhook_endpoints(self) -> list[Endpoint]:
+        """Every webhook endpoint."""
+        return read_endpoints(self._conn)
+
+    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+        """Queue deliveries with this transaction (their events' cursors from its last change)."""
+        enqueue(self._conn, deliveries, self._cursors if logged else [])
 
     def commit(self) -> None:
         """Commit now: a counted failure stays although the refusal that follows rolls back."""

@@ -199,7 +199,7 @@ class Activations:
                     identity=identity,
                     accept_machine_id=accepts_machine_id(record, self.ledger.info),
                 )
-            store(tx, record, updated)
+            store(tx, record, updated, info=self.ledger.info, months=self._months)
         return self._issue(signer, updated, activation, lease, now, record.activation is None)
 
     def _generation(self, record: LicenseRecord | None, presented: str) -> int | None:
@@ -276,7 +276,7 @@ class Activations:
                     lease_days=self.ledger.info.lease_days,
                     months=self._months,
                 )
-            store(tx, record, updated)
+            store(tx, record, updated, info=self.ledger.info, months=self._months)
         return self._issue(signer, updated, activation, lease, now, new=False)
 
     def activate_by_address(

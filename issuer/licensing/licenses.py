@@ -24,6 +24,7 @@ from issuer import policy
 from issuer.addresses import canonical_ip
 from issuer.ledger.api import LedgerBackend, LedgerInfo, LedgerTransaction
 from issuer.licensing.minting import Minter, key_hash
+from issuer.licensing.outbox import queue_events
 from issuer.policy import revocations, terms
 from issuer.records import (
     Activation,
@@ -252,9 +253,36 @@ def existing(tx: LedgerTransaction, license_id: str | None) -> LicenseRecord:
     return record
 
 
-def store(tx: LedgerTransaction, before: LicenseRecord, after: LicenseRecord) -> None:
-    """Have ``tx`` keep ``after``, with the revocation entries the policy says it adds."""
+def store(
+    tx: LedgerTransaction,
+    before: LicenseRecord,
+    after: LicenseRecord,
+    *,
+    info: LedgerInfo,
+    months: int,
+) -> None:
+    """Have ``tx`` keep ``after``, with the revocation entries the policy says it adds.
+
+    The change's license events are queued for the webhook endpoints in the
+    same transaction (:func:`issuer.licensing.outbox.queue_events`).
+    """
     tx.replace(before, after, revoked=revocations.revocation_changes(before, after))
+    queue_events(tx, before, after, lambda record: hook_view(record, info, months))
+
+
+def hook_view(record: LicenseRecord, info: LedgerInfo, months: int) -> dict[str, Any]:
+    """The license as the admin API shows it at its last event, without its activation key."""
+    now = record.history[-1].at if record.history else record.created_at
+    allowed = policy.next_regeneration(record, months, now)
+    return LicenseView(
+        record=record,
+        activation_key=None,
+        state=record.state(now),
+        next_regeneration=allowed,
+        regeneration_allowed=allowed <= now and record.status != LicenseStatus.REVOKED,
+        lease_days=info.lease_days if record.lease_days is None else record.lease_days,
+        accepts_machine_id=accepts_machine_id(record, info),
+    ).to_dict()
 
 
 def random_id(prefix: str, chars: int) -> str:
@@ -417,6 +445,8 @@ class Licenses:
         with self.ledger.transaction() as tx:
             terms.check_product(record.product, tx.products(), new_product=new_product)
             tx.add(record)
+            info = self.ledger.info
+            queue_events(tx, None, record, lambda r: hook_view(r, info, self._months))
         return self.view(record, now)
 
     def create_many(
@@ -518,7 +548,7 @@ class Licenses:
                 now=now,
                 months=self._months,
             )
-            store(tx, record, updated)
+            store(tx, record, updated, info=self.ledger.info, months=self._months)
         return self.view(updated, now)
 
     def revoke(self, license_id: str) -> LicenseView:
@@ -531,7 +561,7 @@ class Licenses:
         with self.ledger.transaction() as tx:
             record = existing(tx, license_id)
             updated = policy.revoke(record, actor=self.actor, now=now)
-            store(tx, record, updated)
+            store(tx, record, updated, info=self.ledger.info, months=self._months)
         return self.view(updated, now)
 
     def view(self, record: LicenseRecord, now: _dt.datetime) -> LicenseView:
@@ -744,7 +774,7 @@ class Licenses:
             record = existing(tx, license_id)
             updated = policy.amend(record, edits, actor=self.actor, now=now)
             if updated is not None:
-                store(tx, record, updated)
+                store(tx, record, updated, info=self.ledger.info, months=self._months)
         return self.view(updated or record, now)
 
     def events(self, *, after: str | None = None, limit: int = 100) -> Page[LoggedEvent]:

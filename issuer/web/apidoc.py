@@ -209,6 +209,14 @@ ADVICE: dict[str, str] = {
         "Send a valid API token as Authorization: Bearer <token>; a revoked token stops working "
         "at once, so ask the provider for a new one."
     ),
+    "webhook-not-found": (
+        "Check the endpoint or delivery id against GET /v1/admin/webhooks and its deliveries; "
+        "a removed endpoint's deliveries are gone with it."
+    ),
+    "webhook-target-refused": (
+        "Give an https:// URL of a public host; a receiver on a private network needs "
+        "allow_private."
+    ),
     "unknown-product": (
         "Check the product's spelling against the provider's products; to add a new product, send "
         'the license again with "new_product": true.'

@@ -31,7 +31,14 @@ from starlette.staticfiles import StaticFiles
 
 from issuer.addresses import parse_proxies
 from issuer.facade import Issuer
-from issuer.web import admin_api, apidoc, console_pages, problems
+from issuer.web import (
+    admin_api,
+    admin_webhooks,
+    apidoc,
+    console_pages,
+    console_webhooks,
+    problems,
+)
 from issuer.web.plumbing import SHUTDOWN_GRACE, DeadlineProtocol, limit_body, listen
 from keytool.passphrase import read_passphrase
 from verifier.clock import Clock, utc_now
@@ -186,8 +193,10 @@ def create_console_app(
         return response
 
     app.include_router(admin_api.router)
+    app.include_router(admin_webhooks.router)
     problems.install_problem_pages(app)
     console_pages.install(app)
+    app.include_router(console_webhooks.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.openapi = lambda: problems.openapi_document(app, _DESCRIPTION)  # type: ignore[method-assign]
     return app

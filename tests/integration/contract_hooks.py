@@ -18,6 +18,7 @@ CONTENT_REFUSALS = {
     "malformed-activation-key",
     "unknown-product",
     "expiry-out-of-range",
+    "webhook-target-refused",
 }
 
 

@@ -115,6 +115,17 @@ def test_every_issuer_command_runs_from_the_installed_script(tmp_path: Path, pg_
     assert [t["name"] for t in json.loads(run("admin token list", "--json", cwd=home))] == ["billing"]
     run("admin token revoke", "billing", cwd=home)
     assert json.loads(run("ratelimit list", "--json", cwd=home)) == []
+    hook = json.loads(run("webhook add", "http://127.0.0.1:9/hooks", "--allow-private", "--json", cwd=home))
+    assert [h["id"] for h in json.loads(run("webhook list", "--json", cwd=home))["items"]] == [hook["id"]]
+    run("webhook test", hook["id"], cwd=home)
+    run("webhook pause", hook["id"], cwd=home)
+    run("webhook resume", hook["id"], cwd=home)
+    assert json.loads(run("webhook rotate-secret", hook["id"], "--json", cwd=home))["id"] == hook["id"]
+    run("webhook deliver", "--once", cwd=home)  # nobody listens on port 9: exit 0 all the same
+    queued = json.loads(run("webhook deliveries", hook["id"], "--json", cwd=home))["items"]
+    assert queued[0]["attempts"][0]["http_status"] is None and queued[0]["status"] == "pending"
+    run("webhook redeliver", queued[0]["delivery_id"], cwd=home)
+    run("webhook remove", hook["id"], cwd=home)
     run("ratelimit clear", cwd=home)
     # The two servers run the installed script too (servers.py, consoles.py).
     server = LicenseServer(home)

@@ -322,7 +322,10 @@ def test_two_consoles_on_one_database_share_licenses_events_accounts_and_session
 def test_ledger_copy_round_trip_keeps_everything(tmp_path: Path, pg_url: str) -> None:
     from clirun import provider_home
 
-    home = provider_home(tmp_path, ("--product", PRODUCT), ("--product", PRODUCT, "--ip", "203.0.113.5"), ("--product", PRODUCT))
+    home = provider_home(tmp_path)
+    hook = json.loads(cli("issuer", "webhook", "add", "https://billing.example/hooks", "--json", cwd=home).stdout)
+    for args in (("--product", PRODUCT), ("--product", PRODUCT, "--ip", "203.0.113.5"), ("--product", PRODUCT)):
+        cli("issuer", "license", "create", *args, cwd=home)
     ids = [v["license_id"] for v in json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)]
     keys = [show(home, "ledger", i)["activation_key"] for i in ids]
     cli("issuer", "activate", code_for(keys[0], "alpha"), cwd=home)
@@ -344,7 +347,12 @@ def test_ledger_copy_round_trip_keeps_everything(tmp_path: Path, pg_url: str) ->
     summary = json.loads(there.stdout)
     assert summary == json.loads(back.stdout)
     assert (summary["licenses"], summary["activations"], summary["users"], summary["tokens"]) == (3, 2, 1, 1)
-    assert summary["events"] == sum(len(show(home, "ledger", i)["history"]) for i in ids) + 2  # and the two accounts
+    assert summary["events"] == sum(len(show(home, "ledger", i)["history"]) for i in ids) + 3  # the accounts, the webhook
+    # The webhook endpoint with its secret, and every undelivered event, came along.
+    assert (summary["webhooks"], summary["undelivered"]) == (1, 3 + 2 + 1 + 1)
+    for ledger in (pg_url, "copied"):
+        queued = json.loads(cli("issuer", "webhook", "deliveries", hook["id"], "--json", "--ledger", ledger, cwd=home).stdout)["items"]
+        assert len(queued) == 7 and {q["status"] for q in queued} == {"pending"}
     assert listed(pg_url) == original
     assert listed("copied") == original
     for ledger in (pg_url, "copied"):  # the accounts came along: the same token, the same user

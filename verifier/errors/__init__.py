@@ -64,6 +64,8 @@ from verifier.errors.admin import (
     PermissionDeniedError,
     RevocationListTooLargeError,
     UnknownProductError,
+    WebhookNotFoundError,
+    WebhookTargetError,
 )
 from verifier.errors.input import (
     ActivationKeyFormatError,
@@ -173,6 +175,8 @@ __all__ = [
     "TrustedKeysError",
     "TrustedKeysMissingError",
     "UnknownProductError",
+    "WebhookNotFoundError",
+    "WebhookTargetError",
     "UntrustedKeyError",
     "WrongServerError",
     "error_class",

@@ -21,6 +21,8 @@ __all__ = [
     "PermissionDeniedError",
     "RevocationListTooLargeError",
     "UnknownProductError",
+    "WebhookNotFoundError",
+    "WebhookTargetError",
 ]
 
 
@@ -121,3 +123,22 @@ class RevocationListTooLargeError(LicenseError):
     code = "revocations-too-large"
     default_message = "the revocation list is larger than panels accept"
     http_status = 503  # the provider's list, not the client's request
+
+
+class WebhookNotFoundError(LicenseError):
+    """No webhook endpoint or delivery with that id."""
+
+    code = "webhook-not-found"
+    default_message = "no such webhook endpoint or delivery"
+    http_status = 404
+
+
+class WebhookTargetError(BadInputError):
+    """A webhook URL licet will not post to: not https, or a loopback, private or reserved target.
+
+    Well-formed as a URL; its own code lets an API client tell it from ``bad-input``.
+    """
+
+    code = "webhook-target-refused"
+    default_message = "webhook URLs are https:// URLs of public hosts"
+    http_status = 422

@@ -51,6 +51,8 @@ def test_every_admin_operation_documents_each_refusal_with_its_codes(document: d
         ("get", "/v1/admin/licenses"), ("post", "/v1/admin/licenses"), ("get", "/v1/admin/licenses/{license_id}"),
         ("patch", "/v1/admin/licenses/{license_id}"), ("post", "/v1/admin/licenses/{license_id}/regenerate"),
         ("post", "/v1/admin/licenses/{license_id}/revoke"), ("get", "/v1/admin/events"),
+        ("get", "/v1/admin/webhooks"), ("post", "/v1/admin/webhooks"), ("delete", "/v1/admin/webhooks/{endpoint_id}"),
+        ("get", "/v1/admin/webhooks/{endpoint_id}/deliveries"), ("post", "/v1/admin/webhooks/deliveries/{delivery_id}/redeliver"),
     }
     for method, path, operation in operations:
         codes = problem_codes(operation)
@@ -66,11 +68,13 @@ def test_every_admin_operation_documents_each_refusal_with_its_codes(document: d
         assert "ledger-busy" in codes["503"] and codes["500"] == ["server-unavailable"], path
         assert ("forbidden" in codes.get("403", [])) == (method != "get"), (method, path)
         assert ("license-not-found" in codes.get("404", [])) == ("{license_id}" in path), (method, path)
+        assert ("webhook-not-found" in codes.get("404", [])) == ("_id}" in path and "webhooks" in path), (method, path)
         assert "429" not in codes  # tokens are not rate limited: nothing answers 429
     paths = document["paths"]
     assert problem_codes(paths["/v1/admin/licenses/{license_id}/regenerate"]["post"])["409"] == ["regeneration-too-soon"]
     assert set(problem_codes(paths["/v1/admin/licenses"]["post"])["422"]) == {"bad-input", "unknown-product", "expiry-out-of-range"}
     assert "no-active-key" in problem_codes(paths["/v1/admin/licenses"]["post"])["503"]
+    assert set(problem_codes(paths["/v1/admin/webhooks"]["post"])["422"]) == {"bad-input", "webhook-target-refused"}
     assert document["components"]["securitySchemes"]["HTTPBearer"] == {
         "type": "http", "description": "An admin API token (issuer admin token create)", "scheme": "bearer"}
     problem = document["components"]["schemas"]["Problem"]

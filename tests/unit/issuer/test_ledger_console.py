@@ -292,6 +292,7 @@ def test_the_upgrade_to_the_console_schema_fills_the_audit_log_from_the_historie
         ("activated", a.license_id), ("updated", a.license_id)]
     iss.ledger.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as the ledger was at version 5
+        conn.execute("DROP TABLE licet.webhook_deliveries, licet.webhook_senders, licet.webhook_endpoints")
         conn.execute("DROP TABLE licet.events, licet.sessions, licet.login_failures, licet.accounts")
         conn.execute("UPDATE licet.meta SET schema_version = 5")
     with pytest.raises(LedgerVersionError, match="schema version 5"):

@@ -239,6 +239,7 @@ def test_the_upgrades_to_the_product_index_and_license_order_fill_them_from_the_
     clock.advance(seconds=1)
     iss.create_license("dnsmanager", new_product=True)
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as the ledger was before version 4
+        conn.execute("DROP TABLE licet.webhook_deliveries, licet.webhook_senders, licet.webhook_endpoints")
         conn.execute("DROP TABLE licet.products, licet.events, licet.sessions, licet.login_failures, licet.accounts")
         conn.execute("ALTER TABLE licet.licenses DROP COLUMN position")  # its sequence goes with it
         conn.execute("UPDATE licet.meta SET schema_version = 3")
