@@ -2090,26 +2090,28 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
     from consoles import ConsoleServer, add_user, make_token
     from starlette.routing import Mount
 
-    from issuer.web import admin_api, console_pages, license_server
+    from issuer.web import admin_api, admin_webhooks, console_pages, console_webhooks, license_server
     from issuer.web.console_app import ConsoleConfig, create_console_app
     from issuer.web.license_server import ServerConfig, create_app
 
     lic = create_license(home, "--customer", "Acme")
     add_user(home, "alice")
     token = make_token(home, "dashboard", "read")
+    hook = json.loads(cli("issuer", "webhook", "add", "https://billing.example/hook", "--json", cwd=home).stdout)
     ledger, keys = str(home / "ledger"), str(home / "keys")
     server_app = create_app(ServerConfig(ledger=ledger, keys=keys))
     console_app = create_console_app(ConsoleConfig(ledger=ledger, keys=keys))
     # The servers' routers are walked themselves; a new one must be added here.
     included = [r for r in console_app.routes if not hasattr(r, "path")]
-    assert len(included) == 2, included
+    assert len(included) == 4, included
     assert len([r for r in server_app.routes if not hasattr(r, "path")]) == 1
     static = [r for r in console_app.routes if isinstance(r, Mount)]
     assert [m.path for m in static] == ["/static"]
     assets = sorted(p.name for p in (Path(console_pages.__file__).parent / "static").iterdir())
     pages = {
         "server": get_paths([*server_app.routes, *license_server.router.routes]),
-        "console": get_paths([*console_app.routes, *console_pages.router.routes, *admin_api.router.routes])
+        "console": get_paths([*console_app.routes, *console_pages.router.routes, *admin_api.router.routes,
+                              *admin_webhooks.router.routes, *console_webhooks.router.routes])
         + [f"/static/{name}" for name in assets],
     }
     assert {"/v1/health", "/v1/revocations", "/problems/{code}", "/openapi.json"} <= set(pages["server"])
@@ -2123,6 +2125,7 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
             url, headers = where[name]
             for template in paths:
                 path = template.replace("{license_id}", lic["license_id"]).replace("{code}", "bad-input")
+                path = path.replace("{endpoint_id}", hook["id"])
                 assert "{" not in path, path
                 got_status, got, _ = raw_request(url, "GET", path, headers=headers)
                 head_status, head, body = raw_request(url, "HEAD", path, headers=headers)

@@ -32,7 +32,15 @@ from issuer.web import apidoc, problems
 from verifier import errors as e
 from verifier.text import escaped, hidden_ranges
 
-__all__ = ["LICENSE_LINKS", "router"]
+__all__ = [
+    "EVERY_REFUSAL",
+    "LICENSE_LINKS",
+    "WRITE_REFUSALS",
+    "Reader",
+    "Writer",
+    "refusal_answers",
+    "router",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An admin API token (issuer admin token create)")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -151,16 +159,16 @@ _DAYS_OR_EXPIRES: JsonDict = {
 }
 
 #: What every admin route may answer besides its own refusals.
-_EVERY: tuple[type[e.LicenseError], ...] = (
+EVERY_REFUSAL: tuple[type[e.LicenseError], ...] = (
     *problems.EVERY_ROUTE,
     *problems.LEDGER_FAULTS,
     e.BadInputError,
     ie.AuthenticationError,
 )
-_WRITE: tuple[type[e.LicenseError], ...] = (*_EVERY, ie.PermissionDeniedError)
+WRITE_REFUSALS: tuple[type[e.LicenseError], ...] = (*EVERY_REFUSAL, ie.PermissionDeniedError)
 
 
-def _answers(*errors: type[e.LicenseError]) -> dict[int | str, dict[str, Any]]:
+def refusal_answers(*errors: type[e.LicenseError]) -> dict[int | str, dict[str, Any]]:
     answers: dict[int | str, dict[str, Any]] = {}
     answers.update(apidoc.refusals(errors, problems.BUG_STATUS))
     answers["401"]["headers"] = {
@@ -343,7 +351,7 @@ _KEYRING = (e.KeyringError, e.KeyringMissingError, e.NoActiveKeyError)
     operation_id="list_licenses",
     response_model=LicenseList,
     response_model_exclude_unset=True,  # a member left out stays out (activation_key)
-    responses=_answers(*_EVERY),
+    responses=refusal_answers(*EVERY_REFUSAL),
 )
 def list_licenses(
     iss: Reader,
@@ -372,7 +380,7 @@ def list_licenses(
     response_model=LicenseOut,
     responses={
         201: _LICENSE,
-        **_answers(*_WRITE, ie.UnknownProductError, ie.ExpiryOutOfRangeError, *_KEYRING),
+        **refusal_answers(*WRITE_REFUSALS, ie.UnknownProductError, ie.ExpiryOutOfRangeError, *_KEYRING),
     },
 )
 def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
@@ -396,7 +404,7 @@ def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
     operation_id="get_license",
     response_model=LicenseOut,
     response_model_exclude_unset=True,  # a member left out stays out (activation_key)
-    responses={200: _LICENSE, **_answers(*_EVERY, e.LicenseNotFoundError)},
+    responses={200: _LICENSE, **refusal_answers(*EVERY_REFUSAL, e.LicenseNotFoundError)},
 )
 def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
     """A license: its key (not for read-scope tokens), activation, regeneration date, history."""
@@ -409,7 +417,7 @@ def get_license(iss: Reader, license_id: LicenseId) -> dict[str, Any]:
     response_model=LicenseOut,
     responses={
         200: _LICENSE,
-        **_answers(*_WRITE, e.LicenseNotFoundError, ie.ExpiryOutOfRangeError),
+        **refusal_answers(*WRITE_REFUSALS, e.LicenseNotFoundError, ie.ExpiryOutOfRangeError),
     },
 )
 def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dict[str, Any]:
@@ -434,8 +442,8 @@ def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dic
     response_model=LicenseOut,
     responses={
         200: _LICENSE,
-        **_answers(
-            *_WRITE, e.LicenseNotFoundError, e.LicenseRevokedError, e.RegenerationTooSoonError
+        **refusal_answers(
+            *WRITE_REFUSALS, e.LicenseNotFoundError, e.LicenseRevokedError, e.RegenerationTooSoonError
         ),
     },
 )
@@ -450,7 +458,7 @@ def regenerate(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     response_model=LicenseOut,
     responses={
         200: _LICENSE,
-        **_answers(*_WRITE, e.LicenseNotFoundError, e.LicenseRevokedError),
+        **refusal_answers(*WRITE_REFUSALS, e.LicenseNotFoundError, e.LicenseRevokedError),
     },
 )
 def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
@@ -462,7 +470,7 @@ def revoke(iss: Writer, license_id: LicenseId) -> dict[str, Any]:
     "/events",
     operation_id="list_events",
     response_model=EventList,
-    responses=_answers(*_EVERY),
+    responses=refusal_answers(*EVERY_REFUSAL),
 )
 def events(iss: Reader, after: Cursor = None, limit: Limit = 100) -> dict[str, Any]:
     """Every change in order (for billing sync): poll with ``after=next_cursor``."""

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from issuer.licensing.webhooks import MAX_LIMIT
 from issuer.policy.webhooks import EVENT_TYPES, MAX_DESCRIPTION, MAX_URL
 from issuer.web import problems
-from issuer.web.admin_api import _EVERY, _WRITE, Reader, Writer, _answers
+from issuer.web.admin_api import EVERY_REFUSAL, WRITE_REFUSALS, Reader, Writer, refusal_answers
 from verifier import errors as e
 
 __all__ = ["router"]
@@ -111,7 +111,7 @@ class DeliveryList(BaseModel):
     "/webhooks",
     operation_id="list_webhooks",
     response_model=WebhookList,
-    responses=_answers(*_EVERY),
+    responses=refusal_answers(*EVERY_REFUSAL),
 )
 def list_webhooks(iss: Reader) -> dict[str, Any]:
     """Every webhook endpoint (never a secret)."""
@@ -123,7 +123,7 @@ def list_webhooks(iss: Reader) -> dict[str, Any]:
     status_code=201,
     operation_id="create_webhook",
     response_model=WebhookCreated,
-    responses=_answers(*_WRITE, e.WebhookTargetError),
+    responses=refusal_answers(*WRITE_REFUSALS, e.WebhookTargetError),
 )
 def create_webhook(iss: Writer, body: WebhookCreate) -> JSONResponse:
     """Add an endpoint; the answer holds its secret, shown this once."""
@@ -142,7 +142,7 @@ def create_webhook(iss: Writer, body: WebhookCreate) -> JSONResponse:
     "/webhooks/{endpoint_id}",
     status_code=204,
     operation_id="delete_webhook",
-    responses=_answers(*_WRITE, e.WebhookNotFoundError),
+    responses=refusal_answers(*WRITE_REFUSALS, e.WebhookNotFoundError),
 )
 def delete_webhook(iss: Writer, endpoint_id: EndpointId) -> Response:
     """Remove an endpoint; its pending deliveries are dropped."""
@@ -154,7 +154,7 @@ def delete_webhook(iss: Writer, endpoint_id: EndpointId) -> Response:
     "/webhooks/{endpoint_id}/deliveries",
     operation_id="list_webhook_deliveries",
     response_model=DeliveryList,
-    responses=_answers(*_EVERY, e.WebhookNotFoundError),
+    responses=refusal_answers(*EVERY_REFUSAL, e.WebhookNotFoundError),
 )
 def list_deliveries(
     iss: Reader,
@@ -169,7 +169,7 @@ def list_deliveries(
     "/webhooks/deliveries/{delivery_id}/redeliver",
     operation_id="redeliver_webhook",
     response_model=DeliveryOut,
-    responses=_answers(*_WRITE, e.WebhookNotFoundError),
+    responses=refusal_answers(*WRITE_REFUSALS, e.WebhookNotFoundError),
 )
 def redeliver(iss: Writer, delivery_id: DeliveryId) -> dict[str, Any]:
     """Send a delivery again now (the same webhook-id), outside the order hold-back."""

@@ -30,7 +30,16 @@ from issuer.web.problems import ApiRoute, client_of
 from verifier.clock import format_utc
 from verifier.errors import LicenseError
 
-__all__ = ["error_page", "install", "router", "said"]
+__all__ = [
+    "checked_form",
+    "error_page",
+    "install",
+    "logged_in",
+    "render_page",
+    "router",
+    "said",
+    "user_of",
+]
 
 SESSION_COOKIE = "licet_session"
 LOGIN_COOKIE = "licet_login"  # binds the login form's anti-forgery token to this browser
@@ -72,7 +81,7 @@ def _issuer(request: Request) -> Issuer:
     return iss
 
 
-def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render_page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = _env.get_template(template).render(request=request, **context)
     return HTMLResponse(html, status_code=status)
 
@@ -87,10 +96,10 @@ async def error_page(request: Request, status: int, message: str) -> HTMLRespons
     if key:
         try:
             acting = await run_in_threadpool(_issuer(request).session, key)
-            user, csrf = _user(acting), acting.accounts.csrf_token(key)
+            user, csrf = user_of(acting), acting.accounts.csrf_token(key)
         except Exception:  # the page says what went wrong, whatever this is
             user, csrf = None, None
-    return _render(request, "error.html", status, problem=message, user=user, csrf=csrf)
+    return render_page(request, "error.html", status, problem=message, user=user, csrf=csrf)
 
 
 #: How the forms name the inputs a refusal speaks of (the labels beside the fields).
@@ -134,7 +143,7 @@ def _refusal(err: LicenseError, fields: dict[str, str] | None = None) -> tuple[s
     return said(err), bad
 
 
-async def _session(request: Request) -> tuple[Issuer, str, str]:
+async def logged_in(request: Request) -> tuple[Issuer, str, str]:
     """The issuer acting as the logged-in user, the session key and its anti-forgery token."""
     key = request.cookies.get(SESSION_COOKIE, "")
     if not key:
@@ -146,7 +155,7 @@ async def _session(request: Request) -> tuple[Issuer, str, str]:
     return acting, key, acting.accounts.csrf_token(key)
 
 
-async def _form(request: Request, key: str) -> dict[str, str]:
+async def checked_form(request: Request, key: str) -> dict[str, str]:
     """The submitted form, once its anti-forgery token is checked; text fields only."""
     form = await request.form()
     fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
@@ -155,7 +164,7 @@ async def _form(request: Request, key: str) -> dict[str, str]:
     return fields
 
 
-def _user(acting: Issuer) -> str:
+def user_of(acting: Issuer) -> str:
     return acting.actor.removeprefix("console:")
 
 
@@ -177,7 +186,7 @@ def _login_form(
     """The login form, with a refusal's message (and its ``Retry-After``, if it has one)."""
     nonce = secrets.token_urlsafe(32)
     iss = _issuer(request)
-    response = _render(
+    response = render_page(
         request,
         "login.html",
         status,
@@ -197,7 +206,7 @@ def _login_form(
 async def login(request: Request) -> Response:
     """Check the password, open a session, go to the license list."""
     iss = _issuer(request)
-    form = await _form(request, request.cookies.get(LOGIN_COOKIE, ""))
+    form = await checked_form(request, request.cookies.get(LOGIN_COOKIE, ""))
     address = client_of(request, request.app.state.proxies)
     try:
         key = await run_in_threadpool(
@@ -216,15 +225,15 @@ async def login(request: Request) -> Response:
 @router.get("/logout")
 async def logout_page(request: Request) -> Response:
     """A page with the Log out button (logging out is a form, like every change)."""
-    acting, _, csrf = await _session(request)
-    return _render(request, "logout.html", user=_user(acting), csrf=csrf)
+    acting, _, csrf = await logged_in(request)
+    return render_page(request, "logout.html", user=user_of(acting), csrf=csrf)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     """End the session server-side and forget the cookie."""
     key = request.cookies.get(SESSION_COOKIE, "")
-    await _form(request, key)
+    await checked_form(request, key)
     await run_in_threadpool(_issuer(request).accounts.logout, key)
     response = RedirectResponse("/login", status_code=303)
     _forget_cookie(request, response, SESSION_COOKIE)
@@ -262,7 +271,7 @@ def _forget_cookie(request: Request, response: Response, name: str) -> None:
 @router.get("/licenses")
 async def license_list(request: Request) -> Response:
     """The license list: search, filters, pages."""
-    acting, _, csrf = await _session(request)
+    acting, _, csrf = await logged_in(request)
     params = request.query_params
     wanted = {k: params.get(k, "").strip() for k in ("q", "product", "status", "cursor")}
     message, status = None, 200
@@ -280,11 +289,11 @@ async def license_list(request: Request) -> Response:
     except LicenseError as err:
         items, next_cursor, message, status = [], None, said(err), err.http_status
     filters = {k: v for k, v in wanted.items() if v and k != "cursor"}
-    return _render(
+    return render_page(
         request,
         "list.html",
         status,
-        user=_user(acting),
+        user=user_of(acting),
         csrf=csrf,
         items=items,
         wanted=wanted,
@@ -302,18 +311,18 @@ _NEW = "+new"  # the Product choice "new product" (no product name starts with '
 @router.get("/licenses/new")
 async def new_license_page(request: Request) -> Response:
     """The create-license form."""
-    acting, _, csrf = await _session(request)
+    acting, _, csrf = await logged_in(request)
     defaults = await run_in_threadpool(acting.licensing.defaults)
-    return _render(
-        request, "new.html", user=_user(acting), csrf=csrf, form={}, defaults=defaults, bad={}
+    return render_page(
+        request, "new.html", user=user_of(acting), csrf=csrf, form={}, defaults=defaults, bad={}
     )
 
 
 @router.post("/licenses/new")
 async def new_license(request: Request) -> Response:
     """Create a license and show it (with its activation key)."""
-    acting, key, csrf = await _session(request)
-    form = await _form(request, key)
+    acting, key, csrf = await logged_in(request)
+    form = await checked_form(request, key)
     product = form.get("product", "").strip()
     # "new product" names it in a field of its own (a form of old: a ticked new_product box)
     new = product == _NEW or form.get("new_product") == "yes"
@@ -342,11 +351,11 @@ async def new_license(request: Request) -> Response:
             err, {"product": "new_product_name"} if form.get("product") == _NEW else None
         )
         defaults = await run_in_threadpool(acting.licensing.defaults)
-        return _render(
+        return render_page(
             request,
             "new.html",
             err.http_status,
-            user=_user(acting),
+            user=user_of(acting),
             csrf=csrf,
             form=form,
             defaults=defaults,
@@ -359,7 +368,7 @@ async def new_license(request: Request) -> Response:
 @router.get("/licenses/{license_id}")
 async def license_page(request: Request, license_id: str) -> Response:
     """The license edit form: key with Copy, activation, regeneration, history."""
-    acting, _, csrf = await _session(request)
+    acting, _, csrf = await logged_in(request)
     view = await run_in_threadpool(acting.licensing.show, license_id)
     notice = _NOTICES.get(request.query_params.get("done", ""))
     return _edit_form(request, acting, csrf, view, notice=notice)
@@ -385,11 +394,11 @@ def _edit_form(
         "limits": "\n".join(f"{k}={v}" for k, v in record.limits.items()),
         "lease_days": "" if record.lease_days is None else str(record.lease_days),
     }
-    return _render(
+    return render_page(
         request,
         "license.html",
         status,
-        user=_user(acting),
+        user=user_of(acting),
         csrf=csrf,
         view=view,
         record=record,
@@ -404,8 +413,8 @@ def _edit_form(
 @router.post("/licenses/{license_id}")
 async def save_license(request: Request, license_id: str) -> Response:
     """Save the edit form: only fields that differ from what was shown are changed."""
-    acting, key, csrf = await _session(request)
-    form = await _form(request, key)
+    acting, key, csrf = await logged_in(request)
+    form = await checked_form(request, key)
     view = await run_in_threadpool(acting.licensing.show, license_id)
     record = view.record
     try:
@@ -451,12 +460,12 @@ async def revoke(request: Request, license_id: str) -> Response:
 
 
 async def _confirmed(request: Request, license_id: str, action: str) -> Response:
-    acting, key, csrf = await _session(request)
-    form = await _form(request, key)
+    acting, key, csrf = await logged_in(request)
+    form = await checked_form(request, key)
     view = await run_in_threadpool(acting.licensing.show, license_id)
     if form.get("confirm") != "yes":
-        return _render(
-            request, "confirm.html", user=_user(acting), csrf=csrf, view=view, action=action
+        return render_page(
+            request, "confirm.html", user=user_of(acting), csrf=csrf, view=view, action=action
         )
     operation = acting.licensing.regenerate if action == "regenerate" else acting.licensing.revoke
     try:
@@ -473,9 +482,9 @@ async def _confirmed(request: Request, license_id: str, action: str) -> Response
 @router.get("/keys")
 async def keys_page(request: Request) -> Response:
     """The signing keys (read only)."""
-    acting, _, csrf = await _session(request)
+    acting, _, csrf = await logged_in(request)
     keys = await run_in_threadpool(acting.signing_keys)
-    return _render(request, "keys.html", user=_user(acting), csrf=csrf, keys=keys)
+    return render_page(request, "keys.html", user=user_of(acting), csrf=csrf, keys=keys)
 
 
 # -- form fields --------------------------------------------------------------------
@@ -533,13 +542,13 @@ def _parse_limits_field(value: str) -> dict[str, Any]:
 @router.get("/revocations")
 async def revocations_page(request: Request) -> Response:
     """The revocation list: its serial, its entries, and a download of the signed list."""
-    acting, _, csrf = await _session(request)
+    acting, _, csrf = await logged_in(request)
     serial, entries = await run_in_threadpool(acting.licensing.revocations)
     warning = await run_in_threadpool(_size_warning, acting)
-    return _render(
+    return render_page(
         request,
         "revocations.html",
-        user=_user(acting),
+        user=user_of(acting),
         csrf=csrf,
         serial=serial,
         entries=entries,
@@ -558,7 +567,7 @@ def _size_warning(acting: Issuer) -> str | None:
 @router.get("/revocations/download")
 async def revocations_download(request: Request) -> Response:
     """The signed revocation list (what ``GET /v1/revocations`` serves panels)."""
-    acting, _, _ = await _session(request)
+    acting, _, _ = await logged_in(request)
     text = await run_in_threadpool(acting.revocation_lists.text)
     return Response(
         text + "\n",

@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from issuer.facade import Issuer
-from issuer.web.console_pages import _form, _render, _session, _user
+from issuer.web.console_pages import checked_form, render_page, logged_in, user_of
 from issuer.web.problems import ApiRoute
 from verifier.errors import LicenseError
 
@@ -42,22 +42,22 @@ def _overview(acting: Issuer) -> list[dict[str, Any]]:
 
 async def _page(request: Request, acting: Issuer, csrf: str, **extra: Any) -> Response:
     endpoints = await run_in_threadpool(_overview, acting)
-    return _render(
-        request, "webhooks.html", user=_user(acting), csrf=csrf, endpoints=endpoints, **extra
+    return render_page(
+        request, "webhooks.html", user=user_of(acting), csrf=csrf, endpoints=endpoints, **extra
     )
 
 
 @router.get("/webhooks")
 async def webhooks_page(request: Request) -> Response:
     """Every endpoint with its latest deliveries (status, attempts, HTTP codes)."""
-    acting, _, csrf = await _session(request)
+    acting, _, csrf = await logged_in(request)
     notice = _NOTICES.get(request.query_params.get("done", ""))
     return await _page(request, acting, csrf, notice=notice, message=None)
 
 
 async def _act(request: Request, done: str, action: Any, ident: str) -> Response:
-    acting, key, csrf = await _session(request)
-    await _form(request, key)
+    acting, key, csrf = await logged_in(request)
+    await checked_form(request, key)
     try:
         await run_in_threadpool(action(acting), ident)
     except LicenseError as err:

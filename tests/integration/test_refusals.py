@@ -77,6 +77,10 @@ CASES: dict[str, tuple[str, ...]] = {
     "issuer admin user list": (),
     "issuer admin token create": ("billing", "--scope", "read"),
     "issuer admin token list": (),
+    "issuer webhook add": ("https://billing.example/hook",),
+    "issuer webhook list": (),
+    "issuer webhook deliveries": ("WH-NOPE",),
+    "issuer webhook rotate-secret": ("WH-NOPE",),
     "verifier fingerprint": ("--product", PRODUCT, "--machine-id", " "),  # bad input: exit 2
     "verifier request": ("--product", PRODUCT, "--key", "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"),
     "verifier install": ("eyJ.x.y", "--product", PRODUCT, "--trusted-keys", MISSING),
