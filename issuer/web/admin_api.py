@@ -169,6 +169,7 @@ WRITE_REFUSALS: tuple[type[e.LicenseError], ...] = (*EVERY_REFUSAL, ie.Permissio
 
 
 def refusal_answers(*errors: type[e.LicenseError]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of a route that can refuse with ``errors`` (401 with its challenge)."""
     answers: dict[int | str, dict[str, Any]] = {}
     answers.update(apidoc.refusals(errors, problems.BUG_STATUS))
     answers["401"]["headers"] = {
@@ -380,7 +381,9 @@ def list_licenses(
     response_model=LicenseOut,
     responses={
         201: _LICENSE,
-        **refusal_answers(*WRITE_REFUSALS, ie.UnknownProductError, ie.ExpiryOutOfRangeError, *_KEYRING),
+        **refusal_answers(
+            *WRITE_REFUSALS, ie.UnknownProductError, ie.ExpiryOutOfRangeError, *_KEYRING
+        ),
     },
 )
 def create_license(iss: Writer, body: LicenseCreate) -> JSONResponse:
@@ -443,7 +446,10 @@ def patch_license(iss: Writer, license_id: LicenseId, body: LicensePatch) -> dic
     responses={
         200: _LICENSE,
         **refusal_answers(
-            *WRITE_REFUSALS, e.LicenseNotFoundError, e.LicenseRevokedError, e.RegenerationTooSoonError
+            *WRITE_REFUSALS,
+            e.LicenseNotFoundError,
+            e.LicenseRevokedError,
+            e.RegenerationTooSoonError,
         ),
     },
 )
