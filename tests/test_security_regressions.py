@@ -2090,7 +2090,13 @@ def test_every_get_route_of_both_servers_answers_head_like_get(home: Path) -> No
     from consoles import ConsoleServer, add_user, make_token
     from starlette.routing import Mount
 
-    from issuer.web import admin_api, admin_webhooks, console_pages, console_webhooks, license_server
+    from issuer.web import (
+        admin_api,
+        admin_webhooks,
+        console_pages,
+        console_webhooks,
+        license_server,
+    )
     from issuer.web.console_app import ConsoleConfig, create_console_app
     from issuer.web.license_server import ServerConfig, create_app
 

@@ -82,6 +82,7 @@ def _issuer(request: Request) -> Issuer:
 
 
 def render_page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A console page from its template (the request is always in the context)."""
     html = _env.get_template(template).render(request=request, **context)
     return HTMLResponse(html, status_code=status)
 
@@ -165,6 +166,7 @@ async def checked_form(request: Request, key: str) -> dict[str, str]:
 
 
 def user_of(acting: Issuer) -> str:
+    """The console user an acting issuer is logged in as."""
     return acting.actor.removeprefix("console:")
 
 

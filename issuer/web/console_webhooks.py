@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from issuer.facade import Issuer
-from issuer.web.console_pages import checked_form, render_page, logged_in, user_of
+from issuer.web.console_pages import checked_form, logged_in, render_page, user_of
 from issuer.web.problems import ApiRoute
 from verifier.errors import LicenseError
 
