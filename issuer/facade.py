@@ -421,10 +421,6 @@ class Issuer:
 
     # -- the console and the admin API (Accounts) ------------------------------------------
 
-    def users(self) -> list[Account]:
-        """The console users."""
-        return self.accounts.users()
-
     def add_user(self, name: str, password: str) -> Account:
         """Add a console user (password hashed with Argon2id)."""
         return self.accounts.add_user(name, password, actor=self.actor)
@@ -432,10 +428,6 @@ class Issuer:
     def remove_user(self, name: str) -> None:
         """Remove a console user and end their sessions."""
         self.accounts.remove_user(name, actor=self.actor)
-
-    def tokens(self) -> list[Account]:
-        """The admin API tokens (names and scopes; the tokens themselves are not stored)."""
-        return self.accounts.tokens()
 
     def create_token(self, name: str, scope: str) -> tuple[Account, str]:
         """Create an admin API token; the returned text is shown once and never stored."""
@@ -475,18 +467,6 @@ class Issuer:
             AuthenticationError: no such session, or it expired (it is then ended).
         """
         return self.acting_as(f"console:{self.accounts.session_user(key)}")
-
-    def logout(self, key: str) -> None:
-        """End a console session server-side."""
-        self.accounts.logout(key)
-
-    def csrf_token(self, key: str) -> str:
-        """The anti-forgery token forms of this session (or login page) carry."""
-        return self.accounts.csrf_token(key)
-
-    def csrf_ok(self, key: str, token: object) -> bool:
-        """Whether a submitted anti-forgery token is this session's (constant-time)."""
-        return self.accounts.csrf_ok(key, token)
 
 
 def _create(

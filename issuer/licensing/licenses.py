@@ -13,32 +13,28 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import ipaddress
-import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Final, Generic, TypeVar, cast
+from dataclasses import replace
+from typing import Any, Final, TypeVar, cast
 
 from issuer import policy
 from issuer.addresses import canonical_ip
 from issuer.ledger.api import LedgerBackend, LedgerInfo, LedgerTransaction
 from issuer.licensing.minting import Minter, key_hash
 from issuer.licensing.outbox import queue_events
+from issuer.licensing.searching import WHOLE_ID, meaning
+from issuer.licensing.views import LicenseDefaults, LicenseSummaryView, LicenseView, Page
 from issuer.policy import revocations, terms
 from issuer.records import (
-    Activation,
     LicenseQuery,
     LicenseRecord,
     LicenseStatus,
-    LicenseSummary,
     LoggedEvent,
     RevocationEntry,
 )
-from verifier.activation_key import normalize_key
-from verifier.clock import Clock, format_utc, last_day, now_from
+from verifier.clock import Clock, now_from
 from verifier.errors import (
-    ActivationKeyFormatError,
     BadInputError,
     LicenseError,
     LicenseNotFoundError,
@@ -63,7 +59,6 @@ __all__ = [
 T = TypeVar("T")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_WHOLE_ID = re.compile(r"LIC-[0-9A-Z]{10}", re.IGNORECASE)
 PAGE_MAX = 200  # licenses or events in one page of a list
 _READ_ONE_BY_ONE = 100  # more licenses than this are read whole in one go
 
@@ -76,169 +71,6 @@ class Keep(enum.Enum):
 
 KEEP: Final = Keep.KEEP
 """Default of :meth:`Licenses.update` arguments: leave the field as it is."""
-
-
-@dataclass(frozen=True)
-class LicenseView:
-    """A license as the provider sees it, with its current key and derived dates.
-
-    ``activation_key`` is ``None`` for a reader that may not see keys (a
-    read-scope API token); the answer then leaves the member out.
-
-    ``next_regeneration`` is a fixed instant, not "now": when regeneration is
-    allowed it is the instant it became allowed (the license's creation when
-    it was never regenerated), and it does not move with the clock.
-    ``lease_days_effective`` is how long a token issued now lasts under the
-    lease: fewer days than ``lease_days`` when the regeneration cap ends it
-    first (see :func:`issuer.policy.lease_for`).
-    """
-
-    record: LicenseRecord
-    activation_key: str | None
-    state: str
-    next_regeneration: _dt.datetime
-    lease_days: int
-    #: whether a regeneration would be accepted now (not revoked, a month since the last)
-    regeneration_allowed: bool = False
-    accepts_machine_id: bool = True
-    #: days a token issued now lasts (the lease, or fewer under the regeneration cap)
-    lease_days_effective: int | None = None
-    #: the calendar months between regenerations (what caps the lease)
-    regeneration_months: int = 1
-    #: the provider's default lease, which ``lease_days`` is when the license sets none
-    provider_lease_days: int = 30
-
-    @property
-    def license_id(self) -> str:
-        """The license id."""
-        return self.record.license_id
-
-    @property
-    def last_day(self) -> str | None:
-        """The license's last valid day (``YYYY-MM-DD``, UTC), ``None`` when it never expires."""
-        return last_day(self.record.expires_at)
-
-    @property
-    def lease_days_reason(self) -> str | None:
-        """Why tokens last fewer days than the lease says, or ``None`` when they do not."""
-        effective = (
-            self.lease_days if self.lease_days_effective is None else self.lease_days_effective
-        )
-        if effective >= self.lease_days:
-            return None
-        months = (
-            "a month" if self.regeneration_months == 1 else f"{self.regeneration_months} months"
-        )
-        return (
-            f"a token never outlives the next possible key regeneration ({months} after it is "
-            "issued)"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (``issuer license show --json``); times in ISO 8601 UTC to the second."""
-        r = self.record
-        activation = r.activation
-        return {
-            "license_id": r.license_id,
-            "product": r.product,
-            "customer": r.customer,
-            "ip": r.ip,
-            "status": self.state,
-            **_key_member(self.activation_key),
-            "key_generation": r.generation,
-            "created_at": format_utc(r.created_at),
-            "expires_at": format_utc(r.expires_at),
-            "last_day": self.last_day,
-            "features": list(r.features),
-            "limits": dict(r.limits),
-            "lease_days": self.lease_days,
-            "lease_days_default": r.lease_days is None,
-            "lease_days_effective": self.lease_days
-            if self.lease_days_effective is None
-            else self.lease_days_effective,
-            "lease_days_reason": self.lease_days_reason,
-            "activation": None if activation is None else _activation_view(activation),
-            "activated_fingerprint": None if activation is None else list(activation.fingerprint),
-            "activated_hostname": None if activation is None else activation.hostname,
-            "past_activations": [_activation_view(a) for a in r.past_activations],
-            "next_regeneration": format_utc(self.next_regeneration),
-            "regeneration_allowed": self.regeneration_allowed,
-            "accept_machine_id": self.accepts_machine_id,
-            "history": [e.to_dict() for e in r.history],
-        }
-
-
-def _key_member(key: str | None) -> dict[str, str]:
-    return {} if key is None else {"activation_key": key}
-
-
-def _activation_view(activation: Activation) -> dict[str, Any]:
-    return {
-        **activation.to_doc(),
-        "activated_at": format_utc(activation.activated_at),
-        "superseded_at": format_utc(activation.superseded_at),
-        "lease_until": format_utc(activation.lease_until),
-        "renewed_at": format_utc(activation.renewed_at),
-    }
-
-
-@dataclass(frozen=True)
-class LicenseSummaryView:
-    """A row of the license list: the summary with its current key and shown status."""
-
-    summary: LicenseSummary
-    activation_key: str | None  # None: the reader may not see keys (the member is left out)
-    state: str
-
-    @property
-    def license_id(self) -> str:
-        """The license id."""
-        return self.summary.license_id
-
-    @property
-    def last_day(self) -> str | None:
-        """The license's last valid day (``YYYY-MM-DD``, UTC), ``None`` when it never expires."""
-        return last_day(self.summary.expires_at)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with the field names of :meth:`LicenseView.to_dict`."""
-        s = self.summary
-        return {
-            "license_id": s.license_id,
-            "product": s.product,
-            "customer": s.customer,
-            "ip": s.ip,
-            "status": self.state,
-            **_key_member(self.activation_key),
-            "key_generation": s.generation,
-            "created_at": format_utc(s.created_at),
-            "expires_at": format_utc(s.expires_at),
-            "last_day": self.last_day,
-            "activated_hostname": s.hostname,
-        }
-
-
-@dataclass(frozen=True)
-class LicenseDefaults:
-    """What a new license gets when it does not say, and the products the ledger knows.
-
-    Attributes:
-        lease_days: the provider's default lease in days (0: no lease).
-        accept_machine_id: whether activations with a custom machine id are accepted.
-        products: every product the ledger has licensed, sorted.
-    """
-
-    lease_days: int
-    accept_machine_id: bool
-    products: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a list; ``next_cursor`` asks for the next (``None``: this is the last)."""
-
-    items: list[T]
-    next_cursor: str | None
 
 
 def existing(tx: LedgerTransaction, license_id: str | None) -> LicenseRecord:
@@ -298,18 +130,10 @@ def _cursor(value: str | None) -> int | None:
     return int(value)
 
 
-def _address(text: str) -> str | None:
-    """The canonical form of an IP address, or ``None`` when ``text`` is not one."""
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
-
-
 def license_id_of(text: str) -> str:
     """A license id as typed, in any case, as the ledger keeps it (other text unchanged)."""
     stripped = text.strip() if isinstance(text, str) else text
-    return stripped.upper() if isinstance(stripped, str) and _WHOLE_ID.fullmatch(stripped) else text
+    return stripped.upper() if isinstance(stripped, str) and WHOLE_ID.fullmatch(stripped) else text
 
 
 def accepts_machine_id(record: LicenseRecord, info: LedgerInfo) -> bool:
@@ -620,8 +444,11 @@ class Licenses:
         if text is not None and (not isinstance(text, str) or len(text) > 256):
             raise BadInputError("search text must be at most 256 characters")
         now = now_from(self._clock)
-        query, direct = self._meaning(
-            LicenseQuery(now=now, product=product, status=status, text=(text or "").strip() or None)
+        query, direct = meaning(
+            self.ledger,
+            LicenseQuery(
+                now=now, product=product, status=status, text=(text or "").strip() or None
+            ),
         )
         before = _cursor(cursor)
         if before is None and direct is not None and len(direct) <= limit:
@@ -677,46 +504,6 @@ class Licenses:
             records = {r.license_id: r for r in self.ledger.licenses()}
             return [self.view(records[s.license_id], now) for s in found]
         return [self.view(self.ledger.get(s.license_id), now) for s in found]
-
-    def _meaning(self, query: LicenseQuery) -> tuple[LicenseQuery, list[LicenseSummary] | None]:
-        """What the search text names, and the licenses it names when they are found directly.
-
-        A whole license id, an IP address or a current activation key names
-        licenses the ledger finds by its indexes; the query then asks the
-        ledger for exactly those. Any other text (an old key included: keys are
-        never stored, so it matches nothing) is searched for as it is.
-        """
-        text = query.text
-        if text is None:
-            return query, None
-        if _WHOLE_ID.fullmatch(text):
-            license_id = text.upper()
-            try:
-                found = [LicenseSummary.of(self.ledger.get(license_id))]
-            except LicenseNotFoundError:
-                found = []
-            return replace(query, text=None, license_id=license_id), found
-        ip = _address(text)
-        if ip is not None:
-            records = self.ledger.licenses_for_ip(ip)
-            return replace(query, text=None, ip=ip), [LicenseSummary.of(r) for r in records]
-        record = self._by_current_key(text)
-        if record is not None:
-            return replace(query, text=None, license_id=record.license_id), [
-                LicenseSummary.of(record)
-            ]
-        return query, None
-
-    def _by_current_key(self, text: str) -> LicenseRecord | None:
-        """The license whose current activation key ``text`` is, typed as keys are typed."""
-        try:
-            wanted = key_hash(normalize_key(text))
-        except ActivationKeyFormatError:
-            return None
-        record = self.ledger.license_by_key(wanted)
-        if record is None or record.key_hash != wanted:  # unknown, or replaced by a regeneration
-            return None
-        return record
 
     def update(
         self,

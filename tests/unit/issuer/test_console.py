@@ -219,7 +219,7 @@ def test_forms_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing
     assert csrf_of(page.text)
     # Without the login page's cookie, the token of an empty key is worth nothing either.
     bare = client_for(iss, clock, tmp_path)
-    empty_key_token = iss.csrf_token("")
+    empty_key_token = iss.accounts.csrf_token("")
     assert bare.post("/login", data={"csrf": empty_key_token, "user": "alice", "password": PASSWORD}).status_code == 403
 
 

@@ -75,10 +75,10 @@ def test_a_user_logged_out_or_removed_on_one_door_is_out_on_every_door(iss: Issu
     with pytest.raises(AccountExistsError):
         other.add_user("alice", "another long password")
     assert site.snapshot() == before  # a refusal writes nothing, not even an event
-    assert [u.name for u in other.users()] == ["alice"]
+    assert [u.name for u in other.accounts.users()] == ["alice"]
     key = other.login("alice", PASSWORD, address="198.51.100.1")
     assert iss.session(key).actor == "console:alice"
-    iss.logout(key)
+    iss.accounts.logout(key)
     with pytest.raises(AuthenticationError):
         other.session(key)
     key = iss.login("alice", PASSWORD, address="198.51.100.1")
@@ -104,7 +104,7 @@ def test_an_api_token_works_on_every_door_until_one_revokes_it(iss: Issuer, cloc
     assert iss.authenticate_token(reader, write=False).actor == "api:reports"
     with pytest.raises(AccountExistsError):
         other.create_token("billing", "read")
-    assert [(t.name, t.scope) for t in iss.tokens()] == [("billing", "write"), ("reports", "read")]
+    assert [(t.name, t.scope) for t in iss.accounts.tokens()] == [("billing", "write"), ("reports", "read")]
     assert site.raw().find(token.encode()) == -1  # only its hash is stored
     other.revoke_token("billing")
     for door in (iss, other):
