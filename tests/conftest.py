@@ -67,3 +67,20 @@ def pg_url(pg_database: str) -> Iterator[str]:
     drop_ledger(pg_database)
     yield pg_database
     drop_ledger(pg_database)
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panel's online calls retry as in production, only without the waits between tries.
+
+    The waits are tests/integration/test_retries.py's subject (it keeps them);
+    elsewhere — a refusal's round trip, a server that is down — they only add
+    seconds. Calls made by a subprocess wait as in production.
+    """
+    if request.module.__name__.endswith("test_retries"):
+        return
+    import dataclasses
+
+    from verifier import wire
+
+    monkeypatch.setattr(wire, "RETRY", dataclasses.replace(wire.RETRY, sleep=lambda seconds: None))

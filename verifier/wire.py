@@ -105,8 +105,10 @@ class _Again(Exception):
         self.retry_after = retry_after
 
 
-def _retrying(attempt: Callable[[], _T], policy: RetryPolicy) -> _T:
-    """``attempt()``, made again on :class:`_Again` while the policy allows."""
+def _retrying(attempt: Callable[[], _T], policy: RetryPolicy | None) -> _T:
+    """``attempt()``, made again on :class:`_Again` while the policy (or :data:`RETRY`) allows."""
+    # Read at call time, not as a default argument, so one setting of RETRY governs every call.
+    policy = RETRY if policy is None else policy
     start = policy.clock()
     retry = 0
     while True:
@@ -150,7 +152,7 @@ def post_json(
     body: dict[str, Any],
     timeout: float,
     *,
-    retry: RetryPolicy = RETRY,
+    retry: RetryPolicy | None = None,
 ) -> dict[str, Any]:
     """POST ``body`` as JSON to ``server_url + path`` and return the JSON object answered.
 
@@ -266,7 +268,7 @@ def activate_online(
     *,
     machine_id: str | None = None,
     timeout: float = 15.0,
-    retry: RetryPolicy = RETRY,
+    retry: RetryPolicy | None = None,
 ) -> str:
     """Manual online activation with an activation key; returns the token (not yet verified).
 
@@ -299,7 +301,7 @@ def fetch_revocations(
     verifier: RevocationHolder,
     *,
     timeout: float = 15.0,
-    retry: RetryPolicy = RETRY,
+    retry: RetryPolicy | None = None,
 ) -> RevocationList:
     """Fetch the provider's revocation list and apply it (kept in the verifier's store).
 
