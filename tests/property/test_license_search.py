@@ -15,6 +15,8 @@ from support import FakeClock, make_issuer
 
 WORDS = ["Acme", "acme", "Zebra", "Müller", "STRASSE", "Straße", "o'Brien", 'say "hi"', "x\\y", "日本", "web", "host"]
 PRODUCTS = ["alpha", "beta", "gamma"]
+# One worker runs this module, so the 700-license world below is built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("license_search")
 
 
 @pytest.fixture(scope="module")
