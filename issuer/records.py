@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,14 @@ from verifier.claims import IDENTITY_HARDWARE, IDENTITY_KINDS
 from verifier.clock import format_utc
 from verifier.errors import BadInputError
 from verifier.fingerprint import Fingerprint, parse_fingerprint
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def random_id(prefix: str, chars: int) -> str:
+    """A new random id: ``prefix`` then ``chars`` Crockford base-32 characters (``LIC-``...)."""
+    return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
+
 
 __all__ = [
     "Account",
@@ -29,6 +38,7 @@ __all__ = [
     "LoggedEvent",
     "RevocationEntry",
     "Session",
+    "random_id",
 ]
 
 

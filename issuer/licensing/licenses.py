@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Final, TypeVar, cast
@@ -32,6 +31,7 @@ from issuer.records import (
     LicenseStatus,
     LoggedEvent,
     RevocationEntry,
+    random_id,
 )
 from verifier.clock import Clock, now_from
 from verifier.errors import (
@@ -58,7 +58,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PAGE_MAX = 200  # licenses or events in one page of a list
 _READ_ONE_BY_ONE = 100  # more licenses than this are read whole in one go
 
@@ -115,11 +114,6 @@ def hook_view(record: LicenseRecord, info: LedgerInfo, months: int) -> dict[str,
         lease_days=info.lease_days if record.lease_days is None else record.lease_days,
         accepts_machine_id=accepts_machine_id(record, info),
     ).to_dict()
-
-
-def random_id(prefix: str, chars: int) -> str:
-    """A new random id: ``prefix`` and ``chars`` Crockford base-32 characters."""
-    return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
 
 
 def _cursor(value: str | None) -> int | None:

@@ -13,28 +13,20 @@ Example:
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from issuer.ledger.api import LedgerTransaction
 from issuer.policy import webhooks as rules
-from issuer.records import LicenseRecord, LoggedEvent
+from issuer.records import LicenseRecord, LoggedEvent, random_id
 from issuer.webhook_records import Delivery, Endpoint
 from verifier.timefmt import format_utc
 
-__all__ = ["WAKE", "event_body", "new_id", "queue_events"]
+__all__ = ["WAKE", "event_body", "queue_events"]
 
 #: Set when this process queues deliveries: a deliverer running in it looks at once.
 WAKE = threading.Event()
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_id(prefix: str, chars: int) -> str:
-    """A new random id: ``prefix`` and ``chars`` Crockford base-32 characters."""
-    return prefix + "".join(secrets.choice(_CROCKFORD) for _ in range(chars))
 
 
 def event_body(type_: str, logged: LoggedEvent, license_view: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +56,7 @@ def deliveries_for(
     """One pending delivery per endpoint that receives ``type_`` (``only``: that endpoint alone)."""
     return [
         Delivery(
-            delivery_id=new_id("DL-", 12),
+            delivery_id=random_id("DL-", 12),
             endpoint_id=e.endpoint_id,
             event_id=event_id,
             type=type_,
@@ -100,7 +92,7 @@ def queue_events(
         logged = LoggedEvent(cursor=0, event=event, license_id=after.license_id)
         body = event_body(type_, logged, shown)
         rows += deliveries_for(
-            endpoints, type_, new_id("EV-", 16), body, index=index, when=event.at
+            endpoints, type_, random_id("EV-", 16), body, index=index, when=event.at
         )
     if rows:
         tx.enqueue(rows, logged=True)

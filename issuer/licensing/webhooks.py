@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from issuer.ledger.api import LedgerBackend
-from issuer.licensing.outbox import WAKE, deliveries_for, new_id
+from issuer.licensing.outbox import WAKE, deliveries_for
 from issuer.policy import webhooks as rules
-from issuer.records import Event
+from issuer.records import Event, random_id
 from issuer.webhook_records import Delivery, DeliveryStatus, Endpoint, Secret
 from verifier.clock import Clock, format_utc, now_from
 from verifier.errors import BadInputError, WebhookNotFoundError
@@ -86,7 +86,7 @@ class Webhooks:
         now = now_from(self._clock)
         secret = new_secret()
         endpoint = Endpoint(
-            endpoint_id=new_id("WH-", 10),
+            endpoint_id=random_id("WH-", 10),
             url=checked,
             events=wanted,
             description=text,
@@ -195,7 +195,7 @@ class Webhooks:
         (delivery,) = deliveries_for(
             [endpoint],
             rules.TEST_TYPE,
-            new_id("EV-", 16),
+            random_id("EV-", 16),
             body,
             index=0,
             when=now,
