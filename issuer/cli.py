@@ -34,7 +34,7 @@ from issuer.webhook_cli import delivering, webhook_app
 from verifier.cliutil import CONTEXT_SETTINGS, PathOption, print_json, run
 from verifier.errors import BadInputError, LicenseError, RenewalCodeError, RequestCodeError
 from verifier.renewal import parse_renewal_code
-from verifier.request import code_kind, parse_request_code
+from verifier.request import code_kind, parse_request_code, wrong_kind
 from verifier.wire import DEFAULT_SERVER_PORT
 
 # The license server's port (the panel's client names it when a URL is wrong); the
@@ -258,16 +258,12 @@ _TAKEN_BY = {
 }
 
 
-def _a(what: str) -> str:
-    return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
-
-
 def _code(argument: str, expected: str, error: type[LicenseError]) -> str:
     """The code given as ``argument`` (or on stdin for ``-``), refused when it is another kind."""
     text = sys.stdin.read(8192) if argument == "-" else argument
     kind = code_kind(text)
     if kind is not None and kind != expected:
-        raise error(f"this is {_a(kind)}, not {_a(expected)}: {_TAKEN_BY[kind]}")
+        raise error(f"{wrong_kind(kind, expected)}: {_TAKEN_BY[kind]}")
     return text
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "parse_request_code",
     "identity_kind",
     "request_code",
+    "wrong_kind",
 ]
 
 REQUEST_PREFIX = "LICET1."
@@ -158,6 +159,16 @@ def _a(what: str) -> str:
     return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
 
 
+def wrong_kind(kind: str, expected: str) -> str:
+    """The refusal of one kind of code where another was expected, as every door says it.
+
+    Example:
+        >>> wrong_kind("renewal code", "activation request code")
+        'this is a renewal code, not an activation request code'
+    """
+    return f"this is {_a(kind)}, not {_a(expected)}"
+
+
 def decode_code(
     text: object, prefix: str, what: str, error: type[LicenseError], max_length: int
 ) -> object:
@@ -182,7 +193,7 @@ def decode_code(
     if not code.startswith(prefix):
         kind = code_kind(code)
         if kind is not None:
-            raise error(f"this is {_a(kind)}, not {_a(what)}")
+            raise error(wrong_kind(kind, what))
         if code.startswith("LICET") and "." in code:
             version = code.split(".", 1)[0]
             raise error(f"{what} version {version!r} is not supported here")
