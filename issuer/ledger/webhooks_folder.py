@@ -198,27 +198,21 @@ class FolderWebhooks(WebhookStorage):
         """
         if not self._outbox_waiting():
             return []
-        marks = queue_txn.table(_KIND, _QUEUE, _OUTBOX)
-        mark_doc = marks.get(doc_id=1)
-        mark = 0 if mark_doc is None else int(mark_doc.get("taken", 0))
+        marks = _Marks(queue_txn)
         with self._transaction() as txn:  # only committed outboxes are seen under this lock
             files = _spill_files(self._root)
             outboxes = [o for f in files for o in _spill_table(txn, _at_of(f)).all()]
             outboxes += _held(txn).all()
             endpoints = {e.endpoint_id for e in read_endpoints(txn, self._root)}
-        fresh = [o for o in _in_order(outboxes) if int(o["at"]) > mark]
+        fresh = [o for o in _in_order(outboxes) if int(o["at"]) > marks.taken]
         queue = _queue(queue_txn, self._root)
         for outbox in fresh:
             for doc in _deliveries_of(outbox):
                 if doc.get("endpoint_id") in endpoints:  # removed since: nobody to send to
-                    doc_id = queue.insert(doc)
-                    queue.update({"seq": doc_id}, doc_ids=[doc_id])
+                    queue.insert({**doc, "seq": marks.next_seq()})
         if fresh:
-            mark = int(fresh[-1]["at"])
-            if marks.contains(doc_id=1):
-                marks.update({"taken": mark}, doc_ids=[1])
-            else:
-                marks.insert(Document({"taken": mark}, doc_id=1))
+            marks.taken = int(fresh[-1]["at"])
+            marks.save()
         return files
 
     def _outbox_waiting(self) -> bool:
@@ -337,15 +331,18 @@ class FolderWebhooks(WebhookStorage):
             done.insert_multiple(delivered)
             for endpoint_id in {d["endpoint_id"] for d in delivered}:
                 _trim(done, endpoint_id)
+        marks: _Marks | None = None
         for d in deliveries:
             if d.status == DeliveryStatus.DELIVERED:
                 continue
             if d.delivery_id in queued:
                 queue.update(_whole(d.to_doc()), doc_ids=[queued[d.delivery_id]])
             else:
-                doc_id = queue.insert(d.to_doc())
-                if not d.seq:
-                    queue.update({"seq": doc_id}, doc_ids=[doc_id])
+                if marks is None:
+                    marks = _Marks(txn)
+                queue.insert({**d.to_doc(), "seq": d.seq or marks.next_seq()})
+        if marks is not None:
+            marks.save()
 
     def restore(self, endpoints: Sequence[Endpoint], deliveries: Sequence[Delivery]) -> None:
         """Give a new ledger copied endpoints and deliveries (in order)."""
@@ -398,6 +395,43 @@ class _FolderClaim:
                 with self._store._txn() as txn:
                     table = self._store._endpoints(txn)
                     table.update({"state": state}, Query().endpoint_id == self._id)
+
+
+class _Marks:
+    """The queue's counters (``queue.json``, table ``outbox``).
+
+    ``taken``: the last outbox taken in; ``seq``: the last place in order
+    given. A document's id cannot be its place: TinyDB numbers an emptied
+    table from 1 again, and the delivered ones keep theirs.
+    """
+
+    def __init__(self, txn: ShardTransaction) -> None:
+        self._table = txn.table(_KIND, _QUEUE, _OUTBOX)
+        doc = self._table.get(doc_id=1)
+        try:
+            self.taken = int(doc.get("taken", 0)) if isinstance(doc, dict) else 0
+            seq = doc.get("seq") if isinstance(doc, dict) else None
+            if seq is None:  # a queue from before the counter: go on after its highest
+                seq = max(
+                    (int(d.get("seq", 0)) for k in (_QUEUE, _DONE) for d in txn.table(_KIND, k)),
+                    default=0,
+                )
+            self.seq = int(seq)
+        except (TypeError, ValueError) as err:
+            raise LedgerCorruptError("ledger is damaged: the webhook queue's marks") from err
+
+    def next_seq(self) -> int:
+        """The next place in order."""
+        self.seq += 1
+        return self.seq
+
+    def save(self) -> None:
+        """Keep the counters in the queue's transaction."""
+        doc = {"taken": self.taken, "seq": self.seq}
+        if self._table.contains(doc_id=1):
+            self._table.update(doc, doc_ids=[1])
+        else:
+            self._table.insert(Document(doc, doc_id=1))
 
 
 def _at_of(path: Path) -> int:
