@@ -106,12 +106,8 @@ def atomic_write(
         fsync_dir(path.parent)
 
 
-def create_exclusive(
-    path: Path, data: bytes, mode: int = PRIVATE_MODE, *, sync_dir: bool = True
-) -> None:
+def create_exclusive(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
     """Create ``path`` with ``data``; never overwrite an existing file.
-
-    ``sync_dir=False``: as for :func:`atomic_write`.
 
     Raises:
         FileExistsError: ``path`` exists.
@@ -130,8 +126,7 @@ def create_exclusive(
             os.unlink(path)
         raise
     os.close(fd)
-    if sync_dir:
-        fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class LockTimeout(Exception):

@@ -25,7 +25,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from issuer.errors import LedgerCorruptError, LedgerWriteError
-from verifier.fileio import atomic_write, create_exclusive, fsync_dir, os_error_words
+from verifier.fileio import atomic_write, fsync_dir, os_error_words
 
 __all__ = [
     "JOURNAL_FILE",
@@ -162,12 +162,7 @@ class ShardTransaction:
         try:
             for storage, blob in zip(dirty, data, strict=True):
                 touched.append(storage)  # before the write: a failed fsync may follow a rename
-                if journal and storage.original is None:
-                    # A new file is made in place: should the write be cut short, the
-                    # journal puts its whole content there (no temporary file, no rename).
-                    create_exclusive(storage.path, blob, sync_dir=False)
-                else:
-                    atomic_write(storage.path, blob, sync_dir=False)
+                atomic_write(storage.path, blob, sync_dir=False)
             # Each folder once, after all its renames: the change is durable only now.
             for folder in dict.fromkeys(s.path.parent for s in dirty):
                 fsync_dir(folder)
