@@ -136,7 +136,9 @@ class ServedProcess:
                     if response.status == 200:
                         return
             except OSError:
-                time.sleep(0.1)
+                # A server comes up in about half a second; a finer poll saves each test
+                # part of a tenth of a second, ~80 times a run.
+                time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"{' '.join(argv[:2])} did not come up: {self.output()}")
 
