@@ -2162,6 +2162,7 @@ def restore_revocation_entries(home: Path, count: int) -> None:
     Ledger(home / "ledger").restore_revocations(1, entries)
 
 
+@pytest.mark.slow
 def test_a_revocation_list_every_panel_would_refuse_is_never_given_out(tmp_path: Path) -> None:
     """At the real limit: the issuer's refusal and the verifier's are the one rule, not two."""
     from issuer.licensing.revocation_list import MAX_REVOCATIONS_BYTES as ISSUER_LIMIT
