@@ -6,8 +6,9 @@
    receiver's own request rate measured in the same run (the same requests
    from a plain client, one connection each): ratio >= 0.5.
 3. Activations per second with 3 endpoints configured against none, a
-   deliverer process and a receiver process running in both: ratio >= 0.9
-   (the outbox must not slow activations down).
+   deliverer process and a receiver process running in both, medians of
+   three alternating rounds: ratio >= 0.9 (the outbox must not slow
+   activations down).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from verifier.clock import utc_now
 EVENTS = 1_000
 LATENCY_SAMPLES = 30
 ACTIVATIONS = 300
+ROUNDS = 3
 
 
 def latency(folder: Path) -> float:
@@ -74,7 +76,9 @@ def throughput(folder: Path) -> tuple[float, float]:
     # The receiver's own rate: the same signed requests from a plain client, one connection each.
     (d,) = iss.webhooks.deliveries(endpoint.endpoint_id, limit=1)
     body = d.payload()
-    headers = {k: v for k, v in receiver.headers[-1].items() if k.startswith(("webhook-", "content-type"))}
+    headers = {
+        k: v for k, v in receiver.headers[-1].items() if k.startswith(("webhook-", "content-type"))
+    }
     host, port = receiver.url.removeprefix("http://").split("/")[0].split(":")
     start = time.perf_counter()
     for _ in range(EVENTS):
@@ -89,12 +93,30 @@ def throughput(folder: Path) -> tuple[float, float]:
 
 def activations(folder: Path, endpoints: int) -> float:
     iss = make_issuer(folder, FakeClock(utc_now()))
-    plain = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent.parent / "tests" / "webhook_receiver.py")], stdout=subprocess.PIPE, text=True)
+    plain = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parent.parent / "tests" / "webhook_receiver.py"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert plain.stdout is not None
     url = plain.stdout.readline().strip()
     for _ in range(endpoints):
         iss.webhooks.add(url, allow_private=True)
-    deliverer = subprocess.Popen(["issuer", "webhook", "deliver", "--ledger", str(folder / "ledger"), "--keys", str(folder / "keys")], stdout=subprocess.DEVNULL)
+    deliverer = subprocess.Popen(
+        [
+            "issuer",
+            "webhook",
+            "deliver",
+            "--ledger",
+            str(folder / "ledger"),
+            "--keys",
+            str(folder / "keys"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         ids = iss.create_licenses(ACTIVATIONS, PRODUCT, days=30)
         keys = [iss.show(i).activation_key for i in ids]
@@ -117,15 +139,42 @@ def main() -> int:
     ok = report("commit -> receiver 2xx, median (s)", median, "<= 1", median <= 1)
     with tempfile.TemporaryDirectory() as folder:
         delivered, own = throughput(Path(folder))
-    print(f"  {EVENTS:,} queued events: delivered {delivered:,.0f}/s; the receiver alone takes {own:,.0f}/s")
-    ok &= report("delivery rate / receiver's own rate (ratio)", delivered / own, ">= 0.5", delivered / own >= 0.5)
-    rates = {}
-    for count in (0, 3):
-        with tempfile.TemporaryDirectory() as folder:
-            rates[count] = activations(Path(folder), count)
-    print(f"  activations: {rates[0]:,.0f}/s with no endpoint, {rates[3]:,.0f}/s with 3")
-    ok &= report("activations with 3 endpoints / none (ratio)", rates[3] / rates[0], ">= 0.9", rates[3] / rates[0] >= 0.9)
-    print(json.dumps({"latency_median_s": median, "delivery_ratio": delivered / own, "activation_ratio": rates[3] / rates[0]}))
+    print(
+        f"  {EVENTS:,} queued events: delivered {delivered:,.0f}/s; the receiver alone takes {own:,.0f}/s"
+    )
+    ok &= report(
+        "delivery rate / receiver's own rate (ratio)",
+        delivered / own,
+        ">= 0.5",
+        delivered / own >= 0.5,
+    )
+    # Rounds alternate so that a slower moment of the machine falls on both sides.
+    runs: dict[int, list[float]] = {0: [], 3: []}
+    for _ in range(ROUNDS):
+        for count in (0, 3):
+            with tempfile.TemporaryDirectory() as folder:
+                runs[count].append(activations(Path(folder), count))
+    rates = {count: statistics.median(found) for count, found in runs.items()}
+    for count, found in runs.items():
+        print(f"  activations with {count} endpoints: {', '.join(f'{r:,.0f}' for r in found)}/s")
+    print(
+        f"  activations (median of {ROUNDS}): {rates[0]:,.0f}/s with no endpoint, {rates[3]:,.0f}/s with 3"
+    )
+    ok &= report(
+        "activations with 3 endpoints / none (ratio)",
+        rates[3] / rates[0],
+        ">= 0.9",
+        rates[3] / rates[0] >= 0.9,
+    )
+    print(
+        json.dumps(
+            {
+                "latency_median_s": median,
+                "delivery_ratio": delivered / own,
+                "activation_ratio": rates[3] / rates[0],
+            }
+        )
+    )
     return 0 if ok else 1
 
 

@@ -69,8 +69,13 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
+def atomic_write(
+    path: Path, data: bytes, mode: int = PRIVATE_MODE, *, sync_dir: bool = True
+) -> None:
     """Replace ``path`` with ``data`` atomically and durably; the file gets ``mode``.
+
+    ``sync_dir=False`` leaves the folder's fsync (which makes the rename
+    durable) to a caller that writes several files into one folder.
 
     The temporary file is created by :func:`tempfile.mkstemp` in the target's
     folder: an unpredictable name opened with ``O_CREAT | O_EXCL`` (and
@@ -97,11 +102,16 @@ def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
-def create_exclusive(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
+def create_exclusive(
+    path: Path, data: bytes, mode: int = PRIVATE_MODE, *, sync_dir: bool = True
+) -> None:
     """Create ``path`` with ``data``; never overwrite an existing file.
+
+    ``sync_dir=False``: as for :func:`atomic_write`.
 
     Raises:
         FileExistsError: ``path`` exists.
@@ -120,7 +130,8 @@ def create_exclusive(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
             os.unlink(path)
         raise
     os.close(fd)
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 class LockTimeout(Exception):

@@ -174,7 +174,7 @@ class LedgerTransaction(Protocol):
     def webhook_endpoints(self) -> list[Endpoint]:
         """Every webhook endpoint, read in the transaction (see :class:`WebhookRows`)."""
 
-    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+    def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         """Queue webhook deliveries with the change (see :meth:`WebhookRows.enqueue`)."""
 
 

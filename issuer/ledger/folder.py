@@ -239,7 +239,7 @@ class Ledger(LedgerBackend):
 
     def webhooks(self) -> FolderWebhooks:
         """The webhook endpoints and delivery queue (``webhooks/``)."""
-        return FolderWebhooks(self.folder, self._transaction, log_event)
+        return FolderWebhooks(self.folder, self._transaction, log_event, self._lock_timeout)
 
     def protected_paths(self) -> tuple[Path, ...]:
         """The ledger folder: an output file never goes into it."""
@@ -540,6 +540,7 @@ class FolderTransaction:
         self._txn = txn
         self._known: frozenset[str] | None = None
         self._cursors: list[int] = []  # of the events the last add or replace logged
+        self._first: int | None = None  # the first enqueue's first cursor: names the outbox file
 
     def license(
         self, *, license_id: str | None = None, key_hash: str | None = None
@@ -646,9 +647,13 @@ class FolderTransaction:
         """Every webhook endpoint, read under the lock."""
         return read_endpoints(self._txn, self._ledger.folder)
 
-    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+    def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         """Queue deliveries with this transaction (their events' cursors from its last change)."""
-        enqueue(self._txn, self._ledger.folder, deliveries, self._cursors if logged else [])
+        if not deliveries:
+            return
+        if self._first is None:
+            self._first = self._cursors[0]
+        enqueue(self._txn, deliveries, self._cursors, first=self._first)
 
     def _record_for_key(self, key_hash: str) -> LicenseRecord | None:
         """The license ``key_hash`` was ever indexed to (whether it is current is not asked)."""

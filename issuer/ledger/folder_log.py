@@ -130,7 +130,7 @@ def build_index(folder: Path) -> None:
     records.sort(key=lambda item: (item[0].created_at, item[0].license_id))
     for path in (folder / INDEX).glob("*.json"):
         txn.table(INDEX, path.stem).truncate()
-    for path in (folder / EVENTS).glob("*.json"):
+    for path in (folder / EVENTS).glob("[0-9]*.json"):  # the pages, not the webhook outbox
         txn.table(EVENTS, path.stem).truncate()
     head = {"licenses": 0, "events": 0}
     for record, table in records:

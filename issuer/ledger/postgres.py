@@ -682,9 +682,9 @@ class PostgresTransaction:
         """Every webhook endpoint."""
         return read_endpoints(self._conn)
 
-    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+    def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         """Queue deliveries with this transaction (their events' cursors from its last change)."""
-        enqueue(self._conn, deliveries, self._cursors if logged else [])
+        enqueue(self._conn, deliveries, self._cursors)
 
     def commit(self) -> None:
         """Commit now: a counted failure stays although the refusal that follows rolls back."""

@@ -25,7 +25,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from issuer.errors import LedgerCorruptError, LedgerWriteError
-from verifier.fileio import atomic_write, fsync_dir, os_error_words
+from verifier.fileio import atomic_write, create_exclusive, fsync_dir, os_error_words
 
 __all__ = [
     "JOURNAL_FILE",
@@ -115,17 +115,21 @@ class ShardStorage(Storage):
 class ShardTransaction:
     """The shards one locked operation reads and writes, committed together."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, journal: str = JOURNAL_FILE) -> None:
         self.root = root
+        self._journal = journal  # relative to root: a second lock keeps a journal of its own
         self._dbs: dict[str, TinyDB] = {}
 
-    def table(self, kind: str, shard: str) -> Table:
-        """The TinyDB table of one shard, read at most once per transaction."""
+    def table(self, kind: str, shard: str, name: str | None = None) -> Table:
+        """The TinyDB table of one shard (``name``: another table of its file, default ``kind``).
+
+        Each file is read at most once per transaction.
+        """
         rel = f"{kind}/{shard}.json"
         db = self._dbs.get(rel)
         if db is None:
             db = self._dbs[rel] = TinyDB(self.root / rel, storage=ShardStorage)
-        return db.table(kind)
+        return db.table(name or kind)
 
     def commit(self, journal: bool = True) -> None:
         """Write every changed shard; on any failure, put the previous bytes back.
@@ -140,32 +144,45 @@ class ShardTransaction:
             if isinstance(db.storage, ShardStorage) and db.storage.dirty
         ]
         journal = journal and len(dirty) > 1
+        data = [s.serialized() for s in dirty]  # once each: encoding is most of a commit's CPU
         if journal:
-            files = {str(s.path.relative_to(self.root)): s.serialized().decode() for s in dirty}
+            files = {
+                str(s.path.relative_to(self.root)): b.decode()
+                for s, b in zip(dirty, data, strict=True)
+            }
             try:
-                atomic_write(self.root / JOURNAL_FILE, json.dumps({"files": files}).encode())
+                atomic_write(self.root / self._journal, json.dumps({"files": files}).encode())
             except OSError:
                 # A failed folder fsync can follow a successful rename: never leave
                 # behind a journal that the next operation would replay.
                 with contextlib.suppress(OSError):
-                    os.unlink(self.root / JOURNAL_FILE)
+                    os.unlink(self.root / self._journal)
                 raise
         touched: list[ShardStorage] = []
         try:
-            for storage in dirty:
+            for storage, blob in zip(dirty, data, strict=True):
                 touched.append(storage)  # before the write: a failed fsync may follow a rename
-                atomic_write(storage.path, storage.serialized())
+                if journal and storage.original is None:
+                    # A new file is made in place: should the write be cut short, the
+                    # journal puts its whole content there (no temporary file, no rename).
+                    create_exclusive(storage.path, blob, sync_dir=False)
+                else:
+                    atomic_write(storage.path, blob, sync_dir=False)
+            # Each folder once, after all its renames: the change is durable only now.
+            for folder in dict.fromkeys(s.path.parent for s in dirty):
+                fsync_dir(folder)
         except OSError:
             self._undo(touched, journal)
             raise
-        for storage in dirty:  # on disk now: a later commit of this transaction skips them
-            storage.original, storage.dirty = storage.serialized(), False
+        # On disk now: a later commit of this transaction skips them.
+        for storage, blob in zip(dirty, data, strict=True):
+            storage.original, storage.dirty = blob, False
         if journal:
             # Every file is durably in place: the change has happened. Removing the
             # journal is housekeeping; if it fails, a replay rewrites the same bytes.
             with contextlib.suppress(OSError):
-                os.unlink(self.root / JOURNAL_FILE)
-                fsync_dir(self.root)
+                os.unlink(self.root / self._journal)
+                fsync_dir((self.root / self._journal).parent)
 
     def _undo(self, touched: list[ShardStorage], journal: bool) -> None:
         try:
@@ -187,17 +204,17 @@ class ShardTransaction:
             ) from err
         if journal:  # only once every file is back may the journal go
             with contextlib.suppress(OSError):
-                os.unlink(self.root / JOURNAL_FILE)
-                fsync_dir(self.root)
+                os.unlink(self.root / self._journal)
+                fsync_dir((self.root / self._journal).parent)
 
 
-def replay_journal(folder: Path) -> None:
+def replay_journal(folder: Path, journal_file: str = JOURNAL_FILE) -> None:
     """Complete a multi-file change a dead process left half-applied.
 
     Raises:
         LedgerWriteError: the replay cannot write (the journal stays for the next try).
     """
-    journal = read_json(folder / JOURNAL_FILE, "journal")
+    journal = read_json(folder / journal_file, "journal")
     if journal is None:
         return
     files = journal.get("files") if isinstance(journal, dict) else None
@@ -212,8 +229,8 @@ def replay_journal(folder: Path) -> None:
     try:
         for target, data in targets:
             atomic_write(target, data)
-        os.unlink(folder / JOURNAL_FILE)
-        fsync_dir(folder)
+        os.unlink(folder / journal_file)
+        fsync_dir((folder / journal_file).parent)
     except OSError as err:
         raise LedgerWriteError(
             f"cannot complete an interrupted change of the ledger {folder}: "

@@ -33,14 +33,12 @@ class WebhookRows(Protocol):
     def webhook_endpoints(self) -> list[Endpoint]:
         """Every endpoint, read in the transaction."""
 
-    def enqueue(self, deliveries: Sequence[Delivery], *, logged: bool) -> None:
+    def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         """Queue deliveries in this transaction: they commit, or vanish, with the change.
 
-        Args:
-            deliveries: the rows to keep.
-            logged: the deliveries are of the audit events this transaction
-                logged: each one's ``event_cursor`` is the cursor the ledger gave
-                the transaction's event number ``index``.
+        The deliveries are of the audit events the transaction's last change
+        logged: each one's ``event_cursor`` is the cursor the ledger gave that
+        change's event number ``index``.
         """
 
 

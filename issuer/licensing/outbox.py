@@ -95,5 +95,5 @@ def queue_events(
             endpoints, type_, random_id("EV-", 16), body, index=index, when=event.at
         )
     if rows:
-        tx.enqueue(rows, logged=True)
+        tx.enqueue(rows)
         WAKE.set()

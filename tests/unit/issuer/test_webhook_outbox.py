@@ -1,0 +1,97 @@
+"""The folder ledger's webhook outbox: a license change keeps its deliveries in the index head it
+writes anyway, the head spills to a file every 8 changes, and whoever next reads the queue takes
+them in — in event order, each once, even when the housekeeping after a take never ran."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import PRODUCT, FakeClock, make_issuer
+
+from verifier.clock import utc_now
+from verifier.errors import LedgerCorruptError
+
+# Nothing listens there: these tests look at the queue, they never send.
+URL = "http://127.0.0.1:9/hooks"
+
+
+def _setup(tmp_path: Path, endpoints: int = 1) -> tuple[Any, list[str]]:
+    iss = make_issuer(tmp_path, FakeClock(utc_now()))
+    ids = [iss.webhooks.add(URL, allow_private=True)[0].endpoint_id for _ in range(endpoints)]
+    return iss, ids
+
+
+def _spilled(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "ledger" / "events").glob("outbox-*.json"))
+
+
+def _held(tmp_path: Path) -> int:
+    head = json.loads((tmp_path / "ledger" / "index" / "head.json").read_text())
+    return len(head.get("outbox", {}))
+
+
+def test_a_change_writes_no_file_of_its_own_until_the_head_spills_eight(tmp_path: Path) -> None:
+    iss, _ = _setup(tmp_path)
+    for n in range(1, 8):
+        iss.create_license(product=PRODUCT, days=30)
+        assert (_held(tmp_path), _spilled(tmp_path)) == (n, [])
+    iss.create_license(product=PRODUCT, days=30)
+    assert _held(tmp_path) == 0
+    assert len(_spilled(tmp_path)) == 1
+
+
+def test_deliveries_are_taken_in_event_order_each_once_across_spills(tmp_path: Path) -> None:
+    iss, (wh, other) = _setup(tmp_path, endpoints=2)
+    made = [iss.create_license(product=PRODUCT, days=30).license_id for _ in range(21)]
+    assert len(_spilled(tmp_path)) == 2 and _held(tmp_path) == 5
+
+    for endpoint in (wh, other):
+        found = iss.webhooks.deliveries(endpoint, limit=100)[::-1]  # oldest first
+        assert [d.body["data"]["license"]["license_id"] for d in found] == made
+        cursors = [d.event_cursor for d in found]
+        assert cursors == sorted(cursors) and len(set(cursors)) == len(made)
+        assert [d.seq for d in found] == sorted(d.seq for d in found)
+    assert _spilled(tmp_path) == []  # taken in, then removed
+
+
+def test_a_take_whose_housekeeping_never_ran_queues_nothing_twice(tmp_path: Path) -> None:
+    iss, (wh,) = _setup(tmp_path)
+    for _ in range(10):
+        iss.create_license(product=PRODUCT, days=30)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for path in _spilled(tmp_path):
+        shutil.copy2(path, kept / path.name)
+    first = {d.delivery_id for d in iss.webhooks.deliveries(wh, limit=100)}
+    assert len(first) == 10
+    for path in kept.iterdir():  # as if the process died before removing them
+        shutil.copy2(path, tmp_path / "ledger" / "events" / path.name)
+    iss.create_license(product=PRODUCT, days=30)  # and the head still holds taken outboxes
+    again = iss.webhooks.deliveries(wh, limit=100)
+    assert len(again) == 11 and {d.delivery_id for d in again} >= first
+    assert len({d.event_cursor for d in again}) == 11
+
+
+def test_an_endpoint_removed_before_the_take_gets_nothing(tmp_path: Path) -> None:
+    iss, (wh, gone) = _setup(tmp_path, endpoints=2)
+    for _ in range(3):
+        iss.create_license(product=PRODUCT, days=30)
+    iss.webhooks.remove(gone)
+    assert len(iss.webhooks.deliveries(wh, limit=100)) == 3
+    queue = json.loads((tmp_path / "ledger" / "webhooks" / "queue.json").read_text())
+    assert {d["endpoint_id"] for d in queue["webhooks"].values()} == {wh}
+
+
+def test_a_damaged_outbox_is_damage_not_an_empty_queue(tmp_path: Path) -> None:
+    iss, (wh,) = _setup(tmp_path)
+    iss.create_license(product=PRODUCT, days=30)
+    head_file = tmp_path / "ledger" / "index" / "head.json"
+    head = json.loads(head_file.read_text())
+    head["outbox"]["1"]["raw"] = "[{not json"
+    head_file.write_text(json.dumps(head))
+    with pytest.raises(LedgerCorruptError, match="outbox"):
+        iss.webhooks.deliveries(wh, limit=10)
