@@ -7,10 +7,11 @@ Layout::
                              changes, written in each change's own transaction
     events/outbox-N....json  older outboxes, moved out of the head 8 at a time
                              (named by the cursor of the first one's first event)
-    webhooks/queue.json      deliveries not yet delivered (pending and failed);
-                             the document id is the delivery's place in order;
-                             table ``outbox``: the last outbox taken in (its cursor)
-    webhooks/done.json       delivered ones, the latest 50 of each endpoint
+    webhooks/queue.json      table ``outbox``: the last outbox taken in (its cursor)
+                             and the last place in order given
+    webhooks/queue-WH-....json  an endpoint's deliveries not yet delivered
+                             (pending and failed), ``seq`` their place in order
+    webhooks/done-WH-....json   its delivered ones, the latest 50
     webhooks/queue.lock      the queue's own lock (``webhooks/journal.json`` its journal)
     webhooks/WH-....lock     held (flock) by the one deliverer sending for that endpoint
 
@@ -58,6 +59,8 @@ __all__ = ["FolderWebhooks", "enqueue", "read_endpoints"]
 _KIND = "webhooks"
 _OUTBOX, _OUTBOX_PREFIX = "outbox", "outbox-"  # table name; file name prefix under events/
 _ENDPOINTS, _QUEUE, _DONE = "endpoints", "queue", "done"
+# One queue and one done file per endpoint: a deliverer recording one endpoint's
+# attempts rewrites that endpoint's files, not every endpoint's backlog.
 _QUEUE_LOCK, _QUEUE_JOURNAL = f"{_KIND}/queue.lock", f"{_KIND}/journal.json"
 _KEEP_DONE = 50
 _NAME_DIGITS = 12
@@ -75,9 +78,20 @@ def read_endpoints(txn: ShardTransaction, root: Path) -> list[Endpoint]:
     return [Endpoint.from_doc(doc) for doc in txn.table(_KIND, _ENDPOINTS).all()]
 
 
-def _queue(txn: ShardTransaction, root: Path) -> Table:
-    (root / _KIND).mkdir(mode=0o700, exist_ok=True)
-    return txn.table(_KIND, _QUEUE)
+def _queue(txn: ShardTransaction, endpoint_id: str) -> Table:
+    """An endpoint's undelivered deliveries (``webhooks/queue-<id>.json``)."""
+    return txn.table(_KIND, f"{_QUEUE}-{endpoint_id}")
+
+
+def _done(txn: ShardTransaction, endpoint_id: str) -> Table:
+    """An endpoint's latest delivered deliveries (``webhooks/done-<id>.json``)."""
+    return txn.table(_KIND, f"{_DONE}-{endpoint_id}")
+
+
+def _endpoint_files(root: Path) -> list[str]:
+    """The endpoint ids that have queue or done files."""
+    names = (p.stem for p in (root / _KIND).glob("*-WH-*.json"))
+    return sorted({n.split("-", 1)[1] for n in names})
 
 
 def _held(txn: ShardTransaction) -> Table:
@@ -177,6 +191,7 @@ class FolderWebhooks(WebhookStorage):
             with file_lock(self._root / _QUEUE_LOCK, self._lock_timeout):
                 replay_journal(self._root, _QUEUE_JOURNAL)
                 txn = ShardTransaction(self._root, _QUEUE_JOURNAL)
+                _split_shared_files(txn, self._root)
                 spilled = self._take_outbox(txn) if take else []
                 yield txn
                 txn.commit()
@@ -198,27 +213,21 @@ class FolderWebhooks(WebhookStorage):
         """
         if not self._outbox_waiting():
             return []
-        marks = queue_txn.table(_KIND, _QUEUE, _OUTBOX)
-        mark_doc = marks.get(doc_id=1)
-        mark = 0 if mark_doc is None else int(mark_doc.get("taken", 0))
+        marks = _Marks(queue_txn)
         with self._transaction() as txn:  # only committed outboxes are seen under this lock
             files = _spill_files(self._root)
             outboxes = [o for f in files for o in _spill_table(txn, _at_of(f)).all()]
             outboxes += _held(txn).all()
             endpoints = {e.endpoint_id for e in read_endpoints(txn, self._root)}
-        fresh = [o for o in _in_order(outboxes) if int(o["at"]) > mark]
-        queue = _queue(queue_txn, self._root)
+        fresh = [o for o in _in_order(outboxes) if int(o["at"]) > marks.taken]
         for outbox in fresh:
             for doc in _deliveries_of(outbox):
-                if doc.get("endpoint_id") in endpoints:  # removed since: nobody to send to
-                    doc_id = queue.insert(doc)
-                    queue.update({"seq": doc_id}, doc_ids=[doc_id])
+                endpoint_id = doc.get("endpoint_id")
+                if endpoint_id in endpoints:  # removed since: nobody to send to
+                    _queue(queue_txn, endpoint_id).insert({**doc, "seq": marks.next_seq()})
         if fresh:
-            mark = int(fresh[-1]["at"])
-            if marks.contains(doc_id=1):
-                marks.update({"taken": mark}, doc_ids=[1])
-            else:
-                marks.insert(Document({"taken": mark}, doc_id=1))
+            marks.taken = int(fresh[-1]["at"])
+            marks.save()
         return files
 
     def _outbox_waiting(self) -> bool:
@@ -276,10 +285,15 @@ class FolderWebhooks(WebhookStorage):
                 if not self._endpoints(txn).remove(Query().endpoint_id == endpoint_id):
                     raise WebhookNotFoundError(f"no webhook endpoint {endpoint_id}")
                 self._log(txn, event)
-            _queue(queue_txn, self._root).remove(Query().endpoint_id == endpoint_id)
-            queue_txn.table(_KIND, _DONE).remove(Query().endpoint_id == endpoint_id)
-        with contextlib.suppress(OSError):
-            os.unlink(self._root / _KIND / f"{endpoint_id}.lock")
+            _queue(queue_txn, endpoint_id).truncate()
+            _done(queue_txn, endpoint_id).truncate()
+        for name in (
+            f"{_QUEUE}-{endpoint_id}.json",
+            f"{_DONE}-{endpoint_id}.json",
+            f"{endpoint_id}.lock",
+        ):
+            with contextlib.suppress(OSError):  # emptied above: housekeeping
+                os.unlink(self._root / _KIND / name)
 
     def deliveries(
         self, endpoint_id: str, *, limit: int, undelivered: bool = False
@@ -288,9 +302,9 @@ class FolderWebhooks(WebhookStorage):
         if not (self._root / _KIND).is_dir() and not self._outbox_waiting():
             return []
         with self._queue_txn() as txn:
-            docs = list(_queue(txn, self._root).search(Query().endpoint_id == endpoint_id))
+            docs = list(_queue(txn, endpoint_id).all())
             if not undelivered:
-                docs += txn.table(_KIND, _DONE).search(Query().endpoint_id == endpoint_id)
+                docs += _done(txn, endpoint_id).all()
         found = sorted((Delivery.from_doc(d) for d in docs), key=lambda d: d.seq, reverse=True)
         return found[:limit]
 
@@ -299,10 +313,11 @@ class FolderWebhooks(WebhookStorage):
         if not (self._root / _KIND).is_dir() and not self._outbox_waiting():
             return None
         with self._queue_txn() as txn:
-            for kind in (_QUEUE, _DONE):
-                doc = txn.table(_KIND, kind).get(Query().delivery_id == delivery_id)
-                if isinstance(doc, dict):
-                    return Delivery.from_doc(doc)
+            for endpoint_id in _endpoint_files(self._root):
+                for table in (_queue(txn, endpoint_id), _done(txn, endpoint_id)):
+                    doc = table.get(Query().delivery_id == delivery_id)
+                    if isinstance(doc, dict):
+                        return Delivery.from_doc(doc)
         return None
 
     def put(self, deliveries: Sequence[Delivery]) -> None:
@@ -311,41 +326,20 @@ class FolderWebhooks(WebhookStorage):
             self._put(txn, deliveries)
 
     def _put(self, txn: ShardTransaction, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        queue, done = _queue(txn, self._root), txn.table(_KIND, _DONE)
-        wanted = {d.delivery_id for d in deliveries}
-        queued = {
-            doc["delivery_id"]: doc.doc_id
-            for doc in queue.all()
-            if doc.get("delivery_id") in wanted
-        }
-        finished = {
-            doc["delivery_id"]: doc.doc_id for doc in done.all() if doc.get("delivery_id") in wanted
-        }
-        if finished:
-            done.remove(doc_ids=list(finished.values()))
-        gone = [
-            queued[d.delivery_id]
-            for d in deliveries
-            if d.status == DeliveryStatus.DELIVERED and d.delivery_id in queued
-        ]
-        if gone:
-            queue.remove(doc_ids=gone)
-        delivered = [d.to_doc() for d in deliveries if d.status == DeliveryStatus.DELIVERED]
-        if delivered:
-            done.insert_multiple(delivered)
-            for endpoint_id in {d["endpoint_id"] for d in delivered}:
-                _trim(done, endpoint_id)
+        marks: list[_Marks] = []  # read only when a new row needs a place
+
+        def next_seq() -> int:
+            if not marks:
+                marks.append(_Marks(txn))
+            return marks[0].next_seq()
+
+        by_endpoint: dict[str, list[Delivery]] = {}
         for d in deliveries:
-            if d.status == DeliveryStatus.DELIVERED:
-                continue
-            if d.delivery_id in queued:
-                queue.update(_whole(d.to_doc()), doc_ids=[queued[d.delivery_id]])
-            else:
-                doc_id = queue.insert(d.to_doc())
-                if not d.seq:
-                    queue.update({"seq": doc_id}, doc_ids=[doc_id])
+            by_endpoint.setdefault(d.endpoint_id, []).append(d)
+        for endpoint_id, rows in by_endpoint.items():
+            _put_rows(_queue(txn, endpoint_id), _done(txn, endpoint_id), rows, next_seq)
+        if marks:
+            marks[0].save()
 
     def restore(self, endpoints: Sequence[Endpoint], deliveries: Sequence[Delivery]) -> None:
         """Give a new ledger copied endpoints and deliveries (in order)."""
@@ -383,21 +377,61 @@ class _FolderClaim:
 
     def pending(self, limit: int) -> list[Delivery]:
         with self._store._queue_txn() as txn:
-            docs = _queue(txn, self._store._root).search(
-                (Query().endpoint_id == self._id) & (Query().status == DeliveryStatus.PENDING)
-            )
+            docs = _queue(txn, self._id).search(Query().status == DeliveryStatus.PENDING)
         return sorted((Delivery.from_doc(d) for d in docs), key=lambda d: d.seq)[:limit]
 
     def record(self, deliveries: Sequence[Delivery], *, state: str | None) -> None:
         with self._store._queue_txn(take=False) as queue_txn:
             # A delivery dropped meanwhile (its endpoint removed) is not brought back.
-            queue = _queue(queue_txn, self._store._root)
-            present = {doc.get("delivery_id") for doc in queue.all()}
+            present = {doc.get("delivery_id") for doc in _queue(queue_txn, self._id).all()}
             self._store._put(queue_txn, [d for d in deliveries if d.delivery_id in present])
             if state is not None:
                 with self._store._txn() as txn:
                     table = self._store._endpoints(txn)
                     table.update({"state": state}, Query().endpoint_id == self._id)
+
+
+class _Marks:
+    """The queue's counters (``queue.json``, table ``outbox``).
+
+    ``taken``: the last outbox taken in; ``seq``: the last place in order
+    given. A document's id cannot be its place: TinyDB numbers an emptied
+    table from 1 again, and the delivered ones keep theirs.
+    """
+
+    def __init__(self, txn: ShardTransaction) -> None:
+        self._table = txn.table(_KIND, _QUEUE, _OUTBOX)
+        doc = self._table.get(doc_id=1)
+        try:
+            self.taken = int(doc.get("taken", 0)) if isinstance(doc, dict) else 0
+            seq = doc.get("seq") if isinstance(doc, dict) else None
+            if seq is None:  # a queue from before the counter: go on after its highest
+                root = txn.root
+                seq = max(
+                    (
+                        int(d.get("seq", 0))
+                        for e in _endpoint_files(root)
+                        for table in (_queue(txn, e), _done(txn, e))
+                        for d in table
+                    ),
+                    default=0,
+                )
+            self.seq = int(seq)
+        except (TypeError, ValueError) as err:
+            raise LedgerCorruptError("ledger is damaged: the webhook queue's marks") from err
+
+    def next_seq(self) -> int:
+        """The next place in order."""
+        self.seq += 1
+        return self.seq
+
+    def save(self) -> None:
+        """Keep the counters in the queue's transaction."""
+        doc = {"taken": self.taken, "seq": self.seq}
+        if self._table.contains(doc_id=1):
+            self._table.update(doc, doc_ids=[1])
+        else:
+            self._table.insert(Document(doc, doc_id=1))
 
 
 def _at_of(path: Path) -> int:
@@ -407,8 +441,51 @@ def _at_of(path: Path) -> int:
     return int(name)
 
 
-def _trim(done: Table, endpoint_id: str) -> None:
-    docs = done.search(Query().endpoint_id == endpoint_id)
+def _put_rows(
+    queue: Table, done: Table, rows: Sequence[Delivery], next_seq: Callable[[], int]
+) -> None:
+    """Queue new rows of one endpoint, or replace them by id (delivered ones go to ``done``)."""
+    wanted = {d.delivery_id for d in rows}
+    queued = {doc["delivery_id"]: doc.doc_id for doc in queue if doc.get("delivery_id") in wanted}
+    finished = [doc.doc_id for doc in done if doc.get("delivery_id") in wanted]
+    if finished:
+        done.remove(doc_ids=finished)
+    delivered = [d for d in rows if d.status == DeliveryStatus.DELIVERED]
+    gone = [queued[d.delivery_id] for d in delivered if d.delivery_id in queued]
+    if gone:
+        queue.remove(doc_ids=gone)
+    if delivered:
+        done.insert_multiple(d.to_doc() for d in delivered)
+        _trim(done)
+    for d in rows:
+        if d.status == DeliveryStatus.DELIVERED:
+            continue
+        if d.delivery_id in queued:
+            queue.update(_whole(d.to_doc()), doc_ids=[queued[d.delivery_id]])
+        else:
+            queue.insert({**d.to_doc(), "seq": d.seq or next_seq()})
+
+
+def _split_shared_files(txn: ShardTransaction, root: Path) -> None:
+    """Move a queue written before one file per endpoint (``queue.json``/``done.json``) apart."""
+    shared = [k for k in (_QUEUE, _DONE) if (root / _KIND / f"{k}.json").exists()]
+    for kind in shared:
+        table = txn.table(_KIND, kind)
+        docs = table.all()
+        if not docs:
+            continue
+        for doc in sorted(docs, key=lambda d: d.get("seq", 0)):
+            target = _queue if kind == _QUEUE else _done
+            target(txn, str(doc.get("endpoint_id"))).insert(dict(doc))
+        table.truncate()
+    if (root / _KIND / f"{_DONE}.json").exists():
+        txn.commit()
+        with contextlib.suppress(OSError):
+            os.unlink(root / _KIND / f"{_DONE}.json")
+
+
+def _trim(done: Table) -> None:
+    docs = done.all()
     if len(docs) > _KEEP_DONE:
         docs.sort(key=lambda doc: doc.get("seq", 0))
         done.remove(doc_ids=[doc.doc_id for doc in docs[: len(docs) - _KEEP_DONE]])

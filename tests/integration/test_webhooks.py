@@ -186,6 +186,18 @@ def test_redeliver_sends_again_with_the_same_id(tmp_path: Path, ledger_at: str |
         iss.webhooks.redeliver("DL-NOSUCHTHING")
 
 
+def test_deliveries_queued_after_the_queue_drained_come_after_the_delivered_ones(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
+    iss, clock, wh = _setup(tmp_path, ledger_at, receiver)
+    first = iss.create_license(product="ispmanager", days=365)
+    _once(iss, clock)  # the queue is empty now
+    second = iss.create_license(product="ispmanager", days=365)
+    iss.webhooks.test(wh)
+    listed = iss.webhooks.deliveries(wh)  # newest first
+    assert [d.type for d in listed] == ["webhook.test", "license.created", "license.created"]
+    assert [d.body["data"]["license"]["license_id"] for d in listed[1:]] == [second.license_id, first.license_id]
+    assert [d.seq for d in listed] == sorted({d.seq for d in listed}, reverse=True)  # distinct, in order
+
+
 def test_a_rotated_secret_signs_beside_the_new_one_for_24_hours(tmp_path: Path, ledger_at: str | None, receiver: Receiver) -> None:
     iss, clock, wh = _setup(tmp_path, ledger_at, receiver)
     old = receiver.secrets[:]

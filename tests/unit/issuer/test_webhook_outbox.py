@@ -82,8 +82,30 @@ def test_an_endpoint_removed_before_the_take_gets_nothing(tmp_path: Path) -> Non
         iss.create_license(product=PRODUCT, days=30)
     iss.webhooks.remove(gone)
     assert len(iss.webhooks.deliveries(wh, limit=100)) == 3
-    queue = json.loads((tmp_path / "ledger" / "webhooks" / "queue.json").read_text())
-    assert {d["endpoint_id"] for d in queue["webhooks"].values()} == {wh}
+    assert sorted(p.name for p in (tmp_path / "ledger" / "webhooks").glob("*-WH-*.json")) == [f"queue-{wh}.json"]
+
+
+def test_a_queue_of_one_shared_file_is_split_per_endpoint_on_first_use(tmp_path: Path) -> None:
+    iss, (wh, other) = _setup(tmp_path, endpoints=2)
+    for _ in range(2):
+        iss.create_license(product=PRODUCT, days=30)
+    before = {e: [d.delivery_id for d in iss.webhooks.deliveries(e, limit=10)] for e in (wh, other)}
+    folder = tmp_path / "ledger" / "webhooks"
+    shared: dict[str, Any] = {}
+    for path in sorted(folder.glob("queue-WH-*.json")):  # write them back as the older layout had them
+        for doc in json.loads(path.read_text())["webhooks"].values():
+            shared[str(len(shared) + 1)] = doc
+        path.unlink()
+    marks = json.loads((folder / "queue.json").read_text())
+    del marks["outbox"]["1"]["seq"]  # nor had it a counter
+    (folder / "queue.json").write_text(json.dumps({**marks, "webhooks": shared}))
+
+    after = {e: [d.delivery_id for d in iss.webhooks.deliveries(e, limit=10)] for e in (wh, other)}
+    assert after == before
+    assert sorted(p.name for p in folder.glob("queue-*.json")) == sorted([f"queue-{wh}.json", f"queue-{other}.json"])
+    iss.create_license(product=PRODUCT, days=30)  # numbered after the moved ones
+    newest = iss.webhooks.deliveries(wh, limit=10)
+    assert len(newest) == 3 and newest[0].seq > max(d.seq for d in newest[1:])
 
 
 def test_a_damaged_outbox_is_damage_not_an_empty_queue(tmp_path: Path) -> None:
