@@ -7,6 +7,17 @@ import pytest
 from support import FakeClock, Provider
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` first, each part in pytest-randomly's order.
+
+    xdist hands tests out one at a time (groups first), so a 10-second test
+    drawn last keeps one worker busy while the others have nothing left; drawn
+    first, the short tests fill in around it. pytest-randomly shuffles before
+    this hook runs (its wrapper), so the seed still fixes the whole order.
+    """
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _end_to_end_commands(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test marked ``e2e`` runs every console command through the installed script."""

@@ -682,7 +682,7 @@ class TricklingPanel:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -919,7 +919,7 @@ def test_a_deeply_nested_server_answer_is_a_license_error_not_a_crash(provider: 
             return
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Nested)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with pytest.raises(ServerUnavailableError):
@@ -1833,7 +1833,7 @@ class FakeLicenseServer:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -2162,6 +2162,7 @@ def restore_revocation_entries(home: Path, count: int) -> None:
     Ledger(home / "ledger").restore_revocations(1, entries)
 
 
+@pytest.mark.slow
 def test_a_revocation_list_every_panel_would_refuse_is_never_given_out(tmp_path: Path) -> None:
     """At the real limit: the issuer's refusal and the verifier's are the one rule, not two."""
     from issuer.licensing.revocation_list import MAX_REVOCATIONS_BYTES as ISSUER_LIMIT

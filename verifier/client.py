@@ -118,7 +118,11 @@ def _responder(challenge: Challenge, host: str, port: int) -> Iterator[None]:
         raise BadInputError(
             f"cannot listen on {host}:{port} for the callback: {err.strerror}"
         ) from None
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() returns once serve_forever next looks at its flag: every 0.5 s by
+    # default, which every automatic activation would wait out after its answer.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield

@@ -142,11 +142,15 @@ def assert_one_line_refusal(proc: subprocess.CompletedProcess[str], needle: str,
     assert "Traceback" not in proc.stderr
 
 
-def provider_home(folder: Path, *licenses: tuple[str, ...]) -> Path:
-    """A provider folder made with the real console scripts: keys, trust file, ledger."""
-    cli("keytool", "new", cwd=folder)
-    cli("keytool", "export", cwd=folder)
-    cli("issuer", "init", "--name", "acme-hosting", cwd=folder)
+def provider_home(folder: Path, *licenses: tuple[str, ...], process: bool | None = None) -> Path:
+    """A provider folder made with the real console scripts: keys, trust file, ledger.
+
+    ``process`` as for :func:`cli`: ``False`` builds it in-process even in an
+    ``e2e`` test, whose subject is other commands.
+    """
+    cli("keytool", "new", cwd=folder, process=process)
+    cli("keytool", "export", cwd=folder, process=process)
+    cli("issuer", "init", "--name", "acme-hosting", cwd=folder, process=process)
     for args in licenses:
-        cli("issuer", "license", "create", *args, cwd=folder)
+        cli("issuer", "license", "create", *args, cwd=folder, process=process)
     return folder

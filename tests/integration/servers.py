@@ -136,7 +136,9 @@ class ServedProcess:
                     if response.status == 200:
                         return
             except OSError:
-                time.sleep(0.1)
+                # A server comes up in about half a second; a finer poll saves each test
+                # part of a tenth of a second, ~80 times a run.
+                time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"{' '.join(argv[:2])} did not come up: {self.output()}")
 
@@ -214,7 +216,8 @@ class CallbackPanel:
 
         self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # Polled often, so close() (shutdown) returns at once instead of within 0.5 s.
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -428,6 +428,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@pytest.mark.slow  # waits out the shutdown grace for the idle TLS connection
 def test_under_tls_the_session_cookie_is_secure(home: Path) -> None:
     cert, key = _self_signed(home)
     context = ssl.create_default_context(cafile=str(cert))

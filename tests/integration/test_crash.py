@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from servers import first_line
 from support import PRODUCT, FakeClock, current_license, make_issuer
 
@@ -40,6 +41,7 @@ def check_consistent(folder: Path, confirmed: list[list[str]]) -> None:
             assert record.generation >= int(detail)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_or_half_applies_a_change(tmp_path: Path) -> None:
     iss = make_issuer(tmp_path, FakeClock())
     for _ in range(6):

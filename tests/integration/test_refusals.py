@@ -292,7 +292,7 @@ def test_activate_against_something_that_is_not_a_license_server_says_so_and_nam
     lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
     key = json.loads(cli("issuer", "license", "show", lid, "--json", cwd=home).stdout)["activation_key"]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotALicenseServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         proc = cli("verifier", "activate", "--server", url, "--key", key, "--product", PRODUCT,
@@ -334,7 +334,7 @@ def test_renew_against_something_that_is_not_a_license_server_says_so(tmp_path: 
     from verifier.wire import fetch_revocations, post_json
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with pytest.raises(ServerUnavailableError, match=r"is not a licet license server .*/v1/renewals.*port 8470"):

@@ -31,6 +31,8 @@ PRODUCT = "ispmanager"
 PROVIDER_ONLY = ("typer", "click", "rich", "tinydb", "fastapi", "starlette", "uvicorn", "httpx")
 
 pytestmark = pytest.mark.slow
+#: The tests that read the built wheels run on one worker, so pip builds them once a run.
+WHEELS = pytest.mark.xdist_group("wheels")
 
 
 def _env() -> dict[str, str]:
@@ -71,6 +73,7 @@ def _metadata(wheel: Path) -> tuple[list[str], object, str]:
         return names, meta, zf.read(entry).decode()
 
 
+@WHEELS
 def test_slim_wheel_holds_only_the_verifier_and_depends_only_on_cryptography(
     wheels: dict[str, Path],
 ) -> None:
@@ -92,6 +95,7 @@ def test_slim_wheel_holds_only_the_verifier_and_depends_only_on_cryptography(
     assert scripts == ["verifier"]
 
 
+@WHEELS
 def test_provider_wheel_holds_all_three_packages_and_the_licet_command(wheels: dict[str, Path]) -> None:
     names, meta, entry_points = _metadata(wheels["licet"])
     assert {n.split("/")[0] for n in names if "/" in n and ".dist-info" not in n} == {"verifier", "keytool", "issuer"}
@@ -100,6 +104,7 @@ def test_provider_wheel_holds_all_three_packages_and_the_licet_command(wheels: d
     assert "server" in meta.get_all("Provides-Extra")  # type: ignore[attr-defined]
 
 
+@WHEELS
 def test_slim_package_alone_verifies_a_real_token_in_a_fresh_venv(
     wheels: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -241,6 +241,7 @@ def test_valid_tokens_are_accepted_by_both_with_equal_claims(draft: Draft) -> No
     same_claims(licet().verify(token), pyjwt_decode(token))
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(mutated())
 def test_whatever_licet_accepts_pyjwt_accepts_with_equal_claims(case: tuple[list[str], str]) -> None:
