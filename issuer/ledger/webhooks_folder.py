@@ -117,21 +117,29 @@ def enqueue(
 ) -> None:
     """Keep deliveries in the transaction's outbox; ``cursors``: its last change's events.
 
-    The outbox is one document ``{"at": first, "raw": <the deliveries as
-    JSON text>}`` in the index head, which the transaction writes anyway
-    (kept as text: the head is read and written by every change, and text
-    costs little to carry). ``first`` is the cursor of the transaction's
-    first logged event, above every earlier transaction's, so documents in
-    ``at`` order (then stored order) are the deliveries in event order.
+    The outbox is one document ``{"at": first, "raw": <JSON text: the
+    deliveries, and each event's body once>}`` in the index head, which
+    the transaction writes anyway (kept as text: the head is read and
+    written by every change, and text costs little to carry). ``first`` is
+    the cursor of the transaction's first logged event, above every earlier
+    transaction's, so documents in ``at`` order (then stored order) are the
+    deliveries in event order.
     Once the head holds :data:`_SPILL` outboxes they move to a file of their
     own: the head stays small whether or not a deliverer runs (a take in
     reads them all and skips what it took before; see the queue's mark).
     """
     if not deliveries:
         return
-    docs = [{**d.to_doc(), "event_cursor": d.event_cursor or cursors[d.index]} for d in deliveries]
+    # Every endpoint gets the same body for an event: it is kept once.
+    bodies: dict[str, Any] = {}
+    rows = []
+    for d in deliveries:
+        row = {**d.to_doc(), "event_cursor": d.event_cursor or cursors[d.index]}
+        bodies.setdefault(d.event_id, row.pop("body"))
+        rows.append(row)
+    raw = json.dumps({"bodies": bodies, "rows": rows}, separators=(",", ":"))
     held = _held(txn)
-    held.insert({"at": first, "raw": json.dumps(docs, separators=(",", ":"))})
+    held.insert({"at": first, "raw": raw})
     if len(held) >= _SPILL:
         outboxes = _in_order(held.all())
         _spill_table(txn, outboxes[0]["at"]).insert_multiple(dict(doc) for doc in outboxes)
@@ -147,13 +155,13 @@ def _in_order(outboxes: Sequence[Any]) -> list[Any]:
 
 
 def _deliveries_of(outbox: Any) -> list[dict[str, Any]]:
+    """The delivery documents of an outbox, each with its event's body."""
     try:
-        docs = json.loads(outbox["raw"])
+        kept = json.loads(outbox["raw"])
+        bodies, rows = kept["bodies"], kept["rows"]
+        return [{**row, "body": bodies[row["event_id"]]} for row in rows]
     except (KeyError, TypeError, ValueError) as err:
         raise LedgerCorruptError("ledger is damaged: a webhook outbox entry is malformed") from err
-    if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
-        raise LedgerCorruptError("ledger is damaged: a webhook outbox entry is malformed")
-    return docs
 
 
 class FolderWebhooks(WebhookStorage):

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -469,8 +470,10 @@ def test_the_console_webhooks_page(tmp_path: Path, receiver: Receiver) -> None:
         assert wh in html and receiver.url in html and "billing" in html and "No deliveries yet." in html
         html = page(f"/webhooks/{wh}/test", {"csrf": csrf(html)})  # Send test
         assert "webhook.test event is queued" in html
-        receiver.wait_for(1)  # the console's deliverer sends it
-        html = page("/webhooks")
+        receiver.wait_for(1)  # the console's deliverer sends it, then records the answer
+        deadline = time.monotonic() + 20
+        while "delivered" not in (html := page("/webhooks")) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert "webhook.test" in html and "delivered" in html and ">200<" in html
         (dl,) = re.findall(r"/webhooks/deliveries/(DL-[0-9A-Z]+)/redeliver", html)
         page(f"/webhooks/deliveries/{dl}/redeliver", {"csrf": csrf(html)})
