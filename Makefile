@@ -64,7 +64,7 @@ test-fast: $(STAMP)
 	mkdir -p $(TEST_TMPDIR)
 	@echo "random order: TEST_SEED=$(TEST_SEED)"
 	PATH=$(CURDIR)/$(BIN):$$PATH TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q \
-		-n $(TEST_WORKERS) -p randomly --randomly-seed=$(TEST_SEED) tests/unit tests/property $(PYTEST_ARGS)
+		-n $(TEST_WORKERS) --dist loadgroup -p randomly --randomly-seed=$(TEST_SEED) tests/unit tests/property $(PYTEST_ARGS)
 
 demo: $(DEMO_STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash examples/demo.sh

@@ -238,3 +238,31 @@ def problem_codes(operation: dict[str, Any]) -> dict[str, list[str]]:
         if schema is not None:
             found[status] = schema["allOf"][1]["properties"]["code"]["enum"]
     return found
+
+
+def one_hash_per_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Console users get real Argon2id hashes made once per worker, not once per test.
+
+    An Argon2 hash costs tens of milliseconds by design, and the console's unit
+    tests add two users per test: they need users who can log in, not new
+    salts. The n-th hash of a password in a test is the n-th one made in this
+    worker (hashes stay distinct within a test, as a ledger requires). Logging
+    in still verifies the real hash; hashing's real cost runs through
+    ``issuer serve`` in tests/integration/test_console_api.py.
+    """
+    import issuer.licensing.accounts as accounts
+
+    used: dict[str | bytes, int] = {}
+
+    class SharedHashes(type(accounts._hasher())):  # type: ignore[misc]
+        def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+            made = _HASHES.setdefault(password, [])
+            n = used[password] = used.get(password, 0) + 1
+            if len(made) < n:
+                made.append(super().hash(password))
+            return made[n - 1]
+
+    monkeypatch.setattr(accounts, "_hasher", SharedHashes)
+
+
+_HASHES: dict[str | bytes, list[str]] = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pgsupport import LedgerSite
-from support import PRODUCT, FakeClock, make_issuer, request_for
+from support import PRODUCT, FakeClock, make_issuer, one_hash_per_password, request_for
 
 from issuer import Issuer, IssuerConfig
 from issuer.errors import AuthenticationError
@@ -25,6 +25,10 @@ from verifier.errors import BadInputError, RateLimitedError
 PASSWORD = "correct horse battery staple"
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "{{ 7*7 }}</td><b>bold</b>"]
 
+
+@pytest.fixture(autouse=True)
+def _shared_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    one_hash_per_password(monkeypatch)
 
 @pytest.fixture(params=["tinydb", "postgres"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerSite:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pgsupport import LedgerSite, rows
-from support import PRODUCT, FakeClock, make_issuer, request_for
+from support import PRODUCT, FakeClock, make_issuer, one_hash_per_password, request_for
 
 from issuer import Issuer
 from issuer.errors import AccountExistsError, AccountNotFoundError, AuthenticationError
@@ -20,6 +20,10 @@ from verifier.errors import RateLimitedError
 
 PASSWORD = "correct horse battery staple"
 
+
+@pytest.fixture(autouse=True)
+def _shared_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    one_hash_per_password(monkeypatch)
 
 def other_door(iss: Issuer, site: LedgerSite, clock: FakeClock) -> Issuer:
     return Issuer(site.url, iss.keys, clock=clock)
