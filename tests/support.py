@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socketserver
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -266,3 +268,14 @@ def one_hash_per_password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 _HASHES: dict[str | bytes, list[str]] = {}
+
+
+def serve_in_background(server: socketserver.BaseServer) -> threading.Thread:
+    """Run a test's helper server in a daemon thread; returns the started thread.
+
+    Polled every 20 ms, so that ``server.shutdown()`` returns at once: it
+    waits for ``serve_forever``'s next poll, every 0.5 s by default.
+    """
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    return thread

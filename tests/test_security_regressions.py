@@ -47,6 +47,7 @@ from support import (
     forge,
     ledger_bytes,
     make_issuer,
+    serve_in_background,
     server_fp,
 )
 
@@ -682,7 +683,7 @@ class TricklingPanel:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        serve_in_background(self.server)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -919,7 +920,7 @@ def test_a_deeply_nested_server_answer_is_a_license_error_not_a_crash(provider: 
             return
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Nested)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    serve_in_background(server)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with pytest.raises(ServerUnavailableError):
@@ -1833,7 +1834,7 @@ class FakeLicenseServer:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        serve_in_background(self.server)
 
     def stop(self) -> None:
         self.server.shutdown()

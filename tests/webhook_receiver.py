@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import standardwebhooks
+from support import serve_in_background
 
 
 class Receiver:
@@ -48,9 +49,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        # Polled often, so shutdown() returns at once instead of within 0.5 s.
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_background(self.server)
 
     def answer(self, body: bytes, headers: dict[str, str]) -> int:
         with self.lock:

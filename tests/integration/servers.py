@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import timecheck
 from clirun import script
+from support import serve_in_background
 
 from verifier.client import CHALLENGE_PATH, Challenge
 
@@ -216,8 +217,7 @@ class CallbackPanel:
 
         self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.port = int(self.server.server_address[1])
-        # Polled often, so close() (shutdown) returns at once instead of within 0.5 s.
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        serve_in_background(self.server)
 
     def close(self) -> None:
         self.server.shutdown()

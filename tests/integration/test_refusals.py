@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import typer.main
 from clirun import assert_one_line_refusal, cli, provider_home
-from support import PRODUCT
+from support import PRODUCT, serve_in_background
 
 from issuer.cli import app as issuer_app
 from keytool.cli import app as keytool_app
@@ -274,7 +274,6 @@ def test_an_encrypted_key_used_without_its_passphrase_says_how_to_give_it(tmp_pa
 )
 def test_activate_against_something_that_is_not_a_license_server_says_so_and_names_the_port(body: bytes, tmp_path: Path) -> None:
     import http.server
-    import threading
 
     class NotALicenseServer(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -292,7 +291,7 @@ def test_activate_against_something_that_is_not_a_license_server_says_so_and_nam
     lid = json.loads(cli("issuer", "license", "list", "--json", cwd=home).stdout)[0]["license_id"]
     key = json.loads(cli("issuer", "license", "show", lid, "--json", cwd=home).stdout)["activation_key"]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotALicenseServer)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    serve_in_background(server)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         proc = cli("verifier", "activate", "--server", url, "--key", key, "--product", PRODUCT,
@@ -317,7 +316,6 @@ def test_the_licet_umbrella_refuses_in_json_like_the_tools(tmp_path: Path) -> No
 
 def test_renew_against_something_that_is_not_a_license_server_says_so(tmp_path: Path) -> None:
     import http.server
-    import threading
 
     class NotFound(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -334,7 +332,7 @@ def test_renew_against_something_that_is_not_a_license_server_says_so(tmp_path: 
     from verifier.wire import fetch_revocations, post_json
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    serve_in_background(server)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with pytest.raises(ServerUnavailableError, match=r"is not a licet license server .*/v1/renewals.*port 8470"):

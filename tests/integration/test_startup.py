@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from clirun import provider_home
 from servers import LicenseServer, free_port
-from support import PRODUCT, FakeClock
+from support import PRODUCT, FakeClock, serve_in_background
 
 from verifier import (
     ActivationRequiredError,
@@ -121,7 +120,7 @@ class OddServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        serve_in_background(self.httpd)
 
     def close(self) -> None:
         self.httpd.shutdown()
