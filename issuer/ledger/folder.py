@@ -540,7 +540,7 @@ class FolderTransaction:
         self._txn = txn
         self._known: frozenset[str] | None = None
         self._cursors: list[int] = []  # of the events the last add or replace logged
-        self._first: int | None = None  # the first enqueue's first cursor: names the outbox file
+        self._first: int | None = None  # the first enqueue's first cursor: the outbox's "at"
 
     def license(
         self, *, license_id: str | None = None, key_hash: str | None = None
