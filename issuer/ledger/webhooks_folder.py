@@ -7,11 +7,10 @@ Layout::
                              changes, written in each change's own transaction
     events/outbox-N....json  older outboxes, moved out of the head 8 at a time
                              (named by the cursor of the first one's first event)
-    webhooks/queue.json      table ``outbox``: the last outbox taken in (its cursor)
-                             and the last place in order given
-    webhooks/queue-WH-....json  an endpoint's deliveries not yet delivered
-                             (pending and failed), ``seq`` their place in order
-    webhooks/done-WH-....json   its delivered ones, the latest 50
+    webhooks/WH-....json     one endpoint's queue: table ``queue`` its deliveries not
+                             yet delivered (pending and failed), ``done`` the latest 50
+                             delivered, ``mark`` the last outbox it took in and the last
+                             place in order (``seq``) it gave
     webhooks/queue.lock      the queue's own lock (``webhooks/journal.json`` its journal)
     webhooks/WH-....lock     held (flock) by the one deliverer sending for that endpoint
 
@@ -20,11 +19,22 @@ in the index head, a small file it writes anyway — one file more every 8
 changes, when the head spills — so a committed change always has its
 deliveries and an uncommitted one never, while the change neither writes
 a file of its own (each costs an fsync) nor rewrites a queue that grows
-with every pending delivery, nor waits for a deliverer. Whoever next
-reads or adds to the queue takes the outboxes in, in order, reading them
-under the ledger's lock (only committed ones are seen) and writing the
-queue under the queue's lock. Locks are always taken queue first, then
-ledger; a license change takes only the ledger's.
+with every pending delivery, nor waits for a deliverer.
+
+Why one file per endpoint, marks included: a deliverer serving one
+endpoint takes that endpoint's deliveries in from the outbox, and records
+its attempts, each time in one file — one fsync, no journal — however many
+endpoints there are; its writes share the disk with license changes, so
+they are kept few. An outbox file goes once every endpoint has taken it in.
+Whoever reads or adds to the queue takes the outboxes in first, in order,
+reading them under the ledger's lock (only committed ones are seen) and
+writing the queue under the queue's lock. Locks are always taken queue
+first, then ledger; a license change takes only the ledger's.
+
+Older layouts (one queue and one done file per endpoint, or one shared
+``queue.json``/``done.json``) are moved into this one on first use; the
+marks they shared (``queue.json``, table ``outbox``) stand for every
+endpoint that has none of its own yet.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -58,13 +69,14 @@ __all__ = ["FolderWebhooks", "enqueue", "read_endpoints"]
 
 _KIND = "webhooks"
 _OUTBOX, _OUTBOX_PREFIX = "outbox", "outbox-"  # table name; file name prefix under events/
-_ENDPOINTS, _QUEUE, _DONE = "endpoints", "queue", "done"
-# One queue and one done file per endpoint: a deliverer recording one endpoint's
-# attempts rewrites that endpoint's files, not every endpoint's backlog.
+_ENDPOINTS = "endpoints"
+_QUEUE, _DONE, _MARK = "queue", "done", "mark"  # the tables of an endpoint's file
+_LEGACY_MARKS = "queue"  # webhooks/queue.json, table "outbox": the marks endpoints once shared
 _QUEUE_LOCK, _QUEUE_JOURNAL = f"{_KIND}/queue.lock", f"{_KIND}/journal.json"
 _KEEP_DONE = 50
 _NAME_DIGITS = 12
 _SPILL = 8  # outboxes the index head holds before they move to a file of their own
+_ENDPOINT_ID = re.compile(r"WH-[0-9A-Z]{1,32}")
 
 
 def _has_endpoints(root: Path) -> bool:
@@ -78,20 +90,26 @@ def read_endpoints(txn: ShardTransaction, root: Path) -> list[Endpoint]:
     return [Endpoint.from_doc(doc) for doc in txn.table(_KIND, _ENDPOINTS).all()]
 
 
+def _file_of(endpoint_id: str) -> str:
+    """The name of an endpoint's file (without ``.json``); an id is never a path."""
+    if not _ENDPOINT_ID.fullmatch(endpoint_id):
+        raise WebhookNotFoundError(f"no webhook endpoint {endpoint_id!r}")
+    return endpoint_id
+
+
 def _queue(txn: ShardTransaction, endpoint_id: str) -> Table:
-    """An endpoint's undelivered deliveries (``webhooks/queue-<id>.json``)."""
-    return txn.table(_KIND, f"{_QUEUE}-{endpoint_id}")
+    """An endpoint's undelivered deliveries (``webhooks/<id>.json``, table ``queue``)."""
+    return txn.table(_KIND, _file_of(endpoint_id), _QUEUE)
 
 
 def _done(txn: ShardTransaction, endpoint_id: str) -> Table:
-    """An endpoint's latest delivered deliveries (``webhooks/done-<id>.json``)."""
-    return txn.table(_KIND, f"{_DONE}-{endpoint_id}")
+    """An endpoint's latest delivered deliveries (``webhooks/<id>.json``, table ``done``)."""
+    return txn.table(_KIND, _file_of(endpoint_id), _DONE)
 
 
 def _endpoint_files(root: Path) -> list[str]:
-    """The endpoint ids that have queue or done files."""
-    names = (p.stem for p in (root / _KIND).glob("*-WH-*.json"))
-    return sorted({n.split("-", 1)[1] for n in names})
+    """The endpoint ids that have a queue file."""
+    return sorted(p.stem for p in (root / _KIND).glob("WH-*.json"))
 
 
 def _held(txn: ShardTransaction) -> Table:
@@ -105,6 +123,7 @@ def _spill_table(txn: ShardTransaction, at: int) -> Table:
 
 
 def _spill_files(root: Path) -> list[Path]:
+    """The outbox files, oldest first."""
     return sorted((root / EVENTS).glob(f"{_OUTBOX_PREFIX}*.json"))
 
 
@@ -131,11 +150,13 @@ def enqueue(
     if not deliveries:
         return
     # Every endpoint gets the same body for an event: it is kept once.
-    bodies: dict[str, Any] = {}
+    bodies: dict[str, str] = {}
     rows = []
     for d in deliveries:
         row = {**d.to_doc(), "event_cursor": d.event_cursor or cursors[d.index]}
-        bodies.setdefault(d.event_id, row.pop("body"))
+        body = row.pop("body")
+        if d.event_id not in bodies:
+            bodies[d.event_id] = _body_text(body)
         rows.append(row)
     raw = json.dumps({"bodies": bodies, "rows": rows}, separators=(",", ":"))
     held = _held(txn)
@@ -154,8 +175,33 @@ def _in_order(outboxes: Sequence[Any]) -> list[Any]:
         raise LedgerCorruptError("ledger is damaged: a webhook outbox entry is malformed") from err
 
 
+def _body_text(body: dict[str, Any]) -> str:
+    """A delivery's body as stored: JSON text, which the queue's files carry as one string.
+
+    A deliverer rewrites its endpoint's files at every batch; a string costs
+    a fraction of what the nested document does to encode and decode.
+    """
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+def _stored(d: Delivery) -> dict[str, Any]:
+    """A delivery's document in the queue's files (its body as text)."""
+    return {**d.to_doc(), "body": _body_text(d.body)}
+
+
+def _delivery(doc: Any) -> Delivery:
+    """A delivery from the queue's files (a body kept as a document before text is read too)."""
+    body = doc.get("body") if isinstance(doc, dict) else None
+    if isinstance(body, str):
+        try:
+            doc = {**doc, "body": json.loads(body)}
+        except ValueError as err:
+            raise LedgerCorruptError("ledger is damaged: a webhook delivery is malformed") from err
+    return Delivery.from_doc(doc)
+
+
 def _deliveries_of(outbox: Any) -> list[dict[str, Any]]:
-    """The delivery documents of an outbox, each with its event's body."""
+    """The delivery documents of an outbox, each with its event's body (text)."""
     try:
         kept = json.loads(outbox["raw"])
         bodies, rows = kept["bodies"], kept["rows"]
@@ -188,24 +234,22 @@ class FolderWebhooks(WebhookStorage):
             txn.commit()
 
     @contextlib.contextmanager
-    def _queue_txn(self, *, take: bool = True) -> Iterator[ShardTransaction]:
+    def _queue_txn(self) -> Iterator[_QueueTxn]:
         """The queue's transaction under its own lock; committed when the block ends.
 
-        ``take``: the outbox is taken in first (whoever reads the queue or
-        adds to it; recording attempts of rows already there need not).
+        A commit that touches one endpoint's file alone needs no journal.
         """
         (self._root / _KIND).mkdir(mode=0o700, exist_ok=True)
         try:
             with file_lock(self._root / _QUEUE_LOCK, self._lock_timeout):
                 replay_journal(self._root, _QUEUE_JOURNAL)
-                txn = ShardTransaction(self._root, _QUEUE_JOURNAL)
-                _split_shared_files(txn, self._root)
-                spilled = self._take_outbox(txn) if take else []
-                yield txn
-                txn.commit()
-                # Housekeeping, once the queue holds them: every file was read whole and
-                # is at or below the mark, which keeps a later take from queueing it twice.
-                for path in spilled:
+                _upgrade_layout(self._root)
+                queue = _QueueTxn(ShardTransaction(self._root, _QUEUE_JOURNAL))
+                yield queue
+                queue.txn.commit()
+                # Housekeeping, once every endpoint's queue holds them: each is at or below
+                # every endpoint's mark, which keeps a later take from queueing it twice.
+                for path in queue.spent:
                     with contextlib.suppress(OSError):
                         os.unlink(path)
         except LockTimeout:
@@ -213,30 +257,46 @@ class FolderWebhooks(WebhookStorage):
                 f"the webhook queue is busy: another process held it for {self._lock_timeout:g} s"
             ) from None
 
-    def _take_outbox(self, queue_txn: ShardTransaction) -> list[Path]:
-        """Move committed outboxes into the queue (not committed yet); the spilled files read.
+    def _take(self, queue: _QueueTxn, endpoint_ids: Sequence[str]) -> None:
+        """Move the endpoints' committed deliveries from the outbox into their queues.
 
-        Outboxes at or below the queue's mark were taken before: the head
-        keeps them until it spills them, and a crash can keep a spilled file.
+        Outboxes at or below an endpoint's mark were taken before: the head
+        keeps them until it spills them, and an outbox file stays until every
+        endpoint has taken it (then it is ``queue.spent``).
         """
         if not self._outbox_waiting():
-            return []
-        marks = _Marks(queue_txn)
-        with self._transaction() as txn:  # only committed outboxes are seen under this lock
-            files = _spill_files(self._root)
-            outboxes = [o for f in files for o in _spill_table(txn, _at_of(f)).all()]
-            outboxes += _held(txn).all()
-            endpoints = {e.endpoint_id for e in read_endpoints(txn, self._root)}
-        fresh = [o for o in _in_order(outboxes) if int(o["at"]) > marks.taken]
-        for outbox in fresh:
-            for doc in _deliveries_of(outbox):
-                endpoint_id = doc.get("endpoint_id")
-                if endpoint_id in endpoints:  # removed since: nobody to send to
-                    _queue(queue_txn, endpoint_id).insert({**doc, "seq": marks.next_seq()})
-        if fresh:
-            marks.taken = int(fresh[-1]["at"])
-            marks.save()
-        return files
+            return
+        txn = queue.txn
+        marks = {e: _Mark(txn, e) for e in endpoint_ids}
+        with self._transaction() as ledger:  # only committed outboxes are seen under this lock
+            spilled = {
+                f: _in_order(_spill_table(ledger, _at_of(f)).all())
+                for f in _spill_files(self._root)
+            }
+            outboxes = [o for found in spilled.values() for o in found] + _held(ledger).all()
+            endpoints = {e.endpoint_id for e in read_endpoints(ledger, self._root)}
+        ordered = _in_order(outboxes)
+        moved = False
+        for endpoint_id, mark in marks.items():
+            fresh = [o for o in ordered if int(o["at"]) > mark.taken]
+            if endpoint_id not in endpoints or not fresh:  # removed: nobody to send to
+                continue
+            table = _queue(txn, endpoint_id)
+            for outbox in fresh:
+                for doc in _deliveries_of(outbox):
+                    if doc.get("endpoint_id") == endpoint_id:
+                        table.insert({**doc, "seq": mark.next_seq()})
+            mark.taken = int(fresh[-1]["at"])
+            mark.save()
+            moved = True
+        if moved and spilled:
+            # Every endpoint's mark is read only now, when one moved past outbox files.
+            lowest = min((_Mark(txn, e).taken for e in endpoints), default=None)
+            queue.spent = [
+                path
+                for path, found in spilled.items()
+                if lowest is None or not found or int(found[-1]["at"]) <= lowest
+            ]
 
     def _outbox_waiting(self) -> bool:
         """Whether an outbox may wait (read without the lock: a hint, checked under it).
@@ -277,8 +337,8 @@ class FolderWebhooks(WebhookStorage):
         The endpoint commits first: a crash before the queue's commit leaves
         the rows as they were, to reopen again.
         """
-        with self._queue_txn() as queue_txn:
-            self._put(queue_txn, reopen)
+        with self._queue_txn() as queue:
+            self._put(queue, reopen)
             with self._txn() as txn:
                 table = self._endpoints(txn)
                 if not table.contains(Query().endpoint_id == endpoint.endpoint_id):
@@ -288,20 +348,16 @@ class FolderWebhooks(WebhookStorage):
 
     def remove_endpoint(self, endpoint_id: str, event: Event) -> None:
         """Remove an endpoint and its deliveries; log ``event``."""
-        with self._queue_txn() as queue_txn:
+        with self._queue_txn():
             with self._txn() as txn:
                 if not self._endpoints(txn).remove(Query().endpoint_id == endpoint_id):
                     raise WebhookNotFoundError(f"no webhook endpoint {endpoint_id}")
                 self._log(txn, event)
-            _queue(queue_txn, endpoint_id).truncate()
-            _done(queue_txn, endpoint_id).truncate()
-        for name in (
-            f"{_QUEUE}-{endpoint_id}.json",
-            f"{_DONE}-{endpoint_id}.json",
-            f"{endpoint_id}.lock",
-        ):
-            with contextlib.suppress(OSError):  # emptied above: housekeeping
-                os.unlink(self._root / _KIND / name)
+            # Under the queue's lock: no take writes the file again meanwhile. A file
+            # left by a crash here belongs to no endpoint, and nothing reads it.
+            for name in (f"{_file_of(endpoint_id)}.json", f"{endpoint_id}.lock"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self._root / _KIND / name)
 
     def deliveries(
         self, endpoint_id: str, *, limit: int, undelivered: bool = False
@@ -309,51 +365,47 @@ class FolderWebhooks(WebhookStorage):
         """An endpoint's deliveries, newest first."""
         if not (self._root / _KIND).is_dir() and not self._outbox_waiting():
             return []
-        with self._queue_txn() as txn:
-            docs = list(_queue(txn, endpoint_id).all())
+        with self._queue_txn() as queue:
+            self._take(queue, [endpoint_id])
+            docs = list(_queue(queue.txn, endpoint_id).all())
             if not undelivered:
-                docs += _done(txn, endpoint_id).all()
-        found = sorted((Delivery.from_doc(d) for d in docs), key=lambda d: d.seq, reverse=True)
-        return found[:limit]
+                docs += _done(queue.txn, endpoint_id).all()
+        docs.sort(key=_seq, reverse=True)
+        return [_delivery(d) for d in docs[:limit]]
 
     def delivery(self, delivery_id: str) -> Delivery | None:
         """The delivery with this id."""
         if not (self._root / _KIND).is_dir() and not self._outbox_waiting():
             return None
-        with self._queue_txn() as txn:
-            for endpoint_id in _endpoint_files(self._root):
-                for table in (_queue(txn, endpoint_id), _done(txn, endpoint_id)):
+        with self._queue_txn() as queue:
+            ids = _endpoint_files(self._root)
+            self._take(queue, ids)
+            for endpoint_id in ids:
+                for table in (_queue(queue.txn, endpoint_id), _done(queue.txn, endpoint_id)):
                     doc = table.get(Query().delivery_id == delivery_id)
                     if isinstance(doc, dict):
-                        return Delivery.from_doc(doc)
+                        return _delivery(doc)
         return None
 
     def put(self, deliveries: Sequence[Delivery]) -> None:
         """Queue new deliveries, or replace existing ones by id."""
-        with self._queue_txn() as txn:
-            self._put(txn, deliveries)
+        with self._queue_txn() as queue:
+            self._put(queue, deliveries)
 
-    def _put(self, txn: ShardTransaction, deliveries: Sequence[Delivery]) -> None:
-        marks: list[_Marks] = []  # read only when a new row needs a place
-
-        def next_seq() -> int:
-            if not marks:
-                marks.append(_Marks(txn))
-            return marks[0].next_seq()
-
+    def _put(self, queue: _QueueTxn, deliveries: Sequence[Delivery]) -> None:
+        """Each endpoint's rows after its outbox is taken in (so new ones come after those)."""
         by_endpoint: dict[str, list[Delivery]] = {}
         for d in deliveries:
             by_endpoint.setdefault(d.endpoint_id, []).append(d)
+        self._take(queue, list(by_endpoint))
         for endpoint_id, rows in by_endpoint.items():
-            _put_rows(_queue(txn, endpoint_id), _done(txn, endpoint_id), rows, next_seq)
-        if marks:
-            marks[0].save()
+            _put_rows(queue.txn, endpoint_id, rows)
 
     def restore(self, endpoints: Sequence[Endpoint], deliveries: Sequence[Delivery]) -> None:
         """Give a new ledger copied endpoints and deliveries (in order)."""
-        with self._queue_txn() as queue_txn:
+        with self._queue_txn() as queue:
             ordered = sorted(deliveries, key=lambda d: d.seq)
-            self._put(queue_txn, [replace(d, seq=0) for d in ordered])
+            self._put(queue, [replace(d, seq=0) for d in ordered])
             if endpoints:
                 with self._txn() as txn:
                     self._endpoints(txn).insert_multiple(e.to_doc() for e in endpoints)
@@ -362,7 +414,7 @@ class FolderWebhooks(WebhookStorage):
     def claim(self, endpoint_id: str) -> Iterator[SendClaim | None]:
         """Hold the endpoint's lock file (``flock``, not waiting); ``None`` if another holds it."""
         (self._root / _KIND).mkdir(mode=0o700, exist_ok=True)
-        path = self._root / _KIND / f"{endpoint_id}.lock"
+        path = self._root / _KIND / f"{_file_of(endpoint_id)}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
@@ -384,49 +436,54 @@ class _FolderClaim:
         return next((e for e in self._store.endpoints() if e.endpoint_id == self._id), None)
 
     def pending(self, limit: int) -> list[Delivery]:
-        with self._store._queue_txn() as txn:
-            docs = _queue(txn, self._id).search(Query().status == DeliveryStatus.PENDING)
-        return sorted((Delivery.from_doc(d) for d in docs), key=lambda d: d.seq)[:limit]
+        with self._store._queue_txn() as queue:
+            self._store._take(queue, [self._id])  # this endpoint's file alone is written
+            docs = _queue(queue.txn, self._id).search(Query().status == DeliveryStatus.PENDING)
+        return [_delivery(d) for d in sorted(docs, key=_seq)[:limit]]
 
     def record(self, deliveries: Sequence[Delivery], *, state: str | None) -> None:
-        with self._store._queue_txn(take=False) as queue_txn:
+        with self._store._queue_txn() as queue:
             # A delivery dropped meanwhile (its endpoint removed) is not brought back.
-            present = {doc.get("delivery_id") for doc in _queue(queue_txn, self._id).all()}
-            self._store._put(queue_txn, [d for d in deliveries if d.delivery_id in present])
+            present = {doc.get("delivery_id") for doc in _queue(queue.txn, self._id).all()}
+            _put_rows(queue.txn, self._id, [d for d in deliveries if d.delivery_id in present])
             if state is not None:
                 with self._store._txn() as txn:
                     table = self._store._endpoints(txn)
                     table.update({"state": state}, Query().endpoint_id == self._id)
 
 
-class _Marks:
-    """The queue's counters (``queue.json``, table ``outbox``).
+class _QueueTxn:
+    """The queue's transaction, and the outbox files it leaves to remove once it commits."""
+
+    def __init__(self, txn: ShardTransaction) -> None:
+        self.txn = txn
+        self.spent: list[Path] = []
+
+
+class _Mark:
+    """An endpoint's counters (its file's table ``mark``).
 
     ``taken``: the last outbox taken in; ``seq``: the last place in order
     given. A document's id cannot be its place: TinyDB numbers an emptied
-    table from 1 again, and the delivered ones keep theirs.
+    table from 1 again, and the delivered ones keep theirs. An endpoint
+    without a mark of its own starts from the marks all endpoints shared in
+    an older layout, if the ledger has them.
     """
 
-    def __init__(self, txn: ShardTransaction) -> None:
-        self._table = txn.table(_KIND, _QUEUE, _OUTBOX)
+    def __init__(self, txn: ShardTransaction, endpoint_id: str) -> None:
+        self._table = txn.table(_KIND, _file_of(endpoint_id), _MARK)
         doc = self._table.get(doc_id=1)
+        if not isinstance(doc, dict) and (txn.root / _KIND / f"{_LEGACY_MARKS}.json").exists():
+            doc = txn.table(_KIND, _LEGACY_MARKS, _OUTBOX).get(doc_id=1)
         try:
             self.taken = int(doc.get("taken", 0)) if isinstance(doc, dict) else 0
             seq = doc.get("seq") if isinstance(doc, dict) else None
             if seq is None:  # a queue from before the counter: go on after its highest
-                root = txn.root
-                seq = max(
-                    (
-                        int(d.get("seq", 0))
-                        for e in _endpoint_files(root)
-                        for table in (_queue(txn, e), _done(txn, e))
-                        for d in table
-                    ),
-                    default=0,
-                )
+                rows = [*_queue(txn, endpoint_id), *_done(txn, endpoint_id)]
+                seq = max((_seq(d) for d in rows), default=0)
             self.seq = int(seq)
         except (TypeError, ValueError) as err:
-            raise LedgerCorruptError("ledger is damaged: the webhook queue's marks") from err
+            raise LedgerCorruptError("ledger is damaged: a webhook queue's marks") from err
 
     def next_seq(self) -> int:
         """The next place in order."""
@@ -449,10 +506,9 @@ def _at_of(path: Path) -> int:
     return int(name)
 
 
-def _put_rows(
-    queue: Table, done: Table, rows: Sequence[Delivery], next_seq: Callable[[], int]
-) -> None:
+def _put_rows(txn: ShardTransaction, endpoint_id: str, rows: Sequence[Delivery]) -> None:
     """Queue new rows of one endpoint, or replace them by id (delivered ones go to ``done``)."""
+    queue, done = _queue(txn, endpoint_id), _done(txn, endpoint_id)
     wanted = {d.delivery_id for d in rows}
     queued = {doc["delivery_id"]: doc.doc_id for doc in queue if doc.get("delivery_id") in wanted}
     finished = [doc.doc_id for doc in done if doc.get("delivery_id") in wanted]
@@ -463,33 +519,71 @@ def _put_rows(
     if gone:
         queue.remove(doc_ids=gone)
     if delivered:
-        done.insert_multiple(d.to_doc() for d in delivered)
+        done.insert_multiple(_stored(d) for d in delivered)
         _trim(done)
+    mark: _Mark | None = None  # read only when a new row needs a place
     for d in rows:
         if d.status == DeliveryStatus.DELIVERED:
             continue
         if d.delivery_id in queued:
-            queue.update(_whole(d.to_doc()), doc_ids=[queued[d.delivery_id]])
-        else:
-            queue.insert({**d.to_doc(), "seq": d.seq or next_seq()})
-
-
-def _split_shared_files(txn: ShardTransaction, root: Path) -> None:
-    """Move a queue written before one file per endpoint (``queue.json``/``done.json``) apart."""
-    shared = [k for k in (_QUEUE, _DONE) if (root / _KIND / f"{k}.json").exists()]
-    for kind in shared:
-        table = txn.table(_KIND, kind)
-        docs = table.all()
-        if not docs:
+            queue.update(_whole(_stored(d)), doc_ids=[queued[d.delivery_id]])
             continue
-        for doc in sorted(docs, key=lambda d: d.get("seq", 0)):
-            target = _queue if kind == _QUEUE else _done
+        seq = d.seq
+        if not seq:
+            mark = mark or _Mark(txn, endpoint_id)
+            seq = mark.next_seq()
+        queue.insert({**_stored(d), "seq": seq})
+    if mark is not None:
+        mark.save()
+
+
+def _upgrade_layout(root: Path) -> None:
+    """Move a queue of an older layout into one file per endpoint (under the queue's lock).
+
+    Older layouts: one ``queue-<id>.json`` and ``done-<id>.json`` per
+    endpoint, or before those one shared ``queue.json`` (table ``webhooks``)
+    and ``done.json``. The old tables are emptied in the same journaled
+    commit, so a crash before their files go moves nothing twice.
+    """
+    folder = root / _KIND
+    per_endpoint = sorted(folder.glob("queue-WH-*.json")) + sorted(folder.glob("done-WH-*.json"))
+    shared_done = folder / f"{_DONE}.json"
+    shared_queue = _has_table(folder / f"{_LEGACY_MARKS}.json", _KIND)
+    if not per_endpoint and not shared_done.exists() and not shared_queue:
+        return
+    txn = ShardTransaction(root, _QUEUE_JOURNAL)
+    old: list[tuple[Table, Callable[[ShardTransaction, str], Table]]] = [
+        (txn.table(_KIND, p.stem), _queue if p.stem.startswith(_QUEUE) else _done)
+        for p in per_endpoint
+    ]
+    if shared_queue:
+        old.append((txn.table(_KIND, _LEGACY_MARKS), _queue))
+    if shared_done.exists():
+        old.append((txn.table(_KIND, _DONE), _done))
+    for table, target in old:
+        for doc in sorted(table.all(), key=lambda d: d.get("seq", 0)):
             target(txn, str(doc.get("endpoint_id"))).insert(dict(doc))
         table.truncate()
-    if (root / _KIND / f"{_DONE}.json").exists():
-        txn.commit()
+    txn.commit()
+    for path in [*per_endpoint, shared_done]:
         with contextlib.suppress(OSError):
-            os.unlink(root / _KIND / f"{_DONE}.json")
+            os.unlink(path)
+
+
+def _has_table(path: Path, name: str) -> bool:
+    """Whether a ledger file has a non-empty table ``name`` (a cheap look before a transaction)."""
+    try:
+        return bool(json.loads(path.read_bytes()).get(name))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _seq(doc: Any) -> int:
+    """A stored delivery's place in order."""
+    try:
+        return int(doc["seq"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise LedgerCorruptError("ledger is damaged: a webhook delivery is malformed") from err
 
 
 def _trim(done: Table) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import PRODUCT, FakeClock, make_issuer
 
+from issuer.ledger import shards
 from verifier.clock import utc_now
 from verifier.errors import LedgerCorruptError
 
@@ -82,30 +84,96 @@ def test_an_endpoint_removed_before_the_take_gets_nothing(tmp_path: Path) -> Non
         iss.create_license(product=PRODUCT, days=30)
     iss.webhooks.remove(gone)
     assert len(iss.webhooks.deliveries(wh, limit=100)) == 3
-    assert sorted(p.name for p in (tmp_path / "ledger" / "webhooks").glob("*-WH-*.json")) == [f"queue-{wh}.json"]
+    assert sorted(p.name for p in (tmp_path / "ledger" / "webhooks").glob("*WH-*.json")) == [f"{wh}.json"]
 
 
-def test_a_queue_of_one_shared_file_is_split_per_endpoint_on_first_use(tmp_path: Path) -> None:
-    iss, (wh, other) = _setup(tmp_path, endpoints=2)
-    for _ in range(2):
+def test_a_deliverer_takes_in_and_records_an_endpoint_in_one_file_without_a_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iss, (wh, _other, _third) = _setup(tmp_path, endpoints=3)
+    for _ in range(3):
         iss.create_license(product=PRODUCT, days=30)
-    before = {e: [d.delivery_id for d in iss.webhooks.deliveries(e, limit=10)] for e in (wh, other)}
-    folder = tmp_path / "ledger" / "webhooks"
-    shared: dict[str, Any] = {}
-    for path in sorted(folder.glob("queue-WH-*.json")):  # write them back as the older layout had them
-        for doc in json.loads(path.read_text())["webhooks"].values():
-            shared[str(len(shared) + 1)] = doc
-        path.unlink()
-    marks = json.loads((folder / "queue.json").read_text())
-    del marks["outbox"]["1"]["seq"]  # nor had it a counter
-    (folder / "queue.json").write_text(json.dumps({**marks, "webhooks": shared}))
+    written: list[str] = []
+    real = shards.atomic_write
+    monkeypatch.setattr(shards, "atomic_write", lambda path, *a, **k: (written.append(path.name), real(path, *a, **k))[1])
+    with iss.ledger.webhooks().claim(wh) as claim:
+        pending = claim.pending(100)
+        assert (len(pending), written) == (3, [f"{wh}.json"])
+        written.clear()
+        claim.record([replace(pending[0], status="delivered", next_attempt_at=None)], state=None)
+        assert written == [f"{wh}.json"]
+    assert [d.status for d in iss.webhooks.deliveries(wh, limit=10)] == ["pending", "pending", "delivered"]
 
-    after = {e: [d.delivery_id for d in iss.webhooks.deliveries(e, limit=10)] for e in (wh, other)}
+
+def test_an_outbox_file_stays_until_every_endpoint_has_taken_it_in(tmp_path: Path) -> None:
+    iss, (wh, other) = _setup(tmp_path, endpoints=2)
+    for _ in range(9):
+        iss.create_license(product=PRODUCT, days=30)
+    assert len(_spilled(tmp_path)) == 1
+    with iss.ledger.webhooks().claim(wh) as claim:
+        assert len(claim.pending(100)) == 9
+    assert len(_spilled(tmp_path)) == 1  # the other endpoint has not taken it yet
+    assert len(iss.webhooks.deliveries(other, limit=100)) == 9
+    assert _spilled(tmp_path) == []
+    with iss.ledger.webhooks().claim(wh) as claim:
+        assert len(claim.pending(100)) == 9  # nothing twice
+
+
+def _legacy_rows(folder: Path) -> tuple[dict[str, list[Any]], dict[str, list[Any]], int, int]:
+    """Each endpoint's queue and done rows, and the marks, read from the per-endpoint files (removed)."""
+    queued: dict[str, list[Any]] = {}
+    done: dict[str, list[Any]] = {}
+    taken, seq = set(), 0
+    for path in sorted(folder.glob("WH-*.json")):
+        data = json.loads(path.read_text())
+        queued[path.stem] = list(data.get("queue", {}).values())
+        done[path.stem] = list(data.get("done", {}).values())
+        taken.add(data["mark"]["1"]["taken"])
+        seq = max(seq, data["mark"]["1"]["seq"])
+        path.unlink()
+    assert len(taken) == 1  # every endpoint took in the same outboxes, as the shared marks say
+    return queued, done, taken.pop(), seq
+
+
+def _write(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data))
+
+
+def _numbered(rows: list[Any]) -> dict[str, Any]:
+    return {str(n): row for n, row in enumerate(rows, 1)}
+
+
+def _deliver_first(iss: Any, endpoint_id: str) -> None:
+    with iss.ledger.webhooks().claim(endpoint_id) as claim:
+        first = claim.pending(1)[0]
+        claim.record([replace(first, status="delivered", next_attempt_at=None)], state=None)
+
+
+@pytest.mark.parametrize("layout", ["one queue and done file per endpoint", "one shared queue file"])
+def test_a_queue_of_an_older_layout_moves_into_one_file_per_endpoint_on_first_use(tmp_path: Path, layout: str) -> None:
+    iss, (wh, other) = _setup(tmp_path, endpoints=2)
+    for _ in range(3):
+        iss.create_license(product=PRODUCT, days=30)
+    _deliver_first(iss, wh)
+    before = {e: [(d.delivery_id, d.status) for d in iss.webhooks.deliveries(e, limit=10)] for e in (wh, other)}
+    folder = tmp_path / "ledger" / "webhooks"
+    queued, done, taken, seq = _legacy_rows(folder)
+    if layout == "one shared queue file":  # nor had it a counter
+        _write(folder / "queue.json", {"outbox": {"1": {"taken": taken}}, "webhooks": _numbered([r for e in queued for r in queued[e]])})
+        _write(folder / "done.json", {"webhooks": _numbered([r for e in done for r in done[e]])})
+    else:
+        _write(folder / "queue.json", {"outbox": {"1": {"taken": taken, "seq": seq}}})
+        for e in queued:
+            _write(folder / f"queue-{e}.json", {"webhooks": _numbered(queued[e])})
+            _write(folder / f"done-{e}.json", {"webhooks": _numbered(done[e])})
+
+    after = {e: [(d.delivery_id, d.status) for d in iss.webhooks.deliveries(e, limit=10)] for e in (wh, other)}
     assert after == before
-    assert sorted(p.name for p in folder.glob("queue-*.json")) == sorted([f"queue-{wh}.json", f"queue-{other}.json"])
-    iss.create_license(product=PRODUCT, days=30)  # numbered after the moved ones
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted(["endpoints.json", "queue.json", f"{wh}.json", f"{other}.json"])
+    iss.create_license(product=PRODUCT, days=30)  # numbered after the moved ones, and taken once
     newest = iss.webhooks.deliveries(wh, limit=10)
-    assert len(newest) == 3 and newest[0].seq > max(d.seq for d in newest[1:])
+    assert len(newest) == 4 and newest[0].seq > max(d.seq for d in newest[1:])
+    assert len({d.delivery_id for d in newest}) == 4
 
 
 def test_a_damaged_outbox_is_damage_not_an_empty_queue(tmp_path: Path) -> None:
