@@ -187,6 +187,8 @@ class Delivery:
         next_attempt_at: when it is due (``None`` once delivered or failed).
         window_start: retries stop 3 days after this (the event, or a resume).
         manual: sent now, outside the order hold-back (a redelivery).
+        sent_as: the bytes sent, as text, when a ledger keeps them that way
+            (what :meth:`payload` would make; it then need not make them).
     """
 
     delivery_id: str
@@ -202,9 +204,12 @@ class Delivery:
     status: str = DeliveryStatus.PENDING
     attempts: tuple[Attempt, ...] = field(default=())
     manual: bool = False
+    sent_as: str | None = field(default=None, compare=False, repr=False)
 
     def payload(self) -> bytes:
         """The bytes sent, identical on every attempt."""
+        if self.sent_as is not None:
+            return self.sent_as.encode()
         body = self.body
         if self.event_cursor is not None and isinstance(body.get("data"), dict):
             data = body["data"]
@@ -250,8 +255,8 @@ class Delivery:
         }
 
     @classmethod
-    def from_doc(cls, doc: Any) -> Delivery:
-        """Parse a stored delivery.
+    def from_doc(cls, doc: Any, *, sent_as: str | None = None) -> Delivery:
+        """Parse a stored delivery (``sent_as``: its payload as the ledger kept it).
 
         Raises:
             LedgerCorruptError: the document is malformed.
@@ -275,6 +280,7 @@ class Delivery:
                 next_attempt_at=_opt_time(doc["next_attempt_at"]),
                 window_start=_time(doc["window_start"]),
                 manual=bool(doc["manual"]),
+                sent_as=sent_as,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise LedgerCorruptError("ledger is damaged: a webhook delivery is malformed") from err

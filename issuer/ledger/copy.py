@@ -129,7 +129,8 @@ def _summary(
     for endpoint in sorted(endpoints, key=lambda e: e.endpoint_id):
         digest.update(b"\nwebhook " + json.dumps(endpoint.to_doc(), sort_keys=True).encode())
     for d in queued:  # in their order; the numbers a ledger gives them are its own
-        doc = {**d.to_doc(), "seq": None}
+        # What will be sent, whether a ledger keeps the body or the bytes (cursor filled in).
+        doc = {**d.to_doc(), "seq": None, "body": json.loads(d.payload())}
         digest.update(b"\ndelivery " + json.dumps(doc, sort_keys=True).encode())
     return LedgerSummary(
         webhooks=len(endpoints),

@@ -76,6 +76,7 @@ _QUEUE_LOCK, _QUEUE_JOURNAL = f"{_KIND}/queue.lock", f"{_KIND}/journal.json"
 _KEEP_DONE = 50
 _NAME_DIGITS = 12
 _SPILL = 8  # outboxes the index head holds before they move to a file of their own
+_PAYLOAD = "payload"  # a stored delivery's bytes as sent (text), in place of its body
 _ENDPOINT_ID = re.compile(r"WH-[0-9A-Z]{1,32}")
 
 
@@ -149,16 +150,17 @@ def enqueue(
     """
     if not deliveries:
         return
-    # Every endpoint gets the same body for an event: it is kept once.
-    bodies: dict[str, str] = {}
+    # Every endpoint gets the same bytes for an event: they are kept once, as sent.
+    payloads: dict[str, str] = {}
     rows = []
     for d in deliveries:
-        row = {**d.to_doc(), "event_cursor": d.event_cursor or cursors[d.index]}
-        body = row.pop("body")
-        if d.event_id not in bodies:
-            bodies[d.event_id] = _body_text(body)
+        cursor = d.event_cursor or cursors[d.index]
+        row = {**d.to_doc(), "event_cursor": cursor}
+        del row["body"]
+        if d.event_id not in payloads:
+            payloads[d.event_id] = replace(d, event_cursor=cursor).payload().decode()
         rows.append(row)
-    raw = json.dumps({"bodies": bodies, "rows": rows}, separators=(",", ":"))
+    raw = json.dumps({"payloads": payloads, "rows": rows}, separators=(",", ":"))
     held = _held(txn)
     held.insert({"at": first, "raw": raw})
     if len(held) >= _SPILL:
@@ -175,36 +177,40 @@ def _in_order(outboxes: Sequence[Any]) -> list[Any]:
         raise LedgerCorruptError("ledger is damaged: a webhook outbox entry is malformed") from err
 
 
-def _body_text(body: dict[str, Any]) -> str:
-    """A delivery's body as stored: JSON text, which the queue's files carry as one string.
-
-    A deliverer rewrites its endpoint's files at every batch; a string costs
-    a fraction of what the nested document does to encode and decode.
-    """
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
-
-
 def _stored(d: Delivery) -> dict[str, Any]:
-    """A delivery's document in the queue's files (its body as text)."""
-    return {**d.to_doc(), "body": _body_text(d.body)}
+    """A delivery's document in the queue's files: its payload as sent, in place of its body.
+
+    A deliverer rewrites its endpoint's file at every batch; one string
+    costs a fraction of a nested document to encode and decode, and the
+    payload need not be made again for each attempt.
+    """
+    doc = d.to_doc()
+    del doc["body"]
+    doc[_PAYLOAD] = d.sent_as if d.sent_as is not None else d.payload().decode()
+    return doc
 
 
 def _delivery(doc: Any) -> Delivery:
-    """A delivery from the queue's files (a body kept as a document before text is read too)."""
-    body = doc.get("body") if isinstance(doc, dict) else None
-    if isinstance(body, str):
-        try:
-            doc = {**doc, "body": json.loads(body)}
-        except ValueError as err:
-            raise LedgerCorruptError("ledger is damaged: a webhook delivery is malformed") from err
-    return Delivery.from_doc(doc)
+    """A delivery from the queue's files (one kept with its body, as older ledgers did, too)."""
+    payload = doc.get(_PAYLOAD) if isinstance(doc, dict) else None
+    if payload is None:
+        return Delivery.from_doc(doc)
+    try:
+        body = json.loads(payload)
+    except (TypeError, ValueError) as err:
+        raise LedgerCorruptError("ledger is damaged: a webhook delivery is malformed") from err
+    return Delivery.from_doc({**doc, "body": body}, sent_as=payload)
 
 
 def _deliveries_of(outbox: Any) -> list[dict[str, Any]]:
-    """The delivery documents of an outbox, each with its event's body (text)."""
+    """The delivery documents of an outbox, each with its event's payload (or older, body)."""
     try:
         kept = json.loads(outbox["raw"])
-        bodies, rows = kept["bodies"], kept["rows"]
+        rows = kept["rows"]
+        if "payloads" in kept:
+            payloads = kept["payloads"]
+            return [{**row, _PAYLOAD: payloads[row["event_id"]]} for row in rows]
+        bodies = kept["bodies"]
         return [{**row, "body": bodies[row["event_id"]]} for row in rows]
     except (KeyError, TypeError, ValueError) as err:
         raise LedgerCorruptError("ledger is damaged: a webhook outbox entry is malformed") from err

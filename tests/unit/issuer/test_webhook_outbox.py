@@ -176,6 +176,23 @@ def test_a_queue_of_an_older_layout_moves_into_one_file_per_endpoint_on_first_us
     assert len({d.delivery_id for d in newest}) == 4
 
 
+def test_an_outbox_of_the_older_format_with_bodies_is_taken_in_and_sent_alike(tmp_path: Path) -> None:
+    iss, (wh,) = _setup(tmp_path)
+    iss.create_license(product=PRODUCT, days=30)
+    head_file = tmp_path / "ledger" / "index" / "head.json"
+    head = json.loads(head_file.read_text())
+    kept = json.loads(head["outbox"]["1"]["raw"])
+    sent = {e: p.encode() for e, p in kept["payloads"].items()}
+    bodies = {e: json.loads(p) for e, p in kept["payloads"].items()}
+    for body in bodies.values():  # as the older format kept it: the cursor filled in when sent
+        body["data"]["event"]["cursor"] = "0"
+    head["outbox"]["1"]["raw"] = json.dumps({"bodies": bodies, "rows": kept["rows"]})
+    head_file.write_text(json.dumps(head))
+    (found,) = iss.webhooks.deliveries(wh, limit=10)
+    assert json.loads(found.payload()) == json.loads(sent[found.event_id])
+    assert json.loads(found.payload())["data"]["event"]["cursor"] == str(found.event_cursor) != "0"
+
+
 def test_a_damaged_outbox_is_damage_not_an_empty_queue(tmp_path: Path) -> None:
     iss, (wh,) = _setup(tmp_path)
     iss.create_license(product=PRODUCT, days=30)
