@@ -4,11 +4,14 @@
    with a background deliverer running: median <= 1 s.
 2. Throughput of 1,000 queued events to a local receiver against the
    receiver's own request rate measured in the same run (the same requests
-   from a plain client, one connection each): ratio >= 0.5.
+   from a plain client on one kept-alive connection, as the deliverer
+   sends a batch): ratio >= 0.5.
 3. Activations per second with 3 endpoints configured against none, a
-   deliverer process and a receiver process running in both, medians of
-   three alternating rounds: ratio >= 0.9 (the outbox must not slow
-   activations down).
+   deliverer process and a receiver process running in both: ratio >= 0.9
+   (the outbox must not slow activations down). Runs go in pairs, one of
+   each, in alternating order; the figure is the median of the pairs'
+   ratios, so a slower minute of a shared machine falls on both sides of
+   a pair instead of on one side of the figure.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from verifier.clock import utc_now
 EVENTS = 1_000
 LATENCY_SAMPLES = 30
 ACTIVATIONS = 300
-ROUNDS = 3
+PAIRS = 5
 
 
 def latency(folder: Path) -> float:
@@ -73,20 +76,20 @@ def throughput(folder: Path) -> tuple[float, float]:
     Deliverer(iss.ledger, clock=clock).run_once()
     delivered = len(receiver.got) / (time.perf_counter() - start)
     assert len(receiver.got) == EVENTS, len(receiver.got)
-    # The receiver's own rate: the same signed requests from a plain client, one connection each.
+    # The receiver's own rate: the same signed requests from a plain client on one connection.
     (d,) = iss.webhooks.deliveries(endpoint.endpoint_id, limit=1)
     body = d.payload()
     headers = {
         k: v for k, v in receiver.headers[-1].items() if k.startswith(("webhook-", "content-type"))
     }
     host, port = receiver.url.removeprefix("http://").split("/")[0].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
     start = time.perf_counter()
     for _ in range(EVENTS):
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
         conn.request("POST", "/hooks", body=body, headers=headers)
         conn.getresponse().read()
-        conn.close()
     own = EVENTS / (time.perf_counter() - start)
+    conn.close()
     receiver.close()
     return delivered, own
 
@@ -148,30 +151,29 @@ def main() -> int:
         ">= 0.5",
         delivered / own >= 0.5,
     )
-    # Rounds alternate so that a slower moment of the machine falls on both sides.
-    runs: dict[int, list[float]] = {0: [], 3: []}
-    for _ in range(ROUNDS):
-        for count in (0, 3):
+    # Pairs alternate their order, so that neither side always runs first.
+    pairs: list[tuple[float, float]] = []
+    for n in range(PAIRS):
+        rates: dict[int, float] = {}
+        for count in (0, 3) if n % 2 == 0 else (3, 0):
             with tempfile.TemporaryDirectory() as folder:
-                runs[count].append(activations(Path(folder), count))
-    rates = {count: statistics.median(found) for count, found in runs.items()}
-    for count, found in runs.items():
-        print(f"  activations with {count} endpoints: {', '.join(f'{r:,.0f}' for r in found)}/s")
-    print(
-        f"  activations (median of {ROUNDS}): {rates[0]:,.0f}/s with no endpoint, {rates[3]:,.0f}/s with 3"
-    )
+                rates[count] = activations(Path(folder), count)
+        pairs.append((rates[0], rates[3]))
+    for none, three in pairs:
+        print(f"  activations: {none:,.0f}/s with no endpoint, {three:,.0f}/s with 3")
+    ratio = statistics.median(three / none for none, three in pairs)
     ok &= report(
-        "activations with 3 endpoints / none (ratio)",
-        rates[3] / rates[0],
+        f"activations with 3 endpoints / none (median of {PAIRS} pairs)",
+        ratio,
         ">= 0.9",
-        rates[3] / rates[0] >= 0.9,
+        ratio >= 0.9,
     )
     print(
         json.dumps(
             {
                 "latency_median_s": median,
                 "delivery_ratio": delivered / own,
-                "activation_ratio": rates[3] / rates[0],
+                "activation_ratio": ratio,
             }
         )
     )
