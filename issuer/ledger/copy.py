@@ -91,7 +91,9 @@ def _webhooks(ledger: LedgerBackend) -> tuple[list[Endpoint], list[Delivery]]:
     queued = [
         d for e in endpoints for d in store.deliveries(e.endpoint_id, limit=2**31, undelivered=True)
     ]
-    return endpoints, sorted(queued, key=lambda d: d.seq)
+    # Each endpoint's in its order: a folder ledger numbers each endpoint's deliveries
+    # on its own, a PostgreSQL ledger all of them together.
+    return endpoints, sorted(queued, key=lambda d: (d.endpoint_id, d.seq))
 
 
 def summarize(ledger: LedgerBackend) -> LedgerSummary:

@@ -193,6 +193,27 @@ def test_an_outbox_of_the_older_format_with_bodies_is_taken_in_and_sent_alike(tm
     assert json.loads(found.payload())["data"]["event"]["cursor"] == str(found.event_cursor) != "0"
 
 
+def test_a_copy_keeps_each_endpoints_order_when_their_numbers_differ(tmp_path: Path) -> None:
+    from issuer.ledger.copy import copy_ledger
+
+    iss, (wh,) = _setup(tmp_path)
+    for _ in range(3):
+        iss.create_license(product=PRODUCT, days=30)
+    for _ in range(3):
+        _deliver_first(iss, wh)  # its undelivered ones are numbered from 4 on
+    later = iss.webhooks.add(URL, allow_private=True)[0].endpoint_id  # numbers its own from 1
+    made = [iss.create_license(product=PRODUCT, days=30).license_id for _ in range(2)]
+    summary = copy_ledger(str(tmp_path / "ledger"), tmp_path / "copy")
+    assert (summary.webhooks, summary.undelivered) == (2, 4)
+    from issuer import Issuer
+
+    # The copy checked itself against its source (the digest); each queue is in its order too.
+    again = Issuer(tmp_path / "copy", tmp_path / "keys")
+    for endpoint in (wh, later):
+        found = again.webhooks.deliveries(endpoint, limit=10)[::-1]
+        assert [d.body["data"]["license"]["license_id"] for d in found if d.status == "pending"] == made
+
+
 def test_a_damaged_outbox_is_damage_not_an_empty_queue(tmp_path: Path) -> None:
     iss, (wh,) = _setup(tmp_path)
     iss.create_license(product=PRODUCT, days=30)
