@@ -281,20 +281,25 @@ class FolderWebhooks(WebhookStorage):
             }
             outboxes = [o for found in spilled.values() for o in found] + _held(ledger).all()
             endpoints = {e.endpoint_id for e in read_endpoints(ledger, self._root)}
-        ordered = _in_order(outboxes)
-        moved = False
-        for endpoint_id, mark in marks.items():
-            fresh = [o for o in ordered if int(o["at"]) > mark.taken]
-            if endpoint_id not in endpoints or not fresh:  # removed: nobody to send to
+        # Each outbox is read once, however many endpoints take it in. One transaction's
+        # outboxes share their "at": each is compared with the marks as they were.
+        takers = {e: m for e, m in marks.items() if e in endpoints}  # removed: nobody to send to
+        taken = {e: m.taken for e, m in takers.items()}
+        moved: set[str] = set()
+        for outbox in _in_order(outboxes):
+            at = int(outbox["at"])
+            due = {e for e in takers if at > taken[e]}
+            if not due:
                 continue
-            table = _queue(txn, endpoint_id)
-            for outbox in fresh:
-                for doc in _deliveries_of(outbox):
-                    if doc.get("endpoint_id") == endpoint_id:
-                        table.insert({**doc, "seq": mark.next_seq()})
-            mark.taken = int(fresh[-1]["at"])
-            mark.save()
-            moved = True
+            for doc in _deliveries_of(outbox):
+                endpoint_id = doc.get("endpoint_id")
+                if endpoint_id in due:
+                    _queue(txn, endpoint_id).insert({**doc, "seq": takers[endpoint_id].next_seq()})
+            for endpoint_id in due:
+                takers[endpoint_id].taken = at
+            moved |= due
+        for endpoint_id in moved:
+            takers[endpoint_id].save()
         if moved and spilled:
             # Every endpoint's mark is read only now, when one moved past outbox files.
             lowest = min((_Mark(txn, e).taken for e in endpoints), default=None)

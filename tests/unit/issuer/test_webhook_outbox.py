@@ -60,6 +60,26 @@ def test_deliveries_are_taken_in_event_order_each_once_across_spills(tmp_path: P
     assert _spilled(tmp_path) == []  # taken in, then removed
 
 
+def test_the_outboxes_of_one_transaction_with_several_changes_are_all_taken_in(tmp_path: Path) -> None:
+    from issuer import policy
+    from issuer.licensing.licenses import store
+
+    iss, (wh, other) = _setup(tmp_path, endpoints=2)
+    made = [iss.create_license(product=PRODUCT, days=30).license_id for _ in range(2)]
+    assert len(iss.webhooks.deliveries(wh, limit=100)) == 2  # wh has taken the two creations
+    with iss.ledger.transaction() as tx:  # two changes, two outboxes, one "at"
+        for license_id in made:
+            record = tx.license(license_id=license_id)
+            updated = policy.amend(record, {"customer": "ACME"}, actor="test", now=utc_now())
+            store(tx, record, updated, info=iss.ledger.info, months=1)
+    for endpoint in (wh, other):
+        found = iss.webhooks.deliveries(endpoint, limit=100)[::-1]
+        assert [(d.type, d.body["data"]["license"]["license_id"]) for d in found] == [
+            *(("license.created", m) for m in made),
+            *(("license.updated", m) for m in made),
+        ]
+
+
 def test_a_take_whose_housekeeping_never_ran_queues_nothing_twice(tmp_path: Path) -> None:
     iss, (wh,) = _setup(tmp_path)
     for _ in range(10):
