@@ -95,36 +95,37 @@ class Deliverer:
         if endpoint is None:
             return 0, False
         pending = claim.pending(BATCH)
+        with Sender(self._timeout) as post:  # one kept-alive connection for the batch
+            done, state, more = self._send_due(post, endpoint, pending)
+        claim.record(done, state=state)
+        return len(done), more
+
+    def _send_due(
+        self, post: Sender, endpoint: Endpoint, pending: list[Delivery]
+    ) -> tuple[list[Delivery], str | None, bool]:
+        """Send what is due; the deliveries after, the endpoint's new state, and whether more."""
         started = time.monotonic()
         done: list[Delivery] = []
         state = None
-        with Sender(self._timeout) as post:  # one kept-alive connection for the batch
-            for d in pending:
-                if d.manual:
-                    done.append(self._manual(post, endpoint, d))
-            more = len(pending) == BATCH
-            if endpoint.state == Endpoint.ACTIVE:
-                for d in (d for d in pending if not d.manual):
-                    now = now_from(self._clock)
-                    if d.next_attempt_at is not None and d.next_attempt_at > now:
-                        more = False  # held back: nothing after it goes before it
-                        break
-                    after = self._attempt(post, endpoint, d, now)
-                    done.append(after)
-                    if after.status == DeliveryStatus.FAILED:
-                        state = Endpoint.PAUSED
-                    if after.status != DeliveryStatus.DELIVERED:
-                        more = False  # a failure holds the later ones back
-                        break
-                    if time.monotonic() - started > BATCH_SECONDS:
-                        more = True
-                        break
-                else:
-                    more = more and bool(done)
-            else:
-                more = False
-        claim.record(done, state=state)
-        return len(done), more
+        for d in pending:
+            if d.manual:
+                done.append(self._manual(post, endpoint, d))
+        more = len(pending) == BATCH
+        if endpoint.state != Endpoint.ACTIVE:
+            return done, state, False
+        for d in (d for d in pending if not d.manual):
+            now = now_from(self._clock)
+            if d.next_attempt_at is not None and d.next_attempt_at > now:
+                return done, state, False  # held back: nothing after it goes before it
+            after = self._attempt(post, endpoint, d, now)
+            done.append(after)
+            if after.status == DeliveryStatus.FAILED:
+                state = Endpoint.PAUSED
+            if after.status != DeliveryStatus.DELIVERED:
+                return done, state, False  # a failure holds the later ones back
+            if time.monotonic() - started > BATCH_SECONDS:
+                return done, state, True
+        return done, state, more and bool(done)
 
     def _attempt(
         self, post: Sender, endpoint: Endpoint, d: Delivery, now: _dt.datetime

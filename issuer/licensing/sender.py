@@ -36,13 +36,14 @@ import standardwebhooks
 from issuer.policy import webhooks as rules
 from issuer.webhook_records import Delivery, Endpoint
 
-__all__ = ["TIMEOUT", "Sender", "Sent", "send", "signature"]
+__all__ = ["TIMEOUT", "Sender", "Sent", "signature"]
 
 TIMEOUT = 10.0
 _MAX_ANSWER = 64 * 1024
 _USER_AGENT = "licet-webhooks/1"
 # What a kept-alive connection the receiver closed while idle looks like on the next request.
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+# (http.client.RemoteDisconnected is a ConnectionResetError.)
+_STALE = (BrokenPipeError, ConnectionResetError)
 
 
 @dataclass(frozen=True)
@@ -188,15 +189,3 @@ class Sender:
         conn = self._open.pop(key, None)
         if conn is not None:
             conn.close()
-
-
-def send(
-    endpoint: Endpoint,
-    delivery: Delivery,
-    at: _dt.datetime,
-    *,
-    timeout: float = TIMEOUT,
-) -> Sent:
-    """Post one delivery on a connection of its own; never raises for what the receiver does."""
-    with Sender(timeout) as post:
-        return post(endpoint, delivery, at)

@@ -16,7 +16,7 @@ import pytest
 import standardwebhooks
 from support import FakeClock, make_issuer, serve_in_background
 
-from issuer.licensing.sender import Sender, send
+from issuer.licensing.sender import Sender
 from verifier.clock import utc_now
 
 
@@ -119,7 +119,8 @@ def test_connection_close_answers_get_a_new_connection_each(tmp_path: Path, serv
 def test_a_redirect_is_a_failure_and_is_not_followed(tmp_path: Path, server: _Server) -> None:
     server.behaviour = "redirect"
     endpoint, (delivery,) = _deliveries(tmp_path, server, 1)
-    sent = send(endpoint, delivery, utc_now())
+    with Sender() as post:
+        sent = post(endpoint, delivery, utc_now())
     assert (sent.http_status, sent.ok) == (302, False)
     assert sent.error == "HTTP 302: redirects are not followed"
     assert len(server.ids) == 1
@@ -136,7 +137,8 @@ def test_an_answer_longer_than_read_ends_its_connection(tmp_path: Path, server: 
 def test_a_receiver_that_never_answers_times_out(tmp_path: Path, server: _Server) -> None:
     server.behaviour = "hang"
     endpoint, (delivery,) = _deliveries(tmp_path, server, 1)
-    sent = send(endpoint, delivery, utc_now(), timeout=0.3)
+    with Sender(timeout=0.3) as post:
+        sent = post(endpoint, delivery, utc_now())
     assert sent.http_status is None and sent.error is not None and "timed out" in sent.error
 
 
