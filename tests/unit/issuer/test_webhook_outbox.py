@@ -196,21 +196,77 @@ def test_a_queue_of_an_older_layout_moves_into_one_file_per_endpoint_on_first_us
     assert len({d.delivery_id for d in newest}) == 4
 
 
-def test_an_outbox_of_the_older_format_with_bodies_is_taken_in_and_sent_alike(tmp_path: Path) -> None:
+def _rows_of(outbox: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The whole rows and payloads of a compact outbox (the shape older ledgers kept)."""
+    rows = [
+        {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "event_id": e["event_id"], "type": e["type"],
+         "event_cursor": e["event_cursor"], "index": e["index"], "seq": 0, "status": "pending", "attempts": [],
+         "next_attempt_at": e["window_start"], "window_start": e["window_start"], "manual": False}
+        for e in outbox["events"] for endpoint_id, delivery_id in e["to"]
+    ]
+    return rows, {e["event_id"]: e["payload"] for e in outbox["events"]}
+
+
+def test_a_change_keeps_each_event_once_with_the_endpoints_it_goes_to(tmp_path: Path) -> None:
+    iss, ids = _setup(tmp_path, endpoints=3)
+    iss.create_license(product=PRODUCT, days=30)
+    head = json.loads((tmp_path / "ledger" / "index" / "head.json").read_text())
+    (outbox,) = head["outbox"].values()
+    (event,) = outbox["events"]  # one event, once, as JSON (not text within the head's text)
+    assert [endpoint for endpoint, _ in event["to"]] == ids
+    assert json.loads(event["payload"])["type"] == "license.created"
+    found = {e: iss.webhooks.deliveries(e, limit=10) for e in ids}
+    assert {e: [(d.delivery_id, d.event_id, d.status, d.seq) for d in f] for e, f in found.items()} == {
+        endpoint: [(delivery, event["event_id"], "pending", 1)] for endpoint, delivery in event["to"]
+    }
+    assert {f[0].payload() for f in found.values()} == {event["payload"].encode()}
+
+
+def test_rows_of_another_shape_are_kept_whole_in_order() -> None:
+    from issuer.ledger.webhooks_folder import _deliveries_of, _outbox
+
+    def row(event: str, endpoint: str, **other: Any) -> dict[str, Any]:
+        return {"delivery_id": f"DL-{event}{endpoint}", "endpoint_id": endpoint, "event_id": event, "type": "t",
+                "event_cursor": 1, "index": 0, "seq": 0, "status": "pending", "attempts": [],
+                "next_attempt_at": "2026-01-01T00:00:00+00:00", "window_start": "2026-01-01T00:00:00+00:00",
+                "manual": False, **other}
+
+    payloads = {"E1": "{}", "E2": "[]"}
+    compact = [row("E1", "A"), row("E1", "B"), row("E2", "A")]
+    assert "events" in _outbox(compact, payloads)
+    for rows in (
+        [row("E1", "A"), row("E2", "A"), row("E1", "B")],  # one event's rows apart
+        [row("E1", "A", manual=True)],
+        [row("E1", "A", next_attempt_at="2026-01-02T00:00:00+00:00")],
+    ):
+        kept = _outbox(rows, payloads)
+        assert "events" not in kept
+        assert _deliveries_of(kept) == [{**r, "payload": payloads[r["event_id"]]} for r in rows]
+    assert _deliveries_of(_outbox(compact, payloads)) == [{**r, "payload": payloads[r["event_id"]]} for r in compact]
+
+
+@pytest.mark.parametrize("shape", ["rows", "text with payloads", "text with bodies"])
+def test_an_outbox_of_an_older_shape_is_taken_in_and_sent_alike(tmp_path: Path, shape: str) -> None:
     iss, (wh,) = _setup(tmp_path)
     iss.create_license(product=PRODUCT, days=30)
     head_file = tmp_path / "ledger" / "index" / "head.json"
     head = json.loads(head_file.read_text())
-    kept = json.loads(head["outbox"]["1"]["raw"])
-    sent = {e: p.encode() for e, p in kept["payloads"].items()}
-    bodies = {e: json.loads(p) for e, p in kept["payloads"].items()}
-    for body in bodies.values():  # as the older format kept it: the cursor filled in when sent
+    rows, payloads = _rows_of(head["outbox"]["1"])
+    sent = {e: p.encode() for e, p in payloads.items()}
+    bodies = {e: json.loads(p) for e, p in payloads.items()}
+    for body in bodies.values():  # as the oldest shape kept it: the cursor filled in when sent
         body["data"]["event"]["cursor"] = "0"
-    head["outbox"]["1"]["raw"] = json.dumps({"bodies": bodies, "rows": kept["rows"]})
+    at = head["outbox"]["1"]["at"]
+    head["outbox"]["1"] = {
+        "rows": {"at": at, "rows": rows, "payloads": payloads},
+        "text with payloads": {"at": at, "raw": json.dumps({"payloads": payloads, "rows": rows})},
+        "text with bodies": {"at": at, "raw": json.dumps({"bodies": bodies, "rows": rows})},
+    }[shape]
     head_file.write_text(json.dumps(head))
     (found,) = iss.webhooks.deliveries(wh, limit=10)
     assert json.loads(found.payload()) == json.loads(sent[found.event_id])
     assert json.loads(found.payload())["data"]["event"]["cursor"] == str(found.event_cursor) != "0"
+    assert found.delivery_id == rows[0]["delivery_id"]
 
 
 def test_a_copy_keeps_each_endpoints_order_when_their_numbers_differ(tmp_path: Path) -> None:
@@ -239,7 +295,9 @@ def test_a_damaged_outbox_is_damage_not_an_empty_queue(tmp_path: Path) -> None:
     iss.create_license(product=PRODUCT, days=30)
     head_file = tmp_path / "ledger" / "index" / "head.json"
     head = json.loads(head_file.read_text())
-    head["outbox"]["1"]["raw"] = "[{not json"
-    head_file.write_text(json.dumps(head))
-    with pytest.raises(LedgerCorruptError, match="outbox"):
-        iss.webhooks.deliveries(wh, limit=10)
+    good = head["outbox"]["1"]
+    for damage in ({"raw": "[{not json"}, {"events": "[{not json"}, {"events": [{"to": [["WH-X", "DL-X"]]}]}):
+        head["outbox"]["1"] = {"at": good["at"], **damage}
+        head_file.write_text(json.dumps(head))
+        with pytest.raises(LedgerCorruptError, match="outbox"):
+            iss.webhooks.deliveries(wh, limit=10)
