@@ -47,14 +47,14 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tinydb import Query
 from tinydb.table import Document, Table
 
 from issuer.errors import LedgerBusyError, LedgerCorruptError, WebhookNotFoundError
 from issuer.ledger.folder_layout import EVENTS, HEAD, INDEX
-from issuer.ledger.shards import ShardTransaction, replay_journal
+from issuer.ledger.shards import ShardTransaction, parse, read_raw, replay_journal
 from issuer.ledger.webhook_api import SendClaim, WebhookStorage
 from issuer.records import Event
 from issuer.webhook_records import Delivery, DeliveryStatus, Endpoint
@@ -309,25 +309,24 @@ class FolderWebhooks(WebhookStorage):
 
         Outboxes at or below an endpoint's mark were taken before: the head
         keeps them until it spills them, and an outbox file stays until every
-        endpoint has taken it (then it is ``queue.spent``).
+        endpoint has taken it (then it is ``queue.spent``). Files every taker
+        has passed are not read at all.
         """
         if not self._outbox_waiting():
             return
         txn = queue.txn
-        marks = {e: _Mark(txn, e) for e in endpoint_ids}
-        with self._transaction() as ledger:  # only committed outboxes are seen under this lock
-            spilled = {
-                f: _in_order(_spill_table(ledger, _at_of(f)).all())
-                for f in _spill_files(self._root)
-            }
-            outboxes = [o for found in spilled.values() for o in found] + _held(ledger).all()
-            endpoints = {e.endpoint_id for e in read_endpoints(ledger, self._root)}
+        # Endpoints go under the queue's lock, which this take holds: the list cannot shrink.
+        # A removed endpoint takes nothing in: there is nobody to send to.
+        endpoints = {e.endpoint_id for e in self.endpoints()}
+        takers = {e: _Mark(txn, e) for e in endpoint_ids if e in endpoints}
+        if not takers:
+            return
+        taken = {e: m.taken for e, m in takers.items()}
+        spilled = self._read_outboxes(min(taken.values()))
         # Each outbox is read once, however many endpoints take it in. One transaction's
         # outboxes share their "at": each is compared with the marks as they were.
-        takers = {e: m for e, m in marks.items() if e in endpoints}  # removed: nobody to send to
-        taken = {e: m.taken for e, m in takers.items()}
         moved: set[str] = set()
-        for outbox in _in_order(outboxes):
+        for outbox in (o for found in spilled.values() for o in found.outboxes):
             at = int(outbox["at"])
             due = {e for e in takers if at > taken[e]}
             if not due:
@@ -341,14 +340,39 @@ class FolderWebhooks(WebhookStorage):
             moved |= due
         for endpoint_id in moved:
             takers[endpoint_id].save()
-        if moved and spilled:
-            # Every endpoint's mark is read only now, when one moved past outbox files.
-            lowest = min((_Mark(txn, e).taken for e in endpoints), default=None)
-            queue.spent = [
-                path
-                for path, found in spilled.items()
-                if lowest is None or not found or int(found[-1]["at"]) <= lowest
-            ]
+        files = {path: found.last for path, found in spilled.items() if path is not None}
+        passed = min(m.taken for m in takers.values())
+        if moved and any(last <= passed for last in files.values()):
+            # Every endpoint's mark is read only now, when its takers passed outbox files.
+            lowest = min((_Mark(txn, e).taken for e in endpoints), default=passed)
+            queue.spent = [path for path, last in files.items() if last <= lowest]
+
+    def _read_outboxes(self, passed: int) -> dict[Path | None, _Outboxes]:
+        """The committed outboxes, oldest first, by file (``None``: the head's).
+
+        Under the ledger's lock only the bytes are read, and only of files
+        that may hold an outbox above ``passed``; they are parsed after it.
+        A file holds outboxes at or below the next one's name (one
+        transaction's may straddle a spill), so a file whose successor is
+        named ``passed`` or lower is known to be taken without reading it.
+        """
+        head = self._root / INDEX / f"{HEAD}.json"
+        read: dict[Path | None, bytes | int | None] = {}  # bytes, or a file's bound unread
+        with self._transaction():  # only committed outboxes are seen under this lock
+            paths = _spill_files(self._root)
+            for n, path in enumerate(paths):
+                bound = _at_of(paths[n + 1]) if n + 1 < len(paths) else None
+                skip = bound is not None and bound <= passed
+                read[path] = bound if skip else read_raw(path, "webhook outbox")
+            read[None] = read_raw(head, "index head")
+        found: dict[Path | None, _Outboxes] = {}
+        for where, data in read.items():
+            if isinstance(data, int):
+                found[where] = _Outboxes([], data)
+                continue
+            docs = _in_order(_table_docs(data, where or head, _OUTBOX))
+            found[where] = _Outboxes(docs, int(docs[-1]["at"]) if docs else 0)
+        return found
 
     def _outbox_waiting(self) -> bool:
         """Whether an outbox may wait (read without the lock: a hint, checked under it).
@@ -375,11 +399,16 @@ class FolderWebhooks(WebhookStorage):
             self._log(txn, event)
 
     def endpoints(self) -> list[Endpoint]:
-        """Every endpoint, oldest first (no lock taken while the ledger never had one)."""
-        if not _has_endpoints(self._root):
-            return []
-        with self._txn() as txn:
-            return read_endpoints(txn, self._root)
+        """Every endpoint, oldest first.
+
+        Read without the ledger's lock: the file is replaced whole, so this
+        sees one committed state, at worst the one before a commit a crash
+        cut short (the next locked operation finishes it). A deliverer reads
+        the endpoints for every batch, and license changes need that lock.
+        """
+        path = self._root / _KIND / f"{_ENDPOINTS}.json"
+        docs = _table_docs(read_raw(path, "webhook endpoints"), path, _KIND)  # its table
+        return [Endpoint.from_doc(doc) for doc in docs]
 
     def save_endpoint(
         self, endpoint: Endpoint, event: Event, *, reopen: Sequence[Delivery] = ()
@@ -549,6 +578,22 @@ class _Mark:
             self._table.update(doc, doc_ids=[1])
         else:
             self._table.insert(Document(doc, doc_id=1))
+
+
+class _Outboxes(NamedTuple):
+    """The outboxes of one file, oldest first, and the highest ``at`` it can hold."""
+
+    outboxes: list[Any]
+    last: int
+
+
+def _table_docs(data: bytes | None, path: Path, table: str) -> list[Any]:
+    """The documents of one table of a ledger file read as bytes (none: no file, no table)."""
+    doc = None if data is None else parse(data, path, "shard")
+    found = {} if doc is None else doc.get(table, {}) if isinstance(doc, dict) else None
+    if not isinstance(found, dict) or not all(isinstance(d, dict) for d in found.values()):
+        raise LedgerCorruptError(f"ledger shard {path} is not a TinyDB document")
+    return list(found.values())
 
 
 def _at_of(path: Path) -> int:

@@ -301,3 +301,34 @@ def test_a_damaged_outbox_is_damage_not_an_empty_queue(tmp_path: Path) -> None:
         head_file.write_text(json.dumps(head))
         with pytest.raises(LedgerCorruptError, match="outbox"):
             iss.webhooks.deliveries(wh, limit=10)
+
+
+def test_a_take_reads_no_outbox_file_every_taker_has_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from issuer.ledger import webhooks_folder
+
+    iss, (wh, lagging) = _setup(tmp_path, endpoints=2)
+    for _ in range(16):
+        iss.create_license(product=PRODUCT, days=30)
+    iss.webhooks.deliveries(wh, limit=1)  # wh takes both files in; they stay for the other
+    first, second = _spilled(tmp_path)
+    for _ in range(9):
+        iss.create_license(product=PRODUCT, days=30)
+    (third,) = set(_spilled(tmp_path)) - {first, second}
+    read: list[str] = []
+    real = webhooks_folder.read_raw
+    monkeypatch.setattr(webhooks_folder, "read_raw", lambda path, what: read.append(Path(path).name) or real(path, what))
+    assert len(iss.webhooks.deliveries(wh, limit=100)) == 25
+    # The second file may end with a transaction that goes on in the third: it is read again.
+    assert [n for n in read if n != "endpoints.json"] == [second.name, third.name, "head.json"]
+    read.clear()
+    assert len(iss.webhooks.deliveries(lagging, limit=100)) == 25  # the other reads them all
+    assert [n for n in read if n != "endpoints.json"] == [first.name, second.name, third.name, "head.json"]
+    assert _spilled(tmp_path) == []
+
+
+def test_endpoints_are_read_while_a_license_change_holds_the_ledger(tmp_path: Path) -> None:
+    from verifier.fileio import file_lock
+
+    iss, ids = _setup(tmp_path, endpoints=2)
+    with file_lock(tmp_path / "ledger" / "ledger.lock", 1):  # a change in progress
+        assert [e.endpoint_id for e in iss.webhooks.endpoints()] == ids
