@@ -281,8 +281,8 @@ class FolderWebhooks(WebhookStorage):
             txn.commit()
 
     @contextlib.contextmanager
-    def _queue_txn(self) -> Iterator[_QueueTxn]:
-        """The queue's transaction under its own lock; committed when the block ends.
+    def _queue_txn(self, *, commit: bool = True) -> Iterator[_QueueTxn]:
+        """The queue's transaction under its own lock; committed when the block ends, if ``commit``.
 
         A commit that touches one endpoint's file alone needs no journal.
         """
@@ -293,6 +293,8 @@ class FolderWebhooks(WebhookStorage):
                 _upgrade_layout(self._root)
                 queue = _QueueTxn(ShardTransaction(self._root, _QUEUE_JOURNAL))
                 yield queue
+                if not commit:
+                    return
                 queue.txn.commit()
                 # Housekeeping, once every endpoint's queue holds them: each is at or below
                 # every endpoint's mark, which keeps a later take from queueing it twice.
@@ -517,13 +519,17 @@ class _FolderClaim:
         return next((e for e in self._store.endpoints() if e.endpoint_id == self._id), None)
 
     def pending(self, limit: int) -> list[Delivery]:
-        with self._store._queue_txn() as queue:
-            self._store._take(queue, [self._id])  # this endpoint's file alone is written
+        # Taken in but not written: the batch's record takes the same in again and writes
+        # the endpoint's file once. A take is the same whoever makes it (ids from the outbox,
+        # places from the mark), and a crash before the record leaves it all in the outbox.
+        with self._store._queue_txn(commit=False) as queue:
+            self._store._take(queue, [self._id])
             docs = _queue(queue.txn, self._id).search(Query().status == DeliveryStatus.PENDING)
         return [_delivery(d) for d in sorted(docs, key=_seq)[:limit]]
 
     def record(self, deliveries: Sequence[Delivery], *, state: str | None) -> None:
         with self._store._queue_txn() as queue:
+            self._store._take(queue, [self._id])  # this endpoint's file alone is written
             # A delivery dropped meanwhile (its endpoint removed) is not brought back.
             present = {doc.get("delivery_id") for doc in _queue(queue.txn, self._id).all()}
             _put_rows(queue.txn, self._id, [d for d in deliveries if d.delivery_id in present])

@@ -107,7 +107,7 @@ def test_an_endpoint_removed_before_the_take_gets_nothing(tmp_path: Path) -> Non
     assert sorted(p.name for p in (tmp_path / "ledger" / "webhooks").glob("*WH-*.json")) == [f"{wh}.json"]
 
 
-def test_a_deliverer_takes_in_and_records_an_endpoint_in_one_file_without_a_journal(
+def test_a_deliverer_takes_in_and_records_a_batch_in_one_write_of_one_file_without_a_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     iss, (wh, _other, _third) = _setup(tmp_path, endpoints=3)
@@ -118,11 +118,28 @@ def test_a_deliverer_takes_in_and_records_an_endpoint_in_one_file_without_a_jour
     monkeypatch.setattr(shards, "atomic_write", lambda path, *a, **k: (written.append(path.name), real(path, *a, **k))[1])
     with iss.ledger.webhooks().claim(wh) as claim:
         pending = claim.pending(100)
-        assert (len(pending), written) == (3, [f"{wh}.json"])
-        written.clear()
+        assert (len(pending), written) == (3, [])  # taken in with the record, once sent
         claim.record([replace(pending[0], status="delivered", next_attempt_at=None)], state=None)
         assert written == [f"{wh}.json"]
-    assert [d.status for d in iss.webhooks.deliveries(wh, limit=10)] == ["pending", "pending", "delivered"]
+    after = iss.webhooks.deliveries(wh, limit=10)
+    assert [(d.delivery_id, d.status, d.seq) for d in after] == [
+        (d.delivery_id, "delivered" if d == pending[0] else "pending", d.seq) for d in pending[::-1]
+    ]
+    assert [d.seq for d in pending] == [1, 2, 3]
+
+
+def test_a_take_between_a_batchs_pending_and_its_record_gives_the_same_places(tmp_path: Path) -> None:
+    iss, (wh,) = _setup(tmp_path)
+    for _ in range(2):
+        iss.create_license(product=PRODUCT, days=30)
+    with iss.ledger.webhooks().claim(wh) as claim:
+        pending = claim.pending(100)
+        iss.create_license(product=PRODUCT, days=30)
+        listed = iss.webhooks.deliveries(wh, limit=10)  # a page takes all three in meanwhile
+        claim.record([replace(d, status="delivered", next_attempt_at=None) for d in pending], state=None)
+    after = iss.webhooks.deliveries(wh, limit=10)
+    assert [(d.delivery_id, d.seq) for d in after] == [(d.delivery_id, d.seq) for d in listed]
+    assert [d.status for d in after] == ["pending", "delivered", "delivered"]
 
 
 def test_an_outbox_file_stays_until_every_endpoint_has_taken_it_in(tmp_path: Path) -> None:
@@ -132,6 +149,7 @@ def test_an_outbox_file_stays_until_every_endpoint_has_taken_it_in(tmp_path: Pat
     assert len(_spilled(tmp_path)) == 1
     with iss.ledger.webhooks().claim(wh) as claim:
         assert len(claim.pending(100)) == 9
+        claim.record([], state=None)  # a batch's record takes in what it found pending
     assert len(_spilled(tmp_path)) == 1  # the other endpoint has not taken it yet
     assert len(iss.webhooks.deliveries(other, limit=100)) == 9
     assert _spilled(tmp_path) == []
