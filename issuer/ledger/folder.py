@@ -645,7 +645,7 @@ class FolderTransaction:
 
     def webhook_endpoints(self) -> list[Endpoint]:
         """Every webhook endpoint, read under the lock."""
-        return read_endpoints(self._txn, self._ledger.folder)
+        return read_endpoints(self._ledger.folder)
 
     def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         """Queue deliveries with this transaction (their events' cursors from its last change)."""

@@ -83,15 +83,28 @@ _PER_EVENT = ("event_id", "type", "index", "event_cursor", "window_start")
 _FRESH = {"seq": 0, "status": DeliveryStatus.PENDING, "attempts": [], "manual": False}
 
 
-def _has_endpoints(root: Path) -> bool:
-    return (root / _KIND / f"{_ENDPOINTS}.json").exists()
+#: The endpoints last parsed, per file, with the bytes they were parsed from.
+_PARSED: dict[Path, tuple[bytes, tuple[Endpoint, ...]]] = {}
 
 
-def read_endpoints(txn: ShardTransaction, root: Path) -> list[Endpoint]:
-    """Every endpoint, in the transaction (none without reading a file when there never was one)."""
-    if not _has_endpoints(root):
+def read_endpoints(root: Path) -> list[Endpoint]:
+    """Every endpoint as committed, oldest first (none without a file when there never was one).
+
+    Read from the file, not from a transaction: it is replaced whole at each
+    commit, so any read sees one committed state — under the ledger's lock
+    the latest; without it, at worst the one before a commit a crash cut
+    short (the next locked operation finishes it). Every license change
+    reads the endpoints: they are parsed again only when the bytes differ.
+    """
+    path = root / _KIND / f"{_ENDPOINTS}.json"
+    data = read_raw(path, "webhook endpoints")
+    if data is None:
         return []
-    return [Endpoint.from_doc(doc) for doc in txn.table(_KIND, _ENDPOINTS).all()]
+    kept = _PARSED.get(path)
+    if kept is None or kept[0] != data:
+        parsed = tuple(Endpoint.from_doc(doc) for doc in _table_docs(data, path, _KIND))
+        kept = _PARSED[path] = (data, parsed)
+    return list(kept[1])
 
 
 def _file_of(endpoint_id: str) -> str:
@@ -401,16 +414,11 @@ class FolderWebhooks(WebhookStorage):
             self._log(txn, event)
 
     def endpoints(self) -> list[Endpoint]:
-        """Every endpoint, oldest first.
+        """Every endpoint, oldest first, read without the ledger's lock (:func:`read_endpoints`).
 
-        Read without the ledger's lock: the file is replaced whole, so this
-        sees one committed state, at worst the one before a commit a crash
-        cut short (the next locked operation finishes it). A deliverer reads
-        the endpoints for every batch, and license changes need that lock.
+        A deliverer reads the endpoints for every batch; license changes need that lock.
         """
-        path = self._root / _KIND / f"{_ENDPOINTS}.json"
-        docs = _table_docs(read_raw(path, "webhook endpoints"), path, _KIND)  # its table
-        return [Endpoint.from_doc(doc) for doc in docs]
+        return read_endpoints(self._root)
 
     def save_endpoint(
         self, endpoint: Endpoint, event: Event, *, reopen: Sequence[Delivery] = ()

@@ -350,3 +350,21 @@ def test_endpoints_are_read_while_a_license_change_holds_the_ledger(tmp_path: Pa
     iss, ids = _setup(tmp_path, endpoints=2)
     with file_lock(tmp_path / "ledger" / "ledger.lock", 1):  # a change in progress
         assert [e.endpoint_id for e in iss.webhooks.endpoints()] == ids
+
+
+def test_each_change_queues_for_the_endpoints_as_they_are_then(tmp_path: Path) -> None:
+    iss, (first, second) = _setup(tmp_path, endpoints=2)
+
+    def newest_targets() -> list[str]:
+        head = json.loads((tmp_path / "ledger" / "index" / "head.json").read_text())
+        newest = max(head["outbox"].values(), key=lambda doc: doc["at"])
+        return [endpoint for event in newest["events"] for endpoint, _ in event["to"]]
+
+    iss.create_license(product=PRODUCT, days=30)
+    assert newest_targets() == [first, second]
+    iss.webhooks.remove(first)
+    iss.create_license(product=PRODUCT, days=30)
+    assert newest_targets() == [second]
+    third = iss.webhooks.add(URL, allow_private=True)[0].endpoint_id
+    iss.create_license(product=PRODUCT, days=30)
+    assert newest_targets() == [second, third]
