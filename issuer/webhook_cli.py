@@ -7,6 +7,7 @@ A secret is printed once: alone on the last line of ``add`` and
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,9 @@ webhook_app = typer.Typer(
     help="Webhook endpoints: billing systems hear every license change, signed.",
     no_args_is_help=True,
 )
+
+#: How much ``webhook deliver`` lowers its CPU priority unless told otherwise.
+DELIVER_NICE = 10
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint id (WH-...).", show_default=False)]
 
@@ -183,6 +187,15 @@ def deliver(
     once: Annotated[
         bool, typer.Option("--once", help="One pass over what is due, then exit.")
     ] = False,
+    nice: Annotated[
+        int,
+        typer.Option(
+            "--nice",
+            min=0,
+            max=19,
+            help="Lower the CPU priority of a running deliverer by this much (0: as started).",
+        ),
+    ] = DELIVER_NICE,
     ledger: LedgerDir = "ledger",
     keys: KeysDir = Path("keys"),
 ) -> None:
@@ -195,6 +208,10 @@ def deliver(
         made = Deliverer(iss.ledger).run_once()
         print(f"made {made} delivery attempt(s)")
         return
+    # Delivery can wait a moment; license serving on the same machine cannot. When the CPU
+    # is short, the scheduler gives it to activations first; when it is not, a lower
+    # priority costs delivery nothing.
+    os.nice(nice)
     background = BackgroundDeliverer(lambda: open_ledger(ledger))
     print(f"delivering webhooks from {iss.ledger.location}; Ctrl-C stops")
     background.run_forever()

@@ -301,6 +301,7 @@ def test_the_webhook_commands_end_to_end(tmp_path: Path, receiver: Receiver) -> 
         (("pause", "WH-NOSUCHTHING"), "no webhook endpoint", 1),
         (("deliveries", "WH-NOSUCHTHING"), "no webhook endpoint", 1),
         (("redeliver", "DL-NOSUCHTHING"), "no webhook delivery", 1),
+        (("deliver", "--nice", "20"), "--nice", 2),
     ):
         assert_one_line_refusal(cli("issuer", "webhook", *args, cwd=home, check=None), needle, code)
     assert {p: p.read_bytes() for p in (home / "ledger").rglob("*.json")} == snapshot  # nothing changed
@@ -343,6 +344,8 @@ def test_a_deliverer_killed_mid_send_loses_nothing(tmp_path: Path, receiver: Rec
     proc = subprocess.Popen([script("issuer"), "webhook", "deliver"], cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert receiver.stalled.wait(30), "the deliverer never sent"
+        nice = int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)  # license serving comes first
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
