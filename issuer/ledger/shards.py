@@ -46,7 +46,9 @@ def read_raw(path: Path, what: str) -> bytes | None:
     """Read a ledger file: ``None`` if absent; empty or oversized is damage."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE + 1)
+            # A read of MAX_FILE + 1 bytes would reserve that much at every read (64 MiB).
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(min(size, MAX_FILE) + 1)
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -80,6 +80,20 @@ def test_damaged_shard_is_refused_not_treated_as_empty(
         reopen(tmp_path).licenses()
 
 
+def test_an_oversized_shard_is_refused_not_read(
+    env: tuple[Issuer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from issuer.ledger import shards
+
+    ledger = env[1]
+    (shard,) = shard_files(ledger)
+    monkeypatch.setattr(shards, "MAX_FILE", shard.stat().st_size - 1)
+    with pytest.raises(LedgerCorruptError, match="too large"):
+        reopen(tmp_path).licenses()
+    monkeypatch.setattr(shards, "MAX_FILE", shard.stat().st_size)
+    assert len(reopen(tmp_path).licenses()) == 1
+
+
 def test_key_of_a_license_in_a_damaged_shard_is_never_accepted(env: tuple[Issuer, Path], tmp_path: Path) -> None:
     iss, ledger = env
     key = iss.licenses()[0].activation_key
