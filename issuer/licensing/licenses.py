@@ -278,7 +278,8 @@ class Licenses:
         """Bulk-create ``count`` licenses (imports, benchmarks); returns their ids.
 
         Uses the ledger's bulk path: one lock, each file written once, not
-        journaled as a whole — for filling a new ledger.
+        journaled as a whole — for filling a new ledger. No webhook is sent:
+        an import's licenses come from a system that knows them already.
         """
         now = now_from(self._clock)
         wanted = list(features)

@@ -368,3 +368,13 @@ def test_each_change_queues_for_the_endpoints_as_they_are_then(tmp_path: Path) -
     third = iss.webhooks.add(URL, allow_private=True)[0].endpoint_id
     iss.create_license(product=PRODUCT, days=30)
     assert newest_targets() == [second, third]
+
+
+def test_a_bulk_import_logs_its_licenses_but_sends_no_webhook(tmp_path: Path) -> None:
+    iss, (wh,) = _setup(tmp_path)
+    made = iss.create_licenses(3, PRODUCT, days=30)
+    assert iss.webhooks.deliveries(wh, limit=10) == []
+    logged = {e.license_id for e in iss.ledger.events(after=0, limit=100)}
+    assert set(made) <= logged
+    iss.create_license(product=PRODUCT, days=30)  # a license made one by one is sent
+    assert [d.type for d in iss.webhooks.deliveries(wh, limit=10)] == ["license.created"]
