@@ -33,6 +33,7 @@ __all__ = [
     "ShardStorage",
     "ShardTransaction",
     "parse",
+    "parse_shard",
     "read_json",
     "read_raw",
     "replay_journal",
@@ -72,6 +73,16 @@ def parse(data: bytes, path: Path, what: str) -> Any:
         ) from err
 
 
+def parse_shard(data: bytes | None, path: Path) -> dict[str, Any] | None:
+    """Parse a shard read with :func:`read_raw` (``None``: no file); not tables is damage."""
+    parsed = None if data is None else parse(data, path, "shard")
+    if parsed is not None and not (
+        isinstance(parsed, dict) and all(isinstance(t, dict) for t in parsed.values())
+    ):
+        raise LedgerCorruptError(f"ledger shard {path} is not a TinyDB document")
+    return parsed
+
+
 def read_json(path: Path, what: str) -> Any:
     """Read and parse a ledger file: ``None`` if absent; damage of any kind is an error."""
     data = read_raw(path, what)
@@ -95,12 +106,7 @@ class ShardStorage(Storage):
     def read(self) -> dict[str, Any] | None:  # noqa: D102 - TinyDB's Storage
         if not self._loaded:
             self.original = read_raw(self.path, "shard")
-            data = None if self.original is None else parse(self.original, self.path, "shard")
-            if data is not None and not (
-                isinstance(data, dict) and all(isinstance(t, dict) for t in data.values())
-            ):
-                raise LedgerCorruptError(f"ledger shard {self.path} is not a TinyDB document")
-            self._data, self._loaded = data, True
+            self._data, self._loaded = parse_shard(self.original, self.path), True
         return self._data
 
     def write(self, data: dict[str, Any]) -> None:  # noqa: D102 - TinyDB's Storage

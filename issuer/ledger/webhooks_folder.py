@@ -54,7 +54,7 @@ from tinydb.table import Document, Table
 
 from issuer.errors import LedgerBusyError, LedgerCorruptError, WebhookNotFoundError
 from issuer.ledger.folder_layout import EVENTS, HEAD, INDEX
-from issuer.ledger.shards import ShardTransaction, parse, read_raw, replay_journal
+from issuer.ledger.shards import ShardTransaction, parse_shard, read_raw, replay_journal
 from issuer.ledger.webhook_api import SendClaim, WebhookStorage
 from issuer.records import Event
 from issuer.webhook_records import Delivery, DeliveryStatus, Endpoint
@@ -602,10 +602,9 @@ class _Outboxes(NamedTuple):
 
 
 def _table_docs(data: bytes | None, path: Path, table: str) -> list[Any]:
-    """The documents of one table of a ledger file read as bytes (none: no file, no table)."""
-    doc = None if data is None else parse(data, path, "shard")
-    found = {} if doc is None else doc.get(table, {}) if isinstance(doc, dict) else None
-    if not isinstance(found, dict) or not all(isinstance(d, dict) for d in found.values()):
+    """The documents of one table of a shard read as bytes (none: no file, no table)."""
+    found = (parse_shard(data, path) or {}).get(table, {})
+    if not all(isinstance(d, dict) for d in found.values()):
         raise LedgerCorruptError(f"ledger shard {path} is not a TinyDB document")
     return list(found.values())
 
