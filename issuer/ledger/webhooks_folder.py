@@ -358,8 +358,11 @@ class FolderWebhooks(WebhookStorage):
         files = {path: found.last for path, found in spilled.items() if path is not None}
         passed = min(m.taken for m in takers.values())
         if moved and any(last <= passed for last in files.values()):
-            # Every endpoint's mark is read only now, when its takers passed outbox files.
-            lowest = min((_Mark(txn, e).taken for e in endpoints), default=passed)
+            # The other endpoints' marks are read only now, when the takers passed outbox files.
+            lowest = min(
+                (takers[e].taken if e in takers else _Mark(txn, e).taken for e in endpoints),
+                default=passed,
+            )
             queue.spent = [path for path, last in files.items() if last <= lowest]
 
     def _read_outboxes(self, passed: int) -> dict[Path | None, _Outboxes]:
