@@ -96,52 +96,34 @@ def throughput(folder: Path) -> tuple[float, float]:
     return delivered, own
 
 
-class Arm:
-    """A ledger with ``endpoints`` endpoints, its deliverer and receiver processes, and licenses."""
-
-    def __init__(self, folder: Path, endpoints: int, licenses: int) -> None:
-        self.iss = make_issuer(folder, FakeClock(utc_now()))
-        self.receiver = subprocess.Popen(
+def activations(endpoints: int) -> float:
+    """Activations per second in a fresh setup with ``endpoints`` endpoints."""
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        iss = make_issuer(folder, FakeClock(utc_now()))
+        receiver = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve().parent.parent / "tests" / "webhook_receiver.py")],
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert self.receiver.stdout is not None
-        url = self.receiver.stdout.readline().strip()
+        assert receiver.stdout is not None
+        url = receiver.stdout.readline().strip()
         for _ in range(endpoints):
-            self.iss.webhooks.add(url, allow_private=True)
+            iss.webhooks.add(url, allow_private=True)
         command = ["issuer", "webhook", "deliver", "--ledger", str(folder / "ledger")]
-        self.deliverer = subprocess.Popen(
-            [*command, "--keys", str(folder / "keys")], stdout=subprocess.DEVNULL
-        )
-        ids = self.iss.create_licenses(licenses, PRODUCT, days=30)
-        keys = [self.iss.show(i).activation_key for i in ids]
-        self.requests = [request_for(k, f"server-{n}") for n, k in enumerate(keys)]
-        self.seconds = 0.0
-
-    def activate(self, count: int) -> None:
-        """Activate the next ``count`` licenses; their time is added to :attr:`seconds`."""
-        todo, self.requests = self.requests[:count], self.requests[count:]
-        start = time.perf_counter()
-        for r in todo:
-            self.iss.redeem(r, method="online")
-        self.seconds += time.perf_counter() - start
-
-    def close(self) -> None:
-        for proc in (self.deliverer, self.receiver):
-            proc.terminate()
-            proc.wait()
-
-
-def activations(endpoints: int) -> float:
-    """Activations per second in a fresh setup with ``endpoints`` endpoints."""
-    with tempfile.TemporaryDirectory() as folder:
-        arm = Arm(Path(folder), endpoints, ACTIVATIONS)
+        deliverer = subprocess.Popen([*command, "--keys", str(folder / "keys")], stdout=subprocess.DEVNULL)
         try:
-            arm.activate(ACTIVATIONS)
+            ids = iss.create_licenses(ACTIVATIONS, PRODUCT, days=30)
+            keys = [iss.show(i).activation_key for i in ids]
+            requests = [request_for(k, f"server-{n}") for n, k in enumerate(keys)]
+            start = time.perf_counter()
+            for r in requests:
+                iss.redeem(r, method="online")
+            return ACTIVATIONS / (time.perf_counter() - start)
         finally:
-            arm.close()
-    return ACTIVATIONS / arm.seconds
+            for proc in (deliverer, receiver):
+                proc.terminate()
+                proc.wait()
 
 
 def main() -> int:
