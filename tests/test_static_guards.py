@@ -141,6 +141,7 @@ def test_only_the_ledger_backends_import_their_storage_libraries() -> None:
     folder = {  # the backend and its parts, over the shard files
         "issuer/ledger/folder.py", "issuer/ledger/folder_accounts.py", "issuer/ledger/folder_attempts.py",
         "issuer/ledger/folder_log.py", "issuer/ledger/shards.py", "issuer/ledger/webhooks_folder.py",
+        "issuer/ledger/webhooks_outbox.py",
     }
     owners = {"tinydb": folder, "psycopg": postgres, "psycopg_pool": postgres}
     for package in PACKAGES:

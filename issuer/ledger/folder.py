@@ -117,7 +117,8 @@ from issuer.ledger.folder_log import (
 )
 from issuer.ledger.folder_revocations import FolderRevocations
 from issuer.ledger.shards import ShardTransaction, read_raw, replay_journal
-from issuer.ledger.webhooks_folder import FolderWebhooks, enqueue, read_endpoints
+from issuer.ledger.webhooks_folder import FolderWebhooks, read_endpoints
+from issuer.ledger.webhooks_outbox import enqueue
 from issuer.records import (
     Account,
     LicenseQuery,

@@ -37,6 +37,7 @@ __all__ = [
     "read_json",
     "read_raw",
     "replay_journal",
+    "table_docs",
 ]
 
 JOURNAL_FILE = "journal.json"
@@ -81,6 +82,14 @@ def parse_shard(data: bytes | None, path: Path) -> dict[str, Any] | None:
     ):
         raise LedgerCorruptError(f"ledger shard {path} is not a TinyDB document")
     return parsed
+
+
+def table_docs(data: bytes | None, path: Path, table: str) -> list[Any]:
+    """The documents of one table of a shard read as bytes (none: no file, no table)."""
+    found = (parse_shard(data, path) or {}).get(table, {})
+    if not all(isinstance(d, dict) for d in found.values()):
+        raise LedgerCorruptError(f"ledger shard {path} is not a TinyDB document")
+    return list(found.values())
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -19,7 +19,8 @@ in the index head, a small file it writes anyway — one file more every 8
 changes, when the head spills — so a committed change always has its
 deliveries and an uncommitted one never, while the change neither writes
 a file of its own (each costs an fsync) nor rewrites a queue that grows
-with every pending delivery, nor waits for a deliverer.
+with every pending delivery, nor waits for a deliverer. How an outbox is kept
+and read back is :mod:`issuer.ledger.webhooks_outbox`'s.
 
 Why one file per endpoint, marks included: a deliverer serving one
 endpoint takes that endpoint's deliveries in from the outbox, and records
@@ -47,15 +48,24 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from tinydb import Query
 from tinydb.table import Document, Table
 
 from issuer.errors import LedgerBusyError, LedgerCorruptError, WebhookNotFoundError
-from issuer.ledger.folder_layout import EVENTS, HEAD, INDEX
-from issuer.ledger.shards import ShardTransaction, parse_shard, read_raw, replay_journal
+from issuer.ledger.folder_layout import HEAD, INDEX
+from issuer.ledger.shards import ShardTransaction, read_raw, replay_journal, table_docs
 from issuer.ledger.webhook_api import SendClaim, WebhookStorage
+from issuer.ledger.webhooks_outbox import (
+    OUTBOX,
+    PAYLOAD,
+    Outboxes,
+    at_of,
+    deliveries_of,
+    in_order,
+    spill_files,
+)
 from issuer.records import Event
 from issuer.webhook_records import Delivery, DeliveryStatus, Endpoint
 from verifier.fileio import LockTimeout, file_lock
@@ -65,22 +75,15 @@ Transaction = Callable[[], contextlib.AbstractContextManager[ShardTransaction]]
 #: Logs an audit event in a transaction (``Ledger._log``).
 Log = Callable[[ShardTransaction, Event], None]
 
-__all__ = ["FolderWebhooks", "enqueue", "read_endpoints"]
+__all__ = ["FolderWebhooks", "read_endpoints"]
 
 _KIND = "webhooks"
-_OUTBOX, _OUTBOX_PREFIX = "outbox", "outbox-"  # table name; file name prefix under events/
 _ENDPOINTS = "endpoints"
 _QUEUE, _DONE, _MARK = "queue", "done", "mark"  # the tables of an endpoint's file
 _LEGACY_MARKS = "queue"  # webhooks/queue.json, table "outbox": the marks endpoints once shared
 _QUEUE_LOCK, _QUEUE_JOURNAL = f"{_KIND}/queue.lock", f"{_KIND}/journal.json"
 _KEEP_DONE = 50
-_NAME_DIGITS = 12
-_SPILL = 8  # outboxes the index head holds before they move to a file of their own
-_PAYLOAD = "payload"  # a stored delivery's bytes as sent (text), in place of its body
 _ENDPOINT_ID = re.compile(r"WH-[0-9A-Z]{1,32}")
-# A new delivery's fields: what one event's deliveries share, and what every new one has.
-_PER_EVENT = ("event_id", "type", "index", "event_cursor", "window_start")
-_FRESH = {"seq": 0, "status": DeliveryStatus.PENDING, "attempts": [], "manual": False}
 
 
 #: The endpoints last parsed, per file, with the bytes they were parsed from.
@@ -102,7 +105,7 @@ def read_endpoints(root: Path) -> list[Endpoint]:
         return []
     kept = _PARSED.get(path)
     if kept is None or kept[0] != data:
-        parsed = tuple(Endpoint.from_doc(doc) for doc in _table_docs(data, path, _KIND))
+        parsed = tuple(Endpoint.from_doc(doc) for doc in table_docs(data, path, _KIND))
         kept = _PARSED[path] = (data, parsed)
     return list(kept[1])
 
@@ -129,93 +132,6 @@ def _endpoint_files(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / _KIND).glob("WH-*.json"))
 
 
-def _held(txn: ShardTransaction) -> Table:
-    """The outboxes the index head holds (``index/head.json``, table ``outbox``)."""
-    return txn.table(INDEX, HEAD, _OUTBOX)
-
-
-def _spill_table(txn: ShardTransaction, at: int) -> Table:
-    """A spilled outbox file (``events/outbox-<at>.json``)."""
-    return txn.table(EVENTS, f"{_OUTBOX_PREFIX}{at:0{_NAME_DIGITS}d}", _OUTBOX)
-
-
-def _spill_files(root: Path) -> list[Path]:
-    """The outbox files, oldest first."""
-    return sorted((root / EVENTS).glob(f"{_OUTBOX_PREFIX}*.json"))
-
-
-def enqueue(
-    txn: ShardTransaction,
-    deliveries: Sequence[Delivery],
-    cursors: Sequence[int],
-    *,
-    first: int,
-) -> None:
-    """Keep deliveries in the transaction's outbox; ``cursors``: its last change's events.
-
-    The outbox is one document in the index head, which the transaction
-    writes anyway: ``{"at": first, "events": [...]}``, each event once with
-    its payload as sent and the endpoints it goes to (see :func:`_outbox`).
-    ``first`` is the cursor of the transaction's first logged event, above
-    every earlier transaction's, so documents in ``at`` order (then stored
-    order) are the deliveries in event order.
-    Once the head holds :data:`_SPILL` outboxes they move to a file of their
-    own: the head stays small whether or not a deliverer runs (a take in
-    reads them all and skips what it took before; see the queue's mark).
-    """
-    if not deliveries:
-        return
-    # Every endpoint gets the same bytes for an event: they are kept once, as sent.
-    payloads: dict[str, str] = {}
-    rows = []
-    for d in deliveries:
-        cursor = d.event_cursor or cursors[d.index]
-        row = {**d.to_doc(), "event_cursor": cursor}
-        del row["body"]
-        if d.event_id not in payloads:
-            payloads[d.event_id] = replace(d, event_cursor=cursor).payload().decode()
-        rows.append(row)
-    held = _held(txn)
-    held.insert({"at": first, **_outbox(rows, payloads)})
-    if len(held) >= _SPILL:
-        outboxes = _in_order(held.all())
-        _spill_table(txn, outboxes[0]["at"]).insert_multiple(dict(doc) for doc in outboxes)
-        held.truncate()
-
-
-def _outbox(rows: list[dict[str, Any]], payloads: dict[str, str]) -> dict[str, Any]:
-    """An outbox's contents: each event once, with the endpoints (and delivery ids) it goes to.
-
-    Every change writes the head, outboxes held included, and its journal
-    copies the head again: so new deliveries, which differ only in endpoint
-    and id, are kept as one entry per event — a third of the bytes of a row
-    each — and as JSON, not as text within the head's text. Rows of another
-    shape (none a change makes today) are kept whole, in order.
-    """
-    events: list[dict[str, Any]] = []
-    for row in rows:
-        shared = {k: row[k] for k in _PER_EVENT}
-        fresh = all(row[k] == v for k, v in _FRESH.items())
-        if not fresh or row["next_attempt_at"] != row["window_start"]:
-            return {"payloads": payloads, "rows": rows}
-        target = [row["endpoint_id"], row["delivery_id"]]
-        if events and {k: events[-1][k] for k in _PER_EVENT} == shared:
-            events[-1]["to"].append(target)
-        elif any(e["event_id"] == row["event_id"] for e in events):
-            return {"payloads": payloads, "rows": rows}  # an event's rows apart: keep the order
-        else:
-            events.append({**shared, "payload": payloads[row["event_id"]], "to": [target]})
-    return {"events": events}
-
-
-def _in_order(outboxes: Sequence[Any]) -> list[Any]:
-    """Outbox documents by ``at`` (stable: one transaction's stay in stored order)."""
-    try:
-        return sorted(outboxes, key=lambda doc: int(doc["at"]))
-    except (KeyError, TypeError, ValueError) as err:
-        raise LedgerCorruptError("ledger is damaged: a webhook outbox entry is malformed") from err
-
-
 def _stored(d: Delivery) -> dict[str, Any]:
     """A delivery's document in the queue's files: its payload as sent, in place of its body.
 
@@ -225,13 +141,13 @@ def _stored(d: Delivery) -> dict[str, Any]:
     """
     doc = d.to_doc()
     del doc["body"]
-    doc[_PAYLOAD] = d.sent_as if d.sent_as is not None else d.payload().decode()
+    doc[PAYLOAD] = d.sent_as if d.sent_as is not None else d.payload().decode()
     return doc
 
 
 def _delivery(doc: Any) -> Delivery:
     """A delivery from the queue's files (one kept with its body, as older ledgers did, too)."""
-    payload = doc.get(_PAYLOAD) if isinstance(doc, dict) else None
+    payload = doc.get(PAYLOAD) if isinstance(doc, dict) else None
     if payload is None:
         return Delivery.from_doc(doc)
     try:
@@ -239,35 +155,6 @@ def _delivery(doc: Any) -> Delivery:
     except (TypeError, ValueError) as err:
         raise LedgerCorruptError("ledger is damaged: a webhook delivery is malformed") from err
     return Delivery.from_doc({**doc, "body": body}, sent_as=payload)
-
-
-def _deliveries_of(outbox: Any) -> list[dict[str, Any]]:
-    """The delivery documents of an outbox, each with its event's payload (or older, body)."""
-    try:
-        if "events" in outbox:
-            return [
-                {
-                    **_FRESH,
-                    "attempts": [],
-                    **{k: event[k] for k in _PER_EVENT},
-                    "next_attempt_at": event["window_start"],
-                    "endpoint_id": endpoint_id,
-                    "delivery_id": delivery_id,
-                    _PAYLOAD: event["payload"],
-                }
-                for event in outbox["events"]
-                for endpoint_id, delivery_id in event["to"]
-            ]
-        # Rows kept whole; or, as older ledgers wrote them, as text (with payloads, or bodies).
-        kept = json.loads(outbox["raw"]) if "raw" in outbox else outbox
-        rows = kept["rows"]
-        if "payloads" in kept:
-            payloads = kept["payloads"]
-            return [{**row, _PAYLOAD: payloads[row["event_id"]]} for row in rows]
-        bodies = kept["bodies"]
-        return [{**row, "body": bodies[row["event_id"]]} for row in rows]
-    except (KeyError, TypeError, ValueError) as err:
-        raise LedgerCorruptError("ledger is damaged: a webhook outbox entry is malformed") from err
 
 
 class FolderWebhooks(WebhookStorage):
@@ -346,7 +233,7 @@ class FolderWebhooks(WebhookStorage):
             due = {e for e in takers if at > taken[e]}
             if not due:
                 continue
-            for doc in _deliveries_of(outbox):
+            for doc in deliveries_of(outbox):
                 endpoint_id = doc.get("endpoint_id")
                 if endpoint_id in due:
                     _queue(txn, endpoint_id).insert({**doc, "seq": takers[endpoint_id].next_seq()})
@@ -365,7 +252,7 @@ class FolderWebhooks(WebhookStorage):
             )
             queue.spent = [path for path, last in files.items() if last <= lowest]
 
-    def _read_outboxes(self, passed: int) -> dict[Path | None, _Outboxes]:
+    def _read_outboxes(self, passed: int) -> dict[Path | None, Outboxes]:
         """The committed outboxes, oldest first, by file (``None``: the head's).
 
         Under the ledger's lock only the bytes are read, and only of files
@@ -377,19 +264,19 @@ class FolderWebhooks(WebhookStorage):
         head = self._root / INDEX / f"{HEAD}.json"
         read: dict[Path | None, bytes | int | None] = {}  # bytes, or a file's bound unread
         with self._transaction():  # only committed outboxes are seen under this lock
-            paths = _spill_files(self._root)
+            paths = spill_files(self._root)
             for n, path in enumerate(paths):
-                bound = _at_of(paths[n + 1]) if n + 1 < len(paths) else None
+                bound = at_of(paths[n + 1]) if n + 1 < len(paths) else None
                 skip = bound is not None and bound <= passed
                 read[path] = bound if skip else read_raw(path, "webhook outbox")
             read[None] = read_raw(head, "index head")
-        found: dict[Path | None, _Outboxes] = {}
+        found: dict[Path | None, Outboxes] = {}
         for where, data in read.items():
             if isinstance(data, int):
-                found[where] = _Outboxes([], data)
+                found[where] = Outboxes([], data)
                 continue
-            docs = _in_order(_table_docs(data, where or head, _OUTBOX))
-            found[where] = _Outboxes(docs, int(docs[-1]["at"]) if docs else 0)
+            docs = in_order(table_docs(data, where or head, OUTBOX))
+            found[where] = Outboxes(docs, int(docs[-1]["at"]) if docs else 0)
         return found
 
     def _outbox_waiting(self) -> bool:
@@ -398,13 +285,13 @@ class FolderWebhooks(WebhookStorage):
         The head keeps outboxes taken already until it spills them: then
         this says yes and the take finds nothing new.
         """
-        if _spill_files(self._root):
+        if spill_files(self._root):
             return True
         try:
             head = json.loads((self._root / INDEX / f"{HEAD}.json").read_bytes())
         except (OSError, ValueError):
             return True  # let the locked read say what is wrong
-        return bool(isinstance(head, dict) and head.get(_OUTBOX))
+        return bool(isinstance(head, dict) and head.get(OUTBOX))
 
     def _endpoints(self, txn: ShardTransaction) -> Table:
         (self._root / _KIND).mkdir(mode=0o700, exist_ok=True)
@@ -572,7 +459,7 @@ class _Mark:
         self._table = txn.table(_KIND, _file_of(endpoint_id), _MARK)
         doc = self._table.get(doc_id=1)
         if not isinstance(doc, dict) and (txn.root / _KIND / f"{_LEGACY_MARKS}.json").exists():
-            doc = txn.table(_KIND, _LEGACY_MARKS, _OUTBOX).get(doc_id=1)
+            doc = txn.table(_KIND, _LEGACY_MARKS, OUTBOX).get(doc_id=1)
         try:
             self.taken = int(doc.get("taken", 0)) if isinstance(doc, dict) else 0
             seq = doc.get("seq") if isinstance(doc, dict) else None
@@ -595,28 +482,6 @@ class _Mark:
             self._table.update(doc, doc_ids=[1])
         else:
             self._table.insert(Document(doc, doc_id=1))
-
-
-class _Outboxes(NamedTuple):
-    """The outboxes of one file, oldest first, and the highest ``at`` it can hold."""
-
-    outboxes: list[Any]
-    last: int
-
-
-def _table_docs(data: bytes | None, path: Path, table: str) -> list[Any]:
-    """The documents of one table of a shard read as bytes (none: no file, no table)."""
-    found = (parse_shard(data, path) or {}).get(table, {})
-    if not all(isinstance(d, dict) for d in found.values()):
-        raise LedgerCorruptError(f"ledger shard {path} is not a TinyDB document")
-    return list(found.values())
-
-
-def _at_of(path: Path) -> int:
-    name = path.stem.removeprefix(_OUTBOX_PREFIX)
-    if len(name) != _NAME_DIGITS or not name.isdigit():
-        raise LedgerCorruptError(f"ledger is damaged: stray webhook outbox file {path.name}")
-    return int(name)
 
 
 def _put_rows(txn: ShardTransaction, endpoint_id: str, rows: Sequence[Delivery]) -> None:

@@ -241,7 +241,7 @@ def test_a_change_keeps_each_event_once_with_the_endpoints_it_goes_to(tmp_path: 
 
 
 def test_rows_of_another_shape_are_kept_whole_in_order() -> None:
-    from issuer.ledger.webhooks_folder import _deliveries_of, _outbox
+    from issuer.ledger.webhooks_outbox import _outbox, deliveries_of
 
     def row(event: str, endpoint: str, **other: Any) -> dict[str, Any]:
         return {"delivery_id": f"DL-{event}{endpoint}", "endpoint_id": endpoint, "event_id": event, "type": "t",
@@ -259,8 +259,8 @@ def test_rows_of_another_shape_are_kept_whole_in_order() -> None:
     ):
         kept = _outbox(rows, payloads)
         assert "events" not in kept
-        assert _deliveries_of(kept) == [{**r, "payload": payloads[r["event_id"]]} for r in rows]
-    assert _deliveries_of(_outbox(compact, payloads)) == [{**r, "payload": payloads[r["event_id"]]} for r in compact]
+        assert deliveries_of(kept) == [{**r, "payload": payloads[r["event_id"]]} for r in rows]
+    assert deliveries_of(_outbox(compact, payloads)) == [{**r, "payload": payloads[r["event_id"]]} for r in compact]
 
 
 @pytest.mark.parametrize("shape", ["rows", "text with payloads", "text with bodies"])
