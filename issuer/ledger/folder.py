@@ -111,12 +111,14 @@ from issuer.ledger.folder_log import (
     append_summary,
     build_index,
     log_event,
+    may_contain,
+    raw_needle,
     read_events,
     read_head,
     save_head,
 )
 from issuer.ledger.folder_revocations import FolderRevocations
-from issuer.ledger.shards import ShardTransaction, read_raw, replay_journal
+from issuer.ledger.shards import ShardTransaction, replay_journal
 from issuer.ledger.webhooks_folder import FolderWebhooks, read_endpoints
 from issuer.ledger.webhooks_outbox import enqueue
 from issuer.records import (
@@ -398,14 +400,14 @@ class Ledger(LedgerBackend):
             The summaries, and the cursor of the next page (``None`` on the last one).
         """
         found: list[tuple[int, LicenseSummary]] = []
-        needle = _raw_needle(query.needle)
+        needle = raw_needle(query.needle)
         with self._transaction() as txn:
             total = self._head(txn)["licenses"]
             start = total if before is None else min(before, total)
             position = start - 1
             while position >= 0 and len(found) <= limit:
                 floor = position - position % _PAGE
-                if needle is not None and not _may_contain(
+                if needle is not None and not may_contain(
                     self.folder / _INDEX / f"{_page_name(position)}.json", needle
                 ):
                     position = floor - 1  # no entry of this page can match: not parsed
@@ -685,20 +687,3 @@ def _replace_with(doc: dict[str, Any]) -> Callable[[MutableMapping[Any, Any]], N
         stored.update(doc)
 
     return transform
-
-
-def _raw_needle(text: str | None) -> bytes | None:
-    """Search text as it appears in a page file's bytes, when that can be known.
-
-    Pages are JSON with non-ASCII escaped, so only plain printable ASCII text
-    (without quotes or backslashes) is found verbatim in them.
-    """
-    if not text or not all(32 <= ord(c) < 127 and c not in '"\\' for c in text):
-        return None
-    return text.lower().encode()
-
-
-def _may_contain(path: Path, needle: bytes) -> bool:
-    """Whether an index page's bytes contain ``needle`` (case-insensitively): a cheap pre-check."""
-    data = read_raw(path, "index page")
-    return data is None or needle in data.lower()

@@ -25,7 +25,7 @@ from tinydb.table import Document, Table
 
 from issuer.errors import LedgerCorruptError
 from issuer.ledger.folder_layout import EVENTS, HEAD, INDEX, LICENSES, PAGE, POS, page_name
-from issuer.ledger.shards import ShardTransaction
+from issuer.ledger.shards import ShardTransaction, read_raw
 from issuer.records import Event, LicenseRecord, LicenseSummary, LoggedEvent
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "append_summary",
     "build_index",
     "log_event",
+    "may_contain",
+    "raw_needle",
     "read_events",
     "read_head",
     "save_head",
@@ -152,3 +154,20 @@ def _logged(cursor: int, doc: Any) -> LoggedEvent:
         return LoggedEvent(cursor=cursor, event=Event.from_doc(doc), license_id=license_id)
     except (KeyError, TypeError, ValueError) as err:
         raise LedgerCorruptError(f"ledger is damaged: audit event {cursor} is malformed") from err
+
+
+def raw_needle(text: str | None) -> bytes | None:
+    """Search text as it appears in a page file's bytes, when that can be known.
+
+    Pages are JSON with non-ASCII escaped, so only plain printable ASCII text
+    (without quotes or backslashes) is found verbatim in them.
+    """
+    if not text or not all(32 <= ord(c) < 127 and c not in '"\\' for c in text):
+        return None
+    return text.lower().encode()
+
+
+def may_contain(path: Path, needle: bytes) -> bool:
+    """Whether an index page's bytes contain ``needle`` (case-insensitively): a cheap pre-check."""
+    data = read_raw(path, "index page")
+    return data is None or needle in data.lower()
