@@ -227,7 +227,8 @@ class FolderWebhooks(WebhookStorage):
         spilled = self._read_outboxes(min(taken.values()))
         # Each outbox is read once, however many endpoints take it in. One transaction's
         # outboxes share their "at": each is compared with the marks as they were.
-        moved: set[str] = set()
+        # Rows go in once per endpoint: a TinyDB insert rewrites its whole table.
+        moved: dict[str, list[dict[str, Any]]] = {}
         for outbox in (o for found in spilled.values() for o in found.outboxes):
             at = int(outbox["at"])
             due = {e for e in takers if at > taken[e]}
@@ -236,11 +237,13 @@ class FolderWebhooks(WebhookStorage):
             for doc in deliveries_of(outbox):
                 endpoint_id = doc.get("endpoint_id")
                 if endpoint_id in due:
-                    _queue(txn, endpoint_id).insert({**doc, "seq": takers[endpoint_id].next_seq()})
+                    row = {**doc, "seq": takers[endpoint_id].next_seq()}
+                    moved.setdefault(endpoint_id, []).append(row)
             for endpoint_id in due:
                 takers[endpoint_id].taken = at
-            moved |= due
-        for endpoint_id in moved:
+                moved.setdefault(endpoint_id, [])
+        for endpoint_id, rows in moved.items():
+            _queue(txn, endpoint_id).insert_multiple(rows)
             takers[endpoint_id].save()
         files = {path: found.last for path, found in spilled.items() if path is not None}
         passed = min(m.taken for m in takers.values())
@@ -500,6 +503,7 @@ def _put_rows(txn: ShardTransaction, endpoint_id: str, rows: Sequence[Delivery])
         done.insert_multiple(_stored(d) for d in delivered)
         _trim(done)
     mark: _Mark | None = None  # read only when a new row needs a place
+    new: list[dict[str, Any]] = []  # inserted at once: a TinyDB insert rewrites its table
     for d in rows:
         if d.status == DeliveryStatus.DELIVERED:
             continue
@@ -510,7 +514,9 @@ def _put_rows(txn: ShardTransaction, endpoint_id: str, rows: Sequence[Delivery])
         if not seq:
             mark = mark or _Mark(txn, endpoint_id)
             seq = mark.next_seq()
-        queue.insert({**_stored(d), "seq": seq})
+        new.append({**_stored(d), "seq": seq})
+    if new:
+        queue.insert_multiple(new)
     if mark is not None:
         mark.save()
 

@@ -79,7 +79,50 @@ def enqueue(
     """
     if not deliveries:
         return
-    # Every endpoint gets the same bytes for an event: they are kept once, as sent.
+    head = _held(txn)
+    head.insert({"at": first, **_outbox(deliveries, cursors)})
+    if len(head) >= _SPILL:
+        outboxes = in_order(head.all())
+        _spill_table(txn, outboxes[0]["at"]).insert_multiple(dict(doc) for doc in outboxes)
+        head.truncate()
+
+
+def _outbox(deliveries: Sequence[Delivery], cursors: Sequence[int]) -> dict[str, Any]:
+    """An outbox's contents: each event once, with the endpoints (and delivery ids) it goes to.
+
+    Every change writes the head, outboxes held included, and its journal
+    copies the head again: so new deliveries, which differ only in endpoint
+    and id, are kept as one entry per event — a third of the bytes of a row
+    each — with the payload as sent, made once per event (every endpoint
+    gets the same bytes). It is built from the deliveries' fields, not from
+    their documents: this runs in every license change. Deliveries of
+    another shape (none a change makes today) are kept whole, in order.
+    """
+    events: list[dict[str, Any]] = []
+    for d in deliveries:
+        fresh = (
+            d.seq == 0
+            and d.status == DeliveryStatus.PENDING
+            and not d.attempts
+            and not d.manual
+            and d.next_attempt_at == d.window_start
+        )
+        cursor = d.event_cursor or cursors[d.index]
+        shared = (d.event_id, d.type, d.index, cursor, d.window_start.isoformat())
+        if fresh and events and tuple(events[-1][k] for k in _PER_EVENT) == shared:
+            events[-1]["to"].append([d.endpoint_id, d.delivery_id])
+        elif fresh and not any(e["event_id"] == d.event_id for e in events):
+            payload = replace(d, event_cursor=cursor).payload().decode()
+            to = [[d.endpoint_id, d.delivery_id]]
+            entry = dict(zip(_PER_EVENT, shared, strict=True))
+            events.append({**entry, "payload": payload, "to": to})
+        else:  # another shape, or an event's deliveries apart: keep them whole, in order
+            return _rows(deliveries, cursors)
+    return {"events": events}
+
+
+def _rows(deliveries: Sequence[Delivery], cursors: Sequence[int]) -> dict[str, Any]:
+    """Deliveries kept whole: each row without its body, each event's payload once."""
     payloads: dict[str, str] = {}
     rows = []
     for d in deliveries:
@@ -89,37 +132,7 @@ def enqueue(
         if d.event_id not in payloads:
             payloads[d.event_id] = replace(d, event_cursor=cursor).payload().decode()
         rows.append(row)
-    head = _held(txn)
-    head.insert({"at": first, **_outbox(rows, payloads)})
-    if len(head) >= _SPILL:
-        outboxes = in_order(head.all())
-        _spill_table(txn, outboxes[0]["at"]).insert_multiple(dict(doc) for doc in outboxes)
-        head.truncate()
-
-
-def _outbox(rows: list[dict[str, Any]], payloads: dict[str, str]) -> dict[str, Any]:
-    """An outbox's contents: each event once, with the endpoints (and delivery ids) it goes to.
-
-    Every change writes the head, outboxes held included, and its journal
-    copies the head again: so new deliveries, which differ only in endpoint
-    and id, are kept as one entry per event — a third of the bytes of a row
-    each — and as JSON, not as text within the head's text. Rows of another
-    shape (none a change makes today) are kept whole, in order.
-    """
-    events: list[dict[str, Any]] = []
-    for row in rows:
-        shared = {k: row[k] for k in _PER_EVENT}
-        fresh = all(row[k] == v for k, v in _FRESH.items())
-        if not fresh or row["next_attempt_at"] != row["window_start"]:
-            return {"payloads": payloads, "rows": rows}
-        target = [row["endpoint_id"], row["delivery_id"]]
-        if events and {k: events[-1][k] for k in _PER_EVENT} == shared:
-            events[-1]["to"].append(target)
-        elif any(e["event_id"] == row["event_id"] for e in events):
-            return {"payloads": payloads, "rows": rows}  # an event's rows apart: keep the order
-        else:
-            events.append({**shared, "payload": payloads[row["event_id"]], "to": [target]})
-    return {"events": events}
+    return {"payloads": payloads, "rows": rows}
 
 
 def in_order(outboxes: Sequence[Any]) -> list[Any]:

@@ -96,4 +96,5 @@ def queue_events(
         )
     if rows:
         tx.enqueue(rows)
-        WAKE.set()
+        if not WAKE.is_set():  # setting it takes its lock: once until the deliverer clears it
+            WAKE.set()

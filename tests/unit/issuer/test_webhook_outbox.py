@@ -241,26 +241,39 @@ def test_a_change_keeps_each_event_once_with_the_endpoints_it_goes_to(tmp_path: 
 
 
 def test_rows_of_another_shape_are_kept_whole_in_order() -> None:
+    import datetime as dt
+
     from issuer.ledger.webhooks_outbox import _outbox, deliveries_of
+    from issuer.webhook_records import Attempt, Delivery
 
-    def row(event: str, endpoint: str, **other: Any) -> dict[str, Any]:
-        return {"delivery_id": f"DL-{event}{endpoint}", "endpoint_id": endpoint, "event_id": event, "type": "t",
-                "event_cursor": 1, "index": 0, "seq": 0, "status": "pending", "attempts": [],
-                "next_attempt_at": "2026-01-01T00:00:00+00:00", "window_start": "2026-01-01T00:00:00+00:00",
-                "manual": False, **other}
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    bodies = {"E1": {"n": 1}, "E2": {"n": 2}}
 
-    payloads = {"E1": "{}", "E2": "[]"}
-    compact = [row("E1", "A"), row("E1", "B"), row("E2", "A")]
-    assert "events" in _outbox(compact, payloads)
-    for rows in (
-        [row("E1", "A"), row("E2", "A"), row("E1", "B")],  # one event's rows apart
-        [row("E1", "A", manual=True)],
-        [row("E1", "A", next_attempt_at="2026-01-02T00:00:00+00:00")],
+    def new(event: str, endpoint: str, **other: Any) -> Delivery:
+        fields: dict[str, Any] = {"next_attempt_at": at, **other}
+        return Delivery(delivery_id=f"DL-{event}{endpoint}", endpoint_id=endpoint, event_id=event, type="t",
+                        body=bodies[event], window_start=at, event_cursor=1, **fields)
+
+    def expected(deliveries: list[Delivery]) -> list[dict[str, Any]]:
+        docs = [d.to_doc() for d in deliveries]
+        for doc in docs:
+            doc["payload"] = json.dumps(doc.pop("body"), separators=(",", ":"))
+        return docs
+
+    compact = [new("E1", "A"), new("E1", "B"), new("E2", "A")]
+    kept = _outbox(compact, [1])
+    assert [e["to"] for e in kept["events"]] == [[["A", "DL-E1A"], ["B", "DL-E1B"]], [["A", "DL-E2A"]]]
+    assert deliveries_of(kept) == expected(compact)
+    for deliveries in (
+        [new("E1", "A"), new("E2", "A"), new("E1", "B")],  # one event's deliveries apart
+        [new("E1", "A", manual=True)],
+        [new("E1", "A", next_attempt_at=at + dt.timedelta(days=1))],
+        [new("E1", "A", attempts=(Attempt(at, 500, "HTTP 500"),))],
+        [new("E1", "A", seq=7)],
     ):
-        kept = _outbox(rows, payloads)
+        kept = _outbox(deliveries, [1])
         assert "events" not in kept
-        assert deliveries_of(kept) == [{**r, "payload": payloads[r["event_id"]]} for r in rows]
-    assert deliveries_of(_outbox(compact, payloads)) == [{**r, "payload": payloads[r["event_id"]]} for r in compact]
+        assert deliveries_of(kept) == expected(deliveries)
 
 
 @pytest.mark.parametrize("shape", ["rows", "text with payloads", "text with bodies"])
