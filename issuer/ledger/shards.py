@@ -2,8 +2,9 @@
 
 A TinyDB shard lives for one transaction (:class:`ShardStorage`): read once
 under the ledger's lock, written only when the transaction commits. A commit
-that touches several files first writes them all to ``journal.json``; the
-next transaction replays it (:func:`replay_journal`) if a process died half
+that touches several files first writes them all to ``journal.json`` (a
+header line naming each file and its length, then their bytes as they are);
+the next transaction replays it (:func:`replay_journal`) if a process died half
 way, so the indexes and the licenses always agree. A missing, empty,
 truncated or oversized file is damage, never an empty ledger.
 
@@ -29,9 +30,12 @@ from verifier.fileio import atomic_write, fsync_dir, os_error_words
 
 __all__ = [
     "JOURNAL_FILE",
+    "JOURNAL_MAGIC",
     "MAX_FILE",
     "ShardStorage",
     "ShardTransaction",
+    "journal_bytes",
+    "journal_files",
     "parse",
     "parse_shard",
     "read_json",
@@ -96,6 +100,65 @@ def read_json(path: Path, what: str) -> Any:
     """Read and parse a ledger file: ``None`` if absent; damage of any kind is an error."""
     data = read_raw(path, what)
     return None if data is None else parse(data, path, what)
+
+
+#: The first line of a journal; what follows is a JSON line of ``[file, length]``
+#: pairs, then the files' bytes, one after the other.
+JOURNAL_MAGIC = b"licet-journal 2\n"
+_DAMAGED_JOURNAL = "ledger journal is damaged — restore the ledger from a backup"
+
+
+def journal_bytes(files: list[tuple[str, bytes]]) -> bytes:
+    """A journal of ``(file, bytes)`` pairs, the files relative to the ledger.
+
+    The bytes are kept as they are, not as JSON text: a change's journal
+    copies every file it writes, the audit-log page included, and as text
+    every quote in them was escaped once more (a third of a change's JSON work).
+    """
+    header = json.dumps([[rel, len(content)] for rel, content in files]).encode()
+    return b"".join([JOURNAL_MAGIC, header, b"\n", *(content for _, content in files)])
+
+
+def journal_files(data: bytes, path: Path) -> list[tuple[str, bytes]]:
+    """The ``(file, bytes)`` pairs of a journal read with :func:`read_raw`.
+
+    A journal written before the bytes were kept as they are (JSON,
+    ``{"files": {file: text}}``) is read too: it may wait in a ledger
+    whose process died before an upgrade.
+
+    Raises:
+        LedgerCorruptError: the journal is damaged.
+    """
+    if not data.startswith(JOURNAL_MAGIC):
+        old = parse(data, path, "journal")
+        files = old.get("files") if isinstance(old, dict) else None
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise LedgerCorruptError(_DAMAGED_JOURNAL)
+        return [(rel, text.encode()) for rel, text in files.items()]
+    header, newline, rest = data[len(JOURNAL_MAGIC) :].partition(b"\n")
+    try:
+        entries = json.loads(header)
+    except ValueError:
+        entries = None
+    if not (
+        newline
+        and isinstance(entries, list)
+        and all(
+            isinstance(e, list)
+            and len(e) == 2
+            and isinstance(e[0], str)
+            and type(e[1]) is int
+            and e[1] >= 0
+            for e in entries
+        )
+        and sum(e[1] for e in entries) == len(rest)
+    ):
+        raise LedgerCorruptError(_DAMAGED_JOURNAL)
+    files, at = [], 0
+    for rel, size in entries:
+        files.append((rel, rest[at : at + size]))
+        at += size
+    return files
 
 
 class ShardStorage(Storage):
@@ -163,12 +226,11 @@ class ShardTransaction:
         journal = journal and len(dirty) > 1
         data = [s.serialized() for s in dirty]  # once each: encoding is most of a commit's CPU
         if journal:
-            files = {
-                str(s.path.relative_to(self.root)): b.decode()
-                for s, b in zip(dirty, data, strict=True)
-            }
+            files = [
+                (str(s.path.relative_to(self.root)), b) for s, b in zip(dirty, data, strict=True)
+            ]
             try:
-                atomic_write(self.root / self._journal, json.dumps({"files": files}).encode())
+                atomic_write(self.root / self._journal, journal_bytes(files))
             except OSError:
                 # A failed folder fsync can follow a successful rename: never leave
                 # behind a journal that the next operation would replay.
@@ -226,18 +288,16 @@ def replay_journal(folder: Path, journal_file: str = JOURNAL_FILE) -> None:
     Raises:
         LedgerWriteError: the replay cannot write (the journal stays for the next try).
     """
-    journal = read_json(folder / journal_file, "journal")
-    if journal is None:
+    path = folder / journal_file
+    data = read_raw(path, "journal")
+    if data is None:
         return
-    files = journal.get("files") if isinstance(journal, dict) else None
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise LedgerCorruptError("ledger journal is damaged — restore the ledger from a backup")
     targets = []
-    for rel, text in files.items():
+    for rel, content in journal_files(data, path):
         target = (folder / rel).resolve()
         if folder.resolve() not in target.parents:
             raise LedgerCorruptError("ledger journal names a file outside the ledger")
-        targets.append((target, text.encode()))
+        targets.append((target, content))
     try:
         for target, data in targets:
             atomic_write(target, data)

@@ -13,7 +13,7 @@ from support import PRODUCT, TIMING, FakeClock, ledger_bytes, make_issuer, reque
 
 from issuer import Issuer, LedgerBusyError, LedgerCorruptError, LedgerMissingError
 from issuer.ledger.folder import LOCK_FILE, META_FILE, Ledger
-from issuer.ledger.shards import JOURNAL_FILE
+from issuer.ledger.shards import JOURNAL_FILE, JOURNAL_MAGIC, journal_bytes, journal_files
 
 
 @pytest.fixture
@@ -113,7 +113,15 @@ def test_deleted_shard_is_detected_through_the_key_index(env: tuple[Issuer, Path
         reopen(tmp_path).redeem(request_for(key, "alpha"), method="air-gapped")
 
 
-def test_interrupted_multi_file_change_is_completed_from_the_journal(env: tuple[Issuer, Path], tmp_path: Path) -> None:
+def _as_written(changed: dict[str, bytes], shape: str) -> bytes:
+    """A journal of ``changed`` as licet writes it now, or as it wrote it before 2026-12."""
+    if shape == "bytes":
+        return journal_bytes(list(changed.items()))
+    return json.dumps({"files": {rel: data.decode() for rel, data in changed.items()}}).encode()
+
+
+@pytest.mark.parametrize("shape", ["bytes", "json text (older)"])
+def test_interrupted_multi_file_change_is_completed_from_the_journal(env: tuple[Issuer, Path], tmp_path: Path, shape: str) -> None:
     iss, ledger = env
     before = ledger_bytes(ledger)
     created = iss.create_license(PRODUCT)
@@ -127,21 +135,59 @@ def test_interrupted_multi_file_change_is_completed_from_the_journal(env: tuple[
             (ledger / rel).write_bytes(before[rel])
         else:
             (ledger / rel).unlink()
-    journal = {"files": {rel: data.decode() for rel, data in changed.items()}}
-    (ledger / JOURNAL_FILE).write_text(json.dumps(journal))
+    (ledger / JOURNAL_FILE).write_bytes(_as_written(changed, shape))
     again = reopen(tmp_path)
     assert again.show(created.license_id).activation_key == created.activation_key
     assert not (ledger / JOURNAL_FILE).exists()
+    assert ledger_bytes(ledger) == after
     assert again.redeem(request_for(created.activation_key, "alpha"), method="air-gapped").new
 
 
-def test_damaged_journal_is_refused(env: tuple[Issuer, Path], tmp_path: Path) -> None:
-    (env[1] / JOURNAL_FILE).write_text('{"files": {"../../etc/x": "boom"}}')
-    with pytest.raises(LedgerCorruptError, match="outside the ledger"):
+def test_a_change_journals_its_files_bytes_as_they_are(env: tuple[Issuer, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from issuer.ledger import shards
+
+    iss, ledger = env
+    written: list[bytes] = []
+    real = shards.atomic_write
+
+    def spy(path: Path, data: bytes, *args: object, **kwargs: object) -> None:
+        if path.name == JOURNAL_FILE:
+            written.append(data)
+        real(path, data, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shards, "atomic_write", spy)
+    before = ledger_bytes(ledger)
+    iss.create_license(PRODUCT)
+    changed = {rel: data for rel, data in ledger_bytes(ledger).items() if before.get(rel) != data}
+    (journal,) = written
+    assert journal.startswith(JOURNAL_MAGIC)
+    assert dict(journal_files(journal, ledger / JOURNAL_FILE)) == changed
+    header_end = journal.index(b"\n", len(JOURNAL_MAGIC)) + 1
+    assert len(journal) - header_end == sum(len(data) for data in changed.values())  # each file once, as is
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        b'{"files": {"../../etc/x": "boom"}}',
+        b"{",
+        JOURNAL_MAGIC + b'[["../../etc/x", 4]]\nboom',
+        JOURNAL_MAGIC + b'[["licenses/x.json", 5]]\nboom',  # lengths do not add up
+        JOURNAL_MAGIC + b'[["licenses/x.json", 4]]',  # no header line end: cut short
+        JOURNAL_MAGIC + b'[["licenses/x.json", -4]]\nboom',
+        JOURNAL_MAGIC + b'{"licenses/x.json": 4}\nboom',
+        JOURNAL_MAGIC + b"not json\nboom",
+    ],
+    ids=["old: outside", "old: not json", "outside", "lengths", "cut short", "negative", "not pairs", "header"],
+)
+def test_damaged_journal_is_refused_and_changes_nothing(env: tuple[Issuer, Path], tmp_path: Path, journal: bytes) -> None:
+    ledger = env[1]
+    (ledger / JOURNAL_FILE).write_bytes(journal)
+    before = ledger_bytes(ledger)
+    with pytest.raises(LedgerCorruptError, match="outside the ledger" if b"etc" in journal else "journal is damaged|truncated or not JSON"):
         reopen(tmp_path).licenses()
-    (env[1] / JOURNAL_FILE).write_text("{")
-    with pytest.raises(LedgerCorruptError):
-        reopen(tmp_path).licenses()
+    assert ledger_bytes(ledger) == before
+    assert not (tmp_path / "etc").exists()
 
 
 HOLD_LOCK = """
