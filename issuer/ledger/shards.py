@@ -289,20 +289,20 @@ def replay_journal(folder: Path, journal_file: str = JOURNAL_FILE) -> None:
         LedgerWriteError: the replay cannot write (the journal stays for the next try).
     """
     path = folder / journal_file
-    data = read_raw(path, "journal")
-    if data is None:
+    journal = read_raw(path, "journal")
+    if journal is None:
         return
     targets = []
-    for rel, content in journal_files(data, path):
+    for rel, content in journal_files(journal, path):
         target = (folder / rel).resolve()
         if folder.resolve() not in target.parents:
             raise LedgerCorruptError("ledger journal names a file outside the ledger")
         targets.append((target, content))
     try:
-        for target, data in targets:
-            atomic_write(target, data)
-        os.unlink(folder / journal_file)
-        fsync_dir((folder / journal_file).parent)
+        for target, content in targets:
+            atomic_write(target, content)
+        os.unlink(path)
+        fsync_dir(path.parent)
     except OSError as err:
         raise LedgerWriteError(
             f"cannot complete an interrupted change of the ledger {folder}: "

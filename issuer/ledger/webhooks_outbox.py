@@ -41,6 +41,8 @@ _SPILL = 8  # outboxes the index head holds before they move to a file of their 
 # A new delivery's fields: what one event's deliveries share, and what every new one has.
 _PER_EVENT = ("event_id", "type", "index", "event_cursor", "window_start")
 _FRESH = {"seq": 0, "status": DeliveryStatus.PENDING, "attempts": [], "manual": False}
+# The same, as a Delivery's fields (its attempts are a tuple).
+_FRESH_FIELDS = {k: tuple(v) if isinstance(v, list) else v for k, v in _FRESH.items()}
 
 
 def _held(txn: ShardTransaction) -> Table:
@@ -100,14 +102,10 @@ def _outbox(deliveries: Sequence[Delivery], cursors: Sequence[int]) -> dict[str,
     """
     events: list[dict[str, Any]] = []
     for d in deliveries:
-        fresh = (
-            d.seq == 0
-            and d.status == DeliveryStatus.PENDING
-            and not d.attempts
-            and not d.manual
-            and d.next_attempt_at == d.window_start
+        fresh = d.next_attempt_at == d.window_start and all(
+            getattr(d, k) == v for k, v in _FRESH_FIELDS.items()
         )
-        cursor = d.event_cursor or cursors[d.index]
+        cursor = _cursor(d, cursors)
         shared = (d.event_id, d.type, d.index, cursor, d.window_start.isoformat())
         if fresh and events and tuple(events[-1][k] for k in _PER_EVENT) == shared:
             events[-1]["to"].append([d.endpoint_id, d.delivery_id])
@@ -126,13 +124,18 @@ def _rows(deliveries: Sequence[Delivery], cursors: Sequence[int]) -> dict[str, A
     payloads: dict[str, str] = {}
     rows = []
     for d in deliveries:
-        cursor = d.event_cursor or cursors[d.index]
+        cursor = _cursor(d, cursors)
         row = {**d.to_doc(), "event_cursor": cursor}
         del row["body"]
         if d.event_id not in payloads:
             payloads[d.event_id] = replace(d, event_cursor=cursor).payload().decode()
         rows.append(row)
     return {"payloads": payloads, "rows": rows}
+
+
+def _cursor(d: Delivery, cursors: Sequence[int]) -> int:
+    """A delivery's event cursor: its own, or the one the transaction gave its event."""
+    return d.event_cursor or cursors[d.index]
 
 
 def in_order(outboxes: Sequence[Any]) -> list[Any]:
